@@ -1,0 +1,3 @@
+from gatekeeper.main import main
+
+raise SystemExit(main())
