@@ -1,0 +1,208 @@
+"""The decision: pure and typed. Analysed ref updates and a policy in, a decision with reasons out; no I/O, no git.
+
+Rules (DESIGN.md "All matching rules must hold"):
+
+* An update of an unprotected ref is allowed here (content detectors may still refuse it elsewhere).
+* For a protected ref, every rule matching any changed path (old or new side: a change set entry has one path, and
+  a move is a delete plus an add, so both paths are checked) must have enough approvals from distinct eligible
+  people. A loose rule never overrides a strict one.
+* Deleting or rewriting (non-fast-forward) a protected ref is itself a protected change: the built-in requirement
+  ``protected-ref-history`` needs as many approvals as the strictest rule, from the union of all rules' reviewers.
+* ``mode: monitor`` decides the same way but never blocks. Break-glass lets a member of the ``break_glass`` group
+  through, always loudly recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from gatekeeper.analysis import RefAnalysis
+from gatekeeper.model import Change, Identity, UpdateKind
+
+HISTORY_RULE = "protected-ref-history"
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """What one rule demands of one ref update."""
+
+    rule: str
+    approvals: int
+    reviewers: frozenset[str]  # eligible people (groups expanded)
+    reviewer_spec: tuple[str, ...]  # as written in the policy (group or people names), for messages
+    changes: tuple[Change, ...]  # the changed paths that made the rule match
+    why: str = ""  # for built-in requirements: why it applies
+
+
+@dataclass(frozen=True)
+class ApprovalResult:
+    approvers: frozenset[str] = frozenset()  # distinct eligible people whose approval covers the requirement
+    notes: tuple[str, ...] = ()  # why other approvals did not count ("approval by alice (is the pusher)")
+    used: tuple[dict[str, object], ...] = ()  # evidence for the audit record
+
+
+class ApprovalEvaluator(Protocol):
+    def evaluate(self, requirement: Requirement, analysis: RefAnalysis) -> ApprovalResult: ...
+
+
+@dataclass(frozen=True)
+class RequirementOutcome:
+    requirement: Requirement
+    result: ApprovalResult
+
+    @property
+    def satisfied(self) -> bool:
+        return len(self.result.approvers) >= self.requirement.approvals
+
+    @property
+    def missing(self) -> int:
+        return max(0, self.requirement.approvals - len(self.result.approvers))
+
+
+@dataclass(frozen=True)
+class RefDecision:
+    analysis: RefAnalysis
+    allowed: bool
+    outcomes: tuple[RequirementOutcome, ...]
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: str  # allow | deny | break-glass
+    blocked: bool  # whether the push is refused (False in monitor mode and on break-glass)
+    refs: tuple[RefDecision, ...]
+    reasons: tuple[str, ...]
+    mode: str
+    break_glass: dict[str, str] = field(default_factory=dict)
+
+
+class PolicyView(Protocol):
+    """The part of :class:`gatekeeper.policy.Policy` the gate needs (kept narrow so the gate is testable alone)."""
+
+    mode: str
+    break_glass: tuple[str, ...]
+
+    @property
+    def rules(self) -> Sequence[object]: ...
+
+    def rules_for(self, path: bytes) -> Sequence[object]: ...
+
+    def reviewers_of(self, rule: object) -> frozenset[str]: ...
+
+    def members(self, names: Iterable[str]) -> frozenset[str]: ...
+
+
+def requirements_for(policy: PolicyView, analysis: RefAnalysis) -> list[Requirement]:
+    """Every requirement one protected ref update must meet, in policy order."""
+    if not analysis.protected or analysis.kind == UpdateKind.NOOP:
+        return []
+    matched: dict[str, list[Change]] = {}
+    rules_by_name: dict[str, object] = {}
+    cache: dict[bytes, Sequence[object]] = {}
+    for change in analysis.changes:
+        rules = cache.get(change.path)
+        if rules is None:
+            rules = cache[change.path] = policy.rules_for(change.path)
+        for rule in rules:
+            name = rule.name  # type: ignore[attr-defined]
+            rules_by_name[name] = rule
+            matched.setdefault(name, []).append(change)
+    out: list[Requirement] = []
+    for rule in policy.rules:
+        name = rule.name  # type: ignore[attr-defined]
+        if name in matched:
+            out.append(
+                Requirement(
+                    rule=name,
+                    approvals=int(rule.approvals),  # type: ignore[attr-defined]
+                    reviewers=policy.reviewers_of(rule),
+                    reviewer_spec=tuple(rule.reviewers),  # type: ignore[attr-defined]
+                    changes=tuple(matched[name]),
+                )
+            )
+    if analysis.kind in (UpdateKind.DELETE, UpdateKind.FORCE):
+        out.append(_history_requirement(policy, analysis))
+    return out
+
+
+def _history_requirement(policy: PolicyView, analysis: RefAnalysis) -> Requirement:
+    rules = list(policy.rules)
+    reviewers: set[str] = set()
+    spec: list[str] = []
+    for rule in rules:
+        reviewers |= policy.reviewers_of(rule)
+        for name in rule.reviewers:  # type: ignore[attr-defined]
+            if name not in spec:
+                spec.append(name)
+    needed = max([int(r.approvals) for r in rules] or [1])  # type: ignore[attr-defined]
+    why = "deleting a protected ref" if analysis.kind == UpdateKind.DELETE else "rewriting a protected ref's history"
+    return Requirement(
+        rule=HISTORY_RULE,
+        approvals=max(1, needed),
+        reviewers=frozenset(reviewers),
+        reviewer_spec=tuple(spec),
+        changes=analysis.changes,
+        why=why,
+    )
+
+
+def decide(
+    policy: PolicyView,
+    analyses: Sequence[RefAnalysis],
+    *,
+    pusher: Identity,
+    approvals: ApprovalEvaluator | None = None,
+    break_glass_reason: str | None = None,
+    extra_requirements: Callable[[RefAnalysis], list[Requirement]] | None = None,
+) -> Decision:
+    """Decide on a whole push. Pure: the same inputs always give the same decision."""
+    refs: list[RefDecision] = []
+    for analysis in analyses:
+        refs.append(_decide_ref(policy, analysis, approvals, extra_requirements))
+    allowed = all(r.allowed for r in refs)
+    mode = policy.mode
+    if allowed:
+        return Decision("allow", False, tuple(refs), (), mode)
+    reasons: list[str] = []
+    if break_glass_reason is not None:
+        eligible = policy.members(policy.break_glass)
+        if pusher.user in eligible and not pusher.is_deploy_key and break_glass_reason.strip():
+            return Decision(
+                "break-glass", False, tuple(refs), ("break-glass by " + pusher.user,), mode,
+                {"by": pusher.user, "reason": break_glass_reason.strip()},
+            )
+        if not break_glass_reason.strip():
+            reasons.append("break-glass needs a reason: -o gatekeeper.break-glass=\"why\"")
+        else:
+            reasons.append(f"break-glass refused: {pusher.user} is not in the policy's break_glass list")
+    return Decision("deny", mode != "monitor", tuple(refs), tuple(reasons), mode)
+
+
+def _decide_ref(
+    policy: PolicyView,
+    analysis: RefAnalysis,
+    approvals: ApprovalEvaluator | None,
+    extra: Callable[[RefAnalysis], list[Requirement]] | None,
+) -> RefDecision:
+    if not analysis.protected:
+        return RefDecision(analysis, True, (), ("not a protected ref",))
+    if analysis.kind == UpdateKind.NOOP:
+        return RefDecision(analysis, True, (), ("no change",))
+    requirements = requirements_for(policy, analysis)
+    if extra is not None:
+        requirements.extend(extra(analysis))
+    if not requirements:
+        return RefDecision(analysis, True, (), ("no protected paths changed",))
+    outcomes = []
+    for requirement in requirements:
+        result = approvals.evaluate(requirement, analysis) if approvals is not None else ApprovalResult()
+        outcomes.append(RequirementOutcome(requirement, result))
+    allowed = all(o.satisfied for o in outcomes)
+    reasons = tuple(
+        f"rule {o.requirement.rule}: {len(o.result.approvers)}/{o.requirement.approvals} approvals"
+        for o in outcomes
+    )
+    return RefDecision(analysis, allowed, tuple(outcomes), reasons)

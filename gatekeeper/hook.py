@@ -1,0 +1,346 @@
+"""The server hooks: pre-receive decides and records, post-receive records what actually happened.
+
+pre-receive, in order (DESIGN.md "Data flow of one push"):
+
+1. policy from the server-side config (never from pushed content);
+2. who pushes, from the platform;
+3. the ref updates from stdin, validated;
+4. per protected ref, the net change set (quarantine visible through FROM_ENV);
+5. the decision (pure);
+6. a chained pre-existing hook, if the decision allows;
+7. one audit record, durably, *before* exiting 0 -- if it cannot be written the push is refused.
+
+Every failure on the way (bad config, bad input, unreadable repository, timeout, a bug) refuses the push with a
+one-line reason, and is itself recorded when a log can be found (the install records a fallback log path in the shim
+for exactly that case).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import traceback
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+from gatekeeper import __version__
+from gatekeeper.errors import AuditError, GatekeeperError
+from gatekeeper.model import RefUpdate, display_path
+
+DEFAULT_TIMEOUT_S = 50  # below GitLab's 55 s web-operation deadline; git itself has no hook timeout
+MAX_PATHS_RECORDED = 1000
+
+
+class HookTimeout(GatekeeperError):
+    default_hint = "the push is too large to check in time; split it, or ask an admin to raise limits.timeout_seconds"
+
+
+@dataclass
+class HookResult:
+    exit_code: int
+    lines: list[str]
+
+
+@contextmanager
+def _deadline(seconds: int) -> Iterator[None]:
+    def _expired(signum: int, frame: FrameType | None) -> None:
+        raise HookTimeout(f"the gate did not finish within {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, _expired)
+    signal.alarm(max(1, seconds))
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run_pre_receive(
+    stdin: bytes,
+    env: Mapping[str, str],
+    *,
+    config: Path,
+    fallback_log: Path | None = None,
+    chain: Path | None = None,
+) -> HookResult:
+    """Decide on one push. Returns the exit code and the lines to show the pusher."""
+    push_id = str(uuid.uuid4())
+    event: dict[str, object] = {
+        "type": "push.decision",
+        "push_id": push_id,
+        "gate_version": __version__,
+        "repo": None,
+        "pusher": None,
+        "protocol": None,
+        "updates": [],
+    }
+    policy = None
+    prefix = ""
+    try:
+        from gatekeeper.policy import load_policy
+
+        policy = load_policy(config)
+        event["config_sha256"] = policy.source_sha256
+        event["mode"] = policy.mode
+        timeout = int(getattr(policy.limits, "timeout_seconds", DEFAULT_TIMEOUT_S) or DEFAULT_TIMEOUT_S)
+        with _deadline(timeout):
+            result = _decide(stdin, env, policy, event, chain)
+        prefix = result[1]
+        decision_lines, blocked = result[0], result[2]
+    except Exception as exc:  # noqa: BLE001 -- fail closed on anything, bugs included
+        return _refuse_with_error(exc, event, policy, fallback_log, prefix)
+    # Record before exiting 0: an accepted push always has a durable decision record.
+    try:
+        seq = _append(event, policy, fallback_log)
+    except Exception as exc:  # noqa: BLE001
+        return HookResult(1, _prefixed(prefix, _audit_failure_lines(exc)))
+    lines = [line.replace("{AUDIT_SEQ}", str(seq)) for line in decision_lines]
+    return HookResult(1 if blocked else 0, _prefixed(prefix, lines))
+
+
+def _decide(
+    stdin: bytes, env: Mapping[str, str], policy: object, event: dict[str, object], chain: Path | None,
+) -> tuple[list[str], str, bool]:
+    from gatekeeper.analysis import analyse_updates
+    from gatekeeper.gate import decide
+    from gatekeeper.gitrepo import Repo, read_push_options
+    from gatekeeper.hookinput import parse_updates
+    from gatekeeper.messages import render_decision
+    from gatekeeper.platform import detect_context, message_prefix
+
+    context = detect_context(env, platform=policy.platform)  # type: ignore[attr-defined]
+    prefix = message_prefix(context.platform)
+    event["pusher"] = {
+        "user": context.identity.user,
+        "source": context.identity.source,
+        "deploy_key": context.identity.is_deploy_key,
+    }
+    event["protocol"] = context.protocol
+    event["platform"] = context.platform
+    event["repo"] = repository_id(policy, context.repository, env)
+    if context.details:
+        event["platform_details"] = dict(context.details)
+    updates = parse_updates(stdin)
+    event["updates"] = [_update_stub(u) for u in updates]
+    options = read_push_options(env)
+    break_glass = _break_glass_option(options)
+    repo = Repo.open_for_hook(env)
+    analyses = analyse_updates(
+        repo,
+        updates,
+        is_protected=policy.is_protected_ref,  # type: ignore[attr-defined]
+        default_branch=policy.default_branch,  # type: ignore[attr-defined]
+        max_changed_paths=int(policy.limits.max_changed_paths),  # type: ignore[attr-defined]
+    )
+    decision = decide(policy, analyses, pusher=context.identity, break_glass_reason=break_glass)  # type: ignore[arg-type]
+    chained_failure = None
+    if not decision.blocked and chain is not None:
+        chained_failure = _run_chained(chain, stdin, env)
+    event.update(_decision_fields(decision))
+    if chained_failure:
+        event["decision"] = "deny"
+        event["blocked"] = True
+        event["reasons"] = list(event.get("reasons", [])) + [chained_failure]  # type: ignore[arg-type]
+        lines = [
+            "gatekeeper: push REFUSED (audit record #{AUDIT_SEQ}): " + chained_failure,
+        ]
+        return lines, prefix, True
+    lines = render_decision(decision, audit_seq=None, pusher=context.identity.user)
+    lines[0] = lines[0] + " (audit record #{AUDIT_SEQ})"
+    return lines, prefix, decision.blocked
+
+
+def repository_id(policy: object, platform_repo: str | None, env: Mapping[str, str]) -> str:
+    """The id approvals bind to: the policy's ``repository``, else the platform's, else the repository folder."""
+    configured = getattr(policy, "repository", None)
+    if configured:
+        return str(configured)
+    if platform_repo:
+        return platform_repo
+    from gatekeeper.gitrepo import hook_git_dir
+
+    name = Path(os.path.abspath(hook_git_dir(env))).name
+    return name[:-4] if name.endswith(".git") else name
+
+
+def _break_glass_option(options: tuple[str, ...]) -> str | None:
+    for option in options:
+        key, sep, value = option.partition("=")
+        if key == "gatekeeper.break-glass":
+            return value if sep else ""
+    return None
+
+
+def _update_stub(update: RefUpdate) -> dict[str, object]:
+    return {"ref": update.ref, "old": update.old, "new": update.new}
+
+
+def _decision_fields(decision: object) -> dict[str, object]:
+    from gatekeeper.gate import Decision
+
+    assert isinstance(decision, Decision)
+    updates = []
+    for ref in decision.refs:
+        a = ref.analysis
+        paths: list[str] = []
+        seen: set[bytes] = set()
+        for outcome in ref.outcomes:
+            for change in outcome.requirement.changes:
+                if change.path not in seen:
+                    seen.add(change.path)
+                    paths.append(display_path(change.path))
+        entry: dict[str, object] = {
+            "ref": a.update.ref,
+            "old": a.update.old,
+            "new": a.update.new,
+            "kind": a.kind.value,
+            "protected": a.protected,
+            "decision": "allow" if ref.allowed else "deny",
+            "rules": [o.requirement.rule for o in ref.outcomes],
+            "paths": paths[:MAX_PATHS_RECORDED],
+            "paths_total": len(paths),
+            "reasons": list(ref.reasons),
+        }
+        if a.protected and a.base_note:
+            entry["base"] = a.base
+            entry["base_note"] = a.base_note
+        missing = [
+            {"rule": o.requirement.rule, "needed": o.requirement.approvals, "have": len(o.result.approvers),
+             "from": list(o.requirement.reviewer_spec), "notes": list(o.result.notes)}
+            for o in ref.outcomes if not o.satisfied
+        ]
+        if missing:
+            entry["missing"] = missing
+        used = [u for o in ref.outcomes for u in o.result.used]
+        if used:
+            entry["approvals"] = used
+        updates.append(entry)
+    fields: dict[str, object] = {
+        "decision": decision.verdict,
+        "blocked": decision.blocked,
+        "reasons": list(decision.reasons),
+        "updates": updates,
+    }
+    if decision.break_glass:
+        fields["break_glass"] = dict(decision.break_glass)
+    return fields
+
+
+def _run_chained(chain: Path, stdin: bytes, env: Mapping[str, str]) -> str | None:
+    """Run the hook that was there before install; it must pass too. Returns a reason if it refused."""
+    if not os.access(chain, os.X_OK):
+        return f"the chained hook {chain} is not executable"
+    try:
+        # Output goes straight to the pusher, as it did before the gate was installed.
+        proc = subprocess.run([str(chain)], input=stdin, env=dict(env), stdout=sys.stderr, timeout=300, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"the chained hook {chain.name} could not run: {exc}"
+    if proc.returncode != 0:
+        return f"the chained hook {chain.name} refused the push (exit {proc.returncode})"
+    return None
+
+
+def _append(event: dict[str, object], policy: object, fallback_log: Path | None) -> int:
+    from gatekeeper.audit.log import AuditLog
+
+    if policy is not None:
+        log_path = Path(policy.audit.log)  # type: ignore[attr-defined]
+        key = policy.audit.signing_key  # type: ignore[attr-defined]
+    elif fallback_log is not None:
+        log_path, key = fallback_log, None
+    else:
+        raise AuditError("no audit log is configured and the install recorded no fallback log")
+    signing_key = Path(key) if key else log_path.parent / "audit-signing.key"
+    log = AuditLog(log_path, signing_key=signing_key if signing_key.exists() else None, origin=audit_origin())
+    record = log.append(event)
+    return int(record["seq"])  # type: ignore[call-overload]
+
+
+def audit_origin() -> str:
+    return f"{socket.gethostname()}/gatekeeper"
+
+
+def _refuse_with_error(
+    exc: BaseException, event: dict[str, object], policy: object, fallback_log: Path | None, prefix: str,
+) -> HookResult:
+    if isinstance(exc, GatekeeperError):
+        summary, hint = exc.message, exc.hint
+        problems = getattr(exc, "problems", [])
+        if problems:
+            summary = f"{summary}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+        kind = type(exc).__name__
+    else:
+        summary = f"internal error ({type(exc).__name__}); this is a bug in gatekeeper"
+        hint = "tell your gatekeeper admin; the details are in the audit record"
+        kind = "internal"
+    event["decision"] = "error"
+    event["blocked"] = True
+    event["reasons"] = [summary]
+    event["error"] = {
+        "type": kind,
+        "message": str(exc)[:2000],
+        "detail": "".join(traceback.format_exception(exc))[-8000:],
+    }
+    seq: int | None
+    try:
+        seq = _append(event, policy, fallback_log)
+    except Exception:  # noqa: BLE001 -- the push is refused anyway; say that it was not recorded
+        seq = None
+    from gatekeeper.messages import render_error
+
+    return HookResult(1, _prefixed(prefix, render_error(summary, hint=hint, audit_seq=seq)))
+
+
+def _audit_failure_lines(exc: BaseException) -> list[str]:
+    detail = exc.message if isinstance(exc, GatekeeperError) else f"{type(exc).__name__}: {exc}"
+    return [
+        "gatekeeper: push REFUSED: the decision could not be written to the audit log",
+        f"  {detail}",
+        "  hint: tell your gatekeeper admin (disk full or log not writable?); no push lands unrecorded",
+    ]
+
+
+def _prefixed(prefix: str, lines: list[str]) -> list[str]:
+    return [prefix + line for line in lines]
+
+
+def run_post_receive(stdin: bytes, env: Mapping[str, str], *, config: Path, fallback_log: Path | None) -> HookResult:
+    """Record the ref updates that actually happened (post-receive lists only refs that were updated)."""
+    from gatekeeper.hookinput import parse_updates
+
+    event: dict[str, object] = {"type": "push.outcome", "push_id": None, "gate_version": __version__}
+    policy = None
+    try:
+        from gatekeeper.platform import detect_context
+        from gatekeeper.policy import load_policy
+
+        policy = load_policy(config)
+        context = detect_context(env, platform=policy.platform)
+        event["repo"] = repository_id(policy, context.repository, env)
+        event["pusher"] = {"user": context.identity.user, "source": context.identity.source,
+                           "deploy_key": context.identity.is_deploy_key}
+        event["updates"] = [_update_stub(u) for u in parse_updates(stdin)]
+    except Exception as exc:  # noqa: BLE001 -- still record what we can: the refs already moved
+        event["error"] = {"type": type(exc).__name__, "message": str(exc)[:2000]}
+        event.setdefault("updates", [])
+        event["raw_input"] = stdin[:65536].decode("utf-8", "backslashreplace")
+    try:
+        _append(event, policy, fallback_log)
+    except Exception as exc:  # noqa: BLE001
+        return HookResult(1, [f"gatekeeper: WARNING: the outcome of this push could not be recorded: {exc}"])
+    return HookResult(0, [])
+
+
+def emit(lines: list[str], stream: TextIO) -> None:
+    """One write, so the message reaches the client as one contiguous block."""
+    if lines:
+        stream.write("\n".join(lines) + "\n")
+        stream.flush()

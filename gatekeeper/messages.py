@@ -1,0 +1,125 @@
+"""What the pusher reads: a short verdict per ref, and for a refusal the rule, the paths (first few, then a count),
+the approvals still needed and from whom, and the command to ask for them.
+
+Written as one contiguous block of lines (Gitea's web UI shows only the first block of ``remote:`` lines) with an
+optional per-line prefix (GitLab's web UI shows only lines starting ``GL-HOOK-ERR:``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gatekeeper.gate import Decision, RefDecision, RequirementOutcome
+from gatekeeper.model import MODE_ABSENT, MODE_GITLINK, MODE_LINK, Change, UpdateKind, display_path
+
+MAX_PATHS_SHOWN = 5
+MAX_NOTES_SHOWN = 4
+
+
+def render_decision(decision: Decision, *, audit_seq: int | None, pusher: str) -> list[str]:
+    lines: list[str] = []
+    record = f" (audit record #{audit_seq})" if audit_seq is not None else ""
+    if decision.verdict == "allow":
+        lines.append(f"gatekeeper: push allowed{record}")
+    elif decision.verdict == "break-glass":
+        lines.append(f"gatekeeper: BREAK-GLASS push by {pusher} let through and flagged for review{record}")
+        lines.append(f"  reason: {decision.break_glass.get('reason', '')}")
+        lines.append("  it stays listed by 'gatekeeper audit query --break-glass --unreviewed' until approved")
+    elif decision.blocked:
+        lines.append(f"gatekeeper: push REFUSED{record}")
+    else:
+        lines.append(f"gatekeeper: MONITOR MODE: this push would be refused; it is let through and recorded{record}")
+    for reason in decision.reasons:
+        lines.append(f"  {reason}")
+    for ref in decision.refs:
+        lines.extend(_render_ref(ref))
+    return lines
+
+
+def _render_ref(ref: RefDecision) -> list[str]:
+    a = ref.analysis
+    head = f"gatekeeper: {a.update.ref}: {'allowed' if ref.allowed else 'needs approval'} ({_describe_update(ref)})"
+    if ref.allowed:
+        why = ref.reasons[0] if ref.reasons else ""
+        return [head[:-1] + (f"; {why})" if why else ")")]
+    lines = [head]
+    missing = [o for o in ref.outcomes if not o.satisfied]
+    for outcome in missing:
+        lines.extend(_render_outcome(outcome))
+    people = sorted(set().union(*(o.requirement.reviewers for o in missing))) if missing else []
+    target = (a.update.new[:12] if a.kind != UpdateKind.DELETE else a.update.old[:12])
+    if people:
+        lines.append(f"  next: ask {_people(people)} to review and approve exactly this change:")
+        lines.append(f"    gatekeeper approve {target} --ref {a.update.ref}")
+    else:
+        lines.append("  next: no eligible reviewer exists for this rule; ask an admin to fix the policy")
+    return lines
+
+
+def _render_outcome(outcome: RequirementOutcome) -> list[str]:
+    req, result = outcome.requirement, outcome.result
+    who = ", ".join(req.reviewer_spec) or "nobody (no reviewers configured)"
+    plural = "approval" if req.approvals == 1 else "approvals"
+    have = len(result.approvers)
+    found = f"; {have} valid so far ({', '.join(sorted(result.approvers))})" if have else ""
+    what = f" ({req.why})" if req.why else ""
+    lines = [f"  rule {req.rule}{what} needs {req.approvals} {plural} from {who}{found}"]
+    if result.notes:
+        shown = list(result.notes[:MAX_NOTES_SHOWN])
+        extra = len(result.notes) - len(shown)
+        lines.append("    found: " + "; ".join(shown) + (f"; and {extra} more" if extra > 0 else ""))
+    elif not have:
+        lines.append("    found: no approvals")
+    lines.extend(_render_paths(req.changes))
+    return lines
+
+
+def _render_paths(changes: Sequence[Change]) -> list[str]:
+    lines = [f"    {_status(c)} {display_path(c.path)}" for c in changes[:MAX_PATHS_SHOWN]]
+    if len(changes) > MAX_PATHS_SHOWN:
+        lines.append(f"    ... and {len(changes) - MAX_PATHS_SHOWN} more protected paths")
+    return lines
+
+
+def _status(change: Change) -> str:
+    if change.old_mode == MODE_ABSENT:
+        kind = "added"
+    elif change.new_mode == MODE_ABSENT:
+        kind = "deleted"
+    elif change.old_mode != change.new_mode and change.old_id == change.new_id:
+        kind = "mode"
+    elif (change.old_mode in (MODE_LINK, MODE_GITLINK)) != (change.new_mode in (MODE_LINK, MODE_GITLINK)):
+        kind = "type"
+    else:
+        kind = "modified"
+    suffix = " (symlink)" if MODE_LINK in (change.old_mode, change.new_mode) else ""
+    suffix = " (submodule)" if MODE_GITLINK in (change.old_mode, change.new_mode) else suffix
+    return f"{kind:<8}" + suffix
+
+
+def _describe_update(ref: RefDecision) -> str:
+    a = ref.analysis
+    old, new = a.update.old[:7], a.update.new[:7]
+    if a.kind == UpdateKind.CREATE:
+        return f"new ref at {new}"
+    if a.kind == UpdateKind.DELETE:
+        return f"deletion of {old}"
+    if a.kind == UpdateKind.FORCE:
+        return f"forced update {old}...{new}"
+    if a.kind == UpdateKind.NOOP:
+        return "no change"
+    return f"{old}..{new}"
+
+
+def _people(names: Sequence[str]) -> str:
+    if len(names) <= 4:
+        return " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+    return ", ".join(names[:4]) + f" (or {len(names) - 4} others)"
+
+
+def render_error(summary: str, *, hint: str, audit_seq: int | None) -> list[str]:
+    record = f" (audit record #{audit_seq})" if audit_seq is not None else " (could not be recorded)"
+    lines = [f"gatekeeper: push REFUSED{record}: {summary}"]
+    if hint:
+        lines.append(f"  hint: {hint}")
+    return lines
