@@ -1,0 +1,285 @@
+"""Path and ref patterns: gitignore-style path globs matched against raw ``bytes`` paths, and ref-name globs.
+
+Path patterns use git's gitignore semantics as implemented by ``pathspec`` (``GitIgnoreSpecPattern``, registered as
+``gitwildmatch``): ``*`` and ``?`` stop at ``/``, ``**`` crosses it, a pattern without a slash (other than a trailing
+one) matches at any depth (``*.bin`` is ``**/*.bin``), a pattern with a slash is anchored at the repository root, and a
+pattern that names a directory matches everything beneath it (``models`` matches ``models/x/y.py``). One deliberate
+extension: ``dir/**`` also matches the path ``dir`` itself, so a file, symlink or submodule replacing a protected
+directory is covered by the directory's rule.
+
+Matching is done on a *normalised* text form of the path, and the patterns are normalised the same way:
+
+- the path bytes are decoded as UTF-8 with ``surrogateescape``: bytes that are not UTF-8 become lone surrogates that
+  match only ``*``/``?``/``**``, so ``models/\\xff.bin`` still matches ``models/**`` by its ASCII parts;
+- Unicode NFC (``unicode_nfc``), so a decomposed ``mode\\u0300le`` equals the composed ``mod\\u00e8le``, and the code
+  points that HFS+ ignores in file names (git's ``is_hfs_dotgit`` list) are dropped, so ``mod\\u200cels/`` cannot
+  stand in for ``models/`` on a macOS checkout;
+- Unicode case folding (``case_insensitive``), so ``Models/`` cannot slip past ``models/**``.
+
+Both transformations only ever make *more* paths match a rule, never fewer. The regular expressions run with DOTALL
+and ``\\Z``, so a newline, tab or quote in a path is an ordinary character (pathspec's own ``.`` and ``$`` would let
+``evil\\n/modeling_x.py`` escape ``**/modeling_*.py``).
+
+Ref patterns (``protected_refs``) are simpler globs on full ref names: ``*`` and ``?`` stay within one ``/``-separated
+component, a whole ``**`` component matches zero or more components (one or more at the end, so ``refs/tags/**`` does
+not match ``refs/tags`` itself); git forbids ``*?[\\`` in ref names, so nothing needs escaping.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "MatchOptions",
+    "PathMatcher",
+    "PathNormaliser",
+    "RefMatcher",
+    "check_path_pattern",
+    "check_ref_pattern",
+    "normalise_path",
+]
+
+# Code points HFS+ ignores in file names (git's read-cache.c/utf8.c `next_hfs_char`): zero-width joiners and marks,
+# bidi embeddings, deprecated format characters and the BOM.
+_HFS_IGNORABLE = dict.fromkeys(
+    [*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF],
+)
+
+# pathspec's suffix for "this file, or a directory with paths beneath it" uses `$`, which also matches before a final
+# newline; we need the true end of the string.
+_DIR_SUFFIX_OPT = "(?:(?P<ps_d>/)|$)"
+_DIR_SUFFIX = "(?P<ps_d>/)"
+
+# Cache bound for normalised paths: big pushes touch ~1e5 paths; keep the cache below that order of memory.
+_CACHE_MAX = 1 << 17
+
+
+@dataclass(frozen=True)
+class MatchOptions:
+    """How paths are compared with patterns (the policy's ``matching`` section)."""
+
+    case_insensitive: bool = True
+    unicode_nfc: bool = True
+
+
+def _normalise_text(text: str, options: MatchOptions) -> str:
+    if options.unicode_nfc:
+        text = unicodedata.normalize("NFC", text)
+        if not text.isascii():
+            text = text.translate(_HFS_IGNORABLE)
+    if options.case_insensitive:
+        # Canonical caseless matching (Unicode 3.13): fold, then re-compose what folding decomposed.
+        text = text.casefold()
+        if options.unicode_nfc and not text.isascii():
+            text = unicodedata.normalize("NFC", text)
+    return text
+
+
+def normalise_path(path: bytes, options: MatchOptions) -> str:
+    """The text form of a raw git path that patterns are matched against (see the module docstring)."""
+    if path.isascii():
+        text = path.decode("ascii")
+        return text.lower() if options.case_insensitive else text
+    return _normalise_text(path.decode("utf-8", "surrogateescape"), options)
+
+
+def check_path_pattern(pattern: object) -> str | None:
+    """Why ``pattern`` is not a usable path pattern, or None when it is.
+
+    Refuses, besides what pathspec refuses, every pattern that can never match a path git stores (git paths have no
+    empty, ``.`` or ``..`` components and no NUL), negations (a rule protects paths; it cannot un-protect them, and
+    gitignore's "last match wins" would make one rule's meaning depend on its pattern order), and unescaped leading or
+    trailing white space (git strips trailing spaces, so ``"models/** "`` would not mean what it shows).
+    """
+    if not isinstance(pattern, str):
+        return f"a path pattern must be a string, not {_type_name(pattern)}"
+    if not pattern.strip():
+        return "empty path pattern (it would match nothing)"
+    if "\x00" in pattern:
+        return f"path pattern {pattern!r} contains a NUL byte (git paths never do)"
+    if pattern[0].isspace() or (pattern[-1].isspace() and not pattern.rstrip()[-1:] == "\\"):
+        return f"path pattern {pattern!r} has leading or trailing white space; escape a real space as '\\ '"
+    if pattern.startswith("#"):
+        return f"path pattern {pattern!r} starts with '#', which gitignore reads as a comment; write '\\#'"
+    if pattern.startswith("!"):
+        return (
+            f"path pattern {pattern!r} is a negation; rules cannot exclude paths (every matching rule must hold), "
+            "write '\\!' for a literal '!'"
+        )
+    body = pattern.strip("/")
+    if not body:
+        return f"path pattern {pattern!r} matches nothing"
+    for component in body.split("/"):
+        if component in ("", ".", ".."):
+            return f"path pattern {pattern!r} has an empty, '.' or '..' component; git paths never do"
+    try:
+        _compile_one(pattern, MatchOptions())
+    except _NeverMatches as exc:
+        return f"path pattern {pattern!r} {exc}"
+    return None
+
+
+class _NeverMatches(ValueError):
+    pass
+
+
+def _pattern_regex(pattern: str) -> str:
+    """pathspec's regex for one gitignore pattern, rewritten for ``re.match`` with DOTALL on a whole path."""
+    from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
+
+    try:
+        regex, include = GitIgnoreSpecPattern.pattern_to_regex(pattern)
+    except ValueError as exc:  # GitIgnorePatternError, e.g. a trailing backslash
+        raise _NeverMatches(f"is not a valid glob ({exc})") from exc
+    if regex is None or include is None:
+        # pathspec returns (None, None) for comments, blank lines and, like git, for an invalid range such as "[ab".
+        raise _NeverMatches("is not a valid glob (unterminated '[' range?)")
+    if not include:
+        raise _NeverMatches("is a negation")
+    regex = regex.replace(_DIR_SUFFIX_OPT, r"(?:/|\Z)").replace(_DIR_SUFFIX, "/")
+    if "(?P<" in regex:  # pragma: no cover - guards against a pathspec change adding other named groups
+        raise _NeverMatches("produced an unexpected expression")
+    # Most expressions start with "^"; pathspec's special cases ("." for "**", "/" for "*/") are meant for search().
+    return regex[1:] if regex.startswith("^") else ".*?" + regex
+
+
+def _compile_one(pattern: str, options: MatchOptions) -> re.Pattern[str]:
+    text = _normalise_text(pattern, options)
+    regex = _pattern_regex(text)
+    base = text[:-3]
+    if text.endswith("/**") and base.strip("/*"):
+        # "dir/**" also matches "dir" itself: replacing the protected directory by a file, symlink or submodule at
+        # the same path is a change to what the rule protects (gitignore's "dir/**" would not match it).
+        regex = f"(?:{regex})|(?:{_pattern_regex(base if base.startswith('/') else '/' + base)})"
+    try:
+        return re.compile(regex, re.DOTALL)
+    except re.error as exc:  # e.g. a reversed range "[z-a]"
+        raise _NeverMatches(f"is not a valid glob ({exc})") from exc
+
+
+class PathNormaliser:
+    """:func:`normalise_path` with a bounded cache, shared by all matchers of one policy.
+
+    The gate asks every rule about the same paths; normalising each path once keeps ``rules_for`` cheap.
+    """
+
+    __slots__ = ("options", "_cache")
+
+    def __init__(self, options: MatchOptions) -> None:
+        self.options = options
+        self._cache: dict[bytes, str] = {}
+
+    def __call__(self, path: bytes) -> str:
+        text = self._cache.get(path)
+        if text is None:
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            text = self._cache[path] = normalise_path(path, self.options)
+        return text
+
+
+class PathMatcher:
+    """A compiled set of path patterns: ``match(path)`` tells whether any of them matches.
+
+    The patterns are compiled once into a single alternation, so one ``re`` call decides for all of them.
+    """
+
+    __slots__ = ("normalise", "_patterns", "_regex", "_singles")
+
+    def __init__(self, patterns: Sequence[str], normaliser: PathNormaliser | MatchOptions) -> None:
+        if not patterns:
+            raise ValueError("a PathMatcher needs at least one pattern")
+        if isinstance(normaliser, MatchOptions):
+            normaliser = PathNormaliser(normaliser)
+        self.normalise = normaliser
+        self._patterns = tuple(patterns)
+        self._singles = tuple(_compile_one(p, normaliser.options) for p in self._patterns)
+        self._regex = re.compile("|".join(f"(?:{s.pattern})" for s in self._singles), re.DOTALL)
+
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        return self._patterns
+
+    def match(self, path: bytes) -> bool:
+        return self._regex.match(self.normalise(path)) is not None
+
+    def match_text(self, text: str) -> bool:
+        """Like :meth:`match` for a path already normalised by this matcher's normaliser."""
+        return self._regex.match(text) is not None
+
+    def first_match(self, path: bytes) -> str | None:
+        """The first pattern (as written) that matches ``path``, for explanations."""
+        text = self.normalise(path)
+        for pattern, regex in zip(self._patterns, self._singles):
+            if regex.match(text):
+                return pattern
+        return None
+
+
+def check_ref_pattern(pattern: object) -> str | None:
+    """Why ``pattern`` is not a usable ref pattern, or None when it is."""
+    if not isinstance(pattern, str):
+        return f"a ref pattern must be a string, not {_type_name(pattern)}"
+    if not pattern.startswith("refs/"):
+        return f"ref pattern {pattern!r} must be a full ref name starting with 'refs/' (e.g. 'refs/heads/main')"
+    bad = sorted({ch for ch in pattern if ch in "[\\ ~^:" or ord(ch) < 0x20 or ord(ch) == 0x7F})
+    if bad:
+        return f"ref pattern {pattern!r} contains {''.join(bad)!r}, which git forbids in ref names"
+    for component in pattern.split("/"):
+        if component in ("", ".", ".."):
+            return f"ref pattern {pattern!r} has an empty, '.' or '..' component"
+        if "**" in component and component != "**":
+            return f"ref pattern {pattern!r}: '**' must be a whole component (like 'refs/heads/release/**')"
+    if pattern.endswith(".lock") or pattern.endswith("."):
+        return f"ref pattern {pattern!r} cannot match a ref name (git forbids a trailing '.' or '.lock')"
+    return None
+
+
+def _ref_regex(pattern: str) -> str:
+    parts: list[str] = []
+    components = pattern.split("/")
+    last = len(components) - 1
+    for i, component in enumerate(components):
+        if component == "**":
+            # "a/**/b" matches a/b, a/x/b, a/x/y/b; a trailing "a/**" matches everything strictly below a.
+            parts.append("(?:/[^/]+)+" if i == last else "(?:/[^/]+)*")
+            continue
+        text = "".join("[^/]*" if ch == "*" else "[^/]" if ch == "?" else re.escape(ch) for ch in component)
+        parts.append(text if i == 0 else "/" + text)
+    return "".join(parts) + r"\Z"
+
+
+class RefMatcher:
+    """A compiled set of ref patterns (see the module docstring)."""
+
+    __slots__ = ("_patterns", "_regex", "_singles")
+
+    def __init__(self, patterns: Iterable[str], *, case_insensitive: bool = False) -> None:
+        self._patterns = tuple(patterns)
+        flags = re.IGNORECASE if case_insensitive else 0
+        self._singles = tuple(re.compile(_ref_regex(p), flags) for p in self._patterns)
+        self._regex = (
+            re.compile("|".join(f"(?:{r.pattern})" for r in self._singles), flags) if self._patterns else None
+        )
+
+    def match(self, ref: str) -> bool:
+        return self._regex is not None and self._regex.match(ref) is not None
+
+    def first_match(self, ref: str) -> str | None:
+        for pattern, regex in zip(self._patterns, self._singles):
+            if regex.match(ref):
+                return pattern
+        return None
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    for kind, name in ((bool, "a boolean"), (int, "a number"), (float, "a number"), (str, "a string"),
+                       (list, "a list"), (dict, "a mapping")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
