@@ -503,7 +503,7 @@ class _Checker:
         people = self._people(doc)
         groups = self._groups(doc, people)
         normaliser = PathNormaliser(matching.options())
-        rules = self._rules(doc, people, groups, normaliser)
+        rules = self._rules(doc, people, groups, normaliser, deep=deep)
         break_glass = self._break_glass(doc, people, groups)
         trust = self._trust(doc, people, deep=deep)
         audit = self._audit(doc)
@@ -642,7 +642,8 @@ class _Checker:
         return out
 
     def _rules(self, doc: YMap, people: dict[str, Person], groups: dict[str, tuple[str, ...]],
-               normaliser: PathNormaliser) -> tuple[Rule, ...]:
+               normaliser: PathNormaliser, *, deep: bool) -> tuple[Rule, ...]:
+        options = normaliser.options
         section = doc.get("rules", _MISSING)
         if section is _MISSING:
             self.error(doc.line, "missing required key 'rules'")
@@ -669,7 +670,7 @@ class _Checker:
             good_paths = True
             paths: list[str] = []
             for pattern, pattern_line in self.str_list(entry, "paths", f"{label}: paths", required=True):
-                reason = check_path_pattern(pattern)
+                reason = check_path_pattern(pattern, options, compile=deep)
                 if reason:
                     self.error(pattern_line, f"{label}: {reason}")
                     good_paths = False

@@ -65,8 +65,10 @@ def _line(event: Any) -> int:
 def _scalar(event: Any, resolver: Any, constructor: Any) -> object:
     import yaml
 
-    line = _line(event)
     tag = event.tag
+    if tag is None and event.implicit[1] and not event.implicit[0]:
+        return event.value  # quoted without a tag: a string (the common case; skips the resolver)
+    line = _line(event)
     if tag is None or tag == "!":
         tag = resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
     if tag not in _SCALAR_TAGS:
