@@ -201,8 +201,8 @@ def _compile_one(pattern: str, options: MatchOptions) -> None:
     for _, regex in _pattern_parts(pattern, options):
         try:
             re.compile(regex, re.DOTALL)
-        except re.error as exc:  # e.g. a reversed range "[z-a]"
-            raise _NeverMatches(f"is not a valid glob ({exc})") from exc
+        except re.error as exc:  # e.g. a reversed range "[z-a]"; the position would be in our expression: drop it
+            raise _NeverMatches(f"is not a valid glob ({exc.msg})") from exc
 
 
 class _Compiled:
@@ -223,7 +223,7 @@ class _Compiled:
             try:
                 return re.compile(items[0] if len(items) == 1 else "|".join(f"(?:{r})" for r in items), re.DOTALL)
             except re.error as exc:
-                raise _NeverMatches(f"is not a valid glob ({exc})") from exc
+                raise _NeverMatches(f"is not a valid glob ({exc.msg})") from exc
 
         self.anchored = join(_ANCHORED)
         self.floating = join(_FLOATING)

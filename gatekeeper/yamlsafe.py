@@ -200,6 +200,8 @@ def _add(
     if pending == _DROP:
         stack[-1] = (top, None, line)
         return
+    if isinstance(value, (YMap, YList)):
+        value.line = key_line  # "missing key" problems then point at "trust:", not at the mapping's first key
     top[pending] = value
     top.lines[pending] = key_line
     stack[-1] = (top, None, line)
