@@ -63,7 +63,7 @@ def test_unknown_keys_everywhere(lint_text: Lint, base_text: str) -> None:
         "21: unknown key 'case' in 'matching'; allowed: case_insensitive, unicode_nfc",
         "22: unknown key 'unscanable' in 'scan' (did you mean 'unscannable'?); allowed: unscannable, "
         "extra_pickle_globals, lfs_store",
-        "23: unknown key 'timeout' in 'limits'; allowed: max_changed_paths, timeout_seconds",
+        "23: unknown key 'timeout' in 'limits' (did you mean 'timeout_seconds'?); allowed: max_changed_paths, timeout_seconds",
     ]
 
 
