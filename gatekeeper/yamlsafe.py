@@ -82,8 +82,11 @@ def _scalar(event: Any, resolver: Any, constructor: Any) -> object:
             _STD + "bool": constructor.construct_yaml_bool,
             _STD + "null": constructor.construct_yaml_null,
         }[tag](node)
-    except (ValueError, KeyError, yaml.YAMLError) as exc:  # e.g. an int with more digits than Python converts
-        raise YamlProblem(line, f"invalid {tag.rsplit(':', 1)[-1]} value {event.value[:40]!r}: {exc}") from None
+    except (ValueError, KeyError, yaml.YAMLError) as exc:
+        kind = tag.rsplit(":", 1)[-1]
+        # Python refuses to convert ints of more than 4300 digits (CVE-2020-10735): say so briefly.
+        reason = "too many digits" if kind == "int" and len(event.value) > 1000 else str(exc)
+        raise YamlProblem(line, f"invalid {kind} value {event.value[:40]!r}: {reason}") from None
 
 
 def _check_container_tag(event: Any, expected: str) -> None:
@@ -163,7 +166,11 @@ def load_yaml(data: bytes, problems: list[YamlProblem] | None = None) -> object:
         line = int(mark.line) + 1 if mark is not None else 1
         what = " ".join(str(part) for part in (exc.context, exc.problem) if part)
         raise YamlProblem(line, f"YAML syntax error: {what or exc}") from None
-    except yaml.YAMLError as exc:
+    except yaml.reader.ReaderError as exc:  # raised before parsing, with a character offset instead of a mark
+        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        char = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        raise YamlProblem(line, f"YAML syntax error: unacceptable character {char}: {exc.reason}") from None
+    except yaml.YAMLError as exc:  # pragma: no cover - every parser error is marked or a ReaderError
         raise YamlProblem(1, f"YAML error: {exc}") from None
     finally:
         loader.dispose()
