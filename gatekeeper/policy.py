@@ -426,7 +426,8 @@ class _Checker:
         if value is _MISSING:
             return default
         if value not in choices or not isinstance(value, str):
-            self.error(parent.lines[key], f"'{label or key}' must be one of {', '.join(choices)}; got {value!r}")
+            note = " (YAML reads unquoted yes/no/on/off as true/false: quote it)" if isinstance(value, bool) else ""
+            self.error(parent.lines[key], f"'{label or key}' must be one of {', '.join(choices)}; got {value!r}{note}")
             return default
         return value
 
