@@ -22,6 +22,7 @@ holder of the signing key can re-sign a rewritten history; only external checkpo
 from __future__ import annotations
 
 import hashlib
+import json
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -96,7 +97,7 @@ class VerifyReport:
         return self.errors[0] if self.errors else None
 
     def to_dict(self) -> dict[str, Any]:
-        doc = asdict(self)
+        doc: dict[str, Any] = json.loads(json.dumps(asdict(self)))  # tuples -> lists: plain JSON types
         doc["ok"] = self.ok
         return doc
 
@@ -260,8 +261,10 @@ def _scan(path: Path, scan: _Scan) -> None:
                         elif seq > expected_seq:
                             scan.error(Issue(
                                 "seq-gap",
-                                f"expected seq {expected_seq}, found {seq}: record(s) {expected_seq}..{seq - 1} "
-                                "were deleted (or lines were reordered)",
+                                f"expected seq {expected_seq}, found {seq}: "
+                                + (f"record {expected_seq} was" if seq == expected_seq + 1
+                                   else f"records {expected_seq}..{seq - 1} were")
+                                + " deleted (or lines were reordered)",
                                 line_no, seq,
                             ))
                         else:
