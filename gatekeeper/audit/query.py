@@ -134,7 +134,8 @@ class Glob:
 
 def _literals(pattern: str) -> tuple[str, ...]:
     """The runs of plain characters (no glob syntax, no '/'): every matching value contains each of them."""
-    return tuple(run for run in re.split(r"[*?\[\]\\/]", pattern) if run)
+    without_classes = re.sub(r"\[[^\]]*\]?", "/", pattern)  # a class's members are alternatives, not literals
+    return tuple(run for run in re.split(r"[*?\[\]\\/]", without_classes) if run)
 
 
 def _prefix(pattern: str) -> str:
