@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ MAX_UNSEALED = 2  # a crash between fsync and sealing leaves at most a recovery 
 MAX_ISSUES = 50
 _READ_CHUNK = 4 * 1024 * 1024
 _MAX_CHECKPOINT_BYTES = 64 * 1024
+PARALLEL_MIN_BYTES = 64 * 1024 * 1024  # below this, starting workers costs more than it saves
 DECISIONS = frozenset({"allow", "deny", "error", "break-glass"})
 
 
@@ -100,6 +102,10 @@ class VerifyReport:
         doc: dict[str, Any] = json.loads(json.dumps(asdict(self)))  # tuples -> lists: plain JSON types
         doc["ok"] = self.ok
         return doc
+
+
+def default_jobs() -> int:
+    return max(1, min(os.cpu_count() or 1, 4))
 
 
 # -- event schemas ----------------------------------------------------------------------------------------------------
@@ -219,111 +225,242 @@ class _Scan:
             self.warnings.append(issue)
 
 
-def _scan(path: Path, scan: _Scan) -> None:
-    expected_seq = 0
-    prev_hex = GENESIS_PREV
-    prev_line_no = 0
-    last_ts = ""
-    line_no = 0
-    compact = scan.compact
-    wanted = scan.wanted
+# A finding inside one byte range, before the range's first line number is known:
+# (is_error, code, relative line (1-based), seq, message template using {line} / {prev_line} for absolute numbers).
+_RawIssue = tuple[bool, str, int, "int | None", str]
+
+
+@dataclass
+class _Range:
+    """What one worker found in a byte range of the log (lines are judged in context, except the first one's
+    seq/prev, which only the range before it can judge)."""
+
+    lines: int = 0
+    leaves: bytes = b""
+    first_seq: int | None = None  # the first line with a seq: its seq, relative line and prev check
+    first_rel: int = 0
+    first_prev: str | None = None  # its prev, when it is the range's first line (the caller has the leaf before)
+    first_prev_ok: bool = True  # its prev check, when a line of this range precedes it
+    first_ts: str | None = None
+    last_seq: int | None = None  # the seq the next line should follow (None if the last line had none)
+    last_ts: str = ""
+    types: dict[str, int] = field(default_factory=dict)
+    issues: list[_RawIssue] = field(default_factory=list)
+    torn: int = 0
+
+
+def _seq_issue(expected: int, seq: int, rel: int) -> _RawIssue:
+    if seq > expected:
+        what = f"record {expected} was" if seq == expected + 1 else f"records {expected}..{seq - 1} were"
+        return (True, "seq-gap", rel, seq, f"expected seq {expected}, found {seq}: {what} deleted (or lines were "
+                "reordered)")
+    return (True, "seq-mismatch", rel, seq,
+            f"expected seq {expected}, found {seq} again: a record was duplicated, inserted or reordered")
+
+
+def _chain_issue(seq: int, rel: int) -> _RawIssue:
+    return (True, "chain-break", rel - 1, seq - 1,
+            "the record on line {prev_line} (seq " + str(seq - 1) + ") was modified: its hash no longer matches the "
+            "prev of line {line} (seq " + str(seq) + ")")
+
+
+def _scan_range(path: str, start: int, end: int, last_range: bool) -> _Range:
+    """Check the complete lines in bytes [start, end) of the log; ``start`` is a line start."""
+    out = _Range()
+    issues = out.issues
+    leaves = bytearray()
     decode = canonical.decode_line
     sha256 = hashlib.sha256
-    types = scan.types
-    try:
-        fh = open(path, "rb")
-    except OSError as exc:
-        raise AuditError(f"cannot read audit log {path}: {exc.strerror}") from None
-    with fh:
+    types = out.types
+    expected: int | None = None  # None: the first line, judged by the caller
+    prev_hex: str | None = None
+    last_ts = ""
+    rel = 0
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        remaining = end - start
         tail = b""
-        while True:
-            chunk = fh.read(_READ_CHUNK)
+        while remaining > 0:
+            chunk = fh.read(min(_READ_CHUNK, remaining))
             if not chunk:
                 break
+            remaining -= len(chunk)
             lines = (tail + chunk).split(b"\n")
             tail = lines.pop()
             for line in lines:
-                line_no += 1
+                rel += 1
                 leaf = sha256(b"\x00" + line).digest()
+                leaves += leaf
+                seq: Any = None
                 try:
                     rec = decode(line)
                 except canonical.CanonicalError as exc:
-                    scan.error(Issue("non-canonical", f"record is not canonical JSON: {exc}", line_no, expected_seq))
+                    issues.append((True, "non-canonical", rel, expected,
+                                   f"record is not canonical JSON: {exc}"))
                     rec = None
                 if rec is not None:
                     seq = rec.get("seq")
+                    if isinstance(seq, bool) or not isinstance(seq, int):
+                        seq = None
                     if rec.keys() != RECORD_KEYS or rec.get("v") != 1:
-                        scan.error(Issue("bad-record", "record must have exactly v=1, seq, ts, node, prev, event",
-                                         line_no, seq if isinstance(seq, int) else None))
-                    elif seq != expected_seq:
-                        if not isinstance(seq, int) or isinstance(seq, bool):
-                            scan.error(Issue("bad-record", f"seq {seq!r} is not an integer", line_no))
-                        elif seq > expected_seq:
-                            scan.error(Issue(
-                                "seq-gap",
-                                f"expected seq {expected_seq}, found {seq}: "
-                                + (f"record {expected_seq} was" if seq == expected_seq + 1
-                                   else f"records {expected_seq}..{seq - 1} were")
-                                + " deleted (or lines were reordered)",
-                                line_no, seq,
-                            ))
+                        issues.append((True, "bad-record", rel, seq,
+                                       "record must have exactly v=1, seq, ts, node, prev, event"))
+                    elif seq is None:
+                        issues.append((True, "bad-record", rel, None, f"seq {rec.get('seq')!r} is not an integer"))
+                    elif expected is None:
+                        out.first_seq, out.first_rel = seq, rel
+                        if rel == 1:
+                            out.first_prev = rec["prev"]
                         else:
-                            scan.error(Issue(
-                                "seq-mismatch",
-                                f"expected seq {expected_seq}, found {seq} again: a record was duplicated, inserted "
-                                "or reordered",
-                                line_no, seq,
-                            ))
-                        expected_seq = seq if isinstance(seq, int) and not isinstance(seq, bool) else expected_seq
+                            out.first_prev_ok = rec["prev"] == prev_hex
+                    elif seq != expected:
+                        issues.append(_seq_issue(expected, seq, rel))
                     elif rec["prev"] != prev_hex:
-                        if line_no == 1:
-                            msg = "the first record's prev is not the genesis value (records were removed before it)"
-                            scan.error(Issue("chain-break", msg, line_no, seq))
-                        else:
-                            scan.error(Issue(
-                                "chain-break",
-                                f"the record on line {prev_line_no} (seq {seq - 1}) was modified: its hash no longer "
-                                f"matches the prev of line {line_no} (seq {seq})",
-                                prev_line_no, seq - 1,
-                            ))
+                        issues.append(_chain_issue(seq, rel))
                     event = rec.get("event")
+                    label = seq if seq is not None else expected
                     if isinstance(event, dict) and isinstance(event.get("type"), str):
                         etype = event["type"]
                         types[etype] = types.get(etype, 0) + 1
                         check = SCHEMAS.get(etype)
                         problem = check(event) if check is not None else None
                         if problem:
-                            scan.error(Issue("bad-event", problem, line_no, expected_seq))
-                        if etype == "recovery" and not problem:
-                            scan.warn(Issue(
-                                "recovery",
-                                f"the writer cut {event['bytes']} torn bytes (sha256 {event['sha256']}) at byte "
-                                f"{event.get('offset')} and recorded it here",
-                                line_no, expected_seq,
-                            ))
+                            issues.append((True, "bad-event", rel, label, problem))
+                        elif etype == "recovery":
+                            issues.append((False, "recovery", rel, label,
+                                           f"the writer cut {event['bytes']} torn bytes (sha256 {event['sha256']}) "
+                                           f"at byte {event.get('offset')} and recorded it here"))
                     elif rec.keys() == RECORD_KEYS:
-                        scan.error(Issue("bad-event", "event is not an object with a string 'type'", line_no,
-                                         expected_seq))
+                        issues.append((True, "bad-event", rel, label, "event is not an object with a string 'type'"))
                     ts = rec.get("ts")
                     if isinstance(ts, str):
-                        if ts < last_ts:
-                            scan.warn(Issue("time-backwards", f"ts {ts} is before the previous record's {last_ts}",
-                                            line_no, expected_seq))
+                        if out.first_ts is None:
+                            out.first_ts = ts
+                        elif ts < last_ts:
+                            issues.append((False, "time-backwards", rel, label,
+                                           f"ts {ts} is before the previous record's {last_ts}"))
                         last_ts = ts
                 prev_hex = leaf.hex()
-                prev_line_no = line_no
-                expected_seq += 1
-                compact.append(leaf)
+                # After a line with a seq, the next must follow it (resynchronising after a gap reports one
+                # deletion once, not every later line); after a line without one, count on.
+                expected = seq + 1 if seq is not None else (expected + 1 if expected is not None else None)
+            if len(issues) > MAX_ISSUES * 4:
+                del issues[MAX_ISSUES * 4:]
+        if tail and last_range:
+            out.torn = len(tail)
+    out.lines = rel
+    out.leaves = bytes(leaves)
+    out.last_seq = None if expected is None else expected - 1
+    out.last_ts = last_ts
+    return out
+
+
+def _split(path: Path, size: int, parts: int) -> list[tuple[int, int]]:
+    """Byte ranges that start at line starts (each cut moves forward to just after a newline)."""
+    cuts = [0]
+    with open(path, "rb") as fh:
+        for i in range(1, parts):
+            pos = max(size * i // parts, cuts[-1])
+            fh.seek(pos)
+            while True:
+                block = fh.read(64 * 1024)
+                if not block:
+                    pos = size
+                    break
+                nl = block.find(b"\n")
+                if nl >= 0:
+                    pos += nl + 1
+                    break
+                pos += len(block)
+            if pos > cuts[-1] and pos < size:
+                cuts.append(pos)
+    cuts.append(size)
+    return list(zip(cuts, cuts[1:]))
+
+
+def _scan(path: Path, scan: _Scan, jobs: int) -> None:
+    try:
+        size = path.stat().st_size
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise AuditError(f"cannot read audit log {path}: {exc.strerror}") from None
+    if jobs > 1 and size >= PARALLEL_MIN_BYTES:
+        ranges = _split(path, size, jobs * 4)  # more pieces than workers: even load on a busy machine
+    else:
+        ranges = [(0, size)]
+    tasks = [(str(path), start, end, end == size) for start, end in ranges]
+    if len(tasks) > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            _merge(scan, pool.imap(_scan_task, tasks))
+    else:
+        _merge(scan, map(_scan_task, tasks))
+
+
+def _scan_task(task: tuple[str, int, int, bool]) -> _Range:
+    return _scan_range(*task)
+
+
+def _merge(scan: _Scan, results: Iterable[_Range]) -> None:
+    """Join the ranges in order: judge each range's first line against the previous range, fold the leaves into the
+    Merkle tree, and turn relative line numbers into absolute ones."""
+    line_base = 0
+    next_seq = 0
+    prev_hex = GENESIS_PREV
+    last_ts = ""
+    compact = scan.compact
+    wanted = scan.wanted
+    for part in results:
+        if part.lines:
+            if part.first_seq is not None:
+                rel = part.first_rel
+                if part.first_seq != next_seq + rel - 1:
+                    scan.error(_absolute(_seq_issue(next_seq + rel - 1, part.first_seq, rel), line_base))
+                elif rel > 1 and not part.first_prev_ok:
+                    scan.error(_absolute(_chain_issue(part.first_seq, rel), line_base))
+                elif rel == 1 and part.first_prev != prev_hex:
+                    if line_base == 0:
+                        scan.error(Issue("chain-break", "the first record's prev is not the genesis value (records "
+                                         "were removed before it)", 1, part.first_seq))
+                    else:
+                        scan.error(_absolute(_chain_issue(part.first_seq, 1), line_base))
+            if part.first_ts is not None and part.first_ts < last_ts:
+                scan.warn(Issue("time-backwards", f"ts {part.first_ts} is before the previous record's {last_ts}",
+                                line_base + max(part.first_rel, 1), part.first_seq))
+            head = part.first_rel - 1 if part.first_seq is not None else part.lines
+            for raw in part.issues:
+                if raw[3] is None and raw[1] != "bad-record" and raw[2] <= head:
+                    # before the range's first seq the worker could not know the expected seq; we do
+                    raw = (raw[0], raw[1], raw[2], next_seq + raw[2] - 1, raw[4])
+                (scan.error if raw[0] else scan.warn)(_absolute(raw, line_base))
+            leaves = part.leaves
+            for i in range(0, len(leaves), 32):
+                compact.append(leaves[i:i + 32])
                 if compact.size in wanted:
                     scan.roots[compact.size] = compact.root()
-        if tail:
-            scan.torn = len(tail)
+            prev_hex = leaves[-32:].hex()
+            next_seq = part.last_seq + 1 if part.last_seq is not None else next_seq + part.lines
+            last_ts = part.last_ts or last_ts
+            for etype, count in part.types.items():
+                scan.types[etype] = scan.types.get(etype, 0) + count
+            line_base += part.lines
+        if part.torn:
+            scan.torn = part.torn
             scan.warn(Issue(
                 "torn-tail",
-                f"{len(tail)} bytes after the last complete line (an interrupted write); the next append cuts them "
+                f"{part.torn} bytes after the last complete line (an interrupted write); the next append cuts them "
                 "and records a recovery",
-                line_no + 1,
+                line_base + 1,
             ))
+
+
+def _absolute(raw: _RawIssue, line_base: int) -> Issue:
+    _, code, rel, seq, template = raw
+    line = line_base + rel
+    message = template.format(line=line + 1, prev_line=line) if code == "chain-break" else template
+    return Issue(code, message, line, seq)
 
 
 def verify_log(
@@ -334,6 +471,7 @@ def verify_log(
     vkey_files: Sequence[Path] = (),
     checkpoints: Sequence[Path] = (),
     origin: str | None = None,
+    jobs: int | None = None,
 ) -> VerifyReport:
     """Verify an audit log (reference B5 checks 1-7 for one server).
 
@@ -345,6 +483,7 @@ def verify_log(
         vkey_files: files with one vkey per line.
         checkpoints: further checkpoints to check (copies from WORM storage, a SIEM, an export).
         origin: the expected checkpoint origin (default: the origin of the log's own checkpoint).
+        jobs: worker processes for logs over 64 MiB (default: the CPU count, at most 4); 1 checks in-process.
 
     Returns:
         The report; ``report.ok`` is False on any error.
@@ -373,7 +512,7 @@ def verify_log(
             if info is not None:
                 infos.append(info)
     scan = _Scan({info.size for info in infos})
-    _scan(path, scan)
+    _scan(path, scan, jobs if jobs is not None else default_jobs())
     records = scan.compact.size
     errors.extend(scan.errors)
     warnings = list(scan.warnings)
@@ -433,7 +572,8 @@ def verify_log(
             own_info.size + 1, own_info.size,
         )
         (warnings if unsealed <= MAX_UNSEALED else errors).append(issue)
-    errors.sort(key=lambda i: (i.line is None, i.line or 0))
+    errors.sort(key=_order)
+    warnings.sort(key=_order)
     return VerifyReport(
         log=str(path),
         records=records,
@@ -445,6 +585,15 @@ def verify_log(
         vkey_source=vkey_source,
         event_types=dict(sorted(scan.types.items())),
     )
+
+
+# Within one line, the most specific diagnosis first: a line that is not even canonical JSON explains the rest.
+_CODE_RANK = {code: rank for rank, code in enumerate(
+    ("non-canonical", "bad-record", "seq-gap", "seq-mismatch", "chain-break", "bad-event"))}
+
+
+def _order(issue: Issue) -> tuple[bool, int, int, str]:
+    return (issue.line is None, issue.line or 0, _CODE_RANK.get(issue.code, len(_CODE_RANK)), issue.code)
 
 
 def save_trusted_checkpoint(report: VerifyReport, dest: Path) -> bool:

@@ -349,3 +349,34 @@ def test_other_env_checkpoint_as_extra_is_foreign(env: Env, tmp_path: Path) -> N
     other.fill(2)
     report = _verify(env, checkpoints=[other.checkpoint])
     assert _codes(report) == ["checkpoint-unverified"]
+
+
+def _tamper_cases(lines: list[bytes]) -> list[list[bytes]]:
+    edited = list(lines)
+    edited[17] = edited[17].replace(b"ml/llama", b"ml/llamX")
+    deleted = lines[:20] + lines[21:]
+    swapped = list(lines)
+    swapped[10], swapped[11] = swapped[11], swapped[10]
+    duplicated = lines[:25] + [lines[24]] + lines[25:]
+    spaced = list(lines)
+    spaced[30] = spaced[30].replace(b'","', b'", "', 1)
+    garbage = lines[:5] + [b"not json\n"] + lines[5:]
+    return [list(lines), edited, deleted, swapped, duplicated, spaced, garbage, lines[:-4], lines + [b'{"torn']]
+
+
+def test_parallel_verification_reports_exactly_what_a_single_pass_does(
+    env: Env, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gatekeeper.audit.verify as verify_module
+
+    env.fill(40)
+    original = env.lines()
+    monkeypatch.setattr(verify_module, "PARALLEL_MIN_BYTES", 0)
+    for case in _tamper_cases(original):
+        env.write_lines(case)
+        single = _verify(env, jobs=1)
+        parallel = _verify(env, jobs=3)  # 12 ranges of ~3 lines: every kind of damage lands on some boundary
+        assert (parallel.errors, parallel.warnings, parallel.records, parallel.root) == (
+            single.errors, single.warnings, single.records, single.root)
+    env.write_lines(original)
+    assert _verify(env, jobs=3).ok
