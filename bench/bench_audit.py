@@ -124,14 +124,15 @@ def main() -> int:
         size_mb = big.stat().st_size / 1e6
         print(f"generate: {args.records} records, {size_mb:.0f} MB in {time.perf_counter() - t:.1f} s")
 
-        from gatekeeper.audit.verify import verify_log
+        from gatekeeper.audit.verify import default_jobs, verify_log
 
-        t = time.perf_counter()
-        report = verify_log(big, vkeys=[vkey])
-        dt = time.perf_counter() - t
-        assert report.ok, report.errors
-        print(f"verify: {report.records} records in {dt:.2f} s = {report.records / dt:.0f} records/s "
-              f"({size_mb / dt:.0f} MB/s), ok={report.ok}")
+        for jobs in sorted({1, default_jobs()}):
+            t = time.perf_counter()
+            report = verify_log(big, vkeys=[vkey], jobs=jobs)
+            dt = time.perf_counter() - t
+            assert report.ok, report.errors
+            print(f"verify (jobs={jobs}): {report.records} records in {dt:.2f} s = {report.records / dt:.0f} "
+                  f"records/s ({size_mb / dt:.0f} MB/s), ok={report.ok}")
 
         from gatekeeper.audit.query import Index, query
 
