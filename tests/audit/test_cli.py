@@ -191,3 +191,20 @@ def test_export_copies_exactly_the_log(env: Env, tmp_path: Path, capsys: pytest.
     _run(capsys, "export", "--log", str(env.log_path), "--out", str(tmp_path / "e"))
     assert (tmp_path / "e" / "audit.jsonl").read_bytes() == env.log_path.read_bytes()
     shutil.rmtree(tmp_path / "e")
+
+
+def test_export_of_an_unsealed_log_and_extra_checkpoints(env: Env, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    env.fill(3)
+    copy = tmp_path / "worm.checkpoint"  # a copy the server pushed to WORM storage at size 3
+    shutil.copy(env.checkpoint, copy)
+    env.fill(1)
+    code, out, _ = _run(capsys, "verify", "--log", str(env.log_path), "--vkey", env.vkey, "--checkpoint", str(copy))
+    assert code == 0 and f"extra #1 checkpoint {copy}: origin git.test.example/audit, size 3" in out
+    env.checkpoint.unlink()
+    code, out, _ = _run(capsys, "export", "--log", str(env.log_path), "--out", str(tmp_path / "e"))
+    assert code == 0 and "bytes, no checkpoint) to" in out
+    code, out, _ = _run(capsys, "verify", "--log", str(tmp_path / "e" / "audit.jsonl"), "--vkey", env.vkey)
+    assert code == 1 and "error: [no-checkpoint]" in out
+    code, _, err = _run(capsys, "export", "--log", str(env.log_path), "--out", str(tmp_path / "missing" / "e"))
+    assert code == 1 and "cannot export the audit log" in err
