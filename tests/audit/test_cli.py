@@ -208,3 +208,15 @@ def test_export_of_an_unsealed_log_and_extra_checkpoints(env: Env, tmp_path: Pat
     assert code == 1 and "error: [no-checkpoint]" in out
     code, _, err = _run(capsys, "export", "--log", str(env.log_path), "--out", str(tmp_path / "missing" / "e"))
     assert code == 1 and "cannot export the audit log" in err
+
+
+def test_table_rows_tolerate_any_record_shape() -> None:
+    from gatekeeper.cli.audit import _row
+
+    assert _row({"seq": 1, "event": "not an object"})["type"] == ""
+    row = _row({"seq": 2, "ts": "t", "event": {"type": "push.decision", "pusher": "x", "updates": [
+        {"ref": "refs/heads/main", "kind": "force", "paths": ["a", "b", "c", "d"], "paths_total": 1000},
+        "junk", {"ref": "refs/tags/v1", "paths": "not a list"}]}})
+    assert row["refs"] == "refs/heads/main(force) refs/tags/v1"
+    assert row["paths"] == "a b c (+997 more)"
+    assert row["pusher"] == ""
