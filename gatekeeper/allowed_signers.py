@@ -12,7 +12,8 @@ Semantics follow OpenSSH's ``sshsig.c`` (``check_allowed_keys_line``), with the 
 * Lines are tried in order and the first line whose key, namespace and time window all fit wins (several windows per
   key are several lines). OpenSSH skips malformed lines; here any problem rejects the whole file, since a skipped line
   could be a revocation-by-edit that silently did not happen, or a key that silently vanished.
-* One plain key listed for different principals is rejected: one key is one person, or two-person approval fails.
+* A plain key names exactly one person, literally (patterns only on ``cert-authority`` lines), and one plain key
+  listed for different people is rejected: one key is one person, or two-person approval fails.
 * Verification time is the server's time passed in by the caller, never a time from the signed content.
 
 Revocation: a plain list of public keys (one ``type base64 [comment]`` per line). A revoked key revokes every
@@ -33,7 +34,9 @@ from pathlib import Path
 from gatekeeper.errors import BadSignature
 from gatekeeper.errors import ConfigError
 from gatekeeper.errors import UntrustedSignature
+from gatekeeper.sshsig import CERT_KEY_TYPES
 from gatekeeper.sshsig import Certificate
+from gatekeeper.sshsig import PLAIN_KEY_TYPES
 from gatekeeper.sshsig import PublicKey
 from gatekeeper.sshsig import parse_armored
 from gatekeeper.sshsig import parse_public_key_line
@@ -77,8 +80,8 @@ class SignerEntry:
 class Verified:
     """A signature that verified under a trusted key at the given time.
 
-    ``principals``: for a plain key, the line's non-negated principals (pattern text, as ``ssh-keygen -Y
-    find-principals`` prints it); for a certificate, the certificate's principals that match the line's patterns.
+    ``principals``: for a plain key, the line's one principal (a person's name); for a certificate, the
+    certificate's principals that match the line's patterns (never the pattern text itself).
     ``key_fingerprint``/``key_type`` describe the signing key (for certificates the certified key and the
     ``*-cert-v01`` type; ``ca_fingerprint`` then names the CA).
     """
@@ -277,6 +280,8 @@ def _parse_options(text: str) -> tuple[bool, tuple[str, ...] | None, datetime | 
 
 def _looks_like_key(tokens: list[str]) -> bool:
     # A key is "TYPE BASE64"; every SSH key blob starts with a uint32 length < 2**24, i.e. base64 "AAAA".
+    if tokens and (tokens[0] in PLAIN_KEY_TYPES or tokens[0] in CERT_KEY_TYPES):
+        return True
     return len(tokens) >= 2 and tokens[1].startswith("AAAA") and "=" not in tokens[0] and '"' not in tokens[0]
 
 
@@ -298,6 +303,9 @@ def _parse_line(text: str, lineno: int) -> SignerEntry:
         ca, namespaces, after, before = _parse_options(options_text)
         if not rest:
             raise _LineError("missing key after the options")
+        following = rest.split(None, 1)[0]
+        if "=" in following or following.lower() in OPTION_NAMES:
+            raise _LineError("options must be separated by commas, without spaces")
     try:
         key = parse_public_key_line(rest, what="key")
     except BadSignature as exc:
@@ -306,6 +314,15 @@ def _parse_line(text: str, lineno: int) -> SignerEntry:
         raise _LineError("a certificate cannot be listed; list its CA key with cert-authority")
     if all(p.startswith("!") for p in principals):
         raise _LineError(f"principals {principals_text!r} only negate, so they match nobody")
+    if not ca:
+        # The gate counts people: a plain key names exactly one person, literally (reference A7: "exact principals,
+        # wildcards only on cert-authority lines"). OpenSSH would accept these lines.
+        if len(principals) != 1:
+            raise _LineError(f"a plain key must name exactly one person, not {principals_text!r} "
+                             "(one line per person, or a CA with cert-authority)")
+        if any(ch in principals[0] for ch in "*?!"):
+            raise _LineError(f"principal {principals[0]!r}: wildcards and negation are allowed only on "
+                             "cert-authority lines")
     return SignerEntry(principals, key, ca, namespaces, after, before, lineno)
 
 
@@ -531,7 +548,7 @@ class AllowedSigners:
                 # sshkey_equal: a certificate is not its plain key (reference A3, observed).
                 reasons.append(f"line {entry.line} lists the key itself, but the signature carries a certificate")
                 return None
-            return tuple(p for p in entry.principals if not p.startswith("!"))
+            return entry.principals  # exactly one literal name (checked when the file was parsed)
         if cert is None:
             if entry.key.blob == key.blob:
                 reasons.append(f"line {entry.line} lists this key as a cert-authority, but the signature carries "
