@@ -142,9 +142,10 @@ def match_pattern_list(s: str, patterns: tuple[str, ...]) -> int:
 
 def _fmt_time(value: datetime | int) -> str:
     if isinstance(value, int):
-        if value >= 2**63:
-            return "forever"
-        value = datetime.fromtimestamp(value, timezone.utc)
+        try:
+            value = datetime.fromtimestamp(value, timezone.utc)
+        except (OverflowError, ValueError, OSError):  # certificate times are uint64 (2**64-1 = forever)
+            return "forever" if value == 2**64 - 1 else f"@{value}"
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -396,7 +397,7 @@ def _read(path: Path, what: str) -> bytes:
             data = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}",
-                          hint=f"check trust.{what.replace(' ', '_')} in the policy and the file's permissions") from None
+                          hint="check the trust settings in the policy and the file's permissions") from None
     return data
 
 
@@ -484,7 +485,8 @@ class AllowedSigners:
         return key.blob in self._revoked
 
     def verify(self, armored_sig: str | bytes, message: bytes, *, namespace: str, now: datetime,
-               require_user_presence: bool = True, webauthn_origin: str | None = None) -> Verified:
+               require_user_presence: bool = True, webauthn_origin: str | None = None,
+               require_user_verification: bool = False) -> Verified:
         """Parse, verify and trust-check a signature at the server time ``now``.
 
         Raises:
@@ -494,7 +496,7 @@ class AllowedSigners:
         t = _epoch_seconds(now)
         sig = parse_armored(armored_sig)
         verify_signature(sig, message, namespace=namespace, require_user_presence=require_user_presence,
-                         webauthn_origin=webauthn_origin)
+                         webauthn_origin=webauthn_origin, require_user_verification=require_user_verification)
         key, cert = sig.public_key, sig.cert
         if key.blob in self._revoked:
             raise UntrustedSignature(f"key {key.fingerprint} is revoked",

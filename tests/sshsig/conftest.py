@@ -1,4 +1,4 @@
-"""Fixtures for the SSHSIG tests: one set of throw-away ssh-keygen keys per session (key generation is the slow part)."""
+"""Fixtures for the SSHSIG tests: one set of throw-away ssh-keygen keys per session (key generation is slow)."""
 
 from __future__ import annotations
 

@@ -246,12 +246,13 @@ class KeyGen:
 
     def __init__(self, workdir: Path) -> None:
         assert SSH_KEYGEN is not None
+        self.exe: str = SSH_KEYGEN
         self.dir = workdir
         self.env = keygen_env(workdir)
         self._n = 0
 
     def run(self, *args: str | Path, stdin: bytes = b"", check: bool = True) -> subprocess.CompletedProcess[bytes]:
-        proc = subprocess.run([SSH_KEYGEN, *map(str, args)], input=stdin, capture_output=True, env=self.env,
+        proc = subprocess.run([self.exe, *map(str, args)], input=stdin, capture_output=True, env=self.env,
                               cwd=self.dir, timeout=60)
         if check and proc.returncode != 0:
             raise AssertionError(f"ssh-keygen {args} failed: {proc.stderr.decode(errors='replace')}")

@@ -222,3 +222,10 @@ def test_certificate_fields_parsed(ca: Ed25519Signer, user: Ed25519Signer) -> No
     assert cert.is_user
     parsed = sshsig.parse_public_key_line(pub_line(make_cert(ca, user)))
     assert isinstance(parsed, sshsig.Certificate)
+
+
+def test_far_future_certificate_times_do_not_crash(ca: Ed25519Signer, user: Ed25519Signer) -> None:
+    st = store(f"alice cert-authority {ca.line()}\n")
+    untrusted(st, cert_sig(ca, user, CertSpec(valid_after=2**62)), r"valid only from @4611686018427387904")
+    untrusted(st, cert_sig(ca, user, CertSpec(valid_after=2**64 - 2)), "valid only from @18446744073709551614")
+    st.verify(cert_sig(ca, user, CertSpec(valid_before=2**64 - 1)), MSG, namespace=NS, now=NOW)

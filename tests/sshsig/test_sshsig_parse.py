@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -45,13 +46,13 @@ def good_blob(ed: Ed25519Signer) -> bytes:
     return make_sig(ed, MSG, NS)
 
 
-def check(text: str | bytes, message: bytes = MSG, namespace: str = NS, **kw: object) -> sshsig.SshSignature:
+def check(text: str | bytes, message: bytes = MSG, namespace: str = NS, **kw: Any) -> sshsig.SshSignature:
     sig = sshsig.parse_armored(text)
-    sshsig.verify_signature(sig, message, namespace=namespace, **kw)  # type: ignore[arg-type]
+    sshsig.verify_signature(sig, message, namespace=namespace, **kw)
     return sig
 
 
-def rejects(text: str | bytes, match: str, **kw: object) -> BadSignature:
+def rejects(text: str | bytes, match: str, **kw: Any) -> BadSignature:
     with pytest.raises(BadSignature, match=match) as exc:
         check(text, **kw)
     assert exc.value.hint  # every rejection tells the user what to do
@@ -513,3 +514,10 @@ def test_random_garbage_only_raises_bad_signature(good_blob: bytes) -> None:
 def test_dearmor_of_ssh_keygen_output(keygen: KeyGen, keys: dict[str, Path]) -> None:
     text = keygen.sign(keys["ed25519"], NS, MSG)
     assert sshsig.parse_armored(text).blob == dearmor(text)
+
+
+def test_sk_user_verification_when_required() -> None:
+    touched_only = armor(make_sig(SkEd25519Signer(flags=0x01), MSG, NS))
+    check(touched_only)
+    rejects(touched_only, r"without user verification \(flags 0x01\)", require_user_verification=True)
+    check(armor(make_sig(SkEcdsaSigner(flags=0x05), MSG, NS)), require_user_verification=True)
