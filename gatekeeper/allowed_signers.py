@@ -296,6 +296,8 @@ def _parse_line(text: str, lineno: int) -> SignerEntry:
             raise _LineError(f"empty principal in {principals_text!r}")
         if any(not ch.isprintable() for ch in p):
             raise _LineError(f"principal {p!r} contains control characters")
+        if p != p.strip():
+            raise _LineError(f"principal {p!r} has leading or trailing blanks")
     if not rest:
         raise _LineError("missing key")
     ca, namespaces, after, before = False, None, None, None

@@ -340,6 +340,7 @@ LINT_CASES = [
     ("alice {cert}", "a certificate cannot be listed; list its CA key with cert-authority"),
     ("alice {rsa1024}", "key: RSA key has 1024 bits; at least 2048 are required"),
     ("alice\x01 {key}", "principal 'alice\\x01' contains control characters"),
+    ('" alice" {key}', "principal ' alice' has leading or trailing blanks"),
 ]
 
 
