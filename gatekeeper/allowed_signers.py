@@ -16,9 +16,9 @@ Semantics follow OpenSSH's ``sshsig.c`` (``check_allowed_keys_line``), with the 
   listed for different people is rejected: one key is one person, or two-person approval fails.
 * Verification time is the server's time passed in by the caller, never a time from the signed content.
 
-Revocation: a plain list of public keys (one ``type base64 [comment]`` per line). A revoked key revokes every
-certificate for it, and a revoked CA every certificate it signed (``sshkey_in_file(..., check_ca=1)``). OpenSSH's
-binary KRL format is detected and refused with a clear error (not implemented).
+Revocation (:mod:`gatekeeper.sshkrl`): a plain list of public keys (one ``type base64 [comment]`` per line) or an
+OpenSSH KRL from ``ssh-keygen -k``. A revoked key revokes every certificate for it, and a revoked CA every certificate
+it signed (``sshkey_in_file(..., check_ca=1)``, ``ssh_krl_check_key``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ from pathlib import Path
 from gatekeeper.errors import BadSignature
 from gatekeeper.errors import ConfigError
 from gatekeeper.errors import UntrustedSignature
+from gatekeeper.sshkrl import KRL_MAGIC
+from gatekeeper.sshkrl import Revocations
+from gatekeeper.sshkrl import parse_krl
 from gatekeeper.sshsig import CERT_KEY_TYPES
 from gatekeeper.sshsig import Certificate
 from gatekeeper.sshsig import PLAIN_KEY_TYPES
@@ -54,7 +57,6 @@ __all__ = [
 ]
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
-KRL_MAGIC = b"SSHKRL\n\0"  # OpenSSH krl.h
 OPTION_NAMES = ("cert-authority", "namespaces", "valid-after", "valid-before")
 _TIME_RE = re.compile(r"(\d{8}|\d{12}|\d{14})([Zz]?)")
 _WS = " \t"
@@ -373,11 +375,14 @@ def parse_allowed_signers(data: bytes) -> tuple[list[SignerEntry], list[Problem]
     return entries, problems
 
 
-def parse_revoked_keys(data: bytes) -> tuple[frozenset[bytes], list[Problem]]:
-    """Parse a revoked-keys list (``type base64 [comment]`` per line; certificates revoke their key)."""
+def parse_revoked_keys(data: bytes) -> tuple[Revocations, list[Problem]]:
+    """Parse a revocation file: an OpenSSH KRL (detected by its magic) or a list of ``type base64 [comment]`` lines
+    (a listed certificate revokes its key)."""
     if data.startswith(KRL_MAGIC):
-        return frozenset(), [(0, "revoked keys file is an OpenSSH KRL (binary), which gatekeeper does not read; "
-                                 "list the revoked public keys, one 'type base64' per line")]
+        try:
+            return parse_krl(data), []
+        except BadSignature as exc:
+            return Revocations(), [(0, f"invalid OpenSSH KRL: {exc}")]
     lines, problems = _decode(data, "revoked keys file")
     blobs: set[bytes] = set()
     for lineno, line in enumerate(lines, 1):
@@ -390,7 +395,7 @@ def parse_revoked_keys(data: bytes) -> tuple[frozenset[bytes], list[Problem]]:
             problems.append((lineno, str(exc)))
             continue
         blobs.add(key.key.blob if isinstance(key, Certificate) else key.blob)
-    return frozenset(blobs), problems
+    return Revocations(keys=frozenset(blobs)), problems
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -434,7 +439,7 @@ def _epoch_seconds(now: datetime) -> int:
 class AllowedSigners:
     """A loaded, linted trust store. Build it with :meth:`load` (or :meth:`from_bytes` in tests)."""
 
-    def __init__(self, entries: tuple[SignerEntry, ...], revoked: frozenset[bytes], digest: str) -> None:
+    def __init__(self, entries: tuple[SignerEntry, ...], revoked: Revocations, digest: str) -> None:
         self._entries = entries
         self._revoked = revoked
         self._digest = digest
@@ -445,9 +450,9 @@ class AllowedSigners:
         """Parse trust-store contents; any problem raises :class:`ConfigError` listing all of them."""
         entries, problems = parse_allowed_signers(data)
         messages = [f"{source}:{line}: {msg}" for line, msg in problems]
-        revoked_blobs: frozenset[bytes] = frozenset()
+        revocations = Revocations()
         if revoked is not None:
-            revoked_blobs, rproblems = parse_revoked_keys(revoked)
+            revocations, rproblems = parse_revoked_keys(revoked)
             messages += [f"{revoked_source}:{line}: {msg}" for line, msg in rproblems]
         if messages:
             raise ConfigError(
@@ -457,14 +462,14 @@ class AllowedSigners:
                 hint="fix the listed lines (run: gatekeeper policy lint); times need a Z suffix, e.g. "
                      'valid-before="20270101Z"',
             )
-        return cls(tuple(entries), revoked_blobs, _digest(data, revoked))
+        return cls(tuple(entries), revocations, _digest(data, revoked))
 
     @classmethod
     def load(cls, path: Path, *, revoked: Path | None = None) -> AllowedSigners:
         """Read and lint ``path`` (and the revoked-keys file); fail closed on any problem.
 
         Raises:
-            ConfigError: unreadable file, KRL revocation file, or any lint problem (all listed, with line numbers).
+            ConfigError: unreadable file, malformed KRL, or any lint problem (all listed, with line numbers).
         """
         data = _read(path, "allowed signers")
         rdata = _read(revoked, "revoked keys") if revoked is not None else None
@@ -484,7 +489,7 @@ class AllowedSigners:
         return self._digest
 
     def is_revoked(self, key: PublicKey) -> bool:
-        return key.blob in self._revoked
+        return self._revoked.revokes_key(key)
 
     def verify(self, armored_sig: str | bytes, message: bytes, *, namespace: str, now: datetime,
                require_user_presence: bool = True, webauthn_origin: str | None = None,
@@ -500,12 +505,9 @@ class AllowedSigners:
         verify_signature(sig, message, namespace=namespace, require_user_presence=require_user_presence,
                          webauthn_origin=webauthn_origin, require_user_verification=require_user_verification)
         key, cert = sig.public_key, sig.cert
-        if key.blob in self._revoked:
-            raise UntrustedSignature(f"key {key.fingerprint} is revoked",
-                                     hint="the signer must use a new key that an admin adds to allowed_signers")
-        if cert is not None and cert.ca_key.blob in self._revoked:
-            raise UntrustedSignature(f"certificate authority {cert.ca_key.fingerprint} of key {key.fingerprint} "
-                                     "is revoked", hint="get a certificate from a current CA")
+        revoked = self._revoked.reason(key, cert)
+        if revoked is not None:
+            raise UntrustedSignature(revoked, hint="the signer needs a new key (or certificate) that an admin trusts")
         reasons: list[str] = []
         for entry in self._entries:
             principals = self._match_entry(entry, key, cert, t, reasons)

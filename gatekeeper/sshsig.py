@@ -98,7 +98,7 @@ def _bad(message: str, hint: str = _HINT) -> BadSignature:
     return BadSignature(message, hint=hint)
 
 
-class _Reader:
+class WireReader:
     """Bounds-checked reader of SSH wire encoding (RFC 4251 section 5); every short read is an error."""
 
     __slots__ = ("_data", "_pos", "what")
@@ -270,7 +270,7 @@ def _crypto_error(exc: Exception, what: str) -> BadSignature:
     return _bad(f"{what}: invalid public key ({exc})")
 
 
-def _read_key_fields(r: _Reader, key_type: str) -> PublicKey:
+def _read_key_fields(r: WireReader, key_type: str) -> PublicKey:
     """Read the fields of a plain key of ``key_type`` (the same order in plain keys and certificates)."""
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -336,7 +336,7 @@ def parse_public_key(blob: bytes, *, what: str = "public key") -> PublicKey | Ce
         BadSignature: malformed, unsupported type, weak RSA, invalid curve point, or (for a certificate) broken
             structure. The CA signature of a certificate is *not* checked here.
     """
-    r = _Reader(blob, what)
+    r = WireReader(blob, what)
     key_type = r.text("key type")
     if key_type in PLAIN_KEY_TYPES:
         key = _read_key_fields(r, key_type)
@@ -365,14 +365,14 @@ def parse_public_key_line(text: str, *, what: str = "public key") -> PublicKey |
 
 
 def _parse_pairs(raw: bytes, what: str, field_: str) -> tuple[tuple[str, bytes], ...]:
-    r = _Reader(raw, what)
+    r = WireReader(raw, what)
     out: list[tuple[str, bytes]] = []
     while r.remaining():
         out.append((r.text(f"{field_} name", allow_empty=False), r.string(f"{field_} data")))
     return tuple(out)
 
 
-def _parse_certificate(r: _Reader, cert_key_type: str, blob: bytes) -> Certificate:
+def _parse_certificate(r: WireReader, cert_key_type: str, blob: bytes) -> Certificate:
     what = f"{r.what} (certificate)"
     r.what = what
     r.string("certificate nonce")
@@ -382,7 +382,7 @@ def _parse_certificate(r: _Reader, cert_key_type: str, blob: bytes) -> Certifica
     if cert_type not in (CERT_TYPE_USER, CERT_TYPE_HOST):
         raise _bad(f"{what}: unknown certificate type {cert_type}")
     key_id = r.text("certificate key id")
-    principals_reader = _Reader(r.string("certificate principals"), what)
+    principals_reader = WireReader(r.string("certificate principals"), what)
     principals: list[str] = []
     while principals_reader.remaining():
         if len(principals) >= MAX_CERT_PRINCIPALS:
@@ -393,7 +393,7 @@ def _parse_certificate(r: _Reader, cert_key_type: str, blob: bytes) -> Certifica
     critical = _parse_pairs(r.string("certificate critical options"), what, "critical option")
     extensions = _parse_pairs(r.string("certificate extensions"), what, "extension")
     r.string("certificate reserved")
-    ca_reader = _Reader(r.string("certificate signature key"), f"{what} CA key")
+    ca_reader = WireReader(r.string("certificate signature key"), f"{what} CA key")
     ca_type = ca_reader.text("key type")
     if ca_type not in PLAIN_KEY_TYPES:
         # OpenSSH: SSH_ERR_KEY_CERT_INVALID_SIGN_KEY for a certificate as CA.
@@ -414,7 +414,7 @@ def _parse_certificate(r: _Reader, cert_key_type: str, blob: bytes) -> Certifica
 
 
 def _ecdsa_rs(raw: bytes, what: str, order_bytes: int) -> tuple[int, int]:
-    inner = _Reader(raw, what)
+    inner = WireReader(raw, what)
     r_ = inner.mpint("ECDSA r", max_bytes=order_bytes)
     s_ = inner.mpint("ECDSA s", max_bytes=order_bytes)
     inner.end()
@@ -423,7 +423,7 @@ def _ecdsa_rs(raw: bytes, what: str, order_bytes: int) -> tuple[int, int]:
 
 def _parse_sig_value(raw: bytes, key: PublicKey, what: str) -> _SigValue:
     """Decode a key-type signature blob for ``key`` and check that its type suits the key (``sshkey_verify``)."""
-    r = _Reader(raw, what)
+    r = WireReader(raw, what)
     sig_type = r.text("signature type")
     kt = key.key_type
     if kt == RSA:
@@ -520,7 +520,7 @@ def parse_armored(text: str | bytes) -> SshSignature:
 
 def parse_blob(blob: bytes) -> SshSignature:
     """Parse a raw (de-armored) SSHSIG blob strictly; see :func:`parse_armored`."""
-    r = _Reader(blob, "SSH signature")
+    r = WireReader(blob, "SSH signature")
     if blob[:len(MAGIC)] != MAGIC:
         raise _bad("not an SSH signature (magic 'SSHSIG' missing)")
     r._take(len(MAGIC), "magic")

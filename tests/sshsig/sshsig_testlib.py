@@ -270,7 +270,8 @@ class KeyGen:
         return Path(f"{key}.pub").read_text().strip()
 
     def cert(self, ca: Path, key: Path, *, identity: str, principals: str | None, validity: str,
-             ca_alg: str | None = None, host: bool = False, name: str | None = None) -> Path:
+             ca_alg: str | None = None, host: bool = False, name: str | None = None,
+             serial: int | None = None) -> Path:
         """Certify ``key`` with ``ca``; returns the path of a private key whose ``-cert.pub`` sits next to it."""
         # Copy the key so that several certificates of one key can coexist (ssh-keygen writes KEY-cert.pub).
         self._n += 1
@@ -285,6 +286,8 @@ class KeyGen:
             args += ["-t", ca_alg]
         if host:
             args.append("-h")
+        if serial is not None:
+            args += ["-z", str(serial)]
         self.run(*args, f"{target}.pub")
         return target
 
@@ -316,3 +319,13 @@ class KeyGen:
         sig_path.write_text(signature)
         proc = self.run("-Y", "check-novalidate", "-n", namespace, "-s", sig_path, stdin=message, check=False)
         return proc.returncode == 0
+
+
+def krl(*sections: tuple[int, bytes], version: int = 1) -> bytes:
+    """A KRL (PROTOCOL.krl) with the given (type, body) sections."""
+    header = b"SSHKRL\n\0" + u32(version) + u64(3) + u64(1_700_000_000) + u64(0) + s(b"") + s("test krl")
+    return header + b"".join(bytes([kind]) + s(body) for kind, body in sections)
+
+
+def krl_certs(ca_blob: bytes, *subsections: tuple[int, bytes]) -> tuple[int, bytes]:
+    return 1, s(ca_blob) + s(b"") + b"".join(bytes([kind]) + s(body) for kind, body in subsections)

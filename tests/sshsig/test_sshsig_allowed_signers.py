@@ -216,32 +216,6 @@ def test_revoked_certificate_line_revokes_its_key(alice: Ed25519Signer, alice_si
     untrusted(st, alice_sig, "revoked")
 
 
-def test_krl_is_detected_and_refused(alice: Ed25519Signer, tmp_path: Path) -> None:
-    allowed = tmp_path / "allowed_signers"
-    allowed.write_text(f"alice {alice.line()}\n")
-    krl = tmp_path / "revoked.krl"
-    krl.write_bytes(b"SSHKRL\n\0" + b"\0\0\0\1" + b"\0" * 40)
-    with pytest.raises(ConfigError, match="OpenSSH KRL") as exc:
-        AllowedSigners.load(allowed, revoked=krl)
-    assert exc.value.problems == [f"{krl}:0: revoked keys file is an OpenSSH KRL (binary), which gatekeeper does "
-                                  "not read; list the revoked public keys, one 'type base64' per line"]
-
-
-def test_real_krl_from_ssh_keygen_refused(keygen: object, alice: Ed25519Signer, tmp_path: Path) -> None:
-    from sshsig_testlib import KeyGen
-
-    assert isinstance(keygen, KeyGen)
-    pub = tmp_path / "alice.pub"
-    pub.write_text(alice.line() + "\n")
-    krl = tmp_path / "krl"
-    keygen.run("-k", "-f", krl, pub)
-    allowed = tmp_path / "allowed_signers"
-    allowed.write_text(f"alice {alice.line()}\n")
-    with pytest.raises(ConfigError, match="KRL"):
-        AllowedSigners.load(allowed, revoked=krl)
-    assert lint_allowed_signers(allowed, revoked=krl)[0][1].startswith("krl: revoked keys file is an OpenSSH KRL")
-
-
 def test_bad_revoked_line_fails_closed(alice: Ed25519Signer) -> None:
     with pytest.raises(ConfigError, match=r"revoked keys:2: revoked key: key data is not valid base64"):
         store(f"alice {alice.line()}\n", revoked=f"{alice.line()}\nssh-ed25519 !!!\n")
