@@ -106,7 +106,7 @@ class Verified:
 
 def match_pattern(s: str, pattern: str) -> bool:
     """``*`` matches any sequence, ``?`` one character; everything else literally (case-sensitive)."""
-    # Iterative wildcard match with backtracking to the last '*': linear in practice, no regex compilation.
+    # Iterative wildcard match, backtracking only to the last '*': O(len(s) * len(pattern)) at worst, no regex.
     si = pi = 0
     star_pi, star_si = -1, 0
     while si < len(s):
@@ -337,13 +337,13 @@ def _decode(data: bytes, what: str) -> tuple[list[str], list[Problem]]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return [], [(text_line(data, exc.start), f"{what} is not valid UTF-8")]
+        return [], [(_line_of(data, exc.start), f"{what} is not valid UTF-8")]
     if "\0" in text:
-        return [], [(text_line(data, data.index(b"\0")), f"{what} contains a NUL byte")]
+        return [], [(_line_of(data, data.index(b"\0")), f"{what} contains a NUL byte")]
     return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")], []
 
 
-def text_line(data: bytes, offset: int) -> int:
+def _line_of(data: bytes, offset: int) -> int:
     """1-based line number of a byte offset."""
     return data.count(b"\n", 0, offset) + 1
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import struct
 from dataclasses import dataclass
 from dataclasses import field
@@ -91,6 +92,7 @@ CERT_KEY_TYPES: dict[str, str] = {
 }
 RSA_SIGNATURE_TYPES = ("rsa-sha2-256", "rsa-sha2-512")  # OpenSSH sshsig.c RSA_SIGN_ALLOWED
 
+_BASE64_LINE = re.compile(r"[A-Za-z0-9+/=]+")
 _HINT = "the signature is damaged or was not made by `ssh-keygen -Y sign`; ask the signer to sign again"
 
 
@@ -212,7 +214,6 @@ class _SigValue:
     webauthn_origin: str | None = None
     webauthn_client_data: bytes = field(default=b"", repr=False)
     webauthn_extensions: bytes = field(default=b"", repr=False)
-    sk_extensions: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True)
@@ -501,8 +502,10 @@ def _dearmor(text: str | bytes) -> bytes:
     for line in body:
         if line.startswith("-----"):
             raise _bad(f"unexpected armor line {line[:40]!r} inside the signature")
-        if not line or any(ch.isspace() for ch in line):
-            raise _bad("signature armor contains blank lines or whitespace inside the base64")
+        if _BASE64_LINE.fullmatch(line) is None:
+            if not line or any(ch.isspace() for ch in line):
+                raise _bad("signature armor contains blank lines or whitespace inside the base64")
+            raise _bad("signature armor is not valid base64")
     try:
         return base64.b64decode("".join(body).encode("ascii"), validate=True)
     except (binascii.Error, ValueError):
