@@ -226,7 +226,7 @@ def _dequote(text: str, pos: int, name: str) -> tuple[str, int]:
             pos += 1
         out.append(text[pos])
         pos += 1
-    if pos >= len(text):
+    if pos >= len(text):  # pragma: no cover - _split_options rejects unbalanced quotes first
         raise _LineError(f"option {name}: missing closing quote")
     return "".join(out), pos + 1
 
