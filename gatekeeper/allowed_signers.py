@@ -576,7 +576,7 @@ class AllowedSigners:
             # CVE-2024-7594 class: an empty principal list must never mean "anyone".
             reasons.append(f"certificate {cert.key_id!r} has no principals")
             return None
-        matched = tuple(p for p in cert.principals if match_pattern_list(p, entry.principals) == 1)
+        matched = tuple(dict.fromkeys(p for p in cert.principals if match_pattern_list(p, entry.principals) == 1))
         if not matched:
             reasons.append(f"certificate principals {', '.join(cert.principals)} do not match line {entry.line}")
             return None
