@@ -327,8 +327,8 @@ class _Machine:
                 view, profile=self.profile, extra_globals=self.extra_globals, limits=self.limits,
                 depth=self.depth + 1, nested=self.nested, torch_context=self.torch_context,
             )
-            if not sub.globals and not looks_like_pickle(head) and not sub.complete:
-                return
+            if not (sub.globals or sub.calls) and not why.startswith("argument of"):
+                return  # bytes that only start like a pickle (tensor data): nothing the loader would run
             for issue in sub.issues:
                 verdict = Verdict.MALICIOUS if issue.verdict is Verdict.REVIEW else issue.verdict
                 self._issue(verdict, f"nested pickle ({why}) at offset {issue.offset}: {issue.message}", offset)
