@@ -404,17 +404,20 @@ def _decompress(ctx: _Ctx, view: memoryview, kind: str, path: str) -> memoryview
     budget = ctx.options.max_decompressed - ctx.decompressed
     raw = bytes(view)
     try:
+        dec: zlib._Decompress | bz2.BZ2Decompressor | lzma.LZMADecompressor
         if kind in ("gzip", "zlib"):
             dec = zlib.decompressobj(31 if kind == "gzip" else 15)
-            out = dec.decompress(raw, budget + 1)
         elif kind == "bz2":
-            out = bz2.BZ2Decompressor().decompress(raw, budget + 1)
+            dec = bz2.BZ2Decompressor()
         elif kind in ("xz", "lzma"):
-            out = lzma.LZMADecompressor().decompress(raw, budget + 1)
+            dec = lzma.LZMADecompressor()
         else:
             ctx.add(Verdict.UNSCANNABLE, path, "compression", f"{kind} compression needs an optional parser that "
                     "is not installed")
             return None
+        out = dec.decompress(raw, budget + 1)
+        if len(out) <= budget and not dec.eof:
+            raise EOFError("compressed stream is truncated")
     except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError) as exc:
         if kind in ("zlib", "lzma"):
             return None  # weak magic: not compressed after all
