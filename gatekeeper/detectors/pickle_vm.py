@@ -223,29 +223,31 @@ class _Machine:
         self.bad_global = False
 
     # -- reading ------------------------------------------------------------------------------------------------
-    def _read(self, n: int, op_offset: int) -> bytes:
+    def _read(self, n: int, op_offset: int, *, raw: bool = False) -> bytes:
         end = self.pos + n
         if n < 0 or end > self.size:
             raise _ParseError(f"truncated: {n} bytes needed, {self.size - self.pos} left", op_offset)
-        self._check_frame(end, op_offset)
+        self._check_frame(end, self.pos if raw else op_offset)
         chunk = bytes(self.data[self.pos:end])
         self.pos = end
         return chunk
 
-    def _skip(self, n: int, op_offset: int) -> _Span:
+    def _skip(self, n: int, op_offset: int, *, raw: bool = False) -> _Span:
         end = self.pos + n
         if n < 0 or end > self.size:
             raise _ParseError(f"truncated: {n} bytes needed, {self.size - self.pos} left", op_offset)
-        self._check_frame(end, op_offset)
+        self._check_frame(end, self.pos if raw else op_offset)
         span = _Span(self.pos, n)
         self.pos = end
         return span
 
-    def _check_frame(self, end: int, op_offset: int) -> None:
+    def _check_frame(self, end: int, start: int) -> None:
         # CPython's C unpickler reads linearly across frame ends, the pure-Python one raises "pickle exhausted before
         # end of frame": an argument that straddles a FRAME boundary is produced by no pickler (cpython#154848).
+        # ``start`` is the opcode's offset for arguments (opcode and argument share a frame), the read position for
+        # raw reads outside the opcode stream (joblib arrays are written after the pickler commits its frame).
         if self.frame_end >= 0:
-            if op_offset < self.frame_end < end:
+            if start < self.frame_end < end:
                 self._anomaly("opcode argument straddles a FRAME boundary", op_offset)
             if self.pos >= self.frame_end:
                 self.frame_end = -1
@@ -820,14 +822,12 @@ class _Machine:
         descr = _dtype_descr(dtype)
         if descr is None:
             raise _ParseError("joblib array wrapper with an unreadable dtype", offset)
-        if "numpy_array_alignment_bytes" in fields:
-            pad = self._uint(1, offset)
-            self._skip(pad, offset)
         if descr.lstrip("<>|=").startswith("O"):
-            # Object arrays are a separate inline pickle (protocol of the outer one); analyse it as a nested pickle.
+            # Object arrays are a separate inline pickle (joblib's write_array: pickle.dump(array, protocol=2), no
+            # padding), loaded with plain pickle.load; analyse it as a nested pickle.
             sub, end = analyse_one(
                 self.data, self.pos, profile=self.profile, extra_globals=self.extra_globals, limits=self.limits,
-                depth=self.depth + 1, nested=self.nested, torch_context=self.torch_context, joblib=True,
+                depth=self.depth + 1, nested=self.nested, torch_context=self.torch_context, joblib=False,
             )
             for issue in sub.issues:
                 self._issue(issue.verdict, f"joblib object array pickle: {issue.message}", issue.offset)
@@ -837,10 +837,15 @@ class _Machine:
                 raise _ParseError("joblib object array pickle does not end", offset)
             self.pos = end
             return
+        align = fields.get("numpy_array_alignment_bytes")
+        if isinstance(align, _Const) and isinstance(align.value, int) and not isinstance(align.value, bool):
+            # joblib >= 1.2 writes one padding-length byte, then that many 0xff bytes, before aligned arrays.
+            pad = int.from_bytes(self._read(1, offset, raw=True), "little")
+            self._skip(pad, offset, raw=True)
         itemsize = _itemsize(descr)
         if itemsize is None:
             raise _ParseError(f"joblib array with unsupported dtype {descr!r}", offset)
-        self._skip(count * itemsize, offset)
+        self._skip(count * itemsize, offset, raw=True)
 
 
 def _dict_items(value: object) -> dict[str, object]:

@@ -267,9 +267,13 @@ def dtype(descr: str) -> bytes:
 def joblib_pickle(tail: bytes, *, descr: str = "f8", inline: bytes | None = None) -> bytes:
     wrapper = (glob("joblib.numpy_pickle", "NumpyArrayWrapper") + b")\x81" + b"}(" + binu("subclass")
                + glob("numpy", "ndarray") + binu("shape") + b"K\x02\x85" + binu("order") + binu("C") + binu("dtype")
-               + dtype(descr) + binu("allow_mmap") + b"\x89" + binu("numpy_array_alignment_bytes") + b"K\x10" + b"ub")
-    raw = inline if inline is not None else (b"\x80\x02cos\nsystem\n" + b"\0" * 16)[:16]  # raw floats that look like opcodes
-    return b"\x80\x02" + b"}" + binu("model") + wrapper + b"\x03\xff\xff\xff" + raw + b"s" + tail + b"."
+               + dtype(descr) + binu("allow_mmap") + b"\x89" + binu("numpy_array_alignment_bytes")
+               + (b"N" if inline is not None else b"K\x10") + b"ub")
+    if inline is not None:  # object arrays: an inline pickle, no padding (joblib write_array)
+        span = inline
+    else:  # padding-length byte, 0xff padding, then 16 raw bytes that happen to look like opcodes
+        span = b"\x03\xff\xff\xff" + (b"\x80\x02cos\nsystem\n" + b"\0" * 16)[:16]
+    return b"\x80\x02" + b"}" + binu("model") + wrapper + span + b"s" + tail + b"."
 
 
 JOBLIB = ScanOptions(profile="joblib")
@@ -281,6 +285,17 @@ def test_joblib_payload_after_an_inline_array() -> None:
     assert worst(benign) == REV  # joblib wrappers are not on the torch profile
     mal = joblib_pickle(b"0" + glob("os", "system") + binu("id") + b"\x85R")
     assert worst(mal, options=JOBLIB) == MAL
+
+
+def test_joblib_array_right_after_a_committed_frame() -> None:
+    # joblib commits the pickler's FRAME before writing raw array bytes: a raw read that starts at the frame end is
+    # not a straddle, but an opcode argument that crosses it is.
+    body = joblib_pickle(b"")[2:]
+    cut = body.index(b"\x03\xff\xff\xff")
+    framed = b"\x80\x04\x95" + struct.pack("<Q", cut) + body[:cut] + body[cut:]
+    assert worst(framed, options=JOBLIB) == "clean", describe(framed)
+    straddle = b"\x80\x04\x95" + struct.pack("<Q", cut - 3) + body
+    assert worst(straddle, options=JOBLIB) == UNS
 
 
 def test_joblib_object_array_inner_pickle() -> None:
