@@ -248,7 +248,7 @@ class _Machine:
         # raw reads outside the opcode stream (joblib arrays are written after the pickler commits its frame).
         if self.frame_end >= 0:
             if start < self.frame_end < end:
-                self._anomaly("opcode argument straddles a FRAME boundary", op_offset)
+                self._anomaly("opcode argument straddles a FRAME boundary", start)
             if self.pos >= self.frame_end:
                 self.frame_end = -1
 
