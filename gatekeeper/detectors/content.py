@@ -71,12 +71,13 @@ class ScanOptions:
     max_depth: int = 4
     time_budget_s: float = 10.0
     max_decompressed: int = 512 << 20
+    max_memo: int = 100_000
 
     def digest(self) -> str:
         """A stable digest of every field, for cache keys."""
         canon = json.dumps(
             [self.profile, sorted(self.extra_globals), self.max_bytes, self.max_members, self.max_opcodes,
-             self.max_depth, self.time_budget_s, self.max_decompressed],
+             self.max_depth, self.time_budget_s, self.max_decompressed, self.max_memo],
             separators=(",", ":"),
         )
         return hashlib.sha256(canon.encode()).hexdigest()
@@ -97,8 +98,8 @@ class _Ctx:
         self.findings.append(Finding(verdict, path, detector, message, evidence))
 
     def limits(self, depth: int) -> pickle_vm.Limits:
-        return pickle_vm.Limits(max_opcodes=self.options.max_opcodes, max_depth=self.options.max_depth + 1 - depth,
-                                deadline=self.deadline)
+        return pickle_vm.Limits(max_opcodes=self.options.max_opcodes, max_memo=self.options.max_memo,
+                                max_depth=self.options.max_depth + 1 - depth, deadline=self.deadline)
 
     def check_time(self) -> None:
         if time.monotonic() > self.deadline:
@@ -133,7 +134,7 @@ def _zip_kind(view: memoryview, max_members: int, pk_start: bool) -> str | None:
     return "zip"
 
 
-def sniff(data: Data) -> str | None:
+def sniff(data: Data, *, probe: bool = True) -> str | None:
     """The format of ``data`` by content (reference §2), or None for anything this module does not handle.
 
     Returns one of ``torch-zip``, ``torchscript``, ``keras``, ``npz``, ``zip``, ``7z``, ``tar``, ``gzip``, ``zlib``,
@@ -178,7 +179,7 @@ def sniff(data: Data) -> str | None:
         return "pickle"
     if _is_zlib(head):
         return "zlib"
-    if _probe_pickle(view):
+    if probe and _probe_pickle(view):
         return "pickle"
     return None
 
@@ -510,9 +511,13 @@ def _scan(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
         ctx.add(Verdict.UNSCANNABLE, path, "content", f"containers nested deeper than {ctx.options.max_depth}")
         return
     ctx.check_time()
-    kind = sniff(view)
+    kind = sniff(view, probe=False)
     if kind is None:
-        if path.endswith(".safetensors") and len(view) >= 8:
+        # A protocol 0/1 pickle has no magic: the full analysis doubles as the probe (candidate=True reports
+        # nothing unless it meets a global or a call, or parses to the end).
+        before = len(ctx.findings)
+        _scan_pickle(ctx, view, path, depth, candidate=True)
+        if len(ctx.findings) == before and path.endswith(".safetensors") and len(view) >= 8:
             _scan_safetensors(ctx, view, path)  # too broken to sniff, but it claims to be safetensors
         return
     if kind in ("torch-zip", "torchscript", "keras", "npz", "zip"):

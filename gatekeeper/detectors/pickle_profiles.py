@@ -19,6 +19,7 @@ torch checkpoints holding numpy arrays need.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable
 
 __all__ = ["Classification", "PROFILES", "classify_global", "profile_globals", "LOADS_LIKE", "UnknownProfile"]
@@ -123,6 +124,11 @@ def profile_globals(profile: str, extra_globals: Iterable[str] = ()) -> frozense
     Raises:
         UnknownProfile: a component is not a known profile name.
     """
+    return _profile_globals(profile, frozenset(extra_globals))
+
+
+@functools.lru_cache(maxsize=64)
+def _profile_globals(profile: str, extra_globals: frozenset[str]) -> frozenset[str]:
     allowed: set[str] = set(extra_globals)
     for part in profile.split("+"):
         try:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import codecs
 import struct
 import time
+from struct import unpack_from as _unpack_from
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -120,12 +121,12 @@ class _Mark:
 _MARK = _Mark()
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Global:
     ref: GlobalRef
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Const:
     value: object  # str, bytes, int, float, bool, None; large bytes are a _Span
 
@@ -136,13 +137,13 @@ class _Span:
     length: int
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Seq:
     kind: str  # tuple, list, dict, set, frozenset
     items: list[object] = field(default_factory=list)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Obj:
     """The result of calling something (REDUCE, NEWOBJ, OBJ, INST) or of a persistent/extension load."""
 
@@ -342,27 +343,119 @@ class _Machine:
 
     # -- main loop ----------------------------------------------------------------------------------------------
     def run(self) -> int:
-        """Execute opcodes up to STOP; returns the offset after STOP. Raises _ParseError."""
+        """Execute opcodes up to STOP; returns the offset after STOP. Raises _ParseError.
+
+        The most frequent opcodes of real checkpoints (memo traffic, small ints, marks, short strings) are handled
+        inline; everything else goes through the per-opcode methods via a 256-entry table.
+        """
         data = self.data
+        size = self.size
         limits = self.limits
+        max_opcodes = limits.max_opcodes
+        max_stack = limits.max_stack
+        table = _DISPATCH
+        memo = self.memo
         while True:
-            if self.pos >= self.size:
-                raise _ParseError("pickle ends without STOP", self.pos)
             offset = self.pos
-            if self.frame_end >= 0 and offset >= self.frame_end:
-                self.frame_end = -1
+            if offset >= size:
+                raise _ParseError("pickle ends without STOP", offset)
+            fe = self.frame_end
+            if fe >= 0 and offset >= fe:
+                self.frame_end = fe = -1
             code = data[offset]
-            self.pos += 1
             self.opcodes += 1
-            if self.opcodes > limits.max_opcodes:
-                raise _LimitError(f"more than {limits.max_opcodes} opcodes", offset)
-            if not self.opcodes & 0xFFF and time.monotonic() > limits.deadline:
-                raise _LimitError("time budget exhausted", offset)
-            name = OPNAMES.get(code)
-            if name is None:
+            if self.opcodes > max_opcodes:
+                raise _LimitError(f"more than {max_opcodes} opcodes", offset)
+            if not self.opcodes & 0xFFF:
+                if time.monotonic() > limits.deadline:
+                    raise _LimitError("time budget exhausted", offset)
+                if len(self.stack) + len(self.metastack) > max_stack:
+                    raise _LimitError(f"stack depth over {max_stack}", offset)
+            if code == 0x71 or code == 0x68:  # BINPUT / BINGET
+                if offset + 2 > size:
+                    raise _ParseError("truncated: 1 bytes needed, 0 left", offset)
+                if fe >= 0 and offset < fe < offset + 2:
+                    self._anomaly("opcode argument straddles a FRAME boundary", offset)
+                key = data[offset + 1]
+                self.pos = offset + 2
+                if code == 0x71:
+                    if not self.stack:
+                        raise _ParseError("PUT on an empty stack", offset)
+                    self.puts += 1
+                    memo[key] = self.stack[-1]
+                    if len(memo) > limits.max_memo:
+                        raise _LimitError(f"memo larger than {limits.max_memo}", offset)
+                else:
+                    self.gets += 1
+                    try:
+                        self.stack.append(memo[key])
+                    except KeyError:
+                        raise _ParseError(f"GET of memo key {key} that was never stored (GET before PUT)",
+                                          offset) from None
+                    if self.gets > 10_000 and self.gets > limits.max_get_ratio * max(self.puts, 1):
+                        raise _LimitError(f"memo GET/PUT ratio over {limits.max_get_ratio} (expansion attack)",
+                                          offset)
+                continue
+            if code == 0x8C:  # SHORT_BINUNICODE
+                if offset + 2 > size:
+                    raise _ParseError("truncated: 1 bytes needed, 0 left", offset)
+                end = offset + 2 + data[offset + 1]
+                if end > size:
+                    raise _ParseError(f"truncated: {end - offset - 2} bytes needed, {size - offset - 2} left", offset)
+                if fe >= 0 and offset < fe < end:
+                    self._anomaly("opcode argument straddles a FRAME boundary", offset)
+                try:
+                    self.stack.append(_Const(bytes(data[offset + 2:end]).decode("utf-8", "surrogatepass")))
+                except UnicodeDecodeError:
+                    raise _ParseError("invalid UTF-8 in a unicode argument", offset) from None
+                self.pos = end
+                continue
+            if code == 0x47 or code == 0x4A:  # BINFLOAT, BININT
+                end = offset + (9 if code == 0x47 else 5)
+                if end > size:
+                    raise _ParseError(f"truncated: {end - offset - 1} bytes needed, {size - offset - 1} left", offset)
+                if fe >= 0 and offset < fe < end:
+                    self._anomaly("opcode argument straddles a FRAME boundary", offset)
+                self.stack.append(_Const(_unpack_from(">d" if code == 0x47 else "<i", data, offset + 1)[0]))
+                self.pos = end
+                continue
+            if code == 0x94:  # MEMOIZE
+                self.pos = offset + 1
+                if not self.stack:
+                    raise _ParseError("PUT on an empty stack", offset)
+                self.puts += 1
+                memo[len(memo)] = self.stack[-1]
+                if len(memo) > limits.max_memo:
+                    raise _LimitError(f"memo larger than {limits.max_memo}", offset)
+                continue
+            if code == 0x4B:  # BININT1
+                if offset + 2 > size:
+                    raise _ParseError("truncated: 1 bytes needed, 0 left", offset)
+                if fe >= 0 and offset < fe < offset + 2:
+                    self._anomaly("opcode argument straddles a FRAME boundary", offset)
+                self.stack.append(_Const(data[offset + 1]))
+                self.pos = offset + 2
+                continue
+            if code == 0x28:  # MARK
+                self.pos = offset + 1
+                self.metastack.append(self.stack)
+                self.stack = []
+                if len(self.metastack) > max_stack:
+                    raise _LimitError(f"stack depth over {max_stack}", offset)
+                continue
+            if code == 0x4E or code == 0x88 or code == 0x89:  # NONE, NEWTRUE, NEWFALSE
+                self.pos = offset + 1
+                self.stack.append(_Const(None if code == 0x4E else code == 0x88))
+                continue
+            if code == 0x29 or code == 0x5D or code == 0x7D:  # EMPTY_TUPLE, EMPTY_LIST, EMPTY_DICT
+                self.pos = offset + 1
+                self.stack.append(_Seq("tuple" if code == 0x29 else "list" if code == 0x5D else "dict"))
+                continue
+            handler = table[code]
+            if handler is None:
                 raise _ParseError(f"unknown opcode 0x{code:02x}", offset)
-            handler = getattr(self, "op_" + name)
-            if handler(offset) is True:
+            self.pos = offset + 1
+            if handler(self, offset) is True:
                 return self.pos
 
     # -- opcodes: structure -------------------------------------------------------------------------------------
@@ -846,6 +939,11 @@ class _Machine:
         if itemsize is None:
             raise _ParseError(f"joblib array with unsupported dtype {descr!r}", offset)
         self._skip(count * itemsize, offset, raw=True)
+
+
+_DISPATCH: list[Callable[[_Machine, int], bool | None] | None] = [
+    getattr(_Machine, "op_" + OPNAMES[code]) if code in OPNAMES else None for code in range(256)
+]
 
 
 def _dict_items(value: object) -> dict[str, object]:
