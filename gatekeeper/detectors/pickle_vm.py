@@ -831,6 +831,10 @@ class _Machine:
                     for arg in args.items[:2]:
                         if isinstance(arg, _Const) and isinstance(arg.value, bytes | str | _Span):
                             self._scan_nested_bytes(arg.value, offset, f"argument of {dotted}")
+                        elif isinstance(arg, _Obj):
+                            decoded = _decode_chain(arg, self.data, 0)
+                            if decoded is not None:
+                                self._scan_nested_bytes(decoded, offset, f"argument of {dotted} (decoded)")
         elif isinstance(func, _Obj | _Seq | _Const):
             self._issue(Verdict.REVIEW, f"{what} calls a computed value ({_describe(func)})", offset)
         self._push(_Obj(func, offset, args=args), offset)
@@ -944,6 +948,80 @@ class _Machine:
 _DISPATCH: list[Callable[[_Machine, int], bool | None] | None] = [
     getattr(_Machine, "op_" + OPNAMES[code]) if code in OPNAMES else None for code in range(256)
 ]
+
+
+_DECODERS = frozenset({
+    "base64.b64decode", "base64.standard_b64decode", "base64.urlsafe_b64decode", "base64.b32decode",
+    "base64.b16decode", "base64.a85decode", "base64.b85decode", "base64.decodebytes", "binascii.a2b_base64",
+    "binascii.unhexlify", "binascii.a2b_hex", "codecs.decode", "_codecs.decode", "_codecs.encode", "codecs.encode",
+    "zlib.decompress", "bz2.decompress", "lzma.decompress", "gzip.decompress", "builtins.bytes.fromhex",
+})
+_DECODE_CAP = 16 << 20
+
+
+def _decode_chain(value: object, data: memoryview, depth: int) -> bytes | None:
+    """Bytes produced by a chain of decoder calls on a constant (``loads(b64decode("..."))``), or None.
+
+    Only pure stdlib decoders are evaluated, on bounded input; anything else is not followed (its global is already
+    reported on its own).
+    """
+    if depth > 8:
+        return None
+    if isinstance(value, _Const):
+        raw = value.value
+        if isinstance(raw, _Span):
+            return bytes(data[raw.start:raw.start + raw.length]) if raw.length <= _DECODE_CAP else None
+        if isinstance(raw, str):
+            return raw.encode("latin-1", "replace")
+        return raw if isinstance(raw, bytes) else None
+    if not (isinstance(value, _Obj) and isinstance(value.origin, _Global) and value.origin.ref.dotted in _DECODERS):
+        return None
+    args = value.args
+    if not (isinstance(args, _Seq) and args.items):
+        return None
+    inner = _decode_chain(args.items[0], data, depth + 1)
+    if inner is None or len(inner) > _DECODE_CAP:
+        return None
+    name = value.origin.ref.dotted
+    codec = args.items[1].value if len(args.items) > 1 and isinstance(args.items[1], _Const) else None
+    import base64
+    import binascii
+    import bz2
+    import lzma
+    import zlib
+
+    try:
+        if name.endswith(("b64decode", "decodebytes", "a2b_base64")):
+            return base64.b64decode(inner)
+        if name.endswith("b32decode"):
+            return base64.b32decode(inner)
+        if name.endswith("b16decode"):
+            return base64.b16decode(inner, casefold=True)
+        if name.endswith("a85decode"):
+            return base64.a85decode(inner)
+        if name.endswith("b85decode"):
+            return base64.b85decode(inner)
+        if name.endswith(("unhexlify", "a2b_hex", "fromhex")):
+            return binascii.unhexlify(inner.strip())
+        if name == "zlib.decompress":
+            return zlib.decompressobj().decompress(inner, _DECODE_CAP)
+        if name in ("gzip.decompress",):
+            return zlib.decompressobj(31).decompress(inner, _DECODE_CAP)
+        if name == "bz2.decompress":
+            return bz2.BZ2Decompressor().decompress(inner, _DECODE_CAP)
+        if name == "lzma.decompress":
+            return lzma.LZMADecompressor().decompress(inner, _DECODE_CAP)
+        if isinstance(codec, str) and codec.lower().replace("-", "_") in ("latin1", "latin_1", "iso8859_1"):
+            return inner  # _codecs.encode(str, "latin1"): how protocol 2 spells bytes
+        if isinstance(codec, str) and codec.lower() in ("base64", "base_64", "base64_codec"):
+            return base64.b64decode(inner)
+        if isinstance(codec, str) and codec.lower() in ("hex", "hex_codec"):
+            return binascii.unhexlify(inner.strip())
+        if isinstance(codec, str) and codec.lower() in ("zlib", "zip", "zlib_codec"):
+            return zlib.decompressobj().decompress(inner, _DECODE_CAP)
+    except (ValueError, TypeError, zlib.error, lzma.LZMAError, OSError, EOFError):
+        return None
+    return None
 
 
 def _dict_items(value: object) -> dict[str, object]:

@@ -275,6 +275,23 @@ def test_nested_pickle_passed_to_a_loads_like_global() -> None:
     assert worst(p2(binbytes(p2(NONE)))) == "clean"
 
 
+def test_nested_pickle_behind_decoder_chains() -> None:
+    import base64
+    import zlib
+
+    inner = p2(call(glob("os", "system")))
+    b64 = glob("base64", "b64decode") + binu(base64.b64encode(inner).decode()) + TUPLE1 + REDUCE
+    mal = p2(glob("pickle", "loads") + b64 + TUPLE1 + REDUCE)
+    msgs = messages(mal)
+    assert worst(mal) == MAL and "argument of pickle.loads (decoded)" in msgs and "os.system" in msgs
+    chained = glob("zlib", "decompress") + glob("codecs", "decode") + binu(zlib.compress(inner).hex()) + binu("hex") \
+        + TUPLE2 + REDUCE + TUPLE1 + REDUCE
+    msgs = messages(p2(glob("dill", "loads") + chained + TUPLE1 + REDUCE))
+    assert "(decoded)" in msgs and "os.system" in msgs
+    # the benign twin: a decoder on data that is not a pickle is only an unknown global
+    assert worst(p2(glob("base64", "b64decode") + binu("aGVsbG8=") + TUPLE1 + REDUCE)) == REV
+
+
 # ---------------------------------------------------------------------------------------------- 4. stream structure
 def test_payload_in_a_later_concatenated_pickle() -> None:
     assert worst(BENIGN + BENIGN + p4(call(sglobal("os", "system")))) == MAL
