@@ -29,7 +29,7 @@ import struct
 import time
 from struct import unpack_from as _unpack_from
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gatekeeper.detectors.pickle_profiles import LOADS_LIKE
 from gatekeeper.detectors.pickle_profiles import Classification
@@ -121,36 +121,55 @@ class _Mark:
 _MARK = _Mark()
 
 
-@dataclass(eq=False, slots=True)
+# Symbolic values: plain __slots__ classes (created per opcode, so cheaper than dataclasses to build and to import).
 class _Global:
-    ref: GlobalRef
+    """A class, function or module the loader imported."""
+
+    __slots__ = ("ref",)
+
+    def __init__(self, ref: GlobalRef) -> None:
+        self.ref = ref
 
 
-@dataclass(eq=False, slots=True)
 class _Const:
-    value: object  # str, bytes, int, float, bool, None; large bytes are a _Span
+    """A str, bytes, int, float, bool or None constant; large bytes/str arguments are a :class:`_Span`."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
 
 
-@dataclass(frozen=True)
 class _Span:
-    start: int
-    length: int
+    """A byte range of the input that was skipped, not copied."""
+
+    __slots__ = ("start", "length")
+
+    def __init__(self, start: int, length: int) -> None:
+        self.start = start
+        self.length = length
 
 
-@dataclass(eq=False, slots=True)
 class _Seq:
-    kind: str  # tuple, list, dict, set, frozenset
-    items: list[object] = field(default_factory=list)
+    """A tuple, list, dict, set or frozenset (contents kept up to a small bound)."""
+
+    __slots__ = ("kind", "items")
+
+    def __init__(self, kind: str, items: list[object] | None = None) -> None:
+        self.kind = kind
+        self.items: list[object] = [] if items is None else items
 
 
-@dataclass(eq=False, slots=True)
 class _Obj:
     """The result of calling something (REDUCE, NEWOBJ, OBJ, INST) or of a persistent/extension load."""
 
-    origin: object
-    offset: int
-    state: object = None
-    args: object = None
+    __slots__ = ("origin", "offset", "state", "args")
+
+    def __init__(self, origin: object, offset: int, state: object = None, args: object = None) -> None:
+        self.origin = origin
+        self.offset = offset
+        self.state = state
+        self.args = args
 
 
 # ----------------------------------------------------------------------------------------------- opcode tables
