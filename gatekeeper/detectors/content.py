@@ -333,7 +333,8 @@ def _scan_zip(ctx: _Ctx, view: memoryview, path: str, depth: int, kind: str) -> 
             ctx.add(Verdict.UNSCANNABLE, member_path, "zip", "encrypted zip member cannot be scanned",
                     (f"flags 0x{entry.flags:04x}",))
             continue
-        if kind == "keras" and entry.name == "config.json":
+        if entry.name == "config.json":
+            # Keras 3 reads config.json at the root of any zip it is given: walk it whatever the other members are.
             _scan_keras_config(ctx, member, member_path)
             continue
         _scan(ctx, member, member_path, depth + 1)
@@ -383,7 +384,7 @@ _H5_MODULE = re.compile(rb'"module":\s*"([^"]{1,200})",\s*"class_name":\s*"([^"]
 
 def _scan_hdf5(ctx: _Ctx, view: memoryview, path: str) -> None:
     # Without h5py: byte-search the model_config attribute (reference §4). One C-speed pass over the mapping.
-    blob = view.obj if isinstance(view.obj, bytes | mmap.mmap) and len(view) == len(view.obj) else bytes(view)
+    blob = view  # re scans any buffer in C, without copying it
     for match in _H5_LAMBDA.finditer(blob):
         ctx.add(Verdict.REVIEW, path, "keras", f"Keras {match.group(1).decode()} layer in HDF5 model config",
                 (f"at offset {match.start()}",))
