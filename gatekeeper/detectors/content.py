@@ -185,11 +185,22 @@ def sniff(data: Data, *, probe: bool = True) -> str | None:
 
 
 def _probe_pickle(view: memoryview) -> bool:
-    """A protocol 0/1 pickle (no PROTO): a bounded parse meets a global or a call, or parses to the end."""
+    """A protocol 0/1 pickle (no PROTO opcode): see :func:`_pickle_evidence`."""
     if not view:
         return False
-    report = pickle_vm.analyse_pickle(view, limits=pickle_vm.Limits(max_opcodes=100_000, max_depth=0))
-    return bool(report.globals or report.calls or report.complete)
+    return _pickle_evidence(pickle_vm.analyse_pickle(view, limits=pickle_vm.Limits(max_opcodes=100_000, max_depth=0)))
+
+
+def _pickle_evidence(report: pickle_vm.PickleReport) -> bool:
+    """Whether data without a PROTO opcode is a pickle rather than text that happens to start like one.
+
+    Text trips the GLOBAL opcode easily (``requirements.txt`` starting ``cython\nnumpy\n`` is ``GLOBAL ython.numpy``),
+    so an *unknown* global followed by a parse error is not evidence. Evidence is: a parse to the end of the data, a
+    call that executed (REDUCE/NEWOBJ/OBJ/INST), or a global that is known (deny- or allow-listed).
+    """
+    return report.complete or report.calls > 0 or any(
+        g.classification is not Classification.REVIEW for g in report.globals
+    )
 
 
 # ------------------------------------------------------------------------------------------------------ reporting
@@ -234,7 +245,7 @@ def _scan_pickle(ctx: _Ctx, view: memoryview, path: str, depth: int, *, profile:
         view, profile=profile or _profile(ctx), extra_globals=ctx.options.extra_globals, limits=ctx.limits(depth),
         depth=depth, nested=_nested_callback(ctx, path), joblib=True,
     )
-    if candidate and not (report.globals or report.calls or report.complete):
+    if candidate and not _pickle_evidence(report):
         return  # not a pickle after all
     _report_pickle(ctx, path, report)
 

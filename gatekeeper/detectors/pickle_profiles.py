@@ -145,6 +145,7 @@ _DENY_MODULES = frozenset(
     """
     os posix nt sys subprocess _posixsubprocess socket _socket shutil pty runpy ssl _ssl paramiko pycurl importlib imp marshal inspect pkgutil
     operator _operator functools _functools ctypes _ctypes cffi code codeop commands pdb bdb ipdb timeit webbrowser
+    antigravity this
     http httplib urllib urllib2 urllib3 requests aiohttp httpx asyncio multiprocessing _multiprocessing threading
     _thread concurrent signal _signal pickle _pickle cPickle dill cloudpickle joblib.load joblib.numpy_pickle.load
     joblib.numpy_pickle.NumpyUnpickler joblib.parallel joblib.Parallel joblib.memory shelve io _io logging.FileHandler logging.handlers logging.config

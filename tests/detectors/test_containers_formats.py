@@ -209,6 +209,32 @@ def test_sniffing_ignores_the_extension() -> None:
     assert worst(b"", "empty.bin") == "clean"
 
 
+TEXTS = {
+    "requirements.txt": b"cython\nnumpy\nrequests\ntorch>=2.1\n",
+    "model.py": b"class Net:\n    pass\n",
+    "CMakeLists.txt": b"cmake_minimum_required(VERSION 3.10)\nproject(x)\n",
+    "notes.txt": b"copyright\nnotice\nReserved\n(c) 2024\n",
+    "config.yaml": b"checkpoint:\n  path: x\n",
+    "README.md": b"# Title\n\nSome text.\n",
+    "vocab.txt": b"[PAD]\n[UNK]\nthe\n",
+    "data.json": b'{"a": [1, 2, 3]}',
+    "merges.txt": b"#version: 0.2\nt h\n",
+    "setup.py": b"import os\nimport sys\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(TEXTS))
+def test_text_files_are_not_pickles(name: str) -> None:
+    # scan_blob is called on every pushed file: text that starts like protocol-0 opcodes must stay clean.
+    assert worst(TEXTS[name], name) == "clean", describe(TEXTS[name], name)
+
+
+def test_text_starting_like_a_known_global_is_still_a_pickle() -> None:
+    # ... while the same shape with a known-bad global is what broken_model.pkl (picklescan corpus) looks like.
+    assert worst(b"cbuiltins\nexec\n(X>\nprint(1)\ntR.") == MAL
+    assert worst(b"cthis\nx\nsome text") == MAL
+
+
 # ------------------------------------------------------------------------------------------------ legacy torch
 MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e"
 
