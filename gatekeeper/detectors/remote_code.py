@@ -311,11 +311,12 @@ def _walk(doc: object) -> Iterator[tuple[str, object, object]]:
             raise ConfigError(f"more than {MAX_NODES} nodes", cap=True)
         if depth > MAX_DEPTH:
             raise ConfigError(f"nested deeper than {MAX_DEPTH} levels", cap=True)
-        yield loc, parent, node
         if isinstance(node, dict | list):
-            if id(node) in seen:
+            if id(node) in seen:  # an alias of a node already walked: once is enough (no exponential blow-up)
                 continue
             seen.add(id(node))
+        yield loc, parent, node
+        if isinstance(node, dict | list):
             items = node.items() if isinstance(node, dict) else enumerate(node)
             for k, v in reversed(list(items)):
                 stack.append((f"{loc}.{k}" if loc else str(k), node, v, depth + 1))
