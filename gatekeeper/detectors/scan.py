@@ -410,7 +410,8 @@ class _BinaryScanner:
             else:
                 self.content = content
         if self.content is None:
-            if path.lower().endswith(_TEXT_SUFFIXES) and b"\0" not in bytes(data[:65536]):
+            name = path.split("!lfs:")[0]  # an LFS object is judged by the name of its pointer file
+            if name.lower().endswith(_TEXT_SUFFIXES) and b"\0" not in bytes(data[:65536]):
                 return []
             return [Finding(Verdict.UNSCANNABLE, path, "content",
                             "binary detectors are not installed (gatekeeper.detectors.content): cannot scan this file")]
@@ -449,7 +450,7 @@ def scan_files(paths: Iterable[Path], *, options: Any = None, lfs_store: Path | 
     """
     binary = _BinaryScanner(options)
     findings: list[Finding] = []
-    lfs_cache: dict[str, list[Finding]] = {}
+    lfs_cache: dict[str, tuple[str, list[Finding]]] = {}
     for shown_root, root, rels in _collect(paths):
         def shown(rel: bytes | str, _root: Path = shown_root) -> str:
             text = rel if isinstance(rel, str) else display_path(rel)
@@ -465,7 +466,7 @@ def scan_files(paths: Iterable[Path], *, options: Any = None, lfs_store: Path | 
 
 
 def _scan_one(full: Path, shown: str, binary: _BinaryScanner, lfs_store: Path | None,
-              lfs_cache: dict[str, list[Finding]]) -> list[Finding]:
+              lfs_cache: dict[str, tuple[str, list[Finding]]]) -> list[Finding]:
     try:
         st = os.lstat(full)
     except OSError as exc:
@@ -487,6 +488,8 @@ def _scan_one(full: Path, shown: str, binary: _BinaryScanner, lfs_store: Path | 
             extra = binary(shown, data) if len(data) > lfs.BLOB_SIZE_CUTOFF else []
     except OSError as exc:
         return [Finding(Verdict.UNSCANNABLE, shown, "scan", f"cannot read: {exc.strerror}")]
+    # verdicts are cached by oid: the same object behind many pointers is hashed and scanned once
     if pointer.oid not in lfs_cache:
-        lfs_cache[pointer.oid] = lfs.scan_pointer("\0", pointer, lfs_store=lfs_store, scan_blob=binary)
-    return [*extra, *(dataclasses.replace(f, path=f.path.replace("\0", shown, 1)) for f in lfs_cache[pointer.oid])]
+        lfs_cache[pointer.oid] = (shown, lfs.scan_pointer(shown, pointer, lfs_store=lfs_store, scan_blob=binary))
+    first, cached = lfs_cache[pointer.oid]
+    return [*extra, *(dataclasses.replace(f, path=shown + f.path[len(first):]) for f in cached)]
