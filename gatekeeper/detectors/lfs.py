@@ -2,13 +2,13 @@
 
 Parser (git-lfs ``lfs/pointer.go``, ml-artifacts.md §7): git-lfs reads at most ``blobSizeCutoff`` = 1024 bytes, trims
 Unicode white space (``bytes.TrimSpace``), requires one of ``git-media``/``hawser``/``git-lfs`` somewhere, then scans
-lines (``bufio.ScanLines`` drops a ``\\r`` before each ``\\n``, so CRLF pointers are valid), skips empty lines, splits each
-on the first space and expects the keys ``version``, ``oid``, ``size`` in that order, with ``ext-<digit>-<name>`` lines
-allowed in between; anything after ``size`` is an "extra line". Those structural failures make git-lfs treat the blob as
-ordinary content (``NotAPointerError``): so do we (``parse_pointer`` returns None and the blob is scanned as itself).
-Failures in the *values* (unknown version, oid not ``sha256:`` + 64 lowercase hex, size not a non-negative int64) make
-git-lfs refuse the checkout with an error: we call the pointer malformed (:class:`MalformedPointer`) and report it
-``unscannable``, because another tool may resolve it differently (Gitea's parser is stricter, §7).
+lines (``bufio.ScanLines`` drops a ``\\r`` before each ``\\n``, so CRLF pointers are valid), skips empty lines, splits
+each on the first space and expects the keys ``version``, ``oid``, ``size`` in that order, with ``ext-<digit>-<name>``
+lines allowed in between; anything after ``size`` is an "extra line". Those structural failures make git-lfs treat the
+blob as ordinary content (``NotAPointerError``): so do we (``parse_pointer`` returns None and the blob is scanned as
+itself). Failures in the *values* (unknown version, oid not ``sha256:`` + 64 lowercase hex, size not a non-negative
+int64) make git-lfs refuse the checkout with an error: we call the pointer malformed (:class:`MalformedPointer`) and
+report it ``unscannable``, because another tool may resolve it differently (Gitea's parser is stricter, §7).
 
 Server stores (Gitea ``data/lfs``, GitLab ``shared/lfs-objects``) lay objects out as ``oid[0:2]/oid[2:4]/oid[4:]``; the
 git-lfs client store and some mirrors use ``oid[0:2]/oid[2:4]/oid``. Both are tried.

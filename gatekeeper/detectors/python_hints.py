@@ -92,7 +92,7 @@ class _Visitor(ast.NodeVisitor):
                                                                    "check for .bin loading (CVE-2025-32434) is off"))
         self.generic_visit(node)
 
-    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]  # NOTE: same check for async defs
+    visit_AsyncFunctionDef = visit_FunctionDef  # same check for async defs
 
     def visit_Assign(self, node: ast.Assign) -> None:
         for target in node.targets:

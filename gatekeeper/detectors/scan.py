@@ -23,6 +23,7 @@ a cap exceeded: ``unscannable``; risky loader calls in changed Python: ``hint``.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import mmap
 import os
 import posixpath
@@ -207,14 +208,14 @@ def analyse_remote_code(tree: TreeView, changed: Iterable[bytes], *, old: TreeVi
             _dangling_findings(report, config, triggers, cached, changed_set)
     flagged = {f.path for f in report.findings if f.verdict in (Verdict.REVIEW, Verdict.MALICIOUS)}
     for path in changed_list:
-        reason = report.protected.get(path)
+        why = report.protected.get(path)
         shown = _show(path)
-        if reason is not None and shown not in flagged:
+        if why is not None and shown not in flagged:
             dynamic = tuple(d for c in closures.values() for d in c.dynamic if d.startswith(shown + " "))
             exists = cached.read(path) is not None
             what = "runs when the model is loaded" if exists else "was deleted, but the model loads it"
             report.findings.append(Finding(Verdict.REVIEW, shown, DETECTOR, f"changed file {what}",
-                                           (reason, *dynamic)))
+                                           (why, *dynamic)))
         if path.endswith(b".py"):
             data = cached.read(path)
             if data is not None:
@@ -404,11 +405,10 @@ class _BinaryScanner:
     def __call__(self, path: str, data: bytes | memoryview | mmap.mmap) -> list[Finding]:
         if self.content is None and not self.missing:
             try:
-                from gatekeeper.detectors import content  # type: ignore[attr-defined]  # NOTE: built on branch pickle
+                # by name: the module is built on branch "pickle" and may not be installed
+                self.content = importlib.import_module("gatekeeper.detectors.content")
             except ImportError:
                 self.missing = True
-            else:
-                self.content = content
         if self.content is None:
             name = path.split("!lfs:")[0]  # an LFS object is judged by the name of its pointer file
             if name.lower().endswith(_TEXT_SUFFIXES) and b"\0" not in bytes(data[:65536]):

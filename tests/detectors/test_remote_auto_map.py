@@ -80,7 +80,8 @@ def test_closure_chain_changing_only_layers_is_flagged_with_the_chain() -> None:
     report = analyse_remote_code(tree, [b"layers.py"])
     (finding,) = review(report.findings, "layers.py")
     assert finding.message == "changed file runs when the model is loaded"
-    assert finding.evidence[0] == "pulled in by config.json auto_map.AutoModel -> modeling_x.py -> utils.py -> layers.py"
+    chain = "pulled in by config.json auto_map.AutoModel -> modeling_x.py -> utils.py -> layers.py"
+    assert finding.evidence[0] == chain
     assert report.protected[b"layers.py"] == finding.evidence[0]
     # benign twin: utils.py no longer imports layers -> layers.py is not pulled in (and no config in the repo has a
     # trigger in its folder... config.json does, so the folder rule still protects it: use a sub-folder model)
@@ -92,7 +93,8 @@ def test_closure_chain_changing_only_layers_is_flagged_with_the_chain() -> None:
 
 
 def test_transformers_regex_quirks() -> None:
-    text = "from .a import x\nimport .b\nfrom . import c\nfrom .d.e import f\nfrom ..g import h\ndef f():\n    from .lazy import q\n"
+    text = ("from .a import x\nimport .b\nfrom . import c\nfrom .d.e import f\nfrom ..g import h\n"
+            "def f():\n    from .lazy import q\n")
     assert transformers_relative_imports(text) == [".g", "a", "b", "d.e", "lazy"]
 
 
