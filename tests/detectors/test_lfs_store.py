@@ -97,3 +97,20 @@ def test_symlink_in_store_is_not_followed(tmp_path: Path) -> None:
 def test_empty_object(tmp_path: Path) -> None:
     pointer = store_object(tmp_path, b"", "gitea")
     assert scan_pointer("e", pointer, lfs_store=tmp_path, scan_blob=Recorder()) == []
+
+
+def test_same_oid_behind_many_pointers_is_scanned_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gatekeeper.detectors import scan
+
+    pointer = store_object(tmp_path / "store", PAYLOAD, "gitea")
+    text = f"version https://git-lfs.github.com/spec/v1\noid sha256:{pointer.oid}\nsize {pointer.size}\n"
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("a.bin", "b.bin", "c.bin"):
+        (repo / name).write_text(text)
+    recorder = Recorder()
+    monkeypatch.setattr(scan._BinaryScanner, "__call__", lambda self, path, data: recorder(path, data))
+    findings = scan.scan_files([repo], lfs_store=tmp_path / "store")
+    assert len(recorder.calls) == 1
+    assert sorted(f.path for f in findings) == [f"{repo}/{n}!lfs:{pointer.oid[:12]}" for n in ("a.bin", "b.bin",
+                                                                                                 "c.bin")]
