@@ -56,10 +56,8 @@ MAX_DEPTH = 500
 # Text that must appear in a config holding a trigger. A JSON string may spell a key with \u escapes (json.loads decodes
 # "auto\u005fmap" to "auto_map"), so escapes of letters, digits, "_", "$", ":", "{", "." and "-" force a full parse;
 # ordinary JSON (tokenizer.json included) escapes only non-ASCII or control characters.
-_NEEDLES = (
-    b"auto_map", b"custom_pipelines", b"_target_", b"class_path", b"custom_imports", b"${", b"_class_name",
-    b"\"type\"",
-)
+_NEEDLES = (b"auto_map", b"custom_pipelines", b"_target_", b"class_path", b"custom_imports", b"${")
+_ALWAYS_PARSED = (b"model_index.json", b"modular_model_index.json", b"modules.json")  # small, fixed-name files
 _JSON_SUSPECT_ESCAPE = re.compile(rb"\\u00(?:2[4dDeE]|3[0-9aA]|[4-6][0-9a-fA-F]|7[0-9aAbB])")
 
 
@@ -110,16 +108,21 @@ class ConfigTriggers:
 # --- file-name classification ----------------------------------------------------------------------------------------
 
 
+_CONFIG_SUFFIXES = (b".json", b".yaml", b".yml")
+_CONFIG_FILES = (b"/hubconf.py", b"/pipeline.py", b"custom_generate/generate.py", b"custom_generate/requirements.txt")
+
+
 def is_config_name(path: bytes) -> bool:
-    """Files whose contents may hold a trigger (read when changed, or when they may reference a changed .py)."""
-    base = posixpath.basename(path).lower()
-    return (
-        base.endswith((b".json", b".yaml", b".yml"))
-        or base == b"hubconf.py"
-        or base == b"pipeline.py"
-        or path.endswith((b"custom_generate/generate.py", b"custom_generate/requirements.txt"))
-        or path in (b"custom_generate/generate.py", b"custom_generate/requirements.txt")
-    )
+    """Files whose contents may hold a trigger (read when changed, or when they may reference a changed .py).
+
+    Called for every path of a tree when a ``.py`` file changes, so it avoids allocations for the common miss.
+    """
+    tail = path[-5:].lower()
+    if tail.endswith(_CONFIG_SUFFIXES):
+        return True
+    if not path.endswith((b".py", b".txt")):
+        return False
+    return (b"/" + path).endswith(_CONFIG_FILES)
 
 
 def may_hold_trigger(data: bytes, *, yaml_file: bool) -> bool:
@@ -433,6 +436,26 @@ def sentence_transformers_triggers(config: bytes, doc: object) -> list[Trigger]:
 # --- entry point ------------------------------------------------------------------------------------------------------
 
 
+_QUICK_TARGET = re.compile(rb"""(?:^|[\s{,\-])['"]?_target_['"]?[ \t]*:[ \t]*['"]?([A-Za-z_][\w.]*)['"]?[ \t]*(?=$|[,}#\s])""",
+                           re.MULTILINE)
+
+
+def quick_targets(config: bytes, data: bytes) -> list[Trigger] | None:
+    """``_target_`` values of plain YAML by regular expression; None when the file needs a real parse."""
+    if any(n in data for n in (b"\\", b"!", b"class_path", b"custom_imports", b"${", b"auto_map", b"&", b"*")):
+        return None
+    matches = list(_QUICK_TARGET.finditer(data))
+    if len(matches) != data.count(b"_target_"):
+        return None
+    out = []
+    for match in matches:
+        target = match.group(1).decode("ascii")
+        line = data.count(b"\n", 0, match.start(1)) + 1
+        out.append(Trigger(config, "hydra", f"_target_ (line {line})", target, modules=(_module_candidates(target),),
+                           danger=dangerous_target(target), follow_folder=False))
+    return out
+
+
 def _load(config: bytes, data: bytes) -> object:
     base = posixpath.basename(config).lower()
     if len(data) > MAX_CONFIG_BYTES:
@@ -456,8 +479,12 @@ def _load(config: bytes, data: bytes) -> object:
     return docs[0] if len(docs) == 1 else docs
 
 
-def extract_triggers(config: bytes, data: bytes, exists: Callable[[bytes], bool] = lambda _p: False) -> ConfigTriggers:
+def extract_triggers(config: bytes, data: bytes, exists: Callable[[bytes], bool] = lambda _p: False, *,
+                     quick: bool = False) -> ConfigTriggers:
     """All triggers in one config file (JSON, YAML, ``hubconf.py``, ``pipeline.py``, ``custom_generate/*``).
+
+    ``quick`` (for unchanged configs read only to learn which modules they load): plain YAML whose only trigger keys
+    are ``_target_`` is read with a regular expression instead of a YAML parser.
 
     Raises:
         ConfigError: the file may hold a trigger but cannot be analysed (``cap`` tells a resource cap from a parse
@@ -479,8 +506,13 @@ def extract_triggers(config: bytes, data: bytes, exists: Callable[[bytes], bool]
     lower = base.lower()
     if not lower.endswith((b".json", b".yaml", b".yml")):
         return ConfigTriggers(config)
-    if not may_hold_trigger(data, yaml_file=not lower.endswith(b".json")):
+    yaml_file = not lower.endswith(b".json")
+    if lower not in _ALWAYS_PARSED and not may_hold_trigger(data, yaml_file=yaml_file):
         return ConfigTriggers(config)
+    if quick and yaml_file:
+        found = quick_targets(config, data)
+        if found is not None:
+            return ConfigTriggers(config, tuple(found))
     doc = _load(config, data)
     triggers: list[Trigger] = []
     if isinstance(doc, dict):

@@ -105,7 +105,10 @@ def _configs_to_read(tree: _CachedTree, changed: list[bytes]) -> list[bytes]:
     if changed_py:
         folders = {a for p in changed_py for a in _ancestors(p)}
         root_level = any(not posixpath.dirname(p) for p in changed_py)
-        for path in tree.tree.paths():
+        # one pass over the names of the tree (no blob reads); the cheap suffix test runs first since this loop sees
+        # every path of a possibly huge tree
+        candidates = (p for p in tree.tree.paths() if p.endswith(_MAYBE) or p[-5:].lower().endswith(_MAYBE_CI))
+        for path in candidates:
             if path in wanted or not is_config_name(path):
                 continue
             lower = path.lower()
@@ -114,6 +117,10 @@ def _configs_to_read(tree: _CachedTree, changed: list[bytes]) -> list[bytes]:
                 if _is_trigger_file(path, tree):
                     wanted.add(path)
     return sorted(wanted)
+
+
+_MAYBE = (b".json", b".yaml", b".yml", b"hubconf.py", b"pipeline.py", b"generate.py", b"requirements.txt")
+_MAYBE_CI = (b".json", b".yaml", b".yml")
 
 
 def _chain_text(config_label: str, chain: tuple[bytes, ...]) -> str:
@@ -161,7 +168,7 @@ def analyse_remote_code(tree: TreeView, changed: Iterable[bytes], *, old: TreeVi
         if data is None:
             continue
         try:
-            found = extract_triggers(config, data, cached.exists)
+            found = extract_triggers(config, data, cached.exists, quick=config not in changed_set)
         except ConfigError as exc:
             _config_error(report, config, data, exc, config in changed_set)
             continue

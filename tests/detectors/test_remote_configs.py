@@ -67,7 +67,8 @@ def test_benign_hydra_target_needs_review_but_is_not_malicious() -> None:
     # a project module named by a target is protected, with its imports
     later = analyse_remote_code(DictTree(files), [b"mypkg/blocks.py"])
     (pulled,) = later.findings
-    assert pulled.evidence[0] == "pulled in by conf/train.yaml models.0._target_ -> mypkg/nets.py -> mypkg/blocks.py"
+    # an unchanged config read only to learn its targets is scanned by regular expression: the key shows the line
+    assert pulled.evidence[0] == "pulled in by conf/train.yaml _target_ (line 5) -> mypkg/nets.py -> mypkg/blocks.py"
     # the same optimizer target in an untouched config, and an unrelated python change: nothing to say
     quiet = analyse_remote_code(DictTree({**files, "tools/x.py": ""}), [b"tools/x.py"])
     assert quiet.findings == []
