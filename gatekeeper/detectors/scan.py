@@ -34,12 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gatekeeper.detectors import import_closure, lfs, python_hints
 from gatekeeper.detectors.remote_code import ConfigError, Trigger, TreeView, extract_triggers, is_config_name
 from gatekeeper.errors import ScanError
 from gatekeeper.model import MODE_BLOB, MODE_EXEC, MODE_LINK, Finding, Verdict, display_path
 
-if TYPE_CHECKING:  # the binary detectors are another module; imported lazily at run time
+if TYPE_CHECKING:  # ast (import_closure, python_hints) and hashlib (lfs) load only when a push needs them
+    from gatekeeper.detectors import import_closure, lfs
     from gatekeeper.model import Change
 
 DETECTOR = "remote-code"
@@ -155,6 +155,9 @@ def analyse_remote_code(tree: TreeView, changed: Iterable[bytes], *, old: TreeVi
     changed_list = sorted(set(changed))
     changed_set = set(changed_list)
     configs = _configs_to_read(cached, changed_list)
+    if not configs and not any(p.endswith(b".py") for p in changed_list):
+        return report
+    from gatekeeper.detectors import import_closure, python_hints
     if len(configs) > MAX_CONFIGS:
         report.findings.append(Finding(
             Verdict.UNSCANNABLE, "(repository)", DETECTOR,
@@ -482,6 +485,8 @@ def _scan_one(full: Path, shown: str, binary: _BinaryScanner, lfs_store: Path | 
         return [Finding(Verdict.HINT, shown, "scan", f"symlink to {os.readlink(full)} not followed")]
     if not stat.S_ISREG(st.st_mode):
         return [Finding(Verdict.HINT, shown, "scan", "not a regular file: skipped")]
+    from gatekeeper.detectors import lfs
+
     try:
         with _mapped(full) as data:
             try:
