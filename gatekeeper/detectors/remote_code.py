@@ -127,7 +127,7 @@ def is_config_name(path: bytes) -> bool:
 
 def may_hold_trigger(data: bytes, *, yaml_file: bool) -> bool:
     """Cheap pre-filter: False only when no trigger can be in ``data``."""
-    if any(n in data for n in _NEEDLES):
+    if any(n in data for n in _NEEDLES) or b"\0" in data[:4]:  # NULs up front: UTF-16/32, which both parsers detect
         return True
     if yaml_file:
         # YAML double-quoted scalars have \x, \u escapes and escaped line breaks that join words; any backslash or
@@ -325,6 +325,41 @@ def _walk(doc: object) -> Iterator[tuple[str, object, object]]:
                 stack.append((f"{loc}.{k}" if loc else str(k), node, v, depth + 1))
 
 
+_INTERPOLATION = re.compile(r"\$\{([^${}]*)\}")
+
+
+def _lookup(doc: object, dotted: str) -> object:
+    node = doc
+    for part in dotted.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+def _interpolate(doc: object, value: str) -> tuple[str, str | None]:
+    """Resolve OmegaConf ``${a.b}`` node interpolations in a target (``_target_: os.${fn}`` with ``fn: system``).
+
+    Returns the resolved text and the first interpolation that could not be resolved statically (a resolver call,
+    a relative or missing key), if any. Bounded: at most 20 substitutions, 1,000 characters.
+    """
+    for _ in range(20):
+        match = _INTERPOLATION.search(value)
+        if match is None:
+            return value, None
+        key = match.group(1).strip()
+        found = _lookup(doc, key) if key and ":" not in key and not key.startswith(".") else None
+        if not isinstance(found, str | int | float) or isinstance(found, bool):
+            return value, match.group(0)
+        value = value[:match.start()] + str(found) + value[match.end():]
+        if len(value) > 1000:
+            break
+    return value, value
+
+
 def structured_triggers(config: bytes, doc: object) -> list[Trigger]:
     """Hydra ``_target_``, jsonargparse ``class_path``, MMEngine ``custom_imports`` and resolvers, at any depth."""
     out: list[Trigger] = []
@@ -334,12 +369,16 @@ def structured_triggers(config: bytes, doc: object) -> list[Trigger]:
                 target = node.get(key)
                 if isinstance(target, str):
                     kind = "hydra" if key == "_target_" else "jsonargparse"
-                    danger = dangerous_target(target)
+                    resolved, unresolved = _interpolate(doc, target)
+                    danger = dangerous_target(resolved)
                     extra = [k for k in ("_args_", "_partial_", "_recursive_", "init_args") if k in node]
                     where = f"{loc}.{key}" if loc else key
                     label = f"{where}" + (f" (with {', '.join(extra)})" if extra else "")
-                    out.append(Trigger(config, kind, label, target, modules=(_module_candidates(target),),
-                                       danger=danger, follow_folder=False))
+                    shown = target if resolved == target else f"{target} (resolves to {resolved})"
+                    problem = (f"target is computed by interpolation {unresolved} and cannot be checked statically"
+                               if unresolved else None)
+                    out.append(Trigger(config, kind, label, shown, modules=(_module_candidates(resolved),),
+                                       danger=danger, problem=problem, follow_folder=False))
                 elif target is not None:
                     out.append(Trigger(config, "hydra", f"{loc}.{key}", repr(target)[:200],
                                        problem="non-string target", follow_folder=False))

@@ -244,3 +244,9 @@ def test_deeply_nested_json_is_unscannable() -> None:
     doc = '{"auto_map": ' + "[" * 100_000 + "]" * 100_000 + "}"
     report = analyse_remote_code(DictTree({"config.json": doc}), [b"config.json"])
     assert [f.verdict for f in report.findings] == [Verdict.UNSCANNABLE]
+
+
+def test_utf16_json_is_parsed_despite_the_prefilter() -> None:
+    raw = json.dumps({"auto_map": {"AutoModel": "modeling_x.XModel"}}).encode("utf-16")
+    report = analyse_remote_code(DictTree({**MODEL, "config.json": raw}), [b"config.json"])
+    assert b"modeling_x.py" in report.protected

@@ -181,3 +181,28 @@ def test_unparsable_config_mentioning_triggers_needs_review() -> None:
     report = analyse_remote_code(DictTree({"c.yaml": "_target_: [unclosed\n"}), [b"c.yaml"])
     assert verdicts(report.findings) == [Verdict.REVIEW]
     assert report.findings[0].evidence == ("mentions _target_",)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "fn: os.system\nrun:\n  _target_: ${fn}\n",
+        "mod: os\nname: system\nrun:\n  _target_: ${mod}.${name}\n",
+        "a:\n  b: subprocess\nrun:\n  _target_: ${a.b}.Popen\n",
+        "x: ${y}\ny: builtins.exec\nrun:\n  _target_: ${x}\n",
+    ],
+)
+def test_interpolated_targets_are_resolved(text: str) -> None:
+    report = analyse_remote_code(DictTree({"c.yaml": text}), [b"c.yaml"])
+    assert len(malicious(report.findings)) == 1
+
+
+def test_unresolvable_interpolated_target_needs_review() -> None:
+    report = analyse_remote_code(DictTree({"c.yaml": "run:\n  _target_: ${oc.env:TARGET}\n"}), [b"c.yaml"])
+    assert malicious(report.findings) == []
+    assert "hydra run._target_: target is computed by interpolation ${oc.env:TARGET} and cannot be checked " \
+           "statically" in [f.message for f in report.findings]
+    benign = analyse_remote_code(DictTree({"c.yaml": "opt: torch.optim.SGD\nrun:\n  _target_: ${opt}\n"}),
+                                 [b"c.yaml"])
+    assert malicious(benign.findings) == []
+    assert benign.findings[0].evidence == ("run._target_ = ${opt} (resolves to torch.optim.SGD)",)
