@@ -331,12 +331,17 @@ class ScanInputError(ScanError):
 class FsTree:
     """A folder on disk seen as a :class:`TreeView` (symlinks are reported, never followed)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, shallow: bool = False) -> None:
         self.root = root
         self._real = os.path.realpath(root)
+        self._shallow = shallow  # a single file given on the command line: list its folder, not the whole subtree
 
     def paths(self) -> Iterator[bytes]:
         base = os.fsencode(self.root)
+        if self._shallow:
+            with os.scandir(base) as entries:
+                yield from sorted(e.name for e in entries if not e.is_dir(follow_symlinks=False))
+            return
         for folder, dirs, files in os.walk(base, followlinks=False):
             dirs[:] = sorted(d for d in dirs if d != b".git")
             rel = os.path.relpath(folder, base)
@@ -429,14 +434,16 @@ class _BinaryScanner:
         return list(self.content.scan_blob(path, data, options))
 
 
-def _collect(paths: Iterable[Path]) -> list[tuple[Path, Path, list[bytes]]]:
-    """(root shown to the user, tree root, relative paths) per argument."""
-    out: list[tuple[Path, Path, list[bytes]]] = []
+def _collect(paths: Iterable[Path]) -> list[tuple[Path, FsTree, list[bytes]]]:
+    """(folder shown to the user, tree, relative paths) per argument."""
+    out: list[tuple[Path, FsTree, list[bytes]]] = []
     for given in paths:
         if os.path.islink(given) or given.is_file():
-            out.append((given.parent, given.parent, [os.fsencode(given.name)]))
+            name = [os.fsencode(given.name)]
+            out.append((given.parent, FsTree(given.parent, shallow=True), name))
         elif given.is_dir():
-            out.append((given, given, list(FsTree(given).paths())))
+            tree = FsTree(given)
+            out.append((given, tree, list(tree.paths())))
         elif not os.path.lexists(given):
             raise ScanInputError(f"no such file or folder: {given}")
         else:
@@ -447,8 +454,8 @@ def _collect(paths: Iterable[Path]) -> list[tuple[Path, Path, list[bytes]]]:
 def scan_files(paths: Iterable[Path], *, options: Any = None, lfs_store: Path | None = None) -> list[Finding]:
     """Run every detector on files and folders outside git (``gatekeeper scan``).
 
-    Each folder is analysed as a tree in which every file changed; a single file as a tree of its folder in which only
-    it changed. Findings name paths as given on the command line.
+    Each folder is analysed as a tree in which every file changed; a single file as a tree of its folder (listed, not
+    walked) in which only it changed. Findings name paths as given on the command line.
 
     Args:
         paths: files and folders.
@@ -461,16 +468,15 @@ def scan_files(paths: Iterable[Path], *, options: Any = None, lfs_store: Path | 
     binary = _BinaryScanner(options)
     findings: list[Finding] = []
     lfs_cache: dict[str, tuple[str, list[Finding]]] = {}
-    for shown_root, root, rels in _collect(paths):
+    for shown_root, fs, rels in _collect(paths):
         def shown(rel: bytes | str, _root: Path = shown_root) -> str:
             text = rel if isinstance(rel, str) else display_path(rel)
             return text if str(_root) in ("", ".") else f"{_root}/{text}"
 
-        fs = FsTree(root)
         report = analyse_remote_code(fs, rels)
         findings.extend(dataclasses.replace(f, path=shown(f.path)) for f in report.findings)
         for rel in rels:
-            full = root / os.fsdecode(rel)
+            full = fs.root / os.fsdecode(rel)
             findings.extend(_scan_one(full, shown(rel), binary, lfs_store, lfs_cache))
     return findings
 

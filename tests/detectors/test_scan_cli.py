@@ -171,3 +171,11 @@ def test_real_entry_point_exit_status(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "gatekeeper", "scan", str(root)], capture_output=True, text=True,
                           timeout=60, check=False)
     assert proc.returncode == 1 and proc.stdout.startswith(f"malicious: {root}/c.yaml\n")
+
+
+def test_single_file_sees_configs_next_to_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = write(tmp_path / "m", MODEL)
+    code, out, _ = run(capsys, str(root / "utils.py"))
+    assert code == 0
+    assert f"review-required: {root}/utils.py\n  changed file runs when the model is loaded" in out
+    assert "config.json" not in out.split("pulled in by")[0]  # only the given file is reported
