@@ -37,6 +37,8 @@ _PY_LITERAL = re.compile(r"^[\w./-]+\.py$")
 
 # Python source bigger than this is not handed to ast (memory/time cap); the line-based scan still runs.
 MAX_AST_BYTES = 8 * 1024 * 1024
+# A module bigger than this is protected but its imports are not followed (reported: unscannable).
+MAX_SOURCE_BYTES = 16 * 1024 * 1024
 # A closure larger than this is reported as truncated (the caller turns it into an unscannable finding).
 MAX_CLOSURE_FILES = 5000
 
@@ -57,6 +59,7 @@ class Closure:
     files: dict[bytes, Reached]
     dynamic: tuple[str, ...]  # "modeling_x.py line 12: importlib.import_module(<expression>)"
     truncated: bool
+    oversize: tuple[bytes, ...] = ()  # files too big to follow
 
 
 def _norm(path: bytes) -> bytes | None:
@@ -202,12 +205,16 @@ def python_closure(read: Callable[[bytes], bytes | None], entry: bytes, *, super
     first = read(entry)
     if first is None:
         return Closure(files, (), False)
+    oversize: list[bytes] = []
     files[entry] = Reached(entry, (entry,), True)
     queue: deque[tuple[bytes, bytes]] = deque([(entry, first)])
     truncated = False
     while queue:
         path, data = queue.popleft()
         here = files[path]
+        if len(data) > MAX_SOURCE_BYTES:
+            oversize.append(path)
+            continue
         text = data.decode("utf-8", "replace")
         candidates: list[tuple[bytes, bool]] = []
         if here.exact:
@@ -232,4 +239,4 @@ def python_closure(read: Callable[[bytes], bytes | None], entry: bytes, *, super
             files[target] = Reached(target, (*here.chain, target), exact)
             if known is None or exact:
                 queue.append((target, blob))
-    return Closure(files, tuple(dynamic), truncated)
+    return Closure(files, tuple(dynamic), truncated, tuple(oversize))

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from gatekeeper.model import Finding, Verdict
 
 DETECTOR = "python-hints"
-MAX_AST_BYTES = 8 * 1024 * 1024
+MAX_AST_BYTES = 8 * 1024 * 1024  # above: line scan
+MAX_SCAN_BYTES = 64 * 1024 * 1024  # above: not scanned (hints never block, so this is reported as a hint)
 
 # qualified callable -> what the reviewer should know
 _PICKLE_LOADERS = {
@@ -160,6 +161,9 @@ def _regex_hints(data: bytes) -> list[Hint]:
 
 def python_hints(path: str, data: bytes) -> list[Finding]:
     """Hint findings for one Python file (at most one finding per file; one evidence line per call)."""
+    if len(data) > MAX_SCAN_BYTES:
+        return [Finding(Verdict.HINT, path, DETECTOR, f"Python file above {MAX_SCAN_BYTES} bytes: not scanned for "
+                                                      f"risky loader calls")]
     method = "ast"
     hints: list[Hint]
     try:

@@ -162,8 +162,8 @@ def analyse_remote_code(tree: TreeView, changed: Iterable[bytes], *, old: TreeVi
         report.findings.append(Finding(
             Verdict.UNSCANNABLE, "(repository)", DETECTOR,
             f"{len(configs)} configs may reference the changed files, above the cap of {MAX_CONFIGS}",
-            ("remote-code analysis not done: approve explicitly or split the push",)))
-        configs = configs[:MAX_CONFIGS]
+            ("remote-code analysis incomplete: split the push",)))
+        configs = sorted(configs, key=lambda c: c not in changed_set)[:MAX_CONFIGS]  # changed configs first
 
     per_config: list[tuple[bytes, list[Trigger]]] = []
     for config in configs:
@@ -199,6 +199,11 @@ def analyse_remote_code(tree: TreeView, changed: Iterable[bytes], *, old: TreeVi
                         report.findings.append(Finding(
                             Verdict.UNSCANNABLE, _show(entry), DETECTOR,
                             f"import closure above {import_closure.MAX_CLOSURE_FILES} files", (label,)))
+                    for big in closure.oversize:
+                        report.findings.append(Finding(
+                            Verdict.UNSCANNABLE, _show(big), DETECTOR,
+                            f"Python file above {import_closure.MAX_SOURCE_BYTES} bytes: its imports were not "
+                            f"followed", (label,)))
             if trigger.kind in _FOLDER_KINDS and trigger.follow_folder:
                 folder_rules.append((posixpath.dirname(config), label))
     for path in changed_list:
@@ -223,9 +228,12 @@ def analyse_remote_code(tree: TreeView, changed: Iterable[bytes], *, old: TreeVi
         if why is not None and shown not in flagged:
             dynamic = tuple(d for c in closures.values() for d in c.dynamic if d.startswith(shown + " "))
             exists = cached.read(path) is not None
-            what = "runs when the model is loaded" if exists else "was deleted, but the model loads it"
+            if why.startswith("remote-code trigger:"):
+                what = "holds remote-code triggers (the triggers themselves are unchanged)"
+            else:
+                what = "runs when the model is loaded" if exists else "was deleted, but the model loads it"
             report.findings.append(Finding(Verdict.REVIEW, shown, DETECTOR, f"changed file {what}",
-                                           (why, *dynamic)))
+                                           (why, *dict.fromkeys(dynamic))))
         if path.endswith(b".py"):
             data = cached.read(path)
             if data is not None:

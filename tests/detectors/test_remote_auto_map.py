@@ -209,7 +209,8 @@ def test_unchanged_trigger_with_old_tree_gives_no_trigger_finding() -> None:
     old = DictTree({**MODEL, "config.json": cfg(auto_map={"AutoModel": "modeling_x.XModel"}, hidden_size=1)})
     new = DictTree({**MODEL, "config.json": cfg(auto_map={"AutoModel": "modeling_x.XModel"}, hidden_size=2)})
     report = analyse_remote_code(new, [b"config.json"], old=old)
-    assert not [f for f in report.findings if "trigger added or changed" in f.message]
+    assert [f.message for f in report.findings] == [
+        "changed file holds remote-code triggers (the triggers themselves are unchanged)"]
     assert b"config.json" in report.protected and b"modeling_x.py" in report.protected
     changed = DictTree({**MODEL, "config.json": cfg(auto_map={"AutoModel": "utils.XModel"}, hidden_size=2)})
     again = analyse_remote_code(changed, [b"config.json"], old=old)
@@ -249,4 +250,15 @@ def test_deeply_nested_json_is_unscannable() -> None:
 def test_utf16_json_is_parsed_despite_the_prefilter() -> None:
     raw = json.dumps({"auto_map": {"AutoModel": "modeling_x.XModel"}}).encode("utf-16")
     report = analyse_remote_code(DictTree({**MODEL, "config.json": raw}), [b"config.json"])
+    assert b"modeling_x.py" in report.protected
+
+
+def test_oversized_module_is_unscannable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gatekeeper.detectors import import_closure
+
+    monkeypatch.setattr(import_closure, "MAX_SOURCE_BYTES", 100)
+    files = {"config.json": cfg(auto_map={"AutoModel": "modeling_x.M"}),
+             "modeling_x.py": "from .hidden import x\n" + "#" * 200, "hidden.py": ""}
+    report = analyse_remote_code(DictTree(files), [b"config.json"])
+    assert ("modeling_x.py", Verdict.UNSCANNABLE) in [(f.path, f.verdict) for f in report.findings]
     assert b"modeling_x.py" in report.protected
