@@ -28,7 +28,7 @@ import json
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 # --- the tree the hook hands us -------------------------------------------------------------------------------------
@@ -102,7 +102,6 @@ class Trigger:
 class ConfigTriggers:
     config: bytes
     triggers: tuple[Trigger, ...] = ()
-    notes: tuple[str, ...] = field(default=())
 
 
 # --- file-name classification ----------------------------------------------------------------------------------------
@@ -553,6 +552,13 @@ def extract_triggers(config: bytes, data: bytes, exists: Callable[[bytes], bool]
         if found is not None:
             return ConfigTriggers(config, tuple(found))
     doc = _load(config, data)
+    try:
+        return ConfigTriggers(config, tuple(_document_triggers(config, lower, doc, exists)))
+    except RecursionError as exc:  # auto_map values nested close to the parser's own limit
+        raise ConfigError("nested too deeply", cap=True) from exc
+
+
+def _document_triggers(config: bytes, lower: bytes, doc: object, exists: Callable[[bytes], bool]) -> list[Trigger]:
     triggers: list[Trigger] = []
     if isinstance(doc, dict):
         if "auto_map" in doc:
@@ -568,4 +574,4 @@ def extract_triggers(config: bytes, data: bytes, exists: Callable[[bytes], bool]
     if lower == b"modules.json":
         triggers.extend(sentence_transformers_triggers(config, doc))
     triggers.extend(structured_triggers(config, doc))
-    return ConfigTriggers(config, tuple(triggers))
+    return triggers
