@@ -474,8 +474,8 @@ def sentence_transformers_triggers(config: bytes, doc: object) -> list[Trigger]:
 # --- entry point ------------------------------------------------------------------------------------------------------
 
 
-_QUICK_TARGET = re.compile(rb"""(?:^|[\s{,\-])['"]?_target_['"]?[ \t]*:[ \t]*['"]?([A-Za-z_][\w.]*)['"]?[ \t]*(?=$|[,}#\s])""",
-                           re.MULTILINE)
+_QUICK_TARGET = re.compile(
+    rb"""(?:^|[\s{,\-])['"]?_target_['"]?[ \t]*:[ \t]*['"]?([A-Za-z_][\w.]*)['"]?[ \t]*(?=$|[,}#\s])""", re.MULTILINE)
 
 
 def quick_targets(config: bytes, data: bytes) -> list[Trigger] | None:

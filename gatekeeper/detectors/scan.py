@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # ast (import_closure, python_hints) and hashlib (lfs) load o
 
 DETECTOR = "remote-code"
 MAX_CONFIGS = 5000  # configs read for one ref update; above: unscannable (fail closed), never a partial pass
+MAX_HINT_BYTES = 8 * 1024 * 1024  # Python source read for (non-blocking) hints per analysis
 
 # Triggers whose loader treats the config's folder as a code folder (transformers/diffusers/ST/torch.hub).
 _FOLDER_KINDS = frozenset({
@@ -138,7 +139,8 @@ def _trigger_line(trigger: Trigger, closures: dict[bytes, import_closure.Closure
     return line
 
 
-def analyse_remote_code(tree: TreeView, changed: Iterable[bytes], *, old: TreeView | None = None) -> RemoteCodeReport:
+def analyse_remote_code(tree: TreeView, changed: Iterable[bytes], *, old: TreeView | None = None,
+                        hints: bool = True) -> RemoteCodeReport:
     """Remote-code triggers and the Python files they make run, for one ref update.
 
     Args:
@@ -146,6 +148,8 @@ def analyse_remote_code(tree: TreeView, changed: Iterable[bytes], *, old: TreeVi
         changed: paths that differ between the old and the new tree (added, modified, deleted).
         old: the OLD tree, if available: a changed config whose triggers are all identical in the old tree then gives
             no "trigger added or changed" finding (its files stay protected).
+        hints: add reviewer hints for risky loader calls in changed Python (never blocking; the hook may skip them on
+            its hot path and leave them to ``approve``). At most ``MAX_HINT_BYTES`` of source are read for hints.
 
     Returns:
         findings and protected paths (see module docstring).
@@ -222,6 +226,8 @@ def analyse_remote_code(tree: TreeView, changed: Iterable[bytes], *, old: TreeVi
         else:
             _dangling_findings(report, config, triggers, cached, changed_set)
     flagged = {f.path for f in report.findings if f.verdict in (Verdict.REVIEW, Verdict.MALICIOUS)}
+    hint_bytes = 0
+    skipped: list[str] = []
     for path in changed_list:
         why = report.protected.get(path)
         shown = _show(path)
@@ -234,10 +240,19 @@ def analyse_remote_code(tree: TreeView, changed: Iterable[bytes], *, old: TreeVi
                 what = "runs when the model is loaded" if exists else "was deleted, but the model loads it"
             report.findings.append(Finding(Verdict.REVIEW, shown, DETECTOR, f"changed file {what}",
                                            (why, *dict.fromkeys(dynamic))))
-        if path.endswith(b".py"):
+        if hints and path.endswith(b".py"):
             data = cached.read(path)
-            if data is not None:
-                report.findings.extend(python_hints.python_hints(shown, data))
+            if data is None:
+                continue
+            hint_bytes += len(data)
+            if hint_bytes > MAX_HINT_BYTES:
+                skipped.append(shown)
+                continue
+            report.findings.extend(python_hints.python_hints(shown, data))
+    if skipped:
+        report.findings.append(Finding(Verdict.HINT, "(repository)", python_hints.DETECTOR,
+                                       f"hints for {len(skipped)} more Python file(s) skipped (above "
+                                       f"{MAX_HINT_BYTES} bytes of source per push)", tuple(skipped[:20])))
     report.findings.sort(key=lambda f: (f.path, f.verdict.value, f.message))
     return report
 

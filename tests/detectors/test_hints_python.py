@@ -77,3 +77,31 @@ def test_coding_cookie_is_honoured() -> None:
     # utf-7 hides "torch.load(x)" from a utf-8 reader; the interpreter decodes it
     src = b"# -*- coding: utf-7 -*-\nimport torch\n+AHQAbwByAGMAaAAuAGwAbwBhAGQAKAB4ACk-\n"
     assert evidence(src) == ("line 3: torch.load without weights_only=True: unpickles arbitrary objects on torch<2.6",)
+
+
+def test_files_without_needles_skip_the_ast() -> None:
+    assert python_hints("x.py", b"def f(:\n  broken but harmless\n") == []  # no needle: no parse, no finding
+
+
+def test_hints_in_analysis_can_be_disabled_and_are_budgeted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gatekeeper.detectors import scan
+
+    class Tree:
+        files = {b"a.py": b"import torch\ntorch.load(f)\n", b"b.py": b"import pickle\npickle.loads(x)\n"}
+
+        def paths(self) -> list[bytes]:
+            return list(self.files)
+
+        def read(self, path: bytes) -> bytes | None:
+            return self.files.get(path)
+
+        def mode(self, path: bytes) -> int | None:
+            return 0o100644 if path in self.files else None
+
+    assert scan.analyse_remote_code(Tree(), [b"a.py", b"b.py"], hints=False).findings == []
+    monkeypatch.setattr(scan, "MAX_HINT_BYTES", 40)
+    findings = scan.analyse_remote_code(Tree(), [b"a.py", b"b.py"]).findings
+    assert [(f.path, f.message) for f in findings] == [
+        ("(repository)", "hints for 1 more Python file(s) skipped (above 40 bytes of source per push)"),
+        ("a.py", "1 risky loader call(s) for the reviewer to check (found by ast)"),
+    ]
