@@ -8,10 +8,12 @@ Two layers (ml-artifacts.md §5.1 "Rule"):
   reached this way WILL run when the model loads.
 * **superset** (ast): real Python import semantics relative to each file, package ``__init__.py`` files, absolute
   imports resolving to files of the repository (a cloned model folder or ``torch.hub`` puts its own folder on
-  ``sys.path``), literal ``importlib.import_module``/``__import__``/``runpy``/``exec(open(...))`` targets and any string
-  literal naming a ``.py`` file. Files reached this way MAY run. Non-literal dynamic imports are reported, since no
-  static closure can follow them. A file that does not parse (attackers can ship those: the import machinery of an
-  older or newer Python may still accept it) falls back to a line-based scan of import statements.
+  ``sys.path``; the root and a ``src/`` layout are tried too), literal
+  ``importlib.import_module``/``__import__``/``runpy`` targets, files a module ``open``s when it also calls
+  ``exec``/``eval``/``compile``, and any string literal naming a ``.py`` file. Files reached this way MAY run.
+  Non-literal dynamic imports are reported, since no static closure can follow them. A file that does not parse
+  (attackers can ship those: the import machinery of an older or newer Python may still accept it) falls back to a
+  line-based scan of import statements.
 
 Only files that exist in the tree are returned; reads go through a caller-supplied function, so cost is proportional
 to the closure, never to the tree.
@@ -102,6 +104,8 @@ class _Edges(ast.NodeVisitor):
         self.bases = bases  # folders absolute imports may resolve against (file's folder, entry's folder, root)
         self.targets: list[bytes] = []
         self.dynamic: list[str] = []
+        self.opened: list[str] = []  # literal open() paths: code if this module also calls exec/eval/compile
+        self.executes = False
 
     def _absolute(self, dotted: str) -> None:
         for base in self.bases:
@@ -134,6 +138,11 @@ class _Edges(ast.NodeVisitor):
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if name in {"exec", "eval", "compile"}:
+            self.executes = True
+        if name == "open" and node.args and isinstance(node.args[0], ast.Constant) and isinstance(
+                node.args[0].value, str) and len(node.args[0].value) < 512:
+            self.opened.append(node.args[0].value)
         if name in _DYNAMIC_IMPORTERS:
             arg = node.args[0] if node.args else None
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
@@ -171,6 +180,9 @@ def _superset_edges(path: bytes, data: bytes, bases: tuple[bytes, ...]) -> tuple
             tree = None
     if tree is not None:
         visitor.visit(tree)
+        if visitor.executes:  # exec(open("payload.txt").read()): the opened file is code, whatever its name
+            for opened in visitor.opened:
+                visitor._literal_path(opened)
         return visitor.targets, visitor.dynamic
     text = data.decode("utf-8", "replace")
     for dots, module, names in _FALLBACK_FROM.findall(text):
@@ -199,7 +211,8 @@ def python_closure(read: Callable[[bytes], bytes | None], entry: bytes, *, super
         A :class:`Closure`; ``files`` includes the entry itself when it exists.
     """
     entry_dir = posixpath.dirname(entry)
-    bases = tuple(dict.fromkeys((b"", entry_dir)))  # root and the entry's folder (+ each file's own folder below)
+    # absolute imports may resolve against the root, a src/ layout, the entry's folder and (below) each file's folder
+    bases = tuple(dict.fromkeys((b"", b"src", entry_dir)))
     files: dict[bytes, Reached] = {}
     dynamic: list[str] = []
     first = read(entry)

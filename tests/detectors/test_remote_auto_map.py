@@ -262,3 +262,13 @@ def test_oversized_module_is_unscannable(monkeypatch: pytest.MonkeyPatch) -> Non
     report = analyse_remote_code(DictTree(files), [b"config.json"])
     assert ("modeling_x.py", Verdict.UNSCANNABLE) in [(f.path, f.verdict) for f in report.findings]
     assert b"modeling_x.py" in report.protected
+
+
+def test_superset_follows_exec_of_opened_files_and_src_layout() -> None:
+    files = {"m/modeling.py": "exec(open('m/payload.txt').read())\nfrom mypkg.core import x\n",
+             "m/payload.txt": "import os\n", "src/mypkg/__init__.py": "", "src/mypkg/core.py": ""}
+    closure = python_closure(DictTree(files).read, b"m/modeling.py")
+    assert {b"m/payload.txt", b"src/mypkg/__init__.py", b"src/mypkg/core.py"} <= set(closure.files)
+    # benign twin: reading a data file without exec does not make it code
+    plain = {"m/modeling.py": "data = open('m/payload.txt').read()\n", "m/payload.txt": ""}
+    assert set(python_closure(DictTree(plain).read, b"m/modeling.py").files) == {b"m/modeling.py"}
