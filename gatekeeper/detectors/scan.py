@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gatekeeper.detectors.remote_code import ConfigError, Trigger, TreeView, extract_triggers, is_config_name
 from gatekeeper.errors import ScanError
@@ -346,6 +346,55 @@ def implicit_protected_paths(changes: Iterable[Change], is_protected: Callable[[
     from gatekeeper.detectors import plumbing
 
     return plumbing.implicit_protected_paths(changes, is_protected, read_blob=read_blob)
+
+
+# --- adapters -----------------------------------------------------------------------------------------------------------
+
+
+class RepoReader(Protocol):
+    """The part of ``gatekeeper.gitrepo.Repo`` the tree adapter needs (duck-typed: no import of the git module)."""
+
+    def iter_tree(self, tree: str) -> Iterator[tuple[bytes, int, Any]]: ...
+
+    def tree_entry(self, tree: str, path: bytes) -> tuple[int, Any] | None: ...
+
+    def read_blob(self, oid: str, *, max_bytes: int | None = None) -> bytes: ...
+
+
+class RepoTreeView:
+    """A :class:`TreeView` over one tree of the hook's repository.
+
+    ``paths()`` walks the tree once (names only) and later lookups use that index; before it, ``read``/``mode`` look a
+    single path up, so an analysis that never needs the listing never pays for it. Symlinks and submodules are not
+    blobs to ``read`` (None): a module path that is a symlink is not followed into another file.
+    """
+
+    def __init__(self, repo: RepoReader, tree: str, *, max_blob_bytes: int | None = None) -> None:
+        self.repo = repo
+        self.tree = tree
+        self.max_blob_bytes = max_blob_bytes
+        self._index: dict[bytes, tuple[int, str]] | None = None
+
+    def paths(self) -> list[bytes]:
+        if self._index is None:
+            self._index = {p: (mode, str(oid)) for p, mode, oid in self.repo.iter_tree(self.tree)}
+        return list(self._index)
+
+    def _entry(self, path: bytes) -> tuple[int, str] | None:
+        if self._index is not None:
+            return self._index.get(path)
+        found = self.repo.tree_entry(self.tree, path)
+        return None if found is None else (found[0], str(found[1]))
+
+    def read(self, path: bytes) -> bytes | None:
+        entry = self._entry(path)
+        if entry is None or entry[0] not in (MODE_BLOB, MODE_EXEC):
+            return None
+        return self.repo.read_blob(entry[1], max_bytes=self.max_blob_bytes)
+
+    def mode(self, path: bytes) -> int | None:
+        entry = self._entry(path)
+        return None if entry is None else entry[0]
 
 
 # --- gatekeeper scan: files and folders outside git -------------------------------------------------------------------

@@ -95,3 +95,39 @@ def test_api_on_a_real_push(repo: Path) -> None:
     plumbing = implicit_protected_paths(change_set, lambda p: p.startswith(b"models/"), read_blob=read_blob)
     assert plumbing == {b".gitattributes": "plumbing: .gitattributes",
                         b"shortcut.py": "plumbing: symlink into protected path models/modeling_x.py"}
+
+
+class FakeRepo:
+    """The three methods of gatekeeper.gitrepo.Repo that RepoTreeView uses, over a real pygit2 repository."""
+
+    def __init__(self, path: Path) -> None:
+        self.r = pygit2.Repository(str(path))
+        self.lookups = 0
+
+    def iter_tree(self, tree: str) -> Iterator[tuple[bytes, int, str]]:
+        view = GitTree(self.r, self.r[tree])
+        for path, (mode, oid) in view.entries.items():
+            yield path, mode, oid
+
+    def tree_entry(self, tree: str, path: bytes) -> tuple[int, str] | None:
+        self.lookups += 1
+        return GitTree(self.r, self.r[tree]).entries.get(path)
+
+    def read_blob(self, oid: str, *, max_bytes: int | None = None) -> bytes:
+        return bytes(self.r[oid].data)
+
+
+def test_repo_tree_view_adapter(repo: Path) -> None:
+    from gatekeeper.detectors.scan import RepoTreeView
+
+    os.symlink("models/utils.py", repo / "link.py")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "link")
+    fake = FakeRepo(repo)
+    view = RepoTreeView(fake, str(fake.r.revparse_single("HEAD").tree.id))
+    assert view.read(b"models/utils.py") == b"def f(): pass\n" and fake.lookups == 1
+    assert view.read(b"link.py") is None and view.mode(b"link.py") == 0o120000  # a symlink is not read through
+    assert sorted(view.paths()) == [b"README.md", b"link.py", b"models/config.json", b"models/modeling_x.py",
+                                    b"models/utils.py"]
+    report = analyse_remote_code(view, [b"models/utils.py"])
+    assert [f.path for f in report.findings] == ["models/utils.py"]
