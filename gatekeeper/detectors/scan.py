@@ -348,7 +348,7 @@ def implicit_protected_paths(changes: Iterable[Change], is_protected: Callable[[
     return plumbing.implicit_protected_paths(changes, is_protected, read_blob=read_blob)
 
 
-# --- adapters -----------------------------------------------------------------------------------------------------------
+# --- adapters -------------------------------------------------------------------------------------------------------
 
 
 class RepoReader(Protocol):
