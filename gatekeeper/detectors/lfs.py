@@ -153,9 +153,39 @@ def _sha256(data: mmap.mmap | bytes) -> str:
 ScanBlob = Callable[[str, "bytes | memoryview | mmap.mmap"], list[Finding]]
 
 
-def scan_pointer(path: str, pointer: LfsPointer, *, lfs_store: Path | None, scan_blob: ScanBlob) -> list[Finding]:
-    """Resolve a pointer in the store, verify size and SHA-256, and scan the object with ``scan_blob``."""
+def malformed_finding(path: str, exc: MalformedPointer) -> Finding:
+    return Finding(Verdict.UNSCANNABLE, path, DETECTOR,
+                   f"malformed Git LFS pointer ({exc}): git-lfs refuses it, other tools may not",
+                   ("hint: recreate it with git lfs track / git add",))
+
+
+def lfs_findings(path: str, data: bytes | memoryview | mmap.mmap, *, lfs_store: Path | None, scan_blob: ScanBlob,
+                 max_object_bytes: int | None = None) -> list[Finding] | None:
+    """Everything about one blob that may be an LFS pointer (for the hook: call it before scanning a small blob).
+
+    Returns:
+        None when git-lfs would not treat ``data`` as a pointer (scan the blob as itself); otherwise the findings for
+        the pointer and the object it stands for (empty when the object is present, intact and clean).
+    """
+    try:
+        pointer = parse_pointer(data)
+    except MalformedPointer as exc:
+        return [malformed_finding(path, exc)]
+    if pointer is None:
+        return None
+    return scan_pointer(path, pointer, lfs_store=lfs_store, scan_blob=scan_blob, max_object_bytes=max_object_bytes)
+
+
+def scan_pointer(path: str, pointer: LfsPointer, *, lfs_store: Path | None, scan_blob: ScanBlob,
+                 max_object_bytes: int | None = None) -> list[Finding]:
+    """Resolve a pointer in the store, verify size and SHA-256, and scan the object with ``scan_blob``.
+
+    ``max_object_bytes`` caps the object size (hashing and scanning cost): a bigger object is unscannable.
+    """
     evidence = (f"oid sha256:{pointer.oid}", f"size {pointer.size}")
+    if max_object_bytes is not None and pointer.size > max_object_bytes:
+        return [Finding(Verdict.UNSCANNABLE, path, DETECTOR,
+                        f"LFS object of {pointer.size} bytes is above the {max_object_bytes}-byte scan cap", evidence)]
     if lfs_store is None:
         return [Finding(Verdict.UNSCANNABLE, path, DETECTOR,
                         "Git LFS pointer, but no LFS store is configured: the object cannot be scanned",

@@ -495,13 +495,23 @@ class _BinaryScanner:
         self.content: Any = None
         self.missing = False
 
-    def __call__(self, path: str, data: bytes | memoryview | mmap.mmap) -> list[Finding]:
+    def max_bytes(self) -> int | None:
+        """The binary detectors' size cap (``ScanOptions.max_bytes``), if known."""
+        self._load()
+        options = self.options if self.options is not None or self.content is None else self.content.ScanOptions()
+        value = getattr(options, "max_bytes", None)
+        return value if isinstance(value, int) else None
+
+    def _load(self) -> None:
         if self.content is None and not self.missing:
             try:
                 # by name: the module is built on branch "pickle" and may not be installed
                 self.content = importlib.import_module("gatekeeper.detectors.content")
             except ImportError:
                 self.missing = True
+
+    def __call__(self, path: str, data: bytes | memoryview | mmap.mmap) -> list[Finding]:
+        self._load()
         if self.content is None:
             name = path.split("!lfs:")[0]  # an LFS object is judged by the name of its pointer file
             if name.lower().endswith(_TEXT_SUFFIXES) and b"\0" not in bytes(data[:65536]):
@@ -576,9 +586,7 @@ def _scan_one(full: Path, shown: str, binary: _BinaryScanner, lfs_store: Path | 
             try:
                 pointer = lfs.parse_pointer(data)
             except lfs.MalformedPointer as exc:
-                return [Finding(Verdict.UNSCANNABLE, shown, lfs.DETECTOR,
-                                f"malformed Git LFS pointer ({exc}): git-lfs refuses it, other tools may not",
-                                ("hint: recreate it with git lfs track / git add",))]
+                return [lfs.malformed_finding(shown, exc)]
             if pointer is None:
                 return binary(shown, data)
             extra = binary(shown, data) if len(data) > lfs.BLOB_SIZE_CUTOFF else []
@@ -586,6 +594,7 @@ def _scan_one(full: Path, shown: str, binary: _BinaryScanner, lfs_store: Path | 
         return [Finding(Verdict.UNSCANNABLE, shown, "scan", f"cannot read: {exc.strerror}")]
     # verdicts are cached by oid: the same object behind many pointers is hashed and scanned once
     if pointer.oid not in lfs_cache:
-        lfs_cache[pointer.oid] = (shown, lfs.scan_pointer(shown, pointer, lfs_store=lfs_store, scan_blob=binary))
+        lfs_cache[pointer.oid] = (shown, lfs.scan_pointer(shown, pointer, lfs_store=lfs_store, scan_blob=binary,
+                                                          max_object_bytes=binary.max_bytes()))
     first, cached = lfs_cache[pointer.oid]
     return [*extra, *(dataclasses.replace(f, path=shown + f.path[len(first):]) for f in cached)]

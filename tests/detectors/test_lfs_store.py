@@ -114,3 +114,18 @@ def test_same_oid_behind_many_pointers_is_scanned_once(tmp_path: Path, monkeypat
     assert len(recorder.calls) == 1
     assert sorted(f.path for f in findings) == [f"{repo}/{n}!lfs:{pointer.oid[:12]}" for n in ("a.bin", "b.bin",
                                                                                                  "c.bin")]
+
+
+def test_lfs_findings_entry_point_for_the_hook(tmp_path: Path) -> None:
+    from gatekeeper.detectors.lfs import lfs_findings
+
+    pointer = store_object(tmp_path, PAYLOAD, "gitlab")
+    text = f"version https://git-lfs.github.com/spec/v1\noid sha256:{pointer.oid}\nsize {pointer.size}\n".encode()
+    assert lfs_findings("a", b"not a pointer", lfs_store=tmp_path, scan_blob=Recorder()) is None
+    found = lfs_findings("a", text, lfs_store=tmp_path, scan_blob=Recorder())
+    assert found is not None and [f.verdict for f in found] == [Verdict.MALICIOUS]
+    capped = lfs_findings("a", text, lfs_store=tmp_path, scan_blob=Recorder(), max_object_bytes=4)
+    assert capped is not None and [(f.verdict, f.message) for f in capped] == [
+        (Verdict.UNSCANNABLE, f"LFS object of {len(PAYLOAD)} bytes is above the 4-byte scan cap")]
+    bad = lfs_findings("a", text.replace(b"sha256:", b"sha256:X"), lfs_store=tmp_path, scan_blob=Recorder())
+    assert bad is not None and bad[0].message.startswith("malformed Git LFS pointer (oid 'X")
