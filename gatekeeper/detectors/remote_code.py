@@ -213,13 +213,14 @@ def auto_map_triggers(config: bytes, auto_map: object) -> list[Trigger]:
 
 # Modules whose every attribute runs code or changes the system (checked from the first component). Kept to names no
 # project would give its own package (``code``, ``timeit`` or ``pdb`` could be a local package: only their dangerous
-# functions are listed below), since a malicious verdict cannot be approved away.
+# functions are listed below), and to callables with no plausible place in a training config, since a malicious
+# verdict cannot be approved away: ``torch.load``, ``functools.partial``, ``shutil.copy``, ``builtins.open`` or
+# ``urllib.request.urlretrieve`` appear in real configs and stay review-required like any other target.
 _DENY_MODULES = frozenset({
     "os", "subprocess", "pty", "runpy", "ctypes", "importlib", "marshal", "pickle", "_pickle", "cPickle", "dill",
     "cloudpickle", "shelve", "commands", "popen2", "webbrowser", "pkgutil", "_posixsubprocess", "ensurepip", "pip",
-    "venv", "imp", "zipimport", "sys", "_io", "_operator", "operator", "torch.hub", "numpy.f2py", "numpy.distutils",
-    "asyncio.subprocess", "multiprocessing.util", "http.server", "urllib.request", "socket", "_thread", "signal",
-    "_interpreters", "posix", "nt",
+    "venv", "imp", "zipimport", "sys", "torch.hub", "numpy.f2py", "numpy.distutils", "asyncio.subprocess",
+    "multiprocessing.util", "http.server", "socket", "_thread", "signal", "_interpreters", "posix", "nt",
 })
 # Inert corners of deny-listed modules (path arithmetic).
 _ALLOW_PREFIXES = ("os.path.",)
@@ -229,13 +230,12 @@ _TRAVERSAL_MODULES = frozenset({
     "__builtins__", "_posixsubprocess",
 })
 _DENY_NAMES = frozenset({
-    "builtins.eval", "builtins.exec", "builtins.compile", "builtins.__import__", "builtins.open", "builtins.exit",
+    "builtins.eval", "builtins.exec", "builtins.compile", "builtins.__import__", "builtins.exit",
     "builtins.quit", "builtins.help", "builtins.breakpoint", "builtins.input", "builtins.getattr", "builtins.setattr",
     "builtins.delattr", "builtins.globals", "builtins.locals", "builtins.vars",
-    "shutil.rmtree", "shutil.move", "shutil.chown", "shutil.copy", "shutil.copy2", "shutil.copyfile",
-    "shutil.copytree", "shutil.unpack_archive", "shutil.make_archive",
-    "io.open", "io.FileIO", "torch.load", "numpy.load", "joblib.load", "pandas.read_pickle",
-    "functools.partial", "functools.reduce", "torch.storage._load_from_bytes",
+    "shutil.rmtree", "shutil.move", "shutil.chown", "shutil.unpack_archive",
+    "operator.methodcaller", "operator.attrgetter", "_operator.methodcaller", "_operator.attrgetter",
+    "torch.storage._load_from_bytes",
     "code.interact", "code.InteractiveInterpreter", "code.InteractiveConsole", "code.compile_command",
     "timeit.timeit", "timeit.repeat", "timeit.Timer", "pdb.run", "pdb.runeval", "pdb.runcall", "pdb.Pdb",
     "trace.Trace", "profile.run", "cProfile.run", "doctest.debug_script", "doctest.script_from_examples",

@@ -75,7 +75,10 @@ def test_benign_hydra_target_needs_review_but_is_not_malicious() -> None:
 
 
 @pytest.mark.parametrize("target", ["torch.optim.Adam", "os.path.join", "builtins.dict", "evaluate.load",
-                                    "mylib.code.Net", "mypkg.subprocess_utils.run", "torch.nn.Linear"])
+                                    "mylib.code.Net", "mypkg.subprocess_utils.run", "torch.nn.Linear",
+                                    # plausible in real configs: review-required like any target, never malicious
+                                    "torch.load", "functools.partial", "shutil.copy", "builtins.open",
+                                    "urllib.request.urlretrieve", "operator.add"])
 def test_deny_list_matches_whole_components_only(target: str) -> None:
     assert dangerous_target(target) is None
 
