@@ -209,3 +209,13 @@ def test_unresolvable_interpolated_target_needs_review() -> None:
                                  [b"c.yaml"])
     assert malicious(benign.findings) == []
     assert benign.findings[0].evidence == ("run._target_ = ${opt} (resolves to torch.optim.SGD)",)
+
+
+def test_risky_loader_settings_in_configs_are_hints() -> None:
+    text = "model:\n  name: org/model\n  trust_remote_code: true\ndata:\n  allow_pickle: true\n"
+    report = analyse_remote_code(DictTree({"train.yaml": text}), [b"train.yaml"])
+    assert [(f.verdict, f.evidence) for f in report.findings] == [
+        (Verdict.HINT, ("model.trust_remote_code: true (runs code shipped with the model it loads)",
+                        "data.allow_pickle: true (numpy unpickles object arrays)"))]
+    benign = analyse_remote_code(DictTree({"train.yaml": "model:\n  trust_remote_code: false\n"}), [b"train.yaml"])
+    assert benign.findings == []
