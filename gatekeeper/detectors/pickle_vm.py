@@ -930,6 +930,14 @@ class _Machine:
         if isinstance(target, _Const):
             raise _ParseError("BUILD on a constant", offset)
         if isinstance(target, _Obj):
+            # Slot state is applied with setattr(): a dunder key can swap __class__ or reach __dict__ internals.
+            parts = state.items if isinstance(state, _Seq) and state.kind == "tuple" else [state]
+            for part in parts:
+                dunders = [k for k in _dict_items(part) if k.startswith("__") and k.endswith("__")]
+                if dunders:
+                    self._issue(Verdict.REVIEW, f"BUILD sets dunder attribute {dunders[0]!r} on "
+                                f"{_describe(target)}", offset)
+                    break
             target.state = state
             if self.joblib and _is_joblib_wrapper(target):
                 self._joblib_array(target, offset)
