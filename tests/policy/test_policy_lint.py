@@ -220,7 +220,7 @@ def test_bad_path_patterns(lint_text: Lint, base_text: str, pattern: str, messag
     assert lint_text(text) == [f"5: {prefix}{message}"]
 
 
-@pytest.mark.parametrize("pattern", ["foo\\\\ ", "a[!b]c", "\\\\#x", "\\\\!x", "/models", "models/", "**", "*/"])
+@pytest.mark.parametrize("pattern", ["foo\\\\ ", "a[!b]c", "*[.]bin", "[=]x", "[:]y", "\\\\#x", "\\\\!x", "/models", "models/", "**", "*/"])
 def test_unusual_but_valid_patterns(lint_text: Lint, base_text: str, pattern: str) -> None:
     text = base_text.replace('paths: ["models/**", "**/modeling_*.py"]', f'paths: ["{pattern}"]')
     assert lint_text(text) == []
