@@ -58,8 +58,8 @@ _DIR_SUFFIX = "(?P<ps_d>/)"
 # "[:alpha:]", "[=a=]", "[.a.]" inside a bracket: git knows them, pathspec would read them as sets of characters.
 _POSIX_CLASS = re.compile(r"\[([:=.])[^\]]*\1\]")
 
-# Cache bound for normalised paths: big pushes touch ~1e5 paths; keep the cache below that order of memory.
-_CACHE_MAX = 1 << 17
+# Cache bound for normalised paths (~10 MB at most): the gate asks about each changed path a few times in a row.
+_CACHE_MAX = 1 << 16
 
 
 @dataclass(frozen=True)

@@ -175,9 +175,12 @@ class Limits:
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Policy:
-    """A validated policy. Build it with :func:`load_policy`; all fields are immutable."""
+    """A validated policy. Build it with :func:`load_policy`; all fields are immutable.
+
+    Compared and hashed by identity (``source_sha256`` identifies the content), so it can key caches.
+    """
 
     version: int
     repository: str | None

@@ -256,3 +256,10 @@ def test_rules_for_agrees_with_asking_every_rule(write_policy: WritePolicy, base
     for _ in range(5000):
         path = "/".join(rng.choice(parts) for _ in range(rng.randint(1, 5))).encode("utf-8", "surrogateescape")
         assert policy.rules_for(path) == tuple(r for r in policy.rules if r.matches(path)), path
+
+
+def test_policy_is_hashable_by_identity(write_policy: WritePolicy, base_text: str) -> None:
+    path = write_policy(base_text)
+    first, second = load_policy(path), load_policy(path)
+    assert first.source_sha256 == second.source_sha256
+    assert len({first, second, first}) == 2
