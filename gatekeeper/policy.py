@@ -316,8 +316,7 @@ def lint_and_load(path: Path) -> tuple[Policy | None, list[Problem]]:
 def _load(path: Path, *, deep: bool) -> tuple[Policy | None, list[Problem]]:
     shown = str(path)
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_BYTES + 1)
+        data = _read_regular(path, MAX_BYTES + 1)
     except OSError as exc:
         return None, [Problem(shown, 1, f"cannot read the policy: {exc.strerror or exc}")]
     problems: list[Problem] = []
@@ -330,6 +329,31 @@ def _load(path: Path, *, deep: bool) -> tuple[Policy | None, list[Problem]]:
     checker = _Checker(shown, Path(os.path.abspath(path)).parent, problems)
     policy = checker.check(doc, Path(os.path.abspath(path)), hashlib.sha256(data).hexdigest(), deep=deep)
     return policy, problems
+
+
+def _read_regular(path: Path, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a regular file. Never blocks: a FIFO or device raises OSError instead of hanging."""
+    import errno
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory")
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "Not a regular file")
+        chunks = []
+        remaining = limit
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _show(label: str) -> tuple[str, str]:
@@ -724,14 +748,13 @@ class _Checker:
         if deep and os.path.isfile(signers):
             from gatekeeper import _signers_lint
 
-            for line, message, severity in _signers_lint.check(signers, people, namespace, MAX_ALLOWED_SIGNERS_BYTES):
-                self.problems.append(Problem(str(signers), line, message, severity))
+            found = _signers_lint.check(signers, people, namespace, MAX_ALLOWED_SIGNERS_BYTES, _read_regular)
+            self.problems.extend(Problem(str(signers), line, message, severity) for line, message, severity in found)
         return TrustConfig(allowed_signers=signers, revoked_keys=revoked, namespace=namespace)
 
     def _require_file(self, path: Path, line: int, label: str) -> None:
         try:
-            with open(path, "rb"):
-                pass
+            _read_regular(path, 0)
         except FileNotFoundError:
             self.error(line, f"'{label}' {str(path)!r} does not exist")
         except IsADirectoryError:

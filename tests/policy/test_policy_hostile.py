@@ -176,3 +176,26 @@ def test_pure_python_parser_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(YamlProblem) as info:
         load_yaml(b"a: *x\n")
     assert info.value.line == 1
+
+
+@pytest.mark.timeout(10)
+def test_fifo_policy_and_trust_store_do_not_hang(tmp_path: Path, write_policy: Callable[[str], Path],
+                                                 base_text: str, policy_dir: Path) -> None:
+    import os
+
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError) as info:
+        load_policy(fifo)
+    assert info.value.problems == [f"{fifo}:1: cannot read the policy: Not a regular file"]
+    (policy_dir / "allowed_signers").unlink()
+    os.mkfifo(policy_dir / "allowed_signers")
+    path = write_policy(base_text)
+    assert [str(p) for p in lint_policy(path)] == [
+        f"{path}:14: 'trust.allowed_signers' '{policy_dir / 'allowed_signers'}' cannot be read: Not a regular file"]
+
+
+def test_device_as_policy(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_policy(Path("/dev/zero"))
+    assert info.value.problems == ["/dev/zero:1: cannot read the policy: Not a regular file"]

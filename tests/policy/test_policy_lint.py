@@ -442,3 +442,12 @@ def test_lint_reports_problems_from_every_section_at_once(lint_text: Lint, base_
 
 def test_lint_unreadable_policy(tmp_path: Path) -> None:
     assert [str(p) for p in lint_policy(tmp_path)] == [f"{tmp_path}:1: cannot read the policy: Is a directory"]
+
+
+def test_allowed_signers_too_big(lint_text: Lint, base_text: str, policy_dir: Path) -> None:
+    from gatekeeper.policy import MAX_ALLOWED_SIGNERS_BYTES
+
+    with open(policy_dir / "allowed_signers", "wb") as fh:
+        fh.truncate(MAX_ALLOWED_SIGNERS_BYTES + 1)
+    assert lint_text(base_text) == [
+        f"{policy_dir / 'allowed_signers'}:1: file is bigger than {MAX_ALLOWED_SIGNERS_BYTES} bytes"]
