@@ -263,3 +263,20 @@ def test_policy_is_hashable_by_identity(write_policy: WritePolicy, base_text: st
     first, second = load_policy(path), load_policy(path)
     assert first.source_sha256 == second.source_sha256
     assert len({first, second, first}) == 2
+
+
+def test_hot_path_imports_stay_small(write_policy: WritePolicy, base_text: str) -> None:
+    """load_policy + rules_for pull in neither the lint-only modules nor anything heavy."""
+    import subprocess
+    import sys
+
+    path = write_policy(base_text)
+    code = (
+        "import sys; from pathlib import Path; from gatekeeper.policy import load_policy; "
+        f"p = load_policy(Path({str(path)!r})); p.rules_for(b'models/x'); p.is_protected_ref('refs/heads/main'); "
+        "print(' '.join(sorted(m for m in ('requests', 'pygit2', 'cryptography', 'difflib', "
+        "'gatekeeper._signers_lint') if m in sys.modules)))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
+    assert result.stdout.strip() == ""
