@@ -69,6 +69,10 @@ DEFAULT_MAX_CHANGED_PATHS = 1_000_000
 DEFAULT_TIMEOUT_SECONDS = 50.0
 AUDIT_SIGNING_KEY_NAME = "audit-signing.key"
 MAX_ALLOWED_SIGNERS_BYTES = 4 << 20
+# Compiling the matcher grows with the number of patterns (about 1 s per 1000 on the reference machine); real policies
+# have tens. The cap keeps a policy from making every push slow or time out.
+MAX_PATTERNS = 2000
+MAX_PATTERN_LENGTH = 1000
 
 TOP_KEYS = (
     "version", "repository", "mode", "platform", "default_branch", "protected_refs", "rules", "people", "groups",
@@ -670,6 +674,7 @@ class _Checker:
             self.error(doc.lines["rules"], "'rules' is empty: the policy would protect nothing")
         rules: list[Rule] = []
         names: dict[str, int] = {}
+        total_patterns = 0
         for index, (entry, line) in enumerate(zip(section, section.lines), start=1):
             if not isinstance(entry, YMap):
                 self.error(line, f"rule #{index} must be a mapping, not {_type_name(entry)}")
@@ -683,16 +688,25 @@ class _Checker:
             self.unknown_keys(entry, RULE_KEYS, f" in {label}")
             description = self.string(entry, "description", "", label=f"{label}: description")
             good_paths = True
-            paths: list[str] = []
+            paths: dict[str, None] = {}  # ordered set
             for pattern, pattern_line in self.str_list(entry, "paths", f"{label}: paths", required=True):
+                total_patterns += 1
+                if total_patterns == MAX_PATTERNS + 1:
+                    self.error(pattern_line, f"more than {MAX_PATTERNS} path patterns in all rules; use '**' and "
+                                             "directory patterns to say the same with fewer")
+                if total_patterns > MAX_PATTERNS:
+                    good_paths = False
+                    continue
                 reason = check_path_pattern(pattern, options, compile=deep)
+                if reason is None and len(pattern) > MAX_PATTERN_LENGTH:
+                    reason = f"path pattern is longer than {MAX_PATTERN_LENGTH} characters"
                 if reason:
                     self.error(pattern_line, f"{label}: {reason}")
                     good_paths = False
                 elif pattern in paths:
                     self.warn(pattern_line, f"{label}: path pattern {pattern!r} is listed twice")
                 else:
-                    paths.append(pattern)
+                    paths[pattern] = None
             approvals = entry.get("approvals", _MISSING)
             good_approvals = False
             if approvals is _MISSING:

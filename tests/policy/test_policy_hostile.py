@@ -199,3 +199,18 @@ def test_device_as_policy(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_policy(Path("/dev/zero"))
     assert info.value.problems == ["/dev/zero:1: cannot read the policy: Not a regular file"]
+
+
+def test_too_many_patterns(tmp_path: Path, write_policy: Callable[[str], Path], base_text: str) -> None:
+    from gatekeeper.policy import MAX_PATTERNS
+
+    many = ", ".join(f'"d{i}/**"' for i in range(MAX_PATTERNS + 5))
+    path = write_policy(base_text.replace('paths: ["models/**", "**/modeling_*.py"]', f"paths: [{many}]"))
+    assert _problems(path) == [
+        f"5: more than {MAX_PATTERNS} path patterns in all rules; use '**' and directory patterns to say the same "
+        "with fewer"]
+
+
+def test_overlong_pattern(write_policy: Callable[[str], Path], base_text: str) -> None:
+    path = write_policy(base_text.replace('"**/modeling_*.py"', '"' + "a" * 1001 + '"'))
+    assert _problems(path) == ["5: rule 'model-code': path pattern is longer than 1000 characters"]
