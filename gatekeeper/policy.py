@@ -224,7 +224,7 @@ class Policy:
         by_email: dict[str, str] = {}
         for person in self.people.values():
             for account in person.accounts or (person.name,):
-                by_account.setdefault(account, person.name)
+                by_account.setdefault(account.casefold(), person.name)
             for email in person.emails:
                 by_email.setdefault(email.casefold(), person.name)
         set_(self, "_by_account", types.MappingProxyType(by_account))
@@ -276,8 +276,11 @@ class Policy:
         return person in self.members(self.break_glass)
 
     def person_for_account(self, account: str) -> str | None:
-        """The person whose platform account is ``account`` (exact match), else None."""
-        return self._by_account.get(account)
+        """The person whose platform account is ``account`` (ignoring case), else None.
+
+        Ignoring case errs on the safe side: an unmapped pusher would not be excluded from approving their own push.
+        """
+        return self._by_account.get(account.casefold())
 
     def person_for_email(self, email: str) -> str | None:
         """The person with this commit email (case-insensitive), else None."""
@@ -610,10 +613,11 @@ class _Checker:
                 person_emails.append(email)
             account_items = self.str_list(entry, "accounts", f"people.{name}.accounts", required=False)
             for account, account_line in account_items or [(name, line)]:
-                if account in accounts and accounts[account][0] != name:
-                    self.error(account_line, f"account {account!r} belongs to both '{accounts[account][0]}' (line "
-                                             f"{accounts[account][1]}) and '{name}'")
-                accounts.setdefault(account, (name, account_line))
+                folded = account.casefold()
+                if folded in accounts and accounts[folded][0] != name:
+                    self.error(account_line, f"account {account!r} belongs to both '{accounts[folded][0]}' (line "
+                                             f"{accounts[folded][1]}) and '{name}'")
+                accounts.setdefault(folded, (name, account_line))
             person_accounts = [account for account, _ in account_items]
             people[name] = Person(name, tuple(person_emails), tuple(person_accounts) or (name,))
         return people

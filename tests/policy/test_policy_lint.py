@@ -275,7 +275,7 @@ PEOPLE_DOC = """\
         reviewers: [leads]
     people:
       alice: {emails: [alice@example.com], accounts: [al]}
-      bob: {emails: [ALICE@example.com, not-an-email], accounts: [al]}
+      bob: {emails: [ALICE@example.com, not-an-email], accounts: [AL]}
       "carol smith": {}
       dave: [dave@example.com]
       leads: {}
@@ -293,7 +293,7 @@ PEOPLE_DOC = """\
 
 def test_people_and_group_problems(lint_text: Lint) -> None:
     assert [p for p in lint_text(PEOPLE_DOC) if "allowed_signers" not in p] == [
-        "10: account 'al' belongs to both 'alice' (line 9) and 'bob'",
+        "10: account 'AL' belongs to both 'alice' (line 9) and 'bob'",
         "10: email 'ALICE@example.com' belongs to both 'alice' (line 9) and 'bob'",
         "10: person 'bob': 'not-an-email' is not an email address",
         "11: person name 'carol smith' may only use letters, digits and '._@+-' (and must start with a letter or "
