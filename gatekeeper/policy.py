@@ -590,9 +590,14 @@ class _Checker:
         people: dict[str, Person] = {}
         emails: dict[str, tuple[str, int]] = {}
         accounts: dict[str, tuple[str, int]] = {}
+        folded_names: dict[str, str] = {}
         for name, entry in section.items():
             line = section.lines[name]
             self._name(name, line, "person")
+            other = folded_names.setdefault(name.casefold(), name)
+            if other != name:
+                # Two entries for one human would count as two approvals.
+                self.error(line, f"person names '{other}' and '{name}' differ only in case; use one name per person")
             if entry is None:
                 entry = YMap(line)
             if not isinstance(entry, YMap):
@@ -634,8 +639,9 @@ class _Checker:
         for name, members in section.items():
             line = section.lines[name]
             self._name(name, line, "group")
-            if name in people:
-                self.error(line, f"'{name}' is both a person and a group; use distinct names")
+            same = [person for person in people if person.casefold() == name.casefold()]
+            if same:
+                self.error(line, f"'{name}' is both a person and a group ('{same[0]}'); use distinct names")
             items = self.str_list(section, name, f"groups.{name}", required=False)
             if isinstance(members, YList) and not members:
                 self.warn(line, f"group '{name}' is empty")

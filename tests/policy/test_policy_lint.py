@@ -279,6 +279,7 @@ PEOPLE_DOC = """\
       "carol smith": {}
       dave: [dave@example.com]
       leads: {}
+      Alice: {}
     groups:
       leads: [alice, bbo]
       ring1: [ring2]
@@ -299,12 +300,13 @@ def test_people_and_group_problems(lint_text: Lint) -> None:
         "11: person name 'carol smith' may only use letters, digits and '._@+-' (and must start with a letter or "
         "digit)",
         "12: person 'dave' must be a mapping such as {emails: [...]}, not a list",
-        "15: 'leads' is both a person and a group; use distinct names",
-        "15: group 'leads' names 'bbo', who is neither a person nor a group (did you mean 'bob'?)",
-        "16: groups form a cycle: ring1 -> ring2 -> ring1",
-        "18: warning: group 'empty' is empty",
-        "19: group name 'bad*group' may only use letters, digits and '._@+-' (and must start with a letter or digit)",
-        "20: break_glass names 'admins', who is neither a person nor a group",
+        "14: person names 'alice' and 'Alice' differ only in case; use one name per person",
+        "16: 'leads' is both a person and a group ('leads'); use distinct names",
+        "16: group 'leads' names 'bbo', who is neither a person nor a group (did you mean 'bob'?)",
+        "17: groups form a cycle: ring1 -> ring2 -> ring1",
+        "19: warning: group 'empty' is empty",
+        "20: group name 'bad*group' may only use letters, digits and '._@+-' (and must start with a letter or digit)",
+        "21: break_glass names 'admins', who is neither a person nor a group",
     ]
 
 
