@@ -137,10 +137,10 @@ def _zip_kind(view: memoryview, max_members: int, pk_start: bool) -> str | None:
 def sniff(data: Data, *, probe: bool = True) -> str | None:
     """The format of ``data`` by content (reference §2), or None for anything this module does not handle.
 
-    Returns one of ``torch-zip``, ``torchscript``, ``keras``, ``npz``, ``zip``, ``7z``, ``tar``, ``gzip``, ``zlib``,
-    ``bz2``, ``xz``, ``lzma``, ``lz4``, ``zstd``, ``npy``, ``hdf5``, ``gguf``, ``safetensors``, ``torch-legacy``,
-    ``pickle`` or None. A pickle without a PROTO opcode is recognised by a bounded parse that reaches a global, a
-    call, or the end of the data.
+    Returns one of ``torch-zip``, ``torchscript``, ``keras``, ``npz``, ``zip``, ``7z``, ``rar``, ``tar``, ``gzip``,
+    ``zlib``, ``bz2``, ``xz``, ``lzma``, ``lz4``, ``zstd``, ``npy``, ``hdf5``, ``gguf``, ``safetensors``,
+    ``torch-legacy``, ``pickle`` or None. With ``probe`` (default), a pickle without a PROTO opcode is recognised by
+    a bounded parse that gives evidence (see :func:`_pickle_evidence`).
     """
     view = _view(data)
     head = bytes(view[:16])
@@ -151,6 +151,8 @@ def sniff(data: Data, *, probe: bool = True) -> str | None:
             return zip_kind
     if head.startswith(b"7z\xbc\xaf'\x1c"):
         return "7z"
+    if head.startswith(b"Rar!\x1a\x07"):
+        return "rar"
     if len(view) >= 512 and tar_walk.looks_like_tar(bytes(view[:512])):
         return "tar"
     if head.startswith(b"\x1f\x8b"):
@@ -534,8 +536,8 @@ def _scan(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
         return
     if kind in ("torch-zip", "torchscript", "keras", "npz", "zip"):
         _scan_zip(ctx, view, path, depth, kind)
-    elif kind == "7z":
-        ctx.add(Verdict.UNSCANNABLE, path, "content", "7z archives cannot be scanned (no 7z parser installed)")
+    elif kind in ("7z", "rar"):
+        ctx.add(Verdict.UNSCANNABLE, path, "content", f"{kind} archives cannot be scanned (no {kind} parser installed)")
     elif kind == "tar":
         _scan_tar(ctx, view, path, depth)
     elif kind in ("gzip", "zlib", "bz2", "xz", "lzma", "lz4", "zstd"):

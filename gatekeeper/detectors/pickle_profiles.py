@@ -139,33 +139,33 @@ def _profile_globals(profile: str, extra_globals: frozenset[str]) -> frozenset[s
 
 
 # Modules refused as a whole (any attribute of them). Union of picklescan ``_unsafe_globals``, fickling
-# ``UNSAFE_IMPORTS``/``UnsafeImportsML``, the Hydra blocklist and the gadgets of reference §9.1; ``os``/``posix``/``nt``
-# and ``sys`` head the list because torch refuses them even when allow-listed.
+# ``UNSAFE_IMPORTS``/``UnsafeImportsML``, the Hydra blocklist and the gadgets of reference §9.1;
+# ``os``/``posix``/``nt`` and ``sys`` head the list because torch refuses them even when allow-listed.
 _DENY_MODULES = frozenset(
     """
-    os posix nt sys subprocess _posixsubprocess socket _socket shutil pty runpy ssl _ssl paramiko pycurl importlib imp marshal inspect pkgutil
-    operator _operator functools _functools ctypes _ctypes cffi code codeop commands pdb bdb ipdb timeit webbrowser
-    antigravity this
-    http httplib urllib urllib2 urllib3 requests aiohttp httpx asyncio multiprocessing _multiprocessing threading
-    _thread concurrent signal _signal pickle _pickle cPickle dill cloudpickle joblib.load joblib.numpy_pickle.load
-    joblib.numpy_pickle.NumpyUnpickler joblib.parallel joblib.Parallel joblib.memory shelve io _io logging.FileHandler logging.handlers logging.config
-    logging.basicConfig logging.StreamHandler
-    types.CodeType types.FunctionType types.LambdaType types.MethodType types.ModuleType types.CellType
-    site sysconfig ensurepip venv pip setuptools distutils lib2to3 idlelib doctest trace profile cProfile pstats
-    uuid._get_command_stdout uuid._popen uuid._ipconfig_getnode uuid._ifconfig_getnode imaplib smtplib ftplib poplib telnetlib nntplib mailcap _osx_support _aix_support _pyrepl pydoc test.support test.libregrtest
-    xmlrpc socketserver zipimport _interpreters _xxsubinterpreters _winapi msvcrt winreg _winreg resource psutil
-    tkinter _tkinter gc atexit platform compileall py_compile _sitebuiltins builtins __builtin__ __builtins__ copyreg
-    copy_reg select selectors fcntl _imp _bootstrap _frozen_importlib _frozen_importlib_external zipapp tempfile
-    picklescan fickling modelscan modelaudit gatekeeper hydra omegaconf
-    torch.hub torch._dynamo torch._inductor torch.jit torch.compile torch.package torch.utils.bottleneck
-    torch.utils.collect_env torch.utils.data.datapipes torch.utils.cpp_extension torch.fx torch.distributed
-    torch.multiprocessing torch.testing torch._export torch.export torch.library torch.ops torch._ops torch._C._jit
-    torch.storage._load_from_bytes torch.load torch.serialization.load torch._weights_only_unpickler
-    torch.utils._config_module torch._functorch torch.autograd.profiler
-    numpy.f2py numpy.distutils numpy.testing numpy.load numpy.lib.npyio numpy.ctypeslib numpy.lib.utils
-    numpy.core._internal numpy._core._internal numpy.fromfile numpy.memmap
-    pandas.read_pickle pandas.io pandas.eval pandas.core.computation
-    keras.saving tensorflow.python.ops.script_ops tensorflow.io tensorflow.keras.utils
+    os posix nt sys subprocess _posixsubprocess socket _socket shutil pty runpy ssl _ssl paramiko pycurl
+    importlib imp marshal inspect pkgutil operator _operator functools _functools ctypes _ctypes cffi code
+    codeop commands pdb bdb ipdb timeit webbrowser antigravity this http httplib urllib urllib2 urllib3 requests
+    aiohttp httpx asyncio multiprocessing _multiprocessing threading _thread concurrent signal _signal pickle
+    _pickle cPickle dill cloudpickle joblib.load joblib.numpy_pickle.load joblib.numpy_pickle.NumpyUnpickler
+    joblib.parallel joblib.Parallel joblib.memory shelve io _io logging.FileHandler logging.handlers
+    logging.config logging.basicConfig logging.StreamHandler types.CodeType types.FunctionType types.LambdaType
+    types.MethodType types.ModuleType types.CellType site sysconfig ensurepip venv pip setuptools distutils
+    lib2to3 idlelib doctest trace profile cProfile pstats uuid._get_command_stdout uuid._popen
+    uuid._ipconfig_getnode uuid._ifconfig_getnode imaplib smtplib ftplib poplib telnetlib nntplib mailcap
+    _osx_support _aix_support _pyrepl pydoc test.support test.libregrtest xmlrpc socketserver zipimport
+    _interpreters _xxsubinterpreters _winapi msvcrt winreg _winreg resource psutil tkinter _tkinter gc atexit
+    platform compileall py_compile _sitebuiltins builtins __builtin__ __builtins__ copyreg copy_reg select
+    selectors fcntl _imp _bootstrap _frozen_importlib _frozen_importlib_external zipapp tempfile picklescan
+    fickling modelscan modelaudit gatekeeper hydra omegaconf torch.hub torch._dynamo torch._inductor torch.jit
+    torch.compile torch.package torch.utils.bottleneck torch.utils.collect_env torch.utils.data.datapipes
+    torch.utils.cpp_extension torch.fx torch.distributed torch.multiprocessing torch.testing torch._export
+    torch.export torch.library torch.ops torch._ops torch._C._jit torch.storage._load_from_bytes torch.load
+    torch.serialization.load torch._weights_only_unpickler torch.utils._config_module torch._functorch
+    torch.autograd.profiler numpy.f2py numpy.distutils numpy.testing numpy.load numpy.lib.npyio numpy.ctypeslib
+    numpy.lib.utils numpy.core._internal numpy._core._internal numpy.fromfile numpy.memmap pandas.read_pickle
+    pandas.io pandas.eval pandas.core.computation keras.saving tensorflow.python.ops.script_ops tensorflow.io
+    tensorflow.keras.utils
     """.split()
 )
 

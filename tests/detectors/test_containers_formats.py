@@ -340,6 +340,11 @@ def test_compressed_joblib(kind: str) -> None:
     assert worst(compress(joblib_pickle(b"")), options=JOBLIB) == "clean"
 
 
+def test_unsupported_containers_block() -> None:
+    assert worst(b"7z\xbc\xaf'\x1c\x00\x04" + b"\x00" * 32, "weights.7z") == UNS
+    assert worst(b"Rar!\x1a\x07\x01\x00" + b"\x00" * 32, "weights.bin") == UNS
+
+
 def test_unsupported_compression_blocks() -> None:
     assert worst(b"\x04\x22\x4d\x18" + b"\x00" * 32) == UNS  # lz4 frame without the optional parser
     assert worst(b"\x1f\x8b\x08\x00garbage") == UNS
@@ -530,3 +535,15 @@ def test_size_cap_and_random_input_never_raise() -> None:
     for _ in range(200):
         blob = bytes(rng.randrange(256) for _ in range(rng.randint(0, 600)))
         assert not any("internal error" in f.message for f in scan_blob("rand", blob))
+
+
+@pytest.mark.parametrize("method", ["ZIP_BZIP2", "ZIP_LZMA", "ZIP_DEFLATED"])
+def test_zip_members_written_by_zipfile(method: str) -> None:
+    import zipfile
+
+    for payload, expected in ((EVIL, MAL), (BENIGN, "clean")):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", compression=getattr(zipfile, method)) as zf:
+            zf.writestr("archive/data.pkl", payload)
+            zf.writestr("archive/version", "3\n")
+        assert worst(buf.getvalue()) == expected, describe(buf.getvalue())
