@@ -134,18 +134,19 @@ def _zip_kind(view: memoryview, max_members: int, pk_start: bool) -> str | None:
     return "zip"
 
 
-def sniff(data: Data, *, probe: bool = True) -> str | None:
+def sniff(data: Data, *, probe: bool = True, eocd_anywhere: bool = True) -> str | None:
     """The format of ``data`` by content (reference §2), or None for anything this module does not handle.
 
     Returns one of ``torch-zip``, ``torchscript``, ``keras``, ``npz``, ``zip``, ``7z``, ``rar``, ``tar``, ``gzip``,
     ``zlib``, ``bz2``, ``xz``, ``lzma``, ``lz4``, ``zstd``, ``npy``, ``hdf5``, ``gguf``, ``safetensors``,
     ``torch-legacy``, ``pickle`` or None. With ``probe`` (default), a pickle without a PROTO opcode is recognised by
-    a bounded parse that gives evidence (see :func:`_pickle_evidence`).
+    a bounded parse that gives evidence (see :func:`_pickle_evidence`); with ``eocd_anywhere`` (default), a zip end
+    record found in the last 64 KiB makes a zip even after a prefix.
     """
     view = _view(data)
     head = bytes(view[:16])
     pk_start = head.startswith((b"PK\x03\x04", b"PK\x05\x06"))
-    if pk_start or zip_walk.find_eocd(view) >= 0:
+    if pk_start or (eocd_anywhere and zip_walk.find_eocd(view) >= 0):
         zip_kind = _zip_kind(view, 100_000, pk_start)
         if zip_kind is not None:
             return zip_kind
@@ -525,7 +526,9 @@ def _scan(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
         ctx.add(Verdict.UNSCANNABLE, path, "content", f"containers nested deeper than {ctx.options.max_depth}")
         return
     ctx.check_time()
-    kind = sniff(view, probe=False)
+    # An end record found from the end (a zip behind a prefix) matters for files torch.load opens; inside a
+    # container only members that start like a zip are archives, so huge tensor members are not read at their tail.
+    kind = sniff(view, probe=False, eocd_anywhere=depth == 0)
     if kind is None:
         # A protocol 0/1 pickle has no magic: the full analysis doubles as the probe (candidate=True reports
         # nothing unless it meets a global or a call, or parses to the end).

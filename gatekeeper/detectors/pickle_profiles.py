@@ -35,11 +35,13 @@ class UnknownProfile(ValueError):
     """A profile name that does not exist (a configuration error, raised before any scanning)."""
 
 
+# str(dtype) of every dtype torch allows: ``_dtype_to_storage_type_map()``, ``_new_dtypes()``, uint1-7, int1-7. Only
+# canonical names: str(torch.long) is "torch.int64", so aliases such as ``torch.long`` are not on torch's list.
 _TORCH_DTYPES = (
-    "float32 float float64 double float16 half bfloat16 complex32 chalf complex64 cfloat complex128 cdouble "
-    "uint8 uint16 uint32 uint64 int8 int16 short int32 int int64 long bool quint8 qint8 qint32 quint4x2 quint2x4 "
-    "float8_e4m3fn float8_e5m2 float8_e4m3fnuz float8_e5m2fnuz float8_e8m0fnu float4_e2m1fn_x2 "
-    "bits1x8 bits2x4 bits4x2 bits8 bits16 uint1 uint2 uint3 uint4 uint5 uint6 uint7 int1 int2 int3 int4 int5 int6 int7"
+    "float32 float64 float16 bfloat16 complex32 complex64 complex128 uint8 uint16 uint32 uint64 int8 int16 int32 "
+    "int64 bool quint8 qint8 qint32 quint4x2 quint2x4 float8_e4m3fn float8_e5m2 float8_e4m3fnuz float8_e5m2fnuz "
+    "float8_e8m0fnu float4_e2m1fn_x2 bits1x8 bits2x4 bits4x2 bits8 bits16 "
+    "uint1 uint2 uint3 uint4 uint5 uint6 uint7 int1 int2 int3 int4 int5 int6 int7"
 ).split()
 
 _TORCH_SCALAR_TYPES = (
@@ -47,51 +49,47 @@ _TORCH_SCALAR_TYPES = (
     "QUInt4x2 QUInt2x4"
 ).split()
 
+# torch/_weights_only_unpickler.py ``_tensor_rebuild_functions()``
 _TORCH_REBUILD = (
     "_rebuild_parameter _rebuild_parameter_with_state _rebuild_qtensor _rebuild_tensor _rebuild_tensor_v2 "
     "_rebuild_tensor_v3 _rebuild_sparse_tensor _rebuild_meta_tensor_no_storage _rebuild_wrapper_subclass "
-    "_rebuild_device_tensor_from_numpy _rebuild_device_tensor_from_cpu_tensor _rebuild_nested_tensor"
+    "_rebuild_device_tensor_from_numpy _rebuild_device_tensor_from_cpu_tensor"
 ).split()
 
 
 def _torch_globals() -> frozenset[str]:
+    """``_get_allowed_globals()`` of torch/_weights_only_unpickler.py, as ``module.name`` strings."""
     names = {
         "collections.OrderedDict",
         "collections.Counter",
         "torch.nn.parameter.Parameter",
-        "torch.nn.parameter.Buffer",
         "torch.serialization._get_layout",
         "torch.Size",
         "torch.Tensor",
         "torch.device",
-        "torch.storage.UntypedStorage",
-        "torch.storage.TypedStorage",
-        "torch.UntypedStorage",
-        "torch.TypedStorage",
-        "torch._tensor._rebuild_from_type_v2",
         "_codecs.encode",
         "builtins.bytearray",
         "builtins.set",
         "builtins.complex",
+        # torch._storage_classes: the legacy typed storages live in module "torch", the new ones in torch.storage
+        "torch.storage.UntypedStorage",
+        "torch.storage.TypedStorage",
         "torch.per_tensor_affine",
         "torch.per_tensor_symmetric",
         "torch.per_channel_affine",
         "torch.per_channel_symmetric",
         "torch.per_channel_affine_float_qparams",
-        "torch.strided",
-        "torch.sparse_coo",
-        "torch.sparse_csr",
-        "torch.sparse_csc",
-        "torch.sparse_bsr",
-        "torch.sparse_bsc",
-        "torch._mkldnn",
+        "torch._tensor._rebuild_from_type_v2",
     }
     names.update(f"torch.{d}" for d in _TORCH_DTYPES)
     for kind in _TORCH_SCALAR_TYPES:
+        # torch._tensor_classes / torch._storage_classes, named f"{cls.__module__}.{cls.__name__}"
         names.add(f"torch.{kind}Storage")
         names.add(f"torch.{kind}Tensor")
         names.add(f"torch.cuda.{kind}Storage")
         names.add(f"torch.cuda.{kind}Tensor")
+        names.add(f"torch.sparse.{kind}Tensor")
+        names.add(f"torch.cuda.sparse.{kind}Tensor")
     names.update(f"torch._utils.{f}" for f in _TORCH_REBUILD)
     return frozenset(names)
 
