@@ -11,7 +11,8 @@ Verdicts (reference §8, issue brief):
 * ``MALICIOUS``: a deny-listed global, a mutated global, an unresolvable STACK_GLOBAL, a nested payload, a structural
   anomaly after a non-allow-listed global;
 * ``REVIEW``: a global outside the allow-list profile, TorchScript code, Keras Lambda/foreign modules, zip header
-  differentials (name mismatch, duplicates, data before the archive);
+  differentials (name mismatch, duplicates, data before the archive), a Hydra ``_target_`` in a config inside an
+  archive (NeMo), a SavedModel ``py_func``;
 * ``UNSCANNABLE``: encrypted or unsupported members and containers, caps exceeded, a parse error of something that
   is a pickle by its magic, an invalid safetensors header.
 
@@ -145,17 +146,18 @@ def sniff(data: Data, *, probe: bool = True, eocd_anywhere: bool = True) -> str 
     """
     view = _view(data)
     head = bytes(view[:16])
-    pk_start = head.startswith((b"PK\x03\x04", b"PK\x05\x06"))
-    if pk_start or (eocd_anywhere and zip_walk.find_eocd(view) >= 0):
-        zip_kind = _zip_kind(view, 100_000, pk_start)
-        if zip_kind is not None:
-            return zip_kind
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return _zip_kind(view, 100_000, True)
     if head.startswith(b"7z\xbc\xaf'\x1c"):
         return "7z"
     if head.startswith(b"Rar!\x1a\x07"):
         return "rar"
     if len(view) >= 512 and tar_walk.looks_like_tar(bytes(view[:512])):
-        return "tar"
+        return "tar"  # before the end-record search: a tar whose last member is a zip ends like a zip
+    if eocd_anywhere and zip_walk.find_eocd(view) >= 0:
+        zip_kind = _zip_kind(view, 100_000, False)
+        if zip_kind is not None:
+            return zip_kind
     if head.startswith(b"\x1f\x8b"):
         return "gzip"
     if head.startswith(b"BZh"):
@@ -412,6 +414,36 @@ def _scan_hdf5(ctx: _Ctx, view: memoryview, path: str) -> None:
                     (f"at offset {match.start()}",))
 
 
+_TARGET = re.compile(rb"""["']?_target_["']?\s*[:=]\s*["']?([A-Za-z_][\w.]{0,300})""")
+_MAX_ARCHIVED_CONFIG = 4 << 20
+
+
+def _scan_archived_config(ctx: _Ctx, view: memoryview, path: str) -> None:
+    if len(view) > _MAX_ARCHIVED_CONFIG:
+        return
+    seen: set[bytes] = set()
+    for match in _TARGET.finditer(view):
+        target = match.group(1)
+        if target in seen:
+            continue
+        seen.add(target)
+        dotted = target.decode("utf-8", "replace")
+        module, _, name = dotted.rpartition(".")
+        verdict = classify_global(module or dotted, name or dotted, frozenset())[0]
+        level = Verdict.MALICIOUS if verdict is Classification.DENY else Verdict.REVIEW
+        ctx.add(level, path, "config", f"archived config selects code: _target_ {dotted}",
+                (f"at offset {match.start()}", "Hydra/NeMo instantiate() imports and calls it on load"))
+
+
+def _scan_saved_model(ctx: _Ctx, view: memoryview, path: str) -> None:
+    # A TensorFlow SavedModel graph with a py_func op runs Python on load (reference §9.10); a byte search for
+    # the op names is enough to ask for review.
+    match = re.search(rb"(EagerPyFunc|PyFuncStateless|PyFunc)", view)
+    if match:
+        ctx.add(Verdict.REVIEW, path, "tensorflow", f"SavedModel graph uses {match.group(1).decode()} (Python code)",
+                (f"at offset {match.start()}",))
+
+
 def _decompress(ctx: _Ctx, view: memoryview, kind: str, path: str) -> memoryview | None:
     import bz2
     import lzma
@@ -529,6 +561,14 @@ def _scan(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
     # An end record found from the end (a zip behind a prefix) matters for files torch.load opens; inside a
     # container only members that start like a zip are archives, so huge tensor members are not read at their tail.
     kind = sniff(view, probe=False, eocd_anywhere=depth == 0)
+    if kind is None and depth > 0 and path.lower().endswith((".yaml", ".yml", ".json")):
+        # Text configs inside archives (NeMo's model_config.yaml in a .nemo tar) are invisible to the text
+        # detectors, which see repository files only: look for Hydra targets here.
+        _scan_archived_config(ctx, view, path)
+        return
+    if kind is None and path.endswith("saved_model.pb"):
+        _scan_saved_model(ctx, view, path)
+        return
     if kind is None:
         # A protocol 0/1 pickle has no magic: the full analysis doubles as the probe (candidate=True reports
         # nothing unless it meets a global or a call, or parses to the end).

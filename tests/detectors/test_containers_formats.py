@@ -547,3 +547,29 @@ def test_zip_members_written_by_zipfile(method: str) -> None:
             zf.writestr("archive/data.pkl", payload)
             zf.writestr("archive/version", "3\n")
         assert worst(buf.getvalue()) == expected, describe(buf.getvalue())
+
+
+def test_nemo_tar_target_and_duplicate_weights() -> None:
+    def nemo(config: bytes, weights: list[bytes]) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name, content in [("model_config.yaml", config)] + [("model_weights.ckpt", w) for w in weights]:
+                info = tarfile.TarInfo(name)
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+        return buf.getvalue()
+
+    benign = nemo(b"name: asr\nsample_rate: 16000\n", [torch_zip(TORCH_LIKE)])
+    assert worst(benign, "model.nemo") == "clean", describe(benign)
+    hydra = nemo(b"model:\n  _target_: nemo.collections.asr.models.EncDecCTCModel\n", [torch_zip(TORCH_LIKE)])
+    assert worst(hydra, "model.nemo") == REV
+    evil = nemo(b"model:\n  _target_: shutil.os.system\n", [torch_zip(TORCH_LIKE)])
+    assert worst(evil, "model.nemo") == MAL
+    dup = nemo(b"name: asr\n", [torch_zip(TORCH_LIKE), torch_zip(EVIL)])
+    assert worst(dup, "model.nemo") == MAL and "appears 2 times" in describe(dup, "model.nemo")
+
+
+def test_saved_model_py_func() -> None:
+    graph = b"\x0a\x0csome_graph\x12\x0bPyFuncStateless\x1a\x01x"
+    assert worst(make_zip([Member("m/saved_model.pb", graph)])) == REV
+    assert worst(make_zip([Member("m/saved_model.pb", b"\x0a\x05MatMul")])) == "clean"
