@@ -42,7 +42,7 @@ from gatekeeper.detectors.pickle_profiles import profile_globals
 from gatekeeper.model import Finding
 from gatekeeper.model import Verdict
 
-__all__ = ["DETECTOR_VERSION", "ScanOptions", "sniff", "scan_blob"]
+__all__ = ["DETECTOR_VERSION", "Data", "ScanOptions", "sniff", "scan_blob"]
 
 # Bump when a change can alter a verdict: the verdict cache keys on it.
 DETECTOR_VERSION = "1"

@@ -120,3 +120,17 @@ def test_scan_cached_skips_the_second_scan(tmp_path: Path, monkeypatch: pytest.M
     assert [(f.verdict, f.path, f.message) for f in again] == [(f.verdict, "b.pkl", f.message) for f in first]
     monkeypatch.undo()
     assert scan_cached(None, BLOB, "c.pkl", EVIL)[0].blob_id == BLOB
+
+
+def test_detectors_import_nothing_heavy_and_no_unpickler() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gatekeeper.detectors.content, gatekeeper.detectors.cache; "
+        "bad = sorted({'pickle', '_pickle', 'requests', 'pygit2', 'yaml', 'numpy', 'torch'} & set(sys.modules)); "
+        "print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
