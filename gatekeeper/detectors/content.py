@@ -139,8 +139,8 @@ def sniff(data: Data, *, probe: bool = True, eocd_anywhere: bool = True) -> str 
     """The format of ``data`` by content (reference §2), or None for anything this module does not handle.
 
     Returns one of ``torch-zip``, ``torchscript``, ``keras``, ``npz``, ``zip``, ``7z``, ``rar``, ``tar``, ``gzip``,
-    ``zlib``, ``bz2``, ``xz``, ``lzma``, ``lz4``, ``zstd``, ``npy``, ``hdf5``, ``gguf``, ``safetensors``,
-    ``torch-legacy``, ``pickle`` or None. With ``probe`` (default), a pickle without a PROTO opcode is recognised by
+    ``joblib-zfile``, ``zlib``, ``bz2``, ``xz``, ``lzma``, ``lz4``, ``zstd``, ``npy``, ``hdf5``, ``gguf``,
+    ``safetensors``, ``torch-legacy``, ``pickle`` or None. With ``probe`` (default), a pickle without a PROTO opcode is recognised by
     a bounded parse that gives evidence (see :func:`_pickle_evidence`); with ``eocd_anywhere`` (default), a zip end
     record found in the last 64 KiB makes a zip even after a prefix.
     """
@@ -160,6 +160,8 @@ def sniff(data: Data, *, probe: bool = True, eocd_anywhere: bool = True) -> str 
             return zip_kind
     if head.startswith(b"\x1f\x8b"):
         return "gzip"
+    if head.startswith(b"ZF0x"):
+        return "joblib-zfile"
     if head.startswith(b"BZh"):
         return "bz2"
     if head.startswith(b"\xfd7zXZ\x00"):
@@ -583,6 +585,15 @@ def _scan(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
         ctx.add(Verdict.UNSCANNABLE, path, "content", f"{kind} archives cannot be scanned (no {kind} parser installed)")
     elif kind == "tar":
         _scan_tar(ctx, view, path, depth)
+    elif kind == "joblib-zfile":
+        # joblib < 0.10 (still loaded by numpy_pickle_compat): "ZF", the length in hex padded to 19 bytes, an
+        # optional space, then a zlib stream.
+        start = 21 + (bytes(view[21:22]) == b" ")
+        out = _decompress(ctx, view[start:], "zlib", path)
+        if out is None:
+            ctx.add(Verdict.UNSCANNABLE, path, "compression", "corrupt joblib ZF (legacy zlib) file")
+        else:
+            _scan(ctx, out, f"{path}!<zlib>", depth + 1)
     elif kind in ("gzip", "zlib", "bz2", "xz", "lzma", "lz4", "zstd"):
         out = _decompress(ctx, view, kind, path)
         if out is not None:

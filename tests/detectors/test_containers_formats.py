@@ -340,6 +340,16 @@ def test_compressed_joblib(kind: str) -> None:
     assert worst(compress(joblib_pickle(b"")), options=JOBLIB) == "clean"
 
 
+def test_legacy_joblib_zfile() -> None:
+    def zfile(payload: bytes) -> bytes:
+        return b"ZF" + hex(len(payload)).encode().ljust(19) + b" " + zlib.compress(payload)
+
+    assert sniff(zfile(EVIL)) == "joblib-zfile"
+    assert worst(zfile(EVIL)) == MAL
+    assert worst(zfile(BENIGN)) == "clean"
+    assert worst(b"ZF0x10" + b" " * 16 + b"not zlib") == UNS
+
+
 def test_unsupported_containers_block() -> None:
     assert worst(b"7z\xbc\xaf'\x1c\x00\x04" + b"\x00" * 32, "weights.7z") == UNS
     assert worst(b"Rar!\x1a\x07\x01\x00" + b"\x00" * 32, "weights.bin") == UNS
