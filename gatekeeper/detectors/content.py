@@ -140,9 +140,9 @@ def sniff(data: Data, *, probe: bool = True, eocd_anywhere: bool = True) -> str 
 
     Returns one of ``torch-zip``, ``torchscript``, ``keras``, ``npz``, ``zip``, ``7z``, ``rar``, ``tar``, ``gzip``,
     ``joblib-zfile``, ``zlib``, ``bz2``, ``xz``, ``lzma``, ``lz4``, ``zstd``, ``npy``, ``hdf5``, ``gguf``,
-    ``safetensors``, ``torch-legacy``, ``pickle`` or None. With ``probe`` (default), a pickle without a PROTO opcode is recognised by
-    a bounded parse that gives evidence (see :func:`_pickle_evidence`); with ``eocd_anywhere`` (default), a zip end
-    record found in the last 64 KiB makes a zip even after a prefix.
+    ``safetensors``, ``torch-legacy``, ``pickle`` or None. With ``probe`` (default), a pickle without a PROTO
+    opcode is recognised by a bounded parse that gives evidence (see :func:`_pickle_evidence`); with
+    ``eocd_anywhere`` (default), a zip end record found in the last 64 KiB makes a zip even after a prefix.
     """
     view = _view(data)
     head = bytes(view[:16])
