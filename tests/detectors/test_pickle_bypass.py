@@ -326,6 +326,8 @@ def test_payload_before_a_parse_error() -> None:
     truncated_benign = proto(2) + glob("collections", "OrderedDict") + EMPTY_TUPLE + REDUCE + b"X\x10\x00\x00"
     assert worst(truncated_benign) == UNS
     assert worst(BENIGN + b"\n\n garbage") == UNS
+    assert worst(BENIGN + b"cython\nnumpy\nrequests\n") == UNS  # text after STOP: blocks, but is no attack
+    assert worst(BENIGN + b"cos\nsystem\n(S'id'\ntR") == MAL  # a known-bad global in the tail is
     assert worst(p2(call(glob("os", "system"))) + b"\n\n\t\t") == MAL
 
 
