@@ -34,6 +34,9 @@ from gatekeeper.model import MODE_BLOB, MODE_EXEC, Change, Finding, ObjectId, Up
 
 MAX_NEW_COMMITS = 20_000  # per push; above it the push is refused (never a partial scan)
 MAX_BLOBS = 200_000
+# Verdicts are cached only for blobs at least this big: below it, reading and sniffing the blob costs less than a
+# cache lookup (a file per entry), and a big push of source files must not turn into 100k cache files.
+CACHE_MIN_BYTES = 256 * 1024
 
 REMOTE_CODE_RULE = "remote-code"
 PLUMBING_RULE = "repository-plumbing"
@@ -157,6 +160,9 @@ def _scan_blob(
 ) -> tuple[list[Finding], bool]:
     from gatekeeper.detectors import content, lfs
 
+    size = repo.blob_size(blob_id)
+    if size is None or size < CACHE_MIN_BYTES:
+        cache = None
     if cache is not None:
         try:
             cached = cache.get(blob_id, options, path)  # type: ignore[attr-defined]
@@ -164,7 +170,6 @@ def _scan_blob(
             cached = None
         if cached is not None:
             return cached, True
-    size = repo.blob_size(blob_id)
     max_bytes = int(options.max_bytes)  # type: ignore[attr-defined]
     if size is None:
         return [Finding(Verdict.UNSCANNABLE, path, "content", "blob is missing from the repository")], False
@@ -223,7 +228,9 @@ def _remote_code(repo: Repo, policy: object, analysis: RefAnalysis, content: Ref
     if new_tree is not None:
         new_view = RepoTreeView(repo, new_tree)
         old_view = RepoTreeView(repo, old_tree) if old_tree else None
-        result = analyse_remote_code(new_view, changed, old=old_view, hints=True)
+        # Hints (risky loader calls) are for reviewers: `gatekeeper check`/`scan` show them; the hook skips them so a
+        # big push of Python files does not parse every file.
+        result = analyse_remote_code(new_view, changed, old=old_view, hints=False)
         for finding in result.findings:
             content.findings.append(finding)
             if finding.verdict == Verdict.MALICIOUS or (

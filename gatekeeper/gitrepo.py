@@ -210,10 +210,12 @@ class Repo:
         return bytes(obj.data)
 
     def blob_size(self, oid: str) -> int | None:
-        obj = self._lookup(oid)
-        if obj is None or obj.type != ObjectType.BLOB:
+        """Size from the object header, without inflating the blob."""
+        try:
+            kind, size = self._repo.odb.read_header(oid)
+        except (KeyError, ValueError, pygit2.GitError):
             return None
-        return int(obj.size)
+        return int(size) if kind == ObjectType.BLOB else None
 
     # -- trees and change sets -------------------------------------------------------------------------------------
 

@@ -555,6 +555,15 @@ def _scan_torch_tar_stream(ctx: _Ctx, view: memoryview, path: str, depth: int, w
                 "records say", (f"records end at {pos}, member is {len(view)} bytes",))
 
 
+# Every opcode byte CPython's unpickler knows (pickletools.opcodes, protocols 0-5). Data whose first byte is not one
+# of them makes pickle.load raise before it executes anything, so it cannot be a pickle: this exact test spares the
+# probe parse for most text (Markdown, JSON, shebangs, comments), which matters when a push brings 100k files.
+_PICKLE_FIRST_BYTES = frozenset(
+    b"().012BCFGIJKLMNPQRSTUVX]abcdeghijlopqrstu}"
+    b"\x80\x81\x82\x83\x84\x85\x86\x87\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x90\x91\x92\x93\x94\x95\x96\x97\x98"
+)
+
+
 def _scan(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
     if depth > ctx.options.max_depth:
         ctx.add(Verdict.UNSCANNABLE, path, "content", f"containers nested deeper than {ctx.options.max_depth}")
@@ -575,7 +584,8 @@ def _scan(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
         # A protocol 0/1 pickle has no magic: the full analysis doubles as the probe (candidate=True reports
         # nothing unless it meets a global or a call, or parses to the end).
         before = len(ctx.findings)
-        _scan_pickle(ctx, view, path, depth, candidate=True)
+        if view and view[0] in _PICKLE_FIRST_BYTES:
+            _scan_pickle(ctx, view, path, depth, candidate=True)
         if len(ctx.findings) == before and path.endswith(".safetensors") and len(view) >= 8:
             _scan_safetensors(ctx, view, path)  # too broken to sniff, but it claims to be safetensors
         return

@@ -583,3 +583,21 @@ def test_saved_model_py_func() -> None:
     graph = b"\x0a\x0csome_graph\x12\x0bPyFuncStateless\x1a\x01x"
     assert worst(make_zip([Member("m/saved_model.pb", graph)])) == REV
     assert worst(make_zip([Member("m/saved_model.pb", b"\x0a\x05MatMul")])) == "clean"
+
+
+def test_first_byte_prefilter_is_exactly_the_unpicklers_opcode_set() -> None:
+    import pickletools
+
+    from gatekeeper.detectors.content import _PICKLE_FIRST_BYTES
+
+    assert _PICKLE_FIRST_BYTES == frozenset(op.code.encode("latin-1")[0] for op in pickletools.opcodes)
+
+
+def test_protocol0_payload_behind_a_comment_line_is_not_a_pickle_but_one_at_byte_0_is() -> None:
+    from gatekeeper.detectors.content import scan_blob
+    from gatekeeper.model import Verdict
+
+    payload = b"cos\nsystem\n(S'id'\ntR."
+    assert [f.verdict for f in scan_blob("x.txt", payload)][:1] == [Verdict.MALICIOUS]
+    # pickle.loads(b"#" + payload) raises at byte 0 before executing anything
+    assert scan_blob("x.txt", b"#" + payload) == []
