@@ -110,6 +110,7 @@ def _decide(
     stdin: bytes, env: Mapping[str, str], policy: object, event: dict[str, object], chain: Path | None,
 ) -> tuple[list[str], str, bool]:
     from gatekeeper.analysis import analyse_updates
+    from gatekeeper.approvals.evaluate import load_evaluator
     from gatekeeper.gate import decide
     from gatekeeper.gitrepo import Repo, read_push_options
     from gatekeeper.hookinput import parse_updates
@@ -140,9 +141,14 @@ def _decide(
         default_branch=policy.default_branch,  # type: ignore[attr-defined]
         max_changed_paths=int(policy.limits.max_changed_paths),  # type: ignore[attr-defined]
     )
-    decision = decide(policy, analyses, pusher=context.identity, break_glass_reason=break_glass)  # type: ignore[arg-type]
-    chained_failure = None
-    if not decision.blocked and chain is not None:
+    # Approvals: stored ones plus those pushed now; a bad, deleted or rewritten approval ref refuses the whole push.
+    approvals = load_evaluator(repo, policy, updates, pusher=context.identity, repository=str(event["repo"]))  # type: ignore[arg-type]
+    decision = decide(policy, analyses, pusher=context.identity, approvals=approvals,  # type: ignore[arg-type]
+                      break_glass_reason=break_glass)
+    if approvals.trust_store_sha256:
+        event["trust_store_sha256"] = approvals.trust_store_sha256
+    chained_failure = approvals.refusal
+    if chained_failure is None and not decision.blocked and chain is not None:
         chained_failure = _run_chained(chain, stdin, env)
     event.update(_decision_fields(decision))
     if chained_failure:

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import Server
+
+from approvals.approvals_testlib import Trust, keygen, make_server
+
+if shutil.which("ssh-keygen") is None:  # pragma: no cover
+    pytest.skip("ssh-keygen is required for approval tests", allow_module_level=True)
+
+
+class World:
+    """A gated server with keys for alice and bob (ml-leads), carol (infra) and dave (admins) in the trust store."""
+
+    def __init__(self, root: Path) -> None:
+        self.server: Server = make_server(root / "srv")
+        self.keys = {name: keygen(root / "keys", name) for name in ("alice", "bob", "carol", "dave")}
+        self.trust = Trust(self.server)
+        for name, key in self.keys.items():
+            self.trust.add(name, key)
+
+
+@pytest.fixture
+def world(tmp_path: Path, clean_env: Path) -> World:
+    return World(tmp_path)
