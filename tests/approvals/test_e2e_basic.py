@@ -1,21 +1,119 @@
+"""End-to-end: approvals that must count. Real `git push` into a gated bare repository, real `ssh-keygen` signing,
+approvals made by the real `gatekeeper approve` command."""
+
 from __future__ import annotations
 
-from approvals.approvals_testlib import approve, as_person
+import json
+
+from conftest import Clone
+
+from approvals.approvals_testlib import approve, as_person, gatekeeper
 from approvals.conftest import World
 
 
-def test_approval_pushed_earlier_lets_the_author_push(world: World) -> None:
+def feature(world: World, *, author: str = "dave", content: str = "class Llama:\n    layers = 32\n") -> Clone:
+    """``author`` changes a protected file on refs/heads/feature and pushes it (allowed: not a protected ref)."""
+    c = world.server.clone(author)
+    as_person(c, author)
+    c.write("models/llama/modeling.py", content)
+    c.commit("more layers", author=author)
+    assert c.push("HEAD:refs/heads/feature").ok
+    return c
+
+
+def reviewer(world: World, person: str) -> Clone:
+    c = world.server.clone()
+    as_person(c, person)
+    c.git("fetch", "-q", "origin")
+    return c
+
+
+def test_approval_pushed_earlier_lets_the_author_push_and_is_recorded(world: World) -> None:
+    srv = world.server
+    dave = feature(world)
+    alice = reviewer(world, "alice")
+    proc = approve(alice, "origin/feature", world.keys["alice"], "alice", "--note", "looks right")
+    assert "Approval for ml/llama-train refs/heads/main" in proc.stdout
+    assert "modified models/llama/modeling.py" in proc.stdout
+    assert "gatekeeper: approval refs/gatekeeper/approvals/alice/" in proc.stdout
+    result = dave.push(env={"REMOTE_USER": "dave"})
+    assert result.ok, result.output
+    assert srv.ref("refs/heads/main") == dave.head()
+    decision = srv.decisions()[-1]
+    assert decision["decision"] == "allow"
+    assert len(decision["trust_store_sha256"]) == 64
+    used = decision["updates"][0]["approvals"]
+    assert [u["person"] for u in used] == ["alice"]
+    statement = json.loads(used[0]["statement"])
+    assert statement["note"] == "looks right" and statement["approver"] == "alice"
+    assert used[0]["signature"].startswith("-----BEGIN SSH SIGNATURE-----")
+    assert used[0]["key_fingerprint"].startswith("SHA256:")
+
+
+def test_approval_in_the_same_push_via_file_and_import(world: World) -> None:
+    srv = world.server
+    dave = feature(world)
+    alice = reviewer(world, "alice")
+    approve(alice, "origin/feature", world.keys["alice"], "alice", "--no-push", "--output", "a.txt")
+    assert srv.ref("refs/heads/main") != dave.head()
+    proc = gatekeeper("approvals", "import", str(alice.path / "a.txt"), cwd=dave.path)
+    assert proc.returncode == 0, proc.stderr
+    assert "stored refs/gatekeeper/approvals/alice/" in proc.stdout
+    result = dave.push("HEAD:refs/heads/main", "refs/gatekeeper/approvals/*:refs/gatekeeper/approvals/*",
+                       env={"REMOTE_USER": "dave"})
+    assert result.ok, result.output
+    assert srv.ref("refs/heads/main") == dave.head()
+    listed = gatekeeper("approvals", "list", cwd=dave.path)
+    assert "by alice, 1 paths" in listed.stdout
+
+
+def test_rebase_with_identical_protected_content_keeps_the_approval(world: World) -> None:
+    srv = world.server
+    dave = feature(world)
+    approve(reviewer(world, "alice"), "origin/feature", world.keys["alice"], "alice")
+    carol = srv.clone("carol")
+    carol.write("README.md", "# moved on\n")
+    carol.commit("docs")
+    assert carol.push().ok  # main moves on (unprotected path)
+    dave.git("pull", "-q", "--rebase", "origin", "main")
+    result = dave.push(env={"REMOTE_USER": "dave"})
+    assert result.ok, result.output
+    assert srv.ref("refs/heads/main") == dave.head()
+
+
+def test_squash_and_extra_unprotected_changes_keep_the_approval(world: World) -> None:
     srv = world.server
     dave = srv.clone("dave")
     as_person(dave, "dave")
+    base = dave.head()
     dave.write("models/llama/modeling.py", "class Llama:\n    layers = 32\n")
-    sha = dave.commit("more layers")
+    dave.commit("one")
+    dave.write("configs/train.yaml", "lr: 0.002\n")
+    dave.commit("two")
     assert dave.push("HEAD:refs/heads/feature").ok
-    alice = srv.clone("alice")
-    as_person(alice, "alice")
-    alice.git("fetch", "-q", "origin")
-    proc = approve(alice, "origin/feature", world.keys["alice"], "alice")
-    assert "modified models/llama/modeling.py" in proc.stdout
-    result = dave.push()
+    alice = reviewer(world, "alice")
+    approve(alice, "origin/feature", world.keys["alice"], "alice")
+    dave.git("reset", "-q", "--soft", base)
+    dave.write("src/train.py", "print('faster')\n")  # unprotected, after the approval
+    dave.commit("squashed")
+    result = dave.push(env={"REMOTE_USER": "dave"})
     assert result.ok, result.output
-    assert srv.ref("refs/heads/main") == sha
+    assert srv.ref("refs/heads/main") == dave.head()
+    decision = srv.decisions()[-1]
+    assert sorted(o for u in decision["updates"] for o in u["rules"]) == ["model-code", "training-configs"]
+
+
+def test_merge_performed_by_someone_else(world: World) -> None:
+    srv = world.server
+    feature(world)
+    approve(reviewer(world, "alice"), "origin/feature", world.keys["alice"], "alice")
+    carol = srv.clone("carol")
+    as_person(carol, "carol")
+    carol.write("README.md", "# main moved\n")
+    carol.commit("docs")
+    assert carol.push(env={"REMOTE_USER": "carol"}).ok
+    carol.git("fetch", "-q", "origin")
+    carol.git("merge", "-q", "--no-ff", "-m", "merge feature", "origin/feature")
+    result = carol.push(env={"REMOTE_USER": "carol"})
+    assert result.ok, result.output
+    assert srv.ref("refs/heads/main") == carol.head()
