@@ -94,7 +94,7 @@ class Demo:
     def setup_server(self) -> None:
         self.step("A throw-away git server", f"A bare repository at {self.bare}, seeded with shared model code, "
                   "training configs and a training script, then protected by the gate.")
-        self.etc.mkdir(parents=True)
+        self.log.parent.mkdir(parents=True)
         self.git("init", "-q", "--bare", str(self.bare), cwd=self.root)
         seed = self.clone("seed")
         files = {

@@ -335,37 +335,25 @@ class Repo:
 
 
 def _canonical_changes(diff: pygit2.Diff, *, null: str) -> list[Change]:
-    by_path: dict[bytes, list[int | str]] = {}
-    for delta in diff.deltas:
-        status = delta.status_char()
-        old, new = delta.old_file, delta.new_file
-        if status in ("A",):
-            _merge(by_path, new.raw_path, None, (new.mode, str(new.id)))
-        elif status == "D":
-            _merge(by_path, old.raw_path, (old.mode, str(old.id)), None)
-        else:  # M, T (type change), and anything else: both sides at the same path (no rename detection)
-            _merge(by_path, old.raw_path, (old.mode, str(old.id)), None)
-            _merge(by_path, new.raw_path, None, (new.mode, str(new.id)))
+    """Deltas -> sorted Change tuples. With INCLUDE_TYPECHANGE and no rename detection, libgit2 reports each path
+    at most once (a file<->symlink swap is one "T" delta), so no merging is needed; a duplicate would be a libgit2
+    bug, and is refused rather than silently collapsed."""
     changes: list[Change] = []
-    for path, (om, oi, nm, ni) in by_path.items():
-        if om == nm and oi == ni:
-            continue
-        changes.append(Change(path, int(om), str(oi), int(nm), str(ni)))
+    append = changes.append
+    for delta in diff.deltas:
+        old, new = delta.old_file, delta.new_file
+        status = delta.status_char()
+        if status == "A":
+            append(Change(new.raw_path, MODE_ABSENT, null, int(new.mode), str(new.id)))
+        elif status == "D":
+            append(Change(old.raw_path, int(old.mode), str(old.id), MODE_ABSENT, null))
+        else:  # M, T: same path on both sides
+            append(Change(new.raw_path, int(old.mode), str(old.id), int(new.mode), str(new.id)))
     changes.sort()
+    for i in range(1, len(changes)):
+        if changes[i].path == changes[i - 1].path:
+            raise GitAccessError(f"the diff reported {changes[i].display_path()!r} twice")
     return changes
-
-
-def _merge(
-    table: dict[bytes, list[int | str]],
-    path: bytes,
-    old: tuple[int, str] | None,
-    new: tuple[int, str] | None,
-) -> None:
-    entry = table.setdefault(path, [MODE_ABSENT, "0" * 40, MODE_ABSENT, "0" * 40])
-    if old is not None:
-        entry[0], entry[1] = old
-    if new is not None:
-        entry[2], entry[3] = new
 
 
 def _decoded(raw: bytes) -> str:

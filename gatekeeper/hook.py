@@ -196,13 +196,11 @@ def _decision_fields(decision: object) -> dict[str, object]:
     updates = []
     for ref in decision.refs:
         a = ref.analysis
-        paths: list[str] = []
         seen: set[bytes] = set()
         for outcome in ref.outcomes:
-            for change in outcome.requirement.changes:
-                if change.path not in seen:
-                    seen.add(change.path)
-                    paths.append(display_path(change.path))
+            seen.update(change.path for change in outcome.requirement.changes)
+        # Record the first paths in canonical order (display form), and how many there were in all.
+        paths = [display_path(p) for p in sorted(seen)[:MAX_PATHS_RECORDED]]
         entry: dict[str, object] = {
             "ref": a.update.ref,
             "old": a.update.old,
@@ -211,8 +209,8 @@ def _decision_fields(decision: object) -> dict[str, object]:
             "protected": a.protected,
             "decision": "allow" if ref.allowed else "deny",
             "rules": [o.requirement.rule for o in ref.outcomes],
-            "paths": paths[:MAX_PATHS_RECORDED],
-            "paths_total": len(paths),
+            "paths": paths,
+            "paths_total": len(seen),
             "reasons": list(ref.reasons),
         }
         if a.protected and a.base_note:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import NewType
+from typing import NamedTuple, NewType
 
 ObjectId = NewType("ObjectId", str)
 
@@ -44,13 +44,13 @@ class RefUpdate:
     ref: str
 
 
-@dataclass(frozen=True, order=True)
-class Change:
+class Change(NamedTuple):
     """One entry of a canonical change set: a path whose (mode, id) differs between two trees.
 
     No rename detection: a move is a deletion of the old path plus an addition of the new one, so both paths are
     checked against the rules. ``old_mode``/``new_mode`` is ``MODE_ABSENT`` and the id is the null id when the path
-    does not exist on that side.
+    does not exist on that side. A NamedTuple, not a dataclass: a big push builds 100k of them on the hook's hot path,
+    and tuples are several times cheaper to create; they also sort by path first, which is the canonical order.
     """
 
     path: bytes
@@ -66,6 +66,8 @@ class Change:
 def display_path(path: bytes) -> str:
     """A path made safe for one line of terminal output: escapes control characters and undecodable bytes."""
     text = path.decode("utf-8", "backslashreplace")
+    if text.isprintable():  # the common case, checked in C
+        return text
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 

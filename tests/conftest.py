@@ -177,6 +177,7 @@ class Server:
         self.config = self.etc / "policy.yaml"
         self.log = self.etc / "audit" / "audit.jsonl"
         (self.etc / "allowed_signers").write_text("")
+        self.log.parent.mkdir(parents=True, exist_ok=True)
         run_git("init", "-q", "--bare", str(self.bare))
         self._clones = 0
 

@@ -340,8 +340,9 @@ def test_hook_refuses_on_git_env_quarantine_subprocess_reads(server: Server) -> 
 
 def _hook_direct(server: Server, stdin: bytes) -> subprocess.CompletedProcess[str]:
     shim = server.bare / "hooks" / "pre-receive"
-    return subprocess.run([str(shim)], input=stdin.decode("latin-1"), cwd=server.bare, capture_output=True,
-                          text=True, env={"PATH": "/usr/bin:/bin", "GIT_DIR": "."}, check=False)
+    proc = subprocess.run([str(shim)], input=stdin, cwd=server.bare, capture_output=True,
+                          env={"PATH": "/usr/bin:/bin", "GIT_DIR": "."}, check=False)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
 
 
 def test_malformed_stdin_is_refused_and_recorded(server: Server) -> None:
