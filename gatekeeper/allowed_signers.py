@@ -12,12 +12,13 @@ Semantics follow OpenSSH's ``sshsig.c`` (``check_allowed_keys_line``), with the 
 * Lines are tried in order and the first line whose key, namespace and time window all fit wins (several windows per
   key are several lines). OpenSSH skips malformed lines; here any problem rejects the whole file, since a skipped line
   could be a revocation-by-edit that silently did not happen, or a key that silently vanished.
-* One plain key listed for different principals is rejected: one key is one person, or two-person approval fails.
+* A plain key names exactly one person, literally (patterns only on ``cert-authority`` lines), and one plain key
+  listed for different people is rejected: one key is one person, or two-person approval fails.
 * Verification time is the server's time passed in by the caller, never a time from the signed content.
 
-Revocation: a plain list of public keys (one ``type base64 [comment]`` per line). A revoked key revokes every
-certificate for it, and a revoked CA every certificate it signed (``sshkey_in_file(..., check_ca=1)``). OpenSSH's
-binary KRL format is detected and refused with a clear error (not implemented).
+Revocation (:mod:`gatekeeper.sshkrl`): a plain list of public keys (one ``type base64 [comment]`` per line) or an
+OpenSSH KRL from ``ssh-keygen -k``. A revoked key revokes every certificate for it, and a revoked CA every certificate
+it signed (``sshkey_in_file(..., check_ca=1)``, ``ssh_krl_check_key``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,12 @@ from pathlib import Path
 from gatekeeper.errors import BadSignature
 from gatekeeper.errors import ConfigError
 from gatekeeper.errors import UntrustedSignature
+from gatekeeper.sshkrl import KRL_MAGIC
+from gatekeeper.sshkrl import Revocations
+from gatekeeper.sshkrl import parse_krl
+from gatekeeper.sshsig import CERT_KEY_TYPES
 from gatekeeper.sshsig import Certificate
+from gatekeeper.sshsig import PLAIN_KEY_TYPES
 from gatekeeper.sshsig import PublicKey
 from gatekeeper.sshsig import parse_armored
 from gatekeeper.sshsig import parse_public_key_line
@@ -51,7 +57,6 @@ __all__ = [
 ]
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
-KRL_MAGIC = b"SSHKRL\n\0"  # OpenSSH krl.h
 OPTION_NAMES = ("cert-authority", "namespaces", "valid-after", "valid-before")
 _TIME_RE = re.compile(r"(\d{8}|\d{12}|\d{14})([Zz]?)")
 _WS = " \t"
@@ -77,8 +82,8 @@ class SignerEntry:
 class Verified:
     """A signature that verified under a trusted key at the given time.
 
-    ``principals``: for a plain key, the line's non-negated principals (pattern text, as ``ssh-keygen -Y
-    find-principals`` prints it); for a certificate, the certificate's principals that match the line's patterns.
+    ``principals``: for a plain key, the line's one principal (a person's name); for a certificate, the
+    certificate's principals that match the line's patterns (never the pattern text itself).
     ``key_fingerprint``/``key_type`` describe the signing key (for certificates the certified key and the
     ``*-cert-v01`` type; ``ca_fingerprint`` then names the CA).
     """
@@ -101,7 +106,7 @@ class Verified:
 
 def match_pattern(s: str, pattern: str) -> bool:
     """``*`` matches any sequence, ``?`` one character; everything else literally (case-sensitive)."""
-    # Iterative wildcard match with backtracking to the last '*': linear in practice, no regex compilation.
+    # Iterative wildcard match, backtracking only to the last '*': O(len(s) * len(pattern)) at worst, no regex.
     si = pi = 0
     star_pi, star_si = -1, 0
     while si < len(s):
@@ -139,9 +144,10 @@ def match_pattern_list(s: str, patterns: tuple[str, ...]) -> int:
 
 def _fmt_time(value: datetime | int) -> str:
     if isinstance(value, int):
-        if value >= 2**63:
-            return "forever"
-        value = datetime.fromtimestamp(value, timezone.utc)
+        try:
+            value = datetime.fromtimestamp(value, timezone.utc)
+        except (OverflowError, ValueError, OSError):  # certificate times are uint64 (2**64-1 = forever)
+            return "forever" if value == 2**64 - 1 else f"@{value}"
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -277,6 +283,8 @@ def _parse_options(text: str) -> tuple[bool, tuple[str, ...] | None, datetime | 
 
 def _looks_like_key(tokens: list[str]) -> bool:
     # A key is "TYPE BASE64"; every SSH key blob starts with a uint32 length < 2**24, i.e. base64 "AAAA".
+    if tokens and (tokens[0] in PLAIN_KEY_TYPES or tokens[0] in CERT_KEY_TYPES):
+        return True
     return len(tokens) >= 2 and tokens[1].startswith("AAAA") and "=" not in tokens[0] and '"' not in tokens[0]
 
 
@@ -290,6 +298,8 @@ def _parse_line(text: str, lineno: int) -> SignerEntry:
             raise _LineError(f"empty principal in {principals_text!r}")
         if any(not ch.isprintable() for ch in p):
             raise _LineError(f"principal {p!r} contains control characters")
+        if p != p.strip():
+            raise _LineError(f"principal {p!r} has leading or trailing blanks")
     if not rest:
         raise _LineError("missing key")
     ca, namespaces, after, before = False, None, None, None
@@ -298,6 +308,9 @@ def _parse_line(text: str, lineno: int) -> SignerEntry:
         ca, namespaces, after, before = _parse_options(options_text)
         if not rest:
             raise _LineError("missing key after the options")
+        following = rest.split(None, 1)[0]
+        if "=" in following or following.lower() in OPTION_NAMES:
+            raise _LineError("options must be separated by commas, without spaces")
     try:
         key = parse_public_key_line(rest, what="key")
     except BadSignature as exc:
@@ -306,6 +319,15 @@ def _parse_line(text: str, lineno: int) -> SignerEntry:
         raise _LineError("a certificate cannot be listed; list its CA key with cert-authority")
     if all(p.startswith("!") for p in principals):
         raise _LineError(f"principals {principals_text!r} only negate, so they match nobody")
+    if not ca:
+        # The gate counts people: a plain key names exactly one person, literally (reference A7: "exact principals,
+        # wildcards only on cert-authority lines"). OpenSSH would accept these lines.
+        if len(principals) != 1:
+            raise _LineError(f"a plain key must name exactly one person, not {principals_text!r} "
+                             "(one line per person, or a CA with cert-authority)")
+        if any(ch in principals[0] for ch in "*?!"):
+            raise _LineError(f"principal {principals[0]!r}: wildcards and negation are allowed only on "
+                             "cert-authority lines")
     return SignerEntry(principals, key, ca, namespaces, after, before, lineno)
 
 
@@ -315,13 +337,13 @@ def _decode(data: bytes, what: str) -> tuple[list[str], list[Problem]]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return [], [(text_line(data, exc.start), f"{what} is not valid UTF-8")]
+        return [], [(_line_of(data, exc.start), f"{what} is not valid UTF-8")]
     if "\0" in text:
-        return [], [(text_line(data, data.index(b"\0")), f"{what} contains a NUL byte")]
+        return [], [(_line_of(data, data.index(b"\0")), f"{what} contains a NUL byte")]
     return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")], []
 
 
-def text_line(data: bytes, offset: int) -> int:
+def _line_of(data: bytes, offset: int) -> int:
     """1-based line number of a byte offset."""
     return data.count(b"\n", 0, offset) + 1
 
@@ -353,11 +375,14 @@ def parse_allowed_signers(data: bytes) -> tuple[list[SignerEntry], list[Problem]
     return entries, problems
 
 
-def parse_revoked_keys(data: bytes) -> tuple[frozenset[bytes], list[Problem]]:
-    """Parse a revoked-keys list (``type base64 [comment]`` per line; certificates revoke their key)."""
+def parse_revoked_keys(data: bytes) -> tuple[Revocations, list[Problem]]:
+    """Parse a revocation file: an OpenSSH KRL (detected by its magic) or a list of ``type base64 [comment]`` lines
+    (a listed certificate revokes its key)."""
     if data.startswith(KRL_MAGIC):
-        return frozenset(), [(0, "revoked keys file is an OpenSSH KRL (binary), which gatekeeper does not read; "
-                                 "list the revoked public keys, one 'type base64' per line")]
+        try:
+            return parse_krl(data), []
+        except BadSignature as exc:
+            return Revocations(), [(0, f"invalid OpenSSH KRL: {exc}")]
     lines, problems = _decode(data, "revoked keys file")
     blobs: set[bytes] = set()
     for lineno, line in enumerate(lines, 1):
@@ -370,7 +395,7 @@ def parse_revoked_keys(data: bytes) -> tuple[frozenset[bytes], list[Problem]]:
             problems.append((lineno, str(exc)))
             continue
         blobs.add(key.key.blob if isinstance(key, Certificate) else key.blob)
-    return frozenset(blobs), problems
+    return Revocations(keys=frozenset(blobs)), problems
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -379,7 +404,7 @@ def _read(path: Path, what: str) -> bytes:
             data = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}",
-                          hint=f"check trust.{what.replace(' ', '_')} in the policy and the file's permissions") from None
+                          hint="check the trust settings in the policy and the file's permissions") from None
     return data
 
 
@@ -414,7 +439,7 @@ def _epoch_seconds(now: datetime) -> int:
 class AllowedSigners:
     """A loaded, linted trust store. Build it with :meth:`load` (or :meth:`from_bytes` in tests)."""
 
-    def __init__(self, entries: tuple[SignerEntry, ...], revoked: frozenset[bytes], digest: str) -> None:
+    def __init__(self, entries: tuple[SignerEntry, ...], revoked: Revocations, digest: str) -> None:
         self._entries = entries
         self._revoked = revoked
         self._digest = digest
@@ -425,9 +450,9 @@ class AllowedSigners:
         """Parse trust-store contents; any problem raises :class:`ConfigError` listing all of them."""
         entries, problems = parse_allowed_signers(data)
         messages = [f"{source}:{line}: {msg}" for line, msg in problems]
-        revoked_blobs: frozenset[bytes] = frozenset()
+        revocations = Revocations()
         if revoked is not None:
-            revoked_blobs, rproblems = parse_revoked_keys(revoked)
+            revocations, rproblems = parse_revoked_keys(revoked)
             messages += [f"{revoked_source}:{line}: {msg}" for line, msg in rproblems]
         if messages:
             raise ConfigError(
@@ -437,14 +462,14 @@ class AllowedSigners:
                 hint="fix the listed lines (run: gatekeeper policy lint); times need a Z suffix, e.g. "
                      'valid-before="20270101Z"',
             )
-        return cls(tuple(entries), revoked_blobs, _digest(data, revoked))
+        return cls(tuple(entries), revocations, _digest(data, revoked))
 
     @classmethod
     def load(cls, path: Path, *, revoked: Path | None = None) -> AllowedSigners:
         """Read and lint ``path`` (and the revoked-keys file); fail closed on any problem.
 
         Raises:
-            ConfigError: unreadable file, KRL revocation file, or any lint problem (all listed, with line numbers).
+            ConfigError: unreadable file, malformed KRL, or any lint problem (all listed, with line numbers).
         """
         data = _read(path, "allowed signers")
         rdata = _read(revoked, "revoked keys") if revoked is not None else None
@@ -464,10 +489,11 @@ class AllowedSigners:
         return self._digest
 
     def is_revoked(self, key: PublicKey) -> bool:
-        return key.blob in self._revoked
+        return self._revoked.revokes_key(key)
 
     def verify(self, armored_sig: str | bytes, message: bytes, *, namespace: str, now: datetime,
-               require_user_presence: bool = True, webauthn_origin: str | None = None) -> Verified:
+               require_user_presence: bool = True, webauthn_origin: str | None = None,
+               require_user_verification: bool = False) -> Verified:
         """Parse, verify and trust-check a signature at the server time ``now``.
 
         Raises:
@@ -477,14 +503,11 @@ class AllowedSigners:
         t = _epoch_seconds(now)
         sig = parse_armored(armored_sig)
         verify_signature(sig, message, namespace=namespace, require_user_presence=require_user_presence,
-                         webauthn_origin=webauthn_origin)
+                         webauthn_origin=webauthn_origin, require_user_verification=require_user_verification)
         key, cert = sig.public_key, sig.cert
-        if key.blob in self._revoked:
-            raise UntrustedSignature(f"key {key.fingerprint} is revoked",
-                                     hint="the signer must use a new key that an admin adds to allowed_signers")
-        if cert is not None and cert.ca_key.blob in self._revoked:
-            raise UntrustedSignature(f"certificate authority {cert.ca_key.fingerprint} of key {key.fingerprint} "
-                                     "is revoked", hint="get a certificate from a current CA")
+        revoked = self._revoked.reason(key, cert)
+        if revoked is not None:
+            raise UntrustedSignature(revoked, hint="the signer needs a new key (or certificate) that an admin trusts")
         reasons: list[str] = []
         for entry in self._entries:
             principals = self._match_entry(entry, key, cert, t, reasons)
@@ -531,7 +554,7 @@ class AllowedSigners:
                 # sshkey_equal: a certificate is not its plain key (reference A3, observed).
                 reasons.append(f"line {entry.line} lists the key itself, but the signature carries a certificate")
                 return None
-            return tuple(p for p in entry.principals if not p.startswith("!"))
+            return entry.principals  # exactly one literal name (checked when the file was parsed)
         if cert is None:
             if entry.key.blob == key.blob:
                 reasons.append(f"line {entry.line} lists this key as a cert-authority, but the signature carries "

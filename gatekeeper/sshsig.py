@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import struct
 from dataclasses import dataclass
 from dataclasses import field
@@ -91,6 +92,7 @@ CERT_KEY_TYPES: dict[str, str] = {
 }
 RSA_SIGNATURE_TYPES = ("rsa-sha2-256", "rsa-sha2-512")  # OpenSSH sshsig.c RSA_SIGN_ALLOWED
 
+_BASE64_LINE = re.compile(r"[A-Za-z0-9+/=]+")
 _HINT = "the signature is damaged or was not made by `ssh-keygen -Y sign`; ask the signer to sign again"
 
 
@@ -98,15 +100,15 @@ def _bad(message: str, hint: str = _HINT) -> BadSignature:
     return BadSignature(message, hint=hint)
 
 
-class _Reader:
+class WireReader:
     """Bounds-checked reader of SSH wire encoding (RFC 4251 section 5); every short read is an error."""
 
-    __slots__ = ("_data", "_pos", "_what")
+    __slots__ = ("_data", "_pos", "what")
 
     def __init__(self, data: bytes, what: str) -> None:
         self._data = data
         self._pos = 0
-        self._what = what
+        self.what = what
 
     @property
     def pos(self) -> int:
@@ -117,7 +119,7 @@ class _Reader:
 
     def _take(self, n: int, field_: str) -> bytes:
         if n > self.remaining():
-            raise _bad(f"{self._what}: truncated {field_} (needs {n} bytes, {self.remaining()} left)")
+            raise _bad(f"{self.what}: truncated {field_} (needs {n} bytes, {self.remaining()} left)")
         out = self._data[self._pos:self._pos + n]
         self._pos += n
         return out
@@ -134,34 +136,34 @@ class _Reader:
     def string(self, field_: str) -> bytes:
         n = self.u32(field_)
         if n > self.remaining():
-            raise _bad(f"{self._what}: length {n} of {field_} exceeds the {self.remaining()} bytes left")
+            raise _bad(f"{self.what}: length {n} of {field_} exceeds the {self.remaining()} bytes left")
         return self._take(n, field_)
 
     def text(self, field_: str, *, allow_empty: bool = True) -> str:
         raw = self.string(field_)
         if b"\0" in raw:
-            raise _bad(f"{self._what}: {field_} contains a NUL byte")
+            raise _bad(f"{self.what}: {field_} contains a NUL byte")
         if not raw and not allow_empty:
-            raise _bad(f"{self._what}: {field_} is empty")
+            raise _bad(f"{self.what}: {field_} is empty")
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise _bad(f"{self._what}: {field_} is not valid UTF-8") from None
+            raise _bad(f"{self.what}: {field_} is not valid UTF-8") from None
 
     def mpint(self, field_: str, *, max_bytes: int) -> int:
         """A positive mpint in minimal encoding (RFC 4251): no sign bit, no superfluous leading zero."""
         raw = self.string(field_)
         if raw and raw[0] & 0x80:
-            raise _bad(f"{self._what}: {field_} is a negative mpint")
+            raise _bad(f"{self.what}: {field_} is a negative mpint")
         if len(raw) >= 2 and raw[0] == 0 and not raw[1] & 0x80:
-            raise _bad(f"{self._what}: {field_} is a non-minimal mpint")
+            raise _bad(f"{self.what}: {field_} is a non-minimal mpint")
         if len(raw) > max_bytes + 1:
-            raise _bad(f"{self._what}: {field_} is too large ({len(raw)} bytes)")
+            raise _bad(f"{self.what}: {field_} is too large ({len(raw)} bytes)")
         return int.from_bytes(raw, "big")
 
     def end(self) -> None:
         if self.remaining():
-            raise _bad(f"{self._what}: {self.remaining()} bytes of trailing data")
+            raise _bad(f"{self.what}: {self.remaining()} bytes of trailing data")
 
 
 def _string(data: bytes) -> bytes:
@@ -212,7 +214,6 @@ class _SigValue:
     webauthn_origin: str | None = None
     webauthn_client_data: bytes = field(default=b"", repr=False)
     webauthn_extensions: bytes = field(default=b"", repr=False)
-    sk_extensions: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True)
@@ -270,13 +271,13 @@ def _crypto_error(exc: Exception, what: str) -> BadSignature:
     return _bad(f"{what}: invalid public key ({exc})")
 
 
-def _read_key_fields(r: _Reader, key_type: str) -> PublicKey:
+def _read_key_fields(r: WireReader, key_type: str) -> PublicKey:
     """Read the fields of a plain key of ``key_type`` (the same order in plain keys and certificates)."""
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.asymmetric import ed25519
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    what = r._what
+    what = r.what
     if key_type in (ED25519, SK_ED25519):
         pk = r.string("Ed25519 public key")
         if len(pk) != 32:
@@ -336,7 +337,7 @@ def parse_public_key(blob: bytes, *, what: str = "public key") -> PublicKey | Ce
         BadSignature: malformed, unsupported type, weak RSA, invalid curve point, or (for a certificate) broken
             structure. The CA signature of a certificate is *not* checked here.
     """
-    r = _Reader(blob, what)
+    r = WireReader(blob, what)
     key_type = r.text("key type")
     if key_type in PLAIN_KEY_TYPES:
         key = _read_key_fields(r, key_type)
@@ -365,16 +366,16 @@ def parse_public_key_line(text: str, *, what: str = "public key") -> PublicKey |
 
 
 def _parse_pairs(raw: bytes, what: str, field_: str) -> tuple[tuple[str, bytes], ...]:
-    r = _Reader(raw, what)
+    r = WireReader(raw, what)
     out: list[tuple[str, bytes]] = []
     while r.remaining():
         out.append((r.text(f"{field_} name", allow_empty=False), r.string(f"{field_} data")))
     return tuple(out)
 
 
-def _parse_certificate(r: _Reader, cert_key_type: str, blob: bytes) -> Certificate:
-    what = f"{r._what} (certificate)"
-    r._what = what
+def _parse_certificate(r: WireReader, cert_key_type: str, blob: bytes) -> Certificate:
+    what = f"{r.what} (certificate)"
+    r.what = what
     r.string("certificate nonce")
     key = _read_key_fields(r, CERT_KEY_TYPES[cert_key_type])
     serial = r.u64("certificate serial")
@@ -382,7 +383,7 @@ def _parse_certificate(r: _Reader, cert_key_type: str, blob: bytes) -> Certifica
     if cert_type not in (CERT_TYPE_USER, CERT_TYPE_HOST):
         raise _bad(f"{what}: unknown certificate type {cert_type}")
     key_id = r.text("certificate key id")
-    principals_reader = _Reader(r.string("certificate principals"), what)
+    principals_reader = WireReader(r.string("certificate principals"), what)
     principals: list[str] = []
     while principals_reader.remaining():
         if len(principals) >= MAX_CERT_PRINCIPALS:
@@ -393,7 +394,7 @@ def _parse_certificate(r: _Reader, cert_key_type: str, blob: bytes) -> Certifica
     critical = _parse_pairs(r.string("certificate critical options"), what, "critical option")
     extensions = _parse_pairs(r.string("certificate extensions"), what, "extension")
     r.string("certificate reserved")
-    ca_reader = _Reader(r.string("certificate signature key"), f"{what} CA key")
+    ca_reader = WireReader(r.string("certificate signature key"), f"{what} CA key")
     ca_type = ca_reader.text("key type")
     if ca_type not in PLAIN_KEY_TYPES:
         # OpenSSH: SSH_ERR_KEY_CERT_INVALID_SIGN_KEY for a certificate as CA.
@@ -414,7 +415,7 @@ def _parse_certificate(r: _Reader, cert_key_type: str, blob: bytes) -> Certifica
 
 
 def _ecdsa_rs(raw: bytes, what: str, order_bytes: int) -> tuple[int, int]:
-    inner = _Reader(raw, what)
+    inner = WireReader(raw, what)
     r_ = inner.mpint("ECDSA r", max_bytes=order_bytes)
     s_ = inner.mpint("ECDSA s", max_bytes=order_bytes)
     inner.end()
@@ -423,7 +424,7 @@ def _ecdsa_rs(raw: bytes, what: str, order_bytes: int) -> tuple[int, int]:
 
 def _parse_sig_value(raw: bytes, key: PublicKey, what: str) -> _SigValue:
     """Decode a key-type signature blob for ``key`` and check that its type suits the key (``sshkey_verify``)."""
-    r = _Reader(raw, what)
+    r = WireReader(raw, what)
     sig_type = r.text("signature type")
     kt = key.key_type
     if kt == RSA:
@@ -439,10 +440,7 @@ def _parse_sig_value(raw: bytes, key: PublicKey, what: str) -> _SigValue:
             raise _bad(f"{what}: RSA signature longer than the modulus")
         # ssh-rsa.c: a short signature is left-padded with zeros to the modulus length.
         return _SigValue(sig_type, s_raw.rjust(modlen, b"\0"))
-    if kt == SK_ECDSA:
-        allowed = (SK_ECDSA, WEBAUTHN_SK_ECDSA)
-    else:
-        allowed = (kt,)
+    allowed: tuple[str, ...] = (SK_ECDSA, WEBAUTHN_SK_ECDSA) if kt == SK_ECDSA else (kt,)
     if sig_type not in allowed:
         raise _bad(f"{what}: signature type {sig_type!r} does not match key type {kt}")
     if kt in (ED25519, SK_ED25519):
@@ -504,8 +502,10 @@ def _dearmor(text: str | bytes) -> bytes:
     for line in body:
         if line.startswith("-----"):
             raise _bad(f"unexpected armor line {line[:40]!r} inside the signature")
-        if not line or any(ch.isspace() for ch in line):
-            raise _bad("signature armor contains blank lines or whitespace inside the base64")
+        if _BASE64_LINE.fullmatch(line) is None:
+            if not line or any(ch.isspace() for ch in line):
+                raise _bad("signature armor contains blank lines or whitespace inside the base64")
+            raise _bad("signature armor is not valid base64")
     try:
         return base64.b64decode("".join(body).encode("ascii"), validate=True)
     except (binascii.Error, ValueError):
@@ -523,7 +523,7 @@ def parse_armored(text: str | bytes) -> SshSignature:
 
 def parse_blob(blob: bytes) -> SshSignature:
     """Parse a raw (de-armored) SSHSIG blob strictly; see :func:`parse_armored`."""
-    r = _Reader(blob, "SSH signature")
+    r = WireReader(blob, "SSH signature")
     if blob[:len(MAGIC)] != MAGIC:
         raise _bad("not an SSH signature (magic 'SSHSIG' missing)")
     r._take(len(MAGIC), "magic")
@@ -577,7 +577,7 @@ def _webauthn_message_hash(data: bytes, value: _SigValue, expected_origin: str |
 
 
 def _verify_value(key: PublicKey, value: _SigValue, data: bytes, what: str, *, require_user_presence: bool,
-                  webauthn_origin: str | None) -> None:
+                  require_user_verification: bool, webauthn_origin: str | None) -> None:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -588,6 +588,9 @@ def _verify_value(key: PublicKey, value: _SigValue, data: bytes, what: str, *, r
     if value.sk_flags is not None and require_user_presence and not value.sk_flags & SK_USER_PRESENCE:
         raise _bad(f"{what}: security key signature without user presence (flags 0x{value.sk_flags:02x})",
                    hint="sign again and touch the security key (do not use no-touch-required keys)")
+    if value.sk_flags is not None and require_user_verification and not value.sk_flags & SK_USER_VERIFICATION:
+        raise _bad(f"{what}: security key signature without user verification (flags 0x{value.sk_flags:02x})",
+                   hint="use a security key created with -O verify-required (PIN or biometric)")
     material = key._material
     try:
         if kt == ED25519:
@@ -617,14 +620,14 @@ def _verify_value(key: PublicKey, value: _SigValue, data: bytes, what: str, *, r
 
 
 def verify_signature(sig: SshSignature, message: bytes, *, namespace: str, require_user_presence: bool = True,
-                     webauthn_origin: str | None = None) -> None:
+                     webauthn_origin: str | None = None, require_user_verification: bool = False) -> None:
     """Check the cryptography of ``sig`` over ``message`` in ``namespace`` (exact); no trust decision.
 
     For a certificate, the CA's signature over the certificate is checked as well (SHA-1 ``ssh-rsa`` rejected).
 
     Raises:
-        BadSignature: wrong namespace, signature or certificate does not verify, missing user presence on a
-            security-key signature (when required), WebAuthn origin not the pinned one.
+        BadSignature: wrong namespace, signature or certificate does not verify, missing user presence (or user
+            verification) on a security-key signature when required, WebAuthn origin not the pinned one.
     """
     if sig.namespace != namespace:
         raise _bad(f"signature namespace {sig.namespace!r} is not the expected {namespace!r}",
@@ -633,8 +636,9 @@ def verify_signature(sig: SshSignature, message: bytes, *, namespace: str, requi
         raise _bad("signature was not produced by parse_armored")
     data = signed_data(message, namespace=sig.namespace, hash_alg=sig.hash_alg)
     _verify_value(sig.public_key, sig._value, data, "SSH signature", require_user_presence=require_user_presence,
-                  webauthn_origin=webauthn_origin)
+                  require_user_verification=require_user_verification, webauthn_origin=webauthn_origin)
     if sig.cert is not None:
-        ca_value = sig.cert.ca_signature
-        _verify_value(sig.cert.ca_key, ca_value, sig.cert.signed_part, "certificate CA signature",
-                      require_user_presence=require_user_presence, webauthn_origin=webauthn_origin)
+        # A security-key CA must have been touched when it issued the certificate; PIN policy is the signer's only.
+        _verify_value(sig.cert.ca_key, sig.cert.ca_signature, sig.cert.signed_part, "certificate CA signature",
+                      require_user_presence=require_user_presence, require_user_verification=False,
+                      webauthn_origin=webauthn_origin)
