@@ -27,9 +27,10 @@ not match ``refs/tags`` itself); git forbids ``*?[\\`` in ref names, so nothing 
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -86,8 +87,11 @@ def normalise_path(path: bytes, options: MatchOptions) -> str:
     return _normalise_text(path.decode("utf-8", "surrogateescape"), options)
 
 
-def check_path_pattern(pattern: object) -> str | None:
+def check_path_pattern(pattern: object, options: MatchOptions | None = None, *, compile: bool = True) -> str | None:
     """Why ``pattern`` is not a usable path pattern, or None when it is.
+
+    ``compile=False`` skips compiling expressions that cannot fail to compile (the slow part of loading a policy;
+    a :class:`PathMatcher` compiles lazily, on first use).
 
     Refuses, besides what pathspec refuses, every pattern that can never match a path git stores (git paths have no
     empty, ``.`` or ``..`` components and no NUL), negations (a rule protects paths; it cannot un-protect them, and
@@ -115,8 +119,15 @@ def check_path_pattern(pattern: object) -> str | None:
     for component in body.split("/"):
         if component in ("", ".", ".."):
             return f"path pattern {pattern!r} has an empty, '.' or '..' component; git paths never do"
+    if "[:" in pattern or "[=" in pattern or "[." in pattern:
+        return f"path pattern {pattern!r} uses a POSIX bracket class ('[:alpha:]' etc.), which is not supported"
     try:
-        _compile_one(pattern, MatchOptions())
+        # Only a bracket expression can make re reject pathspec's expression (e.g. a reversed range "[z-a]"); all
+        # other characters are escaped. So without "[" the slow compile can be left to first use.
+        if compile or "[" in pattern:
+            _compile_one(pattern, options or MatchOptions())
+        else:
+            _pattern_parts(pattern, options or MatchOptions())
     except _NeverMatches as exc:
         return f"path pattern {pattern!r} {exc}"
     return None
@@ -127,7 +138,7 @@ class _NeverMatches(ValueError):
 
 
 def _pattern_regex(pattern: str) -> str:
-    """pathspec's regex for one gitignore pattern, rewritten for ``re.match`` with DOTALL on a whole path."""
+    """pathspec's regex for one gitignore pattern, with DOTALL-safe ends (see the module docstring)."""
     from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
 
     try:
@@ -142,22 +153,104 @@ def _pattern_regex(pattern: str) -> str:
     regex = regex.replace(_DIR_SUFFIX_OPT, r"(?:/|\Z)").replace(_DIR_SUFFIX, "/")
     if "(?P<" in regex:  # pragma: no cover - guards against a pathspec change adding other named groups
         raise _NeverMatches("produced an unexpected expression")
-    # Most expressions start with "^"; pathspec's special cases ("." for "**", "/" for "*/") are meant for search().
-    return regex[1:] if regex.startswith("^") else ".*?" + regex
+    return regex
 
 
-def _compile_one(pattern: str, options: MatchOptions) -> re.Pattern[str]:
+# How one pattern's expression is run (see _classify): on the whole path from its start, anywhere in it, or anywhere
+# that starts a path component.
+_ANCHORED, _FLOATING, _COMPONENT = 0, 1, 2
+_ANY_DIRS = "^(?:.+/)?"  # pathspec's prefix for "at any depth"
+_STAR = "[^/]*"
+
+
+def _classify(regex: str) -> tuple[int, str]:
+    """Rewrite a pathspec expression so that ``re`` can use its literal-prefix scan.
+
+    pathspec writes "at any depth" as ``^(?:.+/)?G``, which ``re.match`` runs by backtracking over every character
+    (about 14 us per path for 20 rules). The same set of paths is matched by searching for ``G`` at the start of any
+    component, and when ``G`` begins with ``*`` (``*.bin``), by searching for the rest of ``G`` anywhere: ``re``
+    then jumps straight to candidate positions (``.bin``), which is ~10x faster.
+    """
+    if regex.startswith(_ANY_DIRS):
+        body = regex[len(_ANY_DIRS):]
+        if body.startswith(_STAR):
+            return _FLOATING, body[len(_STAR):] or "(?s:.)"
+        return _COMPONENT, body
+    if regex.startswith("^"):
+        return _ANCHORED, regex[1:]
+    return _FLOATING, regex  # pathspec's special cases: "." for "**", "/" for "*/" and "**/"
+
+
+@functools.lru_cache(maxsize=4096)
+def _pattern_parts(pattern: str, options: MatchOptions) -> tuple[tuple[int, str], ...]:
+    """The (kind, expression) parts of one pattern; raises _NeverMatches if it is unusable.
+
+    Cached: the linter, each rule and the policy-wide matcher all translate the same patterns.
+    """
     text = _normalise_text(pattern, options)
-    regex = _pattern_regex(text)
+    regexes = [_pattern_regex(text)]
     base = text[:-3]
     if text.endswith("/**") and base.strip("/*"):
         # "dir/**" also matches "dir" itself: replacing the protected directory by a file, symlink or submodule at
         # the same path is a change to what the rule protects (gitignore's "dir/**" would not match it).
-        regex = f"(?:{regex})|(?:{_pattern_regex(base if base.startswith('/') else '/' + base)})"
-    try:
-        return re.compile(regex, re.DOTALL)
-    except re.error as exc:  # e.g. a reversed range "[z-a]"
-        raise _NeverMatches(f"is not a valid glob ({exc})") from exc
+        regexes.append(_pattern_regex(base if base.startswith("/") else "/" + base))
+    return tuple(_classify(regex) for regex in regexes)
+
+
+def _compile_one(pattern: str, options: MatchOptions) -> None:
+    for _, regex in _pattern_parts(pattern, options):
+        try:
+            re.compile(regex, re.DOTALL)
+        except re.error as exc:  # e.g. a reversed range "[z-a]"; the position would be in our expression: drop it
+            raise _NeverMatches(f"is not a valid glob ({exc.msg})") from exc
+
+
+class _Compiled:
+    """Up to three expressions that together match a set of patterns."""
+
+    __slots__ = ("anchored", "floating", "component", "test")
+
+    def __init__(self, parts: Iterable[tuple[int, str]]) -> None:
+        by_kind: dict[int, list[str]] = {_ANCHORED: [], _FLOATING: [], _COMPONENT: []}
+        for kind, regex in parts:
+            if regex not in by_kind[kind]:
+                by_kind[kind].append(regex)
+
+        def join(kind: int) -> re.Pattern[str] | None:
+            items = by_kind[kind]
+            if not items:
+                return None
+            try:
+                return re.compile(items[0] if len(items) == 1 else "|".join(f"(?:{r})" for r in items), re.DOTALL)
+            except re.error as exc:
+                raise _NeverMatches(f"is not a valid glob ({exc.msg})") from exc
+
+        self.anchored = join(_ANCHORED)
+        self.floating = join(_FLOATING)
+        self.component = join(_COMPONENT)
+        # The common single-kind cases skip the Python-level dispatch below (a third of the cost per call).
+        self.test: Callable[[str], object] = self._test
+        if self.component is None and (self.anchored is None) != (self.floating is None):
+            self.test = self.anchored.match if self.anchored is not None else self.floating.search  # type: ignore[union-attr]
+
+    def __call__(self, text: str) -> bool:
+        return bool(self.test(text))
+
+    def _test(self, text: str) -> bool:
+        if self.anchored is not None and self.anchored.match(text):
+            return True
+        if self.floating is not None and self.floating.search(text):
+            return True
+        component = self.component
+        if component is not None:
+            # Search anywhere, accept only at a component start (a lookbehind would disable re's prefix scan).
+            pos = 0
+            while (found := component.search(text, pos)) is not None:
+                start = found.start()
+                if start == 0 or text[start - 1] == "/":
+                    return True
+                pos = start + 1
+        return False
 
 
 class PathNormaliser:
@@ -184,10 +277,11 @@ class PathNormaliser:
 class PathMatcher:
     """A compiled set of path patterns: ``match(path)`` tells whether any of them matches.
 
-    The patterns are compiled once into a single alternation, so one ``re`` call decides for all of them.
+    The patterns are compiled once into at most three expressions (see ``_classify``), so a few ``re`` calls decide
+    for all of them.
     """
 
-    __slots__ = ("normalise", "_patterns", "_regex", "_singles")
+    __slots__ = ("normalise", "_patterns", "_parts", "_compiled")
 
     def __init__(self, patterns: Sequence[str], normaliser: PathNormaliser | MatchOptions) -> None:
         if not patterns:
@@ -196,25 +290,33 @@ class PathMatcher:
             normaliser = PathNormaliser(normaliser)
         self.normalise = normaliser
         self._patterns = tuple(patterns)
-        self._singles = tuple(_compile_one(p, normaliser.options) for p in self._patterns)
-        self._regex = re.compile("|".join(f"(?:{s.pattern})" for s in self._singles), re.DOTALL)
+        self._parts = tuple(_pattern_parts(p, normaliser.options) for p in self._patterns)
+        # Compiled on first use: most pushes go to unprotected refs and never match a path, and compiling is most of
+        # the cost of loading a policy.
+        self._compiled: _Compiled | None = None
+
+    def _get(self) -> _Compiled:
+        compiled = self._compiled
+        if compiled is None:
+            compiled = self._compiled = _Compiled(part for parts in self._parts for part in parts)
+        return compiled
 
     @property
     def patterns(self) -> tuple[str, ...]:
         return self._patterns
 
     def match(self, path: bytes) -> bool:
-        return self._regex.match(self.normalise(path)) is not None
+        return bool(self._get().test(self.normalise(path)))
 
     def match_text(self, text: str) -> bool:
-        """Like :meth:`match` for a path already normalised by this matcher's normaliser."""
-        return self._regex.match(text) is not None
+        """Like :meth:`match` for a path already normalised by this matcher's normaliser (truthy/falsy result)."""
+        return self._get().test(text)  # type: ignore[return-value]
 
     def first_match(self, path: bytes) -> str | None:
-        """The first pattern (as written) that matches ``path``, for explanations."""
+        """The first pattern (as written) that matches ``path``, for explanations (compiled on demand)."""
         text = self.normalise(path)
-        for pattern, regex in zip(self._patterns, self._singles):
-            if regex.match(text):
+        for pattern, parts in zip(self._patterns, self._parts):
+            if _Compiled(parts)(text):
                 return pattern
         return None
 
@@ -255,22 +357,23 @@ def _ref_regex(pattern: str) -> str:
 class RefMatcher:
     """A compiled set of ref patterns (see the module docstring)."""
 
-    __slots__ = ("_patterns", "_regex", "_singles")
+    __slots__ = ("_patterns", "_flags", "_regex")
 
     def __init__(self, patterns: Iterable[str], *, case_insensitive: bool = False) -> None:
         self._patterns = tuple(patterns)
-        flags = re.IGNORECASE if case_insensitive else 0
-        self._singles = tuple(re.compile(_ref_regex(p), flags) for p in self._patterns)
+        self._flags = re.IGNORECASE if case_insensitive else 0
         self._regex = (
-            re.compile("|".join(f"(?:{r.pattern})" for r in self._singles), flags) if self._patterns else None
+            re.compile("|".join(f"(?:{_ref_regex(p)})" for p in self._patterns), self._flags)
+            if self._patterns else None
         )
 
     def match(self, ref: str) -> bool:
         return self._regex is not None and self._regex.match(ref) is not None
 
     def first_match(self, ref: str) -> str | None:
-        for pattern, regex in zip(self._patterns, self._singles):
-            if regex.match(ref):
+        """The first pattern that matches ``ref`` (compiled on demand: for explanations only)."""
+        for pattern in self._patterns:
+            if re.match(_ref_regex(pattern), ref, self._flags):
                 return pattern
         return None
 

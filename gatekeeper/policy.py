@@ -296,7 +296,7 @@ def load_policy(path: Path) -> Policy:
             ``problems`` lists every one as ``FILE:LINE: message``.
     """
     policy, problems = _load(Path(path), deep=False)
-    errors = [p for p in problems if p.is_error]
+    errors = sorted(p for p in problems if p.is_error)
     if errors or policy is None:
         raise ConfigError(
             f"invalid policy {path}: {len(errors)} problem{'s' if len(errors) != 1 else ''}",
@@ -342,9 +342,19 @@ def _max_bytes() -> int:
     return MAX_BYTES
 
 
+def _show(label: str) -> tuple[str, str]:
+    """("rule 'x': ", "'paths'") for "rule 'x': paths"; ("", "'mode'") for "mode"."""
+    if ": " in label:
+        prefix, key = label.rsplit(": ", 1)
+        return prefix + ": ", f"'{key}'"
+    return "", f"'{label}'"
+
+
 def _type_name(value: object) -> str:
     if value is None:
         return "null"
+    if value == "":
+        return "empty"
     for kind, name in ((bool, "a boolean"), (int, "a number"), (float, "a number"), (str, "a string"),
                        (list, "a list"), (dict, "a mapping")):
         if isinstance(value, kind):
@@ -401,13 +411,13 @@ class _Checker:
 
     def string(self, parent: YMap, key: str, default: Any, *, required: bool = False, label: str = "") -> Any:
         value = parent.get(key, _MISSING)
-        name = label or key
+        prefix, name = _show(label or key)
         if value is _MISSING:
             if required:
-                self.error(parent.line, f"missing required key '{name}'")
+                self.error(parent.line, f"{prefix}missing required key {name}")
             return default
         if not isinstance(value, str) or not value:
-            self.error(parent.lines[key], f"'{name}' must be a non-empty string, not {_type_name(value) if value != '' else 'empty'}")
+            self.error(parent.lines[key], f"{prefix}{name} must be a non-empty string, not {_type_name(value)}")
             return default
         return value
 
@@ -416,7 +426,8 @@ class _Checker:
         if value is _MISSING:
             return default
         if value not in choices or not isinstance(value, str):
-            self.error(parent.lines[key], f"'{label or key}' must be one of {', '.join(choices)}; got {value!r}")
+            note = " (YAML reads unquoted yes/no/on/off as true/false: quote it)" if isinstance(value, bool) else ""
+            self.error(parent.lines[key], f"'{label or key}' must be one of {', '.join(choices)}; got {value!r}{note}")
             return default
         return value
 
@@ -432,22 +443,23 @@ class _Checker:
     def str_list(self, parent: YMap, key: str, label: str, *, required: bool) -> list[tuple[str, int]]:
         """A list of strings as (value, line) pairs; reports the list or each bad item."""
         value = parent.get(key, _MISSING)
+        prefix, name = _show(label)
         if value is _MISSING:
             if required:
-                self.error(parent.line, f"missing required key '{label}'")
+                self.error(parent.line, f"{prefix}missing required key {name}")
             return []
         line = parent.lines[key]
         if not isinstance(value, YList):
-            self.error(line, f"'{label}' must be a list, not {_type_name(value)}")
+            self.error(line, f"{prefix}{name} must be a list, not {_type_name(value)}")
             return []
         if required and not value:
-            self.error(line, f"'{label}' must not be empty")
+            self.error(line, f"{prefix}{name} must not be empty")
         out = []
         for item, item_line in zip(value, value.lines):
             if isinstance(item, str) and item:
                 out.append((item, item_line))
             else:
-                self.error(item_line, f"items of '{label}' must be non-empty strings, not {_type_name(item) if item != '' else 'empty'}")
+                self.error(item_line, f"{prefix}items of {name} must be non-empty strings, not {_type_name(item)}")
         return out
 
     def path(self, parent: YMap, key: str, label: str, *, required: bool) -> tuple[Path | None, int]:
@@ -474,7 +486,7 @@ class _Checker:
             self.error(doc.line, f"missing required key 'version' (this gatekeeper reads version {SUPPORTED_VERSION})")
             return None
         version = doc["version"]
-        if isinstance(version, bool) or version != SUPPORTED_VERSION:
+        if type(version) is not int or version != SUPPORTED_VERSION:
             self.error(
                 doc.lines["version"],
                 f"unsupported policy version {version!r}; this gatekeeper reads version {SUPPORTED_VERSION}",
@@ -503,7 +515,7 @@ class _Checker:
         people = self._people(doc)
         groups = self._groups(doc, people)
         normaliser = PathNormaliser(matching.options())
-        rules = self._rules(doc, people, groups, normaliser)
+        rules = self._rules(doc, people, groups, normaliser, deep=deep)
         break_glass = self._break_glass(doc, people, groups)
         trust = self._trust(doc, people, deep=deep)
         audit = self._audit(doc)
@@ -570,7 +582,7 @@ class _Checker:
             person_emails = []
             for email, email_line in self.str_list(entry, "emails", f"people.{name}.emails", required=False):
                 if not _EMAIL_RE.match(email):
-                    self.error(email_line, f"{email!r} is not an email address")
+                    self.error(email_line, f"person '{name}': {email!r} is not an email address")
                     continue
                 folded = email.casefold()
                 if folded in emails and emails[folded][0] != name:
@@ -620,11 +632,15 @@ class _Checker:
         return groups
 
     def _resolve_names(self, items: list[tuple[str, int]], people: dict[str, Person],
-                       groups: dict[str, tuple[str, ...]], where: str) -> None:
+                       groups: dict[str, tuple[str, ...]], where: str) -> bool:
+        """Report names that are neither people nor groups; True when all are known."""
+        known = True
         for name, line in items:
             if name not in people and name not in groups:
+                known = False
                 self.error(line, f"{where} names '{name}', who is neither a person nor a group"
                            + _did_you_mean(name, [*people, *groups]))
+        return known
 
     def _expand(self, names: Iterable[str], people: dict[str, Person], groups: dict[str, tuple[str, ...]]) -> set[str]:
         out: set[str] = set()
@@ -642,7 +658,8 @@ class _Checker:
         return out
 
     def _rules(self, doc: YMap, people: dict[str, Person], groups: dict[str, tuple[str, ...]],
-               normaliser: PathNormaliser) -> tuple[Rule, ...]:
+               normaliser: PathNormaliser, *, deep: bool) -> tuple[Rule, ...]:
+        options = normaliser.options
         section = doc.get("rules", _MISSING)
         if section is _MISSING:
             self.error(doc.line, "missing required key 'rules'")
@@ -669,7 +686,7 @@ class _Checker:
             good_paths = True
             paths: list[str] = []
             for pattern, pattern_line in self.str_list(entry, "paths", f"{label}: paths", required=True):
-                reason = check_path_pattern(pattern)
+                reason = check_path_pattern(pattern, options, compile=deep)
                 if reason:
                     self.error(pattern_line, f"{label}: {reason}")
                     good_paths = False
@@ -678,6 +695,7 @@ class _Checker:
                 else:
                     paths.append(pattern)
             approvals = entry.get("approvals", _MISSING)
+            good_approvals = False
             if approvals is _MISSING:
                 self.error(line, f"{label}: missing required key 'approvals'")
                 approvals = 1
@@ -687,11 +705,13 @@ class _Checker:
             elif approvals > 100:
                 self.error(entry.lines["approvals"], f"{label}: 'approvals' {approvals} is more than 100")
                 approvals = 1
+            else:
+                good_approvals = True
             reviewer_items = self.str_list(entry, "reviewers", f"{label}: reviewers", required=True)
-            self._resolve_names(reviewer_items, people, groups, label)
+            known = self._resolve_names(reviewer_items, people, groups, label)
             reviewers = tuple(dict.fromkeys(r for r, _ in reviewer_items))
             eligible = self._expand(reviewers, people, groups)
-            if reviewer_items and "approvals" in entry and approvals > len(eligible):
+            if reviewer_items and known and good_approvals and approvals > len(eligible):
                 self.error(entry.lines["approvals"], f"{label} needs {approvals} approval"
                            f"{'s' if approvals != 1 else ''} but only {len(eligible)} "
                            f"{'person' if len(eligible) == 1 else 'people'} may give them: it can never be satisfied")
@@ -815,7 +835,7 @@ def _find_cycle(start: str, groups: Mapping[str, tuple[str, ...]]) -> list[str] 
 def _closest(word: str, choices: Iterable[str]) -> str | None:
     import difflib
 
-    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
+    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return found[0] if found else None
 
 

@@ -65,8 +65,10 @@ def _line(event: Any) -> int:
 def _scalar(event: Any, resolver: Any, constructor: Any) -> object:
     import yaml
 
-    line = _line(event)
     tag = event.tag
+    if tag is None and event.implicit[1] and not event.implicit[0]:
+        return event.value  # quoted without a tag: a string (the common case; skips the resolver)
+    line = _line(event)
     if tag is None or tag == "!":
         tag = resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
     if tag not in _SCALAR_TAGS:
@@ -80,8 +82,11 @@ def _scalar(event: Any, resolver: Any, constructor: Any) -> object:
             _STD + "bool": constructor.construct_yaml_bool,
             _STD + "null": constructor.construct_yaml_null,
         }[tag](node)
-    except (ValueError, KeyError, yaml.YAMLError) as exc:  # e.g. an int with more digits than Python converts
-        raise YamlProblem(line, f"invalid {tag.rsplit(':', 1)[-1]} value {event.value[:40]!r}: {exc}") from None
+    except (ValueError, KeyError, yaml.YAMLError) as exc:
+        kind = tag.rsplit(":", 1)[-1]
+        # Python refuses to convert ints of more than 4300 digits (CVE-2020-10735): say so briefly.
+        reason = "too many digits" if kind == "int" and len(event.value) > 1000 else str(exc)
+        raise YamlProblem(line, f"invalid {kind} value {event.value[:40]!r}: {reason}") from None
 
 
 def _check_container_tag(event: Any, expected: str) -> None:
@@ -161,7 +166,11 @@ def load_yaml(data: bytes, problems: list[YamlProblem] | None = None) -> object:
         line = int(mark.line) + 1 if mark is not None else 1
         what = " ".join(str(part) for part in (exc.context, exc.problem) if part)
         raise YamlProblem(line, f"YAML syntax error: {what or exc}") from None
-    except yaml.YAMLError as exc:
+    except yaml.reader.ReaderError as exc:  # raised before parsing, with a character offset instead of a mark
+        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        char = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        raise YamlProblem(line, f"YAML syntax error: unacceptable character {char}: {exc.reason}") from None
+    except yaml.YAMLError as exc:  # pragma: no cover - every parser error is marked or a ReaderError
         raise YamlProblem(1, f"YAML error: {exc}") from None
     finally:
         loader.dispose()
@@ -198,6 +207,8 @@ def _add(
     if pending == _DROP:
         stack[-1] = (top, None, line)
         return
+    if isinstance(value, (YMap, YList)):
+        value.line = key_line  # "missing key" problems then point at "trust:", not at the mapping's first key
     top[pending] = value
     top.lines[pending] = key_line
     stack[-1] = (top, None, line)
