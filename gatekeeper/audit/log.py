@@ -26,7 +26,6 @@ import errno
 import fcntl
 import json
 import os
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -197,7 +196,7 @@ class AuditLog:
                 checkpoint (``verify`` then reports the log as unsealed: for tests and dry runs only).
             origin: the checkpoint's first line, e.g. ``git.example.com/gatekeeper-audit``; auditors pin it.
             lock_timeout: seconds to wait for other appenders before failing (the hook then refuses the push).
-            node: the host name written into each record (default: ``socket.gethostname()``).
+            node: the host name written into each record (default: the kernel's node name).
         """
         if not origin or "\n" in origin:
             raise AuditError(f"invalid audit log origin {origin!r}", hint="use a name like git.example.com/audit")
@@ -205,7 +204,7 @@ class AuditLog:
         self.signing_key = None if signing_key is None else Path(signing_key)
         self.origin = origin
         self.lock_timeout = lock_timeout
-        self.node = node or socket.gethostname()
+        self.node = node or os.uname().nodename  # as gethostname(), without importing socket
         self.checkpoint_path = sidecar(self.path, ".checkpoint")
         self.state_path = sidecar(self.path, ".state.json")
         self.lock_path = sidecar(self.path, ".lock")

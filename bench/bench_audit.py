@@ -1,0 +1,166 @@
+"""Benchmark of the audit log: append rate (fsync + signed checkpoint), verify and query over a big log.
+
+Usage::
+
+    python bench/bench_audit.py [--records 1000000] [--appends 300] [--dir DIR] [--keep]
+
+It appends ``--appends`` records through :class:`AuditLog` (the real path: flock, one write, fsync, Ed25519 checkpoint,
+two durable renames), then generates a log of ``--records`` realistic push records directly (same canonical lines, same
+chain, a state file and a checkpoint signed with a throw-away key), verifies it, builds the derived query index and
+times typical queries. Prints one line per measurement. Nothing here is imported by gatekeeper itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gatekeeper.audit import canonical  # noqa: E402
+from gatekeeper.audit.keys import generate_signing_key, load_signer  # noqa: E402
+from gatekeeper.audit.log import GENESIS_PREV, AuditLog, State, atomic_write, sidecar, utc_timestamp  # noqa: E402
+from gatekeeper.audit.merkle import CompactRange, leaf_hash  # noqa: E402
+from gatekeeper.audit.note import Checkpoint, sign_note  # noqa: E402
+
+USERS = [f"user{i:02d}" for i in range(40)]
+REPOS = [f"ml/repo{i:02d}" for i in range(25)]
+REFS = ["refs/heads/main", "refs/heads/release/1.0", "refs/tags/v1.0"] + [f"refs/heads/feature/f{i}" for i in range(30)]
+DIRS = ["models", "configs", "data", "src/train", "notebooks", "weights"]
+EXTS = ["py", "yaml", "json", "pkl", "safetensors", "md"]
+
+
+def make_event(rng: random.Random) -> dict[str, object]:
+    ref = rng.choice(REFS)
+    paths = sorted({f"{rng.choice(DIRS)}/m{rng.randrange(500)}/file{rng.randrange(50)}.{rng.choice(EXTS)}"
+                    for _ in range(rng.randint(1, 6))})
+    user = rng.choice(USERS)
+    if rng.random() < 0.3:
+        return {"type": "push.outcome", "push_id": None, "repo": rng.choice(REPOS),
+                "pusher": {"user": user, "source": "gitlab:GL_USERNAME", "deploy_key": False},
+                "updates": [{"ref": ref, "old": "%040x" % rng.getrandbits(160), "new": "%040x" % rng.getrandbits(160)}]}
+    decision = rng.choices(["allow", "deny", "error", "break-glass"], [80, 17, 2, 1])[0]
+    return {
+        "type": "push.decision", "push_id": str(uuid.UUID(int=rng.getrandbits(128))), "repo": rng.choice(REPOS),
+        "protocol": "ssh", "pusher": {"user": user, "source": "gitlab:GL_USERNAME", "deploy_key": False},
+        "mode": "enforce", "decision": decision, "blocked": decision == "deny",
+        "reasons": [] if decision == "allow" else ["rule model-code needs 1 approval from ml-leads, has 0"],
+        "updates": [{"ref": ref, "old": "%040x" % rng.getrandbits(160), "new": "%040x" % rng.getrandbits(160),
+                     "kind": "fast-forward", "protected": ref == "refs/heads/main", "decision": "allow"
+                     if decision == "allow" else "deny", "rules": ["model-code"], "paths": paths,
+                     "paths_total": len(paths), "reasons": []}],
+        "config_sha256": "ab" * 32, "gate_version": "0.1.0",
+    }
+
+
+START = 1_780_000_000.0  # a fixed epoch for reproducible timestamps
+
+
+def generate(log: Path, key: Path, origin: str, n: int, seed: int = 1) -> None:
+    """Write ``n`` chained records, the state and a signed checkpoint, as the writer would have."""
+    rng = random.Random(seed)
+    compact = CompactRange()
+    prev = GENESIS_PREV
+    start = START
+    length = 0
+    with open(log, "wb") as fh:
+        buf = []
+        for seq in range(n):
+            body = canonical.encode({"v": 1, "seq": seq, "ts": utc_timestamp(start + seq * 0.01), "node": "bench",
+                                     "prev": prev, "event": make_event(rng)})
+            leaf = leaf_hash(body)
+            compact.append(leaf)
+            prev = leaf.hex()
+            buf.append(body + b"\n")
+            length += len(body) + 1
+            if len(buf) >= 10_000:
+                fh.writelines(buf)
+                buf.clear()
+        fh.writelines(buf)
+    signer = load_signer(key)
+    atomic_write(sidecar(log, ".checkpoint"), sign_note(Checkpoint(origin, n, compact.root()).text(), signer))
+    state = State(n, length, prev, tuple(h.hex() for h in compact.hashes))
+    atomic_write(sidecar(log, ".state.json"), state.to_json())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--appends", type=int, default=300)
+    parser.add_argument("--dir", type=Path, default=None, help="work directory (default: a temporary one)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-audit-", dir=args.dir))
+    origin = "bench.example/audit"
+    try:
+        key = work / "audit-signing.key"
+        vkey = generate_signing_key(key, name=origin)
+
+        # 1. appends through the real writer
+        log = AuditLog(work / "appends.jsonl", signing_key=key, origin=origin)
+        rng = random.Random(2)
+        times = []
+        t0 = time.perf_counter()
+        for _ in range(args.appends):
+            t = time.perf_counter()
+            log.append(make_event(rng))
+            times.append(time.perf_counter() - t)
+        total = time.perf_counter() - t0
+        times.sort()
+        print(f"append (flock+write+fsync+sign+2 renames): {args.appends / total:.0f} appends/s, "
+              f"p50 {statistics.median(times) * 1e3:.2f} ms, p99 {times[int(len(times) * 0.99) - 1] * 1e3:.2f} ms")
+
+        # 2. a big log
+        big = work / "audit.jsonl"
+        t = time.perf_counter()
+        generate(big, key, origin, args.records)
+        size_mb = big.stat().st_size / 1e6
+        print(f"generate: {args.records} records, {size_mb:.0f} MB in {time.perf_counter() - t:.1f} s")
+
+        from gatekeeper.audit.verify import default_jobs, verify_log
+
+        for jobs in sorted({1, default_jobs()}):
+            t = time.perf_counter()
+            report = verify_log(big, vkeys=[vkey], jobs=jobs)
+            dt = time.perf_counter() - t
+            assert report.ok, report.errors
+            print(f"verify (jobs={jobs}): {report.records} records in {dt:.2f} s = {report.records / dt:.0f} "
+                  f"records/s ({size_mb / dt:.0f} MB/s), ok={report.ok}")
+
+        from gatekeeper.audit.query import Index, query
+
+        t = time.perf_counter()
+        Index(big).update().close()
+        print(f"query index build (first query only, then incremental): {time.perf_counter() - t:.1f} s")
+        queries = {
+            "--pusher user07": dict(pusher="user07"),
+            "--repo ml/repo03 --decision deny": dict(repo="ml/repo03", decision="deny"),
+            "--path 'models/m42/**'": dict(path_glob="models/m42/**"),
+            "--path '*.pkl' --ref refs/heads/main": dict(path_glob="*.pkl", ref="refs/heads/main"),
+            "--decision break-glass": dict(decision="break-glass"),
+            "--since/--until (1 hour)": dict(since=utc_timestamp(START + 600), until=utc_timestamp(START + 4200)),
+        }
+        for label, kwargs in queries.items():
+            t = time.perf_counter()
+            count = sum(1 for _ in query(big, **kwargs))  # type: ignore[arg-type]
+            print(f"query {label}: {count} records in {time.perf_counter() - t:.2f} s")
+        t = time.perf_counter()
+        count = sum(1 for _ in query(big, pusher="user07", index=False))
+        print(f"query --pusher user07 without index (full scan): {count} records in {time.perf_counter() - t:.2f} s")
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

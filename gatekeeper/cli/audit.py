@@ -1,0 +1,266 @@
+"""``gatekeeper audit verify|query|show|export``: the auditor's commands (thin adapter over gatekeeper.audit).
+
+Exit status: 0 success; 1 verification failed, nothing found, or an error (``gatekeeper: error: ...``); 2 usage.
+Human output goes to stdout; ``--format json`` output is machine-readable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TextIO
+
+from gatekeeper.errors import AuditError, ConfigError
+
+EXIT_OK = 0
+EXIT_FAIL = 1
+TABLE_COLUMNS = ("seq", "ts", "type", "repo", "pusher", "decision", "refs", "paths")
+
+
+def configure(parser: argparse.ArgumentParser, verb: str) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        src = p.add_mutually_exclusive_group(required=True)
+        src.add_argument("--log", type=Path, metavar="FILE", help="the audit log (JSON Lines)")
+        src.add_argument("--config", type=Path, metavar="FILE", help="take the log path from a policy's audit.log")
+        return p
+
+    v = add("verify", "check the log's canonical form, seq/prev chain, Merkle roots and signed checkpoints")
+    v.add_argument("--vkey", action="append", default=[], metavar="VKEY", help="pinned verifier key (repeatable)")
+    v.add_argument("--vkey-file", action="append", default=[], type=Path, metavar="FILE",
+                   help="file with verifier keys, one per line (repeatable)")
+    v.add_argument("--trusted-checkpoint", type=Path, metavar="FILE",
+                   help="a checkpoint you kept from an earlier audit: detects rollback and forks")
+    v.add_argument("--update-trusted", action="store_true",
+                   help="after a clean result, store the log's newer checkpoint into --trusted-checkpoint")
+    v.add_argument("--checkpoint", action="append", default=[], type=Path, metavar="FILE",
+                   help="another checkpoint to check against the log (copies from WORM storage, a SIEM, ...)")
+    v.add_argument("--origin", help="expected checkpoint origin (default: the log's own checkpoint's)")
+    v.add_argument("--strict", action="store_true", help="fail on warnings too")
+    v.add_argument("--format", choices=("text", "json"), default="text")
+
+    q = add("query", "list records matching all given filters")
+    q.add_argument("--repo", help="repository id, exact")
+    q.add_argument("--ref", metavar="GLOB", help="ref glob over the pushed refs, e.g. 'refs/heads/release/**'")
+    q.add_argument("--pusher", metavar="USER", help="pusher's user name, exact")
+    q.add_argument("--path", metavar="GLOB", help="path glob over changed paths (gitignore-style, case-insensitive)")
+    q.add_argument("--decision", choices=("allow", "deny", "error", "break-glass"))
+    q.add_argument("--since", metavar="TIME", help="ISO-8601 time (UTC if no offset), inclusive")
+    q.add_argument("--until", metavar="TIME", help="ISO-8601 time (UTC if no offset), exclusive")
+    q.add_argument("--type", help="event type, e.g. push.decision, push.outcome, recovery")
+    q.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                   help="json prints one record per line (JSON Lines)")
+    q.add_argument("--limit", type=int, metavar="N", help="stop after N records")
+    q.add_argument("--no-index", action="store_true", help="scan the log instead of using the derived index")
+
+    s = add("show", "print one record")
+    s.add_argument("seq", type=int, metavar="SEQ")
+    s.add_argument("--format", choices=("text", "json"), default="text")
+
+    e = add("export", "write the log, its checkpoint and the vkey as a folder or .tar.gz an auditor verifies offline")
+    e.add_argument("--out", type=Path, required=True, metavar="DEST", help="new folder, or a file ending in .tar.gz")
+    e.add_argument("--vkey-file", type=Path, metavar="FILE", help="vkey file to include (default: the .pub next to "
+                   "the default signing key)")
+
+
+def run(args: argparse.Namespace, verb: str) -> int:
+    log = _log_path(args.log, args.config)
+    if args.action == "verify":
+        return _verify(
+            log, vkeys=args.vkey, vkey_files=args.vkey_file, trusted=args.trusted_checkpoint,
+            update_trusted=args.update_trusted, checkpoints=args.checkpoint, origin=args.origin, strict=args.strict,
+            fmt=args.format,
+        )
+    if args.action == "query":
+        return _query(
+            log, repo=args.repo, ref=args.ref, pusher=args.pusher, path_glob=args.path, decision=args.decision,
+            since=args.since, until=args.until, type_=args.type, fmt=args.format, limit=args.limit,
+            index=not args.no_index,
+        )
+    if args.action == "show":
+        return _show(log, seq=args.seq, fmt=args.format)
+    if args.action == "export":
+        return _export(log, out=args.out, vkey_file=args.vkey_file)
+    raise AssertionError(f"unknown audit action {args.action!r}")
+
+
+def _log_path(log: Path | None, config: Path | None) -> Path:
+    """``--log``, or ``audit.log`` of a policy file (read minimally with yaml.safe_load; not a policy validation)."""
+    if log is not None:
+        return log
+    assert config is not None
+    import yaml
+
+    try:
+        doc = yaml.safe_load(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read the audit log path from {config}: {exc}") from None
+    audit = doc.get("audit") if isinstance(doc, dict) else None
+    value = audit.get("log") if isinstance(audit, dict) else None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{config} has no audit.log setting", hint="pass the log with --log FILE")
+    path = Path(value)
+    return path if path.is_absolute() else config.parent / path
+
+
+def _clean(text: object) -> str:
+    """One line of terminal-safe text: log fields are user-controlled (paths, ref names), so control and bidi
+    characters are escaped rather than sent to the terminal."""
+    s = "" if text is None else str(text)
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in s)
+
+
+# -- verify -----------------------------------------------------------------------------------------------------------
+
+def _verify(
+    log: Path, *, vkeys: list[str], vkey_files: list[Path], trusted: Path | None, update_trusted: bool,
+    checkpoints: list[Path], origin: str | None, strict: bool, fmt: str,
+) -> int:
+    from gatekeeper.audit.verify import save_trusted_checkpoint, verify_log
+
+    if update_trusted and trusted is None:
+        raise AuditError("--update-trusted needs --trusted-checkpoint FILE")
+    trusted_arg = trusted if trusted is not None and (trusted.exists() or not update_trusted) else None
+    report = verify_log(log, trusted_checkpoint=trusted_arg, vkeys=vkeys or None, vkey_files=vkey_files,
+                        checkpoints=checkpoints, origin=origin)
+    failed = not report.ok or (strict and bool(report.warnings))
+    saved = False
+    if not failed and update_trusted and trusted is not None:
+        saved = save_trusted_checkpoint(report, trusted)
+    if fmt == "json":
+        doc = report.to_dict()
+        doc["trusted_checkpoint_updated"] = saved
+        print(json.dumps(doc, indent=2, sort_keys=True))
+        return EXIT_FAIL if failed else EXIT_OK
+    out = sys.stdout
+    if report.ok:
+        print(f"OK: {_clean(log)}: {report.records} records, root {report.root}", file=out)
+    else:
+        first = report.errors[0]
+        where = f"; first bad record: line {first.line} (seq {first.seq})" if first.line is not None else ""
+        print(f"FAIL: {_clean(log)}: {len(report.errors)} error(s){where}", file=out)
+    print(f"  verifier keys: {_clean(report.vkey_source)}", file=out)
+    for info in report.checkpoints:
+        label = "log checkpoint" if info.source == "log" else f"{info.source} checkpoint {info.path}"
+        print(f"  {_clean(label)}: origin {_clean(info.origin)}, size {info.size}, signed by "
+              f"{_clean(', '.join(info.verified_by))}", file=out)
+    for issue in report.errors:
+        print(f"error: {_clean(issue)}", file=out)
+    for issue in report.warnings:
+        print(f"warning: {_clean(issue)}", file=out)
+    if saved:
+        print(f"  trusted checkpoint {_clean(trusted)} updated", file=out)
+    if report.ok and not any(i.source == "trusted" for i in report.checkpoints):
+        print("  note: without --trusted-checkpoint a restored older log with its older checkpoint also passes; "
+              "keep this checkpoint and pass it next time", file=out)
+    if strict and report.ok and report.warnings:
+        print("FAIL: warnings with --strict", file=out)
+    return EXIT_FAIL if failed else EXIT_OK
+
+
+# -- query / show -----------------------------------------------------------------------------------------------------
+
+def _row(record: dict[str, Any]) -> dict[str, str]:
+    event = record.get("event") if isinstance(record.get("event"), dict) else {}
+    assert isinstance(event, dict)
+    pusher = event.get("pusher")
+    updates = [u for u in event.get("updates") or [] if isinstance(u, dict)] if isinstance(
+        event.get("updates"), list) else []
+    refs = []
+    paths: list[str] = []
+    for upd in updates:
+        ref = str(upd.get("ref", ""))
+        refs.append(f"{ref}({upd['kind']})" if "kind" in upd else ref)
+        paths.extend(str(p) for p in upd.get("paths") or [] if isinstance(upd.get("paths"), list))
+    total = sum(int(u.get("paths_total", len(u.get("paths") or []))) for u in updates
+                if isinstance(u.get("paths_total", 0), int))
+    path_text = " ".join(paths[:3]) + (f" (+{max(total, len(paths)) - 3} more)" if max(total, len(paths)) > 3 else "")
+    return {
+        "seq": str(record.get("seq", "")),
+        "ts": str(record.get("ts", "")),
+        "type": str(event.get("type", "")),
+        "repo": str(event.get("repo", "")),
+        "pusher": str(pusher.get("user", "")) if isinstance(pusher, dict) else "",
+        "decision": str(event.get("decision", "")),
+        "refs": " ".join(refs),
+        "paths": path_text,
+    }
+
+
+def _csv_cell(text: str) -> str:
+    # Spreadsheet formula injection: a ref or path named "=HYPERLINK(...)" must stay text.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _print_records(records: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> int:
+    count = 0
+    if fmt == "json":
+        for rec in records:
+            out.write(json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n")
+            count += 1
+        return count
+    if fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(TABLE_COLUMNS)
+        for rec in records:
+            row = _row(rec)
+            writer.writerow([_csv_cell(row[c]) for c in TABLE_COLUMNS])
+            count += 1
+        return count
+    rows = [_row(rec) for rec in records]  # a table needs widths; use --format json/csv to stream huge results
+    widths = {c: len(c) for c in TABLE_COLUMNS}
+    clean_rows = [{c: _clean(r[c]) for c in TABLE_COLUMNS} for r in rows]
+    for row in clean_rows:
+        for c in TABLE_COLUMNS[:-1]:
+            widths[c] = min(max(widths[c], len(row[c])), 60)
+    out.write("  ".join(c.upper().ljust(widths[c]) for c in TABLE_COLUMNS).rstrip() + "\n")
+    for row in clean_rows:
+        out.write("  ".join(row[c][:60].ljust(widths[c]) if c != "paths" else row[c] for c in TABLE_COLUMNS).rstrip()
+                  + "\n")
+    return len(rows)
+
+
+def _query(log: Path, *, fmt: str, limit: int | None, index: bool, **filters: Any) -> int:
+    import itertools
+
+    from gatekeeper.audit.query import query
+
+    if limit is not None and limit < 1:
+        raise AuditError("--limit must be at least 1")
+    records = query(log, index=index, **filters)
+    if limit is not None:
+        records = itertools.islice(records, limit)
+    count = _print_records(records, fmt, sys.stdout)
+    if fmt == "table":
+        print(f"({count} record{'s' if count != 1 else ''})", file=sys.stderr)
+    return EXIT_OK
+
+
+def _show(log: Path, *, seq: int, fmt: str) -> int:
+    from gatekeeper.audit.query import find_record
+
+    found = find_record(log, seq)
+    if found is None:
+        raise AuditError(f"no record with seq {seq} in {log}", hint="list records with: gatekeeper audit query")
+    if fmt == "json":
+        print(json.dumps({"line": found.line, "hash": found.hash, "record": found.record}, sort_keys=True))
+    else:
+        print(f"record seq {seq} (line {found.line}), hash {found.hash}")
+        # ensure_ascii: escapes every non-ASCII character, so nothing user-controlled can drive the terminal
+        print(json.dumps(found.record, indent=2, sort_keys=True, ensure_ascii=True))
+    return EXIT_OK
+
+
+def _export(log: Path, *, out: Path, vkey_file: Path | None) -> int:
+    from gatekeeper.audit.export import export_log
+
+    result = export_log(log, out, vkey_file=vkey_file)
+    sealed = "no checkpoint" if result.checkpoint_size is None else f"checkpoint size {result.checkpoint_size}"
+    print(f"exported {result.records} records ({result.log_bytes} bytes, {sealed}) to {_clean(result.dest)}")
+    return EXIT_OK

@@ -1,0 +1,151 @@
+"""`query`, its filters and the derived index."""
+
+from __future__ import annotations
+
+import sqlite3
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+import gatekeeper.audit.log as log_module
+from gatekeeper.audit.query import Glob, Index, find_record, index_path, parse_time, query
+from gatekeeper.errors import AuditError
+
+from .helpers import Env, decision, outcome
+
+
+@pytest.fixture
+def log(env: Env, monkeypatch: pytest.MonkeyPatch) -> Path:
+    times = iter(f"2026-11-{day:02d}T12:00:00.000000Z" for day in range(1, 30))
+    monkeypatch.setattr(log_module, "utc_timestamp", lambda now=None: next(times))
+    w = env.writer()
+    w.append(decision(0, user="alice", paths=("models/llama.py", "README.md")))  # seq 0, Nov 1
+    w.append(outcome(user="alice"))  # 1
+    w.append(decision(2, user="bob", decision="deny", paths=("weights/Model.PKL",)))  # 2
+    w.append(decision(3, user="carol", repo="ml/other", ref="refs/heads/release/1.0",
+                      paths=("configs/train.yaml",)))  # 3
+    w.append(decision(4, user="mallory", decision="break-glass", ref="refs/heads/feature/x",
+                      paths=(unicodedata.normalize("NFD", "models/modèle.py"),)))  # 4
+    w.append({"type": "recovery", "reason": "torn-tail", "offset": 0, "bytes": 3, "sha256": "0" * 64})  # 5
+    return env.log_path
+
+
+def _seqs(log: Path, **kwargs: object) -> list[int]:
+    results = {index: [int(r["seq"]) for r in query(log, index=index, **kwargs)]  # type: ignore[arg-type]
+               for index in (True, False)}
+    assert results[True] == results[False], "the index must not change the answer"
+    return results[True]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({}, [0, 1, 2, 3, 4, 5]),
+        ({"repo": "ml/other"}, [3]),
+        ({"pusher": "alice"}, [0, 1]),
+        ({"decision": "deny"}, [2]),
+        ({"decision": "break-glass"}, [4]),
+        ({"type_": "push.outcome"}, [1]),
+        ({"type_": "recovery"}, [5]),
+        ({"ref": "refs/heads/main"}, [0, 1, 2]),
+        ({"ref": "refs/heads/*"}, [0, 1, 2]),  # '*' stays within one component
+        ({"ref": "refs/heads/**"}, [0, 1, 2, 3, 4]),
+        ({"ref": "refs/heads/release/**"}, [3]),
+        ({"path_glob": "models/**"}, [0, 4]),
+        ({"path_glob": "*.pkl"}, [2]),  # case-insensitive, any depth
+        ({"path_glob": "**/*.yaml"}, [3]),
+        ({"path_glob": "models"}, [0, 4]),  # a directory matches what is below it
+        ({"path_glob": "models/modèle.py"}, [4]),  # NFC: the stored path is decomposed
+        ({"path_glob": "MODELS/LLAMA.PY"}, [0]),
+        ({"path_glob": "/readme.md"}, [0]),
+        ({"path_glob": "odels/**"}, []),
+        ({"path_glob": "models/[a-l]*.py"}, [0]),
+        ({"since": "2026-11-03", "until": "2026-11-05T00:00:00Z"}, [2, 3]),
+        ({"since": "2026-11-03T13:00:00+01:00"}, [2, 3, 4, 5]),  # 12:00Z is included
+        ({"pusher": "alice", "type_": "push.decision"}, [0]),
+        ({"repo": "ml/llama", "path_glob": "*.pkl", "decision": "allow"}, []),
+    ],
+)
+def test_filters(log: Path, kwargs: dict[str, object], expected: list[int]) -> None:
+    assert _seqs(log, **kwargs) == expected
+
+
+def test_extra_predicates_compose(log: Path) -> None:
+    def protected(record: dict[str, object]) -> bool:
+        event = record["event"]
+        assert isinstance(event, dict)
+        return any(u.get("protected") for u in event.get("updates", []))
+
+    assert _seqs(log, extra=(protected,), pusher="bob") == [2]
+
+
+def test_invalid_times_and_patterns(log: Path) -> None:
+    with pytest.raises(AuditError, match="invalid time 'yesterday'"):
+        query(log, since="yesterday")
+    with pytest.raises(AuditError, match="empty path pattern"):
+        query(log, path_glob="/")
+    with pytest.raises(AuditError, match="does not exist"):
+        query(log.with_name("missing.jsonl"), repo="x")
+
+
+def test_parse_time() -> None:
+    assert parse_time("2026-11-25") == "2026-11-25T00:00:00.000000Z"
+    assert parse_time("2026-11-25T21:55:01+01:00") == "2026-11-25T20:55:01.000000Z"
+    assert parse_time("2026-11-25T20:55:01.5Z") == "2026-11-25T20:55:01.500000Z"
+
+
+def test_glob_literals_are_a_superset_filter() -> None:
+    glob = Glob.path("models/**/modeling_*.py")
+    assert glob.prefix == "models/" and glob.literals == ("models", "modeling_", ".py")
+    assert Glob.path("models/[a-l]*.py").literals == ("models", ".py")
+    assert glob.match("models/a/b/modeling_x.py") and glob.match("models/modeling_x.py")
+    assert not glob.match("other/models/modeling_x.py")
+
+
+def test_index_is_incremental_and_rebuilt_when_the_log_changes(env: Env, log: Path) -> None:
+    assert _seqs(log, pusher="zoe") == []
+    assert index_path(log).exists()
+    env.writer().append(decision(6, user="zoe"))
+    assert _seqs(log, pusher="zoe") == [6]
+    # Rewrite the log behind the index's back (same length, different content): the index notices and rebuilds.
+    data = log.read_bytes().replace(b'"user":"zoe"', b'"user":"zed"')
+    log.write_bytes(data)
+    assert _seqs(log, pusher="zoe") == []
+    assert _seqs(log, pusher="zed") == [6]
+    log.write_bytes(b"".join(log.read_bytes().splitlines(keepends=True)[:2]))  # shorter
+    assert _seqs(log, pusher="bob") == []
+
+
+def test_a_tampered_index_cannot_invent_records(log: Path) -> None:
+    Index(log).update().close()
+    conn = sqlite3.connect(index_path(log))
+    conn.execute("UPDATE rec SET user = 'mallory', decision = 'allow'")
+    conn.commit()
+    conn.close()
+    # Every candidate is re-checked against the log: only the record that really is mallory's comes out.
+    assert [r["seq"] for r in query(log, pusher="mallory")] == [4]
+    assert [r["seq"] for r in query(log, decision="allow", pusher="mallory")] == []
+
+
+def test_corrupt_index_is_rebuilt(log: Path) -> None:
+    index_path(log).write_bytes(b"this is not sqlite" * 100)
+    assert _seqs(log, pusher="bob") == [2]
+
+
+def test_unusable_index_falls_back_to_scanning(log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(self: Index) -> None:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(Index, "update", fail)
+    assert [r["seq"] for r in query(log, pusher="bob")] == [2]
+    assert find_record(log, 3) is not None
+
+
+def test_find_record(log: Path) -> None:
+    found = find_record(log, 2)
+    assert found is not None
+    assert (found.line, found.record["seq"]) == (3, 2)
+    assert found.hash == find_record(log, 2, index=False).hash  # type: ignore[union-attr]
+    assert find_record(log, 99) is None
+    assert find_record(log, 99, index=False) is None
