@@ -124,3 +124,19 @@ def test_merge_performed_by_someone_else(world: World) -> None:
     result = carol.push(env={"REMOTE_USER": "carol"})
     assert result.ok, result.output
     assert srv.ref("refs/heads/main") == carol.head()
+
+
+def test_check_shows_requirements_and_matching_approvals(world: World) -> None:
+    srv = world.server
+    dave = feature(world)
+    args = ("check", "HEAD", "--ref", "refs/heads/main", "--config", str(srv.config), "--as", "dave")
+    proc = gatekeeper(*args, cwd=dave.path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "gatekeeper: this push would be REFUSED" in proc.stdout
+    assert "rule model-code needs 1 approval from ml-leads" in proc.stdout
+    assert "gatekeeper approve " in proc.stdout
+    approve(reviewer(world, "alice"), "origin/feature", world.keys["alice"], "alice")
+    proc = gatekeeper(*args, cwd=dave.path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "gatekeeper: this push would be allowed" in proc.stdout
+    assert "rule model-code: 1/1 approvals" in proc.stdout
