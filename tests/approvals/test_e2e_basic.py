@@ -4,6 +4,7 @@ approvals made by the real `gatekeeper approve` command."""
 from __future__ import annotations
 
 import json
+import subprocess
 
 from conftest import Clone, run_git
 
@@ -43,6 +44,17 @@ def test_approval_pushed_earlier_lets_the_author_push_and_is_recorded(world: Wor
     assert "Approval for ml/llama-train refs/heads/main" in proc.stdout
     assert "modified models/llama/modeling.py" in proc.stdout
     assert "gatekeeper: approval refs/gatekeeper/approvals/alice/" in proc.stdout
+    # Readable with `git show`, verifiable with stock `ssh-keygen -Y verify` (the README commands).
+    ref = alice.git("for-each-ref", "--format=%(refname)", "refs/gatekeeper/approvals/alice/").strip()
+    shown = alice.git("show", f"{ref}:approval.json")
+    assert '"approver": "alice"' in shown
+    (alice.path.parent / "approval.json.sig").write_text(alice.git("show", f"{ref}:approval.json.sig"))
+    verify = subprocess.run(
+        ["ssh-keygen", "-Y", "verify", "-f", str(srv.etc / "allowed_signers"), "-I", "alice",
+         "-n", "gatekeeper-approval@gatekeeper.dev", "-s", str(alice.path.parent / "approval.json.sig")],
+        input=shown.encode(), capture_output=True, check=False)
+    assert verify.returncode == 0, verify.stderr
+    assert b'Good "gatekeeper-approval@gatekeeper.dev" signature for alice' in verify.stdout
     result = dave.push(env={"REMOTE_USER": "dave"})
     assert result.ok, result.output
     assert srv.ref("refs/heads/main") == dave.head()
