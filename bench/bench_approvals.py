@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -46,8 +47,9 @@ def use_this_checkout(bare: Path, root: Path) -> None:
     wrapper.chmod(0o755)
     for hook in ("pre-receive", "post-receive"):
         path = bare / "hooks" / hook
-        path.write_text(path.read_text().replace(f"GATEKEEPER_PYTHON={sys.executable}\n",
-                                                 f"GATEKEEPER_PYTHON={wrapper}\n"))
+        text, count = re.subn(r"(?m)^GATEKEEPER_PYTHON=.*$", f"GATEKEEPER_PYTHON={wrapper}", path.read_text())
+        assert count == 1, text
+        path.write_text(text)
 
 
 def make_approval(work: Path, *, base: str, head: str, person: str, key: Path) -> str:

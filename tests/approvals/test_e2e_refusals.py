@@ -173,3 +173,24 @@ def test_malformed_approval_ref_is_refused(world: World) -> None:
     assert "refs/gatekeeper/approvals/alice/bad-name is not a valid approval ref name" in out
 
 
+
+
+def test_identity_comes_from_the_key_not_the_statement(world: World) -> None:
+    dave = feature(world)
+    # carol (infra, not a model-code reviewer) signs a statement claiming to be bob
+    ref = craft(dave, person="bob", key=world.keys["carol"], base=dave.head("origin/main"), head=dave.head())
+    out = refused(dave, "HEAD:refs/heads/main", f"{ref}:{ref}", env=PUSH_AS_DAVE)
+    assert f"{ref}: signed with a key of carol, not of bob" in out
+
+
+def test_approve_refuses_to_sign_without_confirmation(world: World) -> None:
+    feature(world)
+    alice = reviewer(world, "alice")
+    from approvals.approvals_testlib import REPOSITORY, gatekeeper
+
+    proc = gatekeeper("approve", "origin/feature", "--ref", "refs/heads/main", "--key", str(world.keys["alice"]),
+                      "--as", "alice", "--repository", REPOSITORY, cwd=alice.path, input="")
+    assert proc.returncode == 1
+    assert "gatekeeper: error: not asking for confirmation without a terminal" in proc.stderr
+    assert "hint: pass --yes in scripts" in proc.stderr
+    assert not alice.git("for-each-ref", "refs/gatekeeper/")
