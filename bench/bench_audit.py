@@ -73,7 +73,7 @@ def generate(log: Path, key: Path, origin: str, n: int, seed: int = 1) -> None:
     with open(log, "wb") as fh:
         buf = []
         for seq in range(n):
-            body = canonical.encode({"v": 1, "seq": seq, "ts": utc_timestamp(start + seq * 0.01), "node": "bench",
+            body = canonical.encode({"v": 1, "seq": seq, "ts": utc_timestamp(start + seq), "node": "bench",
                                      "prev": prev, "event": make_event(rng)})
             leaf = leaf_hash(body)
             compact.append(leaf)
@@ -145,7 +145,8 @@ def main() -> int:
             "--path 'models/m42/**'": dict(path_glob="models/m42/**"),
             "--path '*.pkl' --ref refs/heads/main": dict(path_glob="*.pkl", ref="refs/heads/main"),
             "--decision break-glass": dict(decision="break-glass"),
-            "--since/--until (1 hour)": dict(since=utc_timestamp(START + 600), until=utc_timestamp(START + 4200)),
+            "--since/--until (1 hour; one push a second)": dict(since=utc_timestamp(START + 86400),
+                                                                until=utc_timestamp(START + 90000)),
         }
         for label, kwargs in queries.items():
             t = time.perf_counter()

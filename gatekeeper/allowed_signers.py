@@ -226,7 +226,7 @@ def _dequote(text: str, pos: int, name: str) -> tuple[str, int]:
             pos += 1
         out.append(text[pos])
         pos += 1
-    if pos >= len(text):
+    if pos >= len(text):  # pragma: no cover - _split_options rejects unbalanced quotes first
         raise _LineError(f"option {name}: missing closing quote")
     return "".join(out), pos + 1
 
@@ -576,7 +576,7 @@ class AllowedSigners:
             # CVE-2024-7594 class: an empty principal list must never mean "anyone".
             reasons.append(f"certificate {cert.key_id!r} has no principals")
             return None
-        matched = tuple(p for p in cert.principals if match_pattern_list(p, entry.principals) == 1)
+        matched = tuple(dict.fromkeys(p for p in cert.principals if match_pattern_list(p, entry.principals) == 1))
         if not matched:
             reasons.append(f"certificate principals {', '.join(cert.principals)} do not match line {entry.line}")
             return None

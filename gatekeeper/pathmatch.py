@@ -150,7 +150,7 @@ def _pattern_regex(pattern: str) -> str:
         raise _NeverMatches("is not a valid glob (unterminated '[' range?)")
     if not include:
         raise _NeverMatches("is a negation")
-    regex = regex.replace(_DIR_SUFFIX_OPT, r"(?:/|\Z)").replace(_DIR_SUFFIX, "/")
+    regex = str(regex).replace(_DIR_SUFFIX_OPT, r"(?:/|\Z)").replace(_DIR_SUFFIX, "/")
     if "(?P<" in regex:  # pragma: no cover - guards against a pathspec change adding other named groups
         raise _NeverMatches("produced an unexpected expression")
     return regex
@@ -319,6 +319,23 @@ class PathMatcher:
             if _Compiled(parts)(text):
                 return pattern
         return None
+
+    def may_match_below(self, path: bytes) -> bool:
+        """Whether some path *inside* directory ``path`` could match (conservatively: True when unsure).
+
+        For entries that bring content the tree diff does not show: a submodule (gitlink) or a symlink to a directory
+        at ``path``. Patterns that match at any depth (``*.bin``, ``**/x``) can match below any directory; an anchored
+        pattern can when its literal prefix (up to the first wildcard or escape) and ``path/`` are prefix-related.
+        """
+        directory = self.normalise(path) + "/"
+        for pattern in self._patterns:
+            text = _normalise_text(pattern, self.normalise.options).strip("/")
+            if "/" not in text or text.startswith("**"):
+                return True  # matches at any depth
+            prefix = re.split(r"[*?\[\\]", text, maxsplit=1)[0]
+            if prefix.startswith(directory) or directory.startswith(prefix):
+                return True
+        return False
 
 
 def check_ref_pattern(pattern: object) -> str | None:

@@ -39,7 +39,7 @@ from gatekeeper.pathmatch import (
     check_path_pattern,
     check_ref_pattern,
 )
-from gatekeeper.yamlsafe import YamlProblem, YList, YMap, load_yaml
+from gatekeeper.yamlsafe import MAX_BYTES, YamlProblem, YList, YMap, load_yaml
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -52,6 +52,7 @@ __all__ = [
     "Rule",
     "ScanConfig",
     "TrustConfig",
+    "lint_and_load",
     "lint_policy",
     "load_policy",
 ]
@@ -243,6 +244,14 @@ class Policy:
             return ()
         return tuple(rule for rule in self.rules if rule._matcher.match_text(text))
 
+    def rules_below(self, path: bytes) -> tuple[Rule, ...]:
+        """Rules that match ``path`` or could match something inside it (conservative).
+
+        For a submodule (gitlink) or a symlink at ``path``: the content it brings in is not part of the tree diff, so
+        the gate should treat it as a change to every rule that could protect paths beneath it.
+        """
+        return tuple(rule for rule in self.rules if rule.matches(path) or rule._matcher.may_match_below(path))
+
     def rule(self, name: str) -> Rule:
         """The rule called ``name``; KeyError if there is none."""
         for rule in self.rules:
@@ -256,21 +265,7 @@ class Policy:
 
     def members(self, names: Iterable[str]) -> frozenset[str]:
         """Expand people and (nested) groups into people names. KeyError on a name that is neither."""
-        out: set[str] = set()
-        seen: set[str] = set()
-        todo = list(names)
-        while todo:
-            name = todo.pop()
-            if name in seen:
-                continue
-            seen.add(name)
-            if name in self.people:
-                out.add(name)
-            elif name in self.groups:
-                todo.extend(self.groups[name])
-            else:
-                raise KeyError(name)
-        return frozenset(out)
+        return frozenset(_expand(names, self.people, self.groups, strict=True))
 
     def may_break_glass(self, person: str) -> bool:
         return person in self.members(self.break_glass)
@@ -321,7 +316,7 @@ def _load(path: Path, *, deep: bool) -> tuple[Policy | None, list[Problem]]:
     shown = str(path)
     try:
         with open(path, "rb") as fh:
-            data = fh.read(_max_bytes() + 1)
+            data = fh.read(MAX_BYTES + 1)
     except OSError as exc:
         return None, [Problem(shown, 1, f"cannot read the policy: {exc.strerror or exc}")]
     problems: list[Problem] = []
@@ -334,12 +329,6 @@ def _load(path: Path, *, deep: bool) -> tuple[Policy | None, list[Problem]]:
     checker = _Checker(shown, Path(os.path.abspath(path)).parent, problems)
     policy = checker.check(doc, Path(os.path.abspath(path)), hashlib.sha256(data).hexdigest(), deep=deep)
     return policy, problems
-
-
-def _max_bytes() -> int:
-    from gatekeeper.yamlsafe import MAX_BYTES
-
-    return MAX_BYTES
 
 
 def _show(label: str) -> tuple[str, str]:
@@ -642,21 +631,6 @@ class _Checker:
                            + _did_you_mean(name, [*people, *groups]))
         return known
 
-    def _expand(self, names: Iterable[str], people: dict[str, Person], groups: dict[str, tuple[str, ...]]) -> set[str]:
-        out: set[str] = set()
-        seen: set[str] = set()
-        todo = list(names)
-        while todo:
-            name = todo.pop()
-            if name in seen:
-                continue
-            seen.add(name)
-            if name in people:
-                out.add(name)
-            elif name in groups:
-                todo.extend(groups[name])
-        return out
-
     def _rules(self, doc: YMap, people: dict[str, Person], groups: dict[str, tuple[str, ...]],
                normaliser: PathNormaliser, *, deep: bool) -> tuple[Rule, ...]:
         options = normaliser.options
@@ -710,7 +684,7 @@ class _Checker:
             reviewer_items = self.str_list(entry, "reviewers", f"{label}: reviewers", required=True)
             known = self._resolve_names(reviewer_items, people, groups, label)
             reviewers = tuple(dict.fromkeys(r for r, _ in reviewer_items))
-            eligible = self._expand(reviewers, people, groups)
+            eligible = _expand(reviewers, people, groups, strict=False)
             if reviewer_items and known and good_approvals and approvals > len(eligible):
                 self.error(entry.lines["approvals"], f"{label} needs {approvals} approval"
                            f"{'s' if approvals != 1 else ''} but only {len(eligible)} "
@@ -810,6 +784,26 @@ class _Checker:
                        f"'limits.timeout_seconds' must be a number of seconds > 0 and <= 86400, not {timeout!r}")
             timeout = DEFAULT_TIMEOUT_SECONDS
         return Limits(max_changed_paths=max_paths, timeout_seconds=float(timeout))
+
+
+def _expand(names: Iterable[str], people: Mapping[str, Person], groups: Mapping[str, tuple[str, ...]], *,
+            strict: bool) -> set[str]:
+    """People named directly or through (nested) groups; unknown names raise KeyError if ``strict``."""
+    out: set[str] = set()
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in people:
+            out.add(name)
+        elif name in groups:
+            todo.extend(groups[name])
+        elif strict:
+            raise KeyError(name)
+    return out
 
 
 def _find_cycle(start: str, groups: Mapping[str, tuple[str, ...]]) -> list[str] | None:

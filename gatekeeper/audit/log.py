@@ -241,12 +241,13 @@ class AuditLog:
                     _, state = self._write_record(fd, state, recovery)
                 before = state
                 record, state = self._write_record(fd, state, event)
-                if not self._seal_checkpoint(state, signer):
+                seal_error = self._seal_checkpoint(state, signer)
+                if seal_error is not None:
                     # Not sealed: take the record back so that the log never holds an unsealed decision for a push
                     # we are about to refuse (a crash here leaves it unsealed; verify warns, the next append seals).
                     self._truncate(fd, before.length)
                     raise AuditError(
-                        f"cannot sign the audit checkpoint {self.checkpoint_path}: {self._seal_error}",
+                        f"cannot sign the audit checkpoint {self.checkpoint_path}: {seal_error}",
                         hint="free space on the log's filesystem or fix its permissions; the push was not recorded",
                     )
                 self._save_state(state)
@@ -401,26 +402,24 @@ class AuditLog:
         except OSError:
             pass
 
-    _seal_error = ""
-
-    def _seal_checkpoint(self, state: State, signer: Any) -> bool:
-        """Sign and replace the checkpoint for the new size (B3 step 5). False if it is not in place."""
+    def _seal_checkpoint(self, state: State, signer: Any) -> str | None:
+        """Sign and replace the checkpoint for the new size (B3 step 5). Returns why it is not in place, or None."""
         if signer is None:
-            return True
+            return None
         from gatekeeper.audit.note import Checkpoint, sign_note
 
         note = sign_note(Checkpoint(self.origin, state.size, state.range().root()).text(), signer)
         try:
             atomic_write(self.checkpoint_path, note)
         except OSError as exc:
-            self._seal_error = str(exc.strerror or exc)
             # If the rename happened and only fsync(dir) failed, the new checkpoint is visible: the record must stay,
             # or the checkpoint would claim more records than the log holds.
             try:
-                return self.checkpoint_path.read_bytes() == note
+                in_place = self.checkpoint_path.read_bytes() == note
             except OSError:
-                return False
-        return True
+                in_place = False
+            return None if in_place else str(exc.strerror or exc)
+        return None
 
     def _save_state(self, state: State) -> None:
         """Save the state cache. The record is durable and sealed by now, so a failure here is not fatal: the next

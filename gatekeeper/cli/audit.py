@@ -167,20 +167,25 @@ def _verify(
 # -- query / show -----------------------------------------------------------------------------------------------------
 
 def _row(record: dict[str, Any]) -> dict[str, str]:
-    event = record.get("event") if isinstance(record.get("event"), dict) else {}
-    assert isinstance(event, dict)
+    """One flat table/CSV row; tolerant of any shape (the log may hold other event types or damaged records)."""
+    raw_event = record.get("event")
+    event: dict[str, Any] = raw_event if isinstance(raw_event, dict) else {}
     pusher = event.get("pusher")
-    updates = [u for u in event.get("updates") or [] if isinstance(u, dict)] if isinstance(
-        event.get("updates"), list) else []
+    raw_updates = event.get("updates")
+    updates = [u for u in raw_updates if isinstance(u, dict)] if isinstance(raw_updates, list) else []
     refs = []
     paths: list[str] = []
+    total = 0
     for upd in updates:
         ref = str(upd.get("ref", ""))
         refs.append(f"{ref}({upd['kind']})" if "kind" in upd else ref)
-        paths.extend(str(p) for p in upd.get("paths") or [] if isinstance(upd.get("paths"), list))
-    total = sum(int(u.get("paths_total", len(u.get("paths") or []))) for u in updates
-                if isinstance(u.get("paths_total", 0), int))
-    path_text = " ".join(paths[:3]) + (f" (+{max(total, len(paths)) - 3} more)" if max(total, len(paths)) > 3 else "")
+        upd_paths = upd.get("paths") if isinstance(upd.get("paths"), list) else []
+        assert isinstance(upd_paths, list)
+        paths.extend(str(p) for p in upd_paths)
+        declared = upd.get("paths_total")
+        total += declared if isinstance(declared, int) and not isinstance(declared, bool) else len(upd_paths)
+    total = max(total, len(paths))
+    path_text = " ".join(paths[:3]) + (f" (+{total - 3} more)" if total > 3 else "")
     return {
         "seq": str(record.get("seq", "")),
         "ts": str(record.get("ts", "")),

@@ -191,3 +191,32 @@ def test_export_copies_exactly_the_log(env: Env, tmp_path: Path, capsys: pytest.
     _run(capsys, "export", "--log", str(env.log_path), "--out", str(tmp_path / "e"))
     assert (tmp_path / "e" / "audit.jsonl").read_bytes() == env.log_path.read_bytes()
     shutil.rmtree(tmp_path / "e")
+
+
+def test_export_of_an_unsealed_log_and_extra_checkpoints(env: Env, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    env.fill(3)
+    copy = tmp_path / "worm.checkpoint"  # a copy the server pushed to WORM storage at size 3
+    shutil.copy(env.checkpoint, copy)
+    env.fill(1)
+    code, out, _ = _run(capsys, "verify", "--log", str(env.log_path), "--vkey", env.vkey, "--checkpoint", str(copy))
+    assert code == 0 and f"extra #1 checkpoint {copy}: origin git.test.example/audit, size 3" in out
+    env.checkpoint.unlink()
+    code, out, _ = _run(capsys, "export", "--log", str(env.log_path), "--out", str(tmp_path / "e"))
+    assert code == 0 and "bytes, no checkpoint) to" in out
+    code, out, _ = _run(capsys, "verify", "--log", str(tmp_path / "e" / "audit.jsonl"), "--vkey", env.vkey)
+    assert code == 1 and "error: [no-checkpoint]" in out
+    code, _, err = _run(capsys, "export", "--log", str(env.log_path), "--out", str(tmp_path / "missing" / "e"))
+    assert code == 1 and "cannot export the audit log" in err
+
+
+def test_table_rows_tolerate_any_record_shape() -> None:
+    from gatekeeper.cli.audit import _row
+
+    assert _row({"seq": 1, "event": "not an object"})["type"] == ""
+    row = _row({"seq": 2, "ts": "t", "event": {"type": "push.decision", "pusher": "x", "updates": [
+        {"ref": "refs/heads/main", "kind": "force", "paths": ["a", "b", "c", "d"], "paths_total": 1000},
+        "junk", {"ref": "refs/tags/v1", "paths": "not a list"}]}})
+    assert row["refs"] == "refs/heads/main(force) refs/tags/v1"
+    assert row["paths"] == "a b c (+997 more)"
+    assert row["pusher"] == ""

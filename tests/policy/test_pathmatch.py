@@ -319,3 +319,26 @@ def test_rewritten_expressions_agree_with_pathspec() -> None:
             if pattern.endswith("/**") and not expected:
                 expected = path == pattern[:-3] or (pattern.startswith("**/") and path.endswith("/" + pattern[3:-3]))
             assert matcher.match(path.encode()) is expected, (pattern, path)
+
+
+@pytest.mark.parametrize(("patterns", "directory", "expected"), [
+    (["models/**"], b"models", True),
+    (["models/**"], b"Models", True),
+    (["models/**"], b"models/llama", True),
+    (["models/**"], b"docs", False),
+    (["models/**"], b"mod", False),
+    (["/models"], b"models", True),
+    (["configs/tr*/x"], b"configs", True),
+    (["configs/tr*/x"], b"configs/train", True),
+    (["configs/tr*/x"], b"configs/other", False),
+    (["a/b/c.py"], b"a", True),
+    (["a/b/c.py"], b"a/b", True),
+    (["a/b/c.py"], b"a/bb", False),
+    (["*.bin"], b"anything", True),  # matches at any depth
+    (["**/modeling_*.py"], b"vendor/x", True),
+    (["README"], b"docs", True),  # no slash: any depth
+    (["docs/*.md", "src/**"], b"src", True),
+    (["docs/*.md", "src/**"], b"tests", False),
+])
+def test_may_match_below(patterns: list[str], directory: bytes, expected: bool) -> None:
+    assert PathMatcher(patterns, DEFAULT).may_match_below(directory) is expected

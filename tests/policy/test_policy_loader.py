@@ -217,3 +217,17 @@ def test_missing_trust_store_fails_load(write_policy: WritePolicy, base_text: st
         load_policy(write_policy(base_text))
     assert info.value.problems == [
         f"{policy_dir / 'policy.yaml'}:14: 'trust.allowed_signers' '{policy_dir / 'allowed_signers'}' does not exist"]
+
+
+def test_rules_below_for_submodules_and_symlinks(write_policy: WritePolicy, base_text: str) -> None:
+    text = base_text.replace('paths: ["models/**", "**/modeling_*.py"]', 'paths: ["models/**"]').replace(
+        "people:", """\
+  - name: weights
+    paths: ["*.bin"]
+    approvals: 1
+    reviewers: [bob]
+people:""")
+    policy = load_policy(write_policy(text))
+    assert [r.name for r in policy.rules_below(b"models")] == ["model-code", "weights"]
+    assert [r.name for r in policy.rules_below(b"vendor/lib")] == ["weights"]  # a submodule can bring *.bin
+    assert [r.name for r in policy.rules_for(b"vendor/lib")] == []

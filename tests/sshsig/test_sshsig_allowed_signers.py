@@ -385,3 +385,19 @@ def test_lint_accepts_a_good_file(key: str, tmp_path: Path) -> None:
     assert entries[2].principals == ("*@example.com", "!mallory@example.com")
     assert entries[2].cert_authority
     assert entries[3].namespaces == ('a"b',)
+
+
+def test_empty_quoted_principals(key: str) -> None:
+    assert _lint(f'"" {key}\n') == [(1, "empty principals")]
+
+
+def test_file_too_large() -> None:
+    assert _lint("#" * (4 * 1024 * 1024 + 1)) == [(0, "allowed_signers is larger than 4194304 bytes")]
+
+
+def test_lint_with_unreadable_revoked_file(key: str, tmp_path: Path) -> None:
+    path = tmp_path / "allowed_signers"
+    path.write_text(f"alice {key}\n")
+    problems = lint_allowed_signers(path, revoked=tmp_path / "missing")
+    assert len(problems) == 1 and problems[0][0] == 0
+    assert problems[0][1].startswith("missing: cannot read revoked keys")

@@ -88,6 +88,12 @@ def test_patterns_on_ca_lines(ca: Ed25519Signer, user: Ed25519Signer) -> None:
         "certificate principals mallory@example.com do not match line 1")
 
 
+def test_duplicate_certificate_principals_reported_once(ca: Ed25519Signer, user: Ed25519Signer) -> None:
+    st = store(f"*@example.com cert-authority {ca.line()}\n")
+    sig = cert_sig(ca, user, CertSpec(principals=("a@example.com", "b@example.com", "a@example.com")))
+    assert st.verify(sig, MSG, namespace=NS, now=NOW).principals == ("a@example.com", "b@example.com")
+
+
 def test_principal_must_be_in_certificate_exactly(ca: Ed25519Signer, user: Ed25519Signer) -> None:
     st = store(f"alice cert-authority {ca.line()}\n")
     for principals in (("alice2",), ("Alice",), ("*",), ("alic?",), ("bob",)):

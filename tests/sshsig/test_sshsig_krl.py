@@ -209,3 +209,11 @@ def test_krl_header_layout() -> None:
     assert data[:8] == b"SSHKRL\n\0" and struct.unpack(">I", data[8:12])[0] == 1
     revocations, problems = parse_revoked_keys(data)
     assert problems == [] and revocations.keys == frozenset()
+
+
+def test_parse_krl_needs_magic() -> None:
+    from gatekeeper.errors import BadSignature
+    from gatekeeper.sshkrl import parse_krl
+
+    with pytest.raises(BadSignature, match="not an OpenSSH KRL"):
+        parse_krl(b"ssh-ed25519 AAAA\n")

@@ -521,3 +521,40 @@ def test_sk_user_verification_when_required() -> None:
     check(touched_only)
     rejects(touched_only, r"without user verification \(flags 0x01\)", require_user_verification=True)
     check(armor(make_sig(SkEcdsaSigner(flags=0x05), MSG, NS)), require_user_verification=True)
+
+
+def test_rsa_modulus_above_16384_bits_rejected() -> None:
+    rejects(armor(_rsa_blob(b"\x01\x00\x01", b"\x01" + b"\xff" * 2048)), "RSA key has 16385 bits; at most 16384")
+
+
+def test_rsa_invalid_exponent_rejected() -> None:
+    n = RsaSigner(2048).key.public_key().public_numbers().n.to_bytes(256, "big")
+    rejects(armor(_rsa_blob(b"\x02", b"\0" + n)), "invalid public key")
+
+
+def test_signature_bytes_too_large() -> None:
+    rejects(b"-----BEGIN SSH SIGNATURE-----\n" + b"A" * 300_000, "signature is too large")
+
+
+def test_hand_made_signature_object_is_refused(good_blob: bytes) -> None:
+    import dataclasses
+
+    sig = dataclasses.replace(sshsig.parse_armored(armor(good_blob)), _value=None)
+    with pytest.raises(BadSignature, match="not produced by parse_armored"):
+        sshsig.verify_signature(sig, MSG, namespace=NS)
+
+
+def test_public_key_lines(ed: Ed25519Signer) -> None:
+    key = sshsig.parse_public_key_line(ed.line() + " comment with spaces")
+    assert isinstance(key, sshsig.PublicKey)
+    assert key.openssh() == ed.line()
+    with pytest.raises(BadSignature, match="expected 'TYPE BASE64 \\[COMMENT\\]'"):
+        sshsig.parse_public_key_line("ssh-ed25519")
+
+
+def test_too_many_certificate_principals(ed: Ed25519Signer) -> None:
+    from sshsig_testlib import CertSpec
+    from sshsig_testlib import make_cert
+
+    cert = make_cert(ed, ed, CertSpec(principals=[f"p{i}" for i in range(257)]))
+    rejects(armor(make_sig(ed, MSG, NS, key_blob=cert)), "more than 256 principals")

@@ -1,0 +1,132 @@
+"""A small on-disk verdict cache: a re-push of a blob that was already scanned costs one file read.
+
+Keyed by (blob id, :meth:`ScanOptions.digest`, :data:`DETECTOR_VERSION`): a new allow-list, cap or detector release
+is a different key, so a stale verdict is never reused. Entries are JSON files written to a temporary name and
+``os.replace``-d into place (atomic on POSIX), so concurrent hooks see either no entry or a whole one; a torn or
+unreadable entry is a miss, never a pass. The cache is bounded: on roughly one write in 64 it prunes the oldest entries
+(by mtime) down to 90% of ``max_entries``.
+
+Trust: a cache entry can turn a malicious blob into a clean one, so the directory must belong to the hook's user and
+must not be writable by group or others (checked on open); it lives outside any repository (the caller's choice).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from gatekeeper.detectors.content import DETECTOR_VERSION
+from gatekeeper.detectors.content import ScanOptions
+from gatekeeper.errors import ScanError
+from gatekeeper.model import Finding
+from gatekeeper.model import Verdict
+
+__all__ = ["VerdictCache"]
+
+_FORMAT = 1
+
+
+class VerdictCache:
+    """Verdicts of :func:`gatekeeper.detectors.content.scan_blob` by blob id.
+
+    Args:
+        directory: where entries live (created 0700 if missing).
+        max_entries: bound on the number of entries kept.
+
+    Raises:
+        ScanError: the directory cannot be created, is not a directory, or is writable by group/others.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], *, max_entries: int = 100_000) -> None:
+        self.directory = Path(directory)
+        self.max_entries = max_entries
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            st = os.stat(self.directory, follow_symlinks=False)
+        except OSError as exc:
+            raise ScanError(f"verdict cache directory {self.directory} is unusable: {exc.strerror}",
+                            hint="point the cache at a directory the hook user owns") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise ScanError(f"verdict cache path {self.directory} is not a directory",
+                            hint="point the cache at a directory the hook user owns")
+        if st.st_mode & 0o022 or st.st_uid != os.geteuid():
+            raise ScanError(
+                f"verdict cache directory {self.directory} is writable by others or owned by another user",
+                hint=f"chmod 700 {self.directory} (a writable cache could whitelist a malicious blob)",
+            )
+
+    def _entry(self, blob_id: str, options: ScanOptions) -> Path:
+        key = hashlib.sha256(f"{blob_id}\0{options.digest()}\0{DETECTOR_VERSION}".encode()).hexdigest()
+        return self.directory / key[:2] / f"{key[2:]}.json"
+
+    def get(self, blob_id: str, options: ScanOptions, path: str) -> list[Finding] | None:
+        """The cached findings for ``blob_id`` re-rooted at ``path``, or None on a miss (or an unreadable entry)."""
+        entry = self._entry(blob_id, options)
+        try:
+            record = json.loads(entry.read_bytes())
+            if record.get("format") != _FORMAT or record.get("blob") != blob_id:
+                return None
+            return [
+                Finding(Verdict(f["verdict"]), path + f["suffix"], f["detector"], f["message"],
+                        tuple(f["evidence"]), blob_id)
+                for f in record["findings"]
+            ]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def put(self, blob_id: str, options: ScanOptions, path: str, findings: list[Finding]) -> None:
+        """Store the findings of a scan of ``blob_id`` done at ``path``. Errors are ignored (a cache is optional)."""
+        entry = self._entry(blob_id, options)
+        record = {
+            "format": _FORMAT,
+            "blob": blob_id,
+            "findings": [
+                {"verdict": f.verdict.value, "suffix": f.path[len(path):] if f.path.startswith(path) else "",
+                 "detector": f.detector, "message": f.message, "evidence": list(f.evidence)}
+                for f in findings
+            ],
+        }
+        try:
+            entry.parent.mkdir(mode=0o700, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".tmp-", suffix=".json")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(json.dumps(record, separators=(",", ":")).encode())
+                os.replace(tmp, entry)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+        except OSError:
+            return
+        if entry.name[0] in "0123" and entry.parent.name[0] == "0":  # ~1 write in 64 pays for pruning
+            self.prune()
+
+    def prune(self) -> int:
+        """Remove the oldest entries down to 90% of ``max_entries``; returns how many were removed."""
+        entries: list[tuple[float, Path]] = []
+        try:
+            for sub in self.directory.iterdir():
+                if sub.is_dir() and len(sub.name) == 2:
+                    for item in sub.iterdir():
+                        if item.suffix == ".json" and not item.name.startswith(".tmp-"):
+                            try:
+                                entries.append((item.stat().st_mtime, item))
+                            except OSError:
+                                continue
+        except OSError:
+            return 0
+        if len(entries) <= self.max_entries:
+            return 0
+        entries.sort()
+        removed = 0
+        for _, item in entries[: len(entries) - int(self.max_entries * 0.9)]:
+            try:
+                item.unlink()
+                removed += 1
+            except OSError:
+                continue
+        return removed

@@ -1,0 +1,90 @@
+"""Repository plumbing that changes what runs or what is fetched: protected by default (a built-in rule).
+
+* ``.gitattributes`` (filters, LFS tracking: which files become pointers, and which smudge/clean drivers run),
+  ``.gitmodules`` (submodule URLs: what is fetched), ``.lfsconfig`` (``lfs.url`` redirects every client's LFS
+  downloads) at any depth, recognised the way git itself recognises them on case-insensitive and HFS+/NTFS checkouts
+  (git ``path.c`` ``is_hfs_dotgit*``/``is_ntfs_dotgit*``: any letter case, HFS ignorable code points, NTFS trailing
+  dots and spaces, 8.3 short names ``GITATT~1``/``GITMOD~1``);
+* symlinks whose target (read from the blob) lies inside a protected path, leaves the repository, or cannot be read;
+* submodule pointers (gitlinks) under protected paths.
+
+The hook turns the result into a rule that needs approval like any configured rule.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable, Iterable
+
+from gatekeeper.model import MODE_GITLINK, MODE_LINK, Change, is_null
+
+# HFS+ ignores these code points in file names (git utf8.c next_hfs_char).
+_HFS_IGNORABLE = dict.fromkeys(map(ord, "\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u206a\u206b\u206c"
+                                         "\u206d\u206e\u206f\ufeff"))
+_DOTFILES = {".gitattributes": "gitatt", ".gitmodules": "gitmod", ".lfsconfig": None}
+_PROBE = b"/.gatekeeper-probe"  # a child name to test whether a folder lies under a protected pattern ("models/**")
+
+
+def dotfile_kind(path: bytes) -> str | None:
+    """The plumbing file a path stands for on any client checkout, or None."""
+    base = posixpath.basename(path).decode("utf-8", "surrogateescape")
+    name = base.translate(_HFS_IGNORABLE).rstrip(" .").lower()
+    if name in _DOTFILES:
+        return name
+    for full, short in _DOTFILES.items():
+        if short and len(name) == 8 and name.startswith(short + "~") and name[-1] in "123456789":
+            return full
+    return None
+
+
+def _link_target(link: bytes, target: bytes) -> bytes | None:
+    """Repository path a symlink points to, or None when it leaves the repository."""
+    if not target or target.startswith(b"/"):
+        return None
+    joined = posixpath.normpath(posixpath.join(posixpath.dirname(link), target))
+    if joined == b".." or joined.startswith(b"../"):
+        return None
+    return b"" if joined == b"." else joined
+
+
+def implicit_protected_paths(changes: Iterable[Change], is_protected: Callable[[bytes], bool], *,
+                             read_blob: Callable[[str], bytes | None] | None = None) -> dict[bytes, str]:
+    """Paths of a change set that plumbing rules protect, with the reason.
+
+    Args:
+        changes: the canonical change set of a ref update.
+        is_protected: the configured rules' predicate for a repository path.
+        read_blob: blob id -> contents, to read symlink targets; without it (or when a target cannot be read) every
+            symlink change is protected, since its target is unknown (fail closed).
+
+    Returns:
+        path -> reason, e.g. ``{b".gitattributes": "plumbing: .gitattributes"}``.
+    """
+    out: dict[bytes, str] = {}
+    for change in changes:
+        kind = dotfile_kind(change.path)
+        if kind is not None:
+            out[change.path] = f"plumbing: {kind}"
+            continue
+        for mode, oid in ((change.new_mode, change.new_id), (change.old_mode, change.old_id)):
+            if mode == MODE_GITLINK and is_protected(change.path):
+                out[change.path] = "plumbing: submodule pointer under a protected path"
+                break
+            if mode != MODE_LINK:
+                continue
+            target = read_blob(oid) if read_blob is not None and not is_null(oid) else None
+            if target is None:
+                out[change.path] = "plumbing: symlink whose target could not be read"
+                break
+            resolved = _link_target(change.path, target)
+            shown = target.decode("utf-8", "backslashreplace")
+            if resolved is None:
+                out[change.path] = f"plumbing: symlink to {shown} leaves the repository"
+                break
+            if not resolved:
+                out[change.path] = "plumbing: symlink to the repository root"
+                break
+            if dotfile_kind(resolved) is not None or is_protected(resolved) or is_protected(resolved + _PROBE):
+                out[change.path] = f"plumbing: symlink into protected path {shown}"
+                break
+    return out

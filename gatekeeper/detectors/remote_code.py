@@ -1,0 +1,577 @@
+"""Remote-code triggers: configuration that makes a model loader import and run Python code.
+
+Recognised (ml-artifacts.md §5):
+
+* transformers ``auto_map`` at the top level of **any** JSON file, in every value shape (string; list ``[slow, fast]``
+  with nulls; dict of strings or lists), with both rewrites (``FeatureExtractor -> ImageProcessor`` and
+  ``ImageProcessor -> VideoProcessor``, applied to the whole reference as transformers does, so a rewritten reference
+  may name another file); ``repo--module.Class`` references are external code at a floating revision;
+* ``custom_pipelines.<task>.impl``; ``custom_generate/generate.py`` and ``custom_generate/requirements.txt``;
+* diffusers ``model_index.json`` (list ``_class_name``, components whose library is not diffusers/transformers, a
+  ``<component>/<library>.py`` file) and a ``pipeline.py`` at the root or next to a ``model_index.json``;
+* sentence-transformers ``modules.json`` ``type`` outside ``sentence_transformers.``;
+* Hydra/OmegaConf ``_target_`` at any depth (dict values and list items), jsonargparse ``class_path``, MMEngine
+  ``custom_imports``, ``${eval:...}`` and other non-builtin resolvers; ``hubconf.py`` (``torch.hub``).
+
+A Hydra target that resolves to a deny-listed callable is ``malicious``: ``instantiate`` calls the target with
+arguments from the same file, so ``_target_: os.system`` plus ``_args_: [...]`` *is* a command, there is no benign use
+of such a target in a training config, and Hydra's own block list (v1.3.4+) is bypassed by attribute traversal
+(``shutil.os.system``) and missing in v1.3.2/1.3.3. Any other target is ``review-required`` when added or changed: the
+2024 sabotage swapped optimizers, which no deny list catches (§0).
+
+This module only reads the config bytes it is given; resolving references to files is done by ``scan``.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+# --- the tree the hook hands us -------------------------------------------------------------------------------------
+
+
+class TreeView(Protocol):
+    """Read access to one git tree (the NEW tree of a ref update) or a folder on disk."""
+
+    def paths(self) -> Iterable[bytes]:
+        """All blob paths of the tree (symlinks and submodules included)."""
+
+    def read(self, path: bytes) -> bytes | None:
+        """Blob contents; None if absent or not a blob."""
+
+    def mode(self, path: bytes) -> int | None:
+        """Git file mode; None if absent."""
+
+
+# --- caps -------------------------------------------------------------------------------------------------------------
+
+MAX_CONFIG_BYTES = 32 * 1024 * 1024  # a config bigger than this is not parsed (unscannable if it may hold a trigger)
+MAX_NODES = 2_000_000  # YAML aliases can make a small file a huge graph: count nodes visited
+MAX_DEPTH = 500
+
+# Text that must appear in a config holding a trigger. A JSON string may spell a key with \u escapes (json.loads decodes
+# "auto\u005fmap" to "auto_map"), so escapes of letters, digits, "_", "$", ":", "{", "." and "-" force a full parse;
+# ordinary JSON (tokenizer.json included) escapes only non-ASCII or control characters.
+_NEEDLES = (b"auto_map", b"custom_pipelines", b"_target_", b"class_path", b"custom_imports", b"${")
+_ALWAYS_PARSED = (b"model_index.json", b"modular_model_index.json", b"modules.json")  # small, fixed-name files
+_JSON_SUSPECT_ESCAPE = re.compile(rb"\\u00(?:2[4dDeE]|3[0-9aA]|[4-6][0-9a-fA-F]|7[0-9aAbB])")
+
+
+class ConfigError(Exception):
+    """A config could not be analysed (too big, too deep, not parseable)."""
+
+    def __init__(self, message: str, *, cap: bool = False) -> None:
+        super().__init__(message)
+        self.cap = cap
+
+
+# --- trigger values -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """One place in a config that makes code run.
+
+    ``modules`` lists, per referenced module, the alternative repository paths it may be loaded from (all existing
+    alternatives are protected; none existing makes the reference dangling). ``external`` names another repository
+    whose code runs at a floating revision. ``danger`` explains a deny-listed target (verdict malicious).
+    """
+
+    config: bytes
+    kind: str
+    key: str
+    value: str
+    modules: tuple[tuple[bytes, ...], ...] = ()
+    external: str | None = None
+    danger: str | None = None
+    problem: str | None = None
+    follow_folder: bool = True  # HF-style: every .py under the config's folder may run (§5.1 rule 3)
+
+    def label(self) -> str:
+        return f"{self.config.decode('utf-8', 'backslashreplace')} {self.key}"
+
+    def signature(self) -> tuple[str, str, str]:
+        return (self.kind, self.key, self.value)
+
+
+@dataclass(frozen=True)
+class ConfigTriggers:
+    config: bytes
+    triggers: tuple[Trigger, ...] = ()
+
+
+# --- file-name classification ----------------------------------------------------------------------------------------
+
+
+_CONFIG_SUFFIXES = (b".json", b".yaml", b".yml")
+_CONFIG_FILES = (b"/hubconf.py", b"/pipeline.py", b"custom_generate/generate.py", b"custom_generate/requirements.txt")
+
+
+def is_config_name(path: bytes) -> bool:
+    """Files whose contents may hold a trigger (read when changed, or when they may reference a changed .py).
+
+    Called for every path of a tree when a ``.py`` file changes, so it avoids allocations for the common miss.
+    """
+    tail = path[-5:].lower()
+    if tail.endswith(_CONFIG_SUFFIXES):
+        return True
+    if not path.endswith((b".py", b".txt")):
+        return False
+    return (b"/" + path).endswith(_CONFIG_FILES)
+
+
+def may_hold_trigger(data: bytes, *, yaml_file: bool) -> bool:
+    """Cheap pre-filter: False only when no trigger can be in ``data``."""
+    if any(n in data for n in _NEEDLES) or b"\0" in data[:4]:  # NULs up front: UTF-16/32, which both parsers detect
+        return True
+    if yaml_file:
+        # YAML double-quoted scalars have \x, \u escapes and escaped line breaks that join words; any backslash or
+        # tag may hide a key, so only backslash-free, tag-free YAML skips the parse.
+        return b"\\" in data or b"!" in data
+    return _JSON_SUSPECT_ESCAPE.search(data) is not None
+
+
+# --- module references ----------------------------------------------------------------------------------------------
+
+
+def _mod_path(base: bytes, module: str) -> bytes | None:
+    rel = module.encode("utf-8", "surrogateescape") + b".py"
+    if rel.startswith(b"/"):
+        return None
+    joined = posixpath.normpath(posixpath.join(base, rel)) if base else posixpath.normpath(rel)
+    if joined.startswith(b"../") or joined == b"..":
+        return None
+    return joined
+
+
+def class_reference(config: bytes, kind: str, key: str, ref: str) -> Trigger:
+    """Parse a transformers class reference ``[org/repo--]module.Class`` (``get_class_from_dynamic_module``)."""
+    here = posixpath.dirname(config)
+    external: str | None = None
+    problem: str | None = None
+    body = ref
+    if "--" in ref:
+        parts = ref.split("--")
+        if len(parts) != 2:
+            problem = f"malformed reference {ref!r}: more than one '--' (transformers refuses it)"
+            return Trigger(config, kind, key, ref, problem=problem)
+        external, body = parts
+    pieces = body.split(".")
+    if len(pieces) != 2 or not all(pieces):
+        problem = f"malformed reference {ref!r}: expected module.ClassName (transformers refuses it)"
+        return Trigger(config, kind, key, ref, external=external, problem=problem)
+    if external is not None:
+        # the module lives in another repository: nothing here to protect, and its revision floats
+        return Trigger(config, kind, key, ref, external=external)
+    module = pieces[0]
+    alternatives = tuple(dict.fromkeys(p for p in (_mod_path(here, module), _mod_path(b"", module)) if p is not None))
+    if not alternatives:
+        problem = f"reference {ref!r} points outside the repository"
+    return Trigger(config, kind, key, ref, modules=(alternatives,) if alternatives else (), problem=problem)
+
+
+def _auto_map_values(value: object, key: str) -> Iterator[tuple[str, str]]:
+    """(key path, reference) for every string in an auto_map value (string, list with nulls, nested lists)."""
+    if isinstance(value, str):
+        yield key, value
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from _auto_map_values(item, f"{key}[{i}]")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _auto_map_values(v, f"{key}.{k}")
+
+
+def auto_map_triggers(config: bytes, auto_map: object) -> list[Trigger]:
+    out: list[Trigger] = []
+    if isinstance(auto_map, list):  # legacy tokenizer_config.json form: [slow, fast]
+        pairs = list(_auto_map_values(auto_map, "auto_map(AutoTokenizer)"))
+    else:
+        pairs = list(_auto_map_values(auto_map, "auto_map"))
+    seen: set[tuple[str, str]] = set()
+    for key, ref in pairs:
+        variants = [(key, ref)]
+        # AutoImageProcessor reads a legacy AutoFeatureExtractor entry with this rewrite; AutoVideoProcessor reads
+        # AutoImageProcessor with the next one. Both apply to the whole string, so the module name may change too.
+        if "FeatureExtractor" in ref:
+            variants.append((f"{key} (as ImageProcessor)", ref.replace("FeatureExtractor", "ImageProcessor")))
+        image = variants[-1][1]
+        if "ImageProcessor" in image:
+            variants.append((f"{key} (as VideoProcessor)", image.replace("ImageProcessor", "VideoProcessor")))
+        for k, r in variants:
+            if (k, r) not in seen:
+                seen.add((k, r))
+                out.append(class_reference(config, "auto_map", k, r))
+    return out
+
+
+# --- Hydra and friends ----------------------------------------------------------------------------------------------
+
+# Modules whose every attribute runs code or changes the system (checked from the first component). Kept to names no
+# project would give its own package (``code``, ``timeit`` or ``pdb`` could be a local package: only their dangerous
+# functions are listed below), since a malicious verdict cannot be approved away.
+_DENY_MODULES = frozenset({
+    "os", "subprocess", "pty", "runpy", "ctypes", "importlib", "marshal", "pickle", "_pickle", "cPickle", "dill",
+    "cloudpickle", "shelve", "commands", "popen2", "webbrowser", "pkgutil", "_posixsubprocess", "ensurepip", "pip",
+    "venv", "imp", "zipimport", "sys", "_io", "_operator", "operator", "torch.hub", "numpy.f2py", "numpy.distutils",
+    "asyncio.subprocess", "multiprocessing.util", "http.server", "urllib.request", "socket", "_thread", "signal",
+    "_interpreters", "posix", "nt",
+})
+# Inert corners of deny-listed modules (path arithmetic).
+_ALLOW_PREFIXES = ("os.path.",)
+# Modules reachable by attribute traversal from another module (``shutil.os.system``): checked at any position.
+_TRAVERSAL_MODULES = frozenset({
+    "os", "subprocess", "pty", "runpy", "ctypes", "importlib", "marshal", "pickle", "_pickle", "sys", "builtins",
+    "__builtins__", "_posixsubprocess",
+})
+_DENY_NAMES = frozenset({
+    "builtins.eval", "builtins.exec", "builtins.compile", "builtins.__import__", "builtins.open", "builtins.exit",
+    "builtins.quit", "builtins.help", "builtins.breakpoint", "builtins.input", "builtins.getattr", "builtins.setattr",
+    "builtins.delattr", "builtins.globals", "builtins.locals", "builtins.vars",
+    "shutil.rmtree", "shutil.move", "shutil.chown", "shutil.copy", "shutil.copy2", "shutil.copyfile",
+    "shutil.copytree", "shutil.unpack_archive", "shutil.make_archive",
+    "io.open", "io.FileIO", "torch.load", "numpy.load", "joblib.load", "pandas.read_pickle",
+    "functools.partial", "functools.reduce", "torch.storage._load_from_bytes",
+    "code.interact", "code.InteractiveInterpreter", "code.InteractiveConsole", "code.compile_command",
+    "timeit.timeit", "timeit.repeat", "timeit.Timer", "pdb.run", "pdb.runeval", "pdb.runcall", "pdb.Pdb",
+    "trace.Trace", "profile.run", "cProfile.run", "doctest.debug_script", "doctest.script_from_examples",
+})
+# Bare names Hydra cannot import alone but whose intent is plain.
+_DENY_BARE = frozenset({"eval", "exec", "compile", "__import__", "system", "popen"})
+_DUNDER_DENY = frozenset({
+    "__builtins__", "__globals__", "__import__", "__subclasses__", "__code__", "__reduce__", "__reduce_ex__",
+    "__getattribute__", "__dict__", "__class__", "__bases__", "__mro__", "__loader__", "__spec__",
+})
+
+
+def dangerous_target(dotted: str) -> str | None:
+    """Why a Hydra/jsonargparse target is deny-listed, or None.
+
+    Every suffix of the dotted path is tested, since ``_locate`` getattr-walks attributes (``shutil.os.system`` is
+    ``os.system``); ``posix.``/``nt.`` are canonicalised to ``os.`` as Hydra does. Whole components only: ``evaluate``
+    is not ``eval``.
+    """
+    parts = dotted.strip().split(".")
+    if not all(parts):
+        return None
+    if len(parts) == 1 and parts[0] in _DENY_BARE:
+        return f"{dotted} is a code-execution builtin"
+    for part in parts[1:]:
+        if part in _DUNDER_DENY:
+            return f"attribute {part} reaches interpreter internals"
+    for i in range(len(parts)):
+        sub = list(parts[i:])
+        if sub[0] in {"posix", "nt"}:
+            sub[0] = "os"
+        whole = ".".join(sub)
+        if (whole + ".").startswith(_ALLOW_PREFIXES):
+            continue
+        via = "" if i == 0 else f" (reached by attribute traversal through {'.'.join(parts[:i])})"
+        for j in range(1, len(sub) + 1):
+            prefix = ".".join(sub[:j])
+            if prefix in _DENY_NAMES:
+                return f"{dotted} resolves to {prefix}{via}"
+            if i == 0 and prefix in _DENY_MODULES:
+                return f"{dotted} resolves into module {prefix}"
+            if i > 0 and j == 1 and len(sub) > 1 and prefix in _TRAVERSAL_MODULES:
+                return f"{dotted} resolves into module {prefix}{via}"
+    return None
+
+
+# Resolvers OmegaConf and Hydra register themselves (interpolation ``${name:...}``); anything else is project code.
+_BUILTIN_RESOLVERS = frozenset({
+    "oc.env", "oc.create", "oc.deprecated", "oc.decode", "oc.select", "oc.dict.keys", "oc.dict.values", "now",
+    "hydra", "oc.to_container",
+})
+_RESOLVER = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*:")
+
+
+def _module_candidates(dotted: str) -> tuple[bytes, ...]:
+    """Repository files a dotted import path may load (package inits and the module), under the root or ``src/``."""
+    parts = [p for p in dotted.split(".") if p]
+    out: list[bytes] = []
+    for root in (b"", b"src/"):
+        for i in range(1, len(parts) + 1):
+            rel = root + "/".join(parts[:i]).encode("utf-8", "surrogateescape")
+            out.extend((rel + b".py", rel + b"/__init__.py"))
+    return tuple(out)
+
+
+def _walk(doc: object) -> Iterator[tuple[str, object, object]]:
+    """(location, parent, node) for every node; shared (aliased) nodes once; caps on size and depth."""
+    stack: list[tuple[str, object, object, int]] = [("", None, doc, 0)]
+    seen: set[int] = set()
+    count = 0
+    while stack:
+        loc, parent, node, depth = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise ConfigError(f"more than {MAX_NODES} nodes", cap=True)
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"nested deeper than {MAX_DEPTH} levels", cap=True)
+        if isinstance(node, dict | list):
+            if id(node) in seen:  # an alias of a node already walked: once is enough (no exponential blow-up)
+                continue
+            seen.add(id(node))
+        yield loc, parent, node
+        if isinstance(node, dict | list):
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            for k, v in reversed(list(items)):
+                stack.append((f"{loc}.{k}" if loc else str(k), node, v, depth + 1))
+
+
+_INTERPOLATION = re.compile(r"\$\{([^${}]*)\}")
+
+
+def _lookup(doc: object, dotted: str) -> object:
+    node = doc
+    for part in dotted.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+def _interpolate(doc: object, value: str) -> tuple[str, str | None]:
+    """Resolve OmegaConf ``${a.b}`` node interpolations in a target (``_target_: os.${fn}`` with ``fn: system``).
+
+    Returns the resolved text and the first interpolation that could not be resolved statically (a resolver call,
+    a relative or missing key), if any. Bounded: at most 20 substitutions, 1,000 characters.
+    """
+    for _ in range(20):
+        match = _INTERPOLATION.search(value)
+        if match is None:
+            return value, None
+        key = match.group(1).strip()
+        found = _lookup(doc, key) if key and ":" not in key and not key.startswith(".") else None
+        if not isinstance(found, str | int | float) or isinstance(found, bool):
+            return value, match.group(0)
+        value = value[:match.start()] + str(found) + value[match.end():]
+        if len(value) > 1000:
+            break
+    return value, value
+
+
+def structured_triggers(config: bytes, doc: object) -> list[Trigger]:
+    """Hydra ``_target_``, jsonargparse ``class_path``, MMEngine ``custom_imports`` and resolvers, at any depth."""
+    out: list[Trigger] = []
+    for loc, _parent, node in _walk(doc):
+        if isinstance(node, dict):
+            for key in ("_target_", "class_path"):
+                target = node.get(key)
+                if isinstance(target, str):
+                    kind = "hydra" if key == "_target_" else "jsonargparse"
+                    resolved, unresolved = _interpolate(doc, target)
+                    danger = dangerous_target(resolved)
+                    extra = [k for k in ("_args_", "_partial_", "_recursive_", "init_args") if k in node]
+                    where = f"{loc}.{key}" if loc else key
+                    label = f"{where}" + (f" (with {', '.join(extra)})" if extra else "")
+                    shown = target if resolved == target else f"{target} (resolves to {resolved})"
+                    problem = (f"target is computed by interpolation {unresolved} and cannot be checked statically"
+                               if unresolved else None)
+                    out.append(Trigger(config, kind, label, shown, modules=(_module_candidates(resolved),),
+                                       danger=danger, problem=problem, follow_folder=False))
+                elif target is not None:
+                    out.append(Trigger(config, "hydra", f"{loc}.{key}", repr(target)[:200],
+                                       problem="non-string target", follow_folder=False))
+            imports = node.get("custom_imports")
+            if isinstance(imports, dict):
+                imports = imports.get("imports")
+            if isinstance(imports, str):
+                imports = [imports]
+            if isinstance(imports, list):
+                for i, mod in enumerate(imports):
+                    if isinstance(mod, str):
+                        out.append(Trigger(config, "custom_imports", f"{loc}.custom_imports[{i}]".lstrip("."), mod,
+                                           modules=(_module_candidates(mod),), danger=dangerous_target(mod),
+                                           follow_folder=False))
+        elif isinstance(node, str) and "${" in node:
+            for name in _RESOLVER.findall(node):
+                if name not in _BUILTIN_RESOLVERS:
+                    what = "eval resolver: the string is Python code" if name in {"eval", "python.eval"} else (
+                        f"custom resolver {name!r} runs project code")
+                    out.append(Trigger(config, "resolver", loc or "(document)", node[:200], problem=what,
+                                       follow_folder=False))
+    return out
+
+
+# --- diffusers and sentence-transformers ----------------------------------------------------------------------------
+
+_DIFFUSERS_LIBS = frozenset({"diffusers", "transformers", "onnxruntime.training"})
+# diffusers.pipelines sub-package names used as component libraries in published model_index.json files.
+_DIFFUSERS_PIPELINE_MODULES = frozenset({
+    "stable_diffusion", "stable_diffusion_xl", "stable_diffusion_3", "stable_diffusion_2", "kandinsky",
+    "kandinsky2_2", "kandinsky3", "deepfloyd_if", "pixart_alpha", "flux", "controlnet", "latent_diffusion", "ddpm",
+    "ddim", "dance_diffusion", "audioldm", "audioldm2", "musicldm", "wuerstchen", "stable_cascade",
+    "stable_video_diffusion", "i2vgen_xl", "animatediff", "text_to_video_synthesis", "unclip", "versatile_diffusion",
+    "paint_by_example", "shap_e", "consistency_models", "dit", "lumina", "hunyuandit", "aura_flow", "sana",
+    "cogvideo", "ltx", "mochi", "wan", "allegro", "amused", "blip_diffusion", "stable_audio", "kolors", "pag",
+    "marigold", "semantic_stable_diffusion", "ledits_pp", "alt_diffusion", "latent_consistency_models",
+    "stable_diffusion_safe", "pndm", "score_sde_ve", "karras_ve", "repaint", "unidiffuser", "stable_unclip",
+})
+
+
+def diffusers_triggers(config: bytes, doc: object, exists: Callable[[bytes], bool]) -> list[Trigger]:
+    """``model_index.json`` / ``modular_model_index.json``: custom pipeline class and custom components.
+
+    diffusers (``_get_custom_components_and_folders``) loads ``<component>/<library>.py`` when it exists, otherwise
+    ``importlib.import_module(library)`` unless the library is diffusers, transformers or a diffusers pipeline module.
+    """
+    out: list[Trigger] = []
+    if not isinstance(doc, dict):
+        return out
+    here = posixpath.dirname(config)
+    name = doc.get("_class_name")
+    if isinstance(name, list) and name and isinstance(name[0], str):
+        mod = _mod_path(here, name[0])
+        out.append(Trigger(config, "diffusers", "_class_name", json.dumps(name),
+                           modules=((mod,),) if mod else (),
+                           problem=None if mod else "custom pipeline module outside the repository"))
+    for component, value in doc.items():
+        if not isinstance(component, str) or component.startswith("_") or not isinstance(value, list):
+            continue
+        if len(value) < 2 or not isinstance(value[0], str):
+            continue
+        lib = value[0]
+        comp_file = _mod_path(here, f"{component}/{lib}")
+        if comp_file is not None and exists(comp_file):
+            out.append(Trigger(config, "diffusers-component", component, json.dumps(value), modules=((comp_file,),)))
+        elif lib not in _DIFFUSERS_LIBS and lib not in _DIFFUSERS_PIPELINE_MODULES:
+            out.append(Trigger(config, "diffusers-component", component, json.dumps(value),
+                               problem=f"library {lib!r} is neither diffusers nor transformers: an installed module "
+                                       f"of that name is imported and its top-level code runs"))
+    return out
+
+
+def sentence_transformers_triggers(config: bytes, doc: object) -> list[Trigger]:
+    out: list[Trigger] = []
+    if not isinstance(doc, list):
+        return out
+    for i, module in enumerate(doc):
+        if not isinstance(module, dict):
+            continue
+        type_ = module.get("type")
+        if not isinstance(type_, str) or type_.startswith("sentence_transformers."):
+            continue
+        key = f"[{i}].type"
+        body = type_.split("--")[-1]
+        if body.count(".") == 1:
+            out.append(class_reference(config, "sentence-transformers", key, type_))
+        else:
+            out.append(Trigger(config, "sentence-transformers", key, type_,
+                               modules=(_module_candidates(type_),),
+                               problem=f"type {type_!r} is imported from an installed module or the repository"))
+    return out
+
+
+# --- entry point ------------------------------------------------------------------------------------------------------
+
+
+_QUICK_TARGET = re.compile(
+    rb"""(?:^|[\s{,\-])['"]?_target_['"]?[ \t]*:[ \t]*['"]?([A-Za-z_][\w.]*)['"]?[ \t]*(?=$|[,}#\s])""", re.MULTILINE)
+
+
+def quick_targets(config: bytes, data: bytes) -> list[Trigger] | None:
+    """``_target_`` values of plain YAML by regular expression; None when the file needs a real parse."""
+    if any(n in data for n in (b"\\", b"!", b"class_path", b"custom_imports", b"${", b"auto_map", b"&", b"*")):
+        return None
+    matches = list(_QUICK_TARGET.finditer(data))
+    if len(matches) != data.count(b"_target_"):
+        return None
+    out = []
+    for match in matches:
+        target = match.group(1).decode("ascii")
+        line = data.count(b"\n", 0, match.start(1)) + 1
+        out.append(Trigger(config, "hydra", f"_target_ (line {line})", target, modules=(_module_candidates(target),),
+                           danger=dangerous_target(target), follow_folder=False))
+    return out
+
+
+def _load(config: bytes, data: bytes) -> object:
+    base = posixpath.basename(config).lower()
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{len(data)} bytes, above the {MAX_CONFIG_BYTES}-byte cap for configs", cap=True)
+    if base.endswith(b".json"):
+        try:
+            return json.loads(data)
+        except RecursionError as exc:
+            raise ConfigError("JSON nested too deeply", cap=True) from exc
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise ConfigError(f"not valid JSON: {exc}") from exc
+    import yaml  # lazy: only when a YAML config is in the push
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        docs = list(yaml.load_all(data, Loader=loader))  # noqa: S506 - a safe loader
+    except RecursionError as exc:
+        raise ConfigError("YAML nested too deeply", cap=True) from exc
+    except (yaml.YAMLError, ValueError) as exc:
+        raise ConfigError(f"not valid YAML: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+    return docs[0] if len(docs) == 1 else docs
+
+
+def extract_triggers(config: bytes, data: bytes, exists: Callable[[bytes], bool] = lambda _p: False, *,
+                     quick: bool = False) -> ConfigTriggers:
+    """All triggers in one config file (JSON, YAML, ``hubconf.py``, ``pipeline.py``, ``custom_generate/*``).
+
+    ``quick`` (for unchanged configs read only to learn which modules they load): plain YAML whose only trigger keys
+    are ``_target_`` is read with a regular expression instead of a YAML parser.
+
+    Raises:
+        ConfigError: the file may hold a trigger but cannot be analysed (``cap`` tells a resource cap from a parse
+            error).
+    """
+    base = posixpath.basename(config)
+    if base == b"hubconf.py":
+        return ConfigTriggers(config, (Trigger(config, "hubconf", "torch.hub entry points",
+                                               "hubconf.py", modules=((config,),)),))
+    if config.endswith(b"custom_generate/generate.py"):
+        return ConfigTriggers(config, (Trigger(config, "custom_generate", "generate(custom_generate=...)",
+                                               "generate.py", modules=((config,),)),))
+    if config.endswith(b"custom_generate/requirements.txt"):
+        return ConfigTriggers(config, (Trigger(config, "custom_generate", "requirements installed for custom_generate",
+                                               "requirements.txt"),))
+    if base == b"pipeline.py":
+        return ConfigTriggers(config, (Trigger(config, "diffusers-pipeline", "custom_pipeline=<repo>",
+                                               "pipeline.py", modules=((config,),)),))
+    lower = base.lower()
+    if not lower.endswith((b".json", b".yaml", b".yml")):
+        return ConfigTriggers(config)
+    yaml_file = not lower.endswith(b".json")
+    if lower not in _ALWAYS_PARSED and not may_hold_trigger(data, yaml_file=yaml_file):
+        return ConfigTriggers(config)
+    if quick and yaml_file:
+        found = quick_targets(config, data)
+        if found is not None:
+            return ConfigTriggers(config, tuple(found))
+    doc = _load(config, data)
+    try:
+        return ConfigTriggers(config, tuple(_document_triggers(config, lower, doc, exists)))
+    except RecursionError as exc:  # auto_map values nested close to the parser's own limit
+        raise ConfigError("nested too deeply", cap=True) from exc
+
+
+def _document_triggers(config: bytes, lower: bytes, doc: object, exists: Callable[[bytes], bool]) -> list[Trigger]:
+    triggers: list[Trigger] = []
+    if isinstance(doc, dict):
+        if "auto_map" in doc:
+            triggers.extend(auto_map_triggers(config, doc["auto_map"]))
+        pipelines = doc.get("custom_pipelines")
+        if isinstance(pipelines, dict):
+            for task, spec in pipelines.items():
+                impl = spec.get("impl") if isinstance(spec, dict) else None
+                if isinstance(impl, str):
+                    triggers.append(class_reference(config, "custom_pipelines", f"custom_pipelines.{task}.impl", impl))
+    if lower in (b"model_index.json", b"modular_model_index.json"):
+        triggers.extend(diffusers_triggers(config, doc, exists))
+    if lower == b"modules.json":
+        triggers.extend(sentence_transformers_triggers(config, doc))
+    triggers.extend(structured_triggers(config, doc))
+    return triggers

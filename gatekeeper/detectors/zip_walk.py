@@ -1,0 +1,259 @@
+"""A zip reader for scanning: central directory AND local headers, differentials reported, member data never trusted.
+
+``zipfile`` is not enough for a gate (reference ml-artifacts.md §4, §9.6): loaders disagree about which header counts.
+torch/miniz take names and offsets from the central directory and ignore flag bits and CRCs; ``zipfile.is_zipfile``
+finds an end record anywhere (polyglots); streaming readers follow local headers. So this walker
+
+* finds the end-of-central-directory record (zip64 aware) and every central entry,
+* walks the chain of local headers from the first one, which also finds local-only entries,
+* returns the union of entries by data offset, with the central and local names (a mismatch is evidence),
+* reads member data only on request (:func:`member_data`), capped; stored members are zero-copy slices.
+
+Nothing here decides verdicts: :mod:`content` does.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+__all__ = ["ZipEntry", "ZipLayout", "ZipFormatError", "read_layout", "member_data", "find_eocd"]
+
+_EOCD = b"PK\x05\x06"
+_EOCD64_LOCATOR = b"PK\x06\x07"
+_EOCD64 = b"PK\x06\x06"
+_CENTRAL = b"PK\x01\x02"
+_LOCAL = b"PK\x03\x04"
+_DESCRIPTOR = b"PK\x07\x08"
+_MAX_COMMENT = 0xFFFF
+
+
+class ZipFormatError(ValueError):
+    """The archive structure cannot be read (callers turn it into an unscannable finding)."""
+
+
+@dataclass(frozen=True)
+class ZipEntry:
+    """One member as found in the central directory, the local headers, or both."""
+
+    name: str
+    local_name: str | None  # None: no readable local header at the offset (central-only)
+    central_name: str | None  # None: local-only entry (not listed in the central directory)
+    header_offset: int  # absolute offset of the local header
+    data_offset: int  # absolute offset of the member data (-1 if the local header is unreadable)
+    compressed_size: int
+    uncompressed_size: int
+    method: int
+    flags: int
+
+    @property
+    def encrypted(self) -> bool:
+        return bool(self.flags & 0x1)
+
+
+@dataclass(frozen=True)
+class ZipLayout:
+    entries: tuple[ZipEntry, ...]
+    prefix: int  # bytes before the first local header (0 for a normal archive)
+    has_central: bool
+
+
+def find_eocd(data: memoryview) -> int:
+    """Offset of the end-of-central-directory record, or -1. Reads at most the last 64 KiB + 22 bytes."""
+    size = len(data)
+    lo = max(0, size - _MAX_COMMENT - 22)
+    tail = bytes(data[lo:size])
+    idx = tail.rfind(_EOCD)
+    while idx >= 0:
+        pos = lo + idx
+        if pos + 22 <= size:
+            comment_len = struct.unpack_from("<H", tail, idx + 20)[0]
+            if pos + 22 + comment_len <= size:
+                return pos
+        idx = tail.rfind(_EOCD, 0, idx)
+    return -1
+
+
+def _decode(raw: bytes, flags: int) -> str:
+    # Bit 11: UTF-8 names; otherwise cp437 as zipfile does. Both are shown to reviewers, never used as paths on disk.
+    return raw.decode("utf-8", "replace") if flags & 0x800 else raw.decode("cp437")
+
+
+def _zip64_extra(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int, int, int]:
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, length = struct.unpack_from("<HH", extra, pos)
+        body = extra[pos + 4:pos + 4 + length]
+        if tag == 0x0001:
+            vals = [struct.unpack_from("<Q", body, i)[0] for i in range(0, len(body) - 7, 8)]
+            it = iter(vals)
+            if usize == 0xFFFFFFFF:
+                usize = next(it, usize)
+            if csize == 0xFFFFFFFF:
+                csize = next(it, csize)
+            if offset == 0xFFFFFFFF:
+                offset = next(it, offset)
+            break
+        pos += 4 + length
+    return usize, csize, offset
+
+
+def _central(data: memoryview, eocd: int, max_members: int) -> tuple[list[dict[str, object]], int]:
+    """Central entries and the shift (bytes prepended to the archive) computed like zipfile's ``concat``."""
+    rec = bytes(data[eocd:eocd + 22])
+    _, _, _, _, count, cd_size, cd_offset, _ = struct.unpack("<4sHHHHIIH", rec)
+    cd_end = eocd
+    if (count == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF) and eocd >= 20:
+        loc = bytes(data[eocd - 20:eocd])
+        if loc[:4] == _EOCD64_LOCATOR:
+            rec64_off = struct.unpack_from("<Q", loc, 8)[0]
+            shift64 = (eocd - 20 - 56) - rec64_off
+            start = rec64_off + max(shift64, 0)
+            rec64 = bytes(data[start:start + 56])
+            if rec64[:4] == _EOCD64 and len(rec64) == 56:
+                count, cd_size, cd_offset = struct.unpack_from("<QQQ", rec64, 32)
+                cd_end = start
+    if count > max_members:
+        raise ZipFormatError(f"central directory lists {count} members, over the cap of {max_members}")
+    shift = cd_end - cd_size - cd_offset
+    if shift < 0:
+        raise ZipFormatError("central directory offset points past its end record")
+    pos = cd_offset + shift
+    entries: list[dict[str, object]] = []
+    for _ in range(count):
+        head = bytes(data[pos:pos + 46])
+        if len(head) < 46 or head[:4] != _CENTRAL:
+            raise ZipFormatError(f"bad central directory entry at offset {pos}")
+        (_, _, _, flags, method, _, _, _, csize, usize, nlen, xlen, clen, _, _, _, offset) = struct.unpack(
+            "<4sHHHHHHIIIHHHHHII", head
+        )
+        name_raw = bytes(data[pos + 46:pos + 46 + nlen])
+        extra = bytes(data[pos + 46 + nlen:pos + 46 + nlen + xlen])
+        usize, csize, offset = _zip64_extra(extra, usize, csize, offset)
+        entries.append({"name": _decode(name_raw, flags), "flags": flags, "method": method, "csize": csize,
+                        "usize": usize, "offset": offset + shift})
+        pos += 46 + nlen + xlen + clen
+    return entries, shift
+
+
+def _local(data: memoryview, offset: int) -> tuple[str, int, int, int, int, int] | None:
+    """(name, flags, method, csize, usize, data_offset) of the local header at ``offset``, or None."""
+    head = bytes(data[offset:offset + 30])
+    if len(head) < 30 or head[:4] != _LOCAL:
+        return None
+    (_, _, flags, method, _, _, _, csize, usize, nlen, xlen) = struct.unpack("<4sHHHHHIIIHH", head)
+    name_raw = bytes(data[offset + 30:offset + 30 + nlen])
+    extra = bytes(data[offset + 30 + nlen:offset + 30 + nlen + xlen])
+    usize, csize, _ = _zip64_extra(extra, usize, csize, 0)
+    data_offset = offset + 30 + nlen + xlen
+    if data_offset > len(data):
+        return None
+    return _decode(name_raw, flags), flags, method, csize, usize, data_offset
+
+
+def read_layout(data: memoryview, *, max_members: int) -> ZipLayout:
+    """Union of central-directory and local-header entries (by local header offset).
+
+    Raises:
+        ZipFormatError: neither a central directory nor a local header chain can be read, or caps exceeded.
+    """
+    central: list[dict[str, object]] = []
+    has_central = False
+    eocd = find_eocd(data)
+    if eocd >= 0:
+        try:
+            central, _ = _central(data, eocd, max_members)
+            has_central = True
+        except (ZipFormatError, struct.error) as exc:
+            if "cap" in str(exc):
+                raise
+            central = []
+    by_offset: dict[int, ZipEntry] = {}
+    for c in central:
+        offset = int(c["offset"])  # type: ignore[call-overload]
+        local = _local(data, offset)
+        by_offset.setdefault(offset, ZipEntry(
+            name=str(c["name"]), local_name=local[0] if local else None, central_name=str(c["name"]),
+            header_offset=offset, data_offset=local[5] if local else -1, compressed_size=int(c["csize"]),  # type: ignore[call-overload]
+            uncompressed_size=int(c["usize"]), method=int(c["method"]), flags=int(c["flags"]),  # type: ignore[call-overload]
+        ))
+        if len(by_offset) > max_members:
+            raise ZipFormatError(f"more than {max_members} members")
+    # Walk the local header chain: the first local header is where the archive starts (after any prefix).
+    first = bytes(data[:min(len(data), 1 << 16)]).find(_LOCAL)
+    if first < 0 and central:
+        first = min(by_offset)
+    prefix = first if first >= 0 else 0
+    pos = first
+    while pos >= 0:
+        local = _local(data, pos)
+        if local is None:
+            break
+        name, flags, method, csize, usize, data_offset = local
+        known = by_offset.get(pos)
+        if known is None:
+            by_offset[pos] = ZipEntry(name, name, None, pos, data_offset, csize, usize, method, flags)
+            if len(by_offset) > max_members:
+                raise ZipFormatError(f"more than {max_members} members")
+        else:
+            csize = known.compressed_size if (flags & 0x8 or csize == 0) else csize
+        nxt = data_offset + csize
+        if flags & 0x8 and known is None:
+            break  # size only in a trailing descriptor and no central entry: cannot find the next header safely
+        if bytes(data[nxt:nxt + 4]) == _DESCRIPTOR:
+            nxt += 16
+        elif flags & 0x8:
+            # descriptor without signature (12 bytes) or zip64 (24): try both
+            for skip in (12, 20, 24):
+                if bytes(data[nxt + skip:nxt + skip + 4]) == _LOCAL:
+                    nxt += skip
+                    break
+        pos = nxt if bytes(data[nxt:nxt + 4]) == _LOCAL else -1
+    if not by_offset and not has_central:
+        raise ZipFormatError("no readable zip headers")
+    entries = tuple(by_offset[k] for k in sorted(by_offset))
+    return ZipLayout(entries, prefix, has_central)
+
+
+def member_data(data: memoryview, entry: ZipEntry, *, max_bytes: int) -> memoryview:
+    """The member's content: a zero-copy slice when stored, decompressed (capped) when deflated.
+
+    Raises:
+        ZipFormatError: unreadable header, unsupported method, corrupt data or output over ``max_bytes``.
+    """
+    if entry.data_offset < 0:
+        raise ZipFormatError(f"no local header for {entry.name!r}")
+    raw = data[entry.data_offset:entry.data_offset + entry.compressed_size]
+    if len(raw) < entry.compressed_size:
+        raise ZipFormatError(f"member {entry.name!r} is truncated")
+    if entry.method == 0:
+        return raw
+    if entry.method == 8:
+        dec = zlib.decompressobj(-15)
+        try:
+            out = dec.decompress(raw, max_bytes + 1)
+        except zlib.error as exc:
+            raise ZipFormatError(f"member {entry.name!r}: corrupt deflate data ({exc})") from None
+        if len(out) > max_bytes:
+            raise ZipFormatError(f"member {entry.name!r} decompresses to more than {max_bytes} bytes")
+        return memoryview(out)
+    if entry.method in (12, 14):
+        import bz2
+        import lzma
+
+        try:
+            if entry.method == 12:
+                out = bz2.BZ2Decompressor().decompress(bytes(raw), max_bytes + 1)
+            else:
+                # zip's LZMA: 2-byte version, 2-byte props size, props, then raw LZMA1 data.
+                body = bytes(raw)
+                psize = struct.unpack_from("<H", body, 2)[0]
+                filt = lzma._decode_filter_properties(lzma.FILTER_LZMA1, body[4:4 + psize])  # type: ignore[attr-defined]
+                out = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[filt]).decompress(body[4 + psize:], max_bytes + 1)
+        except (OSError, ValueError, lzma.LZMAError, struct.error) as exc:
+            raise ZipFormatError(f"member {entry.name!r}: corrupt compressed data ({exc})") from None
+        if len(out) > max_bytes:
+            raise ZipFormatError(f"member {entry.name!r} decompresses to more than {max_bytes} bytes")
+        return memoryview(out)
+    raise ZipFormatError(f"member {entry.name!r} uses unsupported compression method {entry.method}")
