@@ -68,6 +68,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--approvals", type=int, default=100)
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--keep", action="store_true", help="keep the generated repositories (for profiling)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="gatekeeper-bench-approvals-"))
     try:
@@ -85,13 +86,15 @@ def main() -> int:
         git("commit", "-q", "-m", "small", cwd=work, env=env)
         new = git("rev-parse", "HEAD", cwd=work)
         git("push", "-q", bare.as_uri(), "HEAD:refs/heads/incoming", cwd=work)
+        shim = bare / "hooks" / "pre-receive"
+        hook_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_DIR": ".", "GATEKEEPER_USER": "carol"}
+        stdin = f"{main_tip} {new} refs/heads/main\n".encode()
+        # the same push before any approval exists: refused, without reading the trust store or verifying
+        none_best, _ = measure([str(shim)], args.runs, cwd=bare, stdin=stdin, env=hook_env)
         ref = make_approval(work, base=main_tip, head=new, person="alice", key=keys["alice"])
         git("push", "-q", bare.as_uri(), f"{ref}:{ref}", cwd=work)  # through the hook: validated on the way in
 
         # -- small push with one approval ----------------------------------------------------------------------
-        shim = bare / "hooks" / "pre-receive"
-        hook_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_DIR": ".", "GATEKEEPER_USER": "carol"}
-        stdin = f"{main_tip} {new} refs/heads/main\n".encode()
         check = subprocess.run([str(shim)], cwd=bare, input=stdin, env=hook_env, capture_output=True)
         assert check.returncode == 0, check.stderr.decode()
         assert b"push allowed" in check.stderr, check.stderr.decode()
@@ -122,10 +125,14 @@ def main() -> int:
             assert len(checked) == args.approvals + 1 and all(c.problem is None for c in checked), checked[:1]
         verify_best = min(samples)
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if args.keep:
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
     print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}")
     print("small push (1 commit, 3 files, protected branch) with one matching approval, best of runs:")
     print(f"  floor: import pygit2, yaml     {floor_best * 1000:8.1f} ms")
+    print(f"  pre-receive hook, no approval  {none_best * 1000:8.1f} ms  (refused)")
     print(f"  pre-receive hook               {hook_best * 1000:8.1f} ms  (median {hook_med * 1000:.1f})")
     print(f"  ratio hook / floor             {hook_best / floor_best:8.2f}x   (budget 1.5x)")
     n = args.approvals + 1

@@ -254,7 +254,8 @@ class Approvals:
             tree = self._repo.commit_tree(commit)
             people = {self._policy.person_for_email(e) for e in (info.author_email, info.committer_email)}
             people.discard(None)
-            if not info.parents:
+            if not info.parents or any(self._repo.object_type(p) != "commit" for p in info.parents):
+                # A root commit, or a shallow/grafted parent whose tree is unknown: it counts as changing everything.
                 paths = {c.path for c in self._repo.diff_trees(None, tree)}
             else:
                 sets = [{c.path for c in self._repo.diff_trees(self._repo.commit_tree(p), tree)} for p in info.parents]

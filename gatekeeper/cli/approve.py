@@ -119,7 +119,13 @@ def approve(
               f"{target.name}")
         return 0
     approval_ref, commit = store_approval(Path(workdir), data, signature)
-    git(workdir, "push", "--quiet", remote, f"{approval_ref}:{approval_ref}")
+    try:
+        git(workdir, "push", "--quiet", remote, f"{approval_ref}:{approval_ref}")
+    except GatekeeperError as exc:
+        # Do not leave an approval behind that the server refused: a later wildcard push would only retry it.
+        git(workdir, "update-ref", "-d", approval_ref, commit)
+        raise ApproveError(f"the server refused the approval: {exc.message}",
+                           hint="the lines above say why; ask an admin to check allowed_signers for your key") from exc
     print(f"gatekeeper: approval {approval_ref} ({commit[:12]}) pushed to {remote}")
     return 0
 

@@ -152,3 +152,15 @@ def test_check_shows_requirements_and_matching_approvals(world: World) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "gatekeeper: this push would be allowed" in proc.stdout
     assert "rule model-code: 1/1 approvals" in proc.stdout
+
+
+def test_approval_for_a_ref_pattern_covers_a_new_release_branch(world: World) -> None:
+    srv = world.server
+    dave = feature(world)
+    alice = reviewer(world, "alice")
+    approve(alice, "origin/feature", world.keys["alice"], "alice", "--base", "origin/main",
+            ref="refs/heads/release/**")
+    result = dave.push("HEAD:refs/heads/release/1", env={"REMOTE_USER": "dave"})
+    assert result.ok, result.output
+    assert srv.ref("refs/heads/release/1") == dave.head()
+    assert "rule model-code: 1/1 approvals" in result.remote

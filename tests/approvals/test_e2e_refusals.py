@@ -87,7 +87,8 @@ def test_key_outside_its_validity_window(world: World) -> None:
     alice = reviewer(world, "alice")
     proc = approve(alice, "origin/feature", world.keys["alice"], "alice", ok=False)
     assert proc.returncode != 0
-    assert "signature not accepted" in proc.stderr
+    assert "the server refused the approval" in proc.stderr and "signature not accepted" in proc.stderr
+    assert not alice.git("for-each-ref", "refs/gatekeeper/")
 
 
 def test_revoked_key_does_not_count(world: World) -> None:
