@@ -164,3 +164,12 @@ def test_approval_for_a_ref_pattern_covers_a_new_release_branch(world: World) ->
     assert result.ok, result.output
     assert srv.ref("refs/heads/release/1") == dave.head()
     assert "rule model-code: 1/1 approvals" in result.remote
+
+
+def test_approval_for_a_new_protected_ref_uses_the_merge_base_like_the_server(world: World) -> None:
+    dave = feature(world)
+    alice = reviewer(world, "alice")
+    proc = approve(alice, "origin/feature", world.keys["alice"], "alice", ref="refs/heads/release/2")
+    assert "refs/heads/release/2 is new on origin: comparing with its merge-base with refs/heads/main" in proc.stdout
+    result = dave.push("HEAD:refs/heads/release/2", env={"REMOTE_USER": "dave"})
+    assert result.ok, result.output
