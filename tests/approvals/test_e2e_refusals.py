@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from conftest import Clone
 
 from approvals.approvals_testlib import approve, as_person, craft, keygen, store_raw
@@ -130,6 +131,7 @@ def test_tampered_statement_is_refused(world: World) -> None:
     assert "the statement is not in canonical form" in out
 
 
+@pytest.mark.slow  # several pushes and approvals: ~5 s on a busy 2-core machine
 def test_two_keys_of_one_person_count_once(world: World, tmp_path) -> None:
     srv = world.server
     srv.config.write_text(srv.config.read_text().replace("    approvals: 1\n    reviewers: [ml-leads]\n",
