@@ -45,10 +45,11 @@ except ImportError:  # pragma: no cover - optional
 def ours(path: Path, options: ScanOptions = ScanOptions()) -> str:
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
-        if size == 0:
-            return "clean"
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            findings = scan_blob(path.name, mm, options)
+        if size < 1 << 20:  # small blobs: one read is cheaper than a mapping (what a hook does with git blobs)
+            findings = scan_blob(path.name, fh.read(), options)
+        else:
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                findings = scan_blob(path.name, mm, options)
     return findings[0].verdict.value if findings else "clean"
 
 
@@ -90,13 +91,19 @@ def corpus_section(corpus: Path, repeat: int) -> None:
     files = [corpus / rel for rel, _ in rows]
     total = sum(p.stat().st_size for p in files)
     print(f"## 1. picklescan corpus: {len(files)} files, {total / 1e6:.2f} MB, best of {repeat} passes")
-    t_ours = timed(lambda: [ours(p) for p in files], repeat)
-    print(f"gatekeeper : {t_ours * 1e3:8.1f} ms/pass  {len(files) / t_ours:8.0f} files/s  {total / t_ours / 1e6:7.1f} MB/s")
+    # Passes alternate between the two scanners and the best pass of each counts: the machine is shared, so a
+    # burst of load hits both alike.
+    t_ours = t_theirs = float("inf")
     if picklescan is not None:
         import logging
 
         logging.getLogger("picklescan").setLevel(logging.CRITICAL)
-        t_theirs = timed(lambda: [theirs(p) for p in files], repeat)
+    for _ in range(repeat):
+        t_ours = min(t_ours, timed(lambda: [ours(p) for p in files], 1))
+        if picklescan is not None:
+            t_theirs = min(t_theirs, timed(lambda: [theirs(p) for p in files], 1))
+    print(f"gatekeeper : {t_ours * 1e3:8.1f} ms/pass  {len(files) / t_ours:8.0f} files/s  {total / t_ours / 1e6:7.1f} MB/s")
+    if picklescan is not None:
         print(f"picklescan : {t_theirs * 1e3:8.1f} ms/pass  {len(files) / t_theirs:8.0f} files/s  "
               f"{total / t_theirs / 1e6:7.1f} MB/s")
         print(f"ratio      : gatekeeper is {t_theirs / t_ours:.2f}x picklescan's speed")
@@ -187,14 +194,15 @@ def generated_section(tmp: Path) -> None:
     cases = [(big, ScanOptions(max_opcodes=10_000_000, max_memo=10_000_000)), (zpath, ScanOptions()), (jpath, ScanOptions(profile="joblib"))]
     print("| file | size | gatekeeper | time | picklescan | time |\n|---|---|---|---|---|---|")
     for path, options in cases:
-        start = time.perf_counter()
-        mine = ours(path, options)
-        t1 = time.perf_counter() - start
-        other, t2 = "n/a", float("nan")
-        if picklescan is not None:
+        other, t1, t2 = "n/a", float("inf"), float("inf")
+        for _ in range(3):  # best of 3, alternating (the first pass also warms the page cache)
             start = time.perf_counter()
-            other = theirs(path)
-            t2 = time.perf_counter() - start
+            mine = ours(path, options)
+            t1 = min(t1, time.perf_counter() - start)
+            if picklescan is not None:
+                start = time.perf_counter()
+                other = theirs(path)
+                t2 = min(t2, time.perf_counter() - start)
         print(f"| {path.name} | {path.stat().st_size / 1e6:.1f} MB | {mine} | {t1 * 1e3:.1f} ms | {other} | "
               f"{t2 * 1e3:.1f} ms |")
     default = ours(big)
@@ -210,10 +218,13 @@ def gigabyte_section(tmp: Path) -> None:
         before = rss_file()
         start = time.perf_counter()
         findings = scan_blob(path.name, mm)
-        elapsed = time.perf_counter() - start
+        elapsed = time.perf_counter() - start  # cold: first touch of every page it reads
         touched = rss_file() - before
+        start = time.perf_counter()
+        scan_blob(path.name, mm)
+        warm = time.perf_counter() - start
     print(f"file size {size:,} bytes; findings {[f.message for f in findings] or 'none (clean)'}")
-    print(f"gatekeeper: {elapsed * 1e3:.1f} ms, mapping pages touched: {touched:,} bytes "
+    print(f"gatekeeper: {elapsed * 1e3:.1f} ms cold, {warm * 1e3:.1f} ms warm; mapping pages touched: {touched:,} bytes "
           f"({touched / size * 100:.4f}% of the file)")
     if picklescan is not None:
         start = time.perf_counter()

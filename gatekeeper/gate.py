@@ -14,12 +14,12 @@ Rules (DESIGN.md "All matching rules must hold"):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from gatekeeper.analysis import RefAnalysis
-from gatekeeper.model import Change, Identity, UpdateKind
+from gatekeeper.model import Change, Finding, Identity, UpdateKind
 
 HISTORY_RULE = "protected-ref-history"
 
@@ -67,6 +67,7 @@ class RefDecision:
     allowed: bool
     outcomes: tuple[RequirementOutcome, ...]
     reasons: tuple[str, ...]
+    blocking: tuple[Finding, ...] = ()  # content that refuses the ref whatever the approvals
 
 
 @dataclass(frozen=True)
@@ -129,22 +130,28 @@ def requirements_for(policy: PolicyView, analysis: RefAnalysis) -> list[Requirem
 
 
 def _history_requirement(policy: PolicyView, analysis: RefAnalysis) -> Requirement:
+    why = "deleting a protected ref" if analysis.kind == UpdateKind.DELETE else "rewriting a protected ref's history"
+    return builtin_requirement(policy, HISTORY_RULE, analysis.changes, why)
+
+
+def builtin_requirement(policy: PolicyView, name: str, changes: Sequence[Change], why: str) -> Requirement:
+    """A requirement no rule names but the gate imposes (history rewrites, remote code, plumbing, ML artifacts):
+    as many approvals as the strictest rule, from anyone who may approve under some rule."""
     rules = list(policy.rules)
     reviewers: set[str] = set()
     spec: list[str] = []
     for rule in rules:
         reviewers |= policy.reviewers_of(rule)
-        for name in rule.reviewers:  # type: ignore[attr-defined]
-            if name not in spec:
-                spec.append(name)
+        for reviewer in rule.reviewers:  # type: ignore[attr-defined]
+            if reviewer not in spec:
+                spec.append(reviewer)
     needed = max([int(r.approvals) for r in rules] or [1])  # type: ignore[attr-defined]
-    why = "deleting a protected ref" if analysis.kind == UpdateKind.DELETE else "rewriting a protected ref's history"
     return Requirement(
-        rule=HISTORY_RULE,
+        rule=name,
         approvals=max(1, needed),
         reviewers=frozenset(reviewers),
         reviewer_spec=tuple(spec),
-        changes=analysis.changes,
+        changes=tuple(changes),
         why=why,
     )
 
@@ -157,16 +164,26 @@ def decide(
     approvals: ApprovalEvaluator | None = None,
     break_glass_reason: str | None = None,
     extra_requirements: Callable[[RefAnalysis], list[Requirement]] | None = None,
+    blocking: Mapping[str, Sequence[Finding]] | None = None,
 ) -> Decision:
-    """Decide on a whole push. Pure: the same inputs always give the same decision."""
+    """Decide on a whole push. Pure: the same inputs always give the same decision.
+
+    ``blocking`` maps a ref to content findings (malicious, or unscannable under the default policy) that refuse it
+    whatever the approvals; break-glass does not lift them either: known-bad content never lands.
+    """
     refs: list[RefDecision] = []
     for analysis in analyses:
-        refs.append(_decide_ref(policy, analysis, approvals, extra_requirements))
+        ref_blocking = tuple(blocking.get(analysis.update.ref, ())) if blocking else ()
+        refs.append(_decide_ref(policy, analysis, approvals, extra_requirements, ref_blocking))
     allowed = all(r.allowed for r in refs)
     mode = policy.mode
     if allowed:
         return Decision("allow", False, tuple(refs), (), mode)
     reasons: list[str] = []
+    if any(r.blocking for r in refs):
+        if break_glass_reason is not None:
+            reasons.append("break-glass cannot override content that runs code when loaded")
+        return Decision("deny", mode != "monitor", tuple(refs), tuple(reasons), mode)
     if break_glass_reason is not None:
         eligible = policy.members(policy.break_glass)
         if pusher.user in eligible and not pusher.is_deploy_key and break_glass_reason.strip():
@@ -186,7 +203,11 @@ def _decide_ref(
     analysis: RefAnalysis,
     approvals: ApprovalEvaluator | None,
     extra: Callable[[RefAnalysis], list[Requirement]] | None,
+    blocking: tuple[Finding, ...] = (),
 ) -> RefDecision:
+    if blocking:
+        reasons = tuple(f"{f.verdict.value}: {f.path}: {f.message}" for f in blocking)
+        return RefDecision(analysis, False, (), reasons, blocking)
     if not analysis.protected:
         return RefDecision(analysis, True, (), ("not a protected ref",))
     if analysis.kind == UpdateKind.NOOP:

@@ -273,6 +273,25 @@ class Repo:
                 raise GitAccessError(f"more than {limit} new commits in one update")
         return out
 
+    def commit_blob_changes(self, commit: str) -> list[Change]:
+        """Entries a commit adds or changes relative to each of its parents (the empty tree for a root commit).
+
+        For content scanning: every blob a pushed commit brings appears here, including blobs that a later commit
+        of the same push removes again, and blobs introduced only by a merge commit.
+        """
+        info = self.commit_info(commit)
+        tree = self.commit_tree(commit)
+        if not info.parents:
+            return self.diff_trees(None, tree)
+        out: list[Change] = []
+        for parent in info.parents:
+            if self.object_type(parent) != "commit":
+                continue  # a shallow or grafted parent: its tree is unknown, so everything counts as new
+            out.extend(self.diff_trees(self.commit_tree(parent), tree))
+        if not out and any(self.object_type(p) != "commit" for p in info.parents):
+            out = self.diff_trees(None, tree)
+        return out
+
     def iter_tree(self, tree: str) -> Iterator[tuple[bytes, int, ObjectId]]:
         """(path, mode, id) of every non-tree entry, recursively."""
         stack: list[tuple[bytes, pygit2.Tree]] = []

@@ -37,6 +37,7 @@ from gatekeeper.model import RefUpdate, display_path
 
 DEFAULT_TIMEOUT_S = 50  # below GitLab's 55 s web-operation deadline; git itself has no hook timeout
 MAX_PATHS_RECORDED = 1000
+MAX_FINDINGS_RECORDED = 200
 
 
 class HookTimeout(GatekeeperError):
@@ -111,6 +112,7 @@ def _decide(
 ) -> tuple[list[str], str, bool]:
     from gatekeeper.analysis import analyse_updates
     from gatekeeper.approvals.evaluate import load_evaluator
+    from gatekeeper.content_gate import content_requirements, scan_push
     from gatekeeper.gate import decide
     from gatekeeper.gitrepo import Repo, read_push_options
     from gatekeeper.hookinput import parse_updates
@@ -141,12 +143,25 @@ def _decide(
         default_branch=policy.default_branch,  # type: ignore[attr-defined]
         max_changed_paths=int(policy.limits.max_changed_paths),  # type: ignore[attr-defined]
     )
+    content = scan_push(repo, policy, analyses, cache_dir=_scan_cache_dir(policy))
     # Approvals: stored ones plus those pushed now; a bad, deleted or rewritten approval ref refuses the whole push.
     approvals = load_evaluator(repo, policy, updates, pusher=context.identity, repository=str(event["repo"]))  # type: ignore[arg-type]
-    decision = decide(policy, analyses, pusher=context.identity, approvals=approvals,  # type: ignore[arg-type]
-                      break_glass_reason=break_glass)
+    decision = decide(
+        policy,  # type: ignore[arg-type]
+        analyses,
+        pusher=context.identity,
+        approvals=approvals,
+        break_glass_reason=break_glass,
+        extra_requirements=lambda analysis: content_requirements(policy, content, analysis),
+        blocking={ref: rc.blocking for ref, rc in content.refs.items() if rc.blocking},
+    )
     if approvals.trust_store_sha256:
         event["trust_store_sha256"] = approvals.trust_store_sha256
+    findings = [f for rc in content.refs.values() for f in rc.findings]
+    if findings:
+        event["findings"] = [_finding_record(f) for f in findings[:MAX_FINDINGS_RECORDED]]
+        event["findings_total"] = len(findings)
+    event["scan"] = {"blobs": content.blobs_scanned, "cache_hits": content.cache_hits}
     chained_failure = approvals.refusal
     if chained_failure is None and not decision.blocked and chain is not None:
         chained_failure = _run_chained(chain, stdin, env)
@@ -162,6 +177,23 @@ def _decide(
     lines = render_decision(decision, audit_seq=None, pusher=context.identity.user)
     lines[0] = lines[0] + " (audit record #{AUDIT_SEQ})"
     return lines, prefix, decision.blocked
+
+
+def _scan_cache_dir(policy: object) -> Path:
+    # Outside the repository on purpose: objects written during pre-receive land in the quarantine and vanish.
+    return Path(policy.audit.log).parent / "scan-cache"  # type: ignore[attr-defined]
+
+
+def _finding_record(finding: object) -> dict[str, object]:
+    f = finding
+    return {
+        "verdict": f.verdict.value,  # type: ignore[attr-defined]
+        "path": f.path,  # type: ignore[attr-defined]
+        "detector": f.detector,  # type: ignore[attr-defined]
+        "message": f.message,  # type: ignore[attr-defined]
+        "evidence": list(f.evidence)[:10],  # type: ignore[attr-defined]
+        "blob": f.blob_id,  # type: ignore[attr-defined]
+    }
 
 
 def repository_id(policy: object, platform_repo: str | None, env: Mapping[str, str]) -> str:

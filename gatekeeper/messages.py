@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gatekeeper.gate import Decision, RefDecision, RequirementOutcome
-from gatekeeper.model import MODE_ABSENT, MODE_GITLINK, MODE_LINK, Change, UpdateKind, display_path
+from gatekeeper.model import MODE_ABSENT, MODE_GITLINK, MODE_LINK, Change, Finding, UpdateKind, display_path
 
 MAX_PATHS_SHOWN = 5
 MAX_NOTES_SHOWN = 4
@@ -42,6 +42,8 @@ def _render_ref(ref: RefDecision) -> list[str]:
     if ref.allowed:
         why = ref.reasons[0] if ref.reasons else ""
         return [head[:-1] + (f"; {why})" if why else ")")]
+    if ref.blocking:
+        return [head.replace("needs approval", "REFUSED"), *_render_blocking(ref.blocking)]
     lines = [head]
     missing = [o for o in ref.outcomes if not o.satisfied]
     for outcome in missing:
@@ -53,6 +55,18 @@ def _render_ref(ref: RefDecision) -> list[str]:
         lines.append(f"    gatekeeper approve {target} --ref {a.update.ref}")
     else:
         lines.append("  next: no eligible reviewer exists for this rule; ask an admin to fix the policy")
+    return lines
+
+
+def _render_blocking(findings: Sequence[Finding]) -> list[str]:
+    lines = ["  content that runs code when loaded (no approval can override this):"]
+    for finding in findings[:MAX_PATHS_SHOWN]:
+        lines.append(f"    {finding.verdict.value}: {finding.path}: {finding.message}")
+        lines.extend(f"      {e}" for e in finding.evidence[:2])
+    if len(findings) > MAX_PATHS_SHOWN:
+        lines.append(f"    ... and {len(findings) - MAX_PATHS_SHOWN} more findings")
+    lines.append("  next: remove the file from every commit of this push (e.g. git rebase -i), or convert it to")
+    lines.append("        safetensors; check locally with: gatekeeper scan PATH")
     return lines
 
 

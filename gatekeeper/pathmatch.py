@@ -38,6 +38,7 @@ __all__ = [
     "PathMatcher",
     "PathNormaliser",
     "RefMatcher",
+    "RuleIndex",
     "check_path_pattern",
     "check_ref_pattern",
     "normalise_path",
@@ -194,7 +195,10 @@ def _pattern_parts(pattern: str, options: MatchOptions) -> tuple[tuple[int, str]
         # "dir/**" also matches "dir" itself: replacing the protected directory by a file, symlink or submodule at
         # the same path is a change to what the rule protects (gitignore's "dir/**" would not match it).
         regexes.append(_pattern_regex(base if base.startswith("/") else "/" + base))
-    return tuple(_classify(regex) for regex in regexes)
+    parts = tuple(_classify(regex) for regex in regexes)
+    if len(parts) == 2 and parts[0][0] == parts[1][0] and parts[0][1][:-1] + r"(?:/|\Z)" == parts[1][1]:
+        return parts[1:]  # "dir(?:/|\Z)" already covers "dir/": one alternative fewer to try on every path
+    return parts
 
 
 def _compile_one(pattern: str, options: MatchOptions) -> None:
@@ -241,16 +245,83 @@ class _Compiled:
             return True
         if self.floating is not None and self.floating.search(text):
             return True
-        component = self.component
-        if component is not None:
-            # Search anywhere, accept only at a component start (a lookbehind would disable re's prefix scan).
-            pos = 0
-            while (found := component.search(text, pos)) is not None:
-                start = found.start()
-                if start == 0 or text[start - 1] == "/":
-                    return True
-                pos = start + 1
+        return self.component is not None and self.component_hit(text)
+
+    def component_hit(self, text: str) -> bool:
+        """Whether the component expression matches at the start of a path component."""
+        # Search anywhere, accept only at a component start (a lookbehind would disable re's prefix scan).
+        assert self.component is not None
+        search = self.component.search
+        pos = 0
+        while (found := search(text, pos)) is not None:
+            start = found.start()
+            if start == 0 or text[start - 1] == "/":
+                return True
+            pos = start + 1
         return False
+
+
+class RuleIndex:
+    """Which of several matchers match a path, in few ``re`` calls: the engine behind ``Policy.rules_for``.
+
+    One combined check of every pattern answers most paths ("no rule"). For a path that matches, only the matchers
+    that have an expression of a kind that matched are asked, each with a single ``re`` call.
+    """
+
+    __slots__ = ("normalise", "_matchers", "_any", "_by_kind", "_by_top")
+
+    def __init__(self, matchers: Sequence[PathMatcher], normaliser: PathNormaliser) -> None:
+        self.normalise = normaliser
+        self._matchers = tuple(matchers)
+        self._any: _Compiled | None = None
+        self._by_kind: tuple[list[tuple[int, Callable[[str], object]]], ...] = ([], [], [])  # anchored unused
+        # Anchored expressions by the literal first path component they require ("models" for "models/**"); those
+        # whose first component is a wildcard are under None and always asked.
+        self._by_top: dict[str | None, list[tuple[int, Callable[[str], object]]]] = {}
+
+    def _build(self) -> _Compiled:
+        _, floating, component = self._by_kind
+        for index, matcher in enumerate(self._matchers):
+            compiled = matcher._get()
+            if compiled.anchored is not None:
+                tops = {_literal_top(pattern, self.normalise.options)
+                        for pattern, parts in zip(matcher._patterns, matcher._parts)
+                        if any(kind == _ANCHORED for kind, _ in parts)}
+                for top in (None,) if None in tops else tops:
+                    self._by_top.setdefault(top, []).append((index, compiled.anchored.match))
+            if compiled.floating is not None:
+                floating.append((index, compiled.floating.search))
+            if compiled.component is not None:
+                # The lookbehind costs re its prefix scan but saves the Python loop of component_hit().
+                lookbehind = re.compile(f"(?<![^/])(?:{compiled.component.pattern})", re.DOTALL)
+                component.append((index, lookbehind.search))
+        self._any = _Compiled(part for matcher in self._matchers for parts in matcher._parts for part in parts)
+        return self._any
+
+    def which(self, path: bytes) -> list[int]:
+        """Indexes (ascending) of the matchers that match ``path``."""
+        any_ = self._any or self._build()
+        text = self.normalise(path)
+        groups = []
+        if any_.anchored is not None and any_.anchored.match(text):
+            candidates = self._by_top.get(text.partition("/")[0], [])
+            always = self._by_top.get(None)
+            groups.append(sorted(candidates + always) if always else candidates)
+        if any_.floating is not None and any_.floating.search(text):
+            groups.append(self._by_kind[_FLOATING])
+        if any_.component is not None and any_.component_hit(text):
+            groups.append(self._by_kind[_COMPONENT])
+        if not groups:
+            return []
+        if len(groups) == 1:
+            return [index for index, test in groups[0] if test(text)]
+        return sorted({index for tests in groups for index, test in tests if test(text)})
+
+
+def _literal_top(pattern: str, options: MatchOptions) -> str | None:
+    """The first path component an anchored pattern requires literally (normalised), or None if it is a wildcard."""
+    top = _normalise_text(pattern, options).lstrip("/").split("/", 1)[0]
+    return None if any(ch in top for ch in "*?[\\") else top
 
 
 class PathNormaliser:

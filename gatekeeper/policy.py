@@ -36,6 +36,7 @@ from gatekeeper.pathmatch import (
     PathMatcher,
     PathNormaliser,
     RefMatcher,
+    RuleIndex,
     check_path_pattern,
     check_ref_pattern,
 )
@@ -196,7 +197,7 @@ class Policy:
     source_path: Path
     source_sha256: str
     _refs: RefMatcher = field(init=False, repr=False, compare=False)
-    _any_rule: PathMatcher | None = field(init=False, repr=False, compare=False)
+    _index: RuleIndex | None = field(init=False, repr=False, compare=False)
     _by_account: Mapping[str, str] = field(init=False, repr=False, compare=False)
     _by_email: Mapping[str, str] = field(init=False, repr=False, compare=False)
 
@@ -205,14 +206,13 @@ class Policy:
         set_(self, "people", types.MappingProxyType(dict(self.people)))
         set_(self, "groups", types.MappingProxyType(dict(self.groups)))
         set_(self, "_refs", RefMatcher(self.protected_refs, case_insensitive=self.matching.case_insensitive))
-        # One alternation of every rule's patterns, sharing the rules' normaliser: most paths of a big push match no
-        # rule, and this answers that with one regex call instead of one per rule.
+        # Most paths of a big push match no rule: the index answers that with one combined check of every pattern,
+        # and otherwise asks only the rules that can match. All rules share one normaliser (one cache).
         if self.rules:
             normaliser = self.rules[0]._matcher.normalise
-            patterns = [p for rule in self.rules for p in rule.paths]
-            set_(self, "_any_rule", PathMatcher(patterns, normaliser))
+            set_(self, "_index", RuleIndex([rule._matcher for rule in self.rules], normaliser))
         else:
-            set_(self, "_any_rule", None)
+            set_(self, "_index", None)
         by_account: dict[str, str] = {}
         by_email: dict[str, str] = {}
         for person in self.people.values():
@@ -237,12 +237,10 @@ class Policy:
 
     def rules_for(self, path: bytes) -> tuple[Rule, ...]:
         """All rules whose patterns match the raw git ``path`` (every one of them must be satisfied)."""
-        if self._any_rule is None:
+        if self._index is None:
             return ()
-        text = self._any_rule.normalise(path)
-        if not self._any_rule.match_text(text):
-            return ()
-        return tuple(rule for rule in self.rules if rule._matcher.match_text(text))
+        rules = self.rules
+        return tuple([rules[index] for index in self._index.which(path)])
 
     def rules_below(self, path: bytes) -> tuple[Rule, ...]:
         """Rules that match ``path`` or could match something inside it (conservative).

@@ -21,7 +21,7 @@ from gatekeeper.sshsig import PublicKey
 from gatekeeper.sshsig import WireReader
 from gatekeeper.sshsig import parse_public_key
 
-__all__ = ["KRL_MAGIC", "Revocations", "parse_krl"]
+__all__ = ["KRL_MAGIC", "CertRevocations", "Revocations", "parse_krl"]
 
 KRL_MAGIC = b"SSHKRL\n\0"  # OpenSSH krl.h
 KRL_FORMAT_VERSION = 1

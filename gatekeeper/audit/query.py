@@ -41,6 +41,7 @@ Record = dict[str, Any]
 INDEX_VERSION = "1"
 _READ_CHUNK = 4 * 1024 * 1024
 _BATCH = 20_000
+MAX_LINE_BYTES = 64 * 1024 * 1024  # as in verify: no record is that long
 _GLOB_META = set("*?[]\\")
 
 
@@ -325,12 +326,13 @@ class Index:
                 break
             parts = (tail + chunk).split(b"\n")
             tail = parts.pop()
+            _check_tail(self.log, tail)
             for line in parts:
                 line_no += 1
                 length = len(line) + 1
                 try:
                     rec = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):  # hostile nesting too: verify reports such lines
                     rec = None
                 if isinstance(rec, dict):
                     event = rec.get("event")
@@ -363,6 +365,12 @@ class Index:
         )
         conn.executescript(_INDEXES)
         conn.commit()
+
+
+def _check_tail(log: Path, tail: bytes) -> None:
+    if len(tail) > MAX_LINE_BYTES:
+        raise AuditError(f"audit log {log}: a line longer than {MAX_LINE_BYTES} bytes: not an audit log",
+                         hint=f"run: gatekeeper audit verify --log {log}")
 
 
 def _line_ending_at(fh: Any, end: int) -> bytes | None:
@@ -424,6 +432,7 @@ def _scan(log: Path) -> Iterator[tuple[int, bytes]]:
                 return
             parts = (tail + chunk).split(b"\n")
             tail = parts.pop()
+            _check_tail(log, tail)
             for line in parts:
                 line_no += 1
                 yield line_no, line
@@ -432,7 +441,7 @@ def _scan(log: Path) -> Iterator[tuple[int, bytes]]:
 def _decode(line: bytes) -> Record | None:
     try:
         rec = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return rec if isinstance(rec, dict) else None
 

@@ -42,6 +42,7 @@ MAX_UNSEALED = 2  # a crash between fsync and sealing leaves at most a recovery 
 MAX_ISSUES = 50
 _READ_CHUNK = 4 * 1024 * 1024
 _MAX_CHECKPOINT_BYTES = 64 * 1024
+MAX_LINE_BYTES = 64 * 1024 * 1024  # 4x the writer's record limit; stops a hostile file from exhausting memory
 PARALLEL_MIN_BYTES = 64 * 1024 * 1024  # below this, starting workers costs more than it saves
 DECISIONS = frozenset({"allow", "deny", "error", "break-glass"})
 
@@ -287,6 +288,11 @@ def _scan_range(path: str, start: int, end: int, last_range: bool) -> _Range:
             remaining -= len(chunk)
             lines = (tail + chunk).split(b"\n")
             tail = lines.pop()
+            if len(tail) > MAX_LINE_BYTES:
+                raise AuditError(
+                    f"audit log {path}: more than {MAX_LINE_BYTES} bytes without a newline after byte {start}: "
+                    "not an audit log (no record is that long)",
+                )
             for line in lines:
                 rel += 1
                 leaf = sha256(b"\x00" + line).digest()

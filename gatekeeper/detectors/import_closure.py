@@ -36,6 +36,7 @@ _TF_FROM = re.compile(r"^\s*from\s+\.(\S+)\s+import", re.MULTILINE)
 _FALLBACK_FROM = re.compile(r"^\s*from\s+(\.*)([\w.]*)\s+import\s+\(?\s*([\w ,\\]+)", re.MULTILINE)
 _FALLBACK_IMPORT = re.compile(r"^\s*import\s+([\w., ]+)", re.MULTILINE)
 _PY_LITERAL = re.compile(r"^[\w./-]+\.py$")
+_LFS_POINTER = re.compile(rb"\s*version https?://(?:git-lfs\.github\.com|hawser\.github\.com|git-media\.io)/")
 
 # Python source bigger than this is not handed to ast (memory/time cap); the line-based scan still runs.
 MAX_AST_BYTES = 8 * 1024 * 1024
@@ -227,6 +228,11 @@ def python_closure(read: Callable[[bytes], bytes | None], entry: bytes, *, super
         here = files[path]
         if len(data) > MAX_SOURCE_BYTES:
             oversize.append(path)
+            continue
+        if _LFS_POINTER.match(data):
+            # The tree holds a pointer; the code that runs is the LFS object, which the tree does not show.
+            dynamic.append(f"{path.decode('utf-8', 'backslashreplace')} is a Git LFS pointer: the code that runs is "
+                           f"the LFS object, whose imports are not followed")
             continue
         text = data.decode("utf-8", "replace")
         candidates: list[tuple[bytes, bool]] = []

@@ -305,11 +305,6 @@ class _Machine:
         self.stack = self.metastack.pop()
         return items
 
-    def _push(self, value: object, offset: int) -> None:
-        self.stack.append(value)
-        if len(self.stack) + len(self.metastack) > self.limits.max_stack:
-            raise _LimitError(f"stack depth over {self.limits.max_stack}", offset)
-
     def _add_global(self, module: str, name: str, offset: int, opcode: str) -> _Global:
         classification, reason = classify_global(module, name, self.allowed)
         ref = GlobalRef(module, name, offset, opcode, classification, reason)
@@ -382,10 +377,10 @@ class _Machine:
             if fe >= 0 and offset >= fe:
                 self.frame_end = fe = -1
             code = data[offset]
-            self.opcodes += 1
-            if self.opcodes > max_opcodes:
+            self.opcodes = count = self.opcodes + 1
+            if count > max_opcodes:
                 raise _LimitError(f"more than {max_opcodes} opcodes", offset)
-            if not self.opcodes & 0xFFF:
+            if not count & 0xFFF:
                 if time.monotonic() > limits.deadline:
                     raise _LimitError("time budget exhausted", offset)
                 if len(self.stack) + len(self.metastack) > max_stack:
@@ -470,6 +465,43 @@ class _Machine:
                 self.pos = offset + 1
                 self.stack.append(_Seq("tuple" if code == 0x29 else "list" if code == 0x5D else "dict"))
                 continue
+            if code == 0x58:  # BINUNICODE
+                if offset + 5 > size:
+                    raise _ParseError(f"truncated: 4 bytes needed, {size - offset - 1} left", offset)
+                n = _unpack_from("<I", data, offset + 1)[0]
+                end = offset + 5 + n
+                if n <= _SMALL_CONST and end <= size:
+                    if fe >= 0 and offset < fe < end:
+                        self._anomaly("opcode argument straddles a FRAME boundary", offset)
+                    try:
+                        self.stack.append(_Const(bytes(data[offset + 5:end]).decode("utf-8", "surrogatepass")))
+                    except UnicodeDecodeError:
+                        raise _ParseError("invalid UTF-8 in a unicode argument", offset) from None
+                    self.pos = end
+                    continue
+            elif 0x85 <= code <= 0x87:  # TUPLE1, TUPLE2, TUPLE3
+                n = code - 0x84
+                stack = self.stack
+                if len(stack) < n:
+                    raise _ParseError("stack underflow", offset)
+                items = stack[-n:]
+                del stack[-n:]
+                stack.append(_Seq("tuple", items))
+                self.pos = offset + 1
+                continue
+            elif code == 0x72:  # LONG_BINPUT
+                if offset + 5 > size:
+                    raise _ParseError(f"truncated: 4 bytes needed, {size - offset - 1} left", offset)
+                if fe >= 0 and offset < fe < offset + 5:
+                    self._anomaly("opcode argument straddles a FRAME boundary", offset)
+                if not self.stack:
+                    raise _ParseError("PUT on an empty stack", offset)
+                self.puts += 1
+                memo[_unpack_from("<I", data, offset + 1)[0]] = self.stack[-1]
+                if len(memo) > limits.max_memo:
+                    raise _LimitError(f"memo larger than {limits.max_memo}", offset)
+                self.pos = offset + 5
+                continue
             handler = table[code]
             if handler is None:
                 raise _ParseError(f"unknown opcode 0x{code:02x}", offset)
@@ -518,11 +550,11 @@ class _Machine:
     def op_DUP(self, offset: int) -> None:
         if not self.stack:
             raise _ParseError("DUP on an empty stack", offset)
-        self._push(self.stack[-1], offset)
+        self.stack.append(self.stack[-1])
 
     # -- constants ----------------------------------------------------------------------------------------------
     def _const(self, value: object, offset: int) -> None:
-        self._push(_Const(value), offset)
+        self.stack.append(_Const(value))
 
     def op_NONE(self, offset: int) -> None:
         self._const(None, offset)
@@ -657,7 +689,7 @@ class _Machine:
             raise _ParseError("invalid raw-unicode-escape in UNICODE", offset) from None
 
     def op_NEXT_BUFFER(self, offset: int) -> None:
-        self._push(_Obj("out-of-band buffer", offset), offset)
+        self.stack.append(_Obj("out-of-band buffer", offset))
 
     def op_READONLY_BUFFER(self, offset: int) -> None:
         if not self.stack:
@@ -665,17 +697,18 @@ class _Machine:
 
     # -- containers ---------------------------------------------------------------------------------------------
     def op_EMPTY_TUPLE(self, offset: int) -> None:
-        self._push(_Seq("tuple"), offset)
+        self.stack.append(_Seq("tuple"))
 
     def op_TUPLE(self, offset: int) -> None:
-        self._push(_Seq("tuple", self._pop_mark(offset)), offset)
+        items = self._pop_mark(offset)  # pops the mark first: it replaces self.stack
+        self.stack.append(_Seq("tuple", items))
 
     def _tuple_n(self, n: int, offset: int) -> None:
         if len(self.stack) < n:
             raise _ParseError("stack underflow", offset)
         items = self.stack[len(self.stack) - n:]
         del self.stack[len(self.stack) - n:]
-        self._push(_Seq("tuple", items), offset)
+        self.stack.append(_Seq("tuple", items))
 
     def op_TUPLE1(self, offset: int) -> None:
         self._tuple_n(1, offset)
@@ -687,25 +720,27 @@ class _Machine:
         self._tuple_n(3, offset)
 
     def op_EMPTY_LIST(self, offset: int) -> None:
-        self._push(_Seq("list"), offset)
+        self.stack.append(_Seq("list"))
 
     def op_LIST(self, offset: int) -> None:
-        self._push(_Seq("list", self._pop_mark(offset)), offset)
+        items = self._pop_mark(offset)  # pops the mark first: it replaces self.stack
+        self.stack.append(_Seq("list", items))
 
     def op_EMPTY_DICT(self, offset: int) -> None:
-        self._push(_Seq("dict"), offset)
+        self.stack.append(_Seq("dict"))
 
     def op_DICT(self, offset: int) -> None:
         items = self._pop_mark(offset)
         if len(items) % 2:
             raise _ParseError("odd number of items for DICT", offset)
-        self._push(_Seq("dict", items), offset)
+        self.stack.append(_Seq("dict", items))
 
     def op_EMPTY_SET(self, offset: int) -> None:
-        self._push(_Seq("set"), offset)
+        self.stack.append(_Seq("set"))
 
     def op_FROZENSET(self, offset: int) -> None:
-        self._push(_Seq("frozenset", self._pop_mark(offset)), offset)
+        items = self._pop_mark(offset)  # pops the mark first: it replaces self.stack
+        self.stack.append(_Seq("frozenset", items))
 
     def _extend(self, target: object, items: list[object], what: str, offset: int) -> None:
         self._check_mutation(target, what, offset)
@@ -755,7 +790,7 @@ class _Machine:
             raise _ParseError(f"GET of memo key {key} that was never stored (GET before PUT)", offset)
         if self.gets > 10_000 and self.gets > self.limits.max_get_ratio * max(self.puts, 1):
             raise _LimitError(f"memo GET/PUT ratio over {self.limits.max_get_ratio} (expansion attack)", offset)
-        self._push(self.memo[key], offset)
+        self.stack.append(self.memo[key])
 
     def _memo_put(self, key: int, offset: int) -> None:
         if not self.stack:
@@ -807,7 +842,7 @@ class _Machine:
 
     def op_GLOBAL(self, offset: int) -> None:
         module, name = self._text_pair(offset)
-        self._push(self._add_global(module, name, offset, "GLOBAL"), offset)
+        self.stack.append(self._add_global(module, name, offset, "GLOBAL"))
 
     def op_STACK_GLOBAL(self, offset: int) -> None:
         name = self._pop(offset)
@@ -819,9 +854,9 @@ class _Machine:
             self.bad_global = True
             self._issue(Verdict.MALICIOUS, "STACK_GLOBAL with operands that are not plain strings "
                         f"({_describe(module)}, {_describe(name)})", offset)
-            self._push(_Obj("unresolved global", offset), offset)
+            self.stack.append(_Obj("unresolved global", offset))
             return
-        self._push(self._add_global(module.value, name.value, offset, "STACK_GLOBAL"), offset)
+        self.stack.append(self._add_global(module.value, name.value, offset, "STACK_GLOBAL"))
 
     def _ext(self, nbytes: int, offset: int) -> None:
         code = self._uint(nbytes, offset)
@@ -829,7 +864,7 @@ class _Machine:
         # deny-listed): treat the code as an unknown global (reference §3.1).
         self.bad_global = True
         self._issue(Verdict.REVIEW, f"extension code {code} (copyreg registry global)", offset)
-        self._push(_Obj(f"extension {code}", offset), offset)
+        self.stack.append(_Obj(f"extension {code}", offset))
 
     def op_EXT1(self, offset: int) -> None:
         self._ext(1, offset)
@@ -856,7 +891,7 @@ class _Machine:
                                 self._scan_nested_bytes(decoded, offset, f"argument of {dotted} (decoded)")
         elif isinstance(func, _Obj | _Seq | _Const):
             self._issue(Verdict.REVIEW, f"{what} calls a computed value ({_describe(func)})", offset)
-        self._push(_Obj(func, offset, args=args), offset)
+        self.stack.append(_Obj(func, offset, args=args))
 
     def op_REDUCE(self, offset: int) -> None:
         args = self._pop(offset)
@@ -895,6 +930,14 @@ class _Machine:
         if isinstance(target, _Const):
             raise _ParseError("BUILD on a constant", offset)
         if isinstance(target, _Obj):
+            # Slot state is applied with setattr(): a dunder key can swap __class__ or reach __dict__ internals.
+            parts = state.items if isinstance(state, _Seq) and state.kind == "tuple" else [state]
+            for part in parts:
+                dunders = [k for k in _dict_items(part) if k.startswith("__") and k.endswith("__")]
+                if dunders:
+                    self._issue(Verdict.REVIEW, f"BUILD sets dunder attribute {dunders[0]!r} on "
+                                f"{_describe(target)}", offset)
+                    break
             target.state = state
             if self.joblib and _is_joblib_wrapper(target):
                 self._joblib_array(target, offset)
@@ -912,7 +955,7 @@ class _Machine:
         if not ok:
             self._issue(Verdict.REVIEW, f"{opcode} persistent id {_describe(pid)} (resolved by the loader's "
                         "persistent_load)", offset)
-        self._push(_Obj(("persistent", pid), offset), offset)
+        self.stack.append(_Obj(("persistent", pid), offset))
 
     def op_PERSID(self, offset: int) -> None:
         line = self._readline(offset)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Callable, Iterable
 
+from gatekeeper.errors import GatekeeperError
 from gatekeeper.model import MODE_GITLINK, MODE_LINK, Change, is_null
 
 # HFS+ ignores these code points in file names (git utf8.c next_hfs_char).
@@ -47,6 +48,15 @@ def _link_target(link: bytes, target: bytes) -> bytes | None:
     return b"" if joined == b"." else joined
 
 
+def _read_target(read_blob: Callable[[str], bytes | None] | None, oid: str) -> bytes | None:
+    if read_blob is None or is_null(oid):
+        return None
+    try:
+        return read_blob(oid)
+    except (GatekeeperError, KeyError, ValueError, OSError):  # e.g. GitAccessError: the path is protected anyway
+        return None
+
+
 def implicit_protected_paths(changes: Iterable[Change], is_protected: Callable[[bytes], bool], *,
                              read_blob: Callable[[str], bytes | None] | None = None) -> dict[bytes, str]:
     """Paths of a change set that plumbing rules protect, with the reason.
@@ -72,7 +82,7 @@ def implicit_protected_paths(changes: Iterable[Change], is_protected: Callable[[
                 break
             if mode != MODE_LINK:
                 continue
-            target = read_blob(oid) if read_blob is not None and not is_null(oid) else None
+            target = _read_target(read_blob, oid)
             if target is None:
                 out[change.path] = "plumbing: symlink whose target could not be read"
                 break

@@ -56,7 +56,8 @@ MAX_DEPTH = 500
 # Text that must appear in a config holding a trigger. A JSON string may spell a key with \u escapes (json.loads decodes
 # "auto\u005fmap" to "auto_map"), so escapes of letters, digits, "_", "$", ":", "{", "." and "-" force a full parse;
 # ordinary JSON (tokenizer.json included) escapes only non-ASCII or control characters.
-_NEEDLES = (b"auto_map", b"custom_pipelines", b"_target_", b"class_path", b"custom_imports", b"${")
+_NEEDLES = (b"auto_map", b"custom_pipelines", b"_target_", b"class_path", b"custom_imports", b"${",
+            b"trust_remote_code", b"allow_pickle", b"weights_only", b"safe_mode")
 _ALWAYS_PARSED = (b"model_index.json", b"modular_model_index.json", b"modules.json")  # small, fixed-name files
 _JSON_SUSPECT_ESCAPE = re.compile(rb"\\u00(?:2[4dDeE]|3[0-9aA]|[4-6][0-9a-fA-F]|7[0-9aAbB])")
 
@@ -102,6 +103,7 @@ class Trigger:
 class ConfigTriggers:
     config: bytes
     triggers: tuple[Trigger, ...] = ()
+    hints: tuple[str, ...] = ()  # settings a reviewer should see (``trust_remote_code: true``), never blocking
 
 
 # --- file-name classification ----------------------------------------------------------------------------------------
@@ -213,13 +215,14 @@ def auto_map_triggers(config: bytes, auto_map: object) -> list[Trigger]:
 
 # Modules whose every attribute runs code or changes the system (checked from the first component). Kept to names no
 # project would give its own package (``code``, ``timeit`` or ``pdb`` could be a local package: only their dangerous
-# functions are listed below), since a malicious verdict cannot be approved away.
+# functions are listed below), and to callables with no plausible place in a training config, since a malicious
+# verdict cannot be approved away: ``torch.load``, ``functools.partial``, ``shutil.copy``, ``builtins.open`` or
+# ``urllib.request.urlretrieve`` appear in real configs and stay review-required like any other target.
 _DENY_MODULES = frozenset({
     "os", "subprocess", "pty", "runpy", "ctypes", "importlib", "marshal", "pickle", "_pickle", "cPickle", "dill",
     "cloudpickle", "shelve", "commands", "popen2", "webbrowser", "pkgutil", "_posixsubprocess", "ensurepip", "pip",
-    "venv", "imp", "zipimport", "sys", "_io", "_operator", "operator", "torch.hub", "numpy.f2py", "numpy.distutils",
-    "asyncio.subprocess", "multiprocessing.util", "http.server", "urllib.request", "socket", "_thread", "signal",
-    "_interpreters", "posix", "nt",
+    "venv", "imp", "zipimport", "sys", "torch.hub", "numpy.f2py", "numpy.distutils", "asyncio.subprocess",
+    "multiprocessing.util", "http.server", "socket", "_thread", "signal", "_interpreters", "posix", "nt",
 })
 # Inert corners of deny-listed modules (path arithmetic).
 _ALLOW_PREFIXES = ("os.path.",)
@@ -229,13 +232,12 @@ _TRAVERSAL_MODULES = frozenset({
     "__builtins__", "_posixsubprocess",
 })
 _DENY_NAMES = frozenset({
-    "builtins.eval", "builtins.exec", "builtins.compile", "builtins.__import__", "builtins.open", "builtins.exit",
+    "builtins.eval", "builtins.exec", "builtins.compile", "builtins.__import__", "builtins.exit",
     "builtins.quit", "builtins.help", "builtins.breakpoint", "builtins.input", "builtins.getattr", "builtins.setattr",
     "builtins.delattr", "builtins.globals", "builtins.locals", "builtins.vars",
-    "shutil.rmtree", "shutil.move", "shutil.chown", "shutil.copy", "shutil.copy2", "shutil.copyfile",
-    "shutil.copytree", "shutil.unpack_archive", "shutil.make_archive",
-    "io.open", "io.FileIO", "torch.load", "numpy.load", "joblib.load", "pandas.read_pickle",
-    "functools.partial", "functools.reduce", "torch.storage._load_from_bytes",
+    "shutil.rmtree", "shutil.move", "shutil.chown", "shutil.unpack_archive",
+    "operator.methodcaller", "operator.attrgetter", "_operator.methodcaller", "_operator.attrgetter",
+    "torch.storage._load_from_bytes",
     "code.interact", "code.InteractiveInterpreter", "code.InteractiveConsole", "code.compile_command",
     "timeit.timeit", "timeit.repeat", "timeit.Timer", "pdb.run", "pdb.runeval", "pdb.runcall", "pdb.Pdb",
     "trace.Trace", "profile.run", "cProfile.run", "doctest.debug_script", "doctest.script_from_examples",
@@ -402,6 +404,28 @@ def structured_triggers(config: bytes, doc: object) -> list[Trigger]:
     return out
 
 
+# key -> (risky value, what it means); loaders read these settings from training configs
+_RISKY_SETTINGS: dict[str, tuple[object, str]] = {
+    "trust_remote_code": (True, "runs code shipped with the model it loads"),
+    "allow_pickle": (True, "numpy unpickles object arrays"),
+    "weights_only": (False, "torch.load unpickles arbitrary objects"),
+    "safe_mode": (False, "Keras runs Lambda-layer bytecode"),
+}
+
+
+def config_hints(doc: object) -> list[str]:
+    """Risky loader settings anywhere in a parsed config (for reviewers)."""
+    out: list[str] = []
+    for loc, _parent, node in _walk(doc):
+        if isinstance(node, dict):
+            for key, (risky, meaning) in _RISKY_SETTINGS.items():
+                value = node.get(key)
+                if value is risky:
+                    where = f"{loc}.{key}" if loc else key
+                    out.append(f"{where}: {str(value).lower()} ({meaning})")
+    return out
+
+
 # --- diffusers and sentence-transformers ----------------------------------------------------------------------------
 
 _DIFFUSERS_LIBS = frozenset({"diffusers", "transformers", "onnxruntime.training"})
@@ -553,7 +577,7 @@ def extract_triggers(config: bytes, data: bytes, exists: Callable[[bytes], bool]
             return ConfigTriggers(config, tuple(found))
     doc = _load(config, data)
     try:
-        return ConfigTriggers(config, tuple(_document_triggers(config, lower, doc, exists)))
+        return ConfigTriggers(config, tuple(_document_triggers(config, lower, doc, exists)), tuple(config_hints(doc)))
     except RecursionError as exc:  # auto_map values nested close to the parser's own limit
         raise ConfigError("nested too deeply", cap=True) from exc
 

@@ -23,7 +23,18 @@ Each trigger's Python closure (``import_closure``) is read once; every file in i
 
 Verdicts: a trigger added or changed in a changed config, or a protected file changed: ``review-required`` with the
 chain as evidence; a deny-listed Hydra/jsonargparse target in a changed config: ``malicious`` (see ``remote_code``);
-a cap exceeded: ``unscannable``; risky loader calls in changed Python: ``hint``.
+a cap exceeded: ``unscannable``; risky loader calls in changed Python and risky loader settings in changed configs:
+``hint``.
+
+Integration (the hook), per protected ref update::
+
+    new = RepoTreeView(repo, new_tree)                     # old = RepoTreeView(repo, old_tree) when there is one
+    report = analyse_remote_code(new, [c.path for c in changes], old=old, hints=False)
+    protected = {**report.protected, **implicit_protected_paths(changes, rules_match, read_blob=repo.read_blob)}
+    # -> a built-in rule over ``protected`` (changed paths only), ``report.findings`` into the decision and the record
+
+and for every new blob: ``lfs.lfs_findings(path, data, lfs_store=..., scan_blob=...)`` first (None: not a pointer),
+then ``content.scan_blob``.
 """
 
 from __future__ import annotations
@@ -187,6 +198,10 @@ def analyse_remote_code(tree: TreeView, changed: Iterable[bytes], *, old: TreeVi
             continue
         if found.triggers:
             per_config.append((config, list(found.triggers)))
+        if found.hints and config in changed_set:
+            report.findings.append(Finding(Verdict.HINT, _show(config), DETECTOR,
+                                           f"{len(found.hints)} risky loader setting(s) for the reviewer to check",
+                                           found.hints))
 
     closures: dict[bytes, import_closure.Closure] = {}
     folder_rules: list[tuple[bytes, str]] = []

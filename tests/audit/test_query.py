@@ -149,3 +149,17 @@ def test_find_record(log: Path) -> None:
     assert found.hash == find_record(log, 2, index=False).hash  # type: ignore[union-attr]
     assert find_record(log, 99) is None
     assert find_record(log, 99, index=False) is None
+
+
+def test_hostile_lines_in_queries(log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gatekeeper.audit.query as query_module
+
+    with open(log, "ab") as fh:
+        fh.write(b"[" * 200_000 + b"]" * 200_000 + b"\n")
+    assert _seqs(log, pusher="bob") == [2]
+    assert len(list(query(log))) == 6  # unparsable lines are skipped (verify reports them)
+    monkeypatch.setattr(query_module, "MAX_LINE_BYTES", 1000)
+    with open(log, "ab") as fh:
+        fh.write(b"x" * 5000)
+    with pytest.raises(AuditError, match="a line longer than 1000 bytes"):
+        list(query(log, index=False))

@@ -380,3 +380,18 @@ def test_parallel_verification_reports_exactly_what_a_single_pass_does(
             single.errors, single.warnings, single.records, single.root)
     env.write_lines(original)
     assert _verify(env, jobs=3).ok
+
+
+def test_hostile_lines_fail_cleanly(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gatekeeper.audit.verify as verify_module
+
+    env.fill(2)
+    with open(env.log_path, "ab") as fh:
+        fh.write(b"[" * 200_000 + b"]" * 200_000 + b"\n")  # nesting deeper than the recursion limit
+    report = _verify(env)
+    assert _codes(report)[0] == "non-canonical" and report.errors[0].line == 3
+    monkeypatch.setattr(verify_module, "MAX_LINE_BYTES", 1000)
+    with open(env.log_path, "ab") as fh:
+        fh.write(b"x" * 5000)
+    with pytest.raises(AuditError, match="more than 1000 bytes without a newline"):
+        _verify(env)

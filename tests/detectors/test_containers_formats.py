@@ -505,3 +505,28 @@ def test_1gb_torch_zip_scans_without_reading_tensor_data(tmp_path: Path) -> None
         elapsed = time.perf_counter() - start
     assert findings == []
     assert elapsed < 1.0, elapsed
+
+
+def test_size_cap_and_random_input_never_raise() -> None:
+    import random
+
+    assert worst(EVIL + b"\0" * 100, options=ScanOptions(max_bytes=64)) == UNS
+    rng = random.Random(7)
+    seeds = [EVIL, BENIGN, TORCH_LIKE, torch_zip(TORCH_LIKE), npy("|O", (1,), EVIL), tar_pt(TORCH_LIKE),
+             safetensors(GOOD_HEADER, b"\0" * 16), zlib.compress(EVIL)]
+    for _ in range(300):
+        blob = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 6)):
+            op = rng.randrange(3)
+            pos = rng.randrange(len(blob))
+            if op == 0:
+                blob[pos] = rng.randrange(256)
+            elif op == 1:
+                del blob[pos:pos + rng.randint(1, 16)]
+            else:
+                blob[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+        findings = scan_blob("fuzz", bytes(blob))
+        assert not any("internal error" in f.message for f in findings), [f.message for f in findings]
+    for _ in range(200):
+        blob = bytes(rng.randrange(256) for _ in range(rng.randint(0, 600)))
+        assert not any("internal error" in f.message for f in scan_blob("rand", blob))

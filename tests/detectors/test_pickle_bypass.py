@@ -241,6 +241,14 @@ def test_build_setattr_on_a_global_then_lookup() -> None:
     assert worst(benign) == "clean"
 
 
+def test_build_with_dunder_slot_state_needs_review() -> None:
+    obj = glob("collections", "OrderedDict") + EMPTY_TUPLE + NEWOBJ
+    swap = p2(obj + NONE + EMPTY_DICT + binu("__class__") + glob("mypkg", "Evil") + SETITEM + TUPLE2 + BUILD)
+    assert worst(swap) == REV and "BUILD sets dunder attribute '__class__'" in messages(swap)
+    plain = p2(obj + EMPTY_DICT + binu("_metadata") + NONE + SETITEM + BUILD)
+    assert worst(plain) == "clean"
+
+
 def test_obj_inst_newobj_ex_and_discarded_results() -> None:
     assert worst(p2(MARK + glob("os", "system") + binu("id") + OBJ + POP + NONE)) == MAL
     assert worst(p2(MARK + glob("collections", "OrderedDict") + OBJ)) == "clean"

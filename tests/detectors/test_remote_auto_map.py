@@ -272,3 +272,12 @@ def test_superset_follows_exec_of_opened_files_and_src_layout() -> None:
     # benign twin: reading a data file without exec does not make it code
     plain = {"m/modeling.py": "data = open('m/payload.txt').read()\n", "m/payload.txt": ""}
     assert set(python_closure(DictTree(plain).read, b"m/modeling.py").files) == {b"m/modeling.py"}
+
+
+def test_module_stored_in_lfs_is_reported_as_not_followed() -> None:
+    pointer = "version https://git-lfs.github.com/spec/v1\noid sha256:" + "a" * 64 + "\nsize 10\n"
+    files = {"config.json": cfg(auto_map={"AutoModel": "modeling_x.M"}), "modeling_x.py": pointer}
+    report = analyse_remote_code(DictTree(files), [b"modeling_x.py"])
+    (finding,) = report.findings
+    assert finding.evidence[1] == ("modeling_x.py is a Git LFS pointer: the code that runs is the LFS object, whose "
+                                   "imports are not followed")

@@ -75,7 +75,10 @@ def test_benign_hydra_target_needs_review_but_is_not_malicious() -> None:
 
 
 @pytest.mark.parametrize("target", ["torch.optim.Adam", "os.path.join", "builtins.dict", "evaluate.load",
-                                    "mylib.code.Net", "mypkg.subprocess_utils.run", "torch.nn.Linear"])
+                                    "mylib.code.Net", "mypkg.subprocess_utils.run", "torch.nn.Linear",
+                                    # plausible in real configs: review-required like any target, never malicious
+                                    "torch.load", "functools.partial", "shutil.copy", "builtins.open",
+                                    "urllib.request.urlretrieve", "operator.add"])
 def test_deny_list_matches_whole_components_only(target: str) -> None:
     assert dangerous_target(target) is None
 
@@ -206,3 +209,13 @@ def test_unresolvable_interpolated_target_needs_review() -> None:
                                  [b"c.yaml"])
     assert malicious(benign.findings) == []
     assert benign.findings[0].evidence == ("run._target_ = ${opt} (resolves to torch.optim.SGD)",)
+
+
+def test_risky_loader_settings_in_configs_are_hints() -> None:
+    text = "model:\n  name: org/model\n  trust_remote_code: true\ndata:\n  allow_pickle: true\n"
+    report = analyse_remote_code(DictTree({"train.yaml": text}), [b"train.yaml"])
+    assert [(f.verdict, f.evidence) for f in report.findings] == [
+        (Verdict.HINT, ("model.trust_remote_code: true (runs code shipped with the model it loads)",
+                        "data.allow_pickle: true (numpy unpickles object arrays)"))]
+    benign = analyse_remote_code(DictTree({"train.yaml": "model:\n  trust_remote_code: false\n"}), [b"train.yaml"])
+    assert benign.findings == []

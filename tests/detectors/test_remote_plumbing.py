@@ -71,3 +71,14 @@ def test_submodule_pointer_under_protected_path() -> None:
                                                                             MODE_GITLINK)]
     assert implicit_protected_paths(changes, protected) == {
         b"models/vendor": "plumbing: submodule pointer under a protected path"}
+
+
+def test_read_errors_fail_closed() -> None:
+    from gatekeeper.errors import GitAccessError
+
+    def broken(oid: str) -> bytes:
+        raise GitAccessError(f"{oid} is not a blob in this repository")
+
+    result = implicit_protected_paths([change(b"l", old_mode=MODE_ABSENT, new_mode=MODE_LINK)], protected,
+                                      read_blob=broken)
+    assert result == {b"l": "plumbing: symlink whose target could not be read"}

@@ -28,7 +28,7 @@ def _push_src_change(server: Server, name: str = "src/f.py") -> tuple[bool, str]
         ("version: 1\nrules: [\n", "policy"),  # YAML syntax error
         ("version: 2\n", "version"),
         ("- just\n- a list\n", "policy"),
-        ("version: 1\nprotected_refz: [refs/heads/main]\n", "protected_refz"),
+        ("version: 1\nprotected_refz: [refs/heads/main]\n", "missing required key"),
         ("a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
          "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n", "policy"),
         ("version: 1\nx: !!python/object/apply:os.system ['touch /tmp/pwned-by-gatekeeper-test']\n", "policy"),

@@ -231,3 +231,28 @@ people:""")
     assert [r.name for r in policy.rules_below(b"models")] == ["model-code", "weights"]
     assert [r.name for r in policy.rules_below(b"vendor/lib")] == ["weights"]  # a submodule can bring *.bin
     assert [r.name for r in policy.rules_for(b"vendor/lib")] == []
+
+
+def test_rules_for_agrees_with_asking_every_rule(write_policy: WritePolicy, base_text: str) -> None:
+    """The index behind rules_for (combined check, kinds, first-component table) is exact."""
+    import random
+
+    rules = [
+        ("code", '["models/**", "**/modeling_*.py", "/src/llama_train"]'),
+        ("weights", '["*.bin", "*.safetensors"]'),
+        ("plumbing", '[".gitattributes", "/.github/**", "/CODEOWNERS"]'),
+        ("configs", '["configs/**", "**/config.json"]'),
+        ("odd", '["*/x/**", "a?c/**", "[mn]odels/*.py", "**/deep/*.txt", "é/**"]'),
+    ]
+    text = base_text.replace(
+        '  - name: model-code\n    paths: ["models/**", "**/modeling_*.py"]\n    approvals: 1\n    reviewers: [leads]\n',
+        "".join(f"  - name: {name}\n    paths: {paths}\n    approvals: 1\n    reviewers: [leads]\n"
+                for name, paths in rules))
+    policy = load_policy(write_policy(text))
+    assert [r.name for r in policy.rules] == [name for name, _ in rules]
+    rng = random.Random(3)
+    parts = ["models", "Models", "src", "llama_train", "configs", "x", "abc", "nodels", "deep", "a.py", "b.txt",
+             "w.bin", "config.json", ".gitattributes", ".github", "CODEOWNERS", "modeling_a.py", "É", "q", "\xff"]
+    for _ in range(5000):
+        path = "/".join(rng.choice(parts) for _ in range(rng.randint(1, 5))).encode("utf-8", "surrogateescape")
+        assert policy.rules_for(path) == tuple(r for r in policy.rules if r.matches(path)), path

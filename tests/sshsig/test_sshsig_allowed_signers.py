@@ -401,3 +401,16 @@ def test_lint_with_unreadable_revoked_file(key: str, tmp_path: Path) -> None:
     problems = lint_allowed_signers(path, revoked=tmp_path / "missing")
     assert len(problems) == 1 and problems[0][0] == 0
     assert problems[0][1].startswith("missing: cannot read revoked keys")
+
+
+def test_match_pattern_against_regex_model() -> None:
+    """Random patterns over a tiny alphabet against a regex model of ssh_config PATTERNS (``*`` any, ``?`` one)."""
+    import random
+    import re
+
+    rng = random.Random(7)
+    for _ in range(5000):
+        s = "".join(rng.choice("ab.") for _ in range(rng.randint(0, 7)))
+        pattern = "".join(rng.choice("ab.*?") for _ in range(rng.randint(0, 6)))
+        model = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
+        assert match_pattern(s, pattern) is (re.fullmatch(model, s, re.S) is not None), (s, pattern)

@@ -156,7 +156,8 @@ def oracle(w: World, sig: Signed, principal: str, when: str, *, namespace: str =
 def test_valid_and_trust_cases_agree(world: World) -> None:
     mismatches, accepted, rejected = [], 0, 0
     for sig in world.sigs:
-        for when in ("now", "past", "gap", "future"):
+        # every signature at "now"; the time dimension does not depend on the message, so one message suffices there
+        for when in ("now", "past", "gap", "future") if sig.message == MESSAGES[0] else ("now",):
             want = oracle(world, sig, sig.principal, WHEN[when])
             got = ours(world.store, sig, sig.principal, WHEN[when])
             accepted += want
@@ -164,7 +165,7 @@ def test_valid_and_trust_cases_agree(world: World) -> None:
             if got != want:
                 mismatches.append((sig.name, sig.principal, when, "oracle", want, "ours", got))
     assert mismatches == []
-    assert accepted >= 25 and rejected >= 40  # not vacuous: both outcomes are well represented
+    assert accepted >= 15 and rejected >= 30  # not vacuous: both outcomes are well represented
 
 
 def test_expected_outcomes_at_now(world: World) -> None:
@@ -177,7 +178,7 @@ def test_expected_outcomes_at_now(world: World) -> None:
 def test_wrong_principal_agrees(world: World) -> None:
     mismatches = []
     for sig in world.sigs:
-        if sig.namespace != NS:
+        if sig.namespace != NS or sig.message != MESSAGES[0]:
             continue
         for principal in ("mallory", "p-ed25519", "carol", "bob@example.com", "ops"):
             if principal == sig.principal:

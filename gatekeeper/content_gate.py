@@ -1,0 +1,263 @@
+"""ML artifacts are code: run the content detectors over a push and say what they demand of each ref.
+
+Which content (DESIGN.md "Net diff of each protected ref" and issue "ML artifacts are code"):
+
+* every blob the push brings: the entries that each new commit (``git rev-list new --not <all refs>``) adds or changes
+  relative to each parent, so a malicious pickle added and removed again inside one push is still seen;
+* every blob in a protected ref's net change set, even if it is not new to the repository (a commit first pushed to a
+  feature branch and then to ``main`` brings no new objects);
+* for protected refs, the remote-code analysis (``auto_map``, Hydra ``_target_``, ... and the Python files those make
+  run) and the repository plumbing rule (``.gitattributes``, ``.gitmodules``, ``.lfsconfig``, symlinks into protected
+  paths, submodules under them).
+
+What the verdicts demand:
+
+* ``malicious`` anywhere in what a ref update brings: that ref is refused; no approval and no break-glass lifts it;
+* ``unscannable``: the same, unless the policy says ``scan.unscannable: review``;
+* ``review-required`` (and files a trigger makes run, and plumbing): on a protected ref, a built-in requirement that
+  needs approval exactly like a rule would; on other refs, recorded only;
+* ``hint``: recorded, shown to reviewers, never blocking.
+
+Verdicts are cached by blob id (outside the repository) so a re-push of the same content costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gatekeeper.analysis import LimitExceeded, RefAnalysis
+from gatekeeper.gate import Requirement, builtin_requirement
+from gatekeeper.gitrepo import Repo
+from gatekeeper.model import MODE_BLOB, MODE_EXEC, Change, Finding, ObjectId, UpdateKind, Verdict, display_path
+
+MAX_NEW_COMMITS = 20_000  # per push; above it the push is refused (never a partial scan)
+MAX_BLOBS = 200_000
+
+REMOTE_CODE_RULE = "remote-code"
+PLUMBING_RULE = "repository-plumbing"
+ARTIFACT_RULE = "ml-artifacts"
+
+
+@dataclass
+class RefContent:
+    """What the detectors found for one ref update."""
+
+    blocking: list[Finding] = field(default_factory=list)  # refuse, no override
+    review: dict[str, dict[bytes, str]] = field(default_factory=dict)  # built-in rule -> path -> reason
+    findings: list[Finding] = field(default_factory=list)  # everything, for the record
+
+
+@dataclass
+class ContentReport:
+    refs: dict[str, RefContent] = field(default_factory=dict)
+    blobs_scanned: int = 0
+    cache_hits: int = 0
+
+    def for_ref(self, ref: str) -> RefContent:
+        return self.refs.setdefault(ref, RefContent())
+
+
+def scan_push(
+    repo: Repo,
+    policy: object,
+    analyses: Sequence[RefAnalysis],
+    *,
+    cache_dir: Path | None,
+) -> ContentReport:
+    from gatekeeper.detectors.content import ScanOptions
+
+    scan_cfg = policy.scan  # type: ignore[attr-defined]
+    options = ScanOptions(extra_globals=frozenset(scan_cfg.extra_pickle_globals))
+    unscannable_blocks = scan_cfg.unscannable != "review"
+    cache = _open_cache(cache_dir)
+    report = ContentReport()
+    hide = _existing_tips(repo)
+    seen: dict[str, list[Finding]] = {}
+    commits_total = 0
+    for analysis in analyses:
+        if analysis.kind in (UpdateKind.DELETE, UpdateKind.NOOP):
+            continue
+        content = report.for_ref(analysis.update.ref)
+        blobs: dict[str, bytes] = {}  # blob id -> a path it appears at (the first seen)
+        kind, new_commit = repo.peel(analysis.update.new)
+        if kind == "commit" and new_commit is not None:
+            commits = repo.walk_new_commits(new_commit, hide, limit=MAX_NEW_COMMITS - commits_total)
+            commits_total += len(commits)
+            for commit in commits:
+                for change in repo.commit_blob_changes(commit):
+                    _collect(blobs, change)
+        for change in analysis.changes:
+            _collect(blobs, change)
+        if len(blobs) > MAX_BLOBS:
+            raise LimitExceeded(f"this push brings more than {MAX_BLOBS} blobs to scan")
+        for blob_id, path in blobs.items():
+            findings = seen.get(blob_id)
+            if findings is None:
+                findings, hit = _scan_blob(repo, blob_id, display_path(path), options, scan_cfg.lfs_store, cache)
+                seen[blob_id] = findings
+                report.blobs_scanned += 1
+                report.cache_hits += int(hit)
+            elif findings:
+                findings = [_at(f, display_path(path)) for f in findings]
+            _route(content, analysis, path, findings, unscannable_blocks)
+        if analysis.protected:
+            _remote_code(repo, policy, analysis, content, unscannable_blocks)
+    return report
+
+
+_WHY = {
+    REMOTE_CODE_RULE: "code that configs make run on load",
+    PLUMBING_RULE: "repository plumbing that changes what runs or is fetched",
+    ARTIFACT_RULE: "model files that run code on load",
+}
+
+
+def content_requirements(policy: object, report: ContentReport, analysis: RefAnalysis) -> list[Requirement]:
+    """The built-in requirements the detectors impose on one protected ref update."""
+    content = report.refs.get(analysis.update.ref)
+    if content is None or not analysis.protected:
+        return []
+    out: list[Requirement] = []
+    for rule, paths in content.review.items():
+        changes = [c for c in analysis.changes if c.path in paths]
+        if changes:
+            out.append(builtin_requirement(policy, rule, changes, _WHY.get(rule, rule)))  # type: ignore[arg-type]
+    return out
+
+
+def _collect(blobs: dict[str, bytes], change: Change) -> None:
+    if change.new_mode in (MODE_BLOB, MODE_EXEC) and change.new_id not in blobs:
+        blobs[change.new_id] = change.path
+
+
+def _existing_tips(repo: Repo) -> list[ObjectId]:
+    """What the repository already has: under quarantine, refs still hold their pre-push values, so hiding them all
+    equals ``--not --all``. Only branches and tags: forges keep huge numbers of internal refs (keep-around, merge
+    requests, pulls) whose commits are reachable from branches anyway."""
+    tips = [oid for _, oid in repo.refs_with_prefix("refs/heads/")]
+    tips += [oid for _, oid in repo.refs_with_prefix("refs/tags/")]
+    return tips
+
+
+def _open_cache(cache_dir: Path | None) -> object | None:
+    if cache_dir is None:
+        return None
+    try:
+        from gatekeeper.detectors.cache import VerdictCache
+
+        return VerdictCache(cache_dir)
+    except Exception:  # noqa: BLE001 -- a broken cache only costs time; scanning still happens
+        return None
+
+
+def _scan_blob(
+    repo: Repo, blob_id: str, path: str, options: object, lfs_store: Path | None, cache: object | None,
+) -> tuple[list[Finding], bool]:
+    from gatekeeper.detectors import content, lfs
+
+    if cache is not None:
+        try:
+            cached = cache.get(blob_id, options, path)  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001
+            cached = None
+        if cached is not None:
+            return cached, True
+    size = repo.blob_size(blob_id)
+    max_bytes = int(options.max_bytes)  # type: ignore[attr-defined]
+    if size is None:
+        return [Finding(Verdict.UNSCANNABLE, path, "content", "blob is missing from the repository")], False
+    if size > max_bytes:
+        return [Finding(Verdict.UNSCANNABLE, path, "content",
+                        f"blob of {size} bytes is over the scan cap of {max_bytes} bytes")], False
+    data = repo.read_blob(blob_id)
+    findings: list[Finding] | None = None
+    if size <= lfs.BLOB_SIZE_CUTOFF:
+        findings = lfs.lfs_findings(
+            path, data, lfs_store=lfs_store,
+            scan_blob=lambda p, d: content.scan_blob(p, d, options),  # type: ignore[arg-type]
+            max_object_bytes=max_bytes,
+        )
+    if findings is None:
+        findings = content.scan_blob(path, data, options)  # type: ignore[arg-type]
+    findings = [_with_blob(f, blob_id) for f in findings]
+    if cache is not None:
+        try:
+            cache.put(blob_id, options, path, findings)  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 -- the cache is an optimisation only
+            pass
+    return findings, False
+
+
+def _with_blob(finding: Finding, blob_id: str) -> Finding:
+    return Finding(finding.verdict, finding.path, finding.detector, finding.message, finding.evidence, blob_id)
+
+
+def _at(finding: Finding, path: str) -> Finding:
+    """The same blob's finding, reported at another path (members keep their ``!inner`` suffix)."""
+    _, sep, member = finding.path.partition("!")
+    return Finding(finding.verdict, path + (sep + member if sep else ""), finding.detector, finding.message,
+                   finding.evidence, finding.blob_id)
+
+
+def _route(content: RefContent, analysis: RefAnalysis, path: bytes, findings: list[Finding],
+           unscannable_blocks: bool) -> None:
+    for finding in findings:
+        content.findings.append(finding)
+        if finding.verdict == Verdict.MALICIOUS or (finding.verdict == Verdict.UNSCANNABLE and unscannable_blocks):
+            content.blocking.append(finding)
+        elif finding.verdict in (Verdict.REVIEW, Verdict.UNSCANNABLE) and analysis.protected:
+            content.review.setdefault(ARTIFACT_RULE, {})[path] = f"{finding.verdict.value}: {finding.message}"
+
+
+def _remote_code(repo: Repo, policy: object, analysis: RefAnalysis, content: RefContent,
+                 unscannable_blocks: bool) -> None:
+    from gatekeeper.detectors.scan import RepoTreeView, analyse_remote_code, implicit_protected_paths
+
+    changed = [c.path for c in analysis.changes]
+    if not changed:
+        return
+    new_tree = _tree(repo, analysis.update.new)
+    old_tree = _tree(repo, analysis.base) if analysis.base else None
+    if new_tree is not None:
+        new_view = RepoTreeView(repo, new_tree)
+        old_view = RepoTreeView(repo, old_tree) if old_tree else None
+        result = analyse_remote_code(new_view, changed, old=old_view, hints=True)
+        for finding in result.findings:
+            content.findings.append(finding)
+            if finding.verdict == Verdict.MALICIOUS or (
+                finding.verdict == Verdict.UNSCANNABLE and unscannable_blocks
+            ):
+                content.blocking.append(finding)
+            elif finding.verdict in (Verdict.REVIEW, Verdict.UNSCANNABLE):
+                for change in analysis.changes:
+                    if display_path(change.path) == finding.path:
+                        content.review.setdefault(REMOTE_CODE_RULE, {})[change.path] = finding.message
+        changed_set = set(changed)
+        for path, reason in result.protected.items():
+            if path in changed_set:
+                content.review.setdefault(REMOTE_CODE_RULE, {})[path] = reason
+
+    def is_protected(path: bytes) -> bool:
+        return bool(policy.rules_for(path)) or bool(getattr(policy, "rules_below", lambda p: ())(path))  # type: ignore[attr-defined]
+
+    def read_blob(oid: str) -> bytes | None:
+        try:
+            return repo.read_blob(oid, max_bytes=1 << 20)
+        except Exception:  # noqa: BLE001
+            return None
+
+    for path, reason in implicit_protected_paths(analysis.changes, is_protected, read_blob=read_blob).items():
+        content.review.setdefault(PLUMBING_RULE, {})[path] = reason
+
+
+def _tree(repo: Repo, oid: str | None) -> str | None:
+    if not oid:
+        return None
+    kind, peeled = repo.peel(oid)
+    if kind == "commit" and peeled:
+        return repo.commit_tree(peeled)
+    if kind == "tree" and peeled:
+        return peeled
+    return None
