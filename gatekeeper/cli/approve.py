@@ -90,12 +90,23 @@ def approve(
         if any(ch in ref for ch in "*?["):
             raise ApproveError(f"{ref} is a pattern: there is no single remote tip to compare with",
                                hint="pass --base REV")
-        base_id = _remote_base(repo, Path(workdir), remote, ref, head,
-                               default_branch=policy.default_branch if policy else "refs/heads/main")
+        from gatekeeper.approvals.review import remote_base
+
+        base_id = remote_base(repo, Path(workdir), remote, ref, head,
+                              default_branch=policy.default_branch if policy else "refs/heads/main")
     statement = draft_statement(repo, base=base_id, head=head, ref=ref, repository=repository, approver=approver,
                                 expires_in=expires_in, note=note)
     for line in summary_lines(statement, policy):
         print(line)
+    if policy is not None:
+        from gatekeeper.approvals.review import client_analysis, finding_lines, scan
+
+        analysis = client_analysis(repo, policy, base=base_id, head=head, ref=ref, note="reviewed range")
+        findings = finding_lines(scan(repo, policy, analysis))
+        if findings:
+            print("Content findings (the server's detectors, run here):")
+            for line in findings:
+                print(line)
     if not statement.changes:
         raise ApproveError(f"{rev} makes no change to {ref}: nothing to approve")
     if not yes and not _confirm(f"Sign this approval of {len(statement.changes)} changed paths as {approver}? [y/N] "):
@@ -123,29 +134,6 @@ def approve(
                            hint="the lines above say why; ask an admin to check allowed_signers for your key") from exc
     print(f"gatekeeper: approval {approval_ref} ({commit[:12]}) pushed to {remote}")
     return 0
-
-
-def _remote_base(repo: object, workdir: Path, remote: str, ref: str, head: str, *, default_branch: str) -> str:
-    """The base the server will diff against: the remote's current tip of ``ref``; for a ref that does not exist
-    there yet, its merge-base with the default branch (as the hook computes it for a new protected ref)."""
-    from gatekeeper.approvals.create import ApproveError, git
-
-    listed = git(workdir, "ls-remote", "--refs", remote, ref).split()
-    if ref.encode() in listed:
-        git(workdir, "fetch", "--quiet", remote, ref)
-        return repo.resolve("FETCH_HEAD")  # type: ignore[attr-defined, no-any-return]
-    if ref == default_branch:
-        raise ApproveError(f"{ref} does not exist on {remote}", hint="pass --base REV")
-    try:
-        git(workdir, "fetch", "--quiet", remote, default_branch)
-    except GatekeeperError as exc:
-        raise ApproveError(f"neither {ref} nor {default_branch} exists on {remote}", hint="pass --base REV") from exc
-    base = repo.merge_base(head, repo.resolve("FETCH_HEAD"))  # type: ignore[attr-defined]
-    if base is None:
-        raise ApproveError(f"{ref} is new and shares no history with {default_branch}", hint="pass --base REV")
-    print(f"{ref} is new on {remote}: comparing with its merge-base with {default_branch} ({base[:12]}), "
-          "as the server will")
-    return base  # type: ignore[no-any-return]
 
 
 def summary_lines(statement: object, policy: object) -> list[str]:

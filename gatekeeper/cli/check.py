@@ -37,15 +37,16 @@ def check(*, rev: str, ref: str, config: Path, allowed_signers: Path | None, rem
           pusher: str | None, repository: str | None, fetch: bool) -> int:
     from datetime import datetime, timezone
 
-    from gatekeeper.analysis import RefAnalysis
     from gatekeeper.approvals.clientpolicy import load_client_policy
     from gatekeeper.approvals.create import ApproveError, default_repository, git
     from gatekeeper.approvals.evaluate import Approvals
+    from gatekeeper.approvals.review import client_analysis, remote_base, scan
+    from gatekeeper.content_gate import content_requirements
     from gatekeeper.errors import GatekeeperError
     from gatekeeper.gate import decide
     from gatekeeper.gitrepo import Repo
     from gatekeeper.messages import render_decision
-    from gatekeeper.model import Identity, RefUpdate, UpdateKind
+    from gatekeeper.model import Identity
 
     policy = load_client_policy(config)
     repo = Repo.open(Path.cwd())
@@ -55,28 +56,20 @@ def check(*, rev: str, ref: str, config: Path, allowed_signers: Path | None, rem
     head = repo.resolve(rev)
     if base is not None:
         base_id = repo.resolve(base)
+    elif fetch:
+        base_id = remote_base(repo, workdir, remote, ref, head, default_branch=policy.default_branch)
     else:
         try:
-            if fetch:
-                git(workdir, "fetch", "--quiet", remote, ref)
-                base_id = repo.resolve("FETCH_HEAD")
-            else:
-                base_id = repo.resolve(f"refs/remotes/{remote}/{ref.removeprefix('refs/heads/')}")
+            base_id = repo.resolve(f"refs/remotes/{remote}/{ref.removeprefix('refs/heads/')}")
         except GatekeeperError as exc:
-            raise ApproveError(f"cannot find {ref} on {remote}: {exc.message}",
-                               hint="for a new ref pass --base REV (its merge-base with the default branch)") from exc
+            raise ApproveError(f"no local copy of {remote}'s {ref}", hint="fetch, or pass --base REV") from exc
     repository = repository or policy.repository or default_repository(repo, remote)
     if not repository:
         raise ApproveError("cannot tell the repository id", hint="pass --repository ID")
     email = repo.config_value("user.email") or ""
     user = pusher or policy.person_for_email(email) or email.split("@", 1)[0] or "unknown"
-    kind = UpdateKind.NOOP if base_id == head else (
-        UpdateKind.FAST_FORWARD if repo.is_ancestor(base_id, head) else UpdateKind.FORCE)
-    analysis = RefAnalysis(
-        update=RefUpdate(base_id, head, ref), kind=kind, protected=policy.is_protected_ref(ref), base=base_id,
-        base_note=f"{remote}'s {ref}", new_target=head,
-        changes=tuple(repo.diff_trees(repo.commit_tree(base_id), repo.commit_tree(head))),
-    )
+    analysis = client_analysis(repo, policy, base=base_id, head=head, ref=ref, note=f"{remote}'s {ref}")
+    report = scan(repo, policy, analysis)
     trust_path = allowed_signers or policy.trust.allowed_signers
     trust = None
     if trust_path.is_file():
@@ -86,7 +79,12 @@ def check(*, rev: str, ref: str, config: Path, allowed_signers: Path | None, rem
                                     else None)
     approvals = Approvals(repo=repo, policy=policy, repository=repository, pusher=Identity(user, "check:--as"),
                           now=datetime.now(timezone.utc), trust=trust, verify_signatures=trust is not None)
-    decision = decide(policy, [analysis], pusher=Identity(user, "check:--as"), approvals=approvals)
+    ref_content = report.refs.get(ref)  # type: ignore[attr-defined]
+    decision = decide(
+        policy, [analysis], pusher=Identity(user, "check:--as"), approvals=approvals,
+        extra_requirements=lambda a: content_requirements(policy, report, a),  # type: ignore[arg-type]
+        blocking={ref: ref_content.blocking} if ref_content is not None and ref_content.blocking else None,
+    )
     lines = render_decision(decision, audit_seq=None, pusher=user)
     lines[0] = lines[0].replace("push allowed", "this push would be allowed").replace(
         "push REFUSED", "this push would be REFUSED")

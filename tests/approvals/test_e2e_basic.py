@@ -178,3 +178,25 @@ def test_approval_for_a_new_protected_ref_uses_the_merge_base_like_the_server(wo
     assert "refs/heads/release/2 is new on origin: comparing with its merge-base with refs/heads/main" in proc.stdout
     result = dave.push("HEAD:refs/heads/release/2", env={"REMOTE_USER": "dave"})
     assert result.ok, result.output
+
+
+def test_approve_with_the_policy_shows_rules_and_content_findings(world: World) -> None:
+    srv = world.server
+    dave = srv.clone("dave")
+    as_person(dave, "dave")
+    # A pickle whose only global is os.system: written as bytes, never loaded.
+    dave.write("models/llama/weights.pkl", b"\x80\x02cos\nsystem\nq\x00X\x02\x00\x00\x00lsq\x01\x85q\x02Rq\x03.")
+    dave.write("src/train.py", "print('x')\n")
+    dave.commit("weights", author="dave")
+    publish(world, dave, "refs/heads/feature")
+    alice = reviewer(world, "alice")
+    proc = approve(alice, "origin/feature", world.keys["alice"], "alice", "--config", str(srv.config), "--no-push",
+                   "--output", "a.txt")
+    assert "added    models/llama/weights.pkl  [model-code]" in proc.stdout
+    assert "added    src/train.py\n" in proc.stdout or "modified src/train.py\n" in proc.stdout
+    assert "2 changed paths, 1 under the policy's rules" in proc.stdout
+    assert "Content findings (the server's detectors, run here):" in proc.stdout
+    assert "malicious: models/llama/weights.pkl:" in proc.stdout
+    check = gatekeeper("check", "HEAD", "--ref", "refs/heads/main", "--config", str(srv.config), cwd=dave.path)
+    assert check.returncode == 1
+    assert "malicious: models/llama/weights.pkl" in check.stdout
