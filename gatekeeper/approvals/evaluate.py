@@ -163,7 +163,7 @@ class Approvals:
         person = checked.person
         assert person is not None
         if person not in requirement.reviewers:
-            return f"{person} is not among {', '.join(requirement.reviewer_spec) or 'the reviewers'}"
+            return f"is not among {', '.join(requirement.reviewer_spec) or 'the reviewers'}"
         if person == self._pusher_person:
             return "is the pusher"
         authored = self._authored(person, pushed.keys(), analysis)

@@ -9,7 +9,7 @@ from conftest import Clone
 
 from approvals.approvals_testlib import approve, as_person, craft, keygen, store_raw
 from approvals.conftest import World
-from approvals.test_e2e_basic import feature, reviewer
+from approvals.test_e2e_basic import feature, publish, reviewer
 
 PUSH_AS_DAVE = {"REMOTE_USER": "dave"}
 
@@ -197,3 +197,34 @@ def test_approve_refuses_to_sign_without_confirmation(world: World) -> None:
     assert "gatekeeper: error: not asking for confirmation without a terminal" in proc.stderr
     assert "hint: pass --yes in scripts" in proc.stderr
     assert not alice.git("for-each-ref", "refs/gatekeeper/")
+
+
+def test_each_rule_counts_its_own_reviewers(world: World) -> None:
+    dave = world.server.clone("dave")
+    as_person(dave, "dave")
+    dave.write("models/llama/modeling.py", "class Llama:\n    layers = 32\n")
+    dave.write("configs/train.yaml", "lr: 0.002\n")
+    dave.commit("both", author="dave")
+    publish(world, dave, "refs/heads/feature")
+    approve(reviewer(world, "carol"), "origin/feature", world.keys["carol"], "carol")
+    out = refused(dave, env=PUSH_AS_DAVE)
+    assert "rule model-code needs 1 approval from ml-leads\n    found: approval by carol (is not among ml-leads)" in out
+    assert "training-configs" not in out.split("next:")[0].split("model-code")[0]  # satisfied: not listed as missing
+    decision = world.server.decisions()[-1]
+    assert [m["rule"] for m in decision["updates"][0]["missing"]] == ["model-code"]
+
+
+def test_unrelated_approvals_are_not_listed_and_unknown_signers_are_refused(world: World, tmp_path) -> None:
+    dave = feature(world)
+    other = world.server.clone("other")
+    other.write("models/llama/config.json", '{"hidden_size": 8192}\n')
+    other.commit("other change")
+    craft(other, person="alice", key=world.keys["alice"], base=other.head("origin/main"), head=other.head())
+    assert other.push("refs/gatekeeper/approvals/*:refs/gatekeeper/approvals/*").ok
+    out = refused(dave, env=PUSH_AS_DAVE)
+    assert "found: no approvals" in out  # alice's approval is about another file: not noise in this message
+    mallory = keygen(tmp_path / "keys3", "mallory")
+    world.trust.add("mallory", mallory)
+    ref = craft(dave, person="mallory", key=mallory, base=dave.head("origin/main"), head=dave.head())
+    out = refused(dave, f"{ref}:{ref}")
+    assert f"{ref}: mallory is not a person in the policy" in out
