@@ -20,7 +20,11 @@ changes do not drown the message.
 
 The approvals namespace is append-only: a push that deletes or rewrites an approval ref, or creates one that is
 malformed, for another repository, or not signed by a trusted key of its approver, is refused as a whole
-(:attr:`Approvals.refusal`).
+(:attr:`Approvals.refusal`), in monitor mode and with break-glass too: the store of evidence is not part of a
+rollout. Expired approvals stay (they are the record); an admin who must archive them deletes their refs in the
+server's repository directly, e.g.
+``git -C REPO.git for-each-ref --format='%(refname)' refs/gatekeeper/approvals/`` then ``git update-ref -d REF``.
+Stored approvals that are malformed (written before the gate was installed, or on the server) never count.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from gatekeeper.analysis import RefAnalysis
+from gatekeeper.analysis import LimitExceeded, RefAnalysis
 from gatekeeper.approvals.statement import MalformedApproval, format_time, project
 from gatekeeper.approvals.store import StoredApproval, is_approval_ref, read_approval, stored_approval_refs
 from gatekeeper.errors import GitAccessError, SignatureError
@@ -49,6 +53,9 @@ CLOCK_SKEW = timedelta(minutes=5)  # a statement "created" this far ahead of the
 MAX_AUTHOR_COMMITS = 10_000  # commits walked to find authors of protected changes; more -> approvals do not count
 MAX_STATEMENT_IN_RECORD = 256 * 1024  # bigger statements are recorded by hash (the commit stays in the repository)
 MAX_PATHS_IN_NOTE = 2
+# Every protected push reads every stored approval. Past this many statement bytes the push is refused rather than
+# judged on a partial view; an admin archives expired approvals on the server (see the module docstring).
+MAX_STORED_STATEMENT_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -195,12 +202,21 @@ class Approvals:
     def _candidates(self) -> list[StoredApproval]:
         if self._stored is None:
             stored: list[StoredApproval] = []
+            total = 0
             for ref, target in stored_approval_refs(self._repo):
                 try:
-                    stored.append(read_approval(self._repo, ref, target))
+                    approval = read_approval(self._repo, ref, target)
                 except MalformedApproval as exc:
                     # Stored before the gate was installed, or written on the server: it never counts.
                     self._unreadable.append(exc.message)
+                    continue
+                total += len(approval.statement_bytes)
+                if total > MAX_STORED_STATEMENT_BYTES:
+                    raise LimitExceeded(
+                        f"the stored approvals exceed {MAX_STORED_STATEMENT_BYTES >> 20} MiB of statements",
+                        hint="an admin should archive expired approvals on the server (delete their refs there)",
+                    )
+                stored.append(approval)
             self._stored = stored
         return self._stored + self._pending
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import Clone
+from conftest import Clone, run_git
 
 from approvals.approvals_testlib import approve, as_person, craft, keygen, store_raw
 from approvals.conftest import World
@@ -174,6 +174,14 @@ def test_malformed_approval_ref_is_refused(world: World) -> None:
     store_raw(alice, "refs/gatekeeper/approvals/alice/bad-name", {"approval.json": b"{}\n"})
     out = refused(alice, "refs/gatekeeper/approvals/*:refs/gatekeeper/approvals/*")
     assert "refs/gatekeeper/approvals/alice/bad-name is not a valid approval ref name" in out
+    # One that got onto the server without the hook (written there, or before install) never counts nor breaks.
+    bad = "refs/gatekeeper/approvals/alice/" + "1" * 32
+    store_raw(alice, bad, {"approval.json": b"{}\n", "approval.json.sig": b"x"})
+    run_git("fetch", "-q", str(alice.path), f"{bad}:{bad}", cwd=world.server.bare)
+    dave = feature(world)
+    approve(reviewer(world, "bob"), "origin/feature", world.keys["bob"], "bob")
+    result = dave.push(env=PUSH_AS_DAVE)
+    assert result.ok, result.output
 
 
 
