@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 KEY_TYPES = frozenset({
@@ -66,12 +66,14 @@ def _split_options(text: str) -> list[str] | None:
 
 
 def check(
-    path: Path, people: Mapping[str, object], namespace: str, max_bytes: int,
+    path: Path, people: Mapping[str, object], namespace: str, max_bytes: int, read: Callable[[Path, int], bytes],
 ) -> Iterator[tuple[int, str, str]]:
-    """Yield ``(line, message, severity)`` for every problem in the allowed_signers file at ``path``."""
+    """Yield ``(line, message, severity)`` for every problem in the allowed_signers file at ``path``.
+
+    ``read(path, limit)`` reads at most ``limit`` bytes of a regular file (the policy loader's non-blocking reader).
+    """
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(max_bytes + 1)
+        data = read(path, max_bytes + 1)
     except OSError as exc:
         yield 1, f"cannot read: {exc.strerror or exc}", "error"
         return

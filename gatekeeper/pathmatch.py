@@ -55,8 +55,11 @@ _HFS_IGNORABLE = dict.fromkeys(
 _DIR_SUFFIX_OPT = "(?:(?P<ps_d>/)|$)"
 _DIR_SUFFIX = "(?P<ps_d>/)"
 
-# Cache bound for normalised paths: big pushes touch ~1e5 paths; keep the cache below that order of memory.
-_CACHE_MAX = 1 << 17
+# "[:alpha:]", "[=a=]", "[.a.]" inside a bracket: git knows them, pathspec would read them as sets of characters.
+_POSIX_CLASS = re.compile(r"\[([:=.])[^\]]*\1\]")
+
+# Cache bound for normalised paths (~10 MB at most): the gate asks about each changed path a few times in a row.
+_CACHE_MAX = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ def check_path_pattern(pattern: object, options: MatchOptions | None = None, *, 
     for component in body.split("/"):
         if component in ("", ".", ".."):
             return f"path pattern {pattern!r} has an empty, '.' or '..' component; git paths never do"
-    if "[:" in pattern or "[=" in pattern or "[." in pattern:
+    if _POSIX_CLASS.search(pattern):
         return f"path pattern {pattern!r} uses a POSIX bracket class ('[:alpha:]' etc.), which is not supported"
     try:
         # Only a bracket expression can make re reject pathspec's expression (e.g. a reversed range "[z-a]"); all

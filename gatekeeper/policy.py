@@ -69,6 +69,10 @@ DEFAULT_MAX_CHANGED_PATHS = 1_000_000
 DEFAULT_TIMEOUT_SECONDS = 50.0
 AUDIT_SIGNING_KEY_NAME = "audit-signing.key"
 MAX_ALLOWED_SIGNERS_BYTES = 4 << 20
+# Compiling the matcher grows with the number of patterns (about 1 s per 1000 on the reference machine); real policies
+# have tens. The cap keeps a policy from making every push slow or time out.
+MAX_PATTERNS = 2000
+MAX_PATTERN_LENGTH = 1000
 
 TOP_KEYS = (
     "version", "repository", "mode", "platform", "default_branch", "protected_refs", "rules", "people", "groups",
@@ -175,9 +179,12 @@ class Limits:
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Policy:
-    """A validated policy. Build it with :func:`load_policy`; all fields are immutable."""
+    """A validated policy. Build it with :func:`load_policy`; all fields are immutable.
+
+    Compared and hashed by identity (``source_sha256`` identifies the content), so it can key caches.
+    """
 
     version: int
     repository: str | None
@@ -217,7 +224,7 @@ class Policy:
         by_email: dict[str, str] = {}
         for person in self.people.values():
             for account in person.accounts or (person.name,):
-                by_account.setdefault(account, person.name)
+                by_account.setdefault(account.casefold(), person.name)
             for email in person.emails:
                 by_email.setdefault(email.casefold(), person.name)
         set_(self, "_by_account", types.MappingProxyType(by_account))
@@ -269,8 +276,11 @@ class Policy:
         return person in self.members(self.break_glass)
 
     def person_for_account(self, account: str) -> str | None:
-        """The person whose platform account is ``account`` (exact match), else None."""
-        return self._by_account.get(account)
+        """The person whose platform account is ``account`` (ignoring case), else None.
+
+        Ignoring case errs on the safe side: an unmapped pusher would not be excluded from approving their own push.
+        """
+        return self._by_account.get(account.casefold())
 
     def person_for_email(self, email: str) -> str | None:
         """The person with this commit email (case-insensitive), else None."""
@@ -313,8 +323,7 @@ def lint_and_load(path: Path) -> tuple[Policy | None, list[Problem]]:
 def _load(path: Path, *, deep: bool) -> tuple[Policy | None, list[Problem]]:
     shown = str(path)
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_BYTES + 1)
+        data = _read_regular(path, MAX_BYTES + 1)
     except OSError as exc:
         return None, [Problem(shown, 1, f"cannot read the policy: {exc.strerror or exc}")]
     problems: list[Problem] = []
@@ -327,6 +336,31 @@ def _load(path: Path, *, deep: bool) -> tuple[Policy | None, list[Problem]]:
     checker = _Checker(shown, Path(os.path.abspath(path)).parent, problems)
     policy = checker.check(doc, Path(os.path.abspath(path)), hashlib.sha256(data).hexdigest(), deep=deep)
     return policy, problems
+
+
+def _read_regular(path: Path, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a regular file. Never blocks: a FIFO or device raises OSError instead of hanging."""
+    import errno
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory")
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "Not a regular file")
+        chunks = []
+        remaining = limit
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _show(label: str) -> tuple[str, str]:
@@ -556,9 +590,14 @@ class _Checker:
         people: dict[str, Person] = {}
         emails: dict[str, tuple[str, int]] = {}
         accounts: dict[str, tuple[str, int]] = {}
+        folded_names: dict[str, str] = {}
         for name, entry in section.items():
             line = section.lines[name]
             self._name(name, line, "person")
+            other = folded_names.setdefault(name.casefold(), name)
+            if other != name:
+                # Two entries for one human would count as two approvals.
+                self.error(line, f"person names '{other}' and '{name}' differ only in case; use one name per person")
             if entry is None:
                 entry = YMap(line)
             if not isinstance(entry, YMap):
@@ -579,10 +618,11 @@ class _Checker:
                 person_emails.append(email)
             account_items = self.str_list(entry, "accounts", f"people.{name}.accounts", required=False)
             for account, account_line in account_items or [(name, line)]:
-                if account in accounts and accounts[account][0] != name:
-                    self.error(account_line, f"account {account!r} belongs to both '{accounts[account][0]}' (line "
-                                             f"{accounts[account][1]}) and '{name}'")
-                accounts.setdefault(account, (name, account_line))
+                folded = account.casefold()
+                if folded in accounts and accounts[folded][0] != name:
+                    self.error(account_line, f"account {account!r} belongs to both '{accounts[folded][0]}' (line "
+                                             f"{accounts[folded][1]}) and '{name}'")
+                accounts.setdefault(folded, (name, account_line))
             person_accounts = [account for account, _ in account_items]
             people[name] = Person(name, tuple(person_emails), tuple(person_accounts) or (name,))
         return people
@@ -599,8 +639,9 @@ class _Checker:
         for name, members in section.items():
             line = section.lines[name]
             self._name(name, line, "group")
-            if name in people:
-                self.error(line, f"'{name}' is both a person and a group; use distinct names")
+            same = [person for person in people if person.casefold() == name.casefold()]
+            if same:
+                self.error(line, f"'{name}' is both a person and a group ('{same[0]}'); use distinct names")
             items = self.str_list(section, name, f"groups.{name}", required=False)
             if isinstance(members, YList) and not members:
                 self.warn(line, f"group '{name}' is empty")
@@ -612,10 +653,8 @@ class _Checker:
                     self.error(line, f"group '{name}' names '{member}', who is neither a person nor a group"
                                + _did_you_mean(member, [*people, *groups]))
         # Nested groups are allowed; a cycle is an error (it is always a mistake, and would make expansion ambiguous).
-        for name in groups:
-            cycle = _find_cycle(name, groups)
-            if cycle and cycle[0] == name and min(cycle) == name:
-                self.error(section.lines[name], "groups form a cycle: " + " -> ".join([*cycle, name]))
+        for cycle in _group_cycles(groups):
+            self.error(section.lines[cycle[0]], "groups form a cycle: " + " -> ".join([*cycle, cycle[0]]))
         return groups
 
     def _resolve_names(self, items: list[tuple[str, int]], people: dict[str, Person],
@@ -643,6 +682,7 @@ class _Checker:
             self.error(doc.lines["rules"], "'rules' is empty: the policy would protect nothing")
         rules: list[Rule] = []
         names: dict[str, int] = {}
+        total_patterns = 0
         for index, (entry, line) in enumerate(zip(section, section.lines), start=1):
             if not isinstance(entry, YMap):
                 self.error(line, f"rule #{index} must be a mapping, not {_type_name(entry)}")
@@ -656,16 +696,25 @@ class _Checker:
             self.unknown_keys(entry, RULE_KEYS, f" in {label}")
             description = self.string(entry, "description", "", label=f"{label}: description")
             good_paths = True
-            paths: list[str] = []
+            paths: dict[str, None] = {}  # ordered set
             for pattern, pattern_line in self.str_list(entry, "paths", f"{label}: paths", required=True):
+                total_patterns += 1
+                if total_patterns == MAX_PATTERNS + 1:
+                    self.error(pattern_line, f"more than {MAX_PATTERNS} path patterns in all rules; use '**' and "
+                                             "directory patterns to say the same with fewer")
+                if total_patterns > MAX_PATTERNS:
+                    good_paths = False
+                    continue
                 reason = check_path_pattern(pattern, options, compile=deep)
+                if reason is None and len(pattern) > MAX_PATTERN_LENGTH:
+                    reason = f"path pattern is longer than {MAX_PATTERN_LENGTH} characters"
                 if reason:
                     self.error(pattern_line, f"{label}: {reason}")
                     good_paths = False
                 elif pattern in paths:
                     self.warn(pattern_line, f"{label}: path pattern {pattern!r} is listed twice")
                 else:
-                    paths.append(pattern)
+                    paths[pattern] = None
             approvals = entry.get("approvals", _MISSING)
             good_approvals = False
             if approvals is _MISSING:
@@ -721,14 +770,13 @@ class _Checker:
         if deep and os.path.isfile(signers):
             from gatekeeper import _signers_lint
 
-            for line, message, severity in _signers_lint.check(signers, people, namespace, MAX_ALLOWED_SIGNERS_BYTES):
-                self.problems.append(Problem(str(signers), line, message, severity))
+            found = _signers_lint.check(signers, people, namespace, MAX_ALLOWED_SIGNERS_BYTES, _read_regular)
+            self.problems.extend(Problem(str(signers), line, message, severity) for line, message, severity in found)
         return TrustConfig(allowed_signers=signers, revoked_keys=revoked, namespace=namespace)
 
     def _require_file(self, path: Path, line: int, label: str) -> None:
         try:
-            with open(path, "rb"):
-                pass
+            _read_regular(path, 0)
         except FileNotFoundError:
             self.error(line, f"'{label}' {str(path)!r} does not exist")
         except IsADirectoryError:
@@ -804,24 +852,35 @@ def _expand(names: Iterable[str], people: Mapping[str, Person], groups: Mapping[
     return out
 
 
-def _find_cycle(start: str, groups: Mapping[str, tuple[str, ...]]) -> list[str] | None:
-    """A cycle through ``start`` in the group graph (as the list of groups), or None."""
-    path: list[str] = [start]
-    on_path = {start}
-    iters = [iter(groups.get(start, ()))]
-    while iters:
-        for member in iters[-1]:
-            if member == start:
-                return list(path)
-            if member in groups and member not in on_path:
-                path.append(member)
-                on_path.add(member)
-                iters.append(iter(groups[member]))
-                break
-        else:
-            iters.pop()
-            on_path.discard(path.pop())
-    return None
+def _group_cycles(groups: Mapping[str, tuple[str, ...]]) -> list[list[str]]:
+    """Cycles in the group graph, each as a list of groups starting at the one first reached; O(groups + members).
+
+    An iterative depth-first search with the usual three colours (a plain path search from every group would be
+    quadratic on long chains and exponential on diamonds).
+    """
+    white, grey, black = 0, 1, 2
+    colour = dict.fromkeys(groups, white)
+    cycles: list[list[str]] = []
+    for root in groups:
+        if colour[root] != white:
+            continue
+        colour[root] = grey
+        path = [root]
+        iters = [iter(groups[root])]
+        while iters:
+            for member in iters[-1]:
+                state = colour.get(member)
+                if state == grey:
+                    cycles.append(path[path.index(member):])
+                elif state == white:
+                    colour[member] = grey
+                    path.append(member)
+                    iters.append(iter(groups[member]))
+                    break
+            else:
+                iters.pop()
+                colour[path.pop()] = black
+    return cycles
 
 
 def _closest(word: str, choices: Iterable[str]) -> str | None:

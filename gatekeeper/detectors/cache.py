@@ -12,6 +12,7 @@ must not be writable by group or others (checked on open); it lives outside any 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -20,12 +21,14 @@ import tempfile
 from pathlib import Path
 
 from gatekeeper.detectors.content import DETECTOR_VERSION
+from gatekeeper.detectors.content import Data
 from gatekeeper.detectors.content import ScanOptions
+from gatekeeper.detectors.content import scan_blob
 from gatekeeper.errors import ScanError
 from gatekeeper.model import Finding
 from gatekeeper.model import Verdict
 
-__all__ = ["VerdictCache"]
+__all__ = ["VerdictCache", "scan_cached"]
 
 _FORMAT = 1
 
@@ -130,3 +133,19 @@ class VerdictCache:
             except OSError:
                 continue
         return removed
+
+
+def scan_cached(cache: VerdictCache | None, blob_id: str, path: str, data: Data,
+                options: ScanOptions = ScanOptions()) -> list[Finding]:
+    """:func:`scan_blob` through the cache: a blob already judged under the same options costs one file read.
+
+    The findings carry ``blob_id``. Without a cache this is ``scan_blob`` plus the blob id.
+    """
+    if cache is not None:
+        hit = cache.get(blob_id, options, path)
+        if hit is not None:
+            return hit
+    findings = [dataclasses.replace(f, blob_id=blob_id) for f in scan_blob(path, data, options)]
+    if cache is not None:
+        cache.put(blob_id, options, path, findings)
+    return findings

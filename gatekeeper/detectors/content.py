@@ -11,7 +11,8 @@ Verdicts (reference §8, issue brief):
 * ``MALICIOUS``: a deny-listed global, a mutated global, an unresolvable STACK_GLOBAL, a nested payload, a structural
   anomaly after a non-allow-listed global;
 * ``REVIEW``: a global outside the allow-list profile, TorchScript code, Keras Lambda/foreign modules, zip header
-  differentials (name mismatch, duplicates, data before the archive);
+  differentials (name mismatch, duplicates, data before the archive), a Hydra ``_target_`` in a config inside an
+  archive (NeMo), a SavedModel ``py_func``;
 * ``UNSCANNABLE``: encrypted or unsupported members and containers, caps exceeded, a parse error of something that
   is a pickle by its magic, an invalid safetensors header.
 
@@ -41,7 +42,7 @@ from gatekeeper.detectors.pickle_profiles import profile_globals
 from gatekeeper.model import Finding
 from gatekeeper.model import Verdict
 
-__all__ = ["DETECTOR_VERSION", "ScanOptions", "sniff", "scan_blob"]
+__all__ = ["DETECTOR_VERSION", "Data", "ScanOptions", "sniff", "scan_blob"]
 
 # Bump when a change can alter a verdict: the verdict cache keys on it.
 DETECTOR_VERSION = "1"
@@ -134,27 +135,33 @@ def _zip_kind(view: memoryview, max_members: int, pk_start: bool) -> str | None:
     return "zip"
 
 
-def sniff(data: Data, *, probe: bool = True) -> str | None:
+def sniff(data: Data, *, probe: bool = True, eocd_anywhere: bool = True) -> str | None:
     """The format of ``data`` by content (reference §2), or None for anything this module does not handle.
 
-    Returns one of ``torch-zip``, ``torchscript``, ``keras``, ``npz``, ``zip``, ``7z``, ``tar``, ``gzip``, ``zlib``,
-    ``bz2``, ``xz``, ``lzma``, ``lz4``, ``zstd``, ``npy``, ``hdf5``, ``gguf``, ``safetensors``, ``torch-legacy``,
-    ``pickle`` or None. A pickle without a PROTO opcode is recognised by a bounded parse that reaches a global, a
-    call, or the end of the data.
+    Returns one of ``torch-zip``, ``torchscript``, ``keras``, ``npz``, ``zip``, ``7z``, ``rar``, ``tar``, ``gzip``,
+    ``joblib-zfile``, ``zlib``, ``bz2``, ``xz``, ``lzma``, ``lz4``, ``zstd``, ``npy``, ``hdf5``, ``gguf``,
+    ``safetensors``, ``torch-legacy``, ``pickle`` or None. With ``probe`` (default), a pickle without a PROTO
+    opcode is recognised by a bounded parse that gives evidence (see :func:`_pickle_evidence`); with
+    ``eocd_anywhere`` (default), a zip end record found in the last 64 KiB makes a zip even after a prefix.
     """
     view = _view(data)
     head = bytes(view[:16])
-    pk_start = head.startswith((b"PK\x03\x04", b"PK\x05\x06"))
-    if pk_start or zip_walk.find_eocd(view) >= 0:
-        zip_kind = _zip_kind(view, 100_000, pk_start)
-        if zip_kind is not None:
-            return zip_kind
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return _zip_kind(view, 100_000, True)
     if head.startswith(b"7z\xbc\xaf'\x1c"):
         return "7z"
+    if head.startswith(b"Rar!\x1a\x07"):
+        return "rar"
     if len(view) >= 512 and tar_walk.looks_like_tar(bytes(view[:512])):
-        return "tar"
+        return "tar"  # before the end-record search: a tar whose last member is a zip ends like a zip
+    if eocd_anywhere and zip_walk.find_eocd(view) >= 0:
+        zip_kind = _zip_kind(view, 100_000, False)
+        if zip_kind is not None:
+            return zip_kind
     if head.startswith(b"\x1f\x8b"):
         return "gzip"
+    if head.startswith(b"ZF0x"):
+        return "joblib-zfile"
     if head.startswith(b"BZh"):
         return "bz2"
     if head.startswith(b"\xfd7zXZ\x00"):
@@ -409,6 +416,36 @@ def _scan_hdf5(ctx: _Ctx, view: memoryview, path: str) -> None:
                     (f"at offset {match.start()}",))
 
 
+_TARGET = re.compile(rb"""["']?_target_["']?\s*[:=]\s*["']?([A-Za-z_][\w.]{0,300})""")
+_MAX_ARCHIVED_CONFIG = 4 << 20
+
+
+def _scan_archived_config(ctx: _Ctx, view: memoryview, path: str) -> None:
+    if len(view) > _MAX_ARCHIVED_CONFIG:
+        return
+    seen: set[bytes] = set()
+    for match in _TARGET.finditer(view):
+        target = match.group(1)
+        if target in seen:
+            continue
+        seen.add(target)
+        dotted = target.decode("utf-8", "replace")
+        module, _, name = dotted.rpartition(".")
+        verdict = classify_global(module or dotted, name or dotted, frozenset())[0]
+        level = Verdict.MALICIOUS if verdict is Classification.DENY else Verdict.REVIEW
+        ctx.add(level, path, "config", f"archived config selects code: _target_ {dotted}",
+                (f"at offset {match.start()}", "Hydra/NeMo instantiate() imports and calls it on load"))
+
+
+def _scan_saved_model(ctx: _Ctx, view: memoryview, path: str) -> None:
+    # A TensorFlow SavedModel graph with a py_func op runs Python on load (reference §9.10); a byte search for
+    # the op names is enough to ask for review.
+    match = re.search(rb"(EagerPyFunc|PyFuncStateless|PyFunc)", view)
+    if match:
+        ctx.add(Verdict.REVIEW, path, "tensorflow", f"SavedModel graph uses {match.group(1).decode()} (Python code)",
+                (f"at offset {match.start()}",))
+
+
 def _decompress(ctx: _Ctx, view: memoryview, kind: str, path: str) -> memoryview | None:
     import bz2
     import lzma
@@ -523,7 +560,17 @@ def _scan(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
         ctx.add(Verdict.UNSCANNABLE, path, "content", f"containers nested deeper than {ctx.options.max_depth}")
         return
     ctx.check_time()
-    kind = sniff(view, probe=False)
+    # An end record found from the end (a zip behind a prefix) matters for files torch.load opens; inside a
+    # container only members that start like a zip are archives, so huge tensor members are not read at their tail.
+    kind = sniff(view, probe=False, eocd_anywhere=depth == 0)
+    if kind is None and depth > 0 and path.lower().endswith((".yaml", ".yml", ".json")):
+        # Text configs inside archives (NeMo's model_config.yaml in a .nemo tar) are invisible to the text
+        # detectors, which see repository files only: look for Hydra targets here.
+        _scan_archived_config(ctx, view, path)
+        return
+    if kind is None and path.endswith("saved_model.pb"):
+        _scan_saved_model(ctx, view, path)
+        return
     if kind is None:
         # A protocol 0/1 pickle has no magic: the full analysis doubles as the probe (candidate=True reports
         # nothing unless it meets a global or a call, or parses to the end).
@@ -534,10 +581,19 @@ def _scan(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
         return
     if kind in ("torch-zip", "torchscript", "keras", "npz", "zip"):
         _scan_zip(ctx, view, path, depth, kind)
-    elif kind == "7z":
-        ctx.add(Verdict.UNSCANNABLE, path, "content", "7z archives cannot be scanned (no 7z parser installed)")
+    elif kind in ("7z", "rar"):
+        ctx.add(Verdict.UNSCANNABLE, path, "content", f"{kind} archives cannot be scanned (no {kind} parser installed)")
     elif kind == "tar":
         _scan_tar(ctx, view, path, depth)
+    elif kind == "joblib-zfile":
+        # joblib < 0.10 (still loaded by numpy_pickle_compat): "ZF", the length in hex padded to 19 bytes, an
+        # optional space, then a zlib stream.
+        start = 21 + (bytes(view[21:22]) == b" ")
+        out = _decompress(ctx, view[start:], "zlib", path)
+        if out is None:
+            ctx.add(Verdict.UNSCANNABLE, path, "compression", "corrupt joblib ZF (legacy zlib) file")
+        else:
+            _scan(ctx, out, f"{path}!<zlib>", depth + 1)
     elif kind in ("gzip", "zlib", "bz2", "xz", "lzma", "lz4", "zstd"):
         out = _decompress(ctx, view, kind, path)
         if out is not None:

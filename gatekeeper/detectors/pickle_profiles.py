@@ -35,11 +35,13 @@ class UnknownProfile(ValueError):
     """A profile name that does not exist (a configuration error, raised before any scanning)."""
 
 
+# str(dtype) of every dtype torch allows: ``_dtype_to_storage_type_map()``, ``_new_dtypes()``, uint1-7, int1-7. Only
+# canonical names: str(torch.long) is "torch.int64", so aliases such as ``torch.long`` are not on torch's list.
 _TORCH_DTYPES = (
-    "float32 float float64 double float16 half bfloat16 complex32 chalf complex64 cfloat complex128 cdouble "
-    "uint8 uint16 uint32 uint64 int8 int16 short int32 int int64 long bool quint8 qint8 qint32 quint4x2 quint2x4 "
-    "float8_e4m3fn float8_e5m2 float8_e4m3fnuz float8_e5m2fnuz float8_e8m0fnu float4_e2m1fn_x2 "
-    "bits1x8 bits2x4 bits4x2 bits8 bits16 uint1 uint2 uint3 uint4 uint5 uint6 uint7 int1 int2 int3 int4 int5 int6 int7"
+    "float32 float64 float16 bfloat16 complex32 complex64 complex128 uint8 uint16 uint32 uint64 int8 int16 int32 "
+    "int64 bool quint8 qint8 qint32 quint4x2 quint2x4 float8_e4m3fn float8_e5m2 float8_e4m3fnuz float8_e5m2fnuz "
+    "float8_e8m0fnu float4_e2m1fn_x2 bits1x8 bits2x4 bits4x2 bits8 bits16 "
+    "uint1 uint2 uint3 uint4 uint5 uint6 uint7 int1 int2 int3 int4 int5 int6 int7"
 ).split()
 
 _TORCH_SCALAR_TYPES = (
@@ -47,51 +49,47 @@ _TORCH_SCALAR_TYPES = (
     "QUInt4x2 QUInt2x4"
 ).split()
 
+# torch/_weights_only_unpickler.py ``_tensor_rebuild_functions()``
 _TORCH_REBUILD = (
     "_rebuild_parameter _rebuild_parameter_with_state _rebuild_qtensor _rebuild_tensor _rebuild_tensor_v2 "
     "_rebuild_tensor_v3 _rebuild_sparse_tensor _rebuild_meta_tensor_no_storage _rebuild_wrapper_subclass "
-    "_rebuild_device_tensor_from_numpy _rebuild_device_tensor_from_cpu_tensor _rebuild_nested_tensor"
+    "_rebuild_device_tensor_from_numpy _rebuild_device_tensor_from_cpu_tensor"
 ).split()
 
 
 def _torch_globals() -> frozenset[str]:
+    """``_get_allowed_globals()`` of torch/_weights_only_unpickler.py, as ``module.name`` strings."""
     names = {
         "collections.OrderedDict",
         "collections.Counter",
         "torch.nn.parameter.Parameter",
-        "torch.nn.parameter.Buffer",
         "torch.serialization._get_layout",
         "torch.Size",
         "torch.Tensor",
         "torch.device",
-        "torch.storage.UntypedStorage",
-        "torch.storage.TypedStorage",
-        "torch.UntypedStorage",
-        "torch.TypedStorage",
-        "torch._tensor._rebuild_from_type_v2",
         "_codecs.encode",
         "builtins.bytearray",
         "builtins.set",
         "builtins.complex",
+        # torch._storage_classes: the legacy typed storages live in module "torch", the new ones in torch.storage
+        "torch.storage.UntypedStorage",
+        "torch.storage.TypedStorage",
         "torch.per_tensor_affine",
         "torch.per_tensor_symmetric",
         "torch.per_channel_affine",
         "torch.per_channel_symmetric",
         "torch.per_channel_affine_float_qparams",
-        "torch.strided",
-        "torch.sparse_coo",
-        "torch.sparse_csr",
-        "torch.sparse_csc",
-        "torch.sparse_bsr",
-        "torch.sparse_bsc",
-        "torch._mkldnn",
+        "torch._tensor._rebuild_from_type_v2",
     }
     names.update(f"torch.{d}" for d in _TORCH_DTYPES)
     for kind in _TORCH_SCALAR_TYPES:
+        # torch._tensor_classes / torch._storage_classes, named f"{cls.__module__}.{cls.__name__}"
         names.add(f"torch.{kind}Storage")
         names.add(f"torch.{kind}Tensor")
         names.add(f"torch.cuda.{kind}Storage")
         names.add(f"torch.cuda.{kind}Tensor")
+        names.add(f"torch.sparse.{kind}Tensor")
+        names.add(f"torch.cuda.sparse.{kind}Tensor")
     names.update(f"torch._utils.{f}" for f in _TORCH_REBUILD)
     return frozenset(names)
 
@@ -139,33 +137,33 @@ def _profile_globals(profile: str, extra_globals: frozenset[str]) -> frozenset[s
 
 
 # Modules refused as a whole (any attribute of them). Union of picklescan ``_unsafe_globals``, fickling
-# ``UNSAFE_IMPORTS``/``UnsafeImportsML``, the Hydra blocklist and the gadgets of reference §9.1; ``os``/``posix``/``nt``
-# and ``sys`` head the list because torch refuses them even when allow-listed.
+# ``UNSAFE_IMPORTS``/``UnsafeImportsML``, the Hydra blocklist and the gadgets of reference §9.1;
+# ``os``/``posix``/``nt`` and ``sys`` head the list because torch refuses them even when allow-listed.
 _DENY_MODULES = frozenset(
     """
-    os posix nt sys subprocess _posixsubprocess socket _socket shutil pty runpy ssl _ssl paramiko pycurl importlib imp marshal inspect pkgutil
-    operator _operator functools _functools ctypes _ctypes cffi code codeop commands pdb bdb ipdb timeit webbrowser
-    antigravity this
-    http httplib urllib urllib2 urllib3 requests aiohttp httpx asyncio multiprocessing _multiprocessing threading
-    _thread concurrent signal _signal pickle _pickle cPickle dill cloudpickle joblib.load joblib.numpy_pickle.load
-    joblib.numpy_pickle.NumpyUnpickler joblib.parallel joblib.Parallel joblib.memory shelve io _io logging.FileHandler logging.handlers logging.config
-    logging.basicConfig logging.StreamHandler
-    types.CodeType types.FunctionType types.LambdaType types.MethodType types.ModuleType types.CellType
-    site sysconfig ensurepip venv pip setuptools distutils lib2to3 idlelib doctest trace profile cProfile pstats
-    uuid._get_command_stdout uuid._popen uuid._ipconfig_getnode uuid._ifconfig_getnode imaplib smtplib ftplib poplib telnetlib nntplib mailcap _osx_support _aix_support _pyrepl pydoc test.support test.libregrtest
-    xmlrpc socketserver zipimport _interpreters _xxsubinterpreters _winapi msvcrt winreg _winreg resource psutil
-    tkinter _tkinter gc atexit platform compileall py_compile _sitebuiltins builtins __builtin__ __builtins__ copyreg
-    copy_reg select selectors fcntl _imp _bootstrap _frozen_importlib _frozen_importlib_external zipapp tempfile
-    picklescan fickling modelscan modelaudit gatekeeper hydra omegaconf
-    torch.hub torch._dynamo torch._inductor torch.jit torch.compile torch.package torch.utils.bottleneck
-    torch.utils.collect_env torch.utils.data.datapipes torch.utils.cpp_extension torch.fx torch.distributed
-    torch.multiprocessing torch.testing torch._export torch.export torch.library torch.ops torch._ops torch._C._jit
-    torch.storage._load_from_bytes torch.load torch.serialization.load torch._weights_only_unpickler
-    torch.utils._config_module torch._functorch torch.autograd.profiler
-    numpy.f2py numpy.distutils numpy.testing numpy.load numpy.lib.npyio numpy.ctypeslib numpy.lib.utils
-    numpy.core._internal numpy._core._internal numpy.fromfile numpy.memmap
-    pandas.read_pickle pandas.io pandas.eval pandas.core.computation
-    keras.saving tensorflow.python.ops.script_ops tensorflow.io tensorflow.keras.utils
+    os posix nt sys subprocess _posixsubprocess socket _socket shutil pty runpy ssl _ssl paramiko pycurl
+    importlib imp marshal inspect pkgutil operator _operator functools _functools ctypes _ctypes cffi code
+    codeop commands pdb bdb ipdb timeit webbrowser antigravity this http httplib urllib urllib2 urllib3 requests
+    aiohttp httpx asyncio multiprocessing _multiprocessing threading _thread concurrent signal _signal pickle
+    _pickle cPickle dill cloudpickle joblib.load joblib.numpy_pickle.load joblib.numpy_pickle.NumpyUnpickler
+    joblib.parallel joblib.Parallel joblib.memory shelve io _io logging.FileHandler logging.handlers
+    logging.config logging.basicConfig logging.StreamHandler types.CodeType types.FunctionType types.LambdaType
+    types.MethodType types.ModuleType types.CellType site sysconfig ensurepip venv pip setuptools distutils
+    lib2to3 idlelib doctest trace profile cProfile pstats uuid._get_command_stdout uuid._popen
+    uuid._ipconfig_getnode uuid._ifconfig_getnode imaplib smtplib ftplib poplib telnetlib nntplib mailcap
+    _osx_support _aix_support _pyrepl pydoc test.support test.libregrtest xmlrpc socketserver zipimport
+    _interpreters _xxsubinterpreters _winapi msvcrt winreg _winreg resource psutil tkinter _tkinter gc atexit
+    platform compileall py_compile _sitebuiltins builtins __builtin__ __builtins__ copyreg copy_reg select
+    selectors fcntl _imp _bootstrap _frozen_importlib _frozen_importlib_external zipapp tempfile picklescan
+    fickling modelscan modelaudit gatekeeper hydra omegaconf torch.hub torch._dynamo torch._inductor torch.jit
+    torch.compile torch.package torch.utils.bottleneck torch.utils.collect_env torch.utils.data.datapipes
+    torch.utils.cpp_extension torch.fx torch.distributed torch.multiprocessing torch.testing torch._export
+    torch.export torch.library torch.ops torch._ops torch._C._jit torch.storage._load_from_bytes torch.load
+    torch.serialization.load torch._weights_only_unpickler torch.utils._config_module torch._functorch
+    torch.autograd.profiler numpy.f2py numpy.distutils numpy.testing numpy.load numpy.lib.npyio numpy.ctypeslib
+    numpy.lib.utils numpy.core._internal numpy._core._internal numpy.fromfile numpy.memmap pandas.read_pickle
+    pandas.io pandas.eval pandas.core.computation keras.saving tensorflow.python.ops.script_ops tensorflow.io
+    tensorflow.keras.utils
     """.split()
 )
 

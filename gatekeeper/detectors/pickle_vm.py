@@ -1231,8 +1231,11 @@ def analyse_pickle(
             view, pos, profile=profile, extra_globals=extra_globals, limits=remaining, depth=depth, nested=nested,
             torch_context=torch_context, joblib=joblib,
         )
-        if end is None and pickles and not report.globals and not report.calls:
-            # Not a pickle at all: trailing bytes after a complete pickle.
+        known = any(g.classification is not Classification.REVIEW for g in report.globals)
+        if end is None and pickles and not known and not report.calls:
+            # Not a pickle: trailing bytes after a complete pickle. An unknown "global" followed by a parse error is
+            # no evidence (text such as "cython\nnumpy\n" reads as GLOBAL ython.numpy); pickle.load never reads
+            # past the first STOP anyway, so only multi-pickle loaders would see these bytes.
             bad = any(g.classification is not Classification.ALLOW for g in globals_)
             verdict = Verdict.MALICIOUS if bad else Verdict.UNSCANNABLE
             what = "after a non-allow-listed global: " if bad else ""

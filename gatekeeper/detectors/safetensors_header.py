@@ -2,9 +2,9 @@
 
 Format (huggingface/safetensors ``README.md#Format``, ``safetensors/src/tensor.rs``): 8 bytes ``N`` (u64 LE), ``N``
 bytes of UTF-8 JSON starting with ``{`` (right-padding with spaces allowed), then the byte buffer. Checks (reference
-ml-artifacts.md §4): ``N <= 100_000_000`` and within the blob; no duplicate keys; ``__metadata__`` a str->str map; known
-dtypes; ``prod(shape) * bits`` a whole number of bytes equal to ``end - begin``; offsets sorted, contiguous from 0, no
-holes or overlaps (no room for a polyglot); and ``8 + N + buffer_end == blob size``.
+ml-artifacts.md §4): ``N <= 100_000_000`` and within the blob; no duplicate keys; ``__metadata__`` a str->str map;
+known dtypes; ``prod(shape) * bits`` a whole number of bytes equal to ``end - begin``; offsets sorted, contiguous
+from 0, no holes or overlaps (no room for a polyglot); and ``8 + N + buffer_end == blob size``.
 """
 
 from __future__ import annotations

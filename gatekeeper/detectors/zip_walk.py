@@ -17,6 +17,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["ZipEntry", "ZipLayout", "ZipFormatError", "read_layout", "member_data", "find_eocd"]
 
@@ -99,7 +100,16 @@ def _zip64_extra(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int
     return usize, csize, offset
 
 
-def _central(data: memoryview, eocd: int, max_members: int) -> tuple[list[dict[str, object]], int]:
+class _Central(NamedTuple):
+    name: str
+    flags: int
+    method: int
+    csize: int
+    usize: int
+    offset: int  # absolute, after the prefix shift
+
+
+def _central(data: memoryview, eocd: int, max_members: int) -> tuple[list[_Central], int]:
     """Central entries and the shift (bytes prepended to the archive) computed like zipfile's ``concat``."""
     rec = bytes(data[eocd:eocd + 22])
     _, _, _, _, count, cd_size, cd_offset, _ = struct.unpack("<4sHHHHIIH", rec)
@@ -120,7 +130,7 @@ def _central(data: memoryview, eocd: int, max_members: int) -> tuple[list[dict[s
     if shift < 0:
         raise ZipFormatError("central directory offset points past its end record")
     pos = cd_offset + shift
-    entries: list[dict[str, object]] = []
+    entries: list[_Central] = []
     for _ in range(count):
         head = bytes(data[pos:pos + 46])
         if len(head) < 46 or head[:4] != _CENTRAL:
@@ -131,8 +141,7 @@ def _central(data: memoryview, eocd: int, max_members: int) -> tuple[list[dict[s
         name_raw = bytes(data[pos + 46:pos + 46 + nlen])
         extra = bytes(data[pos + 46 + nlen:pos + 46 + nlen + xlen])
         usize, csize, offset = _zip64_extra(extra, usize, csize, offset)
-        entries.append({"name": _decode(name_raw, flags), "flags": flags, "method": method, "csize": csize,
-                        "usize": usize, "offset": offset + shift})
+        entries.append(_Central(_decode(name_raw, flags), flags, method, csize, usize, offset + shift))
         pos += 46 + nlen + xlen + clen
     return entries, shift
 
@@ -158,7 +167,7 @@ def read_layout(data: memoryview, *, max_members: int) -> ZipLayout:
     Raises:
         ZipFormatError: neither a central directory nor a local header chain can be read, or caps exceeded.
     """
-    central: list[dict[str, object]] = []
+    central: list[_Central] = []
     has_central = False
     eocd = find_eocd(data)
     if eocd >= 0:
@@ -171,12 +180,11 @@ def read_layout(data: memoryview, *, max_members: int) -> ZipLayout:
             central = []
     by_offset: dict[int, ZipEntry] = {}
     for c in central:
-        offset = int(c["offset"])  # type: ignore[call-overload]
-        local = _local(data, offset)
-        by_offset.setdefault(offset, ZipEntry(
-            name=str(c["name"]), local_name=local[0] if local else None, central_name=str(c["name"]),
-            header_offset=offset, data_offset=local[5] if local else -1, compressed_size=int(c["csize"]),  # type: ignore[call-overload]
-            uncompressed_size=int(c["usize"]), method=int(c["method"]), flags=int(c["flags"]),  # type: ignore[call-overload]
+        local = _local(data, c.offset)
+        by_offset.setdefault(c.offset, ZipEntry(
+            name=c.name, local_name=local[0] if local else None, central_name=c.name, header_offset=c.offset,
+            data_offset=local[5] if local else -1, compressed_size=c.csize, uncompressed_size=c.usize,
+            method=c.method, flags=c.flags,
         ))
         if len(by_offset) > max_members:
             raise ZipFormatError(f"more than {max_members} members")
@@ -249,8 +257,11 @@ def member_data(data: memoryview, entry: ZipEntry, *, max_bytes: int) -> memoryv
                 # zip's LZMA: 2-byte version, 2-byte props size, props, then raw LZMA1 data.
                 body = bytes(raw)
                 psize = struct.unpack_from("<H", body, 2)[0]
-                filt = lzma._decode_filter_properties(lzma.FILTER_LZMA1, body[4:4 + psize])  # type: ignore[attr-defined]
-                out = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[filt]).decompress(body[4 + psize:], max_bytes + 1)
+                props = body[4:4 + psize]
+                # NOTE: no public API turns LZMA1 properties into a filter dict; zipfile uses the same private helper.
+                filt = lzma._decode_filter_properties(lzma.FILTER_LZMA1, props)  # type: ignore[attr-defined]
+                raw_lzma = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[filt])
+                out = raw_lzma.decompress(body[4 + psize:], max_bytes + 1)
         except (OSError, ValueError, lzma.LZMAError, struct.error) as exc:
             raise ZipFormatError(f"member {entry.name!r}: corrupt compressed data ({exc})") from None
         if len(out) > max_bytes:

@@ -10,6 +10,7 @@ import pytest
 
 from gatekeeper.detectors import content
 from gatekeeper.detectors.cache import VerdictCache
+from gatekeeper.detectors.cache import scan_cached
 from gatekeeper.detectors.content import ScanOptions
 from gatekeeper.detectors.content import scan_blob
 from gatekeeper.errors import ScanError
@@ -103,3 +104,33 @@ def test_concurrent_writers_never_expose_torn_entries(tmp_path: Path) -> None:
     with multiprocessing.get_context("fork").Pool(3) as pool:
         assert sum(pool.map(_writer, [(directory, 150)] * 3)) == 0
     assert not list((tmp_path / "c").rglob(".tmp-*"))
+
+
+def test_scan_cached_skips_the_second_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = VerdictCache(tmp_path / "c")
+    first = scan_cached(cache, BLOB, "a.pkl", EVIL)
+    assert first[0].verdict is Verdict.MALICIOUS and first[0].blob_id == BLOB
+    import gatekeeper.detectors.cache as cache_mod
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise AssertionError("scanned again")
+
+    monkeypatch.setattr(cache_mod, "scan_blob", boom)
+    again = scan_cached(cache, BLOB, "b.pkl", b"whatever: the blob id decides")
+    assert [(f.verdict, f.path, f.message) for f in again] == [(f.verdict, "b.pkl", f.message) for f in first]
+    monkeypatch.undo()
+    assert scan_cached(None, BLOB, "c.pkl", EVIL)[0].blob_id == BLOB
+
+
+def test_detectors_import_nothing_heavy_and_no_unpickler() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gatekeeper.detectors.content, gatekeeper.detectors.cache; "
+        "bad = sorted({'pickle', '_pickle', 'requests', 'pygit2', 'yaml', 'numpy', 'torch'} & set(sys.modules)); "
+        "print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -340,6 +340,21 @@ def test_compressed_joblib(kind: str) -> None:
     assert worst(compress(joblib_pickle(b"")), options=JOBLIB) == "clean"
 
 
+def test_legacy_joblib_zfile() -> None:
+    def zfile(payload: bytes) -> bytes:
+        return b"ZF" + hex(len(payload)).encode().ljust(19) + b" " + zlib.compress(payload)
+
+    assert sniff(zfile(EVIL)) == "joblib-zfile"
+    assert worst(zfile(EVIL)) == MAL
+    assert worst(zfile(BENIGN)) == "clean"
+    assert worst(b"ZF0x10" + b" " * 16 + b"not zlib") == UNS
+
+
+def test_unsupported_containers_block() -> None:
+    assert worst(b"7z\xbc\xaf'\x1c\x00\x04" + b"\x00" * 32, "weights.7z") == UNS
+    assert worst(b"Rar!\x1a\x07\x01\x00" + b"\x00" * 32, "weights.bin") == UNS
+
+
 def test_unsupported_compression_blocks() -> None:
     assert worst(b"\x04\x22\x4d\x18" + b"\x00" * 32) == UNS  # lz4 frame without the optional parser
     assert worst(b"\x1f\x8b\x08\x00garbage") == UNS
@@ -530,3 +545,41 @@ def test_size_cap_and_random_input_never_raise() -> None:
     for _ in range(200):
         blob = bytes(rng.randrange(256) for _ in range(rng.randint(0, 600)))
         assert not any("internal error" in f.message for f in scan_blob("rand", blob))
+
+
+@pytest.mark.parametrize("method", ["ZIP_BZIP2", "ZIP_LZMA", "ZIP_DEFLATED"])
+def test_zip_members_written_by_zipfile(method: str) -> None:
+    import zipfile
+
+    for payload, expected in ((EVIL, MAL), (BENIGN, "clean")):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", compression=getattr(zipfile, method)) as zf:
+            zf.writestr("archive/data.pkl", payload)
+            zf.writestr("archive/version", "3\n")
+        assert worst(buf.getvalue()) == expected, describe(buf.getvalue())
+
+
+def test_nemo_tar_target_and_duplicate_weights() -> None:
+    def nemo(config: bytes, weights: list[bytes]) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name, content in [("model_config.yaml", config)] + [("model_weights.ckpt", w) for w in weights]:
+                info = tarfile.TarInfo(name)
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+        return buf.getvalue()
+
+    benign = nemo(b"name: asr\nsample_rate: 16000\n", [torch_zip(TORCH_LIKE)])
+    assert worst(benign, "model.nemo") == "clean", describe(benign)
+    hydra = nemo(b"model:\n  _target_: nemo.collections.asr.models.EncDecCTCModel\n", [torch_zip(TORCH_LIKE)])
+    assert worst(hydra, "model.nemo") == REV
+    evil = nemo(b"model:\n  _target_: shutil.os.system\n", [torch_zip(TORCH_LIKE)])
+    assert worst(evil, "model.nemo") == MAL
+    dup = nemo(b"name: asr\n", [torch_zip(TORCH_LIKE), torch_zip(EVIL)])
+    assert worst(dup, "model.nemo") == MAL and "appears 2 times" in describe(dup, "model.nemo")
+
+
+def test_saved_model_py_func() -> None:
+    graph = b"\x0a\x0csome_graph\x12\x0bPyFuncStateless\x1a\x01x"
+    assert worst(make_zip([Member("m/saved_model.pb", graph)])) == REV
+    assert worst(make_zip([Member("m/saved_model.pb", b"\x0a\x05MatMul")])) == "clean"

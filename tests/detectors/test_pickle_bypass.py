@@ -159,6 +159,19 @@ def test_unknown_global_needs_review_not_malicious() -> None:
     assert worst(p2(call(glob("osmosis", "system")))) == REV
 
 
+def test_torch_profile_is_torchs_weights_only_list() -> None:
+    allowed = profile_globals("torch")
+    for name in ("torch.int64", "torch.bfloat16", "torch.uint4", "torch.float8_e4m3fn", "torch.FloatStorage",
+                 "torch.cuda.HalfTensor", "torch.storage.UntypedStorage", "torch._utils._rebuild_tensor_v2",
+                 "torch._tensor._rebuild_from_type_v2", "torch.per_channel_affine", "collections.Counter"):
+        assert name in allowed, name
+    # str(torch.long) is "torch.int64": aliases are not on torch's list; nor are classes torch never allow-listed
+    for name in ("torch.long", "torch.float", "torch.nn.Module", "torch._utils._rebuild_nested_tensor",
+                 "torch.UntypedStorage", "numpy.ndarray"):
+        assert name not in allowed, name
+    assert len(allowed) == len(set(allowed))
+
+
 def test_builtin_constructor_outside_profile_is_review() -> None:
     assert worst(p2(call(glob("builtins", "dict")))) == REV
     assert classify_global("builtins", "set", profile_globals("torch"))[0] is Classification.ALLOW
@@ -313,6 +326,8 @@ def test_payload_before_a_parse_error() -> None:
     truncated_benign = proto(2) + glob("collections", "OrderedDict") + EMPTY_TUPLE + REDUCE + b"X\x10\x00\x00"
     assert worst(truncated_benign) == UNS
     assert worst(BENIGN + b"\n\n garbage") == UNS
+    assert worst(BENIGN + b"cython\nnumpy\nrequests\n") == UNS  # text after STOP: blocks, but is no attack
+    assert worst(BENIGN + b"cos\nsystem\n(S'id'\ntR") == MAL  # a known-bad global in the tail is
     assert worst(p2(call(glob("os", "system"))) + b"\n\n\t\t") == MAL
 
 

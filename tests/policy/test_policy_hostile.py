@@ -176,3 +176,57 @@ def test_pure_python_parser_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(YamlProblem) as info:
         load_yaml(b"a: *x\n")
     assert info.value.line == 1
+
+
+@pytest.mark.timeout(10)
+def test_fifo_policy_and_trust_store_do_not_hang(tmp_path: Path, write_policy: Callable[[str], Path],
+                                                 base_text: str, policy_dir: Path) -> None:
+    import os
+
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError) as info:
+        load_policy(fifo)
+    assert info.value.problems == [f"{fifo}:1: cannot read the policy: Not a regular file"]
+    (policy_dir / "allowed_signers").unlink()
+    os.mkfifo(policy_dir / "allowed_signers")
+    path = write_policy(base_text)
+    assert [str(p) for p in lint_policy(path)] == [
+        f"{path}:14: 'trust.allowed_signers' '{policy_dir / 'allowed_signers'}' cannot be read: Not a regular file"]
+
+
+def test_device_as_policy(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_policy(Path("/dev/zero"))
+    assert info.value.problems == ["/dev/zero:1: cannot read the policy: Not a regular file"]
+
+
+def test_too_many_patterns(tmp_path: Path, write_policy: Callable[[str], Path], base_text: str) -> None:
+    from gatekeeper.policy import MAX_PATTERNS
+
+    many = ", ".join(f'"d{i}/**"' for i in range(MAX_PATTERNS + 5))
+    path = write_policy(base_text.replace('paths: ["models/**", "**/modeling_*.py"]', f"paths: [{many}]"))
+    assert _problems(path) == [
+        f"5: more than {MAX_PATTERNS} path patterns in all rules; use '**' and directory patterns to say the same "
+        "with fewer"]
+
+
+def test_overlong_pattern(write_policy: Callable[[str], Path], base_text: str) -> None:
+    path = write_policy(base_text.replace('"**/modeling_*.py"', '"' + "a" * 1001 + '"'))
+    assert _problems(path) == ["5: rule 'model-code': path pattern is longer than 1000 characters"]
+
+
+@pytest.mark.timeout(20)
+def test_group_graphs_that_would_be_slow(write_policy: Callable[[str], Path], base_text: str) -> None:
+    # a long chain and a ladder of diamonds (2**40 paths from top to bottom)
+    chain = "".join(f"  c{i}: [c{i + 1}]\n" for i in range(5000)) + "  c5000: [alice]\n"
+    ladder = "".join(f"  d{i}: [a{i}, b{i}]\n  a{i}: [d{i + 1}]\n  b{i}: [d{i + 1}]\n" for i in range(40))
+    ladder += "  d40: [bob, d0]\n"  # and a cycle at the bottom
+    path = write_policy(base_text.replace("groups:\n", "groups:\n" + chain + ladder))
+    assert _problems(path) == ["5013: groups form a cycle: d0 -> a0 -> d1 -> a1 -> d2 -> a2 -> d3 -> a3 -> d4 -> "
+                               "a4 -> d5 -> a5 -> d6 -> a6 -> d7 -> a7 -> d8 -> a8 -> d9 -> a9 -> d10 -> a10 -> d11 "
+                               "-> a11 -> d12 -> a12 -> d13 -> a13 -> d14 -> a14 -> d15 -> a15 -> d16 -> a16 -> d17 "
+                               "-> a17 -> d18 -> a18 -> d19 -> a19 -> d20 -> a20 -> d21 -> a21 -> d22 -> a22 -> d23 "
+                               "-> a23 -> d24 -> a24 -> d25 -> a25 -> d26 -> a26 -> d27 -> a27 -> d28 -> a28 -> d29 "
+                               "-> a29 -> d30 -> a30 -> d31 -> a31 -> d32 -> a32 -> d33 -> a33 -> d34 -> a34 -> d35 "
+                               "-> a35 -> d36 -> a36 -> d37 -> a37 -> d38 -> a38 -> d39 -> a39 -> d40 -> d0"]

@@ -220,7 +220,7 @@ def test_bad_path_patterns(lint_text: Lint, base_text: str, pattern: str, messag
     assert lint_text(text) == [f"5: {prefix}{message}"]
 
 
-@pytest.mark.parametrize("pattern", ["foo\\\\ ", "a[!b]c", "\\\\#x", "\\\\!x", "/models", "models/", "**", "*/"])
+@pytest.mark.parametrize("pattern", ["foo\\\\ ", "a[!b]c", "*[.]bin", "[=]x", "[:]y", "\\\\#x", "\\\\!x", "/models", "models/", "**", "*/"])
 def test_unusual_but_valid_patterns(lint_text: Lint, base_text: str, pattern: str) -> None:
     text = base_text.replace('paths: ["models/**", "**/modeling_*.py"]', f'paths: ["{pattern}"]')
     assert lint_text(text) == []
@@ -275,10 +275,11 @@ PEOPLE_DOC = """\
         reviewers: [leads]
     people:
       alice: {emails: [alice@example.com], accounts: [al]}
-      bob: {emails: [ALICE@example.com, not-an-email], accounts: [al]}
+      bob: {emails: [ALICE@example.com, not-an-email], accounts: [AL]}
       "carol smith": {}
       dave: [dave@example.com]
       leads: {}
+      Alice: {}
     groups:
       leads: [alice, bbo]
       ring1: [ring2]
@@ -293,18 +294,19 @@ PEOPLE_DOC = """\
 
 def test_people_and_group_problems(lint_text: Lint) -> None:
     assert [p for p in lint_text(PEOPLE_DOC) if "allowed_signers" not in p] == [
-        "10: account 'al' belongs to both 'alice' (line 9) and 'bob'",
+        "10: account 'AL' belongs to both 'alice' (line 9) and 'bob'",
         "10: email 'ALICE@example.com' belongs to both 'alice' (line 9) and 'bob'",
         "10: person 'bob': 'not-an-email' is not an email address",
         "11: person name 'carol smith' may only use letters, digits and '._@+-' (and must start with a letter or "
         "digit)",
         "12: person 'dave' must be a mapping such as {emails: [...]}, not a list",
-        "15: 'leads' is both a person and a group; use distinct names",
-        "15: group 'leads' names 'bbo', who is neither a person nor a group (did you mean 'bob'?)",
-        "16: groups form a cycle: ring1 -> ring2 -> ring1",
-        "18: warning: group 'empty' is empty",
-        "19: group name 'bad*group' may only use letters, digits and '._@+-' (and must start with a letter or digit)",
-        "20: break_glass names 'admins', who is neither a person nor a group",
+        "14: person names 'alice' and 'Alice' differ only in case; use one name per person",
+        "16: 'leads' is both a person and a group ('leads'); use distinct names",
+        "16: group 'leads' names 'bbo', who is neither a person nor a group (did you mean 'bob'?)",
+        "17: groups form a cycle: ring1 -> ring2 -> ring1",
+        "19: warning: group 'empty' is empty",
+        "20: group name 'bad*group' may only use letters, digits and '._@+-' (and must start with a letter or digit)",
+        "21: break_glass names 'admins', who is neither a person nor a group",
     ]
 
 
@@ -442,3 +444,12 @@ def test_lint_reports_problems_from_every_section_at_once(lint_text: Lint, base_
 
 def test_lint_unreadable_policy(tmp_path: Path) -> None:
     assert [str(p) for p in lint_policy(tmp_path)] == [f"{tmp_path}:1: cannot read the policy: Is a directory"]
+
+
+def test_allowed_signers_too_big(lint_text: Lint, base_text: str, policy_dir: Path) -> None:
+    from gatekeeper.policy import MAX_ALLOWED_SIGNERS_BYTES
+
+    with open(policy_dir / "allowed_signers", "wb") as fh:
+        fh.truncate(MAX_ALLOWED_SIGNERS_BYTES + 1)
+    assert lint_text(base_text) == [
+        f"{policy_dir / 'allowed_signers'}:1: file is bigger than {MAX_ALLOWED_SIGNERS_BYTES} bytes"]

@@ -108,6 +108,7 @@ def test_full_policy(write_policy: WritePolicy, policy_dir: Path) -> None:
     assert policy.members(["admins"]) == frozenset({"alice", "bob"})
     assert policy.may_break_glass("bob") and not policy.may_break_glass("carol")
     assert policy.person_for_account("alice.a") == "alice"
+    assert policy.person_for_account("Alice.A") == "alice"  # platforms differ on case; err towards "same person"
     assert policy.person_for_account("alice") is None  # explicit accounts replace the default
     assert policy.person_for_account("carol") == "carol"
     assert policy.person_for_email("ALICE@example.COM") == "alice"
@@ -256,3 +257,27 @@ def test_rules_for_agrees_with_asking_every_rule(write_policy: WritePolicy, base
     for _ in range(5000):
         path = "/".join(rng.choice(parts) for _ in range(rng.randint(1, 5))).encode("utf-8", "surrogateescape")
         assert policy.rules_for(path) == tuple(r for r in policy.rules if r.matches(path)), path
+
+
+def test_policy_is_hashable_by_identity(write_policy: WritePolicy, base_text: str) -> None:
+    path = write_policy(base_text)
+    first, second = load_policy(path), load_policy(path)
+    assert first.source_sha256 == second.source_sha256
+    assert len({first, second, first}) == 2
+
+
+def test_hot_path_imports_stay_small(write_policy: WritePolicy, base_text: str) -> None:
+    """load_policy + rules_for pull in neither the lint-only modules nor anything heavy."""
+    import subprocess
+    import sys
+
+    path = write_policy(base_text)
+    code = (
+        "import sys; from pathlib import Path; from gatekeeper.policy import load_policy; "
+        f"p = load_policy(Path({str(path)!r})); p.rules_for(b'models/x'); p.is_protected_ref('refs/heads/main'); "
+        "print(' '.join(sorted(m for m in ('requests', 'pygit2', 'cryptography', 'difflib', "
+        "'gatekeeper._signers_lint') if m in sys.modules)))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
+    assert result.stdout.strip() == ""
