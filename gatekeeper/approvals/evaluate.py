@@ -30,7 +30,7 @@ Stored approvals that are malformed (written before the gate was installed, or o
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
@@ -237,18 +237,18 @@ class Approvals:
         if cached is None:
             cached = self._checked[approval.commit] = check_signature(
                 approval, self.trust(), namespace=self._policy.trust.namespace, now=self._now,
-                people=self._policy.people.keys(),
+                people=frozenset(self._policy.people),
             )
         return cached
 
-    def _authored(self, person: str, protected: object, analysis: RefAnalysis) -> str | None:
+    def _authored(self, person: str, protected: Collection[bytes], analysis: RefAnalysis) -> str | None:
         info = self._authorship.get(analysis.update.ref)
         if info is None:
             info = self._authorship[analysis.update.ref] = self._walk(analysis)
         if info.overflow:
             return f"the push has over {MAX_AUTHOR_COMMITS} new commits; their authors could not be checked"
         for commit, people, paths in info.commits:
-            if person in people and not paths.isdisjoint(protected):  # type: ignore[arg-type]
+            if person in people and not paths.isdisjoint(protected):
                 return f"authored or committed {commit[:12]}, which changes a protected path"
         return None
 
@@ -301,7 +301,7 @@ def content_difference(approved: dict[bytes, Change], pushed: dict[bytes, Change
 
 
 def check_signature(
-    approval: StoredApproval, trust: AllowedSigners, *, namespace: str, now: datetime, people: object,
+    approval: StoredApproval, trust: AllowedSigners, *, namespace: str, now: datetime, people: Collection[str],
 ) -> _Checked:
     """Verify one approval's signature and bind it to a person; never raises for a bad or untrusted signature."""
     st = approval.statement
@@ -312,7 +312,7 @@ def check_signature(
     if st.approver not in verified.principals:
         keys_of = ", ".join(verified.principals) or "nobody"
         return _Checked(None, f"signed with a key of {keys_of}, not of {st.approver}")
-    if st.approver not in people:  # type: ignore[operator]
+    if st.approver not in people:
         return _Checked(None, f"{st.approver} is not a person in the policy")
     text = approval.statement_bytes.decode("ascii")
     evidence: dict[str, object] = {

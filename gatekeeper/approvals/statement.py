@@ -29,7 +29,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -43,6 +43,7 @@ __all__ = [
     "format_time",
     "parse_statement",
     "parse_time",
+    "project",
 ]
 
 STATEMENT_TYPE = "gatekeeper-approval/v1"
@@ -305,6 +306,6 @@ def _change_mode(value: object, where: str) -> int:
     return mode
 
 
-def project(changes: Sequence[Change], keep: object) -> dict[bytes, Change]:
+def project(changes: Sequence[Change], keep: Callable[[bytes], bool]) -> dict[bytes, Change]:
     """The change set restricted to the paths for which ``keep(path)`` is true, keyed by path."""
-    return {c.path: c for c in changes if keep(c.path)}  # type: ignore[operator]
+    return {c.path: c for c in changes if keep(c.path)}

@@ -200,3 +200,19 @@ def test_approve_with_the_policy_shows_rules_and_content_findings(world: World) 
     check = gatekeeper("check", "HEAD", "--ref", "refs/heads/main", "--config", str(srv.config), cwd=dave.path)
     assert check.returncode == 1
     assert "malicious: models/llama/weights.pkl" in check.stdout
+
+
+def test_non_utf8_protected_path_round_trips_through_an_approval(world: World) -> None:
+    srv = world.server
+    dave = srv.clone("dave")
+    as_person(dave, "dave")
+    dave.write(b"models/llama/w\xff\xfe.py", "x = 1\n")
+    dave.commit("odd name", author="dave")
+    publish(world, dave, "refs/heads/feature")
+    alice = reviewer(world, "alice")
+    proc = approve(alice, "origin/feature", world.keys["alice"], "alice")
+    assert "added    models/llama/w\\xff\\xfe.py" in proc.stdout
+    ref = alice.git("for-each-ref", "--format=%(refname)", "refs/gatekeeper/approvals/").strip()
+    assert '{"base64": "bW9kZWxzL2xsYW1hL3f//i5weQ=="}' in alice.git("show", f"{ref}:approval.json")
+    result = dave.push(env={"REMOTE_USER": "dave"})
+    assert result.ok, result.output
