@@ -81,7 +81,8 @@ def check(*, rev: str, ref: str, config: Path, allowed_signers: Path | None, rem
                           now=datetime.now(timezone.utc), trust=trust, verify_signatures=trust is not None)
     ref_content = report.refs.get(ref)  # type: ignore[attr-defined]
     decision = decide(
-        policy, [analysis], pusher=Identity(user, "check:--as"), approvals=approvals,
+        policy,  # type: ignore[arg-type]  # NOTE: Policy is frozen; gate.PolicyView declares settable attributes
+        [analysis], pusher=Identity(user, "check:--as"), approvals=approvals,
         extra_requirements=lambda a: content_requirements(policy, report, a),  # type: ignore[arg-type]
         blocking={ref: ref_content.blocking} if ref_content is not None and ref_content.blocking else None,
     )
