@@ -216,3 +216,16 @@ def test_non_utf8_protected_path_round_trips_through_an_approval(world: World) -
     assert '{"base64": "bW9kZWxzL2xsYW1hL3f//i5weQ=="}' in alice.git("show", f"{ref}:approval.json")
     result = dave.push(env={"REMOTE_USER": "dave"})
     assert result.ok, result.output
+
+
+def test_check_without_the_trust_store_says_signatures_were_not_verified(world: World, tmp_path) -> None:
+    srv = world.server
+    dave = feature(world)
+    approve(reviewer(world, "alice"), "origin/feature", world.keys["alice"], "alice")
+    copy = tmp_path / "laptop" / "policy.yaml"  # a copy of the server's policy; its trust store path is not here
+    copy.parent.mkdir()
+    copy.write_text(srv.config.read_text())
+    proc = gatekeeper("check", "--ref", "refs/heads/main", "--config", str(copy), "--as", "dave", cwd=dave.path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "rule model-code: 1/1 approvals" in proc.stdout
+    assert "note: signatures were not verified (no trust store here; pass --allowed-signers FILE)" in proc.stderr
