@@ -311,10 +311,14 @@ class Repo:
                 else:
                     yield path, int(entry.filemode), ObjectId(str(entry.id))
 
-    def tree_entries(self, tree: str) -> list[tuple[bytes, int, ObjectId]]:
-        """(name, mode, id) of the top-level entries of ``tree`` (not recursive), in tree order."""
+    def tree_entries(self, tree: str, *, limit: int | None = None) -> list[tuple[bytes, int, ObjectId]]:
+        """(name, mode, id) of the top-level entries of ``tree`` (not recursive), in tree order; GitAccessError when
+        there are more than ``limit`` (checked before anything is read)."""
         node = self._tree(tree)
-        assert node is not None
+        if node is None:
+            raise GitAccessError(f"{tree} is not a tree in this repository")
+        if limit is not None and len(node) > limit:
+            raise GitAccessError(f"tree {tree} has {len(node)} entries, over the limit of {limit}")
         out: list[tuple[bytes, int, ObjectId]] = []
         for entry in node:
             name = entry.raw_name if hasattr(entry, "raw_name") else entry.name.encode("utf-8", "surrogateescape")

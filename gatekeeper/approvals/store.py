@@ -95,7 +95,7 @@ def read_approval(repo: Repo, ref: str, target: str) -> StoredApproval:
     try:
         info = repo.commit_info(target)
         tree = repo.commit_tree(target)
-        entries = repo.tree_entries(tree)
+        entries = repo.tree_entries(tree, limit=16)  # a hostile tree of millions of entries is not listed
     except GitAccessError as exc:
         raise MalformedApproval(f"{ref}: {exc.message}") from exc
     if info.parents:
