@@ -313,6 +313,31 @@ class Repo:
                 else:
                     yield path, int(entry.filemode), ObjectId(str(entry.id))
 
+    def tree_entries(self, tree: str, *, limit: int | None = None) -> list[tuple[bytes, int, ObjectId]]:
+        """(name, mode, id) of the top-level entries of ``tree`` (not recursive), in tree order; GitAccessError when
+        there are more than ``limit`` (checked before anything is read)."""
+        node = self._tree(tree)
+        if node is None:
+            raise GitAccessError(f"{tree} is not a tree in this repository")
+        if limit is not None and len(node) > limit:
+            raise GitAccessError(f"tree {tree} has {len(node)} entries, over the limit of {limit}")
+        out: list[tuple[bytes, int, ObjectId]] = []
+        for entry in node:
+            name = entry.raw_name if hasattr(entry, "raw_name") else entry.name.encode("utf-8", "surrogateescape")
+            out.append((name, int(entry.filemode), ObjectId(str(entry.id))))
+        return out
+
+    def resolve(self, rev: str) -> ObjectId:
+        """The commit a revision expression (``origin/feature``, ``HEAD~2``, an id) names, for client commands."""
+        try:
+            obj = self._repo.revparse_single(rev)
+        except (KeyError, ValueError, pygit2.GitError) as exc:
+            raise GitAccessError(f"unknown revision {rev!r}", hint="fetch it first, or name a commit id") from exc
+        kind, peeled = self.peel(str(obj.id))
+        if kind != "commit" or peeled is None:
+            raise GitAccessError(f"{rev!r} is a {kind}, not a commit")
+        return peeled
+
     def tree_entry(self, tree: str, path: bytes) -> tuple[int, ObjectId] | None:
         """(mode, id) of ``path`` in ``tree``, or None."""
         node = self._tree(tree)

@@ -111,6 +111,7 @@ def _decide(
     stdin: bytes, env: Mapping[str, str], policy: object, event: dict[str, object], chain: Path | None,
 ) -> tuple[list[str], str, bool]:
     from gatekeeper.analysis import analyse_updates
+    from gatekeeper.approvals.evaluate import load_evaluator
     from gatekeeper.content_gate import content_requirements, scan_push
     from gatekeeper.gate import decide
     from gatekeeper.gitrepo import Repo, read_push_options
@@ -143,21 +144,26 @@ def _decide(
         max_changed_paths=int(policy.limits.max_changed_paths),  # type: ignore[attr-defined]
     )
     content = scan_push(repo, policy, analyses, cache_dir=_scan_cache_dir(policy))
+    # Approvals: stored ones plus those pushed now; a bad, deleted or rewritten approval ref refuses the whole push.
+    approvals = load_evaluator(repo, policy, updates, pusher=context.identity, repository=str(event["repo"]))  # type: ignore[arg-type]
     decision = decide(
         policy,  # type: ignore[arg-type]
         analyses,
         pusher=context.identity,
+        approvals=approvals,
         break_glass_reason=break_glass,
         extra_requirements=lambda analysis: content_requirements(policy, content, analysis),
         blocking={ref: rc.blocking for ref, rc in content.refs.items() if rc.blocking},
     )
+    if approvals.trust_store_sha256:
+        event["trust_store_sha256"] = approvals.trust_store_sha256
     findings = [f for rc in content.refs.values() for f in rc.findings]
     if findings:
         event["findings"] = [_finding_record(f) for f in findings[:MAX_FINDINGS_RECORDED]]
         event["findings_total"] = len(findings)
     event["scan"] = {"blobs": content.blobs_scanned, "cache_hits": content.cache_hits}
-    chained_failure = None
-    if not decision.blocked and chain is not None:
+    chained_failure = approvals.refusal
+    if chained_failure is None and not decision.blocked and chain is not None:
         chained_failure = _run_chained(chain, stdin, env)
     event.update(_decision_fields(decision))
     if chained_failure:

@@ -1,0 +1,391 @@
+"""The approval side of the gate: which stored and pushed approvals count for a requirement, and which approval refs a
+push may create (DESIGN.md invariant 2; reference A7).
+
+An approval counts for a requirement (one rule on one ref update) only if all of these hold, checked cheapest first:
+
+1. its statement is for this repository and this ref (or a ref pattern matching it);
+2. it has not expired at the server's current time (and was not made in the future);
+3. its change set projected onto the rule's paths equals the pushed change set projected onto them, entry by entry
+   (path, both modes, both ids): so it survives a rebase, squash or web merge exactly when the protected content is
+   identical, and dies on a one-byte difference;
+4. its signature verifies in-process, in the gate's namespace, under a key that ``allowed_signers`` trusts *now* and
+   that is not revoked; the key's principal is the statement's ``approver`` (identity comes from the key);
+5. that person is among the rule's reviewers, is not the pusher, and did not author or commit any pushed commit that
+   changes one of the rule's changed paths (commit emails mapped to people through the policy);
+6. each person counts once, however many keys or approvals they used.
+
+Approvals that fail are explained in ``ApprovalResult.notes`` ("approval by alice (is the pusher)") when they are
+relevant to the change (they touch one of its protected paths, or name its new tip), so old approvals for other
+changes do not drown the message.
+
+The approvals namespace is append-only: a push that deletes or rewrites an approval ref, or creates one that is
+malformed, for another repository, or not signed by a trusted key of its approver, is refused as a whole
+(:attr:`Approvals.refusal`), in monitor mode and with break-glass too: the store of evidence is not part of a
+rollout. Expired approvals stay (they are the record); an admin who must archive them deletes their refs in the
+server's repository directly, e.g.
+``git -C REPO.git for-each-ref --format='%(refname)' refs/gatekeeper/approvals/`` then ``git update-ref -d REF``.
+Stored approvals that are malformed (written before the gate was installed, or on the server) never count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+from gatekeeper.analysis import LimitExceeded, RefAnalysis
+from gatekeeper.approvals.statement import MalformedApproval, format_time, project
+from gatekeeper.approvals.store import StoredApproval, is_approval_ref, read_approval, stored_approval_refs
+from gatekeeper.errors import GitAccessError, SignatureError
+from gatekeeper.gate import HISTORY_RULE, ApprovalResult, Requirement
+from gatekeeper.model import Change, Identity, ObjectId, RefUpdate, display_path, is_null
+
+if TYPE_CHECKING:
+    from gatekeeper.allowed_signers import AllowedSigners
+    from gatekeeper.gitrepo import Repo
+    from gatekeeper.policy import Policy
+
+__all__ = ["Approvals", "load_evaluator"]
+
+CLOCK_SKEW = timedelta(minutes=5)  # a statement "created" this far ahead of the server clock is still accepted
+MAX_AUTHOR_COMMITS = 10_000  # commits walked to find authors of protected changes; more -> approvals do not count
+MAX_STATEMENT_IN_RECORD = 256 * 1024  # bigger statements are recorded by hash (the commit stays in the repository)
+MAX_PATHS_IN_NOTE = 2
+# Every protected push reads every stored approval. Past this many statement bytes the push is refused rather than
+# judged on a partial view; an admin archives expired approvals on the server (see the module docstring).
+MAX_STORED_STATEMENT_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """The signature check of one approval, done once per push."""
+
+    person: str | None
+    problem: str | None
+    evidence: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Authorship:
+    commits: tuple[tuple[ObjectId, frozenset[str], frozenset[bytes]], ...]  # (commit, people, paths it changes)
+    overflow: bool
+
+
+class Approvals:
+    """The gate's :class:`~gatekeeper.gate.ApprovalEvaluator` for one push. Build it with :func:`load_evaluator`."""
+
+    def __init__(
+        self,
+        *,
+        repo: Repo,
+        policy: Policy,
+        repository: str,
+        pusher: Identity,
+        now: datetime,
+        pending: Sequence[StoredApproval] = (),
+        refusals: Sequence[str] = (),
+        trust: AllowedSigners | None = None,
+        verify_signatures: bool = True,
+    ) -> None:
+        self._repo = repo
+        self._policy = policy
+        self._repository = repository
+        self._pusher = pusher
+        self._pusher_person = None if pusher.is_deploy_key else policy.person_for_account(pusher.user)
+        self._now = now
+        self._pending = list(pending)
+        self._refusals = list(refusals)
+        self._trust = trust
+        # Only `gatekeeper check` in a clone without the trust store turns this off; the hook never does.
+        self._verify = verify_signatures
+        self._stored: list[StoredApproval] | None = None
+        self._unreadable: list[str] = []
+        self._checked: dict[str, _Checked] = {}
+        self._authorship: dict[str, _Authorship] = {}
+
+    # -- what the hook reads ---------------------------------------------------------------------------------------
+
+    @property
+    def refusal(self) -> str | None:
+        """Why this push is refused regardless of the decision (bad or rewritten approval refs), else None."""
+        if not self._refusals:
+            return None
+        return "; ".join(self._refusals)
+
+    @property
+    def trust_store_sha256(self) -> str | None:
+        """SHA-256 of the trust store in force, once it was needed (None when no signature was checked)."""
+        return self._trust.sha256() if self._trust is not None else None
+
+    # -- the ApprovalEvaluator protocol ----------------------------------------------------------------------------
+
+    def evaluate(self, requirement: Requirement, analysis: RefAnalysis) -> ApprovalResult:
+        keep = self._keeper(requirement)
+        pushed = {c.path: c for c in requirement.changes}
+        approvers: set[str] = set()
+        used: list[dict[str, object]] = []
+        notes: list[tuple[str, str]] = []  # (person named in the approval, note)
+        for approval in self._candidates():
+            st = approval.statement
+            if st.approver in approvers:
+                continue  # a person counts once
+            approved = project(st.changes, keep)
+            if not (approved.keys() & pushed.keys()) and st.head != analysis.new_target:
+                continue  # about something else entirely: not worth a note
+            why = self._why_not(approval, approved, pushed, requirement, analysis)
+            if why is not None:
+                notes.append((st.approver, f"approval by {st.approver} ({why})"))
+                continue
+            checked = self._check(approval)
+            approvers.add(st.approver)
+            used.append(checked.evidence)
+        shown = tuple(text for person, text in notes if person not in approvers)
+        return ApprovalResult(approvers=frozenset(approvers), notes=tuple(dict.fromkeys(shown)), used=tuple(used))
+
+    def _why_not(
+        self,
+        approval: StoredApproval,
+        approved: dict[bytes, Change],
+        pushed: dict[bytes, Change],
+        requirement: Requirement,
+        analysis: RefAnalysis,
+    ) -> str | None:
+        st = approval.statement
+        if st.repository != self._repository:
+            return f"for repository {st.repository}, not {self._repository}"
+        if not self._ref_matches(st.ref, analysis.update.ref):
+            return f"for {st.ref}, not {analysis.update.ref}"
+        if self._now >= st.expires:
+            return f"expired at {format_time(st.expires)}"
+        if st.created > self._now + CLOCK_SKEW:
+            return f"created in the future, at {format_time(st.created)}"
+        difference = content_difference(approved, pushed)
+        if difference:
+            return f"covers different content: {difference}"
+        checked = self._check(approval)
+        if checked.problem is not None:
+            return checked.problem
+        person = checked.person
+        assert person is not None
+        if person not in requirement.reviewers:
+            return f"is not among {', '.join(requirement.reviewer_spec) or 'the reviewers'}"
+        if person == self._pusher_person:
+            return "is the pusher"
+        authored = self._authored(person, pushed.keys(), analysis)
+        if authored:
+            return authored
+        return None
+
+    # -- pieces ----------------------------------------------------------------------------------------------------
+
+    def _keeper(self, requirement: Requirement) -> Callable[[bytes], bool]:
+        """What "protected paths" means for this requirement: the rule's patterns, every path for the history rule,
+        else (requirements added by other checks) exactly the paths that made it apply."""
+        if requirement.rule == HISTORY_RULE:
+            return lambda path: True
+        try:
+            rule = self._policy.rule(requirement.rule)
+        except KeyError:
+            paths = frozenset(c.path for c in requirement.changes)
+            return paths.__contains__
+        return rule.matches
+
+    def _ref_matches(self, approved: str, ref: str) -> bool:
+        if not any(ch in approved for ch in "*?["):
+            return approved == ref
+        from gatekeeper.pathmatch import RefMatcher
+
+        return RefMatcher([approved], case_insensitive=self._policy.matching.case_insensitive).match(ref)
+
+    def _candidates(self) -> list[StoredApproval]:
+        if self._stored is None:
+            stored: list[StoredApproval] = []
+            total = 0
+            for ref, target in stored_approval_refs(self._repo):
+                try:
+                    approval = read_approval(self._repo, ref, target)
+                except MalformedApproval as exc:
+                    # Stored before the gate was installed, or written on the server: it never counts.
+                    self._unreadable.append(exc.message)
+                    continue
+                total += len(approval.statement_bytes)
+                if total > MAX_STORED_STATEMENT_BYTES:
+                    raise LimitExceeded(
+                        f"the stored approvals exceed {MAX_STORED_STATEMENT_BYTES >> 20} MiB of statements",
+                        hint="an admin should archive expired approvals on the server (delete their refs there)",
+                    )
+                stored.append(approval)
+            self._stored = stored
+        return self._stored + self._pending
+
+    def trust(self) -> AllowedSigners:
+        if self._trust is None:
+            from gatekeeper.allowed_signers import AllowedSigners
+
+            self._trust = AllowedSigners.load(self._policy.trust.allowed_signers,
+                                              revoked=self._policy.trust.revoked_keys)
+        return self._trust
+
+    def _check(self, approval: StoredApproval) -> _Checked:
+        cached = self._checked.get(approval.commit)
+        if cached is None and not self._verify:
+            cached = self._checked[approval.commit] = _Checked(
+                approval.statement.approver, None, {"ref": approval.ref, "person": approval.statement.approver,
+                                                    "signature_verified": False})
+        if cached is None:
+            cached = self._checked[approval.commit] = check_signature(
+                approval, self.trust(), namespace=self._policy.trust.namespace, now=self._now,
+                people=frozenset(self._policy.people),
+            )
+        return cached
+
+    def _authored(self, person: str, protected: Collection[bytes], analysis: RefAnalysis) -> str | None:
+        info = self._authorship.get(analysis.update.ref)
+        if info is None:
+            info = self._authorship[analysis.update.ref] = self._walk(analysis)
+        if info.overflow:
+            return f"the push has over {MAX_AUTHOR_COMMITS} new commits; their authors could not be checked"
+        for commit, people, paths in info.commits:
+            if person in people and not paths.isdisjoint(protected):
+                return f"authored or committed {commit[:12]}, which changes a protected path"
+        return None
+
+    def _walk(self, analysis: RefAnalysis) -> _Authorship:
+        """Every pushed commit (new tip, not reachable from the old tip or the base) with its people and the paths it
+        changes itself: against its parent; for a merge, only what differs from every parent (the merger's own
+        content, not the merged branch's)."""
+        new = analysis.new_target
+        if new is None or self._repo.object_type(new) != "commit":
+            return _Authorship((), False)
+        hide = [oid for oid in (analysis.update.old, analysis.base) if oid and not is_null(oid)]
+        try:
+            commits = self._repo.walk_new_commits(new, hide, limit=MAX_AUTHOR_COMMITS)
+        except GitAccessError:
+            return _Authorship((), True)
+        out = []
+        for commit in commits:
+            info = self._repo.commit_info(commit)
+            tree = self._repo.commit_tree(commit)
+            people = {self._policy.person_for_email(e) for e in (info.author_email, info.committer_email)}
+            people.discard(None)
+            if not info.parents or any(self._repo.object_type(p) != "commit" for p in info.parents):
+                # A root commit, or a shallow/grafted parent whose tree is unknown: it counts as changing everything.
+                paths = {c.path for c in self._repo.diff_trees(None, tree)}
+            else:
+                sets = [{c.path for c in self._repo.diff_trees(self._repo.commit_tree(p), tree)} for p in info.parents]
+                paths = set.intersection(*sets)
+            out.append((commit, frozenset(p for p in people if p), frozenset(paths)))
+        return _Authorship(tuple(out), False)
+
+
+def content_difference(approved: dict[bytes, Change], pushed: dict[bytes, Change]) -> str:
+    """'' when both projections are equal, else a short description of the first differing paths."""
+    if approved == pushed:
+        return ""
+    parts: list[str] = []
+    for path in sorted(approved.keys() | pushed.keys()):
+        a, p = approved.get(path), pushed.get(path)
+        if a == p:
+            continue
+        shown = display_path(path)
+        if a is None:
+            parts.append(f"{shown} is not in the approval")
+        elif p is None:
+            parts.append(f"{shown} was approved but is not changed by this push")
+        else:
+            parts.append(f"{shown} differs")
+    extra = len(parts) - MAX_PATHS_IN_NOTE
+    return ", ".join(parts[:MAX_PATHS_IN_NOTE]) + (f" and {extra} more" if extra > 0 else "")
+
+
+def check_signature(
+    approval: StoredApproval, trust: AllowedSigners, *, namespace: str, now: datetime, people: Collection[str],
+) -> _Checked:
+    """Verify one approval's signature and bind it to a person; never raises for a bad or untrusted signature."""
+    st = approval.statement
+    try:
+        verified = trust.verify(approval.signature, approval.statement_bytes, namespace=namespace, now=now)
+    except SignatureError as exc:
+        return _Checked(None, f"signature not accepted: {exc.message}")
+    if st.approver not in verified.principals:
+        keys_of = ", ".join(verified.principals) or "nobody"
+        return _Checked(None, f"signed with a key of {keys_of}, not of {st.approver}")
+    if st.approver not in people:
+        return _Checked(None, f"{st.approver} is not a person in the policy")
+    text = approval.statement_bytes.decode("ascii")
+    evidence: dict[str, object] = {
+        "ref": approval.ref,
+        "commit": approval.commit,
+        "person": st.approver,
+        "key_fingerprint": verified.key_fingerprint,
+        "key_type": verified.key_type,
+        "statement_sha256": hashlib.sha256(approval.statement_bytes).hexdigest(),
+        "signature": approval.signature.decode("ascii", "replace"),
+        "created": format_time(st.created),
+        "expires": format_time(st.expires),
+        "nonce": st.nonce,
+    }
+    if len(text) <= MAX_STATEMENT_IN_RECORD:
+        evidence["statement"] = text
+    else:
+        evidence["statement_omitted"] = f"{len(text)} bytes; see commit {approval.commit}"
+    if verified.sk_flags is not None:
+        evidence["sk_flags"] = verified.sk_flags
+        evidence["sk_counter"] = verified.sk_counter
+    if verified.ca_fingerprint is not None:
+        evidence["ca_fingerprint"] = verified.ca_fingerprint
+    return _Checked(st.approver, None, evidence)
+
+
+def load_evaluator(
+    repo: Repo,
+    policy: Policy,
+    updates: Sequence[RefUpdate],
+    *,
+    pusher: Identity,
+    repository: str,
+    now: datetime | None = None,
+) -> Approvals:
+    """The evaluator for one push, with the approval refs this push creates validated (append-only namespace).
+
+    Cheap when nothing needs it: stored approvals are read and the trust store loaded only when a protected
+    requirement is evaluated or an approval ref is pushed.
+
+    Raises:
+        ConfigError: the trust store is invalid (only when an approval ref is pushed; otherwise on first use).
+    """
+    now = now or datetime.now(timezone.utc)
+    approvals = Approvals(repo=repo, policy=policy, repository=repository, pusher=pusher, now=now)
+    pending: list[StoredApproval] = []
+    refusals: list[str] = []
+    for update in updates:
+        if not is_approval_ref(update.ref) or (is_null(update.old) and is_null(update.new)):
+            continue
+        if update.old == update.new:
+            continue
+        if is_null(update.new):
+            refusals.append(f"{update.ref}: deleting an approval is not allowed (approvals are append-only)")
+            continue
+        if not is_null(update.old):
+            refusals.append(f"{update.ref}: rewriting an approval is not allowed (approvals are append-only; "
+                            "sign a new one)")
+            continue
+        try:
+            approval = read_approval(repo, update.ref, update.new)
+        except MalformedApproval as exc:
+            refusals.append(exc.message if exc.message.startswith(update.ref) else f"{update.ref}: {exc.message}")
+            continue
+        if approval.statement.repository != repository:
+            refusals.append(f"{update.ref}: the approval is for repository {approval.statement.repository}, "
+                            f"not {repository}")
+            continue
+        checked = approvals._check(approval)
+        if checked.problem is not None:
+            refusals.append(f"{update.ref}: {checked.problem}")
+            continue
+        pending.append(approval)
+    approvals._pending = pending
+    approvals._refusals = refusals
+    return approvals

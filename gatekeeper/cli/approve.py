@@ -1,0 +1,222 @@
+"""``gatekeeper approve REV --ref REF`` and ``gatekeeper approvals list|import``: the reviewer's side.
+
+``approve`` computes the change set from the remote's current tip of REF (fetched) to REV, shows it (grouped by the
+policy's rules when ``--config`` names a copy of the server's policy; otherwise a plain list, since the rules live on
+the server), asks for confirmation, signs the canonical statement with ``ssh-keygen -Y sign`` in the gate's namespace
+and pushes it as ``refs/gatekeeper/approvals/<person>/<nonce>``. ``--no-push`` writes the approval to a file instead;
+``gatekeeper approvals import FILE`` stores such a file as the ref in a clone (then push the ref).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gatekeeper.errors import GatekeeperError
+
+DEFAULT_EXPIRY = "14d"
+
+
+def configure(parser: argparse.ArgumentParser, verb: str) -> None:
+    if verb == "approve":
+        parser.add_argument("rev", metavar="REV", help="the reviewed commit, e.g. origin/feature")
+        parser.add_argument("--ref", required=True, help="the target ref (or ref pattern), e.g. refs/heads/main")
+        parser.add_argument("--remote", default="origin", help="the remote to fetch the base from and push to")
+        parser.add_argument("--base", help="compare with this commit instead of the remote's current REF")
+        parser.add_argument("--config", type=Path, help="a copy of the server's policy: show files by rule")
+        parser.add_argument("--key", help="the signing key (default: git config user.signingkey)")
+        parser.add_argument("--as", dest="approver", help="your person name in the policy (default: git config "
+                            "gatekeeper.person, else from user.email)")
+        parser.add_argument("--expires", default=DEFAULT_EXPIRY, help="validity, e.g. 36h, 14d (default 14d)")
+        parser.add_argument("--note", default="", help="a one-line note stored in the approval")
+        parser.add_argument("--repository", help="repository id (default: git config gatekeeper.repository, else "
+                            "the remote URL's path)")
+        parser.add_argument("--namespace", help="signature namespace (default: the policy's, or the built-in one)")
+        parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        parser.add_argument("--no-push", action="store_true", help="write the approval to a file, do not push")
+        parser.add_argument("--output", "-o", help="the file for --no-push (default: approval-<nonce>.txt)")
+    else:
+        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        sub.add_parser("list", help="list the approvals stored in this clone")
+        imp = sub.add_parser("import", help="store an approval file (from approve --no-push) as its ref")
+        imp.add_argument("file", metavar="FILE")
+        imp.add_argument("--namespace", help="signature namespace to check (default: the built-in one)")
+
+
+def run(args: argparse.Namespace, verb: str) -> int:
+    if verb == "approve":
+        return approve(
+            rev=args.rev, ref=args.ref, remote=args.remote, base=args.base, config=args.config, key=args.key,
+            approver=args.approver, expires=args.expires, note=args.note, repository=args.repository,
+            namespace=args.namespace, yes=args.yes, push=not args.no_push, output=args.output,
+        )
+    if args.action == "list":
+        return list_approvals()
+    return import_approval(file=args.file, namespace=args.namespace)
+
+
+def approve(
+    *, rev: str, ref: str, remote: str, base: str | None, config: Path | None, key: str | None,
+    approver: str | None, expires: str, note: str, repository: str | None, namespace: str | None, yes: bool,
+    push: bool, output: str | None,
+) -> int:
+    from gatekeeper.approvals.create import (
+        ApproveError, bundle, default_repository, draft_statement, git, parse_duration, store_approval,
+    )
+    from gatekeeper.approvals.sign import sign
+    from gatekeeper.gitrepo import Repo
+    from gatekeeper.policy import DEFAULT_NAMESPACE
+
+    repo = Repo.open(Path.cwd())
+    workdir = repo.workdir or repo.path
+    expires_in = parse_duration(expires)
+    policy = None
+    if config is not None:
+        from gatekeeper.approvals.clientpolicy import load_client_policy
+
+        policy = load_client_policy(config)
+    if not ref.startswith("refs/"):
+        raise ApproveError(f"--ref {ref!r} must be a full ref name", hint="e.g. --ref refs/heads/main")
+    repository = repository or (policy.repository if policy and policy.repository else None) \
+        or default_repository(repo, remote)
+    if not repository:
+        raise ApproveError("cannot tell the repository id", hint="pass --repository ID (the policy's 'repository')")
+    approver = approver or _approver(repo, policy)
+    head = repo.resolve(rev)
+    if base is not None:
+        base_id = repo.resolve(base)
+    else:
+        if any(ch in ref for ch in "*?["):
+            raise ApproveError(f"{ref} is a pattern: there is no single remote tip to compare with",
+                               hint="pass --base REV")
+        from gatekeeper.approvals.review import remote_base
+
+        base_id = remote_base(repo, Path(workdir), remote, ref, head,
+                              default_branch=policy.default_branch if policy else "refs/heads/main")
+    statement = draft_statement(repo, base=base_id, head=head, ref=ref, repository=repository, approver=approver,
+                                expires_in=expires_in, note=note)
+    for line in summary_lines(statement, policy):
+        print(line)
+    if policy is not None:
+        from gatekeeper.approvals.review import client_analysis, finding_lines, scan
+
+        analysis = client_analysis(repo, policy, base=base_id, head=head, ref=ref, note="reviewed range")
+        findings = finding_lines(scan(repo, policy, analysis))
+        if findings:
+            print("Content findings (the server's detectors, run here):")
+            for line in findings:
+                print(line)
+    if not statement.changes:
+        raise ApproveError(f"{rev} makes no change to {ref}: nothing to approve")
+    if not yes and not _confirm(f"Sign this approval of {len(statement.changes)} changed paths as {approver}? [y/N] "):
+        print("gatekeeper: not signed", file=sys.stderr)
+        return 1
+    ns = namespace or (policy.trust.namespace if policy else DEFAULT_NAMESPACE)
+    key = key or repo.config_value("user.signingkey")
+    if not key:
+        raise ApproveError("no signing key", hint="pass --key FILE or run: git config user.signingkey ~/.ssh/id_ed25519.pub")
+    data = statement.to_bytes()
+    signature = sign(data, key=key, namespace=ns)
+    if not push:
+        target = Path(output or f"approval-{statement.nonce}.txt")
+        target.write_bytes(bundle(data, signature))
+        print(f"gatekeeper: approval written to {target}; the author stores it with: gatekeeper approvals import "
+              f"{target.name}")
+        return 0
+    approval_ref, commit = store_approval(Path(workdir), data, signature)
+    try:
+        git(workdir, "push", "--quiet", remote, f"{approval_ref}:{approval_ref}")
+    except GatekeeperError as exc:
+        # Do not leave an approval behind that the server refused: a later wildcard push would only retry it.
+        git(workdir, "update-ref", "-d", approval_ref, commit)
+        raise ApproveError(f"the server refused the approval: {exc.message}",
+                           hint="the lines above say why; ask an admin to check allowed_signers for your key") from exc
+    print(f"gatekeeper: approval {approval_ref} ({commit[:12]}) pushed to {remote}")
+    return 0
+
+
+def summary_lines(statement: object, policy: object) -> list[str]:
+    """What the reviewer is about to sign: target, range, and each changed path (with its rules if known)."""
+    from gatekeeper.approvals.statement import Statement, format_time
+    from gatekeeper.messages import _status
+
+    assert isinstance(statement, Statement)
+    st = statement
+    lines = [
+        f"Approval for {st.repository} {st.ref}: {st.base[:12]}..{st.head[:12]} as {st.approver}, "
+        f"expires {format_time(st.expires)}",
+    ]
+    protected = 0
+    for change in st.changes:
+        rules = [r.name for r in policy.rules_for(change.path)] if policy is not None else []  # type: ignore[attr-defined]
+        protected += bool(rules)
+        tag = f"  [{', '.join(rules)}]" if rules else ""
+        lines.append(f"  {_status(change)} {change.display_path()}{tag}")
+    if policy is not None:
+        lines.append(f"{len(st.changes)} changed paths, {protected} under the policy's rules")
+    else:
+        lines.append(f"{len(st.changes)} changed paths (pass --config to see which rules they fall under)")
+    return lines
+
+
+def _approver(repo: object, policy: object) -> str:
+    from gatekeeper.approvals.create import ApproveError
+    from gatekeeper.approvals.statement import PERSON_RE
+
+    person = repo.config_value("gatekeeper.person")  # type: ignore[attr-defined]
+    email = repo.config_value("user.email") or ""  # type: ignore[attr-defined]
+    if not person and policy is not None and email:
+        person = policy.person_for_email(email)  # type: ignore[attr-defined]
+    if not person and email:
+        person = email.split("@", 1)[0]
+    if not person or not PERSON_RE.match(person):
+        raise ApproveError("cannot tell who you are in the policy",
+                           hint="pass --as NAME or run: git config gatekeeper.person NAME")
+    return person
+
+
+def _confirm(prompt: str) -> bool:
+    from gatekeeper.approvals.create import ApproveError
+
+    if not sys.stdin.isatty():
+        raise ApproveError("not asking for confirmation without a terminal", hint="pass --yes in scripts")
+    try:
+        return input(prompt).strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+def list_approvals() -> int:
+    from gatekeeper.approvals.statement import MalformedApproval, format_time
+    from gatekeeper.approvals.store import read_approval, stored_approval_refs
+    from gatekeeper.gitrepo import Repo
+
+    repo = Repo.open(Path.cwd())
+    refs = stored_approval_refs(repo)
+    if not refs:
+        print("no approvals stored; fetch them: git fetch origin 'refs/gatekeeper/approvals/*:refs/gatekeeper/approvals/*'")
+    for ref, target in refs:
+        try:
+            st = read_approval(repo, ref, target).statement
+        except MalformedApproval as exc:
+            print(f"{ref}  MALFORMED: {exc.message}")
+            continue
+        print(f"{ref}  {st.repository} {st.ref} {st.base[:12]}..{st.head[:12]} by {st.approver}, "
+              f"{len(st.changes)} paths, expires {format_time(st.expires)}" + (f"  # {st.note}" if st.note else ""))
+    return 0
+
+
+def import_approval(*, file: str, namespace: str | None) -> int:
+    from gatekeeper.approvals.create import read_file, store_approval, unbundle
+    from gatekeeper.gitrepo import Repo
+    from gatekeeper.policy import DEFAULT_NAMESPACE
+    from gatekeeper.sshsig import parse_armored, verify_signature
+
+    repo = Repo.open(Path.cwd())
+    statement, signature = unbundle(read_file(file))
+    # Cryptography and namespace only: trust is the server's decision (it checks again when the ref is pushed).
+    verify_signature(parse_armored(signature), statement, namespace=namespace or DEFAULT_NAMESPACE)
+    ref, commit = store_approval(Path(repo.workdir or repo.path), statement, signature)
+    print(f"gatekeeper: stored {ref} ({commit[:12]}); publish it with: git push origin {ref}")
+    return 0

@@ -1,0 +1,98 @@
+"""``gatekeeper check [REV] --ref REF --config FILE``: before pushing, what the server will require and which stored
+approvals already match.
+
+The policy lives on the server, so ``check`` needs a copy (``--config FILE``; admins publish it, e.g. in a docs
+repository or next to the install instructions). With the trust store too (``--allowed-signers FILE``, or the policy's
+path if it exists here) signatures are verified exactly as the hook does; without it, approvals are matched on
+everything else and shown as unverified. The base is the remote's current tip of REF (fetched), as the server will
+see it for a fast-forward; approvals are fetched from ``refs/gatekeeper/approvals/*`` first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def configure(parser: argparse.ArgumentParser, verb: str) -> None:
+    parser.add_argument("rev", metavar="REV", nargs="?", default="HEAD", help="the commit to push (default HEAD)")
+    parser.add_argument("--ref", required=True, help="the ref you will push to, e.g. refs/heads/main")
+    parser.add_argument("--config", type=Path, required=True, help="a copy of the server's policy")
+    parser.add_argument("--allowed-signers", type=Path, help="a copy of the server's trust store")
+    parser.add_argument("--remote", default="origin")
+    parser.add_argument("--base", help="compare with this commit instead of the remote's current REF")
+    parser.add_argument("--as", dest="pusher", help="your account on the server (default: from user.email)")
+    parser.add_argument("--repository", help="repository id (default: the policy's, else git config or remote URL)")
+    parser.add_argument("--no-fetch", action="store_true", help="use the local refs only")
+
+
+def run(args: argparse.Namespace, verb: str) -> int:
+    return check(rev=args.rev, ref=args.ref, config=args.config, allowed_signers=args.allowed_signers,
+                 remote=args.remote, base=args.base, pusher=args.pusher, repository=args.repository,
+                 fetch=not args.no_fetch)
+
+
+def check(*, rev: str, ref: str, config: Path, allowed_signers: Path | None, remote: str, base: str | None,
+          pusher: str | None, repository: str | None, fetch: bool) -> int:
+    from datetime import datetime, timezone
+
+    from gatekeeper.approvals.clientpolicy import load_client_policy
+    from gatekeeper.approvals.create import ApproveError, default_repository, git
+    from gatekeeper.approvals.evaluate import Approvals
+    from gatekeeper.approvals.review import client_analysis, remote_base, scan
+    from gatekeeper.content_gate import content_requirements
+    from gatekeeper.errors import GatekeeperError
+    from gatekeeper.gate import decide
+    from gatekeeper.gitrepo import Repo
+    from gatekeeper.messages import render_decision
+    from gatekeeper.model import Identity
+
+    policy = load_client_policy(config)
+    repo = Repo.open(Path.cwd())
+    workdir = Path(repo.workdir or repo.path)
+    if fetch:
+        git(workdir, "fetch", "--quiet", remote, "refs/gatekeeper/approvals/*:refs/gatekeeper/approvals/*")
+    head = repo.resolve(rev)
+    if base is not None:
+        base_id = repo.resolve(base)
+    elif fetch:
+        base_id = remote_base(repo, workdir, remote, ref, head, default_branch=policy.default_branch)
+    else:
+        try:
+            base_id = repo.resolve(f"refs/remotes/{remote}/{ref.removeprefix('refs/heads/')}")
+        except GatekeeperError as exc:
+            raise ApproveError(f"no local copy of {remote}'s {ref}", hint="fetch, or pass --base REV") from exc
+    repository = repository or policy.repository or default_repository(repo, remote)
+    if not repository:
+        raise ApproveError("cannot tell the repository id", hint="pass --repository ID")
+    email = repo.config_value("user.email") or ""
+    user = pusher or policy.person_for_email(email) or email.split("@", 1)[0] or "unknown"
+    analysis = client_analysis(repo, policy, base=base_id, head=head, ref=ref, note=f"{remote}'s {ref}")
+    report = scan(repo, policy, analysis)
+    trust_path = allowed_signers or policy.trust.allowed_signers
+    trust = None
+    if trust_path.is_file():
+        from gatekeeper.allowed_signers import AllowedSigners
+
+        trust = AllowedSigners.load(trust_path, revoked=policy.trust.revoked_keys if allowed_signers is None
+                                    else None)
+    approvals = Approvals(repo=repo, policy=policy, repository=repository, pusher=Identity(user, "check:--as"),
+                          now=datetime.now(timezone.utc), trust=trust, verify_signatures=trust is not None)
+    ref_content = report.refs.get(ref)  # type: ignore[attr-defined]
+    decision = decide(
+        policy,  # type: ignore[arg-type]  # NOTE: Policy is frozen; gate.PolicyView declares settable attributes
+        [analysis], pusher=Identity(user, "check:--as"), approvals=approvals,
+        extra_requirements=lambda a: content_requirements(policy, report, a),  # type: ignore[arg-type]
+        blocking={ref: ref_content.blocking} if ref_content is not None and ref_content.blocking else None,
+    )
+    lines = render_decision(decision, audit_seq=None, pusher=user)
+    lines[0] = lines[0].replace("push allowed", "this push would be allowed").replace(
+        "push REFUSED", "this push would be REFUSED")
+    print(f"gatekeeper check: {rev} -> {ref} as {user} (base {base_id[:12]}, repository {repository})")
+    for line in lines:
+        print(line)
+    if trust is None:
+        print("note: signatures were not verified (no trust store here; pass --allowed-signers FILE)",
+              file=sys.stderr)
+    return 0 if not decision.blocked else 1
