@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from conftest import DEFAULT_POLICY
+from gitserver import DEFAULT_POLICY
 
 from gatekeeper.approvals.sign import sign
 from gatekeeper.approvals.statement import Statement, format_time

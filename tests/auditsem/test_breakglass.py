@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO_ROOT
+from gitserver import REPO_ROOT
 
 from gatekeeper.audit.breakglass import track_break_glass
 from gatekeeper.audit.query import query

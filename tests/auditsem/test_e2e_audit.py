@@ -12,7 +12,7 @@ import secrets
 from pathlib import Path
 
 import pytest
-from conftest import Clone, Server, seed_content
+from gitserver import Clone, Server, run_git, seed_content
 
 from approvals.approvals_testlib import Trust, approve, as_person, gatekeeper, use_this_checkout
 from gatekeeper.approvals.statement import parse_statement
@@ -105,7 +105,6 @@ def test_break_glass_self_approval_does_not_review(srv: Server, sem_keys: dict[s
 
 def test_approved_push_reverifies_and_a_forged_allow_is_flagged(srv: Server, sem_keys: dict[str, Path]) -> None:
     dave = change_model(srv, "dave", "class Llama:\n    layers = 64\n")
-    from conftest import run_git
 
     run_git("fetch", "-q", str(dave.path), "HEAD:refs/heads/feature", cwd=srv.bare)
     alice = srv.clone("alice")
