@@ -99,10 +99,10 @@ def _new_status(record: Record) -> BreakGlassStatus:
     event = _event(record)
     info = event.get("break_glass")
     info = info if isinstance(info, dict) else {}
-    by = info.get("by")
     pusher = event.get("pusher")
-    if not isinstance(by, str):
-        by = pusher.get("user") if isinstance(pusher, dict) and isinstance(pusher.get("user"), str) else "?"
+    user = pusher.get("user") if isinstance(pusher, dict) else None
+    recorded_by = info.get("by")
+    by: str = recorded_by if isinstance(recorded_by, str) else user if isinstance(user, str) else "?"
     reason = info.get("reason") if isinstance(info.get("reason"), str) else ""
     pending = []
     for upd in _updates(event):
@@ -138,13 +138,14 @@ def _eligible(policy: Policy | None, person: str, rules: tuple[str, ...]) -> boo
 
 
 def _apply_reviews(record: Record, open_items: list[BreakGlassStatus],
-                   policy_for: Callable[[Record], Policy | None]) -> None:
+                   policy_for: Callable[[Record], Policy | None],
+                   accept: Callable[[Record, dict[str, Any]], bool] | None) -> None:
     event = _event(record)
     if event.get("type") != "push.decision" or event.get("blocked") is not False:
         return  # a refused push stored nothing
     for upd in _updates(event):
         evidence = upd.get("approval")
-        if evidence is None:
+        if evidence is None or (accept is not None and not accept(record, upd)):
             continue
         try:
             approval = read_evidence(evidence)
@@ -180,11 +181,13 @@ def _apply_reviews(record: Record, open_items: list[BreakGlassStatus],
 def track_break_glass(
     records: Iterable[Record], *, policy: Policy | None = None,
     policy_for: Callable[[Record], Policy | None] | None = None,
+    accept: Callable[[Record, dict[str, Any]], bool] | None = None,
 ) -> list[BreakGlassStatus]:
     """Every break-glass record of ``records`` (in log order) with its review status.
 
     Eligibility is judged under ``policy`` (or ``policy_for(break_glass_record)``, e.g. the policy the record names
-    by ``config_sha256``); without one, any approval by another person reviews an update.
+    by ``config_sha256``); without one, any approval by another person reviews an update. ``accept(record,
+    update)`` may veto approval evidence (``verify --approvals`` passes only what re-verified offline).
 
     ``records`` must be the whole log (or at least every ``push.decision`` after the first break-glass record):
     reviews are found in later records.
@@ -194,7 +197,7 @@ def track_break_glass(
     pick = policy_for if policy_for is not None else (lambda record: policy)
     for record in records:
         if open_items:
-            _apply_reviews(record, open_items, pick)
+            _apply_reviews(record, open_items, pick, accept)
             open_items = [s for s in open_items if not s.reviewed]
         if is_break_glass(record):
             status = _new_status(record)

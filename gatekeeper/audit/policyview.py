@@ -7,6 +7,7 @@ never against what the record claims about itself.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ class RuleNeed:
     builtin: bool  # a gate-imposed requirement (history rewrite, remote code, ...), not a policy rule
 
 
+@functools.lru_cache(maxsize=4096)  # policies hash by identity; a log repeats the same few rules
 def rule_need(policy: Policy, name: str) -> RuleNeed:
     """The policy's rule ``name``; any other name is a built-in requirement (as in gate.builtin_requirement: the
     strictest rule's count, from anyone who may approve under some rule)."""
@@ -39,7 +41,7 @@ def rule_need(policy: Policy, name: str) -> RuleNeed:
     except KeyError:
         from gatekeeper.gate import builtin_requirement
 
-        req = builtin_requirement(policy, name, (), "")
+        req = builtin_requirement(policy, name, (), "")  # type: ignore[arg-type]  # Policy satisfies PolicyView
         return RuleNeed(name, req.approvals, req.reviewers, True)
     return RuleNeed(name, int(rule.approvals), policy.reviewers_of(rule), False)
 

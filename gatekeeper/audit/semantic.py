@@ -202,8 +202,7 @@ class _Checker:
         self.stores = stores
         self.out = _Collector()
         self.allows = 0
-        self.missing_policy: dict[str, list[int | None]] = defaultdict(list)
-        self.missing_store: dict[str, list[int | None]] = defaultdict(list)
+        self.bad_pushed: set[tuple[int | None, str]] = set()  # approval refs whose evidence did not re-verify
 
     # -- one allow ---------------------------------------------------------------------------------------------------
 
@@ -214,6 +213,10 @@ class _Checker:
         if verdict == "deny" and event.get("blocked") is False and any(u.get("decision") == "deny" for u in updates):
             self.out.warn("monitor-deny", "denied updates landed (monitor mode): "
                           + ", ".join(str(u.get("ref")) for u in updates if u.get("decision") == "deny"), seq)
+        if event.get("blocked") is False:
+            for upd in updates:
+                if "approval" in upd:
+                    self.pushed_approval(record, event, upd)
         if verdict == "break-glass":
             self.break_glass(record, event)
         if verdict != "allow":
@@ -225,7 +228,6 @@ class _Checker:
         sha = event.get("config_sha256")
         policy = self.policies.get(sha) if isinstance(sha, str) else None
         if policy is None:
-            self.missing_policy[str(sha)].append(seq)
             self.out.error("policy-missing", f"allow under policy {sha}, which was not given: cannot re-verify", seq)
             return
         ts = _parse_ts(record.get("ts"))
@@ -235,13 +237,55 @@ class _Checker:
         for upd in updates:
             self.update(seq, ts, event, upd, policy)
 
+    def pushed_approval(self, record: Mapping[str, Any], event: Mapping[str, Any], upd: Mapping[str, Any]) -> None:
+        """An approval ref this landed push created (what reviews break-glass changes): its evidence must re-verify
+        like a used approval's, minus the push-specific checks (it approves a future or past push, not this one)."""
+        seq = _seq(record)
+        ref = str(upd.get("ref"))
+        why = self._pushed_why_not(record, event, upd)
+        if why is not None:
+            self.bad_pushed.add((seq, ref))
+            self.out.error("bad-approval", f"{ref}: stored approval: {why}", seq)
+
+    def _pushed_why_not(self, record: Mapping[str, Any], event: Mapping[str, Any], upd: Mapping[str, Any],
+                        ) -> str | None:
+        sha = event.get("config_sha256")
+        policy = self.policies.get(sha) if isinstance(sha, str) else None
+        if policy is None:
+            return f"recorded under policy {sha}, which was not given: cannot re-verify"
+        tsha = event.get("trust_store_sha256")
+        store = self.stores.get(tsha) if isinstance(tsha, str) else None
+        if store is None:
+            return f"recorded under trust store {tsha}, which was not given: cannot re-verify"
+        ts = _parse_ts(record.get("ts"))
+        if ts is None:
+            return f"the record's ts {record.get('ts')!r} is not a time"
+        try:
+            approval = read_evidence(upd.get("approval"))
+        except AuditError as exc:
+            return exc.message
+        st = approval.statement
+        if not str(upd.get("ref")).endswith(f"/{st.approver}/{st.nonce}"):
+            return f"the ref does not name the statement's approver and nonce ({st.approver}/{st.nonce})"
+        if st.repository != event.get("repo"):
+            return f"for repository {st.repository}, not {event.get('repo')}"
+        try:
+            verified = store.verify(approval.signature, approval.statement_bytes, namespace=policy.trust.namespace,
+                                    now=ts)
+        except SignatureError as exc:
+            return f"signature not accepted at {record_time(ts)}: {exc.message}"
+        if st.approver not in verified.principals:
+            return f"signed with a key of {', '.join(verified.principals) or 'nobody'}, not of {st.approver}"
+        if st.approver not in policy.people:
+            return f"{st.approver} is not a person in the policy"
+        return None
+
     def break_glass(self, record: Mapping[str, Any], event: Mapping[str, Any]) -> None:
         """Justified by break-glass only if the pusher was in the policy's break_glass group, with a reason."""
         seq = _seq(record)
         sha = event.get("config_sha256")
         policy = self.policies.get(sha) if isinstance(sha, str) else None
         if policy is None:
-            self.missing_policy[str(sha)].append(seq)
             self.out.error("policy-missing", f"break-glass under policy {sha}, which was not given: cannot "
                            "re-verify", seq)
             return
@@ -293,7 +337,6 @@ class _Checker:
                 if not isinstance(tsha, str):
                     self.out.error("unjustified", f"{ref}: approvals recorded without trust_store_sha256", seq)
                 else:
-                    self.missing_store[tsha].append(seq)
                     self.out.error("trust-store-missing", f"{ref}: approvals under trust store {tsha}, which was "
                                    "not given: cannot re-verify", seq)
                 return
@@ -464,7 +507,10 @@ def verify_approvals(
         sha = record.get("event", {}).get("config_sha256")
         return policies.get(sha) if isinstance(sha, str) else None
 
-    statuses = track_break_glass(decisions, policy_for=policy_for)
+    def accept(record: Mapping[str, Any], upd: Mapping[str, Any]) -> bool:
+        return (_seq(record), str(upd.get("ref"))) not in checker.bad_pushed
+
+    statuses = track_break_glass(decisions, policy_for=policy_for, accept=accept)
     entries = tuple(_entry(s) for s in statuses)
     for entry in entries:
         if not entry.reviewed:

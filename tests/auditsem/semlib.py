@@ -132,3 +132,23 @@ class Setup:
     def append(self, *events: dict[str, object]) -> list[int]:
         log = self.log()
         return [int(log.append(e)["seq"]) for e in events]  # type: ignore[call-overload]
+
+
+BG = {"by": "dave", "reason": "prod is down"}
+ANOTHER = "4" * 40
+
+
+def break_glass(setup: Setup, *updates: dict[str, object]) -> dict[str, object]:
+    return setup.decision(*(updates or (update(decision="deny"),)), decision="break-glass", blocked=False,
+                          break_glass=BG)
+
+
+def approval_push(setup: Setup, person: str, *, head: str = NEW, ref: str = "refs/heads/main",
+                  blocked: bool = False, pusher: str | None = None, repository: str = REPOSITORY,
+                  edit: object = None) -> dict[str, object]:
+    """The record of a push that created an approval ref (the hook adds ``approval`` evidence to its update)."""
+    st = statement(person, head=head, ref=ref, repository=repository)
+    ev = evidence(st, setup.keys[person], rule=None, edit=edit)
+    upd = update(ref=str(ev["ref"]), old="0" * 40, new=str(ev["commit"]), protected=False, rules=(), paths=())
+    upd["approval"] = ev
+    return setup.decision(upd, pusher=pusher or person, decision="deny" if blocked else "allow", blocked=blocked)

@@ -14,27 +14,7 @@ from gatekeeper.audit.breakglass import track_break_glass
 from gatekeeper.audit.query import query
 from gatekeeper.policy import load_policy
 
-from .semlib import NEW, OLD, Setup, evidence, statement, update
-
-BG = {"by": "dave", "reason": "prod is down"}
-ANOTHER = "4" * 40
-
-
-def break_glass(setup: Setup, *updates: dict[str, object]) -> dict[str, object]:
-    return setup.decision(*(updates or (update(decision="deny"),)), decision="break-glass", blocked=False,
-                          break_glass=BG)
-
-
-def approval_push(setup: Setup, person: str, *, head: str = NEW, ref: str = "refs/heads/main",
-                  blocked: bool = False, pusher: str | None = None, repository: str | None = None,
-                  ) -> dict[str, object]:
-    """The record of a push that created an approval ref (the hook adds ``approval`` evidence to its update)."""
-    st = statement(person, head=head, ref=ref, **({"repository": repository} if repository else {}))
-    ev = evidence(st, setup.keys[person], rule=None)
-    upd = update(ref=str(ev["ref"]), old="0" * 40, new=str(ev["commit"]), protected=False, rules=(), paths=())
-    upd["approval"] = ev
-    return setup.decision(upd, pusher=pusher or person, decision="deny" if blocked else "allow", blocked=blocked)
-
+from .semlib import ANOTHER, OLD, Setup, approval_push, break_glass, evidence, statement, update
 
 def statuses(setup: Setup, with_policy: bool = False) -> list[tuple[int | None, bool, tuple[str, ...]]]:
     policy = load_policy(setup.config) if with_policy else None
