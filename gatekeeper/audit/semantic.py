@@ -217,19 +217,22 @@ class _Checker:
             for upd in updates:
                 if "approval" in upd:
                     self.pushed_approval(record, event, upd)
-        if verdict == "break-glass":
-            self.break_glass(record, event)
-        if verdict != "allow":
+        if verdict not in ("allow", "break-glass"):
             return
-        self.allows += 1
-        denied = [str(u.get("ref")) for u in updates if u.get("decision") != "allow"]
-        if denied:
-            self.out.error("unjustified", f"the decision is allow but updates are not: {', '.join(denied)}", seq)
         sha = event.get("config_sha256")
         policy = self.policies.get(sha) if isinstance(sha, str) else None
         if policy is None:
-            self.out.error("policy-missing", f"allow under policy {sha}, which was not given: cannot re-verify", seq)
+            self.out.error("policy-missing", f"{verdict} under policy {sha}, which was not given: cannot re-verify",
+                           seq)
             return
+        if verdict == "break-glass":
+            # Justified by break-glass for the updates the gate denied; those it allowed must stand on their own.
+            self.break_glass(record, event, policy)
+        else:
+            self.allows += 1
+            denied = [str(u.get("ref")) for u in updates if u.get("decision") != "allow"]
+            if denied:
+                self.out.error("unjustified", f"the decision is allow but updates are not: {', '.join(denied)}", seq)
         ts = _parse_ts(record.get("ts"))
         if ts is None:
             self.out.error("unjustified", f"the record's ts {record.get('ts')!r} is not a time", seq)
@@ -280,15 +283,9 @@ class _Checker:
             return f"{st.approver} is not a person in the policy"
         return None
 
-    def break_glass(self, record: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+    def break_glass(self, record: Mapping[str, Any], event: Mapping[str, Any], policy: Policy) -> None:
         """Justified by break-glass only if the pusher was in the policy's break_glass group, with a reason."""
         seq = _seq(record)
-        sha = event.get("config_sha256")
-        policy = self.policies.get(sha) if isinstance(sha, str) else None
-        if policy is None:
-            self.out.error("policy-missing", f"break-glass under policy {sha}, which was not given: cannot "
-                           "re-verify", seq)
-            return
         info = event.get("break_glass")
         pusher = event.get("pusher")
         user = pusher.get("user") if isinstance(pusher, dict) else None

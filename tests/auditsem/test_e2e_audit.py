@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gitserver import Clone, Server, run_git, seed_content
@@ -74,8 +75,8 @@ def test_break_glass_listed_until_approved_after_the_fact(srv: Server, sem_keys:
     alice = srv.clone("alice")
     as_person(alice, "alice")
     approve(alice, "origin/main", sem_keys["alice"], "alice", "--base", str(old))
-    approval = srv.decisions()[-1]
-    (upd,) = approval["updates"]  # type: ignore[misc]
+    approval: Any = srv.decisions()[-1]
+    (upd,) = approval["updates"]
     assert upd["ref"].startswith("refs/gatekeeper/approvals/alice/")
     assert upd["approval"]["person"] == "alice" and upd["approval"]["commit"] == upd["new"]
     assert json.loads(upd["approval"]["statement"])["head"] == dave.head()

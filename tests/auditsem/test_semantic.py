@@ -287,3 +287,14 @@ def test_cli_verify_approvals_needs_a_policy(setup: Setup) -> None:
     assert "APPROVALS OK: 1 allow(s) re-verified" in proc.stdout
     # Unsealed (no signing key in this hand-built log) is the structural part's business, not ours.
     assert "Traceback" not in proc.stderr
+
+
+def test_allowed_updates_of_a_break_glass_push_must_stand_on_their_own(setup: Setup) -> None:
+    bad = approved(setup, "dave")  # the pusher's own approval
+    event = break_glass(setup, update(decision="deny"), update(ref="refs/heads/release/1", approvals=[bad]))
+    (seq,) = setup.append(event)
+    text = errors(run(setup))
+    assert text[0] == (f"bad-approval seq {seq}: refs/heads/release/1: approval by dave does not count: for "
+                       "refs/heads/main, not refs/heads/release/1")
+    assert f"unjustified seq {seq}: refs/heads/release/1: rule model-code needs 1 approval(s), 0 re-verified (none)" \
+        in text
