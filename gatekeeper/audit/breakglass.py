@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from gatekeeper.audit.query import Filters
     from gatekeeper.policy import Policy
 
-__all__ = ["BreakGlassStatus", "Review", "is_break_glass", "track_break_glass", "unreviewed_break_glass"]
+__all__ = ["BreakGlassStatus", "BreakGlassTracker", "Review", "is_break_glass", "track_break_glass", "unreviewed_break_glass"]
 
 Record = dict[str, Any]
 
@@ -178,6 +178,30 @@ def _apply_reviews(record: Record, open_items: list[BreakGlassStatus],
                 pending.done = _satisfied(pending, policy)
 
 
+class BreakGlassTracker:
+    """Streaming form of :func:`track_break_glass`: :meth:`feed` every record in log order, then read
+    :attr:`statuses`. Holds only the break-glass records, never the whole log."""
+
+    def __init__(
+        self, *, policy: Policy | None = None, policy_for: Callable[[Record], Policy | None] | None = None,
+        accept: Callable[[Record, dict[str, Any]], bool] | None = None,
+    ) -> None:
+        self.statuses: list[BreakGlassStatus] = []
+        self._open: list[BreakGlassStatus] = []
+        self._pick: Callable[[Record], Policy | None] = policy_for if policy_for is not None else (lambda r: policy)
+        self._accept = accept
+
+    def feed(self, record: Record) -> None:
+        if self._open:
+            _apply_reviews(record, self._open, self._pick, self._accept)
+            self._open = [s for s in self._open if not s.reviewed]
+        if is_break_glass(record):
+            status = _new_status(record)
+            self.statuses.append(status)
+            if not status.reviewed:
+                self._open.append(status)
+
+
 def track_break_glass(
     records: Iterable[Record], *, policy: Policy | None = None,
     policy_for: Callable[[Record], Policy | None] | None = None,
@@ -192,19 +216,10 @@ def track_break_glass(
     ``records`` must be the whole log (or at least every ``push.decision`` after the first break-glass record):
     reviews are found in later records.
     """
-    statuses: list[BreakGlassStatus] = []
-    open_items: list[BreakGlassStatus] = []
-    pick = policy_for if policy_for is not None else (lambda record: policy)
+    tracker = BreakGlassTracker(policy=policy, policy_for=policy_for, accept=accept)
     for record in records:
-        if open_items:
-            _apply_reviews(record, open_items, pick, accept)
-            open_items = [s for s in open_items if not s.reviewed]
-        if is_break_glass(record):
-            status = _new_status(record)
-            statuses.append(status)
-            if not status.reviewed:
-                open_items.append(status)
-    return statuses
+        tracker.feed(record)
+    return tracker.statuses
 
 
 def unreviewed_break_glass(log: Any, flt: Filters, *, policy: Policy | None = None, index: bool = True,

@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gatekeeper.audit.breakglass import BreakGlassStatus, track_break_glass
+from gatekeeper.audit.breakglass import BreakGlassStatus, BreakGlassTracker
 from gatekeeper.audit.policyview import RecordedApproval, pusher_person, read_evidence, ref_matches, rule_need
 from gatekeeper.audit.verify import Issue
 from gatekeeper.errors import AuditError, ConfigError, SignatureError
@@ -462,6 +462,8 @@ class _Outcomes:
             pending = self.landed.get(key)
             if pending:
                 pending.pop(0)
+                if not pending:
+                    del self.landed[key]  # memory stays bounded by the decisions still waiting for an outcome
                 continue
             how = " (only a refused decision matches)" if key in self.blocked else ""
             self.out.error("outcome-without-decision", f"{upd.get('ref')} {upd.get('old')}..{upd.get('new')} was "
@@ -485,7 +487,15 @@ def verify_approvals(
     """
     checker = _Checker(policies, stores)
     outcomes = _Outcomes(checker.out)
-    decisions: list[dict[str, Any]] = []
+
+    def policy_for(record: Mapping[str, Any]) -> Policy | None:
+        sha = record.get("event", {}).get("config_sha256")
+        return policies.get(sha) if isinstance(sha, str) else None
+
+    def accept(record: Mapping[str, Any], upd: Mapping[str, Any]) -> bool:
+        return (_seq(record), str(upd.get("ref"))) not in checker.bad_pushed
+
+    tracker = BreakGlassTracker(policy_for=policy_for, accept=accept)  # type: ignore[arg-type]
     count = 0
     for record in records:
         count += 1
@@ -494,21 +504,13 @@ def verify_approvals(
             continue
         kind = event.get("type")
         if kind == "push.decision":
-            decisions.append(dict(record))  # type: ignore[arg-type]
-            checker.decision(record, event)
+            checker.decision(record, event)  # first: it decides which stored approvals re-verified
             outcomes.decision(record, event)
+            tracker.feed(dict(record))
         elif kind == "push.outcome":
             outcomes.outcome(record, event)
     outcomes.finish()
-    def policy_for(record: Mapping[str, Any]) -> Policy | None:
-        sha = record.get("event", {}).get("config_sha256")
-        return policies.get(sha) if isinstance(sha, str) else None
-
-    def accept(record: Mapping[str, Any], upd: Mapping[str, Any]) -> bool:
-        return (_seq(record), str(upd.get("ref"))) not in checker.bad_pushed
-
-    statuses = track_break_glass(decisions, policy_for=policy_for, accept=accept)
-    entries = tuple(_entry(s) for s in statuses)
+    entries = tuple(_entry(s) for s in tracker.statuses)
     for entry in entries:
         if not entry.reviewed:
             checker.out.warn("break-glass-unreviewed", f"break-glass by {entry.by} ({entry.reason!r}) on "
