@@ -298,3 +298,38 @@ def test_allowed_updates_of_a_break_glass_push_must_stand_on_their_own(setup: Se
                        "refs/heads/main, not refs/heads/release/1")
     assert f"unjustified seq {seq}: refs/heads/release/1: rule model-code needs 1 approval(s), 0 re-verified (none)" \
         in text
+
+
+def test_hostile_evidence_shapes_are_errors_not_crashes(setup: Setup) -> None:
+    upd = update(approvals=[approved(setup)])
+    upd["approvals"] = [1, {"statement": 5}, {"statement": "{}", "signature": "x", "person": "alice"},
+                        {"statement": "\u00e9"}]
+    (seq,) = setup.append(setup.decision(upd))
+    assert errors(run(setup)) == [
+        f"bad-approval seq {seq}: refs/heads/main: recorded approval: the approval evidence is not an object",
+        f"bad-approval seq {seq}: refs/heads/main: recorded approval: the statement is not in the record; it cannot "
+        "be re-verified offline",
+        f"bad-approval seq {seq}: refs/heads/main: recorded approval: the recorded statement is malformed: the "
+        "statement has the wrong fields (missing type, repository, ref, approver, base, head, created, expires, "
+        "nonce, note, changes)",
+        f"bad-approval seq {seq}: refs/heads/main: recorded approval: the recorded statement is not ASCII",
+        f"unjustified seq {seq}: refs/heads/main: rule model-code needs 1 approval(s), 0 re-verified (none)",
+    ]
+
+
+def test_a_history_rewrite_needs_the_history_requirement(setup: Setup) -> None:
+    (seq,) = setup.append(setup.decision(update(kind="force", approvals=[approved(setup)])))
+    text = errors(run(setup))
+    assert text[0] == (f"unjustified seq {seq}: refs/heads/main: a force of a protected ref without the "
+                       "protected-ref-history requirement")
+    # alice's approval was counted for model-code, not for the rewrite: the rewrite stays unapproved.
+    assert text[1:] == [f"unjustified seq {seq}: refs/heads/main: rule protected-ref-history needs 1 approval(s), "
+                        "0 re-verified (none)"]
+
+
+def test_break_glass_by_a_deploy_key_is_flagged(setup: Setup) -> None:
+    event = break_glass(setup)
+    event["pusher"] = {"user": "dave", "source": "REMOTE_USER", "deploy_key": True}
+    (seq,) = setup.append(event)
+    assert errors(run(setup)) == [f"unjustified seq {seq}: break-glass by 'dave', who is not in the policy's "
+                                  "break_glass list (or is a deploy key)"]
