@@ -11,7 +11,9 @@ Then each recorded approval (``updates[].approvals[]``: statement and signature,
 statement bytes match their hash and parse strictly; the SSH signature verifies in the policy's namespace under the
 trust store, *at the record's ``ts``* (keys since expired or removed still count for the past, keys not yet valid do
 not); the key's principal is the approver and a person of the policy; repository and ref match the update; not
-expired and not created in the future at ``ts``; the approver is not the pusher; the approver is eligible for the
+expired and not created in the future at ``ts``; (the hook judges approvals when it starts and writes the record when
+it ends, so expiry of the statement or of the key's ``valid-before`` is allowed up to the policy's
+``limits.timeout_seconds`` before ``ts``); the approver is not the pusher; the approver is eligible for the
 rule the approval was counted for; the statement covers the recorded paths of that rule. Each rule the update lists
 then needs as many distinct valid eligible approvers as the policy demands, and every recorded path's matching
 rules must be among the listed ones (the gate cannot have skipped one).
@@ -273,8 +275,7 @@ class _Checker:
         if st.repository != event.get("repo"):
             return f"for repository {st.repository}, not {event.get('repo')}"
         try:
-            verified = store.verify(approval.signature, approval.statement_bytes, namespace=policy.trust.namespace,
-                                    now=ts)
+            verified = _verify_during(store, approval, policy, ts)
         except SignatureError as exc:
             return f"signature not accepted at {record_time(ts)}: {exc.message}"
         if st.approver not in verified.principals:
@@ -371,13 +372,12 @@ class _Checker:
             return f"for repository {st.repository}, not {event.get('repo')}"
         if not ref_matches(policy, st.ref, ref):
             return f"for {st.ref}, not {ref}"
-        if ts >= st.expires:
+        if ts - _decision_window(policy) >= st.expires:
             return f"expired at {format_time(st.expires)}, before the push"
         if st.created > ts + CLOCK_SKEW:
             return f"created at {format_time(st.created)}, after the push"
         try:
-            verified = store.verify(approval.signature, approval.statement_bytes, namespace=policy.trust.namespace,
-                                    now=ts)
+            verified = _verify_during(store, approval, policy, ts)
         except SignatureError as exc:
             return f"signature not accepted at {record_time(ts)}: {exc.message}"
         if st.approver not in verified.principals:
@@ -397,6 +397,28 @@ class _Checker:
             if gap:
                 return gap
         return None
+
+
+def _decision_window(policy: Policy) -> timedelta:
+    """How long before its ``ts`` a record's decision may have been taken: the hook judges approvals at its start and
+    appends the record at its end, at most ``limits.timeout_seconds`` later (the hook's deadline)."""
+    return timedelta(seconds=float(policy.limits.timeout_seconds))
+
+
+def _verify_during(store: AllowedSigners, approval: RecordedApproval, policy: Policy, ts: datetime) -> Any:
+    """Verify at ``ts``; if the key was not trusted then, at the start of the decision window (a key whose
+    ``valid-before`` passed while the hook ran was trusted when the hook checked it)."""
+    from gatekeeper.errors import UntrustedSignature
+
+    try:
+        return store.verify(approval.signature, approval.statement_bytes, namespace=policy.trust.namespace, now=ts)
+    except UntrustedSignature:
+        try:
+            return store.verify(approval.signature, approval.statement_bytes, namespace=policy.trust.namespace,
+                                now=ts - _decision_window(policy))
+        except SignatureError:
+            pass
+        raise
 
 
 def record_time(ts: datetime) -> str:

@@ -333,3 +333,19 @@ def test_break_glass_by_a_deploy_key_is_flagged(setup: Setup) -> None:
     (seq,) = setup.append(event)
     assert errors(run(setup)) == [f"unjustified seq {seq}: break-glass by 'dave', who is not in the policy's "
                                   "break_glass list (or is a deploy key)"]
+
+
+def test_expiry_while_the_hook_ran_is_tolerated_up_to_its_deadline(setup: Setup,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # The hook judges approvals when it starts and appends the record when it ends (limits.timeout_seconds, 50 s).
+    created = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    setup.write_signers({"alice": 'valid-before="20200102000000Z"'})
+    ev = evidence(statement("alice", created=created, expires_in=timedelta(days=1)), setup.keys["alice"])
+    monkeypatch.setattr(audit_log, "utc_timestamp", lambda now=None: "2020-01-02T00:00:40.000000Z")
+    setup.append(setup.decision(update(approvals=[ev])))
+    assert run(setup).ok
+    monkeypatch.setattr(audit_log, "utc_timestamp", lambda now=None: "2020-01-02T00:01:00.000000Z")
+    (late,) = setup.append(setup.decision(update(approvals=[ev])))
+    text = errors(run(setup))
+    assert text[0] == (f"bad-approval seq {late}: refs/heads/main: approval by alice does not count: expired at "
+                       "2020-01-02T00:00:00Z, before the push")
