@@ -11,7 +11,7 @@ Then each recorded approval (``updates[].approvals[]``: statement and signature,
 statement bytes match their hash and parse strictly; the SSH signature verifies in the policy's namespace under the
 trust store, *at the record's ``ts``* (keys since expired or removed still count for the past, keys not yet valid do
 not); the key's principal is the approver and a person of the policy; repository and ref match the update; not
-expired and not created in the future at ``ts``; (the hook judges approvals when it starts and writes the record when
+expired and not created in the future at ``ts`` (the hook judges approvals when it starts and writes the record when
 it ends, so expiry of the statement or of the key's ``valid-before`` is allowed up to the policy's
 ``limits.timeout_seconds`` before ``ts``); the approver is not the pusher; the approver is eligible for the
 rule the approval was counted for; the statement covers the recorded paths of that rule. Each rule the update lists

@@ -1,5 +1,10 @@
 """``gatekeeper audit verify|query|show|export``: the auditor's commands (thin adapter over gatekeeper.audit).
 
+Auditor's semantic checks (issue 3 items 8 and 9): ``query --break-glass [--unreviewed]`` lists break-glass pushes
+(only those without an approval recorded after the fact, :mod:`gatekeeper.audit.breakglass`); ``verify --approvals``
+re-verifies offline that every allow was justified (:mod:`gatekeeper.audit.semantic`), given the policies
+(``--config``/``--policy``) and trust stores (``--allowed-signers``/``--trust-dir``) that were in force.
+
 Exit status: 0 success; 1 verification failed, nothing found, or an error (``gatekeeper: error: ...``); 2 usage.
 Human output goes to stdout; ``--format json`` output is machine-readable.
 """
