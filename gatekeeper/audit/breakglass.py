@@ -8,7 +8,8 @@ fact, i.e. a later ``push.decision`` that was not blocked (the push landed) crea
 statement that
 
 * is for the same repository, and its ``ref`` is the updated ref (or a pattern covering it);
-* has ``head`` equal to the update's ``new`` commit (the exact content that landed, whatever base it was diffed from);
+* has ``head`` equal to the update's ``new`` commit (the exact content that landed, whatever base it was diffed from)
+  and a non-empty change set (an approval of ``base == head`` approves nothing);
 * is signed by someone other than the break-glass pusher (the hook verified the signature against the trust store in
   force before it let the approval ref in; ``audit verify --approvals`` re-checks the evidence offline).
 
@@ -152,6 +153,8 @@ def _apply_reviews(record: Record, open_items: list[BreakGlassStatus],
         except AuditError:
             continue  # malformed evidence never reviews anything (verify --approvals reports it)
         st = approval.statement
+        if not st.changes:
+            continue  # approving an empty change set (base == head) reviews nothing
         for status in open_items:
             policy = policy_for(status.record)
             if _event(status.record).get("repo") != st.repository or event.get("repo") != st.repository:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -43,6 +44,18 @@ def test_what_does_not_review(setup: Setup) -> None:
         approval_push(setup, "alice", repository="ml/other"),  # another repository
         approval_push(setup, "bob", blocked=True),  # the approval push was refused: nothing was stored
     )
+    assert statuses(setup) == [(bg, False, ("refs/heads/main",))]
+
+
+def test_an_empty_change_set_reviews_nothing(setup: Setup) -> None:
+    from .semlib import NEW, statement
+
+    st = statement("alice", base=NEW, head=NEW)
+    st = dataclasses.replace(st, changes=())
+    ev = evidence(st, setup.keys["alice"], rule=None)
+    push = approval_push(setup, "alice")
+    push["updates"][0]["approval"] = ev  # type: ignore[index]
+    (bg,) = setup.append(break_glass(setup), push)[:1]
     assert statuses(setup) == [(bg, False, ("refs/heads/main",))]
 
 
