@@ -134,7 +134,7 @@ def _handler(forge: FakeForge) -> type[BaseHTTPRequestHandler]:
             self._send(status, headers, body)
 
         def _send(self, status: int, headers: dict[str, str], body: Any) -> None:
-            data = json.dumps(body).encode()
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()  # bytes: sent as they are
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
