@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
@@ -188,6 +188,8 @@ class _Http:
                         return self._answer(response, shown)
                 finally:
                     response.close()
+            except requests.ConnectTimeout:
+                problem = f"no connection within {timeout[0]:g} s"
             except requests.Timeout:
                 problem = f"no answer within {timeout[1]:g} s"
             except requests.ConnectionError as exc:
@@ -283,9 +285,11 @@ def _key_id(item: Mapping[str, Any]) -> str:
 def _api_root(url: str, suffix: str, *, allow_http: bool) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise TrustSyncError(f"forge URL {url!r} is not an http(s) URL", hint="e.g. --gitlab https://gitlab.example.com")
+        raise TrustSyncError(f"forge URL {url!r} is not an http(s) URL",
+                             hint="e.g. --gitlab https://gitlab.example.com")
     if parts.username or parts.password or parts.query or parts.fragment:
-        raise TrustSyncError(f"forge URL {url!r} must be a plain base URL (no credentials, query or fragment)",
+        # Not echoed: it may hold a password.
+        raise TrustSyncError("the forge URL must be a plain base URL (no credentials, query or fragment)",
                              hint="give the token with --token-file or $" + TOKEN_ENV)
     if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS and not allow_http:
         raise TrustSyncError(f"forge URL {url!r} is plain http: the token would cross the network unencrypted",
@@ -528,7 +532,10 @@ def _parse_expiry(value: str) -> datetime:
     when = datetime.fromisoformat(text)  # ValueError on garbage
     if when.tzinfo is None:  # a bare date (GitLab's UI takes one): the start of that day in UTC
         when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc).replace(microsecond=0)  # floor: never later than the forge says
+    when = when.astimezone(timezone.utc).replace(microsecond=0)  # floor: never later than the forge says
+    # GitLab: the key is expired from expires_at on; allowed_signers' valid-before is inclusive (OpenSSH checks
+    # `now > valid_before`, reference §A4 gotcha 1), so the last second it may sign in is one earlier.
+    return when - timedelta(seconds=1)
 
 
 def _check_key(person: str, account: str, kind: str, item: ForgeKey, now: datetime) -> TrustedKey | SkippedKey:
@@ -565,8 +572,8 @@ def _check_key(person: str, account: str, kind: str, item: ForgeKey, now: dateti
             valid_before = _parse_expiry(item.expires_at)
         except ValueError:
             return skip(f"expires_at {item.expires_at[:40]!r} is not a date")
-        if valid_before <= now:
-            return skip(f"expired at {valid_before:%Y-%m-%dT%H:%M:%SZ}")
+        if valid_before < now:
+            return skip(f"expired at {valid_before + timedelta(seconds=1):%Y-%m-%dT%H:%M:%SZ}")
     return TrustedKey(person, account, item.key_id, key.key_type, canonical, key.fingerprint, key.blob, title,
                       valid_before)
 
@@ -822,6 +829,11 @@ def report_lines(plan: SyncPlan) -> list[str]:
         for s in plan.skipped:
             title = f' "{s.title}"' if s.title else ""
             out.append(f"  {s.person} ({s.account}) key {s.key_id}{title}: {s.reason}")
+    notes = [(p, a, why) for p, a, why in plan.account_problems if p not in plan.missing]
+    if notes:
+        out.append(f"accounts that gave no key ({len(notes)}):")
+        for person, account, why in notes:
+            out.append(f"  {person}: {plan.forge.split()[0]} user {account!r}: {why}")
     for c in plan.conflicts:
         out.append(f"CONFLICT: key {c.fingerprint} is registered for "
                    + ", ".join(f"{p} (user {a})" for p, a in c.owners))

@@ -149,9 +149,14 @@ def _handler(forge: FakeForge) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that timed out and hung up is the point of some tests, not an error
+
+
 @contextmanager
 def serve(forge: FakeForge) -> Iterator[FakeForge]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(forge))
+    server = _QuietServer(("127.0.0.1", 0), _handler(forge))
     server.daemon_threads = True
     forge.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)

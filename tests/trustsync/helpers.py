@@ -43,7 +43,7 @@ def gitlab_world(forge: FakeForge, keys: Keys) -> None:
 
 def gitea_world(forge: FakeForge, keys: Keys) -> None:
     """alice: user keys over three pages, plus a deploy and a principal entry; bob may not log in; carol has no
-    keys; dave.d does not exist."""
+    keys; alice-admin and dave.d do not exist."""
     forge.add_user("alice", [
         gitea_key(1, keys.pub("alice1")),
         gitea_key(2, keys.pub("alice-deploy"), key_type="deploy"),
@@ -51,7 +51,6 @@ def gitea_world(forge: FakeForge, keys: Keys) -> None:
         gitea_key(4, keys.pub("alice2")),
         gitea_key(5, keys.pub("alice3")),
     ])
-    forge.add_user("alice-admin", [])
     forge.add_user("bob", [gitea_key(6, keys.pub("bob"))], prohibit_login=True)
     forge.add_user("carol", [])
 

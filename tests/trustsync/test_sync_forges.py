@@ -31,7 +31,7 @@ def test_gitlab_sync_writes_a_trust_store_the_gate_accepts(etc: Path, gitlab: Fa
     assert lint_allowed_signers(target) == []
     assert sorted(key_lines(target)) == sorted([
         signed_line("alice", keys.pub("alice1"), NAMESPACE),
-        signed_line("alice", keys.pub("alice2"), NAMESPACE, "20270301000000Z"),
+        signed_line("alice", keys.pub("alice2"), NAMESPACE, "20270228235959Z"),
         signed_line("alice", keys.pub("alice3"), NAMESPACE),
         signed_line("alice", keys.pub("alice-admin"), NAMESPACE),
         signed_line("bob", keys.pub("bob"), NAMESPACE),
@@ -63,10 +63,12 @@ def test_a_synced_key_verifies_through_the_written_file(etc: Path, gitlab: FakeF
     message = b"approve models/** at abc\n"
     sig = _sign(keys, "alice2", message)
     assert store.verify(sig, message, namespace=NAMESPACE, now=NOW).principals == ("alice",)
-    # GitLab's expires_at is honoured: after it, the key no longer counts.
-    later = datetime(2027, 3, 1, 0, 0, 1, tzinfo=timezone.utc)
-    with pytest.raises(UntrustedSignature, match="valid only until 2027-03-01T00:00:00Z"):
-        store.verify(sig, message, namespace=NAMESPACE, now=later)
+    # GitLab's expires_at is honoured to the second: the key counts until just before it, not at it.
+    last = datetime(2027, 2, 28, 23, 59, 59, 999999, tzinfo=timezone.utc)
+    assert store.verify(sig, message, namespace=NAMESPACE, now=last).principals == ("alice",)
+    expired = datetime(2027, 3, 1, 0, 0, 0, tzinfo=timezone.utc)
+    with pytest.raises(UntrustedSignature, match="valid only until 2027-02-28T23:59:59Z"):
+        store.verify(sig, message, namespace=NAMESPACE, now=expired)
     # Stock ssh-keygen agrees (the oracle), under a non-UTC zone too: the Z makes the bound unambiguous.
     proc = subprocess.run(["ssh-keygen", "-Y", "verify", "-f", str(target), "-I", "alice", "-n", NAMESPACE, "-s",
                            str(_write(etc / "msg.sig", sig))], input=message, capture_output=True,
@@ -94,6 +96,7 @@ def test_gitea_sync_user_keys_only_over_pages(etc: Path, gitea: FakeForge, keys:
     assert "  bob: gitea user 'bob': the user may not log in (prohibit_login)" in lines
     assert "  carol: gitea user 'carol' has no signing key" in lines
     assert "  dave: gitea user 'dave.d': no such user" in lines
+    assert lines[lines.index("accounts that gave no key (1):") + 1] == "  alice: gitea user 'alice-admin': no such user"
     assert [s.query["page"] for s in gitea.requests_to("/api/v1/users/alice/keys")] == ["1", "2", "3"]
     assert {s.query["limit"] for s in gitea.requests_to("/api/v1/users/alice/keys")} == {"50"}
     assert {s.headers.get("Authorization") for s in gitea.seen} == {f"token {TOKEN}"}
