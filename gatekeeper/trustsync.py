@@ -142,16 +142,18 @@ class _Http:
     """GET JSON from one API root with the limits of :class:`HttpSettings`. Never follows redirects."""
 
     def __init__(self, api_root: str, headers: Mapping[str, str], settings: HttpSettings, *,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+                 ca_bundle: str | None = None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.api_root = api_root
         self.settings = settings
         self._clock = clock
         self._sleep = sleep
         self._deadline_at = clock() + settings.deadline
         self._session = requests.Session()
-        # No ~/.netrc credentials, no REQUESTS_CA_BUNDLE surprises from the cron environment; proxies from the
-        # environment still apply (honouring no_proxy), as servers often need them.
+        # No ~/.netrc credentials added behind our back; the CA bundle (an internal forge's private CA) and proxies
+        # (honouring no_proxy) are still taken from the environment, explicitly.
         self._session.trust_env = False
+        self._session.verify = ca_bundle or True
         self._session.proxies.update(requests.utils.get_environ_proxies(api_root))
         self._session.headers.update({"Accept": "application/json", "User-Agent": "gatekeeper-trust-sync"})
         self._session.headers.update(headers)
@@ -306,10 +308,10 @@ class GitLab:
     kind = "gitlab"
 
     def __init__(self, url: str, token: str, settings: HttpSettings = HttpSettings(), *, allow_http: bool = False,
-                 http: _Http | None = None) -> None:
+                 ca_bundle: str | None = None) -> None:
         self.url = url
-        self._http = http or _Http(_api_root(url, "/api/v4", allow_http=allow_http), {"PRIVATE-TOKEN": token},
-                                   settings)
+        self._http = _Http(_api_root(url, "/api/v4", allow_http=allow_http), {"PRIVATE-TOKEN": token}, settings,
+                           ca_bundle=ca_bundle)
 
     def account_keys(self, account: str) -> AccountKeys:
         found = self._http.get("/users", {"username": account})
@@ -370,10 +372,10 @@ class Gitea:
     kind = "gitea"
 
     def __init__(self, url: str, token: str, settings: HttpSettings = HttpSettings(), *, allow_http: bool = False,
-                 http: _Http | None = None) -> None:
+                 ca_bundle: str | None = None) -> None:
         self.url = url
-        self._http = http or _Http(_api_root(url, "/api/v1", allow_http=allow_http),
-                                   {"Authorization": f"token {token}"}, settings)
+        self._http = _Http(_api_root(url, "/api/v1", allow_http=allow_http), {"Authorization": f"token {token}"},
+                           settings, ca_bundle=ca_bundle)
 
     def account_keys(self, account: str) -> AccountKeys:
         name = quote(account, safe="")
@@ -411,11 +413,12 @@ class Gitea:
 
 
 def make_forge(kind: str, url: str, token: str, settings: HttpSettings = HttpSettings(), *,
-               allow_http: bool = False) -> GitLab | Gitea:
+               allow_http: bool = False, ca_bundle: str | None = None) -> GitLab | Gitea:
+    """A client for ``kind`` ("gitlab" or "gitea") at the base ``url``. Plain http only to loopback or if allowed."""
     if kind == "gitlab":
-        return GitLab(url, token, settings, allow_http=allow_http)
+        return GitLab(url, token, settings, allow_http=allow_http, ca_bundle=ca_bundle)
     if kind == "gitea":
-        return Gitea(url, token, settings, allow_http=allow_http)
+        return Gitea(url, token, settings, allow_http=allow_http, ca_bundle=ca_bundle)
     raise TrustSyncError(f"unknown forge {kind!r}", hint="use --gitlab URL or --gitea URL")
 
 
@@ -885,7 +888,8 @@ def sync(
     policy = _load_policy(config)
     target = Path(output if output is not None else policy.trust.allowed_signers)
     token = read_token(token_file, env)
-    forge = make_forge(kind, url, token, settings, allow_http=allow_http)
+    forge = make_forge(kind, url, token, settings, allow_http=allow_http,
+                       ca_bundle=env.get("REQUESTS_CA_BUNDLE") or env.get("SSL_CERT_FILE") or None)
     people = people_accounts(policy.people.values())
     when = now or datetime.now(timezone.utc)
     lock = sync_lock(target) if not dry_run else _no_lock()

@@ -6,14 +6,14 @@ from datetime import datetime, timezone
 
 import pytest
 
-from gatekeeper.trustsync import AccountKeys, ForgeKey, plan_trust_store, refuse_large_drop
+from gatekeeper.trustsync import AccountKeys, ForgeKey, SyncPlan, plan_trust_store, refuse_large_drop
 
 from .conftest import NAMESPACE, Keys
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
 
 
-def _plan(keys: Keys, expires: str | None, usage: str | None = "signing", kind: str = "gitlab"):  # type: ignore[no-untyped-def]
+def _plan(keys: Keys, expires: str | None, usage: str | None = "signing", kind: str = "gitlab") -> SyncPlan:
     fetched = {"alice": AccountKeys("alice", (ForgeKey("1", keys.pub("unit-alice"), "t", usage, expires),))}
     return plan_trust_store({"alice": ("alice",)}, fetched, forge=f"{kind} https://forge", kind=kind,
                             namespace=NAMESPACE, now=NOW)
