@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import io
 import os
 import time
 from pathlib import Path
@@ -318,3 +319,22 @@ def test_a_failed_rename_leaves_the_store_and_no_temp_file(etc: Path, world: Fak
         run_sync(etc, world)
     assert (etc / "allowed_signers").read_bytes() == PREVIOUS
     assert [p.name for p in etc.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_https_verifies_the_certificate_and_honours_the_ca_bundle(etc: Path, keys: Keys, tmp_path: Path) -> None:
+    from .fakeforge import self_signed
+
+    cert, key = self_signed(tmp_path)
+    (etc / "allowed_signers").write_bytes(PREVIOUS)
+    forge = FakeForge("gitlab")
+    gitlab_world(forge, keys)
+    with serve(forge, tls=(cert, key)):
+        assert forge.url.startswith("https://")
+        with pytest.raises(ForgeError, match=r"connection failed \(.*CERTIFICATE_VERIFY_FAILED"):
+            run_sync(etc, forge, settings=HttpSettings(retries=0, deadline=20.0))
+        assert_untouched(etc)
+        out = io.StringIO()
+        code = trustsync.sync(kind="gitlab", url=forge.url, config=etc / "policy.yaml", out=out,
+                              env={"GATEKEEPER_FORGE_TOKEN": TOKEN, "REQUESTS_CA_BUNDLE": str(cert)}, settings=FAST)
+    assert code == 4, out.getvalue()
+    assert len(key_lines(etc / "allowed_signers")) == 5
