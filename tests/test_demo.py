@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO_ROOT
+from gitserver import REPO_ROOT
 
 
 def test_demo_runs_the_whole_story(tmp_path: Path) -> None:
