@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO_ROOT, run_git
+from gitserver import REPO_ROOT, run_git
 
 NETWORK_MODULES = ("requests", "urllib3", "http.client", "gatekeeper.trustsync")
 
