@@ -388,9 +388,15 @@ class Gitea:
         # Shown to admin tokens only (otherwise false): a user who may not log in must not keep approving.
         if user.get("prohibit_login") is True:
             return AccountKeys(account, problem="the user may not log in (prohibit_login)")
-        keys = [ForgeKey(_key_id(item), _text(item, "key"), _text(item, "title"),
-                         item.get("key_type") if isinstance(item.get("key_type"), str) else None)
-                for item in self._pages(f"/users/{name}/keys", account)]
+        keys = []
+        for item in self._pages(f"/users/{name}/keys", account):
+            owner = item.get("user")
+            if isinstance(owner, dict) and _text(owner, "login").casefold() != account.casefold():
+                # Defence in depth: a key listed under another user's name must never become this person's key.
+                raise ForgeError(f"GET /users/{name}/keys: key {_key_id(item)} belongs to "
+                                 f"{_text(owner, 'login')!r}, not {account!r}")
+            keys.append(ForgeKey(_key_id(item), _text(item, "key"), _text(item, "title"),
+                                 item.get("key_type") if isinstance(item.get("key_type"), str) else None))
         return AccountKeys(account, tuple(keys))
 
     def _pages(self, path: str, account: str) -> Iterator[dict[str, Any]]:

@@ -78,10 +78,15 @@ def gitlab_key(key_id: int, text: str, usage: str | None = "auth_and_signing", e
     return item
 
 
-def gitea_key(key_id: int, text: str, key_type: str = "user", title: str = "laptop") -> dict[str, object]:
-    return {"id": key_id, "key": text, "url": f"https://gitea.example/api/v1/user/keys/{key_id}", "title": title,
-            "fingerprint": "SHA256:x", "created_at": "2026-01-01T10:00:00Z", "read_only": key_type == "deploy",
-            "key_type": key_type}
+def gitea_key(key_id: int, text: str, key_type: str = "user", title: str = "laptop",
+              owner: str | None = None) -> dict[str, object]:
+    item: dict[str, object] = {
+        "id": key_id, "key": text, "url": f"https://gitea.example/api/v1/user/keys/{key_id}", "title": title,
+        "fingerprint": "SHA256:x", "created_at": "2026-01-01T10:00:00Z", "read_only": key_type == "deploy",
+        "key_type": key_type}
+    if owner is not None:
+        item["user"] = {"id": 1, "login": owner, "full_name": ""}
+    return item
 
 
 @pytest.fixture

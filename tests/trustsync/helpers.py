@@ -45,7 +45,7 @@ def gitea_world(forge: FakeForge, keys: Keys) -> None:
     """alice: user keys over three pages, plus a deploy and a principal entry; bob may not log in; carol has no
     keys; alice-admin and dave.d do not exist."""
     forge.add_user("alice", [
-        gitea_key(1, keys.pub("alice1")),
+        gitea_key(1, keys.pub("alice1"), owner="Alice"),
         gitea_key(2, keys.pub("alice-deploy"), key_type="deploy"),
         gitea_key(3, "alice@example.com", key_type="principal"),
         gitea_key(4, keys.pub("alice2")),

@@ -338,3 +338,13 @@ def test_https_verifies_the_certificate_and_honours_the_ca_bundle(etc: Path, key
                               env={"GATEKEEPER_FORGE_TOKEN": TOKEN, "REQUESTS_CA_BUNDLE": str(cert)}, settings=FAST)
     assert code == 4, out.getvalue()
     assert len(key_lines(etc / "allowed_signers")) == 5
+
+
+def test_gitea_key_of_another_user_fails_the_sync(etc: Path, gitea: FakeForge, keys: Keys) -> None:
+    from .conftest import gitea_key
+
+    gitea.add_user("alice", [gitea_key(1, keys.pub("alice1"), owner="mallory")])
+    (etc / "allowed_signers").write_bytes(PREVIOUS)
+    with pytest.raises(ForgeError, match="GET /users/alice/keys: key 1 belongs to 'mallory', not 'alice'"):
+        run_sync(etc, gitea)
+    assert_untouched(etc)

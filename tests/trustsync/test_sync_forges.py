@@ -12,6 +12,7 @@ import pytest
 
 from gatekeeper.allowed_signers import AllowedSigners, lint_allowed_signers
 from gatekeeper.errors import UntrustedSignature
+from gatekeeper.policy import lint_policy
 
 from .conftest import NAMESPACE, Keys
 from .fakeforge import FakeForge
@@ -38,6 +39,13 @@ def test_gitlab_sync_writes_a_trust_store_the_gate_accepts(etc: Path, gitlab: Fa
     ])
     assert stat_mode(target) == 0o644
     assert (etc / "allowed_signers.prev").read_bytes() == b""
+    # `gatekeeper policy lint` agrees: no errors, and exactly the two people without a key are warned about.
+    problems = lint_policy(etc / "policy.yaml")
+    assert [p.message for p in problems if p.is_error] == []
+    assert sorted(p.message for p in problems if str(target) == p.file) == [
+        "person 'carol' has no key in this file and cannot approve",
+        "person 'dave' has no key in this file and cannot approve",
+    ]
     lines = out.splitlines()
     assert lines[0] == f"trust sync from gitlab {gitlab.url}: 5 keys for 2 of 4 people"
     assert "people without a signing key (2; they cannot approve):" in lines
