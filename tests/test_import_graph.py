@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gitserver import REPO_ROOT, run_git
 
-NETWORK_MODULES = ("requests", "urllib3", "http.client", "gatekeeper.trustsync")
+NETWORK_MODULES = ("requests", "urllib3", "http.client", "gatekeeper.trustsync", "gatekeeper.forgeapi")
 
 POLICY = """\
 version: 1

@@ -248,7 +248,7 @@ def test_an_unwritable_directory_fails_cleanly(etc: Path, world: FakeForge) -> N
 
 
 def test_no_token_is_an_error(etc: Path, world: FakeForge) -> None:
-    with pytest.raises(TrustSyncError) as info:
+    with pytest.raises(ForgeError) as info:
         run_sync(etc, world, token_file=None)
     assert info.value.message == "no API token"
     assert "--token-file FILE, or set $GATEKEEPER_FORGE_TOKEN" in info.value.hint
@@ -262,18 +262,18 @@ def test_token_from_the_environment(etc: Path, world: FakeForge) -> None:
 @pytest.mark.parametrize("content", [b"", b"\n", b"two words\n", b"line1\nline2\n", b"\xff\xfe", b"x" * 5000])
 def test_a_bad_token_file_is_refused_without_echoing_it(etc: Path, content: bytes) -> None:
     (etc / "token").write_bytes(content)
-    with pytest.raises(TrustSyncError) as info:
+    with pytest.raises(ForgeError) as info:
         trustsync.read_token(etc / "token", {})
     assert b"words" not in str(info.value).encode() and b"line1" not in str(info.value).encode()
 
 
 def test_plain_http_to_a_remote_host_is_refused(etc: Path) -> None:
-    with pytest.raises(TrustSyncError, match="plain http: the token would cross the network unencrypted"):
+    with pytest.raises(ForgeError, match="plain http: the token would cross the network unencrypted"):
         trustsync.make_forge("gitlab", "http://gitlab.example.com", TOKEN)
-    with pytest.raises(TrustSyncError, match="must be a plain base URL") as info:
+    with pytest.raises(ForgeError, match="must be a plain base URL") as info:
         trustsync.make_forge("gitea", "https://user:hunter2@gitea.example.com", TOKEN)
     assert "hunter2" not in str(info.value)
-    with pytest.raises(TrustSyncError, match="is not an http"):
+    with pytest.raises(ForgeError, match="is not an http"):
         trustsync.make_forge("gitea", "ftp://gitea.example.com", TOKEN)
 
 
