@@ -112,6 +112,7 @@ class FakeForge:
 def _handler(forge: FakeForge) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out in two writes: without this, 40 ms per request
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet tests
             pass
