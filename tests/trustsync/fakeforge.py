@@ -169,7 +169,7 @@ def serve(forge: FakeForge, *, tls: tuple[Path, Path] | None = None) -> Iterator
         server.socket = context.wrap_socket(server.socket, server_side=True)
         scheme = "https"
     forge.url = f"{scheme}://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield forge
