@@ -449,14 +449,14 @@ def report_lines(plan: SyncPlan) -> list[str]:
     """Human report: keys per person, people without a key (they cannot approve), skipped keys and why."""
     out = [f"trust sync from {plan.forge}: {len(plan.keys)} key{'s' if len(plan.keys) != 1 else ''} for "
            f"{len(plan.people) - len(plan.missing)} of {len(plan.people)} people"]
-    width = max((len(p) for p in plan.people), default=0)
     for person in plan.people:
         keys = plan.keys_of(person)
         if not keys:
             continue
-        details = ", ".join(
-            k.fingerprint + (f" until {k.valid_before:%Y-%m-%dT%H:%M:%SZ}" if k.valid_before else "") for k in keys)
-        out.append(f"  {person:<{width}}  {len(keys)} key{'s' if len(keys) != 1 else ''}: {details}")
+        out.append(f"  {person}: {len(keys)} key{'s' if len(keys) != 1 else ''}")
+        for k in keys:
+            until = f", valid until {k.valid_before:%Y-%m-%dT%H:%M:%SZ}" if k.valid_before else ""
+            out.append(f"    {k.fingerprint} ({k.key_type}, user {k.account}, key {k.key_id}{until})")
     if plan.missing:
         out.append(f"people without a signing key ({len(plan.missing)}; they cannot approve):")
         for person, reasons in plan.missing.items():

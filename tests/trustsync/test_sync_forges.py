@@ -48,6 +48,9 @@ def test_gitlab_sync_writes_a_trust_store_the_gate_accepts(etc: Path, gitlab: Fa
     ]
     lines = out.splitlines()
     assert lines[0] == f"trust sync from gitlab {gitlab.url}: 5 keys for 2 of 4 people"
+    assert "  alice: 4 keys" in lines and "  bob: 1 key" in lines
+    alice2 = next(k.key.fingerprint for k in AllowedSigners.load(target).entries if k.valid_before is not None)
+    assert f"    {alice2} (ssh-ed25519, user alice, key 3, valid until 2027-02-28T23:59:59Z)" in lines
     assert "people without a signing key (2; they cannot approve):" in lines
     assert "  carol: gitlab user 'carol' has no signing key (1 key skipped)" in lines
     assert "  dave: gitlab user 'dave.d': no such user" in lines
