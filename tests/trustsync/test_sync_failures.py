@@ -15,7 +15,7 @@ from gatekeeper.allowed_signers import lint_allowed_signers
 from gatekeeper.errors import ConfigError
 from gatekeeper.trustsync import ForgeError, HttpSettings, TrustSyncError
 
-from .conftest import NAMESPACE, POLICY, Keys, gitlab_key
+from .conftest import NAMESPACE, Keys, gitlab_key
 from .fakeforge import FakeForge, Fault, serve
 from .helpers import FAST, TOKEN, gitlab_world, key_lines, run_sync, signed_line
 
@@ -301,8 +301,6 @@ def _plan_keys(etc: Path, forge: FakeForge) -> tuple[trustsync.TrustedKey, ...]:
                                       namespace=NAMESPACE, now=NOW)
     return plan.keys
 
-
-assert POLICY  # the fixture's policy is what these tests assume (alice: alice + alice-admin; dave: dave.d)
 
 
 def test_a_failed_rename_leaves_the_store_and_no_temp_file(etc: Path, world: FakeForge,
