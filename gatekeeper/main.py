@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("gatekeeper.cli.audit", "verify, query, show and export the audit log"),
     "demo": ("gatekeeper.cli.demo", "the whole story on a throw-away local server"),
     "hook": ("gatekeeper.cli.hook", "what the installed git hooks run (not for people)"),
+    "ssh-command": ("gatekeeper.cli.ssh_command", "authorized_keys forced command: set who pushes, run git only"),
 }
 
 EXIT_OK = 0
