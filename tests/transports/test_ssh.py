@@ -3,15 +3,17 @@ decides who is recorded and gated, nothing the client says does, and the forced 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from gitserver import run_git
+from gitserver import Clone, run_git
 from transports.transportlib import SSHServer
 
 pytestmark = pytest.mark.transport
 
 
-def _protected_change(server: SSHServer, person: str) -> tuple[object, str]:
+def _protected_change(server: SSHServer, person: str) -> tuple[Clone, str]:
     clone = server.clone(person)
     clone.write("models/llama/modeling.py", f"class Llama:\n    by = {person!r}\n")
     return clone, clone.commit(f"{person} edits the model")
@@ -22,7 +24,7 @@ def test_key_decides_identity_gating_and_audit(ssh_server: SSHServer) -> None:
     before = srv.ref("refs/heads/main")
 
     carol, _ = _protected_change(ssh_server, "carol")
-    refused = carol.push()  # type: ignore[attr-defined]
+    refused = carol.push()
     assert not refused.ok
     assert "gatekeeper: push REFUSED" in refused.remote
     assert "rule model-code needs 1 approval from ml-leads" in refused.remote
@@ -53,8 +55,8 @@ def test_break_glass_follows_the_key_not_the_client(ssh_server: SSHServer) -> No
     probe = ssh_server.run("envprobe", None, "-o", spoof)
     assert "GL_USERNAME=dave" in probe.stdout and "GATEKEEPER_USER=dave" in probe.stdout, probe.stdout + probe.stderr
     # ... and the forced command drops them before git runs.
-    carol.git("config", "core.sshCommand", ssh_server.ssh_command("carol", "-o", spoof))  # type: ignore[attr-defined]
-    refused = carol.push(options=["gatekeeper.break-glass=prod down"])  # type: ignore[attr-defined]
+    carol.git("config", "core.sshCommand", ssh_server.ssh_command("carol", "-o", spoof))
+    refused = carol.push(options=["gatekeeper.break-glass=prod down"])
     assert not refused.ok
     assert "break-glass refused" in refused.remote
     decision = srv.decisions()[-1]
@@ -62,7 +64,7 @@ def test_break_glass_follows_the_key_not_the_client(ssh_server: SSHServer) -> No
     assert decision["pusher"]["source"] == "ssh:GATEKEEPER_USER"  # type: ignore[index]
 
     dave, sha = _protected_change(ssh_server, "dave")
-    landed = dave.push(options=["gatekeeper.break-glass=prod down, INC-1"])  # type: ignore[attr-defined]
+    landed = dave.push(options=["gatekeeper.break-glass=prod down, INC-1"])
     assert landed.ok, landed.output
     assert "BREAK-GLASS push by dave" in landed.remote
     assert srv.ref("refs/heads/main") == sha
@@ -101,7 +103,7 @@ def test_forced_command_runs_git_only(ssh_server: SSHServer) -> None:
         assert proc.stdout == ""
 
 
-def test_symlink_out_of_the_root_and_ungated_repositories_are_refused(ssh_server: SSHServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_symlink_out_of_the_root_and_ungated_repositories_are_refused(ssh_server: SSHServer, tmp_path: Path) -> None:
     outside = tmp_path / "outside.git"
     run_git("init", "-q", "--bare", str(outside))
     (ssh_server.repos / "escape.git").symlink_to(outside)
