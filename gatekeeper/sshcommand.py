@@ -104,7 +104,8 @@ def resolve_repository(requested: str, roots: tuple[Path, ...]) -> Path:
         raise SSHCommandError(f"ssh-command: repository path not allowed: {requested!r}", hint="no '..' in paths")
     real_roots = [root.resolve() for root in roots]
     base = Path(requested) if requested.startswith("/") else real_roots[0] / requested
-    for candidate in (base, base.with_name(base.name + ".git")):
+    candidates = (base, base.with_name(base.name + ".git")) if base.name else (base,)
+    for candidate in candidates:
         try:
             real = candidate.resolve(strict=True)
         except (OSError, RuntimeError):

@@ -61,6 +61,9 @@ def test_quoting_as_git_sends_it(root: Path) -> None:
     ("git-upload-pack 'team/../plain.git'", "repository path not allowed"),
     ("git-upload-pack 'a\\b'", "repository path not allowed"),
     ("git-upload-pack 'team'", "no repository 'team' here"),
+    ("git-upload-pack '/'", "no repository '/' here"),
+    ("git-upload-pack '.'", "no repository '.' here"),
+    ("git-upload-pack ''", "repository path not allowed: ''"),
     ("git-upload-pack '/etc/passwd'", "no repository '/etc/passwd' here"),
     ("git-receive-pack 'plain.git'", "has no gatekeeper pre-receive hook"),
 ])
