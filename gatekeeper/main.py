@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trust": ("gatekeeper.cli.trust", "build allowed_signers from people's signing keys on GitLab or Gitea (cron)"),
     "demo": ("gatekeeper.cli.demo", "the whole story on a throw-away local server"),
     "hook": ("gatekeeper.cli.hook", "what the installed git hooks run (not for people)"),
+    "ssh-command": ("gatekeeper.cli.ssh_command", "authorized_keys forced command: set who pushes, run git only"),
 }
 
 EXIT_OK = 0
