@@ -22,6 +22,8 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "install": ("gatekeeper.cli.install", "put the gate's hooks into a bare repository (chains existing hooks)"),
     "uninstall": ("gatekeeper.cli.install", "remove the gate's hooks and restore what was there"),
+    "sync": ("gatekeeper.cli.forges", "Gitea/GitLab: put the gate into repositories created since (cron-safe)"),
+    "doctor": ("gatekeeper.cli.forges", "Gitea/GitLab: list every repository without a working gate"),
     "policy": ("gatekeeper.cli.policy", "lint a policy, or explain which rules protect given paths"),
     "check": ("gatekeeper.cli.check", "client side: what the server will require for pushing a revision"),
     "approve": ("gatekeeper.cli.approve", "review a change set, sign an approval and push it"),
