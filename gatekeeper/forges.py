@@ -315,7 +315,8 @@ def run_forge(
         raise ForgeError("give exactly one of --gitea and --gitlab-custom-hooks-dir")
     kind = "gitea" if gitea is not None else "gitlab"
     prefix = "GL-HOOK-ERR: " if kind == "gitlab" else ""
-    spec, policy, key = prepare(config, python=python, message_prefix=prefix, create_key=fix)
+    # doctor reports a missing interpreter (with every shim that records it) instead of stopping at it
+    spec, policy, key = prepare(config, python=python, message_prefix=prefix, create_key=fix, check_interpreter=fix)
     if gitea is not None:
         location, sites = gitea_sites(gitea)
     else:
@@ -329,6 +330,8 @@ def run_forge(
             f"the policy says platform: {policy.platform}; pin platform: {kind} so that missing {kind} variables "  # type: ignore[attr-defined]
             "refuse a push instead of falling back to a weaker identity"
         )
+    if not os.access(spec.python, os.X_OK):
+        global_problems.append(f"the interpreter the gate should run, {spec.python}, is missing or not executable")
     if not sites:
         global_problems.append(f"no repositories found under {location} (is it Gitea's [repository] ROOT?)")
     if fix:

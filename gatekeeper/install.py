@@ -259,7 +259,7 @@ def install(
 
 
 def prepare(
-    config: Path, *, python: str | None, message_prefix: str = "", create_key: bool,
+    config: Path, *, python: str | None, message_prefix: str = "", create_key: bool, check_interpreter: bool = True,
 ) -> tuple[ShimSpec, object, Path | None]:
     """Validate the policy (a broken one is never installed) and the interpreter, and say what every shim of this
     installation records. With ``create_key``, also create the audit log folder and checkpoint signing key.
@@ -269,7 +269,7 @@ def prepare(
     config = config.absolute()
     policy = load_policy(config)
     interpreter = python or os.path.abspath(sys.executable)
-    if not os.path.isabs(interpreter) or not os.access(interpreter, os.X_OK):
+    if check_interpreter and (not os.path.isabs(interpreter) or not os.access(interpreter, os.X_OK)):
         raise InstallError(
             f"interpreter {interpreter} is not an executable absolute path",
             hint="give --python the absolute path of the interpreter that has gatekeeper installed",
