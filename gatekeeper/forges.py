@@ -93,14 +93,15 @@ class ForgeReport:
 # -- Gitea: app.ini and the repository root ---------------------------------------------------------------------------
 
 def read_app_ini(path: Path) -> dict[str, dict[str, str]]:
-    """Parse Gitea's ``app.ini`` the way Gitea does (go-ini with ``IgnoreInlineComment``), into section -> key -> value.
+    """Parse Gitea's ``app.ini`` as Gitea does, into section -> key -> value.
 
-    Keys before the first section go to ``""`` (go-ini's DEFAULT section: ``WORK_PATH``, ``RUN_USER``, ...). Section
-    and key names are case-sensitive (go-ini's default), so ``root =`` is not ``ROOT =`` for Gitea and not for us
-    either. A value wrapped in ``"`` or backticks is unwrapped; ``#`` and ``;`` start a comment only at the start of a
-    line; the last of duplicate keys wins; ``%(KEY)s`` is expanded from the same section, then the DEFAULT one.
-    Python's configparser differs on every one of these points (lower-cased keys, ``:`` delimiter, continuation
-    lines, errors on duplicates, ``%`` interpolation syntax errors), so it is not used.
+    Gitea reads it with go-ini and ``LoadOptions{IgnoreContinuation: true}`` (``modules/setting/config_provider.go``
+    ``configProviderLoadOptions()``), so, unlike Python's configparser: keys and sections are case-sensitive (``root``
+    is not ``ROOT``); ``=`` or ``:`` separates key and value; keys before the first section and ``[DEFAULT]`` form the
+    default section ``""`` (``WORK_PATH``, ``RUN_USER``); ``#`` or ``;`` anywhere in an unquoted value starts a comment
+    (``ROOT = /srv/git ; moved`` is ``/srv/git``); a value in backticks or triple double quotes is raw (and may span
+    lines); a value wrapped in single or double quotes is unwrapped; no backslash continuation; the last of duplicate
+    keys wins; ``%(KEY)s`` is expanded from the same section, then the default one.
     """
     try:
         with path.open("rb") as fh:
@@ -115,23 +116,39 @@ def read_app_ini(path: Path) -> dict[str, dict[str, str]]:
         raise ForgeError(f"{path} is not UTF-8 text (byte {exc.start})") from exc
     sections: dict[str, dict[str, str]] = {"": {}}
     current = sections[""]
-    for number, line in enumerate(text.splitlines(), 1):
-        stripped = line.strip()
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        number, stripped = index + 1, lines[index].strip()
+        index += 1
         if not stripped or stripped[0] in "#;":
             continue
         if stripped.startswith("["):
-            if not stripped.endswith("]"):
+            close = stripped.find("]")
+            if close < 0:
                 raise ForgeError(f"{path}:{number}: unclosed section header {stripped!r}")
-            name = stripped[1:-1].strip()
+            name = stripped[1:close].strip()
             current = sections.setdefault("" if name == "DEFAULT" else name, {})
             continue
-        key, sep, value = stripped.partition("=")
-        key = key.strip()
+        cut = min((i for i in (stripped.find("="), stripped.find(":")) if i >= 0), default=-1)
+        key = (stripped[:cut] if cut >= 0 else stripped).strip()
         if not key:
             raise ForgeError(f"{path}:{number}: a value without a key")
-        value = value.strip() if sep else ""
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"`":
-            value = value[1:-1]
+        value = stripped[cut + 1:].strip() if cut >= 0 else ""
+        quote = '"""' if value.startswith('"""') else "`" if value.startswith("`") else ""
+        if quote:
+            body = value[len(quote):]
+            while quote not in body:
+                if index >= len(lines):
+                    raise ForgeError(f"{path}:{number}: the value of {key!r} opens {quote} and never closes it")
+                body += "\n" + lines[index]
+                index += 1
+            value = body[:body.rindex(quote)]
+        else:
+            comment = min((i for i in (value.find("#"), value.find(";")) if i >= 0), default=-1)
+            value = (value[:comment] if comment >= 0 else value).strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"" and value[0] not in value[1:-1]:
+                value = value[1:-1]
         current[key] = value
     return {name: {k: _interpolate(v, values, sections[""], path) for k, v in values.items()}
             for name, values in sections.items()}
