@@ -87,6 +87,21 @@ def fast_import_stream(n_files: int) -> bytes:
     return b"".join(out)
 
 
+def weights_stream(n_files: int, size: int) -> bytes:
+    """One commit with n distinct weight files: benign protocol-2 pickles (an OrderedDict, as torch.load with
+    weights_only=True allows) padded with a BINBYTES-like payload so each is `size` bytes and unique."""
+    out = [b"commit refs/heads/weights\n", b"committer Bench <b@example.com> 1700000000 +0000\n", b"data 8\nweights\n"]
+    for i in range(n_files):
+        tag = f"{i:08d}".encode()
+        filler = (tag * (size // len(tag) + 1))[: max(0, size - 40)]
+        # PROTO 2, SHORT_BINBYTES-free protocol-2 form: BINSTRING of the filler, POP, then OrderedDict() and STOP
+        body = (b"\x80\x02T" + len(filler).to_bytes(4, "little") + filler + b"0"
+                + b"ccollections\nOrderedDict\nq\x00)Rq\x01.")
+        path = f"checkpoints/shard_{i:05d}.bin".encode()
+        out.append(b"M 100644 inline " + path + b"\ndata " + str(len(body)).encode() + b"\n" + body + b"\n")
+    return b"".join(out)
+
+
 def setup(root: Path) -> tuple[Path, dict[str, str]]:
     bare = root / "repo.git"
     etc = root / "etc"
@@ -167,6 +182,14 @@ def main() -> int:
             "ratio_vs_diff_tree": big_best / diff_best,
             "peak_rss_mb_children": max(rss_before, rss_after),
         }
+
+        # -- 1,000 weight files (pickles, 64 KiB each) pushed to a feature branch: every one is content-scanned ------
+        subprocess.run(["git", "fast-import", "--quiet"], cwd=bare, input=weights_stream(1000, 64 * 1024), check=True)
+        weights = git("rev-parse", "refs/heads/weights", cwd=bare)
+        w_stdin = f"{'0' * 40} {weights} refs/heads/feature/weights\n".encode()
+        w_best, w_med = measure([str(shim)], max(3, args.runs // 3), cwd=bare, stdin=w_stdin, env=hook_env)
+        results["weights"] = {"files": 1000, "bytes_each": 64 * 1024, "hook_s": w_best, "hook_median_s": w_med,
+                              "ratio_vs_floor": w_best / floor_best}
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -183,6 +206,10 @@ def main() -> int:
     print(f"  pre-receive hook               {bigr['hook_s'] * 1000:8.1f} ms  (median {bigr['hook_median_s'] * 1000:.1f})")  # type: ignore[index]
     print(f"  ratio hook / diff-tree         {bigr['ratio_vs_diff_tree']:8.2f}x   (budget 2x)")  # type: ignore[index]
     print(f"  peak RSS of child processes    {bigr['peak_rss_mb_children']:8.1f} MB")  # type: ignore[index]
+    w = results["weights"]
+    print("push of 1,000 weight files (64 KiB pickles) to a feature branch, every blob content-scanned:")
+    print(f"  pre-receive hook               {w['hook_s'] * 1000:8.1f} ms  (median {w['hook_median_s'] * 1000:.1f})")  # type: ignore[index]
+    print(f"  ratio hook / floor             {w['ratio_vs_floor']:8.2f}x")  # type: ignore[index]
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

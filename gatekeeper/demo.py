@@ -67,6 +67,7 @@ class Demo:
 
     def run(self, argv: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
             expect: int | None = 0, show: bool = True, who: str = "") -> subprocess.CompletedProcess[str]:
+        """Run one command as a person would, print what it prints, check its exit status."""
         full_env = dict(self.env)
         full_env.update(env or {})
         shown = " ".join(shlex.quote(a) for a in _display_argv(argv))
@@ -109,7 +110,16 @@ class Demo:
         self.git("commit", "-q", "-m", "initial import", cwd=seed)
         self.git("push", "-q", "origin", "HEAD:refs/heads/main", cwd=seed)
         self.config.write_text(DEMO_POLICY)
-        (self.etc / "allowed_signers").write_text("")
+        # Reviewers' SSH keys: in real life their own (ssh-agent and hardware sk- keys work); here throw-away ones.
+        keys = self.root / "keys"
+        keys.mkdir()
+        lines = []
+        for person in ("alice", "bob"):
+            key = keys / person
+            self.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", person, "-f", str(key)], show=False)
+            pub = (keys / f"{person}.pub").read_text().split()
+            lines.append(f'{person} namespaces="gatekeeper-approval@gatekeeper.dev" {pub[0]} {pub[1]}\n')
+        (self.etc / "allowed_signers").write_text("".join(lines))
         self.gatekeeper("policy", "lint", "--config", str(self.config), who="admin")
         self.gatekeeper("install", str(self.bare), "--config", str(self.config), who="admin")
         self.gatekeeper("policy", "explain", "--config", str(self.config), "--ref", "refs/heads/main",
@@ -154,6 +164,26 @@ class Demo:
         self.git("reset", "-q", "--hard", "origin/main", cwd=carol)
         self.write(carol, "src/train.py", "def main():\n    print('training, now with logging')\n")
         self.git("commit", "-q", "-m", "log more", cwd=carol)
+        self.push(carol, "carol", "HEAD:refs/heads/main", expect=0)
+
+        self.step("A second person reviews and signs an approval",
+                  "bob, an ML lead, reviews carol's branch and signs an approval of exactly that change set with his "
+                  "SSH key (ssh-keygen -Y sign). It is pushed as a ref under refs/gatekeeper/approvals/.")
+        bob = self.clone("bob")
+        self.git("fetch", "-q", "origin", "carol/tweak", cwd=bob)
+        self.git("config", "user.signingkey", str(self.root / "keys" / "bob"), cwd=bob)
+        self.git("config", "gatekeeper.person", "bob", cwd=bob)
+        self.git("config", "gatekeeper.repository", "ml/llama-train", cwd=bob)
+        self.run([sys.executable, "-m", "gatekeeper", "approve", "FETCH_HEAD", "--ref", "refs/heads/main", "--yes",
+                  "--config", str(self.config), "--note", "reviewed the forward pass change"],
+                 cwd=bob, env={"GATEKEEPER_USER": "bob"}, who="bob")
+
+        self.step("carol rebases and pushes again: the approval still matches",
+                  "main moved (step 4), so carol rebases. The approval binds the protected content, not the commit: "
+                  "the rebased change to models/ is byte-identical, so bob's approval counts.")
+        self.git("fetch", "-q", "origin", cwd=carol)
+        self.git("reset", "-q", "--hard", "origin/carol/tweak", cwd=carol)  # back to the reviewed commit
+        self.git("rebase", "-q", "origin/main", cwd=carol)
         self.push(carol, "carol", "HEAD:refs/heads/main", expect=0)
 
         self.step("The auditor asks: who tried to change what?",

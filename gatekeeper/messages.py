@@ -40,7 +40,12 @@ def _render_ref(ref: RefDecision) -> list[str]:
     a = ref.analysis
     head = f"gatekeeper: {a.update.ref}: {'allowed' if ref.allowed else 'needs approval'} ({_describe_update(ref)})"
     if ref.allowed:
-        why = ref.reasons[0] if ref.reasons else ""
+        if ref.outcomes:
+            why = "; ".join(
+                f"{o.requirement.rule} approved by {', '.join(sorted(o.result.approvers))}" for o in ref.outcomes
+            )
+        else:
+            why = ref.reasons[0] if ref.reasons else ""
         return [head[:-1] + (f"; {why})" if why else ")")]
     if ref.blocking:
         return [head.replace("needs approval", "REFUSED"), *_render_blocking(ref.blocking)]

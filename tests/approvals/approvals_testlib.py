@@ -12,7 +12,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from conftest import REPO_ROOT, Clone, Server, run_git, seed_content
+from gitserver import REPO_ROOT, Clone, Server, run_git, seed_content
 
 from gatekeeper.approvals.statement import Statement
 from gatekeeper.approvals.store import approval_ref

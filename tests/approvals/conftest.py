@@ -4,7 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import Server
+from gitserver import Server
 
 from approvals.approvals_testlib import Trust, keygen, make_server
 

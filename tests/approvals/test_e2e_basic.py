@@ -8,7 +8,7 @@ import json
 import subprocess
 
 import pytest
-from conftest import Clone, run_git
+from gitserver import Clone, run_git
 
 from approvals.approvals_testlib import approve, as_person, gatekeeper
 from approvals.conftest import World

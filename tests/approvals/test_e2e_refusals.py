@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import Clone, run_git
+from gitserver import Clone, run_git
 
 from approvals.approvals_testlib import approve, as_person, craft, keygen, store_raw
 from approvals.conftest import World

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, Server, run_git
+from gitserver import REPO_ROOT, Server, run_git
 
 
 def _push_src_change(server: Server, name: str = "src/f.py") -> tuple[bool, str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import Server
+from gitserver import Server
 
 # protocol 2: GLOBAL os.system, then REDUCE with ('id',): what `pickle.loads` would run
 MALICIOUS_PICKLE = b"\x80\x02cos\nsystem\nq\x00X\x02\x00\x00\x00idq\x01\x85q\x02Rq\x03."

@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 import unicodedata
 
-from conftest import Clone, Server, run_git
+from gitserver import Clone, Server, run_git
 
 
 def test_unprotected_branch_push_is_allowed_and_recorded(server: Server) -> None:
