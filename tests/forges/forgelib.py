@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from conftest import DEFAULT_POLICY, REPO_ROOT, Clone, PushResult, run_git
+from gitserver import DEFAULT_POLICY, REPO_ROOT, Clone, PushResult, run_git
 
 from gatekeeper.main import main
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import run_git
+from gitserver import run_git
 
 from forges.forgelib import (
     cli, clone_of, decisions, gitlab_env, install_gitaly_driver, remote_lines, seed, this_checkout_python,
