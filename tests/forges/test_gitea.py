@@ -296,3 +296,36 @@ def test_plain_install_refuses_a_gitea_repository(gitea: Gitea) -> None:
     assert code == 1
     assert re.search(r"is Gitea's dispatcher; the gate belongs in hooks/pre-receive\.d/", err)
     assert "hint: gatekeeper install --gitea ROOT|APP_INI --config FILE" in err
+
+
+def test_approved_web_merge_lands(gitea: Gitea, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # bob reviews dave's PR and signs an approval for its change to main (pushed through Gitea over SSH); alice
+    # merges it in the web UI. The merge commit's net change on main is the reviewed one, so the approval counts.
+    import shutil
+
+    if shutil.which("ssh-keygen") is None:  # pragma: no cover
+        pytest.skip("ssh-keygen is required")
+    from approvals.approvals_testlib import approve, keygen, pub
+
+    key = keygen(tmp_path / "keys", "bob")
+    (gitea.config.parent / "allowed_signers").write_text(
+        f'bob namespaces="gatekeeper-approval@gatekeeper.dev" {pub(key)}\n')
+    c = clone_of(gitea.repo(), tmp_path / "c")
+    c.git("checkout", "-q", "-b", "feature")
+    c.write("models/llama/modeling.py", "class Llama:\n    heads = 64\n")
+    feature_tip = c.commit("feature work", author="dave")
+    assert c.push("feature:refs/heads/feature", env=gitea_env(REPO, "dave")).ok
+    for name, value in gitea_env(REPO, "bob").items():
+        monkeypatch.setenv(name, value)
+    approve(c, feature_tip, key, "bob")
+    for name in gitea_env(REPO, "bob"):
+        monkeypatch.delenv(name)
+    c.git("checkout", "-q", "main")
+    c.git("merge", "-q", "--no-ff", "-m", "Merge pull request 'feature' (#7) from feature into main", "feature")
+    web = gitea_env(REPO, "alice", GITEA_PUSH_TRIGGER="pr-merge-to-base", GITEA_PR_ID="42",
+                    SSH_ORIGINAL_COMMAND="gitea-internal")
+    result = c.push("HEAD:refs/heads/main", env=web)
+    assert result.ok, result.output
+    decision = decisions(gitea.log)[-1]
+    assert (decision["decision"], decision["protocol"]) == ("allow", "web")
+    assert [a["person"] for a in decision["updates"][0]["approvals"]] == ["bob"]  # type: ignore[index]
