@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import os
 import re
 import stat
+import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -271,8 +273,30 @@ def check_site(site: Site, spec: ShimSpec) -> list[str]:
         if site.kind == "gitea":
             problems.extend(_check_gitea_dispatcher(site.hooks_dir / hook, hook))
         state = inspect_shim(site.gate_path(hook), spec.text(hook))
-        problems.extend(f"{hook}.d/{GATE_NAME}: {problem}" for problem in state.problems)
+        found = list(state.problems)
+        if state.python and os.access(state.python, os.X_OK):
+            broken = interpreter_problem(state.python)
+            if broken:
+                found.insert(0, broken)
+        problems.extend(f"{hook}.d/{GATE_NAME}: {problem}" for problem in found)
     return problems
+
+
+@functools.lru_cache(maxsize=None)
+def interpreter_problem(python: str) -> str | None:
+    """Run the recorded interpreter exactly as the shim does (``-I -m gatekeeper``), once per interpreter: an
+    interpreter that exists but cannot import gatekeeper (a rebuilt venv, the system python) refuses every push."""
+    try:
+        proc = subprocess.run(
+            [python, "-I", "-m", "gatekeeper", "--version"], capture_output=True, timeout=60, check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"interpreter {python} does not run gatekeeper ({exc})"
+    if proc.returncode != 0 or not proc.stdout.startswith(b"gatekeeper "):
+        detail = (proc.stderr or proc.stdout).decode("utf-8", "replace").strip().splitlines()
+        return f"interpreter {python} does not run gatekeeper ({detail[-1] if detail else f'exit {proc.returncode}'})"
+    return None
 
 
 def _check_gitea_dispatcher(path: Path, hook: str) -> list[str]:

@@ -105,6 +105,7 @@ class ShimState:
     path: Path
     problems: tuple[str, ...]
     ours: bool  # carries our marker (so sync may rewrite it)
+    python: str | None = None  # the interpreter it records, if ours
 
     @property
     def ok(self) -> bool:
@@ -156,7 +157,7 @@ def inspect_shim(path: Path, expected: str) -> ShimState:
             if recorded.get(key) != wanted.get(key)
         ]
         problems.append("stale: records " + "; ".join(details) if details else "stale: an older shim version")
-    return ShimState(path, tuple(problems), True)
+    return ShimState(path, tuple(problems), True, python)
 
 
 def _recorded(text: str) -> dict[str, str]:

@@ -329,3 +329,14 @@ def test_approved_web_merge_lands(gitea: Gitea, tmp_path: Path, monkeypatch: pyt
     decision = decisions(gitea.log)[-1]
     assert (decision["decision"], decision["protocol"]) == ("allow", "web")
     assert [a["person"] for a in decision["updates"][0]["approvals"]] == ["bob"]  # type: ignore[index]
+
+
+def test_doctor_runs_the_recorded_interpreter(gitea: Gitea, tmp_path: Path) -> None:
+    # An interpreter that exists but has no gatekeeper (a rebuilt venv, the system python): every push would fail.
+    bare = tmp_path / "bare-python"
+    bare.write_text("#!/bin/sh\necho 'No module named gatekeeper' >&2\nexit 1\n")
+    bare.chmod(0o755)
+    code, _, err = cli("sync", "--gitea", str(gitea.root), "--config", str(gitea.config), "--python", str(bare))
+    assert code == 1
+    assert f"  pre-receive.d/gatekeeper: interpreter {bare} does not run gatekeeper (No module named gatekeeper)" \
+        in err.splitlines()
