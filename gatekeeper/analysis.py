@@ -10,7 +10,7 @@ A deletion is the removal of every path of the old tree.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gatekeeper.errors import GatekeeperError, GitAccessError
@@ -56,7 +56,7 @@ def analyse_updates(
     repo: Repo,
     updates: Sequence[RefUpdate],
     *,
-    is_protected: callable,  # type: ignore[valid-type]
+    is_protected: Callable[[str], bool],
     default_branch: str,
     max_changed_paths: int,
 ) -> list[RefAnalysis]:

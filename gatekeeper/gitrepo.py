@@ -137,7 +137,7 @@ class Repo:
         for _ in range(64):
             if obj is None:
                 return "missing", None
-            if obj.type == ObjectType.TAG:
+            if isinstance(obj, pygit2.Tag):
                 obj = self._lookup(str(obj.target))
                 continue
             return _TYPE_NAMES.get(obj.type, "unknown"), ObjectId(str(obj.id))
@@ -145,13 +145,13 @@ class Repo:
 
     def commit_tree(self, commit: str) -> ObjectId:
         obj = self._lookup(commit)
-        if obj is None or obj.type != ObjectType.COMMIT:
+        if not isinstance(obj, pygit2.Commit):
             raise GitAccessError(f"{commit} is not a commit in this repository")
         return ObjectId(str(obj.tree_id))
 
     def commit_info(self, commit: str) -> CommitInfo:
         obj = self._lookup(commit)
-        if obj is None or obj.type != ObjectType.COMMIT:
+        if not isinstance(obj, pygit2.Commit):
             raise GitAccessError(f"{commit} is not a commit in this repository")
         return CommitInfo(
             id=ObjectId(str(obj.id)),
@@ -203,7 +203,7 @@ class Repo:
 
     def read_blob(self, oid: str, *, max_bytes: int | None = None) -> bytes:
         obj = self._lookup(oid)
-        if obj is None or obj.type != ObjectType.BLOB:
+        if not isinstance(obj, pygit2.Blob):
             raise GitAccessError(f"{oid} is not a blob in this repository")
         if max_bytes is not None and obj.size > max_bytes:
             raise GitAccessError(f"blob {oid} is {obj.size} bytes, over the {max_bytes}-byte cap")
@@ -304,7 +304,7 @@ class Repo:
         while stack:
             prefix, node = stack.pop()
             for entry in node:
-                name = entry.raw_name if hasattr(entry, "raw_name") else entry.name.encode("utf-8", "surrogateescape")
+                name = _entry_name(entry)
                 path = prefix + name
                 if entry.type == ObjectType.TREE:
                     sub = self._lookup(str(entry.id))
@@ -323,7 +323,7 @@ class Repo:
             raise GitAccessError(f"tree {tree} has {len(node)} entries, over the limit of {limit}")
         out: list[tuple[bytes, int, ObjectId]] = []
         for entry in node:
-            name = entry.raw_name if hasattr(entry, "raw_name") else entry.name.encode("utf-8", "surrogateescape")
+            name = _entry_name(entry)
             out.append((name, int(entry.filemode), ObjectId(str(entry.id))))
         return out
 
@@ -347,7 +347,7 @@ class Repo:
                 return None
             found = None
             for entry in node:
-                name = entry.raw_name if hasattr(entry, "raw_name") else entry.name.encode("utf-8", "surrogateescape")
+                name = _entry_name(entry)
                 if name == part:
                     found = entry
                     break
@@ -379,6 +379,14 @@ def _canonical_changes(diff: pygit2.Diff, *, null: str) -> list[Change]:
         if changes[i].path == changes[i - 1].path:
             raise GitAccessError(f"the diff reported {changes[i].display_path()!r} twice")
     return changes
+
+
+def _entry_name(entry: pygit2.Object) -> bytes:
+    """A tree entry's name as raw bytes (pygit2 decodes ``name`` with the file-system encoding)."""
+    raw = getattr(entry, "raw_name", None)
+    if isinstance(raw, bytes):
+        return raw
+    return str(entry.name).encode("utf-8", "surrogateescape")
 
 
 def _decoded(raw: bytes) -> str:

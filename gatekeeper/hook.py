@@ -170,7 +170,8 @@ def _decide(
     if chained_failure:
         event["decision"] = "deny"
         event["blocked"] = True
-        event["reasons"] = list(event.get("reasons", [])) + [chained_failure]  # type: ignore[arg-type]
+        previous = event.get("reasons")
+        event["reasons"] = [*(previous if isinstance(previous, list) else []), chained_failure]
         lines = [
             "gatekeeper: push REFUSED (audit record #{AUDIT_SEQ}): " + chained_failure,
         ]

@@ -156,7 +156,7 @@ def test_check_shows_requirements_and_matching_approvals(world: World) -> None:
     proc = gatekeeper(*args, cwd=dave.path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "gatekeeper: this push would be allowed" in proc.stdout
-    assert "rule model-code: 1/1 approvals" in proc.stdout
+    assert "model-code approved by alice" in proc.stdout
 
 
 def test_approval_for_a_ref_pattern_covers_a_new_release_branch(world: World) -> None:
@@ -168,7 +168,7 @@ def test_approval_for_a_ref_pattern_covers_a_new_release_branch(world: World) ->
     result = dave.push("HEAD:refs/heads/release/1", env={"REMOTE_USER": "dave"})
     assert result.ok, result.output
     assert srv.ref("refs/heads/release/1") == dave.head()
-    assert "rule model-code: 1/1 approvals" in result.remote
+    assert "model-code approved by alice" in result.remote
 
 
 def test_approval_for_a_new_protected_ref_uses_the_merge_base_like_the_server(world: World) -> None:
@@ -227,5 +227,5 @@ def test_check_without_the_trust_store_says_signatures_were_not_verified(world: 
     copy.write_text(srv.config.read_text())
     proc = gatekeeper("check", "--ref", "refs/heads/main", "--config", str(copy), "--as", "dave", cwd=dave.path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "rule model-code: 1/1 approvals" in proc.stdout
+    assert "model-code approved by alice" in proc.stdout
     assert "note: signatures were not verified (no trust store here; pass --allowed-signers FILE)" in proc.stderr
