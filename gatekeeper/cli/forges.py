@@ -59,11 +59,14 @@ def print_report(report: object, verb: str) -> int:
             print(f"  {problem}", file=sys.stderr)
     if report.key_created:
         print(f"created audit signing key {report.key_created} (public key: {report.key_created}.pub)")
-    noun = "repositories" if report.kind == "gitea" else "custom hooks directory"
     total = len(report.sites)
+    if report.kind == "gitea":
+        what = f"{total} {'repository' if total == 1 else 'repositories'}"
+    else:
+        what = f"{total} custom hooks directory"
     summary = (
-        f"{verb}: {report.kind} {report.location}: {total} {noun if total != 1 or report.kind == 'gitlab' else 'repository'}"
-        f", {len(report.changed)} updated, {len(report.broken)} without a working gate"
+        f"{verb}: {report.kind} {report.location}: {what}, {len(report.changed)} updated, "
+        f"{len(report.broken)} without a working gate"
     )
     if report.ok:
         print(summary)

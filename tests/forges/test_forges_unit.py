@@ -166,3 +166,39 @@ def test_cli_wants_exactly_one_target(tmp_path: Path) -> None:
     code, _, err = cli("doctor", "--config", str(config))
     assert code == 1
     assert "give exactly one of --gitea and --gitlab-custom-hooks-dir" in err
+
+
+def test_pinned_gitea_refuses_a_push_that_bypassed_gitea() -> None:
+    from gatekeeper.errors import InputError
+    from gatekeeper.platform import detect_context
+
+    env = {"GITEA_PUSHER_NAME": "alice", "GITEA_REPO_USER_NAME": "ml", "GITEA_REPO_NAME": "x"}
+    with pytest.raises(InputError, match="did not come through Gitea"):
+        detect_context(env, platform="gitea")
+    for command, protocol in (("git-receive-pack 'ml/x.git'", "ssh"), ("receive-pack", "http"),
+                              ("gitea-internal", "web")):
+        assert detect_context({**env, "SSH_ORIGINAL_COMMAND": command}, platform="gitea").protocol == protocol
+
+
+@pytest.mark.parametrize(("env", "prefixed"), [
+    ({"GL_ID": "user-1"}, True),
+    ({"GL_PROTOCOL": "web"}, True),
+    ({"GL_REPOSITORY": "project-1"}, True),
+    ({"GL_USER": "alice", "GL_REPO": "x"}, False),  # gitolite
+    ({"GITEA_PUSHER_NAME": "alice"}, False),
+])
+def test_every_error_line_carries_the_gitlab_prefix(tmp_path: Path, env: dict[str, str], prefixed: bool) -> None:
+    # The policy cannot even be loaded: the platform is unknown, yet GitLab's web UI must still show the reason.
+    from gatekeeper.hook import run_pre_receive
+
+    result = run_pre_receive(b"", env, config=tmp_path / "missing.yaml", fallback_log=tmp_path / "audit.jsonl")
+    assert result.exit_code == 1
+    assert len(result.lines) >= 2
+    for line in result.lines:
+        assert line.startswith("GL-HOOK-ERR: ") is prefixed, line
+
+
+def test_prefix_covers_every_physical_line() -> None:
+    from gatekeeper.hook import _prefixed
+
+    assert _prefixed("GL-HOOK-ERR: ", ["a\nb", "c"]) == ["GL-HOOK-ERR: a", "GL-HOOK-ERR: b", "GL-HOOK-ERR: c"]
