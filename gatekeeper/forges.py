@@ -398,9 +398,17 @@ def remove_site(site: Site) -> list[Path]:
 
 
 def _hooks_path(git_dir: Path) -> str | None:
-    from gatekeeper.install import _git_config
+    """The repository's own ``core.hooksPath``, read in-process (a ``git config`` per repository costs seconds on a
+    server with thousands of them). An unreadable config is reported as if it set one: the gate's state is unknown."""
+    import pygit2
 
-    return _git_config(git_dir, "core.hooksPath")
+    try:
+        config = pygit2.Config(str(git_dir / "config"))
+        return str(config["core.hooksPath"])
+    except KeyError:
+        return None
+    except (pygit2.GitError, OSError) as exc:
+        return f"(config unreadable: {exc})"
 
 
 # -- the sync lock ----------------------------------------------------------------------------------------------------
