@@ -22,6 +22,10 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
     )
     if verb == "sync":
         parser.add_argument(
+            "-q", "--quiet", action="store_true",
+            help="print nothing when nothing changed and nothing is wrong (cron mails any output)",
+        )
+        parser.add_argument(
             "--wait", type=float, default=60.0, metavar="SECONDS",
             help="how long to wait for another running sync before giving up (default 60)",
         )
@@ -38,10 +42,10 @@ def run(args: argparse.Namespace, verb: str) -> int:
         fix=verb == "sync",
         wait_seconds=getattr(args, "wait", 0.0),
     )
-    return print_report(report, verb)
+    return print_report(report, verb, quiet=getattr(args, "quiet", False))
 
 
-def print_report(report: object, verb: str) -> int:
+def print_report(report: object, verb: str, *, quiet: bool = False) -> int:
     """Changes on stdout, problems on stderr, one summary line; exit 1 if any gap remains."""
     from gatekeeper.forges import ForgeReport
 
@@ -69,7 +73,8 @@ def print_report(report: object, verb: str) -> int:
         f"{len(report.broken)} without a working gate"
     )
     if report.ok:
-        print(summary)
+        if not (quiet and not report.changed and not report.warnings and not report.key_created):
+            print(summary)
         return 0
     print(summary, file=sys.stderr)
     return 1

@@ -188,3 +188,15 @@ def test_auto_platform_is_warned_about(tmp_path: Path) -> None:
     code, _, err = cli("install", "--gitlab-custom-hooks-dir", str(tmp_path / "hooks"), "--config", str(config))
     assert code == 0
     assert err.startswith("warning: the policy says platform: auto; pin platform: gitlab")
+
+
+def test_quiet_sync_and_uninstall(gitlab: GitLab) -> None:
+    args = ("--gitlab-custom-hooks-dir", str(gitlab.custom_hooks), "--config", str(gitlab.config),
+            "--python", str(gitlab.python))
+    assert cli("sync", "--quiet", *args) == (0, "", "")
+    (gitlab.custom_hooks / "post-receive.d" / "gatekeeper").unlink()
+    code, out, _ = cli("sync", "--quiet", *args)
+    assert (code, out.splitlines()[0]) == (0, f"installed {gitlab.custom_hooks}/post-receive.d/gatekeeper")
+    code, out, _ = cli("uninstall", "--gitlab-custom-hooks-dir", str(gitlab.custom_hooks))
+    assert code == 0 and out.splitlines()[-1] == "uninstall: removed 2 gate file(s) from 1 location(s)"
+    assert sorted(p.name for p in (gitlab.custom_hooks / "pre-receive.d").iterdir()) == ["00-env"]
