@@ -366,9 +366,10 @@ def run_forge(
         location, sites = site.hooks_dir, [site]
     warnings: list[str] = []
     global_problems: list[str] = []
-    if getattr(policy, "platform", kind) != kind:
+    platform = str(getattr(policy, "platform", kind))
+    if platform != kind:
         warnings.append(
-            f"the policy says platform: {policy.platform}; pin platform: {kind} so that missing {kind} variables "  # type: ignore[attr-defined]
+            f"the policy says platform: {platform}; pin platform: {kind} so that missing {kind} variables "
             "refuse a push instead of falling back to a weaker identity"
         )
     if not os.access(spec.python, os.X_OK):
