@@ -325,7 +325,9 @@ def sync_site(site: Site, spec: ShimSpec, *, fix: bool) -> SiteReport:
         for hook in HOOKS:
             path = site.gate_path(hook)
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                if not path.parent.is_dir():
+                    path.parent.mkdir(parents=True)
+                    _same_owner_as(path.parent, site.hooks_dir)
                 if write_shim(path, spec.text(hook)):
                     written.append(path)
             except InstallError:
@@ -385,6 +387,15 @@ def run_forge(
     return ForgeReport(kind, location, reports, tuple(global_problems), tuple(warnings), key)
 
 
+def _same_owner_as(path: Path, model: Path) -> None:
+    """Run as root, give a directory we created to the owner of ``hooks/``: Gitea (running as its own user) must still
+    be able to write ``<hook>.d/gitea`` into it when it regenerates hooks."""
+    if os.geteuid() != 0:
+        return
+    st = model.stat()
+    os.chown(path, st.st_uid, st.st_gid)
+
+
 def remove_site(site: Site) -> list[Path]:
     """Remove the gate's files at ``site`` (only files carrying our marker)."""
     from gatekeeper.install import is_ours
@@ -418,8 +429,14 @@ def _hooks_path(git_dir: Path) -> str | None:
 def sync_lock(path: Path, *, wait_seconds: float) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``path`` (cron and a systemd timer, or an admin, may overlap): wait up to
     ``wait_seconds`` for a running sync, then give up with an error rather than pile up behind it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as exc:
+        raise ForgeError(
+            f"cannot open the sync lock {path}: {exc.strerror}",
+            hint="run sync as the user that owns the audit log folder (the Gitea or git user)",
+        ) from exc
     try:
         deadline = time.monotonic() + wait_seconds
         while True:

@@ -202,3 +202,13 @@ def test_prefix_covers_every_physical_line() -> None:
     from gatekeeper.hook import _prefixed
 
     assert _prefixed("GL-HOOK-ERR: ", ["a\nb", "c"]) == ["GL-HOOK-ERR: a", "GL-HOOK-ERR: b", "GL-HOOK-ERR: c"]
+
+
+def test_unusable_lock_is_a_clear_error(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    target.write_text("")
+    lock = tmp_path / "forge-sync.lock"
+    lock.symlink_to(target)  # O_NOFOLLOW: a planted symlink is never followed
+    with pytest.raises(ForgeError, match="cannot open the sync lock"):
+        with sync_lock(lock, wait_seconds=0):
+            pass
