@@ -294,7 +294,7 @@ def test_uninstall_removes_only_our_files(gitea: Gitea) -> None:
 def test_plain_install_refuses_a_gitea_repository(gitea: Gitea) -> None:
     code, _, err = cli("install", str(gitea.repo()), "--config", str(gitea.config))
     assert code == 1
-    assert re.search(r"is Gitea's dispatcher; the gate belongs in hooks/pre-receive\.d/", err)
+    assert re.search(r"is Gitea's \(or Forgejo's\) dispatcher; the gate belongs in hooks/pre-receive\.d/", err)
     assert "hint: gatekeeper install --gitea ROOT|APP_INI --config FILE" in err
 
 
