@@ -6,8 +6,9 @@ Gitea and Forgejo
     own ``<hook>.d/gitea`` on repository creation, ``gitea admin regenerate hooks`` and the ``resync_all_hooks`` cron
     task; its web hook editor owns ``<hook>.d/<hook>``. So the gate lives in ``hooks/<hook>.d/gatekeeper``, a name
     Gitea never writes, which survives all of those. Gitea has no global hook directory, so repositories created
-    after install need the gate too: :func:`run_forge` with ``fix=True`` (``gatekeeper sync``, from cron or a systemd
-    timer) puts it there; with ``fix=False`` (``gatekeeper doctor``) it lists every repository without a working gate. Repositories live at ``<ROOT>/<owner>/<name>.git`` (wikis
+    after install need the gate too: :func:`run_forge` with ``fix=True`` (``gatekeeper sync``, from cron or a
+    systemd timer) puts it there; with ``fix=False`` (``gatekeeper doctor``) it lists every repository without a
+    working gate. Repositories live at ``<ROOT>/<owner>/<name>.git`` (wikis
     ``<name>.wiki.git``), ROOT being ``[repository] ROOT`` of ``app.ini`` (default
     ``<APP_DATA_PATH>/gitea-repositories``).
 
