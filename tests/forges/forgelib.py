@@ -5,8 +5,9 @@ Gitea: the hook files ``CreateDelegateHooks()`` writes (go-gitea/gitea ``modules
 ``<hook>.d/gitea`` (which runs ``gitea hook --config=... pre-receive``) is stubbed as ``exit 0``.
 
 GitLab: a driver installed as the repository's ``hooks/pre-receive``/``post-receive`` that does what Gitaly's
-custom-hooks executor does (``internal/gitaly/hook/custom.go``, reference §10.1-§10.2): runs
-``<custom_hooks_dir>/<hook>.d/*`` (regular executable files not ending in ``~``, sorted by name) with cwd = the
+custom-hooks executor does (``internal/gitaly/hook/custom.go``, reference §10.1-§10.2): runs the project's
+``custom_hooks/<hook>`` and ``custom_hooks/<hook>.d/*``, then ``<custom_hooks_dir>/<hook>.d/*`` (regular executable
+files not ending in ``~``, each folder sorted by name) with cwd = the
 repository, stdin buffered and replayed, a filtered environment plus the ``GL_*`` variables, and stops at the first
 failure. ``GIT_QUARANTINE_PATH`` is dropped, as on GitLab.
 """
@@ -139,11 +140,13 @@ if count:  # GitLab exports push options only when some were sent
     env["GIT_PUSH_OPTION_COUNT"] = str(count)
     for i in range(count):
         env[f"GIT_PUSH_OPTION_{{i}}"] = os.environ.get(f"GIT_PUSH_OPTION_{{i}}", "")
-directory = os.path.join(CUSTOM_HOOKS_DIR, hook + ".d")
-names = sorted(os.listdir(directory)) if os.path.isdir(directory) else []
-for name in names:
-    path = os.path.join(directory, name)
-    if name.endswith("~") or not os.path.isfile(path) or not os.access(path, os.X_OK):
+# newCustomHooksExecutor(): <repo>/custom_hooks/<hook>, <repo>/custom_hooks/<hook>.d/*, <custom_hooks_dir>/<hook>.d/*
+candidates = [os.path.join(repo, "custom_hooks", hook)]
+for directory in (os.path.join(repo, "custom_hooks", hook + ".d"), os.path.join(CUSTOM_HOOKS_DIR, hook + ".d")):
+    if os.path.isdir(directory):
+        candidates += [os.path.join(directory, name) for name in sorted(os.listdir(directory))]
+for path in candidates:
+    if path.endswith("~") or not os.path.isfile(path) or not os.access(path, os.X_OK):
         continue
     code = subprocess.run([path], input=stdin, env=env, cwd=repo).returncode
     if code != 0:

@@ -5,6 +5,7 @@ the chain), real ``git push`` with the GL_* variables set on the client."""
 from __future__ import annotations
 
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,3 +201,23 @@ def test_quiet_sync_and_uninstall(gitlab: GitLab) -> None:
     code, out, _ = cli("uninstall", "--gitlab-custom-hooks-dir", str(gitlab.custom_hooks))
     assert code == 0 and out.splitlines()[-1] == "uninstall: removed 2 gate file(s) from 1 location(s)"
     assert sorted(p.name for p in (gitlab.custom_hooks / "pre-receive.d").iterdir()) == ["00-env"]
+
+
+def test_per_project_install_through_a_custom_hooks_folder(gitlab: GitLab, tmp_path: Path) -> None:
+    # The README's per-project recipe: install into a staging custom_hooks/ folder, tar it, `gitaly hooks set`. Gitaly
+    # unpacks it as <repo>/custom_hooks/; here it is unpacked by hand, and the server-wide gate is removed first.
+    assert cli("uninstall", "--gitlab-custom-hooks-dir", str(gitlab.custom_hooks))[0] == 0
+    staging = tmp_path / "gk" / "custom_hooks"
+    staging.mkdir(parents=True)
+    code, out, err = cli("install", "--gitlab-custom-hooks-dir", str(staging), "--config", str(gitlab.config),
+                         "--python", str(gitlab.python))
+    assert code == 0, out + err
+    tarball = tmp_path / "gk" / "hooks.tar"
+    subprocess.run(["tar", "-C", str(staging.parent), "-cf", str(tarball), "custom_hooks"], check=True)
+    subprocess.run(["tar", "-C", str(gitlab.repo), "-xf", str(tarball)], check=True)
+    assert (gitlab.repo / "custom_hooks" / "pre-receive.d" / "gatekeeper").stat().st_mode & 0o111
+    c = _change(gitlab, tmp_path, "models/llama/modeling.py")
+    result = c.push("HEAD:refs/heads/main", env=gitlab_env("dave"))  # type: ignore[attr-defined]
+    assert not result.ok
+    _assert_every_line_prefixed(remote_lines(result))
+    assert decisions(gitlab.log)[-1]["decision"] == "deny"
