@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "approvals": ("gatekeeper.cli.approve", "list or import stored approvals"),
     "scan": ("gatekeeper.cli.scan", "scan files for ML artifacts that run code when loaded"),
     "audit": ("gatekeeper.cli.audit", "verify, query, show and export the audit log"),
+    "trust": ("gatekeeper.cli.trust", "build allowed_signers from people's signing keys on GitLab or Gitea (cron)"),
     "demo": ("gatekeeper.cli.demo", "the whole story on a throw-away local server"),
     "hook": ("gatekeeper.cli.hook", "what the installed git hooks run (not for people)"),
 }
