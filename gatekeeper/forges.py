@@ -410,17 +410,15 @@ def remove_site(site: Site) -> list[Path]:
 
 
 def _hooks_path(git_dir: Path) -> str | None:
-    """The repository's own ``core.hooksPath``, read in-process (a ``git config`` per repository costs seconds on a
-    server with thousands of them). An unreadable config is reported as if it set one: the gate's state is unknown."""
-    import pygit2
+    """``core.hooksPath`` as git sees it for this repository, read in-process through the git access module (a ``git
+    config`` process per repository costs seconds on a server with thousands). An unreadable repository is reported
+    as if it set one: the gate's state there is unknown."""
+    from gatekeeper.gitrepo import Repo
 
     try:
-        config = pygit2.Config(str(git_dir / "config"))
-        return str(config["core.hooksPath"])
-    except KeyError:
-        return None
-    except (pygit2.GitError, OSError) as exc:
-        return f"(config unreadable: {exc})"
+        return Repo.open(git_dir).config_value("core.hooksPath")
+    except GatekeeperError as exc:
+        return f"(unreadable: {exc.message})"
 
 
 # -- the sync lock ----------------------------------------------------------------------------------------------------
