@@ -139,8 +139,9 @@ def inspect_shim(path: Path, expected: str) -> ShimState:
     if MARKER.encode() not in raw[:4096]:
         return ShimState(path, ("foreign: not written by gatekeeper",), False)
     problems: list[str] = []
-    if not st.st_mode & stat.S_IXUSR:
-        problems.append("not executable (the dispatcher skips it)")
+    if st.st_mode & 0o111 != 0o111:
+        # Written 0755; the forge runs it as its own user, which doctor cannot know, so every x bit must be set.
+        problems.append(f"not executable by every user (mode {stat.S_IMODE(st.st_mode):04o}; the dispatcher skips it)")
     text = raw.decode("utf-8", "replace")
     recorded = _recorded(text)
     python = recorded.get("python")

@@ -235,7 +235,11 @@ def test_doctor_names_every_kind_of_gap(gitea: Gitea, tmp_path: Path) -> None:
     hooks = gitea.repo() / "hooks"
     gate = hooks / "pre-receive.d" / "gatekeeper"
     gate.chmod(0o644)
-    assert _problems(gitea) == ["pre-receive.d/gatekeeper: not executable (the dispatcher skips it)"]
+    assert _problems(gitea) == [
+        "pre-receive.d/gatekeeper: not executable by every user (mode 0644; the dispatcher skips it)"]
+    gate.chmod(0o744)  # executable for its owner only: the Gitea user may not be that owner
+    assert _problems(gitea) == [
+        "pre-receive.d/gatekeeper: not executable by every user (mode 0744; the dispatcher skips it)"]
     gate.chmod(0o755)
 
     (hooks / "pre-receive").unlink()
