@@ -167,6 +167,7 @@ def _decide(
     if chained_failure is None and not decision.blocked and chain is not None:
         chained_failure = _run_chained(chain, stdin, env)
     event.update(_decision_fields(decision))
+    _record_pushed_approvals(event, approvals)
     if chained_failure:
         event["decision"] = "deny"
         event["blocked"] = True
@@ -257,7 +258,8 @@ def _decision_fields(decision: object) -> dict[str, object]:
         ]
         if missing:
             entry["missing"] = missing
-        used = [u for o in ref.outcomes for u in o.result.used]
+        # Each used approval names the rule it counted for: `audit verify --approvals` re-checks count per rule.
+        used = [{**u, "rule": o.requirement.rule} for o in ref.outcomes for u in o.result.used]
         if used:
             entry["approvals"] = used
         updates.append(entry)
@@ -270,6 +272,18 @@ def _decision_fields(decision: object) -> dict[str, object]:
     if decision.break_glass:
         fields["break_glass"] = dict(decision.break_glass)
     return fields
+
+
+def _record_pushed_approvals(event: dict[str, object], approvals: object) -> None:
+    """Approval refs created by this push carry their evidence (statement, signature, signer) in their update entry,
+    so an auditor can tell from the log alone when a break-glass change was approved after the fact."""
+    pushed = {e["ref"]: e for e in approvals.pushed_evidence()}  # type: ignore[attr-defined]
+    if not pushed:
+        return
+    for entry in event.get("updates", []):  # type: ignore[attr-defined]
+        evidence = pushed.get(entry.get("ref"))
+        if evidence is not None and entry.get("new") == evidence.get("commit"):
+            entry["approval"] = evidence
 
 
 def _run_chained(chain: Path, stdin: bytes, env: Mapping[str, str]) -> str | None:

@@ -119,6 +119,10 @@ class Approvals:
         """SHA-256 of the trust store in force, once it was needed (None when no signature was checked)."""
         return self._trust.sha256() if self._trust is not None else None
 
+    def pushed_evidence(self) -> list[dict[str, object]]:
+        """Audit evidence (as in ``updates[].approvals``) of each approval this push creates; all were verified."""
+        return [self._check(a).evidence for a in self._pending]
+
     # -- the ApprovalEvaluator protocol ----------------------------------------------------------------------------
 
     def evaluate(self, requirement: Requirement, analysis: RefAnalysis) -> ApprovalResult:

@@ -1,5 +1,10 @@
 """``gatekeeper audit verify|query|show|export``: the auditor's commands (thin adapter over gatekeeper.audit).
 
+Auditor's semantic checks (issue 3 items 8 and 9): ``query --break-glass [--unreviewed]`` lists break-glass pushes
+(only those without an approval recorded after the fact, :mod:`gatekeeper.audit.breakglass`); ``verify --approvals``
+re-verifies offline that every allow was justified (:mod:`gatekeeper.audit.semantic`), given the policies
+(``--config``/``--policy``) and trust stores (``--allowed-signers``/``--trust-dir``) that were in force.
+
 Exit status: 0 success; 1 verification failed, nothing found, or an error (``gatekeeper: error: ...``); 2 usage.
 Human output goes to stdout; ``--format json`` output is machine-readable.
 """
@@ -44,6 +49,18 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
     v.add_argument("--origin", help="expected checkpoint origin (default: the log's own checkpoint's)")
     v.add_argument("--strict", action="store_true", help="fail on warnings too")
     v.add_argument("--format", choices=("text", "json"), default="text")
+    v.add_argument("--approvals", action="store_true",
+                   help="also re-verify offline that every allow was justified by valid approvals (needs the policy "
+                        "and the trust stores in force; see --policy, --allowed-signers, --trust-dir)")
+    v.add_argument("--policy", action="append", default=[], type=Path, metavar="FILE",
+                   help="a policy that was in force, matched by the records' config_sha256 (repeatable; default: "
+                        "the --config file)")
+    v.add_argument("--allowed-signers", action="append", default=[], type=Path, metavar="FILE",
+                   help="a trust store that was in force, matched by the records' trust_store_sha256 (repeatable; "
+                        "the policies' current stores are always tried)")
+    v.add_argument("--trust-dir", action="append", default=[], type=Path, metavar="DIR",
+                   help="a directory of historical trust stores: files, or subdirectories with allowed_signers and "
+                        "revoked_keys (repeatable)")
 
     q = add("query", "list records matching all given filters")
     q.add_argument("--repo", help="repository id, exact")
@@ -58,6 +75,12 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
                    help="json prints one record per line (JSON Lines)")
     q.add_argument("--limit", type=int, metavar="N", help="stop after N records")
     q.add_argument("--no-index", action="store_true", help="scan the log instead of using the derived index")
+    q.add_argument("--break-glass", action="store_true", help="only break-glass pushes")
+    q.add_argument("--unreviewed", action="store_true",
+                   help="only break-glass pushes without an approval recorded after the fact (implies --break-glass)")
+    q.add_argument("--policy", type=Path, metavar="FILE",
+                   help="with --unreviewed: judge the approvers' eligibility under this policy (default: --config's; "
+                        "without a policy any approval by another person counts)")
 
     s = add("show", "print one record")
     s.add_argument("seq", type=int, metavar="SEQ")
@@ -76,12 +99,14 @@ def run(args: argparse.Namespace, verb: str) -> int:
             log, vkeys=args.vkey, vkey_files=args.vkey_file, trusted=args.trusted_checkpoint,
             update_trusted=args.update_trusted, checkpoints=args.checkpoint, origin=args.origin, strict=args.strict,
             fmt=args.format,
+            approvals=_approvals_inputs(args) if args.approvals else None,
         )
     if args.action == "query":
         return _query(
             log, repo=args.repo, ref=args.ref, pusher=args.pusher, path_glob=args.path, decision=args.decision,
             since=args.since, until=args.until, type_=args.type, fmt=args.format, limit=args.limit,
-            index=not args.no_index,
+            index=not args.no_index, break_glass=args.break_glass or args.unreviewed, unreviewed=args.unreviewed,
+            policy=args.policy or args.config if args.unreviewed else None,
         )
     if args.action == "show":
         return _show(log, seq=args.seq, fmt=args.format)
@@ -118,9 +143,18 @@ def _clean(text: object) -> str:
 
 # -- verify -----------------------------------------------------------------------------------------------------------
 
+def _approvals_inputs(args: argparse.Namespace) -> tuple[list[Path], list[Path], list[Path]]:
+    policies = list(args.policy) or ([args.config] if args.config is not None else [])
+    if not policies:
+        raise AuditError("--approvals needs the policy in force",
+                         hint="pass --config POLICY (or --policy FILE, once per policy that was in force)")
+    return policies, list(args.allowed_signers), list(args.trust_dir)
+
+
 def _verify(
     log: Path, *, vkeys: list[str], vkey_files: list[Path], trusted: Path | None, update_trusted: bool,
     checkpoints: list[Path], origin: str | None, strict: bool, fmt: str,
+    approvals: tuple[list[Path], list[Path], list[Path]] | None = None,
 ) -> int:
     from gatekeeper.audit.verify import save_trusted_checkpoint, verify_log
 
@@ -129,13 +163,18 @@ def _verify(
     trusted_arg = trusted if trusted is not None and (trusted.exists() or not update_trusted) else None
     report = verify_log(log, trusted_checkpoint=trusted_arg, vkeys=vkeys or None, vkey_files=vkey_files,
                         checkpoints=checkpoints, origin=origin)
+    semantic = _semantic(log, approvals) if approvals is not None else None
     failed = not report.ok or (strict and bool(report.warnings))
+    if semantic is not None:
+        failed = failed or not semantic.ok or (strict and bool(semantic.warnings))
     saved = False
     if not failed and update_trusted and trusted is not None:
         saved = save_trusted_checkpoint(report, trusted)
     if fmt == "json":
         doc = report.to_dict()
         doc["trusted_checkpoint_updated"] = saved
+        if semantic is not None:
+            doc["approvals"] = semantic.to_dict()
         print(json.dumps(doc, indent=2, sort_keys=True))
         return EXIT_FAIL if failed else EXIT_OK
     out = sys.stdout
@@ -159,9 +198,45 @@ def _verify(
     if report.ok and not any(i.source == "trusted" for i in report.checkpoints):
         print("  note: without --trusted-checkpoint a restored older log with its older checkpoint also passes; "
               "keep this checkpoint and pass it next time", file=out)
+    if semantic is not None:
+        _print_semantic(semantic, out)
     if strict and report.ok and report.warnings:
         print("FAIL: warnings with --strict", file=out)
     return EXIT_FAIL if failed else EXIT_OK
+
+
+def _semantic(log: Path, inputs: tuple[list[Path], list[Path], list[Path]]) -> Any:
+    from gatekeeper.audit.query import query
+    from gatekeeper.audit.semantic import load_policies, load_trust_stores, verify_approvals
+
+    policy_files, signer_files, trust_dirs = inputs
+    policies = load_policies(policy_files)
+    stores = load_trust_stores(signer_files, trust_dirs, policies.values())
+    return verify_approvals(query(log, index=False), policies=policies, stores=stores)
+
+
+def _print_semantic(report: Any, out: TextIO) -> None:
+    unjustified = sorted({i.seq for i in report.errors if i.seq is not None})
+    if report.ok:
+        print(f"APPROVALS OK: {report.allows_checked} allow(s) re-verified", file=out)
+    else:
+        shown = ", ".join(str(s) for s in unjustified[:20]) + (" ..." if len(unjustified) > 20 else "")
+        print(f"APPROVALS FAIL: {len(report.errors)} error(s) in {len(unjustified)} record(s): seq {shown}", file=out)
+    for issue in report.errors:
+        print(f"error: {_clean(issue)}", file=out)
+    for issue in report.warnings:
+        print(f"warning: {_clean(issue)}", file=out)
+    for kind, count in sorted(report.omitted.items()):
+        print(f"  ({count} more {kind} not shown)", file=out)
+    if report.break_glass:
+        print(f"break-glass: {len(report.break_glass)} record(s)", file=out)
+    for bg in report.break_glass:
+        if bg.reviewed:
+            status = "reviewed by " + ", ".join(f"{person} (seq {seq})" for seq, person, _ in bg.reviews)
+        else:
+            status = "UNREVIEWED: " + ", ".join(bg.unreviewed_refs)
+        print(f"  seq {bg.seq} {_clean(bg.ts)} {_clean(bg.repo)} by {_clean(bg.by)} "
+              f"reason {_clean(repr(bg.reason))}: {_clean(status)}", file=out)
 
 
 # -- query / show -----------------------------------------------------------------------------------------------------
@@ -231,20 +306,49 @@ def _print_records(records: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> 
     return len(rows)
 
 
-def _query(log: Path, *, fmt: str, limit: int | None, index: bool, **filters: Any) -> int:
+def _query(log: Path, *, fmt: str, limit: int | None, index: bool, break_glass: bool = False,
+           unreviewed: bool = False, policy: Path | None = None, **filters: Any) -> int:
     import itertools
 
     from gatekeeper.audit.query import query
 
     if limit is not None and limit < 1:
         raise AuditError("--limit must be at least 1")
-    records = query(log, index=index, **filters)
+    if break_glass:
+        if filters.get("decision") not in (None, "break-glass"):
+            raise AuditError(f"--break-glass contradicts --decision {filters['decision']}")
+        filters["decision"] = "break-glass"
+    if unreviewed:
+        records = _unreviewed(log, index=index, policy=policy, **filters)
+    else:
+        records = query(log, index=index, **filters)
     if limit is not None:
         records = itertools.islice(records, limit)
     count = _print_records(records, fmt, sys.stdout)
     if fmt == "table":
         print(f"({count} record{'s' if count != 1 else ''})", file=sys.stderr)
     return EXIT_OK
+
+
+def _unreviewed(log: Path, *, index: bool, policy: Path | None, **filters: Any) -> Iterable[dict[str, Any]]:
+    from gatekeeper.audit.breakglass import unreviewed_break_glass
+    from gatekeeper.audit.query import Filters, Glob, parse_time
+
+    loaded = None
+    if policy is not None:
+        from gatekeeper.policy import load_policy
+
+        loaded = load_policy(policy)
+    flt = Filters(
+        repo=filters["repo"], pusher=filters["pusher"], decision=filters["decision"], type=filters["type_"],
+        ref=None if filters["ref"] is None else Glob.ref(filters["ref"]),
+        path=None if filters["path_glob"] is None else Glob.path(filters["path_glob"]),
+        since=None if filters["since"] is None else parse_time(filters["since"]),
+        until=None if filters["until"] is None else parse_time(filters["until"]),
+    )
+    if not log.is_file():
+        raise AuditError(f"audit log {log} does not exist or is not a file", hint="pass the log with --log FILE")
+    return unreviewed_break_glass(log, flt, policy=loaded, index=index)
 
 
 def _show(log: Path, *, seq: int, fmt: str) -> int:
