@@ -84,7 +84,8 @@ def run_pre_receive(
         "updates": [],
     }
     policy = None
-    prefix = ""
+    # Known before anything can fail, so that error paths carry GitLab's GL-HOOK-ERR: prefix too.
+    prefix = env_message_prefix(env)
     try:
         from gatekeeper.policy import load_policy
 
@@ -94,7 +95,7 @@ def run_pre_receive(
         timeout = int(getattr(policy.limits, "timeout_seconds", DEFAULT_TIMEOUT_S) or DEFAULT_TIMEOUT_S)
         with _deadline(timeout):
             result = _decide(stdin, env, policy, event, chain)
-        prefix = result[1]
+        prefix = result[1] or prefix
         decision_lines, blocked = result[0], result[2]
     except Exception as exc:  # noqa: BLE001 -- fail closed on anything, bugs included
         return _refuse_with_error(exc, event, policy, fallback_log, prefix)
@@ -360,7 +361,17 @@ def _audit_failure_lines(exc: BaseException) -> list[str]:
 
 
 def _prefixed(prefix: str, lines: list[str]) -> list[str]:
-    return [prefix + line for line in lines]
+    # Split embedded newlines (an exception message, a foreign hook's reason): every physical line the pusher sees
+    # must carry the prefix, or GitLab's web UI drops it.
+    return [prefix + part for line in lines for part in line.split("\n")]
+
+
+def env_message_prefix(env: Mapping[str, str]) -> str:
+    """The message prefix from the environment alone (before the policy is loaded): GitLab's if any GitLab variable
+    is present (gitolite's ``GL_USER``/``GL_REPO`` are not GitLab's)."""
+    from gatekeeper.platform import GITLAB_MARKERS, message_prefix
+
+    return message_prefix("gitlab") if any(env.get(name) for name in GITLAB_MARKERS) else ""
 
 
 def run_post_receive(stdin: bytes, env: Mapping[str, str], *, config: Path, fallback_log: Path | None) -> HookResult:
@@ -386,7 +397,8 @@ def run_post_receive(stdin: bytes, env: Mapping[str, str], *, config: Path, fall
     try:
         _append(event, policy, fallback_log)
     except Exception as exc:  # noqa: BLE001
-        return HookResult(1, [f"gatekeeper: WARNING: the outcome of this push could not be recorded: {exc}"])
+        return HookResult(1, _prefixed(env_message_prefix(env), [
+            f"gatekeeper: WARNING: the outcome of this push could not be recorded: {exc}"]))
     return HookResult(0, [])
 
 

@@ -20,8 +20,10 @@ from collections.abc import Sequence
 
 # verb -> (module, one-line help). Order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "install": ("gatekeeper.cli.install", "put the gate's hooks into a bare repository (chains existing hooks)"),
+    "install": ("gatekeeper.cli.install", "put the gate's hooks into a bare repository, a Gitea server or GitLab"),
     "uninstall": ("gatekeeper.cli.install", "remove the gate's hooks and restore what was there"),
+    "sync": ("gatekeeper.cli.forges", "Gitea/GitLab: put the gate into repositories created since (cron-safe)"),
+    "doctor": ("gatekeeper.cli.forges", "Gitea/GitLab: list every repository without a working gate"),
     "policy": ("gatekeeper.cli.policy", "lint a policy, or explain which rules protect given paths"),
     "check": ("gatekeeper.cli.check", "client side: what the server will require for pushing a revision"),
     "approve": ("gatekeeper.cli.approve", "review a change set, sign an approval and push it"),

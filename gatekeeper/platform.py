@@ -31,6 +31,8 @@ from gatekeeper.errors import InputError
 from gatekeeper.model import Identity
 
 PLATFORMS = ("auto", "gitlab", "gitea", "gitolite", "http", "ssh", "plain")
+# Variables only GitLab's Gitaly sets for custom hooks (gitolite's are GL_USER and GL_REPO).
+GITLAB_MARKERS = ("GL_ID", "GL_USERNAME", "GL_PROTOCOL", "GL_REPOSITORY", "GL_PROJECT_PATH")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,15 @@ def detect_context(env: Mapping[str, str], *, platform: str = "auto") -> PushCon
     variables are missing or an identity is empty."""
     if platform not in PLATFORMS:
         raise InputError(f"unknown platform {platform!r}", hint=f"use one of: {', '.join(PLATFORMS)}")
+    if platform == "gitea" and not env.get("SSH_ORIGINAL_COMMAND", "").strip():
+        # Gitea sets SSH_ORIGINAL_COMMAND on every push it mediates (SSH: the command, HTTP: the service, web:
+        # "gitea-internal"); empty means a push straight into the repository on disk, around Gitea's permission
+        # checks (Gitea's own ONLY_ALLOW_PUSH_IF_GITEA_ENVIRONMENT_SET refuses it too, cmd/hook.go).
+        raise InputError(
+            "platform is pinned to 'gitea' but this push did not come through Gitea (SSH_ORIGINAL_COMMAND is empty:"
+            " a push straight into the repository on the server's disk)",
+            hint="push through Gitea (SSH or HTTPS)",
+        )
     order = ("gitlab", "gitea", "gitolite", "http", "ssh", "plain") if platform == "auto" else (platform,)
     for name in order:
         context = _READERS[name](env)

@@ -40,5 +40,6 @@ def run(args: argparse.Namespace, verb: str) -> int:
     except BaseException as exc:  # noqa: BLE001 -- last resort: never a traceback, never a pass
         if args.hook_name == "post-receive":
             return 0
-        sys.stderr.write(f"gatekeeper: push REFUSED: the gate failed unexpectedly ({type(exc).__name__})\n")
+        prefix = "GL-HOOK-ERR: " if any(os.environ.get(n) for n in ("GL_ID", "GL_USERNAME", "GL_PROTOCOL")) else ""
+        sys.stderr.write(f"{prefix}gatekeeper: push REFUSED: the gate failed unexpectedly ({type(exc).__name__})\n")
         return 1

@@ -1,4 +1,9 @@
-"""``gatekeeper install REPO --config FILE`` and ``gatekeeper uninstall REPO``."""
+"""``gatekeeper install|uninstall [REPO] [--gitea ROOT|APP_INI] [--gitlab-custom-hooks-dir DIR]``.
+
+One bare repository (the gate in ``hooks/``, existing hooks chained), every repository of a Gitea/Forgejo server (the
+gate in each ``hooks/<hook>.d/``), or GitLab's server-wide custom hooks directory (``<dir>/<hook>.d/``). Forge
+installs are :func:`gatekeeper.forges.run_forge` with ``fix=True``, i.e. exactly what ``gatekeeper sync`` does.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,20 @@ import argparse
 from pathlib import Path
 
 
+def add_forge_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--gitea", type=Path, metavar="ROOT|APP_INI",
+        help="Gitea/Forgejo: the repository root ([repository] ROOT), Gitea's app.ini, or its work path",
+    )
+    parser.add_argument(
+        "--gitlab-custom-hooks-dir", type=Path, metavar="DIR",
+        help="GitLab: Gitaly's [hooks] custom_hooks_dir (omnibus: /var/opt/gitlab/gitaly/custom_hooks)",
+    )
+
+
 def configure(parser: argparse.ArgumentParser, verb: str) -> None:
-    parser.add_argument("repo", type=Path, help="path of the (bare) repository")
+    parser.add_argument("repo", type=Path, nargs="?", help="path of the (bare) repository")
+    add_forge_options(parser)
     if verb == "install":
         parser.add_argument("--config", required=True, type=Path, help="server-side policy file")
         parser.add_argument(
@@ -16,6 +33,16 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
 
 
 def run(args: argparse.Namespace, verb: str) -> int:
+    from gatekeeper.errors import GatekeeperError
+
+    chosen = [x for x in (args.repo, args.gitea, args.gitlab_custom_hooks_dir) if x is not None]
+    if len(chosen) != 1:
+        raise GatekeeperError(
+            f"{verb}: give exactly one of REPO, --gitea or --gitlab-custom-hooks-dir",
+            hint=f"gatekeeper {verb} --help",
+        )
+    if args.repo is None:
+        return _run_forge(args, verb)
     from gatekeeper import install as installer
 
     if verb == "uninstall":
@@ -32,3 +59,23 @@ def run(args: argparse.Namespace, verb: str) -> int:
         print(f"created   audit signing key {report.key_created} (public key: {report.key_created}.pub)")
     print(f"audit log {report.log}")
     return 0
+
+
+def _run_forge(args: argparse.Namespace, verb: str) -> int:
+    from gatekeeper import forges
+    from gatekeeper.cli.forges import print_report
+
+    if verb == "uninstall":
+        if args.gitea is not None:
+            _, sites = forges.gitea_sites(args.gitea)
+        else:
+            sites = [forges.gitlab_site(args.gitlab_custom_hooks_dir)]
+        removed = [path for site in sites for path in forges.remove_site(site)]
+        for path in removed:
+            print(f"removed {path}")
+        print(f"uninstall: removed {len(removed)} gate file(s) from {len(sites)} location(s)")
+        return 0
+    report = forges.run_forge(
+        gitea=args.gitea, gitlab=args.gitlab_custom_hooks_dir, config=args.config, python=args.python, fix=True,
+    )
+    return print_report(report, verb)
