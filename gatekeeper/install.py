@@ -312,15 +312,10 @@ def _ensure_audit_key(policy: object) -> Path | None:
 
 
 def _write_executable(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.gatekeeper-tmp~")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, path)
+    from gatekeeper.fsutil import fsync_dir, replace_file
+
+    replace_file(path, text.encode(), mode=0o755)
+    fsync_dir(path.parent)
 
 
 def _git_config(git_dir: Path, key: str) -> str | None:

@@ -32,7 +32,6 @@ import errno
 import fcntl
 import os
 import stat
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gatekeeper.errors import GatekeeperError
+from gatekeeper.fsutil import fsync_dir, replace_file
 from gatekeeper.forgeapi import (
     AccountKeys,
     Forge,
@@ -383,34 +383,6 @@ def sync_lock(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _replace(target: Path, data: bytes, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        try:
-            os.fchmod(fd, mode)  # explicit: the umask of a cron job must not decide who may read the trust store
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_trust_store(path: Path, data: bytes, previous: bytes | None) -> WriteResult:
     """Replace ``path`` with ``data`` atomically (mode 0644); keep ``previous`` as ``<path>.prev``.
 
@@ -425,9 +397,9 @@ def write_trust_store(path: Path, data: bytes, previous: bytes | None) -> WriteR
     prev_path = path.with_name(path.name + ".prev")
     try:
         if previous is not None:
-            _replace(prev_path, previous, 0o644)
-        _replace(path, data, 0o644)
-        _fsync_dir(path.parent)
+            replace_file(prev_path, previous, mode=0o644)
+        replace_file(path, data, mode=0o644)
+        fsync_dir(path.parent)
     except OSError as exc:
         raise TrustSyncError(f"cannot write {path}: {exc.strerror or exc}",
                              hint="the sync's user needs write access to the directory; the trust store was left "

@@ -36,6 +36,7 @@ from typing import Any
 from gatekeeper.audit import canonical
 from gatekeeper.audit.merkle import CompactRange, ProofError, leaf_hash
 from gatekeeper.errors import AuditError
+from gatekeeper.fsutil import fsync_dir as _fsync_dir  # module global: tests inject a failing one
 
 RECORD_VERSION = 1
 GENESIS_PREV = "0" * 64
@@ -93,14 +94,6 @@ class State:
 
     def range(self) -> CompactRange:
         return CompactRange(self.size, [bytes.fromhex(h) for h in self.compact])
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
