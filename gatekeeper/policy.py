@@ -81,7 +81,7 @@ TOP_KEYS = (
 RULE_KEYS = ("name", "description", "paths", "approvals", "reviewers")
 PERSON_KEYS = ("emails", "accounts")
 TRUST_KEYS = ("allowed_signers", "revoked_keys", "namespace")
-AUDIT_KEYS = ("log", "signing_key")
+AUDIT_KEYS = ("log", "signing_key", "database")
 MATCHING_KEYS = ("case_insensitive", "unicode_nfc")
 SCAN_KEYS = ("unscannable", "extra_pickle_globals", "lfs_store")
 LIMITS_KEYS = ("max_changed_paths", "timeout_seconds")
@@ -155,6 +155,9 @@ class TrustConfig:
 class AuditConfig:
     log: Path
     signing_key: Path
+    # The fleet's PostgreSQL trail (libpq URL, no password: use ~/.pgpass or PGPASSFILE). Read by `audit ship` and
+    # the auditor's verbs only; the hook never connects to it.
+    database: str | None = None
 
 
 @dataclass(frozen=True)
@@ -790,13 +793,14 @@ class _Checker:
             return None
         log, log_line = self.path(section, "log", "audit.log", required=True)
         key, _ = self.path(section, "signing_key", "audit.signing_key", required=False)
+        database = self.string(section, "database", None, label="audit.database")
         if log is None:
             return None
         if not os.path.isdir(log.parent):
             self.error(log_line, f"the directory of 'audit.log' {str(log.parent)!r} does not exist")
         elif os.path.isdir(log):
             self.error(log_line, f"'audit.log' {str(log)!r} is a directory; name the log file")
-        return AuditConfig(log=log, signing_key=key or log.parent / AUDIT_SIGNING_KEY_NAME)
+        return AuditConfig(log=log, signing_key=key or log.parent / AUDIT_SIGNING_KEY_NAME, database=database)
 
     def _scan(self, doc: YMap) -> ScanConfig:
         section = self.section(doc, "scan", "", SCAN_KEYS, required=False)

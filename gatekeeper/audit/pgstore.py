@@ -1,0 +1,373 @@
+"""The fleet's audit trail in PostgreSQL: every node's records and signed checkpoints, insert-only (reference B4).
+
+Tables (all insert-only: ``BEFORE UPDATE OR DELETE`` and ``BEFORE TRUNCATE`` triggers raise; the writer role holds
+``INSERT`` and ``SELECT`` only)::
+
+    audit_node        one row per node: the head of its chain (next_seq, last_leaf), advanced only by the insert
+                      trigger of audit_record (SECURITY DEFINER: the writer never holds UPDATE)
+    audit_record      (node, seq) -> raw: the exact canonical line of the node's local log; leaf, prev and the
+                      query columns (ts, type, repo, pusher, decision, doc) are derived by the trigger from raw
+    audit_path        (node, seq, path): every changed path, NFC-normalised and lower-cased, for --path queries
+    audit_ref         (node, seq, ref): every updated ref, for --ref queries
+    audit_checkpoint  (node, size, root) -> the node's C2SP signed checkpoint note as shipped
+    audit_archive     (sha256) -> a policy or trust store that was in force (for verify --approvals offline)
+
+The insert trigger checks each node's chain as the file writer does: ``seq`` must be the node's ``next_seq``, ``prev``
+(column and inside ``raw``) the node's last leaf, ``raw`` one line of UTF-8 JSON whose ``seq``/``prev`` agree; it
+computes ``leaf = SHA-256(0x00 || raw)`` itself. A checkpoint is accepted only for records already stored and only if
+its note's size and root are the columns' (the signature is the auditor's check: the database holds no keys).
+
+These are controls, not evidence: a superuser can disable triggers and edit rows. ``audit verify --db`` therefore
+re-derives everything from ``raw`` with the same verifier as for a file and names the row that no longer chains.
+
+Only the fleet verbs import this module (psycopg is the optional ``gatekeeper[postgres]`` extra); the hook never does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gatekeeper.errors import AuditError
+
+if TYPE_CHECKING:
+    import psycopg
+
+GENESIS_LEAF = bytes(32)
+SCHEMA_VERSION = "1"
+MAX_NODE_NAME = 200
+_ROLE_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+# Custom SQLSTATEs raised by the triggers, so callers can tell a chain conflict from an outage.
+SQLSTATE_SEQ = "GK001"  # seq is not the node's next_seq (someone else shipped it, or a gap)
+SQLSTATE_PREV = "GK002"  # prev does not chain onto the node's last leaf (a different history: rollback or fork)
+SQLSTATE_RAW = "GK003"  # raw is not one line of JSON agreeing with its columns
+SQLSTATE_CHECKPOINT = "GK004"  # checkpoint ahead of the stored records, or its note disagrees with its columns
+SQLSTATE_READONLY = "GK005"  # update, delete or truncate attempted
+
+SCHEMA_SQL = r"""
+CREATE TABLE IF NOT EXISTS audit_meta (key text PRIMARY KEY, value text NOT NULL);
+
+CREATE TABLE IF NOT EXISTS audit_node (
+    node text PRIMARY KEY CHECK (node <> '' AND length(node) <= 200 AND node !~ '[[:cntrl:]/\\]'),
+    next_seq bigint NOT NULL DEFAULT 0,
+    last_leaf bytea NOT NULL DEFAULT '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea,
+    vkey text,
+    first_seen timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS audit_record (
+    node text NOT NULL,
+    seq bigint NOT NULL CHECK (seq >= 0),
+    raw bytea NOT NULL,
+    prev bytea NOT NULL,
+    leaf bytea,
+    ts text,
+    type text,
+    repo text,
+    pusher text,
+    decision text,
+    doc jsonb,
+    shipped_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (node, seq)
+);
+CREATE INDEX IF NOT EXISTS audit_record_ts ON audit_record (ts);
+CREATE INDEX IF NOT EXISTS audit_record_repo_ts ON audit_record (repo, ts);
+CREATE INDEX IF NOT EXISTS audit_record_pusher_ts ON audit_record (pusher, ts);
+CREATE INDEX IF NOT EXISTS audit_record_decision_ts ON audit_record (decision, ts);
+CREATE INDEX IF NOT EXISTS audit_record_type_ts ON audit_record (type, ts);
+
+CREATE TABLE IF NOT EXISTS audit_path (node text NOT NULL, seq bigint NOT NULL, path text COLLATE "C" NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_path_path ON audit_path (path, node, seq);
+CREATE INDEX IF NOT EXISTS audit_path_rec ON audit_path (node, seq);
+CREATE TABLE IF NOT EXISTS audit_ref (node text NOT NULL, seq bigint NOT NULL, ref text COLLATE "C" NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_ref_ref ON audit_ref (ref, node, seq);
+
+CREATE TABLE IF NOT EXISTS audit_checkpoint (
+    node text NOT NULL,
+    size bigint NOT NULL CHECK (size >= 0),
+    root bytea NOT NULL,
+    origin text NOT NULL,
+    note bytea NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (node, size, root)
+);
+
+CREATE TABLE IF NOT EXISTS audit_archive (
+    sha256 text NOT NULL CHECK (encode(sha256(content), 'hex') = sha256),
+    kind text NOT NULL CHECK (kind IN ('policy', 'allowed_signers', 'revoked_keys')),
+    store text NOT NULL,  -- the identity records name: config_sha256 (= sha256) or trust_store_sha256
+    name text NOT NULL,
+    content bytea NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (kind, store, sha256)
+);
+
+CREATE OR REPLACE FUNCTION audit_record_insert() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp, @SCHEMA@ AS $fn$
+DECLARE
+    head record;
+    d jsonb;
+    ev jsonb;
+BEGIN
+    SELECT next_seq, last_leaf INTO head FROM audit_node WHERE node = NEW.node FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO audit_node (node) VALUES (NEW.node);
+        SELECT next_seq, last_leaf INTO head FROM audit_node WHERE node = NEW.node FOR UPDATE;
+    END IF;
+    IF NEW.seq <> head.next_seq THEN
+        RAISE EXCEPTION 'gatekeeper audit: node % expects seq %, got %', NEW.node, head.next_seq, NEW.seq
+            USING ERRCODE = 'GK001';
+    END IF;
+    IF NEW.prev <> head.last_leaf THEN
+        RAISE EXCEPTION 'gatekeeper audit: node % seq %: prev % does not chain onto the stored record % (%)',
+            NEW.node, NEW.seq, encode(NEW.prev, 'hex'), NEW.seq - 1, encode(head.last_leaf, 'hex')
+            USING ERRCODE = 'GK002';
+    END IF;
+    IF position('\x0a'::bytea IN NEW.raw) > 0 THEN
+        RAISE EXCEPTION 'gatekeeper audit: node % seq %: raw holds a newline', NEW.node, NEW.seq USING ERRCODE = 'GK003';
+    END IF;
+    BEGIN
+        d := convert_from(NEW.raw, 'UTF8')::jsonb;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'gatekeeper audit: node % seq %: raw is not UTF-8 JSON', NEW.node, NEW.seq USING ERRCODE = 'GK003';
+    END;
+    IF jsonb_typeof(d) <> 'object' OR jsonb_typeof(d->'seq') IS DISTINCT FROM 'number'
+       OR (d->>'seq')::numeric <> NEW.seq OR d->>'prev' IS DISTINCT FROM encode(NEW.prev, 'hex') THEN
+        RAISE EXCEPTION 'gatekeeper audit: node % seq %: seq/prev inside raw disagree with the row', NEW.node, NEW.seq
+            USING ERRCODE = 'GK003';
+    END IF;
+    ev := CASE WHEN jsonb_typeof(d->'event') = 'object' THEN d->'event' ELSE '{}'::jsonb END;
+    NEW.leaf := sha256('\x00'::bytea || NEW.raw);
+    NEW.doc := d;
+    NEW.ts := CASE WHEN jsonb_typeof(d->'ts') = 'string' THEN d->>'ts' END;
+    NEW.type := CASE WHEN jsonb_typeof(ev->'type') = 'string' THEN ev->>'type' END;
+    NEW.repo := CASE WHEN jsonb_typeof(ev->'repo') = 'string' THEN ev->>'repo' END;
+    NEW.pusher := CASE WHEN jsonb_typeof(ev->'pusher'->'user') = 'string' THEN ev->'pusher'->>'user' END;
+    NEW.decision := CASE WHEN jsonb_typeof(ev->'decision') = 'string' THEN ev->>'decision' END;
+    IF jsonb_typeof(ev->'updates') = 'array' THEN
+        INSERT INTO audit_ref (node, seq, ref)
+            SELECT NEW.node, NEW.seq, u->>'ref' FROM jsonb_array_elements(ev->'updates') u
+            WHERE jsonb_typeof(u) = 'object' AND jsonb_typeof(u->'ref') = 'string';
+        INSERT INTO audit_path (node, seq, path)
+            SELECT DISTINCT NEW.node, NEW.seq, lower(normalize(p, NFC))
+            FROM jsonb_array_elements(ev->'updates') u, jsonb_array_elements_text(u->'paths') p
+            WHERE jsonb_typeof(u) = 'object' AND jsonb_typeof(u->'paths') = 'array';
+    END IF;
+    UPDATE audit_node SET next_seq = NEW.seq + 1, last_leaf = NEW.leaf WHERE node = NEW.node;
+    RETURN NEW;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION audit_checkpoint_insert() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp, @SCHEMA@ AS $fn$
+DECLARE
+    stored bigint;
+    body text[];
+BEGIN
+    SELECT next_seq INTO stored FROM audit_node WHERE node = NEW.node;
+    IF NOT FOUND OR NEW.size > stored THEN
+        RAISE EXCEPTION 'gatekeeper audit: checkpoint of size % for node % is ahead of its % stored records',
+            NEW.size, NEW.node, coalesce(stored, 0) USING ERRCODE = 'GK004';
+    END IF;
+    body := string_to_array(convert_from(NEW.note, 'UTF8'), E'\n');
+    IF array_length(body, 1) < 4 OR body[1] <> NEW.origin OR body[2] <> NEW.size::text
+       OR decode(body[3], 'base64') <> NEW.root THEN
+        RAISE EXCEPTION 'gatekeeper audit: checkpoint note for node % does not match its size/root/origin', NEW.node
+            USING ERRCODE = 'GK004';
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION audit_node_guard() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    -- The head advances only from inside audit_record_insert (trigger depth 2), one record at a time.
+    IF TG_OP = 'INSERT' THEN
+        IF NEW.next_seq = 0 AND NEW.last_leaf = '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea
+        THEN
+            RETURN NEW;
+        END IF;
+    ELSIF TG_OP = 'UPDATE' THEN
+        IF pg_trigger_depth() > 1 AND NEW.node = OLD.node AND NEW.next_seq = OLD.next_seq + 1 THEN
+            RETURN NEW;
+        END IF;
+    END IF;
+    RAISE EXCEPTION 'gatekeeper audit: % on audit_node is not allowed (the head moves only with inserted records)', TG_OP
+        USING ERRCODE = 'GK005';
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION audit_readonly() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    RAISE EXCEPTION 'gatekeeper audit: % on % is not allowed: the audit trail is insert-only', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'GK005';
+END
+$fn$;
+"""
+
+_TRIGGERS = (
+    ("audit_record", "audit_record_insert", "BEFORE INSERT", "FOR EACH ROW", "audit_record_insert()"),
+    ("audit_checkpoint", "audit_checkpoint_insert", "BEFORE INSERT", "FOR EACH ROW", "audit_checkpoint_insert()"),
+    ("audit_node", "audit_node_guard", "BEFORE INSERT OR UPDATE OR DELETE", "FOR EACH ROW", "audit_node_guard()"),
+)
+INSERT_ONLY_TABLES = ("audit_record", "audit_path", "audit_ref", "audit_checkpoint", "audit_archive", "audit_node",
+                      "audit_meta")
+
+
+def _connect_error(url: str, exc: Exception) -> AuditError:
+    return AuditError(
+        f"cannot connect to the audit database {redact(url)}: {str(exc).strip().splitlines()[0] if str(exc) else exc}",
+        hint="check that PostgreSQL is running and the URL (--db or audit.database) is right; passwords belong in "
+             "~/.pgpass or PGPASSFILE, not in the URL",
+    )
+
+
+def redact(url: str) -> str:
+    """The URL without a password (never print one)."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", re.sub(r"(password=)[^&\s]*", r"\1***", url))
+
+
+def connect(url: str, *, autocommit: bool = False, connect_timeout: int = 10) -> psycopg.Connection[Any]:
+    """Open a connection (psycopg 3). Raises :class:`AuditError` with a hint if psycopg is missing or it fails."""
+    try:
+        import psycopg
+    except ImportError:
+        raise AuditError("the PostgreSQL audit trail needs psycopg 3",
+                         hint="pip install 'gatekeeper[postgres]'") from None
+    try:
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout)
+    except psycopg.Error as exc:
+        raise _connect_error(url, exc) from None
+
+
+def install_schema(conn: psycopg.Connection[Any], *, schema: str = "public", writer: str | None = None,
+                   reader: str | None = None) -> None:
+    """Create the tables, triggers and grants (idempotent). Run as the owner (not the writer role).
+
+    ``writer`` gets INSERT and SELECT on the tables the shippers fill (nothing else: no UPDATE, DELETE, TRUNCATE);
+    ``reader`` gets SELECT (auditors, the report).
+    """
+    for role in (writer, reader):
+        if role is not None and not _ROLE_RE.match(role):
+            raise AuditError(f"invalid role name {role!r}", hint="use lower-case letters, digits and _")
+    if not _ROLE_RE.match(schema):
+        raise AuditError(f"invalid schema name {schema!r}")
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        cur.execute(f"SET LOCAL search_path = {schema}")
+        cur.execute(SCHEMA_SQL.replace("@SCHEMA@", schema))
+        for table, name, when, each, func in _TRIGGERS:
+            cur.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
+            cur.execute(f"CREATE TRIGGER {name} {when} ON {table} {each} EXECUTE FUNCTION {func}")
+        for table in INSERT_ONLY_TABLES:
+            if table == "audit_node":
+                continue  # guarded by audit_node_guard (the head must move from inside the record trigger)
+            cur.execute(f"DROP TRIGGER IF EXISTS {table}_readonly ON {table}")
+            cur.execute(f"CREATE TRIGGER {table}_readonly BEFORE UPDATE OR DELETE ON {table} "
+                        "FOR EACH ROW EXECUTE FUNCTION audit_readonly()")
+        for table in INSERT_ONLY_TABLES:
+            cur.execute(f"DROP TRIGGER IF EXISTS {table}_notruncate ON {table}")
+            cur.execute(f"CREATE TRIGGER {table}_notruncate BEFORE TRUNCATE ON {table} "
+                        "FOR EACH STATEMENT EXECUTE FUNCTION audit_readonly()")
+        cur.execute("INSERT INTO audit_meta VALUES ('schema_version', %s) ON CONFLICT (key) DO NOTHING",
+                    (SCHEMA_VERSION,))
+        cur.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM PUBLIC")
+        cur.execute(f"REVOKE ALL ON FUNCTION audit_record_insert(), audit_checkpoint_insert() FROM PUBLIC")
+        if writer is not None:
+            cur.execute(f"GRANT USAGE ON SCHEMA {schema} TO {writer}")
+            cur.execute(f"GRANT SELECT, INSERT ON audit_record, audit_checkpoint, audit_archive TO {writer}")
+            cur.execute(f"GRANT SELECT ON audit_node, audit_meta TO {writer}")
+            cur.execute(f"GRANT EXECUTE ON FUNCTION audit_record_insert(), audit_checkpoint_insert() TO {writer}")
+        if reader is not None:
+            cur.execute(f"GRANT USAGE ON SCHEMA {schema} TO {reader}")
+            cur.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {reader}")
+    conn.commit()
+
+
+# -- reading ----------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NodeHead:
+    node: str
+    next_seq: int
+    last_leaf: bytes
+    vkey: str | None
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    node: str
+    size: int
+    root: bytes
+    origin: str
+    note: bytes
+    received_at: str
+
+
+def heads(conn: psycopg.Connection[Any], nodes: Sequence[str] | None = None) -> list[NodeHead]:
+    sql = "SELECT node, next_seq, last_leaf, vkey FROM audit_node"
+    args: tuple[Any, ...] = ()
+    if nodes:
+        sql += " WHERE node = ANY(%s)"
+        args = (list(nodes),)
+    with conn.cursor() as cur:
+        cur.execute(sql + " ORDER BY node", args)
+        return [NodeHead(r[0], r[1], bytes(r[2]), r[3]) for r in cur.fetchall()]
+
+
+def head(conn: psycopg.Connection[Any], node: str) -> NodeHead:
+    found = heads(conn, [node])
+    return found[0] if found else NodeHead(node, 0, GENESIS_LEAF, None)
+
+
+def checkpoints(conn: psycopg.Connection[Any], node: str) -> list[StoredCheckpoint]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT node, size, root, origin, note, received_at FROM audit_checkpoint WHERE node = %s "
+                    "ORDER BY size, received_at", (node,))
+        return [StoredCheckpoint(r[0], r[1], bytes(r[2]), r[3], bytes(r[4]), r[5].isoformat()) for r in cur]
+
+
+def raw_lines(conn: psycopg.Connection[Any], node: str, *, start: int = 0, batch: int = 50_000,
+              ) -> Iterator[tuple[int, bytes]]:
+    """(seq, raw) of a node in seq order, streamed with a server-side cursor (constant memory)."""
+    with conn.cursor(name=f"gk_raw_{abs(hash(node)) % 10**8}") as cur:
+        cur.itersize = batch
+        cur.execute("SELECT seq, raw FROM audit_record WHERE node = %s AND seq >= %s ORDER BY seq", (node, start))
+        for seq, raw in cur:
+            yield seq, bytes(raw)
+
+
+def archive_items(conn: psycopg.Connection[Any]) -> list[tuple[str, str, str, bytes]]:
+    """(store, kind, name, content) of every archived policy and trust store file."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT store, kind, name, content FROM audit_archive ORDER BY kind, store, sha256")
+        return [(r[0], r[1], r[2], bytes(r[3])) for r in cur]
+
+
+def derived_mismatches(conn: psycopg.Connection[Any], node: str, limit: int = 50) -> list[tuple[int, str]]:
+    """Rows whose derived columns no longer follow from ``raw`` (edited behind the triggers' back)."""
+    sql = """
+        SELECT seq, CASE
+            WHEN leaf IS DISTINCT FROM sha256('\\x00'::bytea || raw) THEN 'leaf'
+            WHEN prev IS DISTINCT FROM decode(doc->>'prev', 'hex') THEN 'prev'
+            WHEN doc IS DISTINCT FROM convert_from(raw, 'UTF8')::jsonb THEN 'doc'
+            WHEN ts IS DISTINCT FROM (doc->>'ts') THEN 'ts'
+            WHEN repo IS DISTINCT FROM (doc->'event'->>'repo') THEN 'repo'
+            WHEN decision IS DISTINCT FROM (doc->'event'->>'decision') THEN 'decision'
+            WHEN pusher IS DISTINCT FROM (doc->'event'->'pusher'->>'user') THEN 'pusher'
+            WHEN type IS DISTINCT FROM (doc->'event'->>'type') THEN 'type'
+        END AS what
+        FROM audit_record WHERE node = %s
+    """
+    with conn.cursor() as cur:
+        try:
+            cur.execute(f"SELECT seq, what FROM ({sql}) t WHERE what IS NOT NULL ORDER BY seq LIMIT %s", (node, limit))
+            return [(r[0], r[1]) for r in cur]
+        except Exception as exc:  # psycopg.Error: raw no longer UTF-8 JSON, say
+            conn.rollback()
+            return [(-1, f"raw of some row no longer parses ({str(exc).splitlines()[0]})")]
