@@ -51,10 +51,9 @@ SCHEMA_SQL = r"""
 CREATE TABLE IF NOT EXISTS audit_meta (key text PRIMARY KEY, value text NOT NULL);
 
 CREATE TABLE IF NOT EXISTS audit_node (
-    node text PRIMARY KEY CHECK (node <> '' AND length(node) <= 200 AND node !~ '[[:cntrl:]/\\]'),
+    node text PRIMARY KEY CHECK (node <> '' AND length(node) <= 200 AND node !~ '[[:cntrl:][:space:]]'),
     next_seq bigint NOT NULL DEFAULT 0,
     last_leaf bytea NOT NULL DEFAULT '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea,
-    vkey text,
     first_seen timestamptz NOT NULL DEFAULT now()
 );
 
@@ -97,8 +96,8 @@ CREATE TABLE IF NOT EXISTS audit_checkpoint (
 
 CREATE TABLE IF NOT EXISTS audit_archive (
     sha256 text NOT NULL CHECK (encode(sha256(content), 'hex') = sha256),
-    kind text NOT NULL CHECK (kind IN ('policy', 'allowed_signers', 'revoked_keys')),
-    store text NOT NULL,  -- the identity records name: config_sha256 (= sha256) or trust_store_sha256
+    kind text NOT NULL CHECK (kind IN ('policy', 'allowed_signers', 'revoked_keys', 'vkey')),
+    store text NOT NULL,  -- what records name: config_sha256 (= sha256), trust_store_sha256, or the node (vkey)
     name text NOT NULL,
     content bytea NOT NULL,
     received_at timestamptz NOT NULL DEFAULT now(),
@@ -249,7 +248,8 @@ def install_schema(conn: psycopg.Connection[Any], *, schema: str = "public", wri
                    reader: str | None = None) -> None:
     """Create the tables, triggers and grants (idempotent). Run as the owner (not the writer role).
 
-    ``writer`` gets INSERT and SELECT on the tables the shippers fill (nothing else: no UPDATE, DELETE, TRUNCATE);
+    ``writer`` gets INSERT on the tables the shippers fill and SELECT on the node heads (nothing else: no UPDATE,
+    DELETE, TRUNCATE, and it cannot read the records);
     ``reader`` gets SELECT (auditors, the report).
     """
     for role in (writer, reader):
@@ -280,8 +280,8 @@ def install_schema(conn: psycopg.Connection[Any], *, schema: str = "public", wri
         cur.execute(f"REVOKE ALL ON FUNCTION audit_record_insert(), audit_checkpoint_insert() FROM PUBLIC")
         if writer is not None:
             cur.execute(f"GRANT USAGE ON SCHEMA {schema} TO {writer}")
-            cur.execute(f"GRANT SELECT, INSERT ON audit_record, audit_checkpoint, audit_archive TO {writer}")
-            cur.execute(f"GRANT SELECT ON audit_node, audit_meta TO {writer}")
+            cur.execute(f"GRANT INSERT ON audit_record, audit_checkpoint, audit_archive TO {writer}")
+            cur.execute(f"GRANT SELECT ON audit_node, audit_meta TO {writer}")  # the head: where to resume
             cur.execute(f"GRANT EXECUTE ON FUNCTION audit_record_insert(), audit_checkpoint_insert() TO {writer}")
         if reader is not None:
             cur.execute(f"GRANT USAGE ON SCHEMA {schema} TO {reader}")
@@ -296,7 +296,6 @@ class NodeHead:
     node: str
     next_seq: int
     last_leaf: bytes
-    vkey: str | None
 
 
 @dataclass(frozen=True)
@@ -310,19 +309,19 @@ class StoredCheckpoint:
 
 
 def heads(conn: psycopg.Connection[Any], nodes: Sequence[str] | None = None) -> list[NodeHead]:
-    sql = "SELECT node, next_seq, last_leaf, vkey FROM audit_node"
+    sql = "SELECT node, next_seq, last_leaf FROM audit_node"
     args: tuple[Any, ...] = ()
     if nodes:
         sql += " WHERE node = ANY(%s)"
         args = (list(nodes),)
     with conn.cursor() as cur:
         cur.execute(sql + " ORDER BY node", args)
-        return [NodeHead(r[0], r[1], bytes(r[2]), r[3]) for r in cur.fetchall()]
+        return [NodeHead(r[0], r[1], bytes(r[2])) for r in cur.fetchall()]
 
 
 def head(conn: psycopg.Connection[Any], node: str) -> NodeHead:
     found = heads(conn, [node])
-    return found[0] if found else NodeHead(node, 0, GENESIS_LEAF, None)
+    return found[0] if found else NodeHead(node, 0, GENESIS_LEAF)
 
 
 def checkpoints(conn: psycopg.Connection[Any], node: str) -> list[StoredCheckpoint]:
@@ -342,10 +341,16 @@ def raw_lines(conn: psycopg.Connection[Any], node: str, *, start: int = 0, batch
             yield seq, bytes(raw)
 
 
-def archive_items(conn: psycopg.Connection[Any]) -> list[tuple[str, str, str, bytes]]:
-    """(store, kind, name, content) of every archived policy and trust store file."""
+def archive_items(conn: psycopg.Connection[Any], *, kinds: Sequence[str], store: str | None = None,
+                  ) -> list[tuple[str, str, str, bytes]]:
+    """(store, kind, name, content) of the archived files of the given kinds (optionally of one store)."""
+    sql = "SELECT store, kind, name, content FROM audit_archive WHERE kind = ANY(%s)"
+    args: list[Any] = [list(kinds)]
+    if store is not None:
+        sql += " AND store = %s"
+        args.append(store)
     with conn.cursor() as cur:
-        cur.execute("SELECT store, kind, name, content FROM audit_archive ORDER BY kind, store, sha256")
+        cur.execute(sql + " ORDER BY kind, store, received_at, sha256", args)
         return [(r[0], r[1], r[2], bytes(r[3])) for r in cur]
 
 
