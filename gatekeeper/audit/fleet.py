@@ -87,7 +87,7 @@ def dump_node(conn: psycopg.Connection[Any], node: str, folder: Path) -> NodeDum
     latest = None
     if stored:
         latest = folder / (LOG_NAME + ".checkpoint")
-        latest.write_bytes(stored[-1].note)
+        latest.write_bytes(pgstore.first_largest(stored).note)
     digest = hashlib.sha256()
     count = 0
     with open(folder / LOG_NAME, "wb") as out:
@@ -212,14 +212,24 @@ def _snapshot(conn: psycopg.Connection[Any]) -> None:
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
 
 
-def central_checkpoint(conn: psycopg.Connection[Any], node: str, dest: Path) -> Path | None:
-    """The largest checkpoint the database holds for ``node``, written to ``dest`` (for verify --log --db)."""
+def central_checkpoints(conn: psycopg.Connection[Any], node: str, folder: Path) -> tuple[Path | None, list[Path]]:
+    """The checkpoints the database holds for ``node`` as files (for ``verify --log --db``): the first received of
+    the largest size (the trusted one), and all others (a node that forked after shipping has stored its forked
+    checkpoint too: equal sizes with different roots are then reported as fork evidence)."""
     stored = pgstore.checkpoints(conn, node)
     conn.rollback()
     if not stored:
-        return None
-    dest.write_bytes(stored[-1].note)
-    return dest
+        return None, []
+    trusted = pgstore.first_largest(stored)
+    paths = []
+    for i, cp in enumerate(stored):
+        path = folder / f"central-{i}.checkpoint"
+        path.write_bytes(cp.note)
+        if cp is trusted:
+            trusted_path_ = path
+        else:
+            paths.append(path)
+    return trusted_path_, paths
 
 
 # -- query ------------------------------------------------------------------------------------------------------------

@@ -113,7 +113,7 @@ DECLARE
 BEGIN
     SELECT next_seq, last_leaf INTO head FROM audit_node WHERE node = NEW.node FOR UPDATE;
     IF NOT FOUND THEN
-        INSERT INTO audit_node (node) VALUES (NEW.node);
+        INSERT INTO audit_node (node) VALUES (NEW.node) ON CONFLICT (node) DO NOTHING;  -- two first shippers race
         SELECT next_seq, last_leaf INTO head FROM audit_node WHERE node = NEW.node FOR UPDATE;
     END IF;
     IF NEW.seq <> head.next_seq THEN
@@ -329,6 +329,16 @@ def checkpoints(conn: psycopg.Connection[Any], node: str) -> list[StoredCheckpoi
         cur.execute("SELECT node, size, root, origin, note, received_at FROM audit_checkpoint WHERE node = %s "
                     "ORDER BY size, received_at", (node,))
         return [StoredCheckpoint(r[0], r[1], bytes(r[2]), r[3], bytes(r[4]), r[5].isoformat()) for r in cur]
+
+
+def first_largest(stored: Sequence[StoredCheckpoint]) -> StoredCheckpoint:
+    """The checkpoint to treat as the node's latest: the largest size, and of equal sizes the first received (a
+    later one with another root is fork evidence, never a replacement)."""
+    best = stored[0]
+    for cp in stored[1:]:
+        if cp.size > best.size:
+            best = cp
+    return best
 
 
 def raw_lines(conn: psycopg.Connection[Any], node: str, *, start: int = 0, batch: int = 50_000,

@@ -14,8 +14,9 @@ The shipper then stores the node's current checkpoint as evidence (if it is not 
 trigger accepts it; ``verify --db`` reports it against the central records) and refuses with
 :class:`ShipConflict`.
 
-After the records, the node's signed checkpoint is stored (read *before* the log, so it never covers records not
-shipped). With ``policy``, the policy file and the trust store in force are archived by SHA-256 for
+Only sealed records are shipped (those the node's checkpoint covers; the checkpoint is read *before* the log): the
+writer takes back a record whose checkpoint it could not sign, and such a record must never reach the central copy.
+After the records, that checkpoint is stored. With ``policy``, the policy file and the trust store in force are archived by SHA-256 for
 ``verify --approvals`` from an export.
 """
 
@@ -269,13 +270,19 @@ def ship(
     if not log.is_file():
         raise AuditError(f"audit log {log} does not exist or is not a file", hint="pass the log with --log FILE")
     checkpoint = _read_checkpoint(log)  # before the log: it never covers records this run cannot see
-    shipped = archived = 0
+    shipped = 0
     stored_cp: int | None = None
-    for attempt in range(5):
+    archived = -1
+    stalls = 0
+    last_head = -1
+    while True:
         try:
-            if attempt == 0:
+            if archived < 0:
                 archived = _archive(conn, archive_items_for(log, node, policy))
             head = pgstore.head(conn, node)
+            if head.next_seq <= last_head:
+                stalls += 1  # a conflict without anybody making progress: not a race, give up soon
+            last_head = head.next_seq
             conn.rollback()  # end the read transaction: the head row is locked by the trigger, not by us
             with open(log, "rb") as fh:
                 try:
@@ -285,9 +292,14 @@ def ship(
                         _store_checkpoint(conn, node, *checkpoint)  # evidence: verify --db compares it
                     raise
                 seq, prev = head.next_seq, head.last_leaf
+                # Only sealed records: the writer takes back a record whose checkpoint it could not sign, so a line
+                # past the checkpoint may still vanish. (A log without a signing key has no checkpoint: ship all.)
+                limit = checkpoint[1].size if checkpoint is not None else None
                 rows: list[tuple[int, bytes, bytes]] = []
                 for end, line in _lines_from(fh, offset):
                     if max_records is not None and shipped + len(rows) >= max_records:
+                        break
+                    if limit is not None and seq >= limit:
                         break
                     rows.append((seq, line, prev))
                     prev = _leaf(line)
@@ -315,10 +327,9 @@ def ship(
                 conn.rollback()
             except psycopg.Error:
                 pass
-            if getattr(exc, "sqlstate", None) == pgstore.SQLSTATE_SEQ and attempt < 4:
+            if getattr(exc, "sqlstate", None) == pgstore.SQLSTATE_SEQ and stalls < 3:
                 continue  # another shipper for this node got there first: re-read the head and go on from it
             raise _db_error(exc, node) from None
-    raise AuditError(f"node {node}: gave up after racing other shippers five times")
 
 
 def ship_forever(

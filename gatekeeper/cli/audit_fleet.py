@@ -178,7 +178,7 @@ def _ship(args: argparse.Namespace, url: str | None) -> int:
 def _verify_local_against_central(args: argparse.Namespace, url: str) -> int:
     """A node's local log against the checkpoints the central store holds for it: rollback and forks show."""
     from gatekeeper.audit import pgstore
-    from gatekeeper.audit.fleet import central_checkpoint
+    from gatekeeper.audit.fleet import central_checkpoints
     from gatekeeper.audit.ship import default_node
     from gatekeeper.cli.audit import _approvals_inputs, _log_path, _verify
 
@@ -187,11 +187,12 @@ def _verify_local_against_central(args: argparse.Namespace, url: str) -> int:
         raise AuditError("a log belongs to one node: pass --node once")
     node = args.node[0] if args.node else default_node(log)
     with tempfile.TemporaryDirectory(prefix="gk-central-") as tmp, pgstore.connect(url) as conn:
-        central = central_checkpoint(conn, node, Path(tmp) / "central.checkpoint")
+        central, others = central_checkpoints(conn, node, Path(tmp))
         if central is None:
             raise AuditError(f"the audit database holds no checkpoint for node {node}",
                              hint="ship the node's log first (gatekeeper audit ship), or pass --node")
-        trusted, extra = (central, []) if args.trusted_checkpoint is None else (args.trusted_checkpoint, [central])
+        trusted, extra = (central, others) if args.trusted_checkpoint is None else \
+            (args.trusted_checkpoint, [central, *others])
         print(f"checking {_clean(log)} against the central checkpoint of node {_clean(node)}")
         return _verify(log, vkeys=args.vkey, vkey_files=args.vkey_file, trusted=trusted, update_trusted=False,
                        checkpoints=[*args.checkpoint, *extra], origin=args.origin, strict=args.strict,
