@@ -218,11 +218,17 @@ INSERT_ONLY_TABLES = ("audit_record", "audit_path", "audit_ref", "audit_checkpoi
                       "audit_meta")
 
 
+class DatabaseUnavailable(AuditError):
+    """The database cannot be reached or went away mid-transaction; nothing partial was stored, retry later."""
+
+
 def _connect_error(url: str, exc: Exception) -> AuditError:
-    return AuditError(
-        f"cannot connect to the audit database {redact(url)}: {str(exc).strip().splitlines()[0] if str(exc) else exc}",
-        hint="check that PostgreSQL is running and the URL (--db or audit.database) is right; passwords belong in "
-             "~/.pgpass or PGPASSFILE, not in the URL",
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DatabaseUnavailable(
+        f"the audit database {redact(url)} is unavailable: {reason}",
+        hint="check that PostgreSQL is running and the URL (--db or audit.database) is right (passwords belong in "
+             "~/.pgpass or PGPASSFILE, not in the URL); shipping resumes where it stopped, the local logs keep "
+             "every record meanwhile",
     )
 
 

@@ -33,10 +33,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gatekeeper.audit import pgstore
+from gatekeeper.audit.pgstore import DatabaseUnavailable
 from gatekeeper.audit.log import MAX_RECORD_BYTES, sidecar
 from gatekeeper.audit.note import Checkpoint, NoteError, split_note
 from gatekeeper.audit.query import _line_ending_at
-from gatekeeper.errors import AuditError
+from gatekeeper.errors import AuditError, GatekeeperError
 
 if TYPE_CHECKING:
     import psycopg
@@ -44,16 +45,13 @@ if TYPE_CHECKING:
     from gatekeeper.policy import Policy
 
 DEFAULT_BATCH = 5000
+MAX_RETRY_DELAY = 10.0  # seconds between reconnection attempts while the database is down
 _READ_CHUNK = 4 * 1024 * 1024
 _NODE_RE = re.compile(r"^[^\s\x00-\x1f\x7f]{1,200}$")
 
 
 class ShipConflict(AuditError):
     """The local log does not continue the central copy (rolled back, truncated, forked, or damaged)."""
-
-
-class DatabaseUnavailable(AuditError):
-    """The database cannot be reached or failed mid-batch; nothing partial was stored, retry later."""
 
 
 @dataclass(frozen=True)
@@ -218,7 +216,10 @@ def archive_items_for(log: Path, node: str, policy: Policy | None) -> list[tuple
         items.append(("policy", policy.source_sha256, Path(policy.source_path).name,
                       Path(policy.source_path).read_bytes()))
         trust = policy.trust
-        store = AllowedSigners.load(trust.allowed_signers, revoked=trust.revoked_keys).sha256()
+        try:
+            store = AllowedSigners.load(trust.allowed_signers, revoked=trust.revoked_keys).sha256()
+        except GatekeeperError:
+            return items  # an invalid store approves nothing (the hook refuses every approval): nothing to re-verify
         items.append(("allowed_signers", store, "allowed_signers", Path(trust.allowed_signers).read_bytes()))
         if trust.revoked_keys is not None:
             items.append(("revoked_keys", store, "revoked_keys", Path(trust.revoked_keys).read_bytes()))
@@ -343,6 +344,9 @@ def ship_forever(
     conn = None
     delay = interval
     while not stop():
+        if not Path(log).exists():  # a new node: nothing recorded yet
+            time.sleep(interval)
+            continue
         try:
             if conn is None or conn.closed:
                 conn = pgstore.connect(url)
@@ -353,7 +357,7 @@ def ship_forever(
         except ShipConflict as exc:
             report(f"gatekeeper: error: {exc.message}")
             return 1
-        except AuditError as exc:  # unavailable: keep the records locally, retry with backoff
+        except GatekeeperError as exc:  # unavailable (or a passing problem): records stay local, retry with backoff
             report(f"gatekeeper: warning: {exc.message}; retrying in {delay:g}s")
             if conn is not None:
                 try:
@@ -362,7 +366,7 @@ def ship_forever(
                     pass
             conn = None
             time.sleep(delay)
-            delay = min(delay * 2, 60.0)
+            delay = min(delay * 2, MAX_RETRY_DELAY)
             continue
         time.sleep(interval)
     return 0
