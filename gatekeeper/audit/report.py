@@ -330,7 +330,7 @@ h2{font-size:17px;margin:0 0 10px}
 border-radius:8px;padding:10px 14px}.tile b{display:block;font-size:24px}.tile span{color:#555}
 .ok{color:#2e7d32;font-weight:600}.fail{color:#c62828;font-weight:600}
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #eceef1;
-vertical-align:top;word-break:break-all}th{background:#f8f9fb;font-weight:600}td:last-child{word-break:normal}
+vertical-align:top;word-break:break-all}th{background:#f8f9fb;font-weight:600;word-break:normal;white-space:nowrap}td:last-child{word-break:normal}
 .cols{display:grid;grid-template-columns:repeat(3,1fr);gap:14px}.cols h3{font-size:14px;margin:4px 0}
 .legend span{display:inline-block;margin-right:14px}.legend i{display:inline-block;width:11px;height:11px;
 margin-right:5px;border-radius:2px;vertical-align:-1px}
