@@ -3,7 +3,7 @@
 Same guarantees as on a file, by the same code: ``verify`` writes each node's rows (``raw``, in ``seq`` order) and the
 checkpoints the database holds for it into a private temporary copy and runs :func:`gatekeeper.audit.verify.verify_log`
 on it (canonical form, chain, Merkle roots, every stored checkpoint; equal sizes with different roots are fork
-evidence). On top of that it checks what only a database can get wrong: derived columns (``leaf``, ``doc``, the query
+evidence). On top of that it checks what only a database can get wrong: derived columns (``leaf``, the query
 columns) that no longer follow from ``raw`` (edited behind the triggers' back: queries would lie) and a node head that
 disagrees with the rows. A node's local log is checked against the central copy with
 ``verify --log FILE --db URL --node N``: the central checkpoints act as the auditor's trusted checkpoints, so a local
@@ -149,8 +149,8 @@ def _db_checks(conn: psycopg.Connection[Any], node: str, dump: NodeDump) -> list
                                 seq + 1, seq))
     head = pgstore.head(conn, node)
     if head.next_seq != dump.records:
-        issues.append(Issue("db-head", f"node {node}: the head says {head.next_seq} records but {dump.records} rows "
-                            "are stored: rows were deleted or inserted behind the triggers' back"))
+        issues.append(Issue("db-head", f"node {node}: the highest seq is {head.next_seq - 1} but {dump.records} rows "
+                            "are stored: rows were deleted behind the triggers' back"))
     return issues
 
 

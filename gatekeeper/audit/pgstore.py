@@ -3,17 +3,17 @@
 Tables (all insert-only: ``BEFORE UPDATE OR DELETE`` and ``BEFORE TRUNCATE`` triggers raise; the writer role holds
 ``INSERT`` and ``SELECT`` only)::
 
-    audit_node        one row per node: the head of its chain (next_seq, last_leaf), advanced only by the insert
-                      trigger of audit_record (SECURITY DEFINER: the writer never holds UPDATE)
-    audit_record      (node, seq) -> raw: the exact canonical line of the node's local log; leaf, prev and the
-                      query columns (ts, type, repo, pusher, decision, doc) are derived by the trigger from raw
+    audit_node        one row per node (registered by its record 0)
+    audit_record      (node, seq) -> raw: the exact canonical line of the node's local log; leaf and the query
+                      columns (ts, type, repo, pusher, decision) are derived by the trigger from raw
     audit_path        (node, seq, path): every changed path, NFC-normalised and lower-cased, for --path queries
     audit_ref         (node, seq, ref): every updated ref, for --ref queries
     audit_checkpoint  (node, size, root) -> the node's C2SP signed checkpoint note as shipped
     audit_archive     (sha256) -> a policy or trust store that was in force (for verify --approvals offline)
 
-The insert trigger checks each node's chain as the file writer does: ``seq`` must be the node's ``next_seq``, ``prev``
-(column and inside ``raw``) the node's last leaf, ``raw`` one line of UTF-8 JSON whose ``seq``/``prev`` agree; it
+The insert trigger (SECURITY DEFINER) checks each node's chain as the file writer does: record ``seq - 1`` of the node
+must be stored, ``prev`` (column and inside ``raw``) must be its leaf, the primary key refuses a second record for a
+``seq``, ``raw`` must be one line of UTF-8 JSON whose ``seq``/``prev`` agree; it
 computes ``leaf = SHA-256(0x00 || raw)`` itself. A checkpoint is accepted only for records already stored and only if
 its note's size and root are the columns' (the signature is the auditor's check: the database holds no keys).
 
@@ -52,8 +52,6 @@ CREATE TABLE IF NOT EXISTS audit_meta (key text PRIMARY KEY, value text NOT NULL
 
 CREATE TABLE IF NOT EXISTS audit_node (
     node text PRIMARY KEY CHECK (node <> '' AND length(node) <= 200 AND node !~ '[[:cntrl:][:space:]]'),
-    next_seq bigint NOT NULL DEFAULT 0,
-    last_leaf bytea NOT NULL DEFAULT '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea,
     first_seen timestamptz NOT NULL DEFAULT now()
 );
 
@@ -68,7 +66,6 @@ CREATE TABLE IF NOT EXISTS audit_record (
     repo text,
     pusher text,
     decision text,
-    doc jsonb,
     shipped_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (node, seq)
 );
@@ -76,11 +73,9 @@ CREATE INDEX IF NOT EXISTS audit_record_ts ON audit_record (ts);
 CREATE INDEX IF NOT EXISTS audit_record_repo_ts ON audit_record (repo, ts);
 CREATE INDEX IF NOT EXISTS audit_record_pusher_ts ON audit_record (pusher, ts);
 CREATE INDEX IF NOT EXISTS audit_record_decision_ts ON audit_record (decision, ts);
-CREATE INDEX IF NOT EXISTS audit_record_type_ts ON audit_record (type, ts);
 
 CREATE TABLE IF NOT EXISTS audit_path (node text NOT NULL, seq bigint NOT NULL, path text COLLATE "C" NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_path_path ON audit_path (path, node, seq);
-CREATE INDEX IF NOT EXISTS audit_path_rec ON audit_path (node, seq);
 CREATE TABLE IF NOT EXISTS audit_ref (node text NOT NULL, seq bigint NOT NULL, ref text COLLATE "C" NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_ref_ref ON audit_ref (ref, node, seq);
 
@@ -107,22 +102,26 @@ CREATE TABLE IF NOT EXISTS audit_archive (
 CREATE OR REPLACE FUNCTION audit_record_insert() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp, @SCHEMA@ AS $fn$
 DECLARE
-    head record;
+    before_leaf bytea;
     d jsonb;
     ev jsonb;
 BEGIN
-    SELECT next_seq, last_leaf INTO head FROM audit_node WHERE node = NEW.node FOR UPDATE;
-    IF NOT FOUND THEN
-        INSERT INTO audit_node (node) VALUES (NEW.node) ON CONFLICT (node) DO NOTHING;  -- two first shippers race
-        SELECT next_seq, last_leaf INTO head FROM audit_node WHERE node = NEW.node FOR UPDATE;
+    -- Continuity against the node's previous row (a BEFORE ROW trigger sees the rows earlier in the same COPY, and
+    -- committed ones; the primary key (node, seq) rejects a second row for a seq). No head row is updated per
+    -- record: a row updated thousands of times in one transaction makes every later lookup walk its versions.
+    IF NEW.seq = 0 THEN
+        before_leaf := '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea;
+        INSERT INTO audit_node (node) VALUES (NEW.node) ON CONFLICT (node) DO NOTHING;
+    ELSE
+        SELECT leaf INTO before_leaf FROM audit_record WHERE node = NEW.node AND seq = NEW.seq - 1;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'gatekeeper audit: node % has no record % (yet): seq % would leave a gap', NEW.node,
+                NEW.seq - 1, NEW.seq USING ERRCODE = 'GK001';
+        END IF;
     END IF;
-    IF NEW.seq <> head.next_seq THEN
-        RAISE EXCEPTION 'gatekeeper audit: node % expects seq %, got %', NEW.node, head.next_seq, NEW.seq
-            USING ERRCODE = 'GK001';
-    END IF;
-    IF NEW.prev <> head.last_leaf THEN
+    IF NEW.prev <> before_leaf THEN
         RAISE EXCEPTION 'gatekeeper audit: node % seq %: prev % does not chain onto the stored record % (%)',
-            NEW.node, NEW.seq, encode(NEW.prev, 'hex'), NEW.seq - 1, encode(head.last_leaf, 'hex')
+            NEW.node, NEW.seq, encode(NEW.prev, 'hex'), NEW.seq - 1, encode(before_leaf, 'hex')
             USING ERRCODE = 'GK002';
     END IF;
     IF position('\x0a'::bytea IN NEW.raw) > 0 THEN
@@ -140,23 +139,33 @@ BEGIN
     END IF;
     ev := CASE WHEN jsonb_typeof(d->'event') = 'object' THEN d->'event' ELSE '{}'::jsonb END;
     NEW.leaf := sha256('\x00'::bytea || NEW.raw);
-    NEW.doc := d;
     NEW.ts := CASE WHEN jsonb_typeof(d->'ts') = 'string' THEN d->>'ts' END;
     NEW.type := CASE WHEN jsonb_typeof(ev->'type') = 'string' THEN ev->>'type' END;
     NEW.repo := CASE WHEN jsonb_typeof(ev->'repo') = 'string' THEN ev->>'repo' END;
     NEW.pusher := CASE WHEN jsonb_typeof(ev->'pusher'->'user') = 'string' THEN ev->'pusher'->>'user' END;
     NEW.decision := CASE WHEN jsonb_typeof(ev->'decision') = 'string' THEN ev->>'decision' END;
-    IF jsonb_typeof(ev->'updates') = 'array' THEN
-        INSERT INTO audit_ref (node, seq, ref)
-            SELECT NEW.node, NEW.seq, u->>'ref' FROM jsonb_array_elements(ev->'updates') u
-            WHERE jsonb_typeof(u) = 'object' AND jsonb_typeof(u->'ref') = 'string';
-        INSERT INTO audit_path (node, seq, path)
-            SELECT DISTINCT NEW.node, NEW.seq, lower(normalize(p, NFC))
-            FROM jsonb_array_elements(ev->'updates') u, jsonb_array_elements_text(u->'paths') p
-            WHERE jsonb_typeof(u) = 'object' AND jsonb_typeof(u->'paths') = 'array';
-    END IF;
-    UPDATE audit_node SET next_seq = NEW.seq + 1, last_leaf = NEW.leaf WHERE node = NEW.node;
     RETURN NEW;
+END
+$fn$;
+
+-- The ref and path tables, filled once per statement (a COPY batch) from the inserted rows: set-based, so a batch
+-- costs two statements instead of two per record.
+CREATE OR REPLACE FUNCTION audit_record_index() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp, @SCHEMA@ AS $fn$
+BEGIN
+    CREATE TEMP TABLE IF NOT EXISTS audit_new_updates (node text, seq bigint, u jsonb) ON COMMIT DROP;
+    INSERT INTO audit_new_updates
+        SELECT r.node, r.seq, u FROM new_rows r,
+            LATERAL (SELECT convert_from(r.raw, 'UTF8')::jsonb->'event'->'updates' AS ups) x,
+            LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(x.ups) = 'array' THEN x.ups ELSE '[]' END) u
+        WHERE jsonb_typeof(u) = 'object';
+    INSERT INTO audit_ref (node, seq, ref)
+        SELECT node, seq, u->>'ref' FROM audit_new_updates WHERE jsonb_typeof(u->'ref') = 'string';
+    INSERT INTO audit_path (node, seq, path)
+        SELECT DISTINCT node, seq, lower(normalize(p, NFC))
+        FROM audit_new_updates, jsonb_array_elements_text(u->'paths') p WHERE jsonb_typeof(u->'paths') = 'array';
+    TRUNCATE audit_new_updates;
+    RETURN NULL;
 END
 $fn$;
 
@@ -166,8 +175,8 @@ DECLARE
     stored bigint;
     body text[];
 BEGIN
-    SELECT next_seq INTO stored FROM audit_node WHERE node = NEW.node;
-    IF NOT FOUND OR NEW.size > stored THEN
+    SELECT seq + 1 INTO stored FROM audit_record WHERE node = NEW.node ORDER BY seq DESC LIMIT 1;
+    IF NEW.size > coalesce(stored, 0) THEN
         RAISE EXCEPTION 'gatekeeper audit: checkpoint of size % for node % is ahead of its % stored records',
             NEW.size, NEW.node, coalesce(stored, 0) USING ERRCODE = 'GK004';
     END IF;
@@ -178,25 +187,6 @@ BEGIN
             USING ERRCODE = 'GK004';
     END IF;
     RETURN NEW;
-END
-$fn$;
-
-CREATE OR REPLACE FUNCTION audit_node_guard() RETURNS trigger
-LANGUAGE plpgsql AS $fn$
-BEGIN
-    -- The head advances only from inside audit_record_insert (trigger depth 2), one record at a time.
-    IF TG_OP = 'INSERT' THEN
-        IF NEW.next_seq = 0 AND NEW.last_leaf = '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea
-        THEN
-            RETURN NEW;
-        END IF;
-    ELSIF TG_OP = 'UPDATE' THEN
-        IF pg_trigger_depth() > 1 AND NEW.node = OLD.node AND NEW.next_seq = OLD.next_seq + 1 THEN
-            RETURN NEW;
-        END IF;
-    END IF;
-    RAISE EXCEPTION 'gatekeeper audit: % on audit_node is not allowed (the head moves only with inserted records)', TG_OP
-        USING ERRCODE = 'GK005';
 END
 $fn$;
 
@@ -211,8 +201,9 @@ $fn$;
 
 _TRIGGERS = (
     ("audit_record", "audit_record_insert", "BEFORE INSERT", "FOR EACH ROW", "audit_record_insert()"),
+    ("audit_record", "audit_record_index", "AFTER INSERT", "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT",
+     "audit_record_index()"),
     ("audit_checkpoint", "audit_checkpoint_insert", "BEFORE INSERT", "FOR EACH ROW", "audit_checkpoint_insert()"),
-    ("audit_node", "audit_node_guard", "BEFORE INSERT OR UPDATE OR DELETE", "FOR EACH ROW", "audit_node_guard()"),
 )
 INSERT_ONLY_TABLES = ("audit_record", "audit_path", "audit_ref", "audit_checkpoint", "audit_archive", "audit_node",
                       "audit_meta")
@@ -254,8 +245,8 @@ def install_schema(conn: psycopg.Connection[Any], *, schema: str = "public", wri
                    reader: str | None = None) -> None:
     """Create the tables, triggers and grants (idempotent). Run as the owner (not the writer role).
 
-    ``writer`` gets INSERT on the tables the shippers fill and SELECT on the node heads (nothing else: no UPDATE,
-    DELETE, TRUNCATE, and it cannot read the records);
+    ``writer`` gets INSERT on the tables the shippers fill and SELECT on (node, seq, leaf) to find where to resume
+    (nothing else: no UPDATE, DELETE, TRUNCATE, and it cannot read the records' content);
     ``reader`` gets SELECT (auditors, the report).
     """
     for role in (writer, reader):
@@ -271,8 +262,6 @@ def install_schema(conn: psycopg.Connection[Any], *, schema: str = "public", wri
             cur.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
             cur.execute(f"CREATE TRIGGER {name} {when} ON {table} {each} EXECUTE FUNCTION {func}")
         for table in INSERT_ONLY_TABLES:
-            if table == "audit_node":
-                continue  # guarded by audit_node_guard (the head must move from inside the record trigger)
             cur.execute(f"DROP TRIGGER IF EXISTS {table}_readonly ON {table}")
             cur.execute(f"CREATE TRIGGER {table}_readonly BEFORE UPDATE OR DELETE ON {table} "
                         "FOR EACH ROW EXECUTE FUNCTION audit_readonly()")
@@ -283,12 +272,16 @@ def install_schema(conn: psycopg.Connection[Any], *, schema: str = "public", wri
         cur.execute("INSERT INTO audit_meta VALUES ('schema_version', %s) ON CONFLICT (key) DO NOTHING",
                     (SCHEMA_VERSION,))
         cur.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM PUBLIC")
-        cur.execute(f"REVOKE ALL ON FUNCTION audit_record_insert(), audit_checkpoint_insert() FROM PUBLIC")
+        cur.execute("REVOKE ALL ON FUNCTION audit_record_insert(), audit_record_index(), audit_checkpoint_insert() "
+                    "FROM PUBLIC")
         if writer is not None:
             cur.execute(f"GRANT USAGE ON SCHEMA {schema} TO {writer}")
             cur.execute(f"GRANT INSERT ON audit_record, audit_checkpoint, audit_archive TO {writer}")
-            cur.execute(f"GRANT SELECT ON audit_node, audit_meta TO {writer}")  # the head: where to resume
-            cur.execute(f"GRANT EXECUTE ON FUNCTION audit_record_insert(), audit_checkpoint_insert() TO {writer}")
+            # Where to resume: the node list and each row's (node, seq, leaf), never the records' content.
+            cur.execute(f"GRANT SELECT ON audit_node, audit_meta TO {writer}")
+            cur.execute(f"GRANT SELECT (node, seq, leaf) ON audit_record TO {writer}")
+            cur.execute("GRANT EXECUTE ON FUNCTION audit_record_insert(), audit_record_index(), "
+                        f"audit_checkpoint_insert() TO {writer}")
         if reader is not None:
             cur.execute(f"GRANT USAGE ON SCHEMA {schema} TO {reader}")
             cur.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {reader}")
@@ -315,13 +308,16 @@ class StoredCheckpoint:
 
 
 def heads(conn: psycopg.Connection[Any], nodes: Sequence[str] | None = None) -> list[NodeHead]:
-    sql = "SELECT node, next_seq, last_leaf FROM audit_node"
-    args: tuple[Any, ...] = ()
+    """Each node's head: the record count (highest seq + 1) and the last record's leaf (one index probe each)."""
+    sql = """SELECT n.node, coalesce(h.seq + 1, 0), coalesce(h.leaf, %s) FROM audit_node n
+             LEFT JOIN LATERAL (SELECT seq, leaf FROM audit_record r WHERE r.node = n.node ORDER BY seq DESC LIMIT 1)
+             h ON true"""
+    args: list[Any] = [GENESIS_LEAF]
     if nodes:
-        sql += " WHERE node = ANY(%s)"
-        args = (list(nodes),)
+        sql += " WHERE n.node = ANY(%s)"
+        args.append(list(nodes))
     with conn.cursor() as cur:
-        cur.execute(sql + " ORDER BY node", args)
+        cur.execute(sql + " ORDER BY n.node", args)
         return [NodeHead(r[0], r[1], bytes(r[2])) for r in cur.fetchall()]
 
 
@@ -375,15 +371,14 @@ def derived_mismatches(conn: psycopg.Connection[Any], node: str, limit: int = 50
     sql = """
         SELECT seq, CASE
             WHEN leaf IS DISTINCT FROM sha256('\\x00'::bytea || raw) THEN 'leaf'
-            WHEN prev IS DISTINCT FROM decode(doc->>'prev', 'hex') THEN 'prev'
-            WHEN doc IS DISTINCT FROM convert_from(raw, 'UTF8')::jsonb THEN 'doc'
-            WHEN ts IS DISTINCT FROM (doc->>'ts') THEN 'ts'
-            WHEN repo IS DISTINCT FROM (doc->'event'->>'repo') THEN 'repo'
-            WHEN decision IS DISTINCT FROM (doc->'event'->>'decision') THEN 'decision'
-            WHEN pusher IS DISTINCT FROM (doc->'event'->'pusher'->>'user') THEN 'pusher'
-            WHEN type IS DISTINCT FROM (doc->'event'->>'type') THEN 'type'
+            WHEN prev IS DISTINCT FROM decode(d->>'prev', 'hex') THEN 'prev'
+            WHEN ts IS DISTINCT FROM (d->>'ts') THEN 'ts'
+            WHEN repo IS DISTINCT FROM (d->'event'->>'repo') THEN 'repo'
+            WHEN decision IS DISTINCT FROM (d->'event'->>'decision') THEN 'decision'
+            WHEN pusher IS DISTINCT FROM (d->'event'->'pusher'->>'user') THEN 'pusher'
+            WHEN type IS DISTINCT FROM (d->'event'->>'type') THEN 'type'
         END AS what
-        FROM audit_record WHERE node = %s
+        FROM (SELECT *, convert_from(raw, 'UTF8')::jsonb AS d FROM audit_record WHERE node = %s) r
     """
     with conn.cursor() as cur:
         try:

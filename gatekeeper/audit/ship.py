@@ -2,10 +2,10 @@
 
 The local log stays the durable record (the hook writes and seals it before it lets a push in); shipping runs after,
 off the push's path (a timer, or ``gatekeeper audit ship --follow`` as a service). The database is the source of
-where to resume: its head for the node (``next_seq``, ``last_leaf``) says which record comes next, so a shipper that
+where to resume: the node's last stored record (its ``seq`` and leaf) says which record comes next, so a shipper that
 was killed mid-batch (the batch's transaction rolls back), a database that was down, or two shippers racing for the
-same node (the insert trigger serialises them on the node's head row; the loser re-reads the head) neither lose nor
-duplicate a record. A cursor file ``<log>.ship-<node>.json`` only saves re-reading the log from the start; it is
+same node (the primary key and the trigger's predecessor check let one win; the loser re-reads the head) neither
+lose nor duplicate a record. A cursor file ``<log>.ship-<node>.json`` only saves re-reading the log from the start; it is
 trusted only when it agrees with the database's head.
 
 Before shipping, the local log must *continue* what the database holds: if it now has fewer records than the
@@ -328,7 +328,7 @@ def ship(
                 conn.rollback()
             except psycopg.Error:
                 pass
-            if getattr(exc, "sqlstate", None) == pgstore.SQLSTATE_SEQ and stalls < 3:
+            if getattr(exc, "sqlstate", None) in (pgstore.SQLSTATE_SEQ, "23505") and stalls < 3:
                 continue  # another shipper for this node got there first: re-read the head and go on from it
             raise _db_error(exc, node) from None
 

@@ -60,13 +60,13 @@ def test_writer_role_can_only_insert(tmp_path: Path, fleet_db: FleetDb) -> None:
         ship(env.log_path, conn, node="n1")
     with psycopg.connect(fleet_db.writer_url, autocommit=True) as conn:
         for statement in ("UPDATE audit_record SET repo = 'x'", "DELETE FROM audit_record", "TRUNCATE audit_record",
-                          "UPDATE audit_node SET next_seq = 0", "DELETE FROM audit_checkpoint",
+                          "UPDATE audit_node SET first_seen = now()", "DELETE FROM audit_checkpoint",
                           "SELECT raw FROM audit_record"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
     # Even the owner (who holds every privilege) hits the triggers.
     for statement in ("UPDATE audit_record SET repo = 'x'", "DELETE FROM audit_record WHERE seq = 1",
-                      "TRUNCATE audit_record", "UPDATE audit_node SET next_seq = 1",
+                      "TRUNCATE audit_record", "UPDATE audit_node SET first_seen = now()",
                       "DELETE FROM audit_checkpoint", "UPDATE audit_checkpoint SET size = 1",
                       "DELETE FROM audit_path", "DELETE FROM audit_node"):
         with pytest.raises(psycopg.Error) as err:
@@ -96,7 +96,7 @@ def test_database_checks_each_nodes_chain_on_insert(tmp_path: Path, fleet_db: Fl
 
     attempts = [
         ("n1", 5, forged(5, last), last, pgstore.SQLSTATE_SEQ),  # a gap
-        ("n1", 2, forged(2, leaf_hash(lines[1])), leaf_hash(lines[1]), pgstore.SQLSTATE_SEQ),  # a replacement
+        ("n1", 2, forged(2, leaf_hash(lines[1])), leaf_hash(lines[1]), "23505"),  # a replacement: primary key
         ("n1", 3, forged(3, b"\x01" * 32), b"\x01" * 32, pgstore.SQLSTATE_PREV),  # does not chain
         ("n1", 3, forged(3, b"\x01" * 32), last, pgstore.SQLSTATE_RAW),  # column chains, raw claims otherwise
         ("n1", 3, forged(4, last), last, pgstore.SQLSTATE_RAW),  # raw's seq differs from the row's
@@ -109,7 +109,7 @@ def test_database_checks_each_nodes_chain_on_insert(tmp_path: Path, fleet_db: Fl
             _insert(fleet_db, node, seq, raw, prev)
         assert err.value.sqlstate == state, (seq, raw[:60], err.value)
     _insert(fleet_db, "n1", 3, forged(3, last), last)  # the honest next record goes in
-    assert fleet_db.sql("SELECT next_seq FROM audit_node WHERE node = 'n1'") == [(4,)]
+    assert fleet_db.sql("SELECT max(seq) FROM audit_record WHERE node = 'n1'") == [(3,)]
     # A checkpoint ahead of the stored records, or whose note disagrees with its columns, is refused.
     note = env.checkpoint.read_bytes()
     with psycopg.connect(fleet_db.writer_url, autocommit=True) as conn:
