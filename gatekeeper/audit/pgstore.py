@@ -100,7 +100,7 @@ CREATE TABLE IF NOT EXISTS audit_archive (
 );
 
 CREATE OR REPLACE FUNCTION audit_record_insert() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp, @SCHEMA@ AS $fn$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @SCHEMA@, pg_temp AS $fn$
 DECLARE
     before_leaf bytea;
     d jsonb;
@@ -149,28 +149,29 @@ END
 $fn$;
 
 -- The ref and path tables, filled once per statement (a COPY batch) from the inserted rows: set-based, so a batch
--- costs two statements instead of two per record.
+-- costs one statement instead of two per record. (No temporary table: a definer function must not touch objects a
+-- caller can create, and pg_temp is always last on its search_path.)
 CREATE OR REPLACE FUNCTION audit_record_index() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp, @SCHEMA@ AS $fn$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @SCHEMA@, pg_temp AS $fn$
 BEGIN
-    CREATE TEMP TABLE IF NOT EXISTS audit_new_updates (node text, seq bigint, u jsonb) ON COMMIT DROP;
-    INSERT INTO audit_new_updates
+    WITH ups AS MATERIALIZED (
         SELECT r.node, r.seq, u FROM new_rows r,
-            LATERAL (SELECT convert_from(r.raw, 'UTF8')::jsonb->'event'->'updates' AS ups) x,
-            LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(x.ups) = 'array' THEN x.ups ELSE '[]' END) u
-        WHERE jsonb_typeof(u) = 'object';
-    INSERT INTO audit_ref (node, seq, ref)
-        SELECT node, seq, u->>'ref' FROM audit_new_updates WHERE jsonb_typeof(u->'ref') = 'string';
+            LATERAL (SELECT convert_from(r.raw, 'UTF8')::jsonb->'event'->'updates' AS list) x,
+            LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(x.list) = 'array' THEN x.list ELSE '[]' END) u
+        WHERE jsonb_typeof(u) = 'object'
+    ), refs AS (
+        INSERT INTO audit_ref (node, seq, ref)
+            SELECT node, seq, u->>'ref' FROM ups WHERE jsonb_typeof(u->'ref') = 'string'
+    )
     INSERT INTO audit_path (node, seq, path)
         SELECT DISTINCT node, seq, lower(normalize(p, NFC))
-        FROM audit_new_updates, jsonb_array_elements_text(u->'paths') p WHERE jsonb_typeof(u->'paths') = 'array';
-    TRUNCATE audit_new_updates;
+        FROM ups, jsonb_array_elements_text(u->'paths') p WHERE jsonb_typeof(u->'paths') = 'array';
     RETURN NULL;
 END
 $fn$;
 
 CREATE OR REPLACE FUNCTION audit_checkpoint_insert() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp, @SCHEMA@ AS $fn$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @SCHEMA@, pg_temp AS $fn$
 DECLARE
     stored bigint;
     body text[];
@@ -272,6 +273,8 @@ def install_schema(conn: psycopg.Connection[Any], *, schema: str = "public", wri
         cur.execute("INSERT INTO audit_meta VALUES ('schema_version', %s) ON CONFLICT (key) DO NOTHING",
                     (SCHEMA_VERSION,))
         cur.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM PUBLIC")
+        # Nobody but the owner creates objects next to the trail (the definer functions resolve names there).
+        cur.execute(f"REVOKE CREATE ON SCHEMA {schema} FROM PUBLIC")
         cur.execute("REVOKE ALL ON FUNCTION audit_record_insert(), audit_record_index(), audit_checkpoint_insert() "
                     "FROM PUBLIC")
         if writer is not None:

@@ -233,3 +233,25 @@ def test_rolled_back_local_log_is_exposed_by_the_central_checkpoints(tmp_path: P
     central = gatekeeper("audit", "verify", "--db", fleet_db.reader_url, "--vkey", env.vkey)
     assert central.returncode == 1
     assert "fork-evidence" in central.stdout or "root-mismatch" in central.stdout, central.stdout
+
+
+def test_writer_cannot_shadow_the_trail_with_temporary_tables(tmp_path: Path, fleet_db: FleetDb) -> None:
+    """The triggers run as the owner (SECURITY DEFINER): a writer's temporary table named like a trail table must
+    not be what they read, or the chain check could be fed a forged predecessor."""
+    env = _small_log(tmp_path, 3)
+    with pgstore.connect(fleet_db.writer_url) as conn:
+        ship(env.log_path, conn, node="n1")
+    fake_prev = b"\x07" * 32
+    raw = canonical.encode({"v": 1, "seq": 3, "ts": "2026-12-01T00:00:00.000000Z", "node": "x",
+                            "prev": fake_prev.hex(), "event": {"type": "recovery", "reason": "x", "bytes": 1,
+                                                               "sha256": "0" * 64}})
+    with psycopg.connect(fleet_db.writer_url, autocommit=True) as conn:
+        conn.execute("CREATE TEMP TABLE audit_record (node text, seq bigint, leaf bytea, raw bytea, prev bytea)")
+        conn.execute("INSERT INTO pg_temp.audit_record VALUES ('n1', 2, %s, '', '')", (fake_prev,))
+        with pytest.raises(psycopg.Error) as err:
+            conn.execute("INSERT INTO public.audit_record (node, seq, raw, prev) VALUES ('n1', 3, %s, %s)",
+                         (raw, fake_prev))
+        assert err.value.sqlstate == pgstore.SQLSTATE_PREV
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("CREATE TABLE public.audit_ref_shadow (x int)")
+    assert fleet_db.sql("SELECT count(*) FROM audit_record") == [(3,)]
