@@ -132,6 +132,13 @@ def test_three_nodes_ship_to_one_database_through_an_outage(tmp_path: Path, clea
         assert [(json.loads(ln)["fleet_node"], json.loads(ln)["event"]["break_glass"]["by"])
                 for ln in unreviewed.stdout.splitlines()] == [("git-c", "dave")]
 
+        # verify --approvals per node from the database: every allow re-checked, the break-glass listed unreviewed.
+        policies = [arg for n in NODES for arg in ("--policy", str(servers[n].config))]
+        approvals = gatekeeper("audit", "verify", "--db", db.reader_url, *vkeys, "--approvals", *policies)
+        assert approvals.returncode == 0, approvals.stdout + approvals.stderr
+        assert approvals.stdout.count("APPROVALS OK") == 3, approvals.stdout
+        assert "UNREVIEWED: refs/heads/main" in approvals.stdout and "by dave" in approvals.stdout
+
         bundle = tmp_path / "evidence"
         gatekeeper("audit", "export", "--db", db.reader_url, "--out", bundle, check=True)
         manifest = json.loads((bundle / "MANIFEST.json").read_text())
