@@ -349,11 +349,22 @@ def first_largest(stored: Sequence[StoredCheckpoint]) -> StoredCheckpoint:
 def raw_lines(conn: psycopg.Connection[Any], node: str, *, start: int = 0, batch: int = 50_000,
               ) -> Iterator[tuple[int, bytes]]:
     """(seq, raw) of a node in seq order, streamed with a server-side cursor (constant memory)."""
-    with conn.cursor(name=f"gk_raw_{abs(hash(node)) % 10**8}") as cur:
+    for row in stored_rows(conn, node, start=start, batch=batch, derived=False):
+        yield row[0], row[1]
+
+
+DERIVED = ("leaf", "prev", "ts", "type", "repo", "pusher", "decision")
+
+
+def stored_rows(conn: psycopg.Connection[Any], node: str, *, start: int = 0, batch: int = 50_000,
+                derived: bool = True) -> Iterator[tuple[Any, ...]]:
+    """(seq, raw[, leaf, prev, ts, type, repo, pusher, decision]) of a node in seq order, streamed."""
+    columns = "seq, raw" + (", " + ", ".join(DERIVED) if derived else "")
+    with conn.cursor(name=f"gk_rows_{abs(hash(node)) % 10**8}") as cur:
         cur.itersize = batch
-        cur.execute("SELECT seq, raw FROM audit_record WHERE node = %s AND seq >= %s ORDER BY seq", (node, start))
-        for seq, raw in cur:
-            yield seq, bytes(raw)
+        cur.execute(f"SELECT {columns} FROM audit_record WHERE node = %s AND seq >= %s ORDER BY seq", (node, start))
+        for row in cur:
+            yield (row[0], bytes(row[1]), *row[2:])
 
 
 def archive_items(conn: psycopg.Connection[Any], *, kinds: Sequence[str], store: str | None = None,
@@ -367,26 +378,3 @@ def archive_items(conn: psycopg.Connection[Any], *, kinds: Sequence[str], store:
     with conn.cursor() as cur:
         cur.execute(sql + " ORDER BY kind, store, received_at, sha256", args)
         return [(r[0], r[1], r[2], bytes(r[3])) for r in cur]
-
-
-def derived_mismatches(conn: psycopg.Connection[Any], node: str, limit: int = 50) -> list[tuple[int, str]]:
-    """Rows whose derived columns no longer follow from ``raw`` (edited behind the triggers' back)."""
-    sql = """
-        SELECT seq, CASE
-            WHEN leaf IS DISTINCT FROM sha256('\\x00'::bytea || raw) THEN 'leaf'
-            WHEN prev IS DISTINCT FROM decode(d->>'prev', 'hex') THEN 'prev'
-            WHEN ts IS DISTINCT FROM (d->>'ts') THEN 'ts'
-            WHEN repo IS DISTINCT FROM (d->'event'->>'repo') THEN 'repo'
-            WHEN decision IS DISTINCT FROM (d->'event'->>'decision') THEN 'decision'
-            WHEN pusher IS DISTINCT FROM (d->'event'->'pusher'->>'user') THEN 'pusher'
-            WHEN type IS DISTINCT FROM (d->'event'->>'type') THEN 'type'
-        END AS what
-        FROM (SELECT *, convert_from(raw, 'UTF8')::jsonb AS d FROM audit_record WHERE node = %s) r
-    """
-    with conn.cursor() as cur:
-        try:
-            cur.execute(f"SELECT seq, what FROM ({sql}) t WHERE what IS NOT NULL ORDER BY seq LIMIT %s", (node, limit))
-            return [(r[0], r[1]) for r in cur]
-        except Exception as exc:  # psycopg.Error: raw no longer UTF-8 JSON, say
-            conn.rollback()
-            return [(-1, f"raw of some row no longer parses ({str(exc).splitlines()[0]})")]
