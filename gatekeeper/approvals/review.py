@@ -9,14 +9,13 @@ from gatekeeper.analysis import RefAnalysis
 from gatekeeper.gitrepo import Repo
 from gatekeeper.model import ObjectId, RefUpdate, UpdateKind
 
-__all__ = ["client_analysis", "finding_lines", "remote_base", "scan"]
-
-MAX_FINDINGS_SHOWN = 20
-
+__all__ = ["client_analysis", "remote_base", "requirements", "scan"]
 
 def client_analysis(repo: Repo, policy: object, *, base: ObjectId | None, head: ObjectId, ref: str,
-                    note: str) -> RefAnalysis:
-    """``base..head`` as the hook sees a push of ``head`` to ``ref`` whose current tip (or merge-base) is ``base``."""
+                    note: str, protected: bool | None = None) -> RefAnalysis:
+    """``base..head`` as the hook sees a push of ``head`` to ``ref`` whose current tip (or merge-base) is ``base``.
+
+    ``protected`` overrides the policy's answer (``approve`` of a ref pattern reviews as if protected)."""
     null = ObjectId(repo.null_id)
     if base is None:
         kind = UpdateKind.CREATE
@@ -27,7 +26,7 @@ def client_analysis(repo: Repo, policy: object, *, base: ObjectId | None, head: 
     changes = tuple(repo.diff_trees(repo.commit_tree(base) if base else None, repo.commit_tree(head)))
     return RefAnalysis(
         update=RefUpdate(base or null, head, ref), kind=kind,
-        protected=bool(policy.is_protected_ref(ref)),  # type: ignore[attr-defined]
+        protected=bool(policy.is_protected_ref(ref)) if protected is None else protected,  # type: ignore[attr-defined]
         base=base, base_note=note, new_target=head, changes=changes,
     )
 
@@ -39,12 +38,16 @@ def scan(repo: Repo, policy: object, analysis: RefAnalysis) -> object:
     return scan_push(repo, policy, [analysis], cache_dir=None)
 
 
-def finding_lines(report: object) -> list[str]:
-    findings = [f for rc in report.refs.values() for f in rc.findings]  # type: ignore[attr-defined]
-    lines = [f"  {f.verdict.value}: {f.path}: {f.message}" for f in findings[:MAX_FINDINGS_SHOWN]]
-    if len(findings) > MAX_FINDINGS_SHOWN:
-        lines.append(f"  ... and {len(findings) - MAX_FINDINGS_SHOWN} more findings")
-    return lines
+def requirements(policy: object, analysis: RefAnalysis, report: object) -> list[object]:
+    """Every requirement the server will impose on this update: the policy's rules, then the built-in ones
+    (``protected-ref-history``, ``remote-code``, ``repository-plumbing``, ``ml-artifacts``), computed by the same
+    functions the hook calls, so ``check``, ``approve`` and the server cannot disagree."""
+    from gatekeeper.content_gate import content_requirements
+    from gatekeeper.gate import requirements_for
+
+    out: list[object] = list(requirements_for(policy, analysis))  # type: ignore[arg-type]
+    out.extend(content_requirements(policy, report, analysis))  # type: ignore[arg-type]
+    return out
 
 
 def remote_base(repo: Repo, workdir: Path, remote: str, ref: str, head: ObjectId, *, default_branch: str) -> ObjectId:
