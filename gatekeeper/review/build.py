@@ -29,6 +29,7 @@ __all__ = ["FileReview", "Review", "TaggedFinding", "build_review"]
 
 MAX_TEXT_BYTES = 1 << 20  # per side; a bigger text file is shown by size and hash, like a binary
 MAX_READ_BYTES = 1 << 30  # blobs above this are not read for the review (the gate scanned them; size and id shown)
+_RULE_OF_DETECTOR = {"remote-code": "remote-code", "plumbing": "repository-plumbing"}  # others: content detectors
 _TEXT_PROBE = 8000  # git's own binary heuristic: a NUL in the first 8000 bytes
 
 
@@ -142,6 +143,11 @@ def _tag_findings(analysis: RefAnalysis, requirements: Sequence[Requirement], re
     for req in requirements:
         for change in req.changes:
             requirement_of.setdefault(display_path(change.path), req.rule)
+    # the built-in rule each path was routed to (content_gate's routing), by the detector family that put it there
+    routed: dict[tuple[str, str], str] = {}
+    for rule, paths in content.review.items():
+        for path in paths:
+            routed[(display_path(path), rule)] = rule
     blocking = {id(f) for f in content.blocking}
     out: list[TaggedFinding] = []
     seen: set[tuple[str, str, str]] = set()
@@ -158,21 +164,18 @@ def _tag_findings(analysis: RefAnalysis, requirements: Sequence[Requirement], re
         elif finding.verdict == Verdict.HINT:
             tag = "hint (never blocks)"
         else:
-            tag = requirement_of.get(outer, "recorded (not a protected ref)" if not analysis.protected else "recorded")
+            family = _RULE_OF_DETECTOR.get(finding.detector, "ml-artifacts")
+            tag = routed.get((outer, family)) or requirement_of.get(
+                outer, "recorded (not a protected ref)" if not analysis.protected else "recorded")
         out.append(TaggedFinding(finding, tag))
     return out
 
 
 def status_of(change: Change) -> str:
-    if change.old_mode == MODE_ABSENT:
-        return "added"
-    if change.new_mode == MODE_ABSENT:
-        return "deleted"
-    if change.old_mode != change.new_mode and change.old_id == change.new_id:
-        return "mode"
-    if (change.old_mode in (MODE_LINK, MODE_GITLINK)) != (change.new_mode in (MODE_LINK, MODE_GITLINK)):
-        return "type"
-    return "modified"
+    """added, deleted, modified, mode, type; with (symlink)/(submodule): the words the hook's messages use."""
+    from gatekeeper.messages import _status
+
+    return " ".join(_status(change).split())
 
 
 def _read(repo: Repo, mode: int, oid: str) -> bytes | None:

@@ -50,6 +50,14 @@ def test_lint_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         f"{tmp_path / 'nope.yaml'}: 1 error, 0 warnings\n")
 
 
+FOOTNOTE = ("(any path: the built-in ml-artifacts requirement applies when the detectors find a model file that runs code on "
+            "load; repository-plumbing when it is a symlink into a protected path or a submodule under one)")
+HISTORY = ("    protected-ref-history (built-in): 1 approval from leads (alice, bob), force pushes and deletions of this "
+           "ref")
+REMOTE_PY = ("    remote-code (built-in): 1 approval from leads (alice, bob), if a config's trigger makes it run on load "
+             "(its import closure, or any .py in a Hugging Face model folder)")
+
+
 EXAMPLE_PATHS = ["models/llama/modeling.py", "README.md", "src/modeling_gpt.py"]
 
 
@@ -62,12 +70,16 @@ def test_explain_protected_ref(write_policy: WritePolicy, base_text: str,
     assert lines[0].startswith(f"policy {path} (sha256 ") and lines[0].endswith("), mode enforce")
     assert lines[1:] == [
         "ref refs/heads/main: protected (matches 'refs/heads/main')",
+        HISTORY,
         "models/llama/modeling.py",
         "    model-code: 1 approval from leads (alice, bob)  [pattern 'models/**']",
+        REMOTE_PY,
         "README.md",
         "    no rule: changes need no approval",
         "src/modeling_gpt.py",
         "    model-code: 1 approval from leads (alice, bob)  [pattern '**/modeling_*.py']",
+        REMOTE_PY,
+        FOOTNOTE,
     ]
 
 
@@ -78,7 +90,8 @@ def test_explain_unprotected_ref(write_policy: WritePolicy, base_text: str,
     lines = capsys.readouterr().out.splitlines()
     assert lines[1] == ("ref refs/heads/feature: NOT protected: pushes to it need no approvals (content scanning "
                         "still applies); rules shown are those that apply on protected refs")
-    assert lines[2:] == ["models/x", "    model-code: 1 approval from leads (alice, bob)  [pattern 'models/**']"]
+    assert lines[2:] == ["models/x", "    model-code: 1 approval from leads (alice, bob)  [pattern 'models/**']",
+                         FOOTNOTE]
 
 
 def _stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
@@ -90,14 +103,14 @@ def test_explain_stdin_lines_and_nul(write_policy: WritePolicy, base_text: str, 
     path = write_policy(base_text)
     _stdin(monkeypatch, b"models/a\r\nREADME\n\n")
     assert main(["policy", "explain", "--config", str(path), "--ref", "refs/heads/main", "--stdin"]) == 0
-    assert capsys.readouterr().out.splitlines()[2:] == [
+    assert capsys.readouterr().out.splitlines()[3:] == [
         "models/a", "    model-code: 1 approval from leads (alice, bob)  [pattern 'models/**']",
-        "README", "    no rule: changes need no approval"]
+        "README", "    no rule: changes need no approval", FOOTNOTE]
     _stdin(monkeypatch, b"Models/new\nline\0x\xff\0")
     assert main(["policy", "explain", "--config", str(path), "--ref", "refs/heads/main", "--stdin", "-z"]) == 0
-    assert capsys.readouterr().out.splitlines()[2:] == [
+    assert capsys.readouterr().out.splitlines()[3:] == [
         "Models/new\\nline", "    model-code: 1 approval from leads (alice, bob)  [pattern 'models/**']",
-        "x\\xff", "    no rule: changes need no approval"]
+        "x\\xff", "    no rule: changes need no approval", FOOTNOTE]
 
 
 def test_explain_usage_errors(write_policy: WritePolicy, base_text: str,
@@ -137,8 +150,9 @@ def test_real_process_with_non_utf8_argv(write_policy: WritePolicy, base_text: s
         capture_output=True, env=env, check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.decode().splitlines()[2:] == [
-        "models/\\xff.bin", "    model-code: 1 approval from leads (alice, bob)  [pattern 'models/**']"]
+    lines = result.stdout.decode().splitlines()
+    assert lines[3:5] == ["models/\\xff.bin", "    model-code: 1 approval from leads (alice, bob)  [pattern 'models/**']"]
+    assert lines[5].startswith("    ml-artifacts (built-in): 1 approval from leads (alice, bob), if the detectors find")
 
 
 def test_example_policy_lints_clean(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
