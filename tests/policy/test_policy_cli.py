@@ -175,7 +175,12 @@ def test_example_policy_lints_clean(tmp_path: Path, capsys: pytest.CaptureFixtur
                  "sub/dir/.gitattributes", "configs/train.yaml", "docs/index.md"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[1] == "ref refs/heads/release/2024/q1: protected (matches 'refs/heads/release/**')"
-    assert out[2:] == [
+    # the built-in requirements (the gate's, whatever the policy says) are listed too: checked in their own tests
+    builtin = [line for line in out[2:] if "(built-in)" in line]
+    assert builtin[0].startswith("    protected-ref-history (built-in): 2 approvals")
+    assert sum("repository-plumbing (built-in)" in line for line in builtin) == 2
+    assert out[-1].startswith("(any path: ")
+    assert [line for line in out[2:-1] if "(built-in)" not in line] == [
         "models/llama/modeling_llama.py",
         "    model-code: 1 approval from ml-leads (alice, bob)  [pattern 'models/**']",
         "checkpoints/step1/pytorch_model.bin",
