@@ -231,7 +231,9 @@ def run_demo(*, directory: Path | None, keep: bool) -> int:
         return 1
     root = directory or Path(tempfile.mkdtemp(prefix="gatekeeper-demo-"))
     root.mkdir(parents=True, exist_ok=True)
-    demo = Demo(root, color=sys.stdout.isatty())
+    from gatekeeper.cli._output import use_color
+
+    demo = Demo(root, color=use_color(sys.stdout))
     try:
         demo.story()
     except DemoFailed as exc:

@@ -117,8 +117,10 @@ def approve(
         base_id = repo.resolve(base)
     else:
         if pattern:
-            raise ApproveError(f"{ref} is a pattern: there is no single remote tip to compare with",
-                               hint="pass --base REV")
+            from gatekeeper.cli._output import UsageError
+
+            raise UsageError(f"{ref} is a pattern: there is no single remote tip to compare with",
+                             hint="pass --base REV")
         from gatekeeper.approvals.review import remote_base
 
         base_id = remote_base(repo, Path(workdir), remote, ref, head,

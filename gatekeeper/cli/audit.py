@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
+from gatekeeper.cli._output import UsageError, progress
 from gatekeeper.errors import AuditError, ConfigError
 
 EXIT_OK = 0
@@ -146,7 +147,7 @@ def _clean(text: object) -> str:
 def _approvals_inputs(args: argparse.Namespace) -> tuple[list[Path], list[Path], list[Path]]:
     policies = list(args.policy) or ([args.config] if args.config is not None else [])
     if not policies:
-        raise AuditError("--approvals needs the policy in force",
+        raise UsageError("--approvals needs the policy in force",
                          hint="pass --config POLICY (or --policy FILE, once per policy that was in force)")
     return policies, list(args.allowed_signers), list(args.trust_dir)
 
@@ -159,11 +160,16 @@ def _verify(
     from gatekeeper.audit.verify import save_trusted_checkpoint, verify_log
 
     if update_trusted and trusted is None:
-        raise AuditError("--update-trusted needs --trusted-checkpoint FILE")
+        raise UsageError("--update-trusted needs --trusted-checkpoint FILE")
     trusted_arg = trusted if trusted is not None and (trusted.exists() or not update_trusted) else None
-    report = verify_log(log, trusted_checkpoint=trusted_arg, vkeys=vkeys or None, vkey_files=vkey_files,
-                        checkpoints=checkpoints, origin=origin)
-    semantic = _semantic(log, approvals) if approvals is not None else None
+    with progress(f"verifying {log}"):
+        report = verify_log(log, trusted_checkpoint=trusted_arg, vkeys=vkeys or None, vkey_files=vkey_files,
+                            checkpoints=checkpoints, origin=origin)
+    if approvals is not None:
+        with progress("re-verifying approvals"):
+            semantic = _semantic(log, approvals)
+    else:
+        semantic = None
     failed = not report.ok or (strict and bool(report.warnings))
     if semantic is not None:
         failed = failed or not semantic.ok or (strict and bool(semantic.warnings))
@@ -313,10 +319,10 @@ def _query(log: Path, *, fmt: str, limit: int | None, index: bool, break_glass: 
     from gatekeeper.audit.query import query
 
     if limit is not None and limit < 1:
-        raise AuditError("--limit must be at least 1")
+        raise UsageError("--limit must be at least 1")
     if break_glass:
         if filters.get("decision") not in (None, "break-glass"):
-            raise AuditError(f"--break-glass contradicts --decision {filters['decision']}")
+            raise UsageError(f"--break-glass contradicts --decision {filters['decision']}")
         filters["decision"] = "break-glass"
     if unreviewed:
         records = _unreviewed(log, index=index, policy=policy, **filters)
@@ -324,6 +330,9 @@ def _query(log: Path, *, fmt: str, limit: int | None, index: bool, break_glass: 
         records = query(log, index=index, **filters)
     if limit is not None:
         records = itertools.islice(records, limit)
+    if index and fmt == "table":
+        with progress("reading the log (the index is built or updated on first use)"):
+            records = list(records)  # a table needs every row before printing anyway
     count = _print_records(records, fmt, sys.stdout)
     if fmt == "table":
         print(f"({count} record{'s' if count != 1 else ''})", file=sys.stderr)
@@ -369,7 +378,8 @@ def _show(log: Path, *, seq: int, fmt: str) -> int:
 def _export(log: Path, *, out: Path, vkey_file: Path | None) -> int:
     from gatekeeper.audit.export import export_log
 
-    result = export_log(log, out, vkey_file=vkey_file)
+    with progress(f"exporting {log}"):
+        result = export_log(log, out, vkey_file=vkey_file)
     sealed = "no checkpoint" if result.checkpoint_size is None else f"checkpoint size {result.checkpoint_size}"
     print(f"exported {result.records} records ({result.log_bytes} bytes, {sealed}) to {_clean(result.dest)}")
     return EXIT_OK

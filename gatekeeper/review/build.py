@@ -126,6 +126,17 @@ def build_review(repo: Repo, analysis: RefAnalysis, requirements: Sequence[Requi
     triggers = [t for t in remote_code_review(
         RepoTreeView(repo, new_tree) if new_tree else None, RepoTreeView(repo, old_tree) if old_tree else None,
         [c.path for c in analysis.changes]) if t.changed]
+    changed_paths = {c.path for c in analysis.changes}
+    for trig in triggers:
+        # A file that starts to run without changing is not in the change set, so its diff is not above: show it
+        # whole (a swapped auto_map target can point at any file already in the repository).
+        for path in trig.entered:
+            if path in changed_paths or new_tree is None:
+                continue
+            data = RepoTreeView(repo, new_tree).read(path)
+            if data is not None and _is_text(data):
+                trig.entered_content[path] = unified_lines("", data.decode("utf-8", "replace"), old_name="/dev/null",
+                                                           new_name=f"b/{display_path(path)}")
     return Review(
         ref=analysis.update.ref, base=analysis.base, head=analysis.update.new, protected_ref=analysis.protected,
         requirements=list(requirements), files=files, unprotected=unprotected, triggers=triggers,

@@ -32,6 +32,7 @@ class TriggerReview:
     files_after: list[bytes] = field(default_factory=list)
     external: str | None = None  # another repository's code at a floating revision
     danger: str | None = None
+    entered_content: dict[bytes, list[str]] = field(default_factory=dict)  # unchanged files that now run, in full
 
     @property
     def changed(self) -> bool:
@@ -52,6 +53,7 @@ class TriggerReview:
             "runs_after": [display_path(f) for f in self.files_after],
             "entered": [display_path(f) for f in self.entered], "left": [display_path(f) for f in self.left],
             "external": self.external, "danger": self.danger,
+            "entered_content": {display_path(p): lines for p, lines in self.entered_content.items()},
         }
 
 

@@ -68,7 +68,9 @@ def render_text(review: Review, *, color: bool = False, full_diff: bool = False)
             out.add(f"    after:  {trig.after if trig.after is not None else '(removed)'}" + _runs(trig.files_after),
                     "+" if trig.before != trig.after else "")
             for path in trig.entered:
-                out.add(f"    + now runs: {display_path(path)}", "+")
+                unchanged = " (unchanged file, shown whole)" if path in trig.entered_content else ""
+                out.add(f"    + now runs: {display_path(path)}{unchanged}", "+")
+                out.diff(trig.entered_content.get(path, []), "      ")
             for path in trig.left:
                 out.add(f"    - no longer runs: {display_path(path)}", "-")
             if trig.external:

@@ -183,7 +183,7 @@ def test_usage_errors(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["audit", "verify"])  # --log or --config is required
     code, _, err = _run(capsys, "verify", "--log", str(env.log_path), "--update-trusted")
-    assert code == 1 and "--update-trusted needs --trusted-checkpoint FILE" in err
+    assert code == 2 and "--update-trusted needs --trusted-checkpoint FILE" in err  # a usage error (issue 11)
 
 
 def test_export_copies_exactly_the_log(env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
