@@ -138,7 +138,7 @@ def approve(
             report = scan(repo, policy, analysis)
             reqs = requirements(policy, analysis, report)
         else:
-            analysis = client_analysis(_NoPolicy(), None, base=base_id, head=head, ref=ref, note="reviewed range",
+            analysis = client_analysis(repo, _NoPolicy(), base=base_id, head=head, ref=ref, note="reviewed range",
                                        protected=True)
             report, reqs = None, [_everything(analysis)]
         review = build_review(repo, analysis, reqs, report)  # type: ignore[arg-type]
