@@ -37,6 +37,11 @@ def add_format(parser: argparse.ArgumentParser) -> None:
                         help="text for people (default), json for tools (one document, stable fields)")
 
 
+def plain(doc: str | None) -> str:
+    """A module docstring as --help text: without reST literal markers (help is read in a terminal, not rendered)."""
+    return (doc or "").replace("``", "")
+
+
 def emit_json(doc: dict[str, object], schema: str, out: TextIO | None = None) -> None:
     print(json.dumps({"schema": schema, **doc}, indent=2, ensure_ascii=False, default=str), file=out or sys.stdout)
 

@@ -16,11 +16,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from gatekeeper.cli._output import add_format, full_ref
+from gatekeeper.cli._output import add_format, full_ref, plain
 
 
 def configure(parser: argparse.ArgumentParser, verb: str) -> None:
-    parser.description = __doc__
+    parser.description = plain(__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("rev", metavar="REV", nargs="?", default="HEAD", help="the commit to push (default HEAD)")
     parser.add_argument("--ref", required=True, type=full_ref,

@@ -18,13 +18,13 @@ import os
 import sys
 from pathlib import Path
 
-from gatekeeper.cli._output import add_format, emit_json
+from gatekeeper.cli._output import add_format, emit_json, plain
 
 
 def configure(parser: argparse.ArgumentParser, verb: str) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     sync = sub.add_parser("sync", help="write allowed_signers from the people's signing keys on GitLab or Gitea",
-                          description=__doc__.replace("``", ""), formatter_class=argparse.RawDescriptionHelpFormatter)
+                          description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_format(sync)
     forge = sync.add_mutually_exclusive_group(required=True)
     forge.add_argument("--gitlab", metavar="URL", help="GitLab base URL, e.g. https://gitlab.example.com")
