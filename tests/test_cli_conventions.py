@@ -79,6 +79,9 @@ def test_bad_choice_values_are_usage_errors(name: str, capsys: pytest.CaptureFix
     ["approve", "HEAD", "--ref", "main", "--expires", "soon"],
     ["policy", "explain", "--config", "p.yaml", "--ref", "refs/heads/x y", "a"],
     ["trust", "sync", "--gitlab", "https://x", "--config", "p.yaml", "--max-drop", "200"],
+    ["audit", "query", "--log", "x", "--since", "yesterday"],
+    ["audit", "query", "--log", "x", "--limit", "0"],
+    ["audit", "show", "--log", "x", "seven"],
 ])
 def test_bad_values_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:

@@ -69,12 +69,12 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
     q.add_argument("--pusher", metavar="USER", help="pusher's user name, exact")
     q.add_argument("--path", metavar="GLOB", help="path glob over changed paths (gitignore-style, case-insensitive)")
     q.add_argument("--decision", choices=("allow", "deny", "error", "break-glass"))
-    q.add_argument("--since", metavar="TIME", help="ISO-8601 time (UTC if no offset), inclusive")
-    q.add_argument("--until", metavar="TIME", help="ISO-8601 time (UTC if no offset), exclusive")
+    q.add_argument("--since", metavar="TIME", type=_time, help="ISO-8601 time (UTC if no offset), inclusive")
+    q.add_argument("--until", metavar="TIME", type=_time, help="ISO-8601 time (UTC if no offset), exclusive")
     q.add_argument("--type", help="event type, e.g. push.decision, push.outcome, recovery")
     q.add_argument("--format", choices=("table", "json", "csv"), default="table",
                    help="json prints one record per line (JSON Lines)")
-    q.add_argument("--limit", type=int, metavar="N", help="stop after N records")
+    q.add_argument("--limit", type=_positive, metavar="N", help="stop after N records")
     q.add_argument("--no-index", action="store_true", help="scan the log instead of using the derived index")
     q.add_argument("--break-glass", action="store_true", help="only break-glass pushes")
     q.add_argument("--unreviewed", action="store_true",
@@ -91,6 +91,24 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
     e.add_argument("--out", type=Path, required=True, metavar="DEST", help="new folder, or a file ending in .tar.gz")
     e.add_argument("--vkey-file", type=Path, metavar="FILE", help="vkey file to include (default: the .pub next to "
                    "the default signing key)")
+
+
+def _time(text: str) -> str:
+    """argparse type: a bad time is a usage error (exit 2); the text is parsed again where it is used."""
+    from gatekeeper.audit.query import parse_time
+
+    try:
+        parse_time(text)
+    except AuditError as exc:
+        raise argparse.ArgumentTypeError(f"{exc.message} ({exc.hint})") from None
+    return text
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def run(args: argparse.Namespace, verb: str) -> int:
@@ -318,8 +336,6 @@ def _query(log: Path, *, fmt: str, limit: int | None, index: bool, break_glass: 
 
     from gatekeeper.audit.query import query
 
-    if limit is not None and limit < 1:
-        raise UsageError("--limit must be at least 1")
     if break_glass:
         if filters.get("decision") not in (None, "break-glass"):
             raise UsageError(f"--break-glass contradicts --decision {filters['decision']}")

@@ -28,6 +28,7 @@ from gatekeeper.review.remote import TriggerReview, remote_code_review
 __all__ = ["FileReview", "Review", "TaggedFinding", "build_review"]
 
 MAX_TEXT_BYTES = 1 << 20  # per side; a bigger text file is shown by size and hash, like a binary
+MAX_FILES_DETAILED = 2000  # files read and diffed per review; the rest are listed (bounded time on a huge change)
 MAX_READ_BYTES = 1 << 30  # blobs above this are not read for the review (the gate scanned them; size and id shown)
 _RULE_OF_DETECTOR = {"remote-code": "remote-code", "plumbing": "repository-plumbing"}  # others: content detectors
 _TEXT_PROBE = 8000  # git's own binary heuristic: a NUL in the first 8000 bytes
@@ -49,7 +50,7 @@ class FileReview:
     change: Change
     status: str  # added, deleted, modified, mode, type
     rules: list[str]  # rules and built-in requirements this path triggers
-    kind: str  # text, config, binary, symlink, submodule, large
+    kind: str  # text, config, binary, symlink, submodule, large, skipped
     text_diff: list[str] = field(default_factory=list)
     config_changes: list[ConfigChange] = field(default_factory=list)
     config_note: str = ""  # why there is no key-path diff
@@ -117,7 +118,10 @@ def build_review(repo: Repo, analysis: RefAnalysis, requirements: Sequence[Requi
     unprotected: list[Change] = []
     for change in analysis.changes:
         rules = rules_of.get(change.path)
-        if rules:
+        if rules and len(files) >= MAX_FILES_DETAILED:
+            files.append(FileReview(change=change, status=status_of(change), rules=list(rules), kind="skipped",
+                                    note=f"not shown: the review details the first {MAX_FILES_DETAILED} files"))
+        elif rules:
             files.append(_file_review(repo, change, rules))
         else:
             unprotected.append(change)
