@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from gatekeeper.analysis import RefAnalysis
-from gatekeeper.gitrepo import Repo
+from gatekeeper.push.analysis import RefAnalysis
+from gatekeeper.push.gitrepo import Repo
 from gatekeeper.model import ObjectId, RefUpdate, UpdateKind
 
 __all__ = ["client_analysis", "remote_base", "requirements", "scan", "signing_warnings"]
@@ -34,7 +34,7 @@ def client_analysis(repo: Repo, policy: object, *, base: ObjectId | None, head: 
 
 def scan(repo: Repo, policy: object, analysis: RefAnalysis) -> object:
     """The content report for one analysed update (no verdict cache: a clone is not the server)."""
-    from gatekeeper.content_gate import scan_push
+    from gatekeeper.push.content_gate import scan_push
 
     return scan_push(repo, policy, [analysis], cache_dir=None)
 
@@ -43,8 +43,8 @@ def requirements(policy: object, analysis: RefAnalysis, report: object) -> list[
     """Every requirement the server will impose on this update: the policy's rules, then the built-in ones
     (``protected-ref-history``, ``remote-code``, ``repository-plumbing``, ``ml-artifacts``), computed by the same
     functions the hook calls, so ``check``, ``approve`` and the server cannot disagree."""
-    from gatekeeper.content_gate import content_requirements
-    from gatekeeper.gate import requirements_for
+    from gatekeeper.push.content_gate import content_requirements
+    from gatekeeper.push.gate import requirements_for
 
     out: list[object] = list(requirements_for(policy, analysis))  # type: ignore[arg-type]
     out.extend(content_requirements(policy, report, analysis))  # type: ignore[arg-type]
@@ -146,9 +146,9 @@ def _public_key_text(key: str | None) -> str | None:
 
 
 def _key_warnings(key: str | None, trust: object | None, approver: str, namespace: str, now: datetime) -> list[str]:
-    from gatekeeper.allowed_signers import match_pattern_list
+    from gatekeeper.trust.allowed_signers import match_pattern_list
     from gatekeeper.errors import GatekeeperError
-    from gatekeeper.sshsig import PublicKey, parse_public_key_line
+    from gatekeeper.trust.sshsig import PublicKey, parse_public_key_line
 
     text = _public_key_text(key)
     if trust is None or text is None:

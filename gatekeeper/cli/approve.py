@@ -93,8 +93,8 @@ def approve(
     from gatekeeper.approvals.review import client_analysis, requirements, scan, signing_warnings
     from gatekeeper.approvals.sign import sign
     from gatekeeper.cli._output import page, progress, use_color
-    from gatekeeper.gitrepo import Repo
-    from gatekeeper.policy import DEFAULT_NAMESPACE
+    from gatekeeper.push.gitrepo import Repo
+    from gatekeeper.policy.config import DEFAULT_NAMESPACE
     from gatekeeper.review.build import build_review
     from gatekeeper.review.render import render_text
 
@@ -189,7 +189,7 @@ class _NoPolicy:
 
 
 def _everything(analysis: object) -> object:
-    from gatekeeper.gate import Requirement
+    from gatekeeper.push.gate import Requirement
 
     return Requirement(rule="rules unknown: pass --config", approvals=1, reviewers=frozenset(), reviewer_spec=(),
                        changes=tuple(analysis.changes))  # type: ignore[attr-defined]
@@ -197,7 +197,7 @@ def _everything(analysis: object) -> object:
 
 def _trust(policy: object | None, allowed_signers: Path | None) -> object | None:
     """The trust store to check the signing key against: --allowed-signers, else the policy's if present here."""
-    from gatekeeper.allowed_signers import AllowedSigners
+    from gatekeeper.trust.allowed_signers import AllowedSigners
 
     path = allowed_signers or (policy.trust.allowed_signers if policy is not None else None)  # type: ignore[attr-defined]
     if path is None or not Path(path).is_file():
@@ -252,7 +252,7 @@ def list_approvals(*, fmt: str = "text") -> int:
     from gatekeeper.approvals.statement import MalformedApproval, format_time
     from gatekeeper.approvals.store import read_approval, stored_approval_refs
     from gatekeeper.cli._output import emit_json
-    from gatekeeper.gitrepo import Repo
+    from gatekeeper.push.gitrepo import Repo
 
     repo = Repo.open(Path.cwd())
     refs = stored_approval_refs(repo)
@@ -283,9 +283,9 @@ def list_approvals(*, fmt: str = "text") -> int:
 
 def import_approval(*, file: str, namespace: str | None) -> int:
     from gatekeeper.approvals.create import read_file, store_approval, unbundle
-    from gatekeeper.gitrepo import Repo
-    from gatekeeper.policy import DEFAULT_NAMESPACE
-    from gatekeeper.sshsig import parse_armored, verify_signature
+    from gatekeeper.push.gitrepo import Repo
+    from gatekeeper.policy.config import DEFAULT_NAMESPACE
+    from gatekeeper.trust.sshsig import parse_armored, verify_signature
 
     repo = Repo.open(Path.cwd())
     statement, signature = unbundle(read_file(file))

@@ -64,7 +64,7 @@ def _split(data: bytes, sep: bytes) -> list[bytes]:
 
 def lint(*, config: Path, out: TextIO | None = None, fmt: str = "text") -> int:
     """Print every problem of the policy at ``config``; 1 if any is an error, else 0 with a summary."""
-    from gatekeeper.policy import lint_and_load
+    from gatekeeper.policy.config import lint_and_load
 
     out = out or sys.stdout
     policy, problems = lint_and_load(config)
@@ -72,7 +72,7 @@ def lint(*, config: Path, out: TextIO | None = None, fmt: str = "text") -> int:
         ok = policy is not None and not any(p.is_error for p in problems)
         emit_json({"config": str(config), "ok": ok,
                    "problems": [{"file": p.file, "line": p.line, "severity": p.severity, "message": p.message}
-                                for p in problems]}, "gatekeeper.policy-lint/1", out)
+                                for p in problems]}, "gatekeeper.policy.config-lint/1", out)
         return EXIT_OK if ok else EXIT_FAIL
     for problem in problems:
         print(problem, file=out)
@@ -95,7 +95,7 @@ def explain(*, config: Path, ref: str, paths: Sequence[bytes], out: TextIO | Non
     """Print, per path, the rules and built-in requirements protecting it on ``ref``. Raises ConfigError when the
     policy is invalid."""
     from gatekeeper.model import display_path
-    from gatekeeper.policy import load_policy
+    from gatekeeper.policy.config import load_policy
 
     out = out or sys.stdout
     policy = load_policy(config)
@@ -111,7 +111,7 @@ def explain(*, config: Path, ref: str, paths: Sequence[bytes], out: TextIO | Non
         emit_json({"policy": str(policy.source_path), "policy_sha256": policy.source_sha256, "mode": policy.mode,
                    "ref": ref, "protected": ref_pattern is not None, "ref_pattern": ref_pattern,
                    "ref_builtin": [history] if ref_pattern is not None else [], "paths": items},
-                  "gatekeeper.policy-explain/1", out)
+                  "gatekeeper.policy.config-explain/1", out)
         return EXIT_OK
     print(f"policy {policy.source_path} (sha256 {policy.source_sha256[:12]}), mode {policy.mode}", file=out)
     if ref_pattern is not None:
@@ -146,7 +146,7 @@ def builtin_requirements_for(policy: object, path: bytes) -> list[dict[str, obje
     """The gate's built-in requirements that apply to ``path`` by name, with the condition under which they do."""
     import posixpath
 
-    from gatekeeper.content_gate import ARTIFACT_RULE, PLUMBING_RULE, REMOTE_CODE_RULE
+    from gatekeeper.push.content_gate import ARTIFACT_RULE, PLUMBING_RULE, REMOTE_CODE_RULE
     from gatekeeper.detectors.plumbing import dotfile_kind
     from gatekeeper.detectors.remote_code import is_config_name
 
@@ -168,7 +168,7 @@ def builtin_requirements_for(policy: object, path: bytes) -> list[dict[str, obje
 
 
 def _builtin(policy: object, name: str, when: str) -> dict[str, object]:
-    from gatekeeper.gate import builtin_requirement
+    from gatekeeper.push.gate import builtin_requirement
 
     req = builtin_requirement(policy, name, (), when)  # type: ignore[arg-type]
     return {"rule": name, "approvals": req.approvals, "reviewers": list(req.reviewer_spec),

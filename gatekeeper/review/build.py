@@ -1,9 +1,9 @@
 """The review of one ref update: per protected file, what a reviewer needs to judge it, plus the remote-code
 triggers and the findings, each tied to the requirement it triggers.
 
-Inputs are what the gate itself computes (the net change set of :func:`gatekeeper.analysis`, the requirements of
-:func:`gatekeeper.gate.requirements_for` and :func:`gatekeeper.content_gate.content_requirements`, the content
-report of :func:`gatekeeper.content_gate.scan_push`), so "protected" here means exactly what the server will ask
+Inputs are what the gate itself computes (the net change set of :func:`gatekeeper.push.analysis`, the requirements of
+:func:`gatekeeper.push.gate.requirements_for` and :func:`gatekeeper.push.content_gate.content_requirements`, the content
+report of :func:`gatekeeper.push.content_gate.scan_push`), so "protected" here means exactly what the server will ask
 approval for: rules and built-in requirements alike. Nothing is rendered here (see :mod:`gatekeeper.review.render`).
 """
 
@@ -13,9 +13,9 @@ import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from gatekeeper.analysis import RefAnalysis
-from gatekeeper.gate import Requirement
-from gatekeeper.gitrepo import Repo
+from gatekeeper.push.analysis import RefAnalysis
+from gatekeeper.push.gate import Requirement
+from gatekeeper.push.gitrepo import Repo
 from gatekeeper.model import (
     MODE_ABSENT, MODE_BLOB, MODE_EXEC, MODE_GITLINK, MODE_LINK, Change, Finding, Verdict, display_path,
 )
@@ -188,7 +188,7 @@ def _tag_findings(analysis: RefAnalysis, requirements: Sequence[Requirement], re
 
 def status_of(change: Change) -> str:
     """added, deleted, modified, mode, type; with (symlink)/(submodule): the words the hook's messages use."""
-    from gatekeeper.messages import _status
+    from gatekeeper.push.messages import _status
 
     return " ".join(_status(change).split())
 

@@ -1,7 +1,7 @@
 """Semantic diffs of configuration files: what changed, by key path (``optimizer.lr: 0.0003 -> 0.003``).
 
 A reviewer of a training config needs the value that changed, not a line of YAML that moved. Both sides are parsed
-with bounded, code-free loaders (YAML through :mod:`gatekeeper.yamlsafe`: no aliases, no tags, size- and
+with bounded, code-free loaders (YAML through :mod:`gatekeeper.policy.yamlsafe`: no aliases, no tags, size- and
 depth-capped; JSON with ``json``; TOML with ``tomllib``), flattened to ``key.path -> value`` and compared. List items
 are addressed by index (``layers[2].dropout``); keys that are not plain identifiers are quoted
 (``["a.b"]``) so two different keys can never print the same path.
@@ -76,7 +76,7 @@ def parse_config(kind: str, data: bytes) -> object:
             import tomllib
 
             return tomllib.loads(data.decode("utf-8"))
-        from gatekeeper.yamlsafe import YamlProblem, load_yaml
+        from gatekeeper.policy.yamlsafe import YamlProblem, load_yaml
 
         try:
             return load_yaml(data)
