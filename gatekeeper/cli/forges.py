@@ -44,8 +44,11 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
 
 
 def run(args: argparse.Namespace, verb: str) -> int:
+    from gatekeeper.cli._output import UsageError
     from gatekeeper.hosting import forges
 
+    if (args.gitea is None) == (args.gitlab_custom_hooks_dir is None):
+        raise UsageError("give exactly one of --gitea and --gitlab-custom-hooks-dir", hint=f"gatekeeper {verb} --help")
     report = forges.run_forge(
         gitea=args.gitea,
         gitlab=args.gitlab_custom_hooks_dir,
