@@ -210,7 +210,9 @@ def _is_text(data: bytes | None) -> bool:
         return False
     from gatekeeper.detectors.content import sniff
 
-    return sniff(data) is None  # a protocol-0 pickle is valid UTF-8 text, and still a model file
+    # A protocol-0 pickle is valid UTF-8 text and still a model file. Other sniffed formats are not taken from text:
+    # "x = 1" starts like a zlib stream (0x78 0x20 is a valid zlib header) and is still Python.
+    return sniff(data) != "pickle"
 
 
 def _file_review(repo: Repo, change: Change, rules: list[str]) -> FileReview:

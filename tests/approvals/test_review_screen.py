@@ -199,3 +199,80 @@ def test_short_ref_names_resolve_or_exit_2(world: World) -> None:
     assert code == 1 and " -> refs/heads/main as " in out  # main means refs/heads/main, as the server sees it
     proc = gatekeeper("check", "HEAD", "--ref", "HEAD", "--config", str(world.server.config), cwd=c.path)
     assert proc.returncode == 2 and "'HEAD' is not a ref name" in proc.stderr
+
+
+def test_hydra_target_swap_shows_the_new_closure(world: World) -> None:
+    c = two_commits(
+        world,
+        {"configs/model.yaml": "model:\n  _target_: models.llama.modeling.Llama\n  layers: 32\n",
+         "models/llama/other.py": "class Other:\n    pass\n"},
+        {"configs/model.yaml": "model:\n  _target_: models.llama.other.Other\n  layers: 32\n"})
+    out, _ = check(world, c)
+    assert '    model._target_: "models.llama.modeling.Llama" -> "models.llama.other.Other"\n' in out
+    assert "  configs/model.yaml: model._target_ (hydra)\n" in out
+    assert "    + now runs: models/llama/other.py (unchanged file, shown whole)\n" in out
+
+
+def _run_on_terminal(argv: list[str], cwd: Path, env: dict[str, str]) -> str:
+    """Run with stdin/stdout/stderr on a pseudo-terminal; returns everything it wrote."""
+    import os
+    import pty
+    import subprocess
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=60)
+    os.close(leader)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_terminal_gets_pager_and_colour_unless_no_color(world: World, tmp_path: Path) -> None:
+    import os
+    import sys
+
+    from gitserver import REPO_ROOT
+
+    c = two_commits(world, {}, {"models/llama/modeling.py": "class Llama:\n    layers = 32\n"})
+    seen = tmp_path / "paged.txt"
+    pager = tmp_path / "pager"
+    pager.write_text(f"#!/bin/sh\ncat > {seen}\n")
+    pager.chmod(0o755)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "GATEKEEPER_PAGER": str(pager), "TERM": "xterm"}
+    env.pop("NO_COLOR", None)
+    argv = [sys.executable, "-m", "gatekeeper", "check", "HEAD", "--ref", "main", "--config",
+            str(world.server.config), "--base", "HEAD~1", "--no-fetch"]
+    _run_on_terminal(argv, c.path, env)
+    paged = seen.read_text()
+    assert "\033[32m    +    layers = 32\033[0m" in paged  # through the pager, in colour
+    _run_on_terminal(argv, c.path, {**env, "NO_COLOR": "1"})
+    paged = seen.read_text()
+    assert "    +    layers = 32\n" in paged and "\033[" not in paged
+    piped, _ = check(world, c)  # not a terminal: no pager, no colour
+    assert "    +    layers = 32\n" in piped and "\033[" not in piped
+
+
+def test_repository_content_cannot_drive_the_reviewers_terminal(world: World) -> None:
+    """A diff line with an escape sequence or a bidi override (Trojan Source) is shown escaped, in text and JSON."""
+    c = two_commits(world, {}, {"models/llama/modeling.py": "x = 1  # \x1b[2K\x1b[1Aclean\nok = '\u202e' \n"})
+    out, _ = check(world, c)
+    assert "\x1b" not in out and "\u202e" not in out
+    assert "+x = 1  # \\x1b[2K\\x1b[1Aclean" in out and "+ok = '\\u202e' " in out
+    entry = file_of(check_json(world, c), "models/llama/modeling.py")
+    assert "+x = 1  # \x1b[2K\x1b[1Aclean" in entry["text_diff"]  # JSON carries the exact text, escaped by json
+
+
+def test_a_text_pickle_is_shown_as_a_model_file(world: World) -> None:
+    c = two_commits(world, {}, {"models/llama/state.pkl": pickle.dumps(OrderedDict(a=1), protocol=0)})
+    out, _ = check(world, c)
+    assert "added models/llama/state.pkl  [model-code" in out
+    assert "    after: pickle, " in out and "      pickle globals: collections.OrderedDict\n" in out
