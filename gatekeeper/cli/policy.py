@@ -72,7 +72,7 @@ def lint(*, config: Path, out: TextIO | None = None, fmt: str = "text") -> int:
         ok = policy is not None and not any(p.is_error for p in problems)
         emit_json({"config": str(config), "ok": ok,
                    "problems": [{"file": p.file, "line": p.line, "severity": p.severity, "message": p.message}
-                                for p in problems]}, "gatekeeper.policy.config-lint/1", out)
+                                for p in problems]}, "gatekeeper.policy-lint/1", out)
         return EXIT_OK if ok else EXIT_FAIL
     for problem in problems:
         print(problem, file=out)
@@ -111,7 +111,7 @@ def explain(*, config: Path, ref: str, paths: Sequence[bytes], out: TextIO | Non
         emit_json({"policy": str(policy.source_path), "policy_sha256": policy.source_sha256, "mode": policy.mode,
                    "ref": ref, "protected": ref_pattern is not None, "ref_pattern": ref_pattern,
                    "ref_builtin": [history] if ref_pattern is not None else [], "paths": items},
-                  "gatekeeper.policy.config-explain/1", out)
+                  "gatekeeper.policy-explain/1", out)
         return EXIT_OK
     print(f"policy {policy.source_path} (sha256 {policy.source_sha256[:12]}), mode {policy.mode}", file=out)
     if ref_pattern is not None:

@@ -276,3 +276,39 @@ def test_a_text_pickle_is_shown_as_a_model_file(world: World) -> None:
     out, _ = check(world, c)
     assert "added models/llama/state.pkl  [model-code" in out
     assert "    after: pickle, " in out and "      pickle globals: collections.OrderedDict\n" in out
+
+
+def test_explain_check_and_the_server_agree_on_built_in_requirements(world: World) -> None:
+    """.gitattributes and a review-required pickle: no rule of the policy names them, the gate still protects them.
+    explain says so by path, check says which requirement, and the server refuses for exactly those."""
+    srv = world.server
+    explain = gatekeeper("policy", "explain", "--config", str(srv.config), "--ref", "main", ".gitattributes",
+                         "data/w.pkl", "--format", "json", cwd=srv.root)
+    assert explain.returncode == 0, explain.stderr
+    doc = json.loads(explain.stdout)
+    assert doc["schema"] == "gatekeeper.policy-explain/1" and doc["ref"] == "refs/heads/main" and doc["protected"]
+    builtin = {p["path"]: [b["rule"] for b in p["builtin"]] for p in doc["paths"]}
+    assert builtin == {".gitattributes": ["repository-plumbing"], "data/w.pkl": ["ml-artifacts"]}
+    assert doc["ref_builtin"][0]["rule"] == "protected-ref-history"
+
+    c = two_commits(world, {}, {".gitattributes": "*.bin filter=evil\n", "data/w.pkl": b"\x80\x02cmypkg\nThing\n)R."})
+    doc = check_json(world, c)
+    assert doc["allowed"] is False
+    assert sorted(r["rule"] for r in doc["requirements"]) == ["ml-artifacts", "repository-plumbing"]
+    assert {f["requirement"] for f in doc["review"]["findings"]} == {"ml-artifacts"}  # type: ignore[index]
+    result = c.push("HEAD:refs/heads/main", env={"REMOTE_USER": "dave"})
+    assert not result.ok
+    assert "rule repository-plumbing" in result.output and "rule ml-artifacts" in result.output
+
+
+def test_approvals_list_json(world: World) -> None:
+    c = two_commits(world, {}, {"models/llama/modeling.py": "class Llama:\n    layers = 32\n"})
+    code, _, err = approve_as(world, c, "alice", "--note", "ok")
+    assert code == 0, err
+    assert gatekeeper("approvals", "import", "a.txt", cwd=c.path).returncode == 0
+    proc = gatekeeper("approvals", "list", "--format", "json", cwd=c.path)
+    doc = json.loads(proc.stdout)
+    assert doc["schema"] == "gatekeeper.approvals-list/1"
+    [item] = doc["approvals"]
+    assert item["approver"] == "alice" and item["target_ref"] == "refs/heads/main" and item["note"] == "ok"
+    assert item["head"] == c.head() and item["paths"] == 1

@@ -194,3 +194,17 @@ def test_example_policy_lints_clean(tmp_path: Path, capsys: pytest.CaptureFixtur
         "docs/index.md",
         "    no rule: changes need no approval",
     ]
+
+
+def test_lint_json(write_policy: WritePolicy, base_text: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    path = write_policy(base_text.replace("approvals: 1", "approvals: -1"))
+    assert main(["policy", "lint", "--config", str(path), "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["schema"] == "gatekeeper.policy-lint/1" and doc["ok"] is False
+    assert doc["problems"] == [{"file": str(path), "line": 6, "severity": "error",
+                                "message": "rule 'model-code': 'approvals' must be a whole number >= 1, not -1"}]
+    assert main(["policy", "lint", "--config", str(write_policy(base_text)), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"schema": "gatekeeper.policy-lint/1", "config": str(path),
+                                                   "ok": True, "problems": []}
