@@ -142,7 +142,13 @@ def approve(
                                        protected=True)
             report, reqs = None, [_everything(analysis)]
         review = build_review(repo, analysis, reqs, report)  # type: ignore[arg-type]
+    if policy is None:
+        review.policy_known = False
+        for file in review.files:
+            file.rules = []
     lines = summary_lines(statement, policy)
+    if policy is not None and not pattern and not policy.is_protected_ref(ref):
+        lines.append(f"note: the policy does not protect {ref}; the review shows what a protected ref would need")
     page([*lines, "", *render_text(review, color=use_color(sys.stdout), full_diff=full_diff)])
     ns = namespace or (policy.trust.namespace if policy else DEFAULT_NAMESPACE)
     key = key or repo.config_value("user.signingkey")

@@ -89,10 +89,12 @@ class Review:
     unprotected: list[Change]  # changed paths no rule or built-in requirement covers
     triggers: list[TriggerReview]
     findings: list[TaggedFinding]
+    policy_known: bool = True  # False: no copy of the server's policy; every changed file is shown, rules unknown
 
     def to_dict(self) -> dict[str, object]:
         return {
             "ref": self.ref, "base": self.base, "head": self.head, "protected_ref": self.protected_ref,
+            "policy_known": self.policy_known,
             "requirements": [
                 {"rule": r.rule, "approvals": r.approvals, "reviewers": list(r.reviewer_spec),
                  "people": sorted(r.reviewers), "why": r.why, "paths": [display_path(c.path) for c in r.changes]}

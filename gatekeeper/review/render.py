@@ -46,16 +46,13 @@ def render_text(review: Review, *, color: bool = False, full_diff: bool = False)
     out = _Out(color)
     base = review.base[:12] if review.base else "(empty tree)"
     out.add(f"Review of {review.ref}: {base}..{review.head[:12]}", "head")
-    if not review.protected_ref:
-        out.add("  note: the policy does not protect this ref; shown as it would be on a protected ref", "warn")
-    if review.requirements:
-        out.add("Requirements this change triggers:")
-        for req in review.requirements:
-            why = f" ({req.why})" if req.why else ""
-            who = ", ".join(req.reviewer_spec) or "nobody"
-            out.add(f"  {req.rule}{why}: {req.approvals} approval(s) from {who}; {len(req.changes)} path(s)")
+    if not review.policy_known:
+        out.add("Every changed file (without --config the rules are unknown here: they live on the server)")
     else:
-        out.add("No protected paths changed: this change needs no approval.")
+        if not review.protected_ref:
+            out.add("The policy does not protect this ref: pushes to it need no approval (content is still scanned)")
+        else:
+            _requirements(out, review)
     for file in review.files:
         _file(out, file, full_diff)
     if review.triggers:
@@ -94,13 +91,25 @@ def render_text(review: Review, *, color: bool = False, full_diff: bool = False)
     return out.lines
 
 
+def _requirements(out: _Out, review: Review) -> None:
+    if not review.requirements:
+        out.add("No protected paths changed: this change needs no approval.")
+        return
+    out.add("Requirements this change triggers:")
+    for req in review.requirements:
+        why = f" ({req.why})" if req.why else ""
+        who = ", ".join(req.reviewer_spec) or "nobody"
+        out.add(f"  {req.rule}{why}: {req.approvals} approval(s) from {who}; {len(req.changes)} path(s)")
+
+
 def _runs(files: list[bytes]) -> str:
     return " -> runs " + ", ".join(display_path(f) for f in files) if files else ""
 
 
 def _file(out: _Out, file: FileReview, full_diff: bool) -> None:
     out.add("")
-    out.add(f"{file.status} {file.path}  [{', '.join(file.rules)}]", "head")
+    tags = f"  [{', '.join(file.rules)}]" if file.rules else ""
+    out.add(f"{file.status} {file.path}{tags}", "head")
     if file.note:
         out.add(f"    {file.note}")
     if file.kind == "binary":
