@@ -10,7 +10,7 @@ from gatekeeper.push.analysis import RefAnalysis
 from gatekeeper.push.gitrepo import Repo
 from gatekeeper.model import ObjectId, RefUpdate, UpdateKind
 
-__all__ = ["client_analysis", "remote_base", "requirements", "scan", "signing_warnings"]
+__all__ = ["client_analysis", "remote_base", "requirements", "review_change", "scan", "signing_warnings"]
 
 def client_analysis(repo: Repo, policy: object, *, base: ObjectId | None, head: ObjectId, ref: str,
                     note: str, protected: bool | None = None) -> RefAnalysis:
@@ -73,6 +73,38 @@ def remote_base(repo: Repo, workdir: Path, remote: str, ref: str, head: ObjectId
     print(f"{ref} is new on {remote}: comparing with its merge-base with {default_branch} ({base[:12]}), "
           "as the server will")
     return base
+
+
+class _AnyRefProtected:
+    """Without a copy of the policy a clone cannot tell protected refs from others: review as protected."""
+
+    def is_protected_ref(self, ref: str) -> bool:
+        return True
+
+
+def review_change(repo: Repo, policy: object | None, *, base: ObjectId | None, head: ObjectId, ref: str,
+                  note: str, protected: bool | None = None) -> tuple[RefAnalysis, list[object], object, object]:
+    """The analysis, requirements, content report and review of ``base..head`` on ``ref``.
+
+    With a policy: exactly what the hook computes (rules and built-in requirements). Without one (``approve`` with no
+    ``--config``): every changed file is reviewed, no requirement is known and no content report is made.
+    """
+    from gatekeeper.push.gate import Requirement
+    from gatekeeper.review.build import build_review
+
+    if policy is None:
+        analysis = client_analysis(repo, _AnyRefProtected(), base=base, head=head, ref=ref, note=note, protected=True)
+        everything = Requirement(rule="", approvals=1, reviewers=frozenset(), reviewer_spec=(),
+                                 changes=analysis.changes)
+        review = build_review(repo, analysis, [everything], None)
+        review.policy_known = False
+        for file in review.files:
+            file.rules = []
+        return analysis, [], None, review
+    analysis = client_analysis(repo, policy, base=base, head=head, ref=ref, note=note, protected=protected)
+    report = scan(repo, policy, analysis)
+    reqs = requirements(policy, analysis, report)
+    return analysis, reqs, report, build_review(repo, analysis, reqs, report)  # type: ignore[arg-type]
 
 
 def signing_warnings(

@@ -90,12 +90,11 @@ def approve(
     from gatekeeper.approvals.create import (
         ApproveError, bundle, default_repository, draft_statement, git, parse_duration, store_approval,
     )
-    from gatekeeper.approvals.review import client_analysis, requirements, scan, signing_warnings
+    from gatekeeper.approvals.review import review_change, signing_warnings
     from gatekeeper.approvals.sign import sign
     from gatekeeper.cli._output import page, progress, use_color
     from gatekeeper.push.gitrepo import Repo
     from gatekeeper.policy.config import DEFAULT_NAMESPACE
-    from gatekeeper.review.build import build_review
     from gatekeeper.review.render import render_text
 
     repo = Repo.open(Path.cwd())
@@ -129,23 +128,11 @@ def approve(
                                 expires_in=expires_in, note=note)
     if not statement.changes:
         raise ApproveError(f"{rev} makes no change to {ref}: nothing to approve")
-    # The review: with the policy, what the server will protect (rules and built-in requirements, the protected view
-    # even for a ref pattern); without it, every changed file, since the rules live on the server.
-    analysis = client_analysis(repo, policy, base=base_id, head=head, ref=ref, note="reviewed range",
-                               protected=True) if policy is not None else None
+    # With the policy, what the server will protect (rules and built-in requirements), in the protected view even for
+    # a ref pattern; without it, every changed file, since the rules live on the server.
     with progress(f"reviewing {len(statement.changes)} changed paths"):
-        if policy is not None and analysis is not None:
-            report = scan(repo, policy, analysis)
-            reqs = requirements(policy, analysis, report)
-        else:
-            analysis = client_analysis(repo, _NoPolicy(), base=base_id, head=head, ref=ref, note="reviewed range",
-                                       protected=True)
-            report, reqs = None, [_everything(analysis)]
-        review = build_review(repo, analysis, reqs, report)  # type: ignore[arg-type]
-    if policy is None:
-        review.policy_known = False
-        for file in review.files:
-            file.rules = []
+        analysis, reqs, _, review = review_change(repo, policy, base=base_id, head=head, ref=ref,
+                                                  note="reviewed range", protected=True)
     lines = summary_lines(statement, policy)
     if policy is not None and not pattern and not policy.is_protected_ref(ref):
         lines.append(f"note: the policy does not protect {ref}; the review shows what a protected ref would need")
@@ -153,7 +140,7 @@ def approve(
     ns = namespace or (policy.trust.namespace if policy else DEFAULT_NAMESPACE)
     key = key or repo.config_value("user.signingkey")
     warnings = signing_warnings(
-        repo, policy, analysis, reqs if policy is not None else [], approver=approver, pusher=pusher,
+        repo, policy, analysis, reqs, approver=approver, pusher=pusher,
         repository=repository, key=key, trust=_trust(policy, allowed_signers), namespace=ns,
         now=datetime.now(timezone.utc))
     if warnings:
@@ -185,20 +172,6 @@ def approve(
                            hint="the lines above say why; ask an admin to check allowed_signers for your key") from exc
     print(f"gatekeeper: approval {approval_ref} ({commit[:12]}) pushed to {remote}")
     return 0
-
-
-class _NoPolicy:
-    """Without a copy of the policy, the clone cannot tell protected refs from others: review as protected."""
-
-    def is_protected_ref(self, ref: str) -> bool:
-        return True
-
-
-def _everything(analysis: object) -> object:
-    from gatekeeper.push.gate import Requirement
-
-    return Requirement(rule="rules unknown: pass --config", approvals=1, reviewers=frozenset(), reviewer_spec=(),
-                       changes=tuple(analysis.changes))  # type: ignore[attr-defined]
 
 
 def _trust(policy: object | None, allowed_signers: Path | None) -> object | None:

@@ -49,7 +49,7 @@ def check(*, rev: str, ref: str, config: Path, allowed_signers: Path | None, rem
     from gatekeeper.approvals.clientpolicy import load_client_policy
     from gatekeeper.approvals.create import ApproveError, default_repository, git
     from gatekeeper.approvals.evaluate import Approvals
-    from gatekeeper.approvals.review import client_analysis, remote_base, requirements, scan
+    from gatekeeper.approvals.review import remote_base, review_change
     from gatekeeper.cli._output import emit_json, page, progress, use_color
     from gatekeeper.push.content_gate import content_requirements
     from gatekeeper.errors import GatekeeperError
@@ -57,7 +57,6 @@ def check(*, rev: str, ref: str, config: Path, allowed_signers: Path | None, rem
     from gatekeeper.push.gitrepo import Repo
     from gatekeeper.push.messages import render_decision
     from gatekeeper.model import Identity
-    from gatekeeper.review.build import build_review
     from gatekeeper.review.render import render_json, render_text
 
     policy = load_client_policy(config)
@@ -80,11 +79,9 @@ def check(*, rev: str, ref: str, config: Path, allowed_signers: Path | None, rem
         raise ApproveError("cannot tell the repository id", hint="pass --repository ID")
     email = repo.config_value("user.email") or ""
     user = pusher or policy.person_for_email(email) or email.split("@", 1)[0] or "unknown"
-    analysis = client_analysis(repo, policy, base=base_id, head=head, ref=ref, note=f"{remote}'s {ref}")
-    with progress(f"scanning {len(analysis.changes)} changed paths"):
-        report = scan(repo, policy, analysis)
-        reqs = requirements(policy, analysis, report)
-        review = build_review(repo, analysis, reqs, report)  # type: ignore[arg-type]
+    with progress("scanning the change"):
+        analysis, _, report, review = review_change(repo, policy, base=base_id, head=head, ref=ref,
+                                                    note=f"{remote}'s {ref}")
     trust_path = allowed_signers or policy.trust.allowed_signers
     trust = None
     if trust_path.is_file():
