@@ -7,12 +7,13 @@ import argparse
 import importlib
 import io
 import os
-import pty
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from gitserver import run_on_terminal
 
 from gatekeeper.main import COMMANDS, NOT_REPORTING, REPORTING, main
 
@@ -126,26 +127,9 @@ def test_progress_goes_to_stderr_on_a_terminal_only(tmp_path: Path) -> None:
     argv = [sys.executable, "-m", "gatekeeper", "audit", "verify", "--log", str(log)]
     piped = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     assert "verifying" not in piped.stderr
-    leader, follower = pty.openpty()
-    try:
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=follower, env=env, check=False)
-        os.close(follower)
-        follower = -1
-        chunks = []
-        while True:
-            try:
-                data = os.read(leader, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-    finally:
-        if follower != -1:
-            os.close(follower)
-        os.close(leader)
-    assert f"verifying {log}...".encode() in b"".join(chunks)
-    assert proc.stdout.decode() == piped.stdout
+    terminal, stdout = run_on_terminal(argv, env=env, stdout_on_terminal=False)
+    assert f"verifying {log}..." in terminal
+    assert stdout == piped.stdout
 
 
 def test_cli_modules_do_not_import_each_other_in_a_cycle() -> None:

@@ -213,34 +213,11 @@ def test_hydra_target_swap_shows_the_new_closure(world: World) -> None:
     assert "    + now runs: models/llama/other.py (unchanged file, shown whole)\n" in out
 
 
-def _run_on_terminal(argv: list[str], cwd: Path, env: dict[str, str]) -> str:
-    """Run with stdin/stdout/stderr on a pseudo-terminal; returns everything it wrote."""
-    import os
-    import pty
-    import subprocess
-
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=follower, stdout=follower, stderr=follower)
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            data = os.read(leader, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(timeout=60)
-    os.close(leader)
-    return b"".join(chunks).decode("utf-8", "replace")
-
-
 def test_terminal_gets_pager_and_colour_unless_no_color(world: World, tmp_path: Path) -> None:
     import os
     import sys
 
-    from gitserver import REPO_ROOT
+    from gitserver import REPO_ROOT, run_on_terminal
 
     c = two_commits(world, {}, {"models/llama/modeling.py": "class Llama:\n    layers = 32\n"})
     seen = tmp_path / "paged.txt"
@@ -251,10 +228,10 @@ def test_terminal_gets_pager_and_colour_unless_no_color(world: World, tmp_path: 
     env.pop("NO_COLOR", None)
     argv = [sys.executable, "-m", "gatekeeper", "check", "HEAD", "--ref", "main", "--config",
             str(world.server.config), "--base", "HEAD~1", "--no-fetch"]
-    _run_on_terminal(argv, c.path, env)
+    run_on_terminal(argv, cwd=c.path, env=env)
     paged = seen.read_text()
     assert "\033[32m    +    layers = 32\033[0m" in paged  # through the pager, in colour
-    _run_on_terminal(argv, c.path, {**env, "NO_COLOR": "1"})
+    run_on_terminal(argv, cwd=c.path, env={**env, "NO_COLOR": "1"})
     paged = seen.read_text()
     assert "    +    layers = 32\n" in paged and "\033[" not in paged
     piped, _ = check(world, c)  # not a terminal: no pager, no colour
