@@ -28,7 +28,7 @@ from gatekeeper.errors import AuditError
 if TYPE_CHECKING:
     import psycopg
 
-    from gatekeeper.policy import Policy
+    from gatekeeper.policy.config import Policy
 
 Record = dict[str, Any]
 OUTCOMES = ("allow", "monitor", "deny", "break-glass", "error")

@@ -42,7 +42,7 @@ from gatekeeper.errors import AuditError, GatekeeperError
 if TYPE_CHECKING:
     import psycopg
 
-    from gatekeeper.policy import Policy
+    from gatekeeper.policy.config import Policy
 
 DEFAULT_BATCH = 5000
 MAX_RETRY_DELAY = 10.0  # seconds between reconnection attempts while the database is down
@@ -211,7 +211,7 @@ def archive_items_for(log: Path, node: str, policy: Policy | None) -> list[tuple
     if pub.is_file() and pub.stat().st_size < 4096:
         items.append(("vkey", node, pub.name, pub.read_bytes()))
     if policy is not None:
-        from gatekeeper.allowed_signers import AllowedSigners
+        from gatekeeper.trust.allowed_signers import AllowedSigners
 
         items.append(("policy", policy.source_sha256, Path(policy.source_path).name,
                       Path(policy.source_path).read_bytes()))

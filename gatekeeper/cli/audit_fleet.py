@@ -81,7 +81,7 @@ def _clean(text: object) -> str:
 def _policy_database(config: Path | None) -> str:
     if config is None:
         raise AuditError("--db without a URL needs --config POLICY (its audit.database)")
-    from gatekeeper.policy import load_policy
+    from gatekeeper.policy.config import load_policy
 
     url = load_policy(config).audit.database
     if not url:
@@ -151,7 +151,7 @@ def _ship(args: argparse.Namespace, url: str | None) -> int:
 
     policy = None
     if args.config is not None:
-        from gatekeeper.policy import load_policy
+        from gatekeeper.policy.config import load_policy
 
         policy = load_policy(args.config)
         url = url or policy.audit.database
@@ -312,7 +312,7 @@ def _unreviewed(conn: Any, flt: Any, args: argparse.Namespace) -> Iterable[tuple
     policy = None
     source = args.policy or args.config
     if source is not None:
-        from gatekeeper.policy import load_policy
+        from gatekeeper.policy.config import load_policy
 
         policy = load_policy(source)
     for node in node_names(conn, args.node or None):
@@ -356,7 +356,7 @@ def _report(args: argparse.Namespace, url: str | None) -> int:
     flt = _filters(args)
     policy = None
     if args.policy or (args.config and url is None):
-        from gatekeeper.policy import load_policy
+        from gatekeeper.policy.config import load_policy
 
         policy = load_policy(args.policy or args.config)
     if url is not None:
