@@ -121,7 +121,7 @@ def run(args: argparse.Namespace, verb: str) -> int:
     if audit_fleet.handles(args):
         return audit_fleet.run(args)
     if args.log is None and args.config is None:
-        raise AuditError("say which audit log: --log FILE, --config POLICY, or --db URL for the fleet's database")
+        raise UsageError("say which audit log: --log FILE, --config POLICY, or --db URL for the fleet's database")
     log = _log_path(args.log, args.config)
     if args.action == "verify":
         return _verify(

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from gatekeeper.cli._output import UsageError
 from gatekeeper.errors import AuditError, ConfigError
 
 EXIT_OK = 0
@@ -80,7 +81,7 @@ def _clean(text: object) -> str:
 
 def _policy_database(config: Path | None) -> str:
     if config is None:
-        raise AuditError("--db without a URL needs --config POLICY (its audit.database)")
+        raise UsageError("--db without a URL needs --config POLICY (its audit.database)")
     from gatekeeper.policy.config import load_policy
 
     url = load_policy(config).audit.database
@@ -139,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         total = sum(result.nodes.values())
         print(f"exported {total} records of {len(result.nodes)} node(s) to {_clean(result.dest)}")
         return EXIT_OK
-    raise AuditError(f"--db is not supported by audit {args.action}")
+    raise UsageError(f"--db is not supported by audit {args.action}")
 
 
 # -- ship -------------------------------------------------------------------------------------------------------------
@@ -156,12 +157,12 @@ def _ship(args: argparse.Namespace, url: str | None) -> int:
         policy = load_policy(args.config)
         url = url or policy.audit.database
     if args.log is None and args.config is None:
-        raise AuditError("say which log to ship: --log FILE or --config POLICY")
+        raise UsageError("say which log to ship: --log FILE or --config POLICY")
     if not url:
         raise AuditError("no database to ship to", hint="pass --db URL or set audit.database in the policy")
     log = _log_path(args.log, args.config)
     if len(args.node) > 1:
-        raise AuditError("a log belongs to one node: pass --node once")
+        raise UsageError("a log belongs to one node: pass --node once")
     node = args.node[0] if args.node else default_node(log)
     if args.follow:
         return ship_forever(log, url, node=node, interval=args.interval, policy=policy,
@@ -184,7 +185,7 @@ def _verify_local_against_central(args: argparse.Namespace, url: str) -> int:
 
     log = _log_path(args.log, args.config)
     if len(args.node) > 1:
-        raise AuditError("a log belongs to one node: pass --node once")
+        raise UsageError("a log belongs to one node: pass --node once")
     node = args.node[0] if args.node else default_node(log)
     with tempfile.TemporaryDirectory(prefix="gk-central-") as tmp, pgstore.connect(url) as conn:
         central, others = central_checkpoints(conn, node, Path(tmp))
@@ -204,7 +205,7 @@ def _verify_db(args: argparse.Namespace, url: str) -> int:
     from gatekeeper.audit.fleet import node_names, node_records, verify_db
 
     if args.update_trusted and args.state is None:
-        raise AuditError("--update-trusted with --db needs --state DIR")
+        raise UsageError("--update-trusted with --db needs --state DIR")
     approvals = None
     with pgstore.connect(url) as conn:
         report = verify_db(conn, database=url, nodes=args.node or None, vkeys=args.vkey or None,
@@ -284,11 +285,11 @@ def _query(args: argparse.Namespace, url: str) -> int:
     from gatekeeper.audit.fleet import query_db
 
     if args.limit is not None and args.limit < 1:
-        raise AuditError("--limit must be at least 1")
+        raise UsageError("--limit must be at least 1")
     flt = _filters(args)
     if args.break_glass or args.unreviewed:
         if flt.decision not in (None, "break-glass"):
-            raise AuditError(f"--break-glass contradicts --decision {flt.decision}")
+            raise UsageError(f"--break-glass contradicts --decision {flt.decision}")
         from dataclasses import replace
 
         flt = replace(flt, decision="break-glass")
@@ -367,7 +368,7 @@ def _report(args: argparse.Namespace, url: str | None) -> int:
                                           vkey_files=args.vkey_file, state_dir=args.state, policy=policy)
     else:
         if args.log is None and args.config is None:
-            raise AuditError("say which trail to report on: --log FILE, --config POLICY or --db URL")
+            raise UsageError("say which trail to report on: --log FILE, --config POLICY or --db URL")
         from gatekeeper.cli.audit import _log_path
 
         log = _log_path(args.log, args.config)
