@@ -355,6 +355,16 @@ def node_names(conn: psycopg.Connection[Any], nodes: Sequence[str] | None = None
 
 # -- export -----------------------------------------------------------------------------------------------------------
 
+def write_archive(conn: psycopg.Connection[Any], folder: Path) -> Path:
+    """The archived policies (``policies/<sha256>.yaml``) and trust stores (``trust/<store>/allowed_signers`` and
+    ``revoked_keys``, a layout ``verify --approvals --trust-dir`` reads). Returns the trust folder."""
+    for store, kind, _, content in pgstore.archive_items(conn, kinds=("policy", "allowed_signers", "revoked_keys")):
+        path = folder / "policies" / f"{store}.yaml" if kind == "policy" else folder / "trust" / store / kind
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    return folder / "trust"
+
+
 BUNDLE_README = """gatekeeper fleet audit export
 =============================
 
@@ -396,14 +406,7 @@ def export_db(conn: psycopg.Connection[Any], dest: Path, *, nodes: Sequence[str]
                 rel = f"nodes/{node_dir_name(node)}"
                 extra = " ".join(f"--checkpoint {rel}/checkpoints/{p.name}" for p in dump.checkpoints[-3:])
                 commands.append(f"    gatekeeper audit verify --log {rel}/{LOG_NAME} --vkey '<{node} vkey>' {extra}")
-            for store, kind, fname, content in pgstore.archive_items(conn, kinds=("policy", "allowed_signers",
-                                                                                  "revoked_keys")):
-                if kind == "policy":
-                    path = folder / "policies" / f"{store}.yaml"
-                else:
-                    path = folder / "trust" / store / kind
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(content)
+            write_archive(conn, folder)
             for path in sorted(folder.rglob("*")):
                 if path.is_file():
                     data = path.read_bytes()

@@ -202,16 +202,20 @@ def _verify_local_against_central(args: argparse.Namespace, url: str) -> int:
 
 def _verify_db(args: argparse.Namespace, url: str) -> int:
     from gatekeeper.audit import pgstore
-    from gatekeeper.audit.fleet import node_names, node_records, verify_db
+    from gatekeeper.audit.fleet import node_names, node_records, verify_db, write_archive
 
     if args.update_trusted and args.state is None:
         raise UsageError("--update-trusted with --db needs --state DIR")
     approvals = None
-    with pgstore.connect(url) as conn:
+    with pgstore.connect(url) as conn, tempfile.TemporaryDirectory(prefix="gk-archive-") as tmp:
         report = verify_db(conn, database=url, nodes=args.node or None, vkeys=args.vkey or None,
                            vkey_files=args.vkey_file, state_dir=args.state, update_trusted=args.update_trusted)
         if args.approvals:
-            approvals = {node: _semantic(args, node_records(conn, node)) for node in node_names(conn, args.node)}
+            # The trust stores the nodes archived count as historical stores, next to any --trust-dir given.
+            archived = write_archive(conn, Path(tmp))
+            extra = [archived] if archived.is_dir() else []
+            approvals = {node: _semantic(args, node_records(conn, node), extra)
+                         for node in node_names(conn, args.node)}
     failed = not report.ok
     if args.strict:
         failed = failed or any(n.report.warnings for n in report.nodes)
@@ -233,13 +237,13 @@ def _verify_db(args: argparse.Namespace, url: str) -> int:
     return EXIT_FAIL if failed else EXIT_OK
 
 
-def _semantic(args: argparse.Namespace, records: Iterable[dict[str, Any]]) -> Any:
+def _semantic(args: argparse.Namespace, records: Iterable[dict[str, Any]], extra_dirs: list[Path]) -> Any:
     from gatekeeper.audit.semantic import load_policies, load_trust_stores, verify_approvals
     from gatekeeper.cli.audit import _approvals_inputs
 
     policy_files, signer_files, trust_dirs = _approvals_inputs(args)
     policies = load_policies(policy_files)
-    stores = load_trust_stores(signer_files, trust_dirs, policies.values())
+    stores = load_trust_stores(signer_files, [*trust_dirs, *extra_dirs], policies.values())
     return verify_approvals(records, policies=policies, stores=stores)
 
 
