@@ -170,6 +170,36 @@ def read_last_line(fd: int, end: int) -> bytes:
     raise AuditError("audit log: last record is longer than the record size limit")
 
 
+MAX_EVENT_BYTES = MAX_RECORD_BYTES - 4096  # room for the record's own fields
+_SHRUNK_STRING = 4096
+_SHRUNK_ITEMS = 1000
+_SUMMARY_KEYS = ("type", "push_id", "repo", "pusher", "protocol", "platform", "mode", "decision", "blocked",
+                 "break_glass", "config_sha256", "trust_store_sha256", "gate_version", "error")
+
+
+def recordable_event(event: dict[str, Any]) -> dict[str, Any]:
+    """``event`` as it can be recorded: unchanged in the common case; otherwise escaped, then shrunk, then reduced to
+    its summary, with ``record_notes`` saying what changed. A decision is never dropped for its content (issue 8.8).
+    """
+    try:
+        canonical.check_value(event, where="event")
+        size = len(canonical.encode(event))
+        notes: list[str] = []
+    except canonical.CanonicalError:
+        event, notes = canonical.recordable(event)
+        size = len(canonical.encode(event))
+    if size > MAX_EVENT_BYTES:
+        event, more = canonical.recordable(event, max_string=_SHRUNK_STRING, max_items=_SHRUNK_ITEMS)
+        notes += more
+        if len(canonical.encode(event)) > MAX_EVENT_BYTES:
+            summary = {key: event[key] for key in _SUMMARY_KEYS if key in event}
+            event, more = canonical.recordable(summary, max_string=_SHRUNK_STRING, max_items=100)
+            notes += more + [f"event of {size} bytes exceeded the record limit: only its summary fields are kept"]
+    if notes:
+        event = {**event, "record_notes": notes}
+    return event
+
+
 class AuditLog:
     """Appender for one audit log file. Safe across processes (flock) and threads (one lock per append)."""
 
@@ -217,10 +247,7 @@ class AuditLog:
         """
         if not isinstance(event, dict) or not isinstance(event.get("type"), str) or not event["type"]:
             raise AuditError("audit event must be a dict with a non-empty string 'type'")
-        try:
-            canonical.check_value(event, where="event")
-        except canonical.CanonicalError as exc:
-            raise AuditError(f"audit event cannot be recorded canonically: {exc}") from None
+        event = recordable_event(event)
         signer = None
         if self.signing_key is not None:
             from gatekeeper.audit.keys import load_signer

@@ -128,18 +128,24 @@ def _check_updates(updates: object, full: bool) -> str | None:
     return None
 
 
+# The schemas accept exactly what the hook writes, error records included: a gate that fails before it knows the
+# repository or the pusher (a broken policy, an unreadable platform variable) records them as null, and a verifier
+# that called those records bad would make every log with one refused push fail forever (issue 8.8).
+
 def _schema_decision(event: dict[str, Any]) -> str | None:
-    if not _is_str(event.get("repo")):
+    decision = event.get("decision")
+    if decision not in DECISIONS:
+        return f"push.decision has decision {decision!r}, expected one of {sorted(DECISIONS)}"
+    early_error = decision == "error"
+    if not (_is_str(event.get("repo")) or (early_error and event.get("repo") is None)):
         return "push.decision without a string 'repo'"
-    if event.get("decision") not in DECISIONS:
-        return f"push.decision has decision {event.get('decision')!r}, expected one of {sorted(DECISIONS)}"
-    if not isinstance(event.get("pusher"), dict):
+    if not (isinstance(event.get("pusher"), dict) or (early_error and event.get("pusher") is None)):
         return "push.decision without a 'pusher' object"
     return _check_updates(event.get("updates"), True)
 
 
 def _schema_outcome(event: dict[str, Any]) -> str | None:
-    if not _is_str(event.get("repo")):
+    if not (_is_str(event.get("repo")) or ("error" in event and event.get("repo") is None)):
         return "push.outcome without a string 'repo'"
     return _check_updates(event.get("updates"), False)
 
