@@ -316,15 +316,17 @@ def _run_chained(chain: Path, stdin: bytes, env: Mapping[str, str]) -> str | Non
 def _append(event: dict[str, object], policy: object, fallback_log: Path | None) -> int:
     from gatekeeper.audit.log import AuditLog
 
+    origin = None  # without a configured one the log keeps its own (a broken policy must not change it)
     if policy is not None:
         log_path = Path(policy.audit.log)  # type: ignore[attr-defined]
         key = policy.audit.signing_key  # type: ignore[attr-defined]
+        origin = policy.audit.origin  # type: ignore[attr-defined]
     elif fallback_log is not None:
         log_path, key = fallback_log, None
     else:
         raise AuditError("no audit log is configured and the install recorded no fallback log")
     signing_key = Path(key) if key else log_path.parent / "audit-signing.key"
-    log = AuditLog(log_path, signing_key=signing_key if signing_key.exists() else None, origin=audit_origin())
+    log = AuditLog(log_path, signing_key=signing_key if signing_key.exists() else None, origin=origin)
     record = log.append(event)
     return int(record["seq"])  # type: ignore[call-overload]
 
@@ -343,6 +345,8 @@ def _decision_push_id(event: dict[str, object], policy: object, fallback_log: Pa
 
 
 def audit_origin() -> str:
+    """The default name of a new audit signing key (and so of the log's checkpoints, unless ``audit.origin`` is set):
+    fixed when the key is created, so renaming the host later changes nothing."""
     return f"{socket.gethostname()}/gatekeeper"
 
 

@@ -236,6 +236,8 @@ class _Sanitizer:
             out: dict[str, Any] = {}
             for key, sub in item.items():
                 name = key if isinstance(key, str) else str(key)
+                if not isinstance(key, str):
+                    self.note(f"{where}.{name}", f"{type(key).__name__} key recorded as a string")
                 if not name.isascii() or _SURROGATE.search(name) is not None:
                     name = name.encode("ascii", "backslashreplace").decode("ascii")
                     self.note(f"{where}.{name}", "non-ASCII key escaped")

@@ -208,7 +208,7 @@ class AuditLog:
         path: Path,
         *,
         signing_key: Path | None,
-        origin: str,
+        origin: str | None,
         lock_timeout: float = 10.0,
         node: str | None = None,
     ) -> None:
@@ -217,11 +217,13 @@ class AuditLog:
             path: the log file (created on first append; its directory must exist).
             signing_key: the Ed25519 key from :func:`gatekeeper.audit.keys.generate_signing_key`; ``None`` writes no
                 checkpoint (``verify`` then reports the log as unsealed: for tests and dry runs only).
-            origin: the checkpoint's first line, e.g. ``git.example.com/gatekeeper-audit``; auditors pin it.
+            origin: the checkpoint's first line, e.g. ``git.example.com/gatekeeper-audit``; auditors pin it. None
+                keeps the origin of the log's current checkpoint, else uses the signing key's name: stable across
+                host renames, and shared by every node that writes the log with the same key (issue 12.3).
             lock_timeout: seconds to wait for other appenders before failing (the hook then refuses the push).
             node: the host name written into each record (default: the kernel's node name).
         """
-        if not origin or "\n" in origin:
+        if origin is not None and (not origin or "\n" in origin):
             raise AuditError(f"invalid audit log origin {origin!r}", hint="use a name like git.example.com/audit")
         self.path = Path(path)
         self.signing_key = None if signing_key is None else Path(signing_key)
@@ -428,7 +430,7 @@ class AuditLog:
             return None
         from gatekeeper.audit.note import Checkpoint, sign_note
 
-        note = sign_note(Checkpoint(self.origin, state.size, state.range().root()).text(), signer)
+        note = sign_note(Checkpoint(self.checkpoint_origin(signer), state.size, state.range().root()).text(), signer)
         try:
             atomic_write(self.checkpoint_path, note)
         except OSError as exc:
@@ -440,6 +442,19 @@ class AuditLog:
                 in_place = False
             return None if in_place else str(exc.strerror or exc)
         return None
+
+    def checkpoint_origin(self, signer: Any) -> str:
+        """The configured origin, else the current checkpoint's (read, not verified: it only names the log), else the
+        signing key's name."""
+        if self.origin:
+            return self.origin
+        from gatekeeper.audit.note import Checkpoint, NoteError, split_note
+
+        try:
+            with open(self.checkpoint_path, "rb") as fh:
+                return Checkpoint.parse(split_note(fh.read(64 * 1024))[0]).origin
+        except (OSError, NoteError):
+            return str(signer.name)
 
     def _save_state(self, state: State) -> None:
         """Save the state cache. The record is durable and sealed by now, so a failure here is not fatal: the next
