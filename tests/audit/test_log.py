@@ -410,3 +410,18 @@ def test_checkpoint_renamed_but_dir_fsync_failed_keeps_the_record(env: Env, monk
     record = env.writer().append(decision(9))  # removing the record now would make the checkpoint claim too much
     assert record["seq"] == 2
     assert _ok(env).checkpoints[0].size == 3
+
+
+def test_unconfigured_origin_is_the_logs_own_then_the_keys_name(env: Env) -> None:
+    """Issue 12.3: without audit.origin the origin never follows the host name."""
+    from gatekeeper.audit.note import Checkpoint, split_note
+
+    def origin() -> str:
+        return Checkpoint.parse(split_note(env.log_path.with_name("audit.jsonl.checkpoint").read_bytes())[0]).origin
+
+    AuditLog(env.log_path, signing_key=env.key, origin=None, node="host-1").append({"type": "x"})
+    assert origin() == ORIGIN  # the key's name
+    env.writer().append({"type": "x"})
+    AuditLog(env.log_path, signing_key=env.key, origin="configured.example/audit").append({"type": "x"})
+    AuditLog(env.log_path, signing_key=env.key, origin=None, node="renamed-host").append({"type": "x"})
+    assert origin() == "configured.example/audit"  # kept, whatever the host is called now
