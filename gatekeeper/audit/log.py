@@ -258,23 +258,69 @@ class AuditLog:
         with file_lock(self.lock_path, self.lock_timeout):
             fd = self._open_log()
             try:
-                state, recovery = self._reconcile(fd)
-                if recovery is not None:
-                    _, state = self._write_record(fd, state, recovery)
-                before = state
-                record, state = self._write_record(fd, state, event)
-                seal_error = self._seal_checkpoint(state, signer)
-                if seal_error is not None:
-                    # Not sealed: take the record back so that the log never holds an unsealed decision for a push
-                    # we are about to refuse (a crash here leaves it unsealed; verify warns, the next append seals).
-                    self._truncate(fd, before.length)
-                    raise AuditError(
-                        f"cannot sign the audit checkpoint {self.checkpoint_path}: {seal_error}",
-                        hint="free space on the log's filesystem or fix its permissions; the push was not recorded",
-                    )
-                self._save_state(state)
+                record = self._append_locked(fd, signer, event)
             finally:
                 os.close(fd)
+        assert record is not None
+        return record
+
+    def rotate(self, dest: Path | None = None) -> tuple[Path | None, dict[str, object]]:
+        """Start a new segment: rename the log to ``dest`` (default ``<log>.<UTC time>``) unless it is already gone or
+        empty (logrotate renamed it), and write the new file's ``log.segment`` record linking it to the old one.
+
+        Returns where the old file went (None if it was already gone) and the segment record.
+        """
+        signer = None
+        if self.signing_key is not None:
+            from gatekeeper.audit.keys import load_signer
+
+            signer = load_signer(self.signing_key)
+        moved = None
+        with file_lock(self.lock_path, self.lock_timeout):
+            if self.path.exists() and self.path.stat().st_size > 0:
+                target = Path(dest) if dest is not None else sidecar(
+                    self.path, "." + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+                if target.exists() or target.is_symlink():
+                    raise AuditError(f"refusing to rotate onto existing file {target}", hint="choose another --to")
+                fd = self._open_log()
+                try:
+                    self._append_locked(fd, signer, None)  # fold in a torn tail or unsealed lines first
+                finally:
+                    os.close(fd)
+                os.rename(self.path, target)
+                _fsync_dir(self.path.parent)
+                moved = target
+            fd = self._open_log()
+            try:
+                record = self._append_locked(fd, signer, None)
+            finally:
+                os.close(fd)
+        if record is None:
+            raise AuditError(f"nothing to rotate: {self.path} holds no records yet")
+        return moved, record
+
+    def _append_locked(self, fd: int, signer: Any, event: dict[str, Any] | None) -> dict[str, object] | None:
+        """Reconcile, write the pending recovery or segment record and then ``event`` (if any), seal, save state."""
+        state, pending = self._reconcile(fd)
+        before = state
+        record = None
+        if pending is not None:
+            record, state = self._write_record(fd, state, pending)
+        if event is not None:
+            before = state
+            record, state = self._write_record(fd, state, event)
+        if record is None:
+            return None
+        seal_error = self._seal_checkpoint(state, signer)
+        if seal_error is not None:
+            # Not sealed: take the record back so that the log never holds an unsealed decision for a push we are
+            # about to refuse (a crash here leaves it unsealed; verify warns, the next append seals).
+            self._truncate(fd, before.length)
+            raise AuditError(
+                f"cannot sign the audit checkpoint {self.checkpoint_path}: {seal_error}",
+                hint="free space on the log's filesystem or fix its permissions; the push was not recorded",
+            )
+        self._save_state(state)
         return record
 
     def state(self) -> State:
@@ -310,6 +356,11 @@ class AuditLog:
         state = self._load_state()
         size = os.fstat(fd).st_size
         hint = _HINT_VERIFY.format(log=self.path)
+        if size == 0 and state.size > 0:
+            # The file was renamed away (audit rotate, logrotate) or emptied: continue the chain in a new segment whose
+            # first record links to what the state says the old file ended with. A log emptied by an attacker is
+            # caught by verify, which cannot find the segment the link names.
+            return State(state.size, 0, state.last_leaf, state.compact), self._segment_event(state)
         if size < state.length:
             raise AuditError(
                 f"audit log {self.path} is shorter ({size} bytes) than recorded in its state ({state.length} bytes, "
@@ -368,6 +419,17 @@ class AuditLog:
             "prefix": fragment[:64].decode("utf-8", "backslashreplace"),
         }
         return state, recovery
+
+    def _segment_event(self, state: State) -> dict[str, object]:
+        from gatekeeper.audit.segments import segment_event
+
+        try:
+            with open(self.checkpoint_path, "rb") as fh:
+                checkpoint: bytes | None = fh.read(64 * 1024)
+        except OSError:
+            checkpoint = None
+        return segment_event(state.size, state.last_leaf, state.compact, checkpoint,
+                             "the log file was renamed or emptied: a new segment continues the chain")
 
     @staticmethod
     def _check_extra_line(line: bytes, seq: int, prev: str, offset: int, hint: str) -> None:

@@ -47,6 +47,9 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
     v.add_argument("--checkpoint", action="append", default=[], type=Path, metavar="FILE",
                    help="another checkpoint to check against the log (copies from WORM storage, a SIEM, ...)")
     v.add_argument("--origin", help="expected checkpoint origin (default: the log's own checkpoint's)")
+    v.add_argument("--segment", action="append", default=[], type=Path, metavar="FILE",
+                   help="a file that may hold an earlier segment of a rotated log (repeatable; <log>.* next to the "
+                        "log, .gz too, are always tried)")
     v.add_argument("--strict", action="store_true", help="fail on warnings too")
     v.add_argument("--format", choices=("text", "json"), default="text")
     v.add_argument("--approvals", action="store_true",
@@ -86,6 +89,12 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
     s.add_argument("seq", type=int, metavar="SEQ")
     s.add_argument("--format", choices=("text", "json"), default="text")
 
+    r = add("rotate", "start a new log file linked to the old one (run after logrotate renamed the log, or instead of it)")
+    r.add_argument("--to", type=Path, metavar="FILE", help="where to move the current log (default: <log>.<UTC time>);"
+                   " ignored when the log was already renamed away")
+    r.add_argument("--signing-key", type=Path, metavar="FILE",
+                   help="the audit signing key (default: the policy's, else audit-signing.key next to the log)")
+
     e = add("export", "write the log, its checkpoint and the vkey as a folder or .tar.gz an auditor verifies offline")
     e.add_argument("--out", type=Path, required=True, metavar="DEST", help="new folder, or a file ending in .tar.gz")
     e.add_argument("--vkey-file", type=Path, metavar="FILE", help="vkey file to include (default: the .pub next to "
@@ -98,7 +107,7 @@ def run(args: argparse.Namespace, verb: str) -> int:
         return _verify(
             log, vkeys=args.vkey, vkey_files=args.vkey_file, trusted=args.trusted_checkpoint,
             update_trusted=args.update_trusted, checkpoints=args.checkpoint, origin=args.origin, strict=args.strict,
-            fmt=args.format,
+            fmt=args.format, segments=args.segment,
             approvals=_approvals_inputs(args) if args.approvals else None,
         )
     if args.action == "query":
@@ -110,6 +119,8 @@ def run(args: argparse.Namespace, verb: str) -> int:
         )
     if args.action == "show":
         return _show(log, seq=args.seq, fmt=args.format)
+    if args.action == "rotate":
+        return _rotate(log, to=args.to, signing_key=args.signing_key, config=args.config)
     if args.action == "export":
         return _export(log, out=args.out, vkey_file=args.vkey_file)
     raise AssertionError(f"unknown audit action {args.action!r}")
@@ -154,7 +165,7 @@ def _approvals_inputs(args: argparse.Namespace) -> tuple[list[Path], list[Path],
 def _verify(
     log: Path, *, vkeys: list[str], vkey_files: list[Path], trusted: Path | None, update_trusted: bool,
     checkpoints: list[Path], origin: str | None, strict: bool, fmt: str,
-    approvals: tuple[list[Path], list[Path], list[Path]] | None = None,
+    approvals: tuple[list[Path], list[Path], list[Path]] | None = None, segments: list[Path] | None = None,
 ) -> int:
     from gatekeeper.audit.verify import save_trusted_checkpoint, verify_log
 
@@ -162,7 +173,7 @@ def _verify(
         raise AuditError("--update-trusted needs --trusted-checkpoint FILE")
     trusted_arg = trusted if trusted is not None and (trusted.exists() or not update_trusted) else None
     report = verify_log(log, trusted_checkpoint=trusted_arg, vkeys=vkeys or None, vkey_files=vkey_files,
-                        checkpoints=checkpoints, origin=origin)
+                        checkpoints=checkpoints, origin=origin, segments=segments or ())
     semantic = _semantic(log, approvals) if approvals is not None else None
     failed = not report.ok or (strict and bool(report.warnings))
     if semantic is not None:
@@ -185,6 +196,8 @@ def _verify(
         where = f"; first bad record: line {first.line} (seq {first.seq})" if first.line is not None else ""
         print(f"FAIL: {_clean(log)}: {len(report.errors)} error(s){where}", file=out)
     print(f"  verifier keys: {_clean(report.vkey_source)}", file=out)
+    if len(report.segments) > 1:
+        print(f"  segments, oldest first: {_clean(', '.join(report.segments))}", file=out)
     for info in report.checkpoints:
         label = "log checkpoint" if info.source == "log" else f"{info.source} checkpoint {info.path}"
         print(f"  {_clean(label)}: origin {_clean(info.origin)}, size {info.size}, signed by "
@@ -372,4 +385,23 @@ def _export(log: Path, *, out: Path, vkey_file: Path | None) -> int:
     result = export_log(log, out, vkey_file=vkey_file)
     sealed = "no checkpoint" if result.checkpoint_size is None else f"checkpoint size {result.checkpoint_size}"
     print(f"exported {result.records} records ({result.log_bytes} bytes, {sealed}) to {_clean(result.dest)}")
+    return EXIT_OK
+
+
+def _rotate(log: Path, *, to: Path | None, signing_key: Path | None, config: Path | None) -> int:
+    from gatekeeper.audit.keys import default_key_path
+    from gatekeeper.audit.log import AuditLog
+
+    key = signing_key
+    origin = None
+    if key is None and config is not None:
+        from gatekeeper.policy import load_policy
+
+        audit = load_policy(config).audit
+        key, origin = audit.signing_key, audit.origin
+    key = key or default_key_path(log)
+    writer = AuditLog(log, signing_key=key if Path(key).exists() else None, origin=origin)
+    moved, record = writer.rotate(to)
+    where = f"moved to {_clean(moved)}" if moved is not None else "already renamed away"
+    print(f"rotated {_clean(log)}: old file {where}; new segment starts at seq {record['seq']}")
     return EXIT_OK
