@@ -38,7 +38,7 @@ from gatekeeper.audit.merkle import leaf_hash
 from gatekeeper.errors import AuditError
 
 Record = dict[str, Any]
-INDEX_VERSION = "1"
+INDEX_VERSION = "2"
 _READ_CHUNK = 4 * 1024 * 1024
 _BATCH = 20_000
 MAX_LINE_BYTES = 64 * 1024 * 1024  # as in verify: no record is that long
@@ -157,10 +157,36 @@ def _updates(event: Record) -> list[Record]:
     return [u for u in updates if isinstance(u, dict)] if isinstance(updates, list) else []
 
 
+def _approvers(update: Record) -> list[Any]:
+    used = update.get("approvals")
+    return [a.get("person") for a in used if isinstance(a, dict)] if isinstance(used, list) else []
+
+
+def _rules(update: Record) -> list[Any]:
+    rules = update.get("rules")
+    return rules if isinstance(rules, list) else []
+
+
+def decision_label(event: Record) -> str:
+    """The decision as an auditor should read it: a monitor-mode push the gate would have refused was let through,
+    so it is "would deny, allowed (monitor)", never a bare "deny" (issue 12.5)."""
+    decision = event.get("decision")
+    text = "" if decision is None else str(decision)
+    if event.get("mode") == "monitor" and decision in ("deny", "error") and event.get("blocked") is False:
+        return f"would {text}, allowed (monitor)"
+    return text
+
+
 @dataclass(frozen=True)
 class Filters:
-    """All given filters must match (``None`` = no filter). ``since`` inclusive, ``until`` exclusive, both ``ts``-form
-    strings from :func:`parse_time`. ``extra`` predicates run last, on the full record."""
+    """The one description of "which records" shared by ``audit query``, ``audit export`` and other backends (the
+    report, the database): all given filters must match (``None``/False = no filter). ``since`` inclusive, ``until``
+    exclusive, both ``ts``-form strings from :func:`parse_time`. ``extra`` predicates run last, on the full record
+    (in Python only: a backend that cannot run them must fetch candidates and call :meth:`matches`).
+
+    Build one from user input with :meth:`build`; :meth:`describe` gives the filters as given (for manifests and
+    report headers); :meth:`matches` is the exact predicate every backend's result must satisfy.
+    """
 
     repo: str | None = None
     ref: Glob | None = None
@@ -170,7 +196,43 @@ class Filters:
     since: str | None = None
     until: str | None = None
     type: str | None = None
+    approver: str | None = None  # a person whose approval was used (updates[].approvals[].person)
+    rule: str | None = None  # a rule that applied to an update (updates[].rules)
+    break_glass: bool = False  # only break-glass pushes
     extra: tuple[Callable[[Record], bool], ...] = ()
+
+    @classmethod
+    def build(
+        cls, *, repo: str | None = None, ref: str | None = None, pusher: str | None = None, path: str | None = None,
+        decision: str | None = None, since: str | None = None, until: str | None = None, type: str | None = None,
+        approver: str | None = None, rule: str | None = None, break_glass: bool = False,
+        extra: tuple[Callable[[Record], bool], ...] = (),
+    ) -> Filters:
+        """Filters from user input (globs and ISO-8601 times as text). Raises :class:`AuditError`."""
+        if break_glass and decision not in (None, "break-glass"):
+            raise AuditError(f"--break-glass contradicts --decision {decision}")
+        return cls(
+            repo=repo, pusher=pusher, decision=decision, type=type, approver=approver, rule=rule,
+            break_glass=break_glass, extra=tuple(extra),
+            ref=None if ref is None else Glob.ref(ref),
+            path=None if path is None else Glob.path(path),
+            since=None if since is None else parse_time(since),
+            until=None if until is None else parse_time(until),
+        )
+
+    def describe(self) -> dict[str, object]:
+        """The filters that are set, as plain JSON values (globs as their patterns)."""
+        doc: dict[str, object] = {}
+        for name in ("repo", "pusher", "decision", "since", "until", "type", "approver", "rule"):
+            if getattr(self, name) is not None:
+                doc[name] = getattr(self, name)
+        for name in ("ref", "path"):
+            glob = getattr(self, name)
+            if glob is not None:
+                doc[name] = glob.pattern
+        if self.break_glass:
+            doc["break_glass"] = True
+        return doc
 
     def is_empty(self) -> bool:
         return self == Filters()
@@ -202,6 +264,12 @@ class Filters:
             glob = self.path
             if not any(isinstance(p, str) and glob.match(p) for u in _updates(event) for p in _paths(u)):
                 return False
+        if self.break_glass and event.get("decision") != "break-glass":  # as gatekeeper.audit.breakglass reads it
+            return False
+        if self.approver is not None and not any(self.approver in _approvers(u) for u in _updates(event)):
+            return False
+        if self.rule is not None and not any(self.rule in _rules(u) for u in _updates(event)):
+            return False
         return all(pred(record) for pred in self.extra)
 
 
@@ -218,6 +286,8 @@ CREATE TABLE rec(line INTEGER PRIMARY KEY, seq INTEGER, off INTEGER NOT NULL, le
                  type TEXT, repo TEXT, user TEXT, decision TEXT);
 CREATE TABLE upd(line INTEGER NOT NULL, ref TEXT);
 CREATE TABLE path(line INTEGER NOT NULL, path TEXT);
+CREATE TABLE appr(line INTEGER NOT NULL, person TEXT);
+CREATE TABLE rule(line INTEGER NOT NULL, rule TEXT);
 """
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS rec_seq ON rec(seq);
@@ -228,6 +298,8 @@ CREATE INDEX IF NOT EXISTS rec_decision ON rec(decision);
 CREATE INDEX IF NOT EXISTS rec_type ON rec(type);
 CREATE INDEX IF NOT EXISTS upd_ref ON upd(ref);
 CREATE INDEX IF NOT EXISTS path_path ON path(path);
+CREATE INDEX IF NOT EXISTS appr_person ON appr(person);
+CREATE INDEX IF NOT EXISTS rule_rule ON rule(rule);
 """
 
 
@@ -309,6 +381,8 @@ class Index:
         recs: list[tuple[Any, ...]] = []
         upds: list[tuple[int, str | None]] = []
         paths: list[tuple[int, str]] = []
+        apprs: list[tuple[int, str]] = []
+        rules: list[tuple[int, str]] = []
         tail = b""
         last_line = b""
 
@@ -316,9 +390,10 @@ class Index:
             conn.executemany("INSERT INTO rec VALUES (?,?,?,?,?,?,?,?,?)", recs)
             conn.executemany("INSERT INTO upd VALUES (?,?)", upds)
             conn.executemany("INSERT INTO path VALUES (?,?)", paths)
-            recs.clear()
-            upds.clear()
-            paths.clear()
+            conn.executemany("INSERT INTO appr VALUES (?,?)", apprs)
+            conn.executemany("INSERT INTO rule VALUES (?,?)", rules)
+            for rows in (recs, upds, paths, apprs, rules):
+                rows.clear()
 
         while True:
             chunk = fh.read(_READ_CHUNK)
@@ -348,6 +423,8 @@ class Index:
                     for upd in _updates(event):
                         upds.append((line_no, _str_or_none(upd.get("ref"))))
                         paths.extend((line_no, normalise_path(p)) for p in _paths(upd) if isinstance(p, str))
+                        apprs.extend((line_no, a) for a in _approvers(upd) if isinstance(a, str))
+                        rules.extend((line_no, r) for r in _rules(upd) if isinstance(r, str))
                 else:
                     # Unparsable lines (verify reports them) are indexed without fields: only unfiltered queries
                     # see them, exactly as without the index.
@@ -397,6 +474,12 @@ def _candidates(conn: sqlite3.Connection, flt: Filters) -> Iterator[tuple[int, i
     for column, value in (("repo", flt.repo), ("user", flt.pusher), ("decision", flt.decision), ("type", flt.type)):
         if value is not None:
             where.append(f"r.{column} = ?")
+            args.append(value)
+    if flt.break_glass:
+        where.append("r.decision = 'break-glass'")
+    for table, column, value in (("appr", "person", flt.approver), ("rule", "rule", flt.rule)):
+        if value is not None:
+            where.append(f"r.line IN (SELECT line FROM {table} WHERE {column} = ?)")
             args.append(value)
     if flt.since is not None:
         where.append("r.ts >= ?")
@@ -459,6 +542,9 @@ def query(
     type_: str | None = None,
     extra: tuple[Callable[[Record], bool], ...] = (),
     index: bool = True,
+    approver: str | None = None,
+    rule: str | None = None,
+    break_glass: bool = False,
 ) -> Iterator[Record]:
     """Yield the records of the log at ``path`` that match every given filter, in log order.
 
@@ -469,18 +555,15 @@ def query(
         ref: glob over ``event.updates[].ref``; path_glob: glob over ``event.updates[].paths`` (module docstring).
         since, until: ISO-8601 times (UTC if no offset); since inclusive, until exclusive.
         extra: more predicates (record -> bool), all must hold.
+        approver, rule: a person whose approval was used / a rule that applied, on any update; break_glass: only
+            break-glass pushes.
         index: use (and update) the derived SQLite index; without it the log is scanned.
 
     Raises:
         AuditError: the log cannot be read or a filter is invalid.
     """
-    flt = Filters(
-        repo=repo, pusher=pusher, decision=decision, type=type_, extra=tuple(extra),
-        ref=None if ref is None else Glob.ref(ref),
-        path=None if path_glob is None else Glob.path(path_glob),
-        since=None if since is None else parse_time(since),
-        until=None if until is None else parse_time(until),
-    )
+    flt = Filters.build(repo=repo, ref=ref, pusher=pusher, path=path_glob, decision=decision, since=since, until=until,
+                        type=type_, approver=approver, rule=rule, break_glass=break_glass, extra=tuple(extra))
     return query_filters(Path(path), flt, index=index)
 
 

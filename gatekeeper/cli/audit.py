@@ -24,6 +24,9 @@ from gatekeeper.errors import AuditError, ConfigError
 EXIT_OK = 0
 EXIT_FAIL = 1
 TABLE_COLUMNS = ("seq", "ts", "type", "repo", "pusher", "decision", "refs", "paths")
+# CSV is for spreadsheets and scripts: every recorded path (one per line in the cell), never a "+N more".
+CSV_COLUMNS = ("seq", "ts", "type", "push_id", "repo", "pusher", "mode", "decision", "refs", "rules", "approvers",
+               "break_glass_reason", "paths_total", "paths")
 
 
 def configure(parser: argparse.ArgumentParser, verb: str) -> None:
@@ -65,20 +68,26 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
                    help="a directory of historical trust stores: files, or subdirectories with allowed_signers and "
                         "revoked_keys (repeatable)")
 
+    def add_filters(p: argparse.ArgumentParser) -> None:
+        """The filters of gatekeeper.audit.query.Filters, identical for query and export."""
+        p.add_argument("--repo", help="repository id, exact")
+        p.add_argument("--ref", metavar="GLOB", help="ref glob over the pushed refs, e.g. 'refs/heads/release/**'")
+        p.add_argument("--pusher", metavar="USER", help="pusher's user name, exact")
+        p.add_argument("--path", metavar="GLOB", help="path glob over changed paths (gitignore-style, case-insensitive)")
+        p.add_argument("--decision", choices=("allow", "deny", "error", "break-glass"))
+        p.add_argument("--approver", metavar="PERSON", help="a person whose approval was used, exact")
+        p.add_argument("--rule", metavar="NAME", help="a policy rule that applied to a pushed ref, exact")
+        p.add_argument("--break-glass", action="store_true", help="only break-glass pushes")
+        p.add_argument("--since", metavar="TIME", help="ISO-8601 time (UTC if no offset), inclusive")
+        p.add_argument("--until", metavar="TIME", help="ISO-8601 time (UTC if no offset), exclusive")
+        p.add_argument("--type", help="event type, e.g. push.decision, push.outcome, recovery")
+
     q = add("query", "list records matching all given filters")
-    q.add_argument("--repo", help="repository id, exact")
-    q.add_argument("--ref", metavar="GLOB", help="ref glob over the pushed refs, e.g. 'refs/heads/release/**'")
-    q.add_argument("--pusher", metavar="USER", help="pusher's user name, exact")
-    q.add_argument("--path", metavar="GLOB", help="path glob over changed paths (gitignore-style, case-insensitive)")
-    q.add_argument("--decision", choices=("allow", "deny", "error", "break-glass"))
-    q.add_argument("--since", metavar="TIME", help="ISO-8601 time (UTC if no offset), inclusive")
-    q.add_argument("--until", metavar="TIME", help="ISO-8601 time (UTC if no offset), exclusive")
-    q.add_argument("--type", help="event type, e.g. push.decision, push.outcome, recovery")
+    add_filters(q)
     q.add_argument("--format", choices=("table", "json", "csv"), default="table",
                    help="json prints one record per line (JSON Lines)")
     q.add_argument("--limit", type=int, metavar="N", help="stop after N records")
     q.add_argument("--no-index", action="store_true", help="scan the log instead of using the derived index")
-    q.add_argument("--break-glass", action="store_true", help="only break-glass pushes")
     q.add_argument("--unreviewed", action="store_true",
                    help="only break-glass pushes without an approval recorded after the fact (implies --break-glass)")
     q.add_argument("--policy", type=Path, metavar="FILE",
@@ -99,6 +108,7 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
     e.add_argument("--out", type=Path, required=True, metavar="DEST", help="new folder, or a file ending in .tar.gz")
     e.add_argument("--vkey-file", type=Path, metavar="FILE", help="vkey file to include (default: the .pub next to "
                    "the default signing key)")
+    add_filters(e)  # the whole log is always exported (it must verify); filters add a selection.jsonl/.csv
 
 
 def run(args: argparse.Namespace, verb: str) -> int:
@@ -112,9 +122,8 @@ def run(args: argparse.Namespace, verb: str) -> int:
         )
     if args.action == "query":
         return _query(
-            log, repo=args.repo, ref=args.ref, pusher=args.pusher, path_glob=args.path, decision=args.decision,
-            since=args.since, until=args.until, type_=args.type, fmt=args.format, limit=args.limit,
-            index=not args.no_index, break_glass=args.break_glass or args.unreviewed, unreviewed=args.unreviewed,
+            log, _filters(args, break_glass=args.break_glass or args.unreviewed), fmt=args.format, limit=args.limit,
+            index=not args.no_index, unreviewed=args.unreviewed,
             policy=args.policy or args.config if args.unreviewed else None,
         )
     if args.action == "show":
@@ -122,8 +131,16 @@ def run(args: argparse.Namespace, verb: str) -> int:
     if args.action == "rotate":
         return _rotate(log, to=args.to, signing_key=args.signing_key, config=args.config)
     if args.action == "export":
-        return _export(log, out=args.out, vkey_file=args.vkey_file)
+        return _export(log, out=args.out, vkey_file=args.vkey_file, flt=_filters(args, break_glass=args.break_glass))
     raise AssertionError(f"unknown audit action {args.action!r}")
+
+
+def _filters(args: argparse.Namespace, *, break_glass: bool) -> Any:
+    from gatekeeper.audit.query import Filters
+
+    return Filters.build(repo=args.repo, ref=args.ref, pusher=args.pusher, path=args.path, decision=args.decision,
+                         since=args.since, until=args.until, type=args.type, approver=args.approver, rule=args.rule,
+                         break_glass=break_glass)
 
 
 def _log_path(log: Path | None, config: Path | None) -> Path:
@@ -256,13 +273,14 @@ def _print_semantic(report: Any, out: TextIO) -> None:
 
 def _row(record: dict[str, Any]) -> dict[str, str]:
     """One flat table/CSV row; tolerant of any shape (the log may hold other event types or damaged records)."""
+    from gatekeeper.audit.query import decision_label
+
     raw_event = record.get("event")
     event: dict[str, Any] = raw_event if isinstance(raw_event, dict) else {}
     pusher = event.get("pusher")
     raw_updates = event.get("updates")
     updates = [u for u in raw_updates if isinstance(u, dict)] if isinstance(raw_updates, list) else []
-    refs = []
-    paths: list[str] = []
+    refs, paths, rules, approvers = [], [], [], []
     total = 0
     for upd in updates:
         ref = str(upd.get("ref", ""))
@@ -272,17 +290,27 @@ def _row(record: dict[str, Any]) -> dict[str, str]:
         paths.extend(str(p) for p in upd_paths)
         declared = upd.get("paths_total")
         total += declared if isinstance(declared, int) and not isinstance(declared, bool) else len(upd_paths)
+        rules.extend(str(r) for r in upd.get("rules", []) if isinstance(upd.get("rules"), list) and str(r) not in rules)
+        used = upd.get("approvals") if isinstance(upd.get("approvals"), list) else []
+        approvers.extend(str(a.get("person")) for a in used if isinstance(a, dict) and str(a.get("person")) not in approvers)
     total = max(total, len(paths))
-    path_text = " ".join(paths[:3]) + (f" (+{total - 3} more)" if total > 3 else "")
+    break_glass = event.get("break_glass")
     return {
         "seq": str(record.get("seq", "")),
         "ts": str(record.get("ts", "")),
         "type": str(event.get("type", "")),
-        "repo": str(event.get("repo", "")),
+        "push_id": str(event.get("push_id") or ""),
+        "repo": str(event.get("repo") or ""),
         "pusher": str(pusher.get("user", "")) if isinstance(pusher, dict) else "",
-        "decision": str(event.get("decision", "")),
+        "mode": str(event.get("mode") or ""),
+        "decision": decision_label(event),
         "refs": " ".join(refs),
-        "paths": path_text,
+        "rules": " ".join(rules),
+        "approvers": " ".join(approvers),
+        "break_glass_reason": str(break_glass.get("reason", "")) if isinstance(break_glass, dict) else "",
+        "paths_total": str(total),
+        "paths": " ".join(paths[:3]) + (f" (+{total - 3} more)" if total > 3 else ""),
+        "all_paths": "\n".join(_clean(p) for p in paths),
     }
 
 
@@ -300,10 +328,11 @@ def _print_records(records: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> 
         return count
     if fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(TABLE_COLUMNS)
+        writer.writerow(CSV_COLUMNS)
         for rec in records:
             row = _row(rec)
-            writer.writerow([_csv_cell(row[c]) for c in TABLE_COLUMNS])
+            row["paths"] = row["all_paths"]
+            writer.writerow([_csv_cell(row[c]) for c in CSV_COLUMNS])
             count += 1
         return count
     rows = [_row(rec) for rec in records]  # a table needs widths; use --format json/csv to stream huge results
@@ -319,22 +348,18 @@ def _print_records(records: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> 
     return len(rows)
 
 
-def _query(log: Path, *, fmt: str, limit: int | None, index: bool, break_glass: bool = False,
-           unreviewed: bool = False, policy: Path | None = None, **filters: Any) -> int:
+def _query(log: Path, flt: Any, *, fmt: str, limit: int | None, index: bool, unreviewed: bool = False,
+           policy: Path | None = None) -> int:
     import itertools
 
-    from gatekeeper.audit.query import query
+    from gatekeeper.audit.query import query_filters
 
     if limit is not None and limit < 1:
         raise AuditError("--limit must be at least 1")
-    if break_glass:
-        if filters.get("decision") not in (None, "break-glass"):
-            raise AuditError(f"--break-glass contradicts --decision {filters['decision']}")
-        filters["decision"] = "break-glass"
     if unreviewed:
-        records = _unreviewed(log, index=index, policy=policy, **filters)
+        records = _unreviewed(log, flt, index=index, policy=policy)
     else:
-        records = query(log, index=index, **filters)
+        records = query_filters(log, flt, index=index)
     if limit is not None:
         records = itertools.islice(records, limit)
     count = _print_records(records, fmt, sys.stdout)
@@ -343,22 +368,14 @@ def _query(log: Path, *, fmt: str, limit: int | None, index: bool, break_glass: 
     return EXIT_OK
 
 
-def _unreviewed(log: Path, *, index: bool, policy: Path | None, **filters: Any) -> Iterable[dict[str, Any]]:
+def _unreviewed(log: Path, flt: Any, *, index: bool, policy: Path | None) -> Iterable[dict[str, Any]]:
     from gatekeeper.audit.breakglass import unreviewed_break_glass
-    from gatekeeper.audit.query import Filters, Glob, parse_time
 
     loaded = None
     if policy is not None:
         from gatekeeper.policy import load_policy
 
         loaded = load_policy(policy)
-    flt = Filters(
-        repo=filters["repo"], pusher=filters["pusher"], decision=filters["decision"], type=filters["type_"],
-        ref=None if filters["ref"] is None else Glob.ref(filters["ref"]),
-        path=None if filters["path_glob"] is None else Glob.path(filters["path_glob"]),
-        since=None if filters["since"] is None else parse_time(filters["since"]),
-        until=None if filters["until"] is None else parse_time(filters["until"]),
-    )
     if not log.is_file():
         raise AuditError(f"audit log {log} does not exist or is not a file", hint="pass the log with --log FILE")
     return unreviewed_break_glass(log, flt, policy=loaded, index=index)
@@ -379,10 +396,11 @@ def _show(log: Path, *, seq: int, fmt: str) -> int:
     return EXIT_OK
 
 
-def _export(log: Path, *, out: Path, vkey_file: Path | None) -> int:
+def _export(log: Path, *, out: Path, vkey_file: Path | None, flt: Any = None) -> int:
     from gatekeeper.audit.export import export_log
 
-    result = export_log(log, out, vkey_file=vkey_file)
+    result = export_log(log, out, vkey_file=vkey_file, selection=None if flt is None or flt.is_empty() else flt,
+                        csv_rows=_csv_rows)
     sealed = "no checkpoint" if result.checkpoint_size is None else f"checkpoint size {result.checkpoint_size}"
     print(f"exported {result.records} records ({result.log_bytes} bytes, {sealed}) to {_clean(result.dest)}")
     return EXIT_OK
@@ -405,3 +423,8 @@ def _rotate(log: Path, *, to: Path | None, signing_key: Path | None, config: Pat
     where = f"moved to {_clean(moved)}" if moved is not None else "already renamed away"
     print(f"rotated {_clean(log)}: old file {where}; new segment starts at seq {record['seq']}")
     return EXIT_OK
+
+
+def _csv_rows(records: Iterable[dict[str, Any]], out: TextIO) -> int:
+    """The export's selection.csv: the same columns as ``query --format csv``."""
+    return _print_records(records, "csv", out)
