@@ -328,6 +328,9 @@ def _append(event: dict[str, object], policy: object, fallback_log: Path | None)
     signing_key = Path(key) if key else log_path.parent / "audit-signing.key"
     log = AuditLog(log_path, signing_key=signing_key if signing_key.exists() else None, origin=origin)
     record = log.append(event)
+    from gatekeeper.audit.indexer import refresh_in_background
+
+    refresh_in_background(log_path)  # off the push's path: the query index stays current
     return int(record["seq"])  # type: ignore[call-overload]
 
 

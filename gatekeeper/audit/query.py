@@ -325,7 +325,16 @@ class Index:
         return conn
 
     def update(self) -> sqlite3.Connection:
-        """Open the index, index new complete lines of the log, rebuild if the log changed underneath."""
+        """Open the index, index new complete lines of the log, rebuild if the log changed underneath.
+
+        Updaters (the hook's background refresh, queries) take ``<log>.index.lock`` so two never index the same
+        lines twice."""
+        from gatekeeper.audit.log import file_lock
+
+        with file_lock(sidecar(self.log, ".index.lock"), 60.0):
+            return self._update_locked()
+
+    def _update_locked(self) -> sqlite3.Connection:
         try:
             conn = self._connect()
             state = self._state(conn)
@@ -575,8 +584,8 @@ def query_filters(log: Path, flt: Filters, *, index: bool = True) -> Iterator[Re
     if index and not flt.is_empty():
         try:
             conn = Index(log).update()
-        except (sqlite3.Error, OSError):
-            conn = None  # read-only directory or broken database: fall back to scanning, same results
+        except (sqlite3.Error, OSError, AuditError):
+            conn = None  # read-only directory, broken database, lock timeout: fall back to scanning, same results
     return _run(log, flt, conn)
 
 
@@ -613,7 +622,7 @@ def find_record(log: Path, seq: int, *, index: bool = True) -> Located | None:
     if index:
         try:
             conn = Index(log).update()
-        except (sqlite3.Error, OSError):
+        except (sqlite3.Error, OSError, AuditError):
             conn = None
         if conn is not None:
             try:
@@ -634,3 +643,4 @@ def find_record(log: Path, seq: int, *, index: bool = True) -> Located | None:
         if rec is not None and rec.get("seq") == seq:
             return Located(rec, line_no, leaf_hash(line).hex())
     return None
+

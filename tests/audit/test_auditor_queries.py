@@ -102,3 +102,28 @@ def test_outcome_records_carry_the_push_id_of_their_decision(server: Server) -> 
         decided = decisions[outcome["push_id"]]  # type: ignore[index]
         assert {(u["ref"], u["new"]) for u in outcome["updates"]} <= {  # type: ignore[index]
             (u["ref"], u["new"]) for u in decided["updates"]}  # type: ignore[index]
+
+
+def test_index_is_kept_current_by_the_hook_without_a_query(server: Server) -> None:
+    """Issue 12.6: after a push the index already covers the log, so the first query has nothing to build."""
+    import sqlite3
+    import time
+
+    clone = server.clone("alice")
+    clone.write("src/c.py")
+    clone.commit()
+    assert clone.push().ok
+    index = server.log.with_name("audit.jsonl.index.sqlite")
+    deadline = time.monotonic() + 20
+    covered = -1
+    while time.monotonic() < deadline:
+        if index.exists():
+            try:
+                with sqlite3.connect(index) as conn:
+                    covered = int(dict(conn.execute("SELECT key, value FROM meta").fetchall()).get("bytes", -1))
+            except sqlite3.Error:
+                covered = -1
+            if covered == server.log.stat().st_size:
+                break
+        time.sleep(0.1)
+    assert covered == server.log.stat().st_size
