@@ -373,7 +373,7 @@ def _unreviewed(log: Path, flt: Any, *, index: bool, policy: Path | None) -> Ite
 
     loaded = None
     if policy is not None:
-        from gatekeeper.policy import load_policy
+        from gatekeeper.policy.config import load_policy
 
         loaded = load_policy(policy)
     if not log.is_file():
