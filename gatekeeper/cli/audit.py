@@ -413,7 +413,7 @@ def _rotate(log: Path, *, to: Path | None, signing_key: Path | None, config: Pat
     key = signing_key
     origin = None
     if key is None and config is not None:
-        from gatekeeper.policy import load_policy
+        from gatekeeper.policy.config import load_policy
 
         audit = load_policy(config).audit
         key, origin = audit.signing_key, audit.origin
