@@ -127,10 +127,20 @@ def _non_ascii_key(value: Any) -> str | None:
 if _orjson is not None:
     _ORJSON_OPTIONS = _orjson.OPT_SORT_KEYS | _orjson.OPT_STRICT_INTEGER
     _orjson_loads, _orjson_dumps = _orjson.loads, _orjson.dumps
-# A float token as the canonical form would hold it (after ':' ',' or '[', before ',' '}' or ']'). orjson has no hook to
-# refuse floats while parsing, so a line where this matches (a float, or a string that merely looks like one) takes the
-# stdlib path, which decides. Timestamps ("...:01.123456Z") do not match: 'Z' is not a delimiter.
-_FLOAT_TOKEN = re.compile(rb"[:,\[]-?\d+(?:\.\d+(?:[eE][+-]?\d+)?|[eE][+-]?\d+)[,}\]]")
+
+
+# Outside strings a float is a number token with a fraction or exponent, after ':' ',' or '[' and before ',' '}' or
+# ']'. Mapped to a small alphabet (digits and signs to '0', '.eE' to '.', all six delimiters to ':') every float becomes
+# ":0+.[0.]*:", so one translate and one search (both in C) find every float; a string that merely looks like one
+# (never a timestamp: its 'Z' is not a delimiter) only costs the stdlib path.
+_FLOAT_ALPHABET = bytes.maketrans(b"0123456789-+.eE:,[}]", b"000000000000...:::::")
+_FLOAT_SHAPE = re.compile(rb":0+\.[0.]*:")
+
+
+def _may_hold_float(line: bytes) -> bool:
+    """True if ``line`` may hold a float; False is exact (it holds none). orjson has no hook to refuse floats while
+    parsing, so they are looked for in the bytes."""
+    return _FLOAT_SHAPE.search(line.translate(_FLOAT_ALPHABET)) is not None
 
 
 def decode_line(line: bytes) -> dict[str, Any]:
@@ -144,7 +154,7 @@ def decode_line(line: bytes) -> dict[str, Any]:
 
 def _fast_decode(line: bytes) -> dict[str, Any] | None:
     """The record if orjson proves the line canonical on its own; None means "ask the stdlib reader"."""
-    if _FLOAT_TOKEN.search(line) is not None:
+    if _may_hold_float(line):
         return None
     try:
         value = _orjson_loads(line)

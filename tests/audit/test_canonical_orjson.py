@@ -75,13 +75,21 @@ def test_fast_and_stdlib_readers_agree_on_canonical_and_mutated_lines() -> None:
     assert checked > 20_000
 
 
-@pytest.mark.parametrize("line", [b'{"a":1.5}', b'{"a":[1e5]}', b'{"a":-2E-3,"b":1}', b'{"s":"x:1.5,"}'])
-def test_float_tokens_take_the_stdlib_path(line: bytes) -> None:
-    if b'"s"' in line:
-        assert canonical.decode_line(line) == {"s": "x:1.5,"}  # looks like a float, is a string: accepted
-    else:
-        with pytest.raises(canonical.CanonicalError, match="float"):
-            canonical.decode_line(line)
+@pytest.mark.parametrize("line", [
+    b'{"a":1.5}', b'{"a":[1e5]}', b'{"a":-2E-3,"b":1}', b'{"a":"x\\"","b":1.5}', b'{"a":"\\\\","b":1e5}',
+    b'{"a":"\\\\\\"","b":[true,false,0.5]}', b'{"a":"\\u005c","b":2e1}',
+])
+def test_floats_are_rejected_whatever_the_strings_around_them(line: bytes) -> None:
+    with pytest.raises(canonical.CanonicalError, match="float"):
+        canonical.decode_line(line)
+
+
+@pytest.mark.parametrize("line", [b'{"s":"x:1.5,"}', b'{"a":true,"b":false,"c":null}', b'{"s":"e\\"1.5"}',
+                                  b'{"s":"2026-01-01T00:00:01.5Z","t":1}'])
+def test_float_lookalikes_inside_strings_are_accepted(line: bytes) -> None:
+    assert canonical.decode_line(line) == json.loads(line)
+    if b"x:1.5," not in line:  # that one looks like a float token even inside its string: the stdlib decides
+        assert canonical._fast_decode(line) == json.loads(line)  # timestamps, true/false: the fast path
 
 
 def test_fallback_without_orjson_gives_the_same_bytes_and_verdicts() -> None:
