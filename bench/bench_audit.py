@@ -129,23 +129,34 @@ def main() -> int:
 
         from gatekeeper.audit.verify import default_jobs, verify_log
 
+        import resource
         import subprocess
 
+        # Wall time and CPU time both: on a shared machine CPU time is the steadier measure of "1 core".
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         subprocess.run(["sha256sum", str(big)], check=True, capture_output=True)
         floor = time.perf_counter() - t
-        print(f"floor: sha256sum of the log: {floor:.2f} s ({size_mb / floor:.0f} MB/s)")
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        floor_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+        print(f"floor: sha256sum of the log: {floor:.2f} s wall, {floor_cpu:.2f} s CPU ({size_mb / floor:.0f} MB/s)")
         from gatekeeper.audit import canonical as _canonical
 
         codec = "orjson" if _canonical._orjson is not None else "stdlib json"
         for jobs in sorted({1, default_jobs()}):
             t = time.perf_counter()
+            cpu = time.process_time()
             report = verify_log(big, vkeys=[vkey], jobs=jobs)
             dt = time.perf_counter() - t
+            cpu = time.process_time() - cpu
             assert report.ok, report.errors
-            print(f"verify (jobs={jobs}, {codec}): {report.records} records in {dt:.2f} s = {report.records / dt:.0f} "
-                  f"records/s ({size_mb / dt:.0f} MB/s) = {dt / floor:.1f}x sha256sum; goal >= 150,000 records/s "
-                  f"on 1 core: {('met' if report.records / dt >= 150_000 else 'missed') if jobs == 1 else 'n/a'}")
+            line = (f"verify (jobs={jobs}, {codec}): {report.records} records in {dt:.2f} s wall = "
+                    f"{report.records / dt:.0f} records/s ({size_mb / dt:.0f} MB/s) = {dt / floor:.1f}x sha256sum")
+            if jobs == 1:  # in-process: its CPU time is the one core's work
+                rate = report.records / cpu
+                line += (f"; CPU {cpu:.2f} s = {rate:.0f} records/s = {cpu / floor_cpu:.1f}x sha256sum's CPU; goal "
+                         f">= 150,000 records/s on 1 core: {'met' if rate >= 150_000 else 'missed'} (CPU time)")
+            print(line)
 
         from gatekeeper.audit.query import Index, query
 

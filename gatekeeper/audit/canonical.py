@@ -143,6 +143,11 @@ def _may_hold_float(line: bytes) -> bool:
     return _FLOAT_SHAPE.search(line.translate(_FLOAT_ALPHABET)) is not None
 
 
+def fast_decoder() -> Any:
+    """``_fast_decode`` when orjson is installed, else None: for loops that call it a million times (verify)."""
+    return _fast_decode if _orjson is not None else None
+
+
 def decode_line(line: bytes) -> dict[str, Any]:
     """Parse one record line (without its newline) and require canonical form. Raises :class:`CanonicalError`."""
     if _orjson is not None:

@@ -120,17 +120,20 @@ def _is_str(value: object) -> bool:
 
 
 _STR_ONLY = {str}  # set(map(type, items)) <= _STR_ONLY: "all strings", in C
+_NO_PATHS: list[str] = []
 
 
 def _check_updates(updates: object, full: bool) -> str | None:
-    if not isinstance(updates, list):
+    # Hot: runs for every record. type() is exact here: JSON decoding makes no subclasses.
+    if type(updates) is not list:
         return "event.updates is not a list"
     for i, upd in enumerate(updates):
-        if not isinstance(upd, dict) or not _is_str(upd.get("ref")):
+        if type(upd) is not dict or type(upd.get("ref")) is not str:
             return f"event.updates[{i}] has no string 'ref'"
-        if full and "decision" in upd and upd["decision"] not in ("allow", "deny"):
+        if full and upd.get("decision", "allow") not in ("allow", "deny"):
             return f"event.updates[{i}].decision is {upd['decision']!r}"
-        if "paths" in upd and not (isinstance(upd["paths"], list) and set(map(type, upd["paths"])) <= _STR_ONLY):
+        paths = upd.get("paths", _NO_PATHS)
+        if type(paths) is not list or not set(map(type, paths)) <= _STR_ONLY:
             return f"event.updates[{i}].paths is not a list of strings"
     return None
 
@@ -144,9 +147,11 @@ def _schema_decision(event: dict[str, Any]) -> str | None:
     if decision not in DECISIONS:
         return f"push.decision has decision {decision!r}, expected one of {sorted(DECISIONS)}"
     early_error = decision == "error"
-    if not (_is_str(event.get("repo")) or (early_error and event.get("repo") is None)):
+    repo = event.get("repo")
+    if type(repo) is not str and not (early_error and repo is None):
         return "push.decision without a string 'repo'"
-    if not (isinstance(event.get("pusher"), dict) or (early_error and event.get("pusher") is None)):
+    pusher = event.get("pusher")
+    if type(pusher) is not dict and not (early_error and pusher is None):
         return "push.decision without a 'pusher' object"
     return _check_updates(event.get("updates"), True)
 
@@ -303,6 +308,7 @@ def _scan_range(path: str, start: int, end: int, last_range: bool) -> _Range:
     issues = out.issues
     leaves = bytearray()
     decode = canonical.decode_line
+    fast = canonical.fast_decoder()  # None without orjson
     sha256 = hashlib.sha256
     types = out.types
     expected: int | None = None  # None: the first line, judged by the caller
@@ -331,14 +337,16 @@ def _scan_range(path: str, start: int, end: int, last_range: bool) -> _Range:
                 leaves += leaf
                 seq: Any = None
                 try:
-                    rec = decode(line)
+                    rec = fast(line) if fast is not None else None
+                    if rec is None:
+                        rec = decode(line)
                 except canonical.CanonicalError as exc:
                     issues.append((True, "non-canonical", rel, expected,
                                    f"record is not canonical JSON: {exc}"))
                     rec = None
                 if rec is not None:
                     seq = rec.get("seq")
-                    if isinstance(seq, bool) or not isinstance(seq, int):
+                    if type(seq) is not int:  # bool is not int here
                         seq = None
                     if rec.keys() != RECORD_KEYS or rec.get("v") != 1:
                         issues.append((True, "bad-record", rel, seq,
@@ -357,8 +365,8 @@ def _scan_range(path: str, start: int, end: int, last_range: bool) -> _Range:
                         issues.append(_chain_issue(seq, rel))
                     event = rec.get("event")
                     label = seq if seq is not None else expected
-                    if isinstance(event, dict) and isinstance(event.get("type"), str):
-                        etype = event["type"]
+                    etype = event.get("type") if type(event) is dict else None
+                    if type(etype) is str:
                         types[etype] = types.get(etype, 0) + 1
                         check = SCHEMAS.get(etype)
                         problem = check(event) if check is not None else None
@@ -371,7 +379,7 @@ def _scan_range(path: str, start: int, end: int, last_range: bool) -> _Range:
                     elif rec.keys() == RECORD_KEYS:
                         issues.append((True, "bad-event", rel, label, "event is not an object with a string 'type'"))
                     ts = rec.get("ts")
-                    if isinstance(ts, str):
+                    if type(ts) is str:
                         if out.first_ts is None:
                             out.first_ts = ts
                         elif ts < last_ts:
