@@ -20,10 +20,9 @@ import os
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from gatekeeper.audit.keys import DEFAULT_KEY_NAME, default_key_path, public_path
 from gatekeeper.audit.log import sidecar
@@ -81,11 +80,7 @@ def _copy_lines(src: Path, dst: Path) -> tuple[int, int, str]:
     return count, total, digest.hexdigest()
 
 
-CsvWriter = Callable[[Iterable[dict[str, Any]], TextIO], int]
-
-
-def export_log(log: Path, dest: Path, *, vkey_file: Path | None = None, selection: Any = None,
-               csv_rows: CsvWriter | None = None) -> ExportResult:
+def export_log(log: Path, dest: Path, *, vkey_file: Path | None = None, selection: Any = None) -> ExportResult:
     """Write the export to ``dest``: a new directory, or a tarball if ``dest`` ends in ``.tar.gz``/``.tgz``.
 
     Raises:
@@ -103,7 +98,7 @@ def export_log(log: Path, dest: Path, *, vkey_file: Path | None = None, selectio
             folder.mkdir()
             result = _fill(log, folder, vkey_file)
             if selection is not None:
-                _select(folder, selection, csv_rows)
+                _select(folder, selection)
             if tarball:
                 with tarfile.open(dest, "w:gz") as tar:
                     tar.add(folder, arcname=folder.name)
@@ -141,10 +136,11 @@ def _fill(log: Path, folder: Path, vkey_file: Path | None) -> tuple[int, int, in
     return records, length, size
 
 
-def _select(folder: Path, selection: Any, csv_rows: CsvWriter | None) -> None:
+def _select(folder: Path, selection: Any) -> None:
     """Write selection.jsonl/.csv from the exported copy (not the live log) and add them to the manifest."""
     from gatekeeper.audit import canonical
     from gatekeeper.audit.query import query_filters
+    from gatekeeper.audit.rows import write_csv
 
     copy = folder / LOG_NAME
     count = 0
@@ -152,11 +148,9 @@ def _select(folder: Path, selection: Any, csv_rows: CsvWriter | None) -> None:
         for record in query_filters(copy, selection, index=False):
             out.write(canonical.encode(record) + b"\n")
             count += 1
-    names = ["selection.jsonl"]
-    if csv_rows is not None:
-        with open(folder / "selection.csv", "w", encoding="utf-8", newline="") as out_csv:
-            csv_rows(query_filters(copy, selection, index=False), out_csv)
-        names.append("selection.csv")
+    with open(folder / "selection.csv", "w", encoding="utf-8", newline="") as out_csv:
+        write_csv(query_filters(copy, selection, index=False), out_csv)
+    names = ["selection.jsonl", "selection.csv"]
     manifest_path = folder / "MANIFEST.json"
     manifest = json.loads(manifest_path.read_text())
     for name in names:

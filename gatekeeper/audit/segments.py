@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -48,16 +48,24 @@ def open_segment(path: Path) -> IO[bytes]:
     return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")  # noqa: SIM115
 
 
+def complete_lines(fh: IO[bytes], check_tail: Callable[[bytes], None] | None = None) -> Iterator[bytes]:
+    """The newline-terminated lines of ``fh`` (without newlines), read in blocks; a last fragment without newline is
+    not a line. ``check_tail`` sees each pending fragment (to refuse absurdly long lines before buffering more)."""
+    tail = b""
+    while True:
+        chunk = fh.read(_BLOCK)
+        if not chunk:
+            return
+        parts = (tail + chunk).split(b"\n")
+        tail = parts.pop()
+        if check_tail is not None:
+            check_tail(tail)
+        yield from parts
+
+
 def _lines(path: Path) -> Iterator[bytes]:
     with open_segment(path) as fh:
-        tail = b""
-        while True:
-            chunk = fh.read(_BLOCK)
-            if not chunk:
-                return
-            parts = (tail + chunk).split(b"\n")
-            tail = parts.pop()
-            yield from parts
+        yield from complete_lines(fh)
 
 
 @dataclass(frozen=True)

@@ -12,21 +12,18 @@ Human output goes to stdout; ``--format json`` output is machine-readable.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
+from gatekeeper.audit.rows import flat_row, printable, write_csv
 from gatekeeper.errors import AuditError, ConfigError
 
 EXIT_OK = 0
 EXIT_FAIL = 1
 TABLE_COLUMNS = ("seq", "ts", "type", "repo", "pusher", "decision", "refs", "paths")
-# CSV is for spreadsheets and scripts: every recorded path (one per line in the cell), never a "+N more".
-CSV_COLUMNS = ("seq", "ts", "type", "push_id", "repo", "pusher", "mode", "decision", "refs", "rules", "approvers",
-               "break_glass_reason", "paths_total", "paths")
 
 
 def configure(parser: argparse.ArgumentParser, verb: str) -> None:
@@ -162,11 +159,7 @@ def _log_path(log: Path | None, config: Path | None) -> Path:
     return path if path.is_absolute() else config.parent / path
 
 
-def _clean(text: object) -> str:
-    """One line of terminal-safe text: log fields are user-controlled (paths, ref names), so control and bidi
-    characters are escaped rather than sent to the terminal."""
-    s = "" if text is None else str(text)
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in s)
+_clean = printable  # log fields are user-controlled: escape, never send control or bidi characters to the terminal
 
 
 # -- verify -----------------------------------------------------------------------------------------------------------
@@ -271,54 +264,6 @@ def _print_semantic(report: Any, out: TextIO) -> None:
 
 # -- query / show -----------------------------------------------------------------------------------------------------
 
-def _row(record: dict[str, Any]) -> dict[str, str]:
-    """One flat table/CSV row; tolerant of any shape (the log may hold other event types or damaged records)."""
-    from gatekeeper.audit.query import decision_label
-
-    raw_event = record.get("event")
-    event: dict[str, Any] = raw_event if isinstance(raw_event, dict) else {}
-    pusher = event.get("pusher")
-    raw_updates = event.get("updates")
-    updates = [u for u in raw_updates if isinstance(u, dict)] if isinstance(raw_updates, list) else []
-    refs, paths, rules, approvers = [], [], [], []
-    total = 0
-    for upd in updates:
-        ref = str(upd.get("ref", ""))
-        refs.append(f"{ref}({upd['kind']})" if "kind" in upd else ref)
-        upd_paths = upd.get("paths") if isinstance(upd.get("paths"), list) else []
-        assert isinstance(upd_paths, list)
-        paths.extend(str(p) for p in upd_paths)
-        declared = upd.get("paths_total")
-        total += declared if isinstance(declared, int) and not isinstance(declared, bool) else len(upd_paths)
-        rules.extend(str(r) for r in upd.get("rules", []) if isinstance(upd.get("rules"), list) and str(r) not in rules)
-        used = upd.get("approvals") if isinstance(upd.get("approvals"), list) else []
-        approvers.extend(str(a.get("person")) for a in used if isinstance(a, dict) and str(a.get("person")) not in approvers)
-    total = max(total, len(paths))
-    break_glass = event.get("break_glass")
-    return {
-        "seq": str(record.get("seq", "")),
-        "ts": str(record.get("ts", "")),
-        "type": str(event.get("type", "")),
-        "push_id": str(event.get("push_id") or ""),
-        "repo": str(event.get("repo") or ""),
-        "pusher": str(pusher.get("user", "")) if isinstance(pusher, dict) else "",
-        "mode": str(event.get("mode") or ""),
-        "decision": decision_label(event),
-        "refs": " ".join(refs),
-        "rules": " ".join(rules),
-        "approvers": " ".join(approvers),
-        "break_glass_reason": str(break_glass.get("reason", "")) if isinstance(break_glass, dict) else "",
-        "paths_total": str(total),
-        "paths": " ".join(paths[:3]) + (f" (+{total - 3} more)" if total > 3 else ""),
-        "all_paths": "\n".join(_clean(p) for p in paths),
-    }
-
-
-def _csv_cell(text: str) -> str:
-    # Spreadsheet formula injection: a ref or path named "=HYPERLINK(...)" must stay text.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def _print_records(records: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> int:
     count = 0
     if fmt == "json":
@@ -327,15 +272,8 @@ def _print_records(records: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> 
             count += 1
         return count
     if fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(CSV_COLUMNS)
-        for rec in records:
-            row = _row(rec)
-            row["paths"] = row["all_paths"]
-            writer.writerow([_csv_cell(row[c]) for c in CSV_COLUMNS])
-            count += 1
-        return count
-    rows = [_row(rec) for rec in records]  # a table needs widths; use --format json/csv to stream huge results
+        return write_csv(records, out)
+    rows = [flat_row(rec) for rec in records]  # a table needs widths; use --format json/csv to stream huge results
     widths = {c: len(c) for c in TABLE_COLUMNS}
     clean_rows = [{c: _clean(r[c]) for c in TABLE_COLUMNS} for r in rows]
     for row in clean_rows:
@@ -399,8 +337,7 @@ def _show(log: Path, *, seq: int, fmt: str) -> int:
 def _export(log: Path, *, out: Path, vkey_file: Path | None, flt: Any = None) -> int:
     from gatekeeper.audit.export import export_log
 
-    result = export_log(log, out, vkey_file=vkey_file, selection=None if flt is None or flt.is_empty() else flt,
-                        csv_rows=_csv_rows)
+    result = export_log(log, out, vkey_file=vkey_file, selection=None if flt is None or flt.is_empty() else flt)
     sealed = "no checkpoint" if result.checkpoint_size is None else f"checkpoint size {result.checkpoint_size}"
     print(f"exported {result.records} records ({result.log_bytes} bytes, {sealed}) to {_clean(result.dest)}")
     return EXIT_OK
@@ -424,7 +361,3 @@ def _rotate(log: Path, *, to: Path | None, signing_key: Path | None, config: Pat
     print(f"rotated {_clean(log)}: old file {where}; new segment starts at seq {record['seq']}")
     return EXIT_OK
 
-
-def _csv_rows(records: Iterable[dict[str, Any]], out: TextIO) -> int:
-    """The export's selection.csv: the same columns as ``query --format csv``."""
-    return _print_records(records, "csv", out)

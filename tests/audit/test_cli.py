@@ -213,7 +213,7 @@ def test_export_of_an_unsealed_log_and_extra_checkpoints(env: Env, tmp_path: Pat
 
 
 def test_table_rows_tolerate_any_record_shape() -> None:
-    from gatekeeper.cli.audit import _row
+    from gatekeeper.audit.rows import flat_row as _row
 
     assert _row({"seq": 1, "event": "not an object"})["type"] == ""
     row = _row({"seq": 2, "ts": "t", "event": {"type": "push.decision", "pusher": "x", "updates": [
