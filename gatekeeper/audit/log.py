@@ -18,6 +18,11 @@ and SHA-256); one ``write()`` of the whole line on an ``O_APPEND`` descriptor, c
 any ``OSError`` truncate back and fail (``fsync`` is never retried: after EIO the dirty pages may be gone); sign and
 replace the checkpoint, then the state, each by temp file + ``fsync`` + ``rename`` + ``fsync(dir)``; unlock. Only
 then does :meth:`AuditLog.append` return, so an accepted push always has a durable, sealed record.
+
+Every event is recordable (:func:`recordable_event`): what pushed data can put into it is escaped or truncated, never a
+reason to drop the record. A log file that was renamed away or emptied continues the chain in a new segment
+(:mod:`gatekeeper.audit.segments`); :meth:`AuditLog.rotate` does that on purpose. The checkpoint origin is configured,
+else kept from the log's current checkpoint, else the signing key's name: never the host name of the moment.
 """
 
 from __future__ import annotations

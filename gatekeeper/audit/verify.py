@@ -13,6 +13,11 @@ Checks, in order, all in one streaming pass over the log:
 5. Tail: a torn last fragment, records after the last checkpoint (unsealed) and ``recovery`` records are warnings; more
    unsealed records than one crash can leave is an error.
 6. Time: ``ts`` going backwards is a warning.
+7. Segments: a rotated log is read oldest file first as one stream (:mod:`gatekeeper.audit.segments`); each
+   ``log.segment`` link must match the records before it, and a segment that cannot be found is an error.
+
+Speed: one streaming pass, the canonical check on orjson's fast path (:func:`canonical.fast_decoder`), exact type
+checks in the per-record schema code; logs over 64 MiB are split into byte ranges checked by worker processes.
 
 Limits (documented, tested): an older log restored together with its older, validly signed checkpoint passes every
 local check; only a checkpoint the auditor kept elsewhere (``trusted_checkpoint``) exposes the rollback. Likewise the

@@ -337,14 +337,17 @@ def _append(event: dict[str, object], policy: object, fallback_log: Path | None)
 def _decision_push_id(event: dict[str, object], policy: object, fallback_log: Path | None) -> str | None:
     """The push_id of the decision this outcome follows: git gives the two hooks no shared value, so the decision is
     found in the log's newest records by repository, pusher and the exact (ref, old, new) triples that moved."""
-    from gatekeeper.audit.pairing import find_decision
+    try:  # pairing is a courtesy to auditors: it must never cost the outcome record itself
+        from gatekeeper.audit.pairing import find_decision
 
-    log_path = Path(policy.audit.log) if policy is not None else fallback_log  # type: ignore[attr-defined]
-    if log_path is None:
+        log_path = Path(policy.audit.log) if policy is not None else fallback_log  # type: ignore[attr-defined]
+        if log_path is None:
+            return None
+        pusher = event.get("pusher")
+        user = pusher.get("user") if isinstance(pusher, dict) else None
+        return find_decision(log_path, repo=event.get("repo"), user=user, updates=event.get("updates"))  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001
         return None
-    pusher = event.get("pusher")
-    user = pusher.get("user") if isinstance(pusher, dict) else None
-    return find_decision(log_path, repo=event.get("repo"), user=user, updates=event.get("updates"))  # type: ignore[arg-type]
 
 
 def audit_origin() -> str:
@@ -427,8 +430,8 @@ def run_post_receive(stdin: bytes, env: Mapping[str, str], *, config: Path, fall
         event["error"] = {"type": type(exc).__name__, "message": str(exc)[:2000]}
         event.setdefault("updates", attempted_updates(stdin))
         event["raw_input"] = stdin[:65536].decode("utf-8", "backslashreplace")
+    event["push_id"] = _decision_push_id(event, policy, fallback_log)
     try:
-        event["push_id"] = _decision_push_id(event, policy, fallback_log)
         _append(event, policy, fallback_log)
     except Exception as exc:  # noqa: BLE001
         return HookResult(1, _prefixed(env_message_prefix(env), [
