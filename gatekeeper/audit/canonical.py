@@ -8,12 +8,13 @@ whitespace edits, key reordering, escaped-vs-raw characters and duplicate keys (
 the re-serialisation is shorter). Floats, NaN/Infinity, big integers and non-ASCII keys are rejected explicitly
 (reference B3).
 
-Speed: with ``orjson`` installed, encoding and the canonical check of a line use it, because its output is byte-identical
-to the stdlib encoder's for every value the canonical form admits (compact separators, sorted keys, raw UTF-8, the
-same escapes: ``\\"``, ``\\\\``, ``\\b\\f\\n\\r\\t``, ``\\u00XX`` for other controls, DEL and U+2028 raw;
-``tests/audit/test_canonical_orjson.py`` proves it over generated records). Only a line orjson accepts *and*
-re-encodes to the same bytes takes the fast path; anything else (including every rejection, so the diagnosis is always
-the stdlib's) goes through the stdlib reader. Without orjson the stdlib is used throughout, with the same results.
+Speed: with ``orjson`` installed, encoding and the canonical check of a line use it, because its output is
+byte-identical to the stdlib encoder's for every value the canonical form admits (compact separators, sorted keys, raw
+UTF-8, the same escapes: ``\\"``, ``\\\\``, ``\\b\\f\\n\\r\\t``, ``\\u00XX`` for other controls, DEL
+and U+2028 raw; ``tests/audit/test_canonical_orjson.py`` proves it over generated records). Only a line orjson accepts
+*and* re-encodes to the same bytes takes the fast path; anything else (including every rejection, so the diagnosis is
+always the stdlib's) goes through the stdlib reader. Without orjson the stdlib is used throughout, with the same
+results.
 
 Making any event recordable: :func:`recordable` turns what pushed data can put into an event (lone surrogates from
 undecodable names, bytes, floats, huge strings and lists, deep nesting) into a canonical value, escaping or truncating

@@ -69,7 +69,8 @@ def find_decision(
             if not isinstance(event, dict) or event.get("type") != "push.decision" or event.get("blocked") is not False:
                 continue
             pusher = event.get("pusher")
-            if event.get("repo") != repo or (user is not None and isinstance(pusher, dict) and pusher.get("user") != user):
+            other_user = isinstance(pusher, dict) and pusher.get("user") != user
+            if event.get("repo") != repo or (user is not None and other_user):
                 continue
             if wanted <= _triples(event.get("updates")):
                 push_id = event.get("push_id")

@@ -44,9 +44,14 @@ def flat_row(record: dict[str, Any]) -> dict[str, str]:
         paths.extend(str(p) for p in upd_paths)
         declared = upd.get("paths_total")
         total += declared if isinstance(declared, int) and not isinstance(declared, bool) else len(upd_paths)
-        rules.extend(str(r) for r in upd.get("rules", []) if isinstance(upd.get("rules"), list) and str(r) not in rules)
+        for rule in upd.get("rules") if isinstance(upd.get("rules"), list) else []:
+            if str(rule) not in rules:
+                rules.append(str(rule))
         used = upd.get("approvals") if isinstance(upd.get("approvals"), list) else []
-        approvers.extend(str(a.get("person")) for a in used if isinstance(a, dict) and str(a.get("person")) not in approvers)
+        for approval in used:
+            person = str(approval.get("person")) if isinstance(approval, dict) else None
+            if person is not None and person not in approvers:
+                approvers.append(person)
     total = max(total, len(paths))
     break_glass = event.get("break_glass")
     return {
