@@ -52,6 +52,7 @@ NOT_REPORTING: dict[str, str] = {
     "audit ship": "a shipper or service: one line per run or batch; its exit status is the result",
     "audit report": "writes an HTML page for people (audit verify --format json is the machine result)",
     "audit db-init": "creates the database schema once; its exit status is the result",
+    "audit rotate": "moves the log and starts the linked segment; its exit status is the result",
     "demo": "a story for people",
     "hook": "speaks git's hook protocol",
     "ssh-command": "execs git; speaks git's protocol",

@@ -296,8 +296,8 @@ def query_db(conn: psycopg.Connection[Any], flt: Filters, *, nodes: Sequence[str
     """(node, record) for every record matching ``flt``, ordered by time, node and seq."""
     where: list[str] = []
     args: list[Any] = []
-    for column, value in (("repo", flt.repo), ("pusher", flt.pusher), ("decision", flt.decision),
-                          ("type", flt.type)):
+    decision = "break-glass" if flt.break_glass and flt.decision is None else flt.decision
+    for column, value in (("repo", flt.repo), ("pusher", flt.pusher), ("decision", decision), ("type", flt.type)):
         if value is not None:
             where.append(f"r.{column} = %s")
             args.append(value)

@@ -156,9 +156,7 @@ def add_unreviewed(data: ReportData, rec: Record, node: str | None = None) -> No
 
 
 def _describe(flt: Filters) -> str:
-    parts = [f"{name} {value}" for name, value in (("repo", flt.repo), ("since", flt.since), ("until", flt.until))
-             if value is not None]
-    return ", ".join(parts) or "all records"
+    return ", ".join(f"{name} {value}" for name, value in flt.describe().items()) or "all records"
 
 
 def _now() -> str:

@@ -107,42 +107,90 @@ def _lines_from(fh: Any, offset: int) -> Iterator[tuple[int, bytes]]:
             yield pos, line
 
 
-def _resume_offset(fh: Any, log: Path, node: str, head: pgstore.NodeHead) -> int:
-    """The byte offset of local record ``head.next_seq``, after checking that the local log continues the central
-    copy (its record ``next_seq - 1`` has the central ``last_leaf``)."""
-    cursor = cursor_path(log, node)
+def _conflict_missing(log: Path, node: str, count: int, head: pgstore.NodeHead) -> ShipConflict:
+    return ShipConflict(
+        f"node {node}: the local log {log} holds {count} records but the central trail already holds "
+        f"{head.next_seq}: the local log was truncated or rolled back (records {count}..{head.next_seq - 1} "
+        "are missing here)",
+        hint="do not append on top of a restored log; investigate, and compare with: gatekeeper audit verify "
+             f"--log {log} --db URL --node {node}",
+    )
+
+
+def _conflict_differs(log: Path, node: str, line: bytes, head: pgstore.NodeHead) -> ShipConflict:
+    return ShipConflict(
+        f"node {node}: local record {head.next_seq - 1} differs from the central copy (hash "
+        f"{_leaf(line).hex()[:16]}... vs {head.last_leaf.hex()[:16]}...): the local log was rewritten or forked",
+        hint=f"compare with: gatekeeper audit verify --log {log} --db URL --node {node}",
+    )
+
+
+def _from_cursor(fh: Any, log: Path, node: str, head: pgstore.NodeHead) -> int | None:
+    """The offset in the current log file of record ``head.next_seq``, if the cursor says so and still holds."""
     try:
-        doc = json.loads(cursor.read_text())
-        if doc.get("node") == node and doc.get("seq") == head.next_seq and doc.get("leaf") == head.last_leaf.hex():
-            offset = int(doc["offset"])
-            line = _line_ending_at(fh, offset) if offset else None
-            if offset == 0 or (line is not None and _leaf(line) == head.last_leaf):
-                return offset
+        doc = json.loads(cursor_path(log, node).read_text())
+        if doc.get("node") != node or doc.get("seq") != head.next_seq or doc.get("leaf") != head.last_leaf.hex():
+            return None
+        offset = int(doc["offset"])
     except (OSError, ValueError, KeyError, TypeError):
-        pass
-    if head.next_seq == 0:
-        return 0
-    count, offset, last = 0, 0, b""
-    for end, line in _lines_from(fh, 0):
-        count += 1
-        offset, last = end, line
-        if count == head.next_seq:
-            break
-    if count < head.next_seq:
-        raise ShipConflict(
-            f"node {node}: the local log {log} holds {count} records but the central trail already holds "
-            f"{head.next_seq}: the local log was truncated or rolled back (records {count}..{head.next_seq - 1} "
-            "are missing here)",
-            hint="do not append on top of a restored log; investigate, and compare with: gatekeeper audit verify "
-                 f"--log {log} --db URL --node {node}",
-        )
-    if _leaf(last) != head.last_leaf:
-        raise ShipConflict(
-            f"node {node}: local record {head.next_seq - 1} differs from the central copy (hash "
-            f"{_leaf(last).hex()[:16]}... vs {head.last_leaf.hex()[:16]}...): the local log was rewritten or forked",
-            hint=f"compare with: gatekeeper audit verify --log {log} --db URL --node {node}",
-        )
-    return offset
+        return None
+    if offset == 0:
+        return 0 if head.next_seq == 0 else None
+    line = _line_ending_at(fh, offset)
+    return offset if line is not None and _leaf(line) == head.last_leaf else None
+
+
+def local_records(fh: Any, log: Path, node: str, head: pgstore.NodeHead,
+                  ) -> Iterator[tuple[int, bytes, int | None]]:
+    """(seq, line, end offset in the current file or None) of every local record from ``head.next_seq`` on, after
+    checking that record ``next_seq - 1`` is the central one. Follows rotated segments (``log.segment`` links,
+    :mod:`gatekeeper.audit.segments`) when the records to ship start before the current file."""
+    offset = _from_cursor(fh, log, node, head)
+    if offset is not None:
+        seq = head.next_seq
+        for end, line in _lines_from(fh, offset):
+            yield seq, line, end
+            seq += 1
+        return
+    from gatekeeper.audit.segments import open_segment, resolve_chain
+
+    chain = resolve_chain(log)
+    seq = chain.missing.records if chain.missing is not None else 0
+    if seq > max(head.next_seq - 1, 0):
+        raise AuditError(
+            f"node {node}: the central trail holds {head.next_seq} records; the next ones are in a rotated segment "
+            f"of {log} that is not next to it (the oldest file found starts at record {seq})",
+            hint="put the rotated files back next to the log (gzip is fine) and ship again")
+    for path in chain.files:
+        current = path == log
+        with (open(path, "rb") if not current else _nullcontext(fh)) as src:
+            source = _lines_from(src, 0) if current else ((None, ln) for ln in _segment_lines(open_segment, path))
+            for end, line in source:
+                if seq == head.next_seq - 1 and _leaf(line) != head.last_leaf:
+                    raise _conflict_differs(log, node, line, head)
+                if seq >= head.next_seq:
+                    yield seq, line, end
+                seq += 1
+    if seq < head.next_seq:
+        raise _conflict_missing(log, node, seq, head)
+
+
+def _segment_lines(opener: Any, path: Path) -> Iterator[bytes]:
+    from gatekeeper.audit.segments import complete_lines
+
+    with opener(path) as fh:
+        yield from complete_lines(fh)
+
+
+class _nullcontext:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __enter__(self) -> Any:
+        return self.value
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def _save_cursor(log: Path, node: str, seq: int, offset: int, leaf: bytes) -> None:
@@ -178,6 +226,17 @@ def _insert_batch(conn: psycopg.Connection[Any], node: str, rows: list[tuple[int
             for seq, raw, prev in rows:
                 copy.write_row((node, seq, raw, prev))
     conn.commit()
+
+
+def _flush(conn: psycopg.Connection[Any], log: Path, node: str, rows: list[tuple[int, bytes, bytes]], seq: int,
+           offset: int | None, prev: bytes, on_batch: Callable[[int], None] | None, before: int) -> int:
+    """Insert one batch (one transaction), then move the cursor (only for records of the current file)."""
+    _insert_batch(conn, node, rows)
+    if offset is not None:
+        _save_cursor(log, node, seq, offset, prev)
+    if on_batch is not None:
+        on_batch(before + len(rows))
+    return len(rows)
 
 
 def _store_checkpoint(conn: psycopg.Connection[Any], node: str, note: bytes, cp: Checkpoint) -> bool:
@@ -286,39 +345,31 @@ def ship(
             last_head = head.next_seq
             conn.rollback()  # end the read transaction: the head row is locked by the trigger, not by us
             with open(log, "rb") as fh:
-                try:
-                    offset = _resume_offset(fh, log, node, head)
-                except ShipConflict:
-                    if checkpoint is not None and checkpoint[1].size <= head.next_seq:
-                        _store_checkpoint(conn, node, *checkpoint)  # evidence: verify --db compares it
-                    raise
                 seq, prev = head.next_seq, head.last_leaf
+                offset: int | None = None
                 # Only sealed records: the writer takes back a record whose checkpoint it could not sign, so a line
                 # past the checkpoint may still vanish. (A log without a signing key has no checkpoint: ship all.)
                 limit = checkpoint[1].size if checkpoint is not None else None
                 rows: list[tuple[int, bytes, bytes]] = []
-                for end, line in _lines_from(fh, offset):
-                    if max_records is not None and shipped + len(rows) >= max_records:
-                        break
-                    if limit is not None and seq >= limit:
-                        break
-                    rows.append((seq, line, prev))
-                    prev = _leaf(line)
-                    seq += 1
-                    offset = end
-                    if len(rows) >= batch:
-                        _insert_batch(conn, node, rows)
-                        shipped += len(rows)
-                        rows = []
-                        _save_cursor(log, node, seq, offset, prev)
-                        if on_batch is not None:
-                            on_batch(shipped)
+                try:
+                    for record_seq, line, end in local_records(fh, log, node, head):
+                        if max_records is not None and shipped + len(rows) >= max_records:
+                            break
+                        if limit is not None and record_seq >= limit:
+                            break
+                        rows.append((record_seq, line, prev))
+                        prev = _leaf(line)
+                        seq = record_seq + 1
+                        offset = end
+                        if len(rows) >= batch:
+                            shipped += _flush(conn, log, node, rows, seq, offset, prev, on_batch, shipped)
+                            rows = []
+                except ShipConflict:
+                    if checkpoint is not None and checkpoint[1].size <= head.next_seq:
+                        _store_checkpoint(conn, node, *checkpoint)  # evidence: verify --db compares it
+                    raise
                 if rows:
-                    _insert_batch(conn, node, rows)
-                    shipped += len(rows)
-                    _save_cursor(log, node, seq, offset, prev)
-                    if on_batch is not None:
-                        on_batch(shipped)
+                    shipped += _flush(conn, log, node, rows, seq, offset, prev, on_batch, shipped)
             if checkpoint is not None and checkpoint[1].size <= seq:
                 _store_checkpoint(conn, node, *checkpoint)
                 stored_cp = checkpoint[1].size

@@ -74,9 +74,9 @@ def handles(args: argparse.Namespace) -> bool:
 
 
 def _clean(text: object) -> str:
-    from gatekeeper.cli.audit import _clean as clean
+    from gatekeeper.audit.rows import printable
 
-    return clean(text)
+    return printable(text)
 
 
 def _policy_database(config: Path | None) -> str:
@@ -98,16 +98,15 @@ def _db_url(args: argparse.Namespace) -> str | None:
 
 
 def _filters(args: argparse.Namespace) -> Any:
-    # TODO(auditlog): once the typed filter object from issue 12 item 5 lands, build it from args there.
-    from gatekeeper.audit.query import Filters, Glob, parse_time
+    """The same typed filters as the file verbs (gatekeeper.audit.query.Filters); report has fewer options."""
+    from gatekeeper.audit.query import Filters
 
-    return Filters(
-        repo=getattr(args, "repo", None), pusher=getattr(args, "pusher", None),
-        decision=getattr(args, "decision", None), type=getattr(args, "type", None),
-        ref=Glob.ref(args.ref) if getattr(args, "ref", None) else None,
-        path=Glob.path(args.path) if getattr(args, "path", None) else None,
-        since=parse_time(args.since) if getattr(args, "since", None) else None,
-        until=parse_time(args.until) if getattr(args, "until", None) else None,
+    return Filters.build(
+        repo=getattr(args, "repo", None), ref=getattr(args, "ref", None), pusher=getattr(args, "pusher", None),
+        path=getattr(args, "path", None), decision=getattr(args, "decision", None),
+        since=getattr(args, "since", None), until=getattr(args, "until", None), type=getattr(args, "type", None),
+        approver=getattr(args, "approver", None), rule=getattr(args, "rule", None),
+        break_glass=bool(getattr(args, "break_glass", False) or getattr(args, "unreviewed", False)),
     )
 
 
@@ -281,22 +280,13 @@ def _row_issue(issue: Any) -> str:
 
 # -- query ------------------------------------------------------------------------------------------------------------
 
-COLUMNS = ("node", "seq", "ts", "type", "repo", "pusher", "decision", "refs", "paths")
-
-
 def _query(args: argparse.Namespace, url: str) -> int:
     from gatekeeper.audit import pgstore
     from gatekeeper.audit.fleet import query_db
 
-    if args.limit is not None and args.limit < 1:
-        raise UsageError("--limit must be at least 1")
+    if args.break_glass and args.decision not in (None, "break-glass"):
+        raise UsageError(f"--break-glass contradicts --decision {args.decision}")
     flt = _filters(args)
-    if args.break_glass or args.unreviewed:
-        if flt.decision not in (None, "break-glass"):
-            raise UsageError(f"--break-glass contradicts --decision {flt.decision}")
-        from dataclasses import replace
-
-        flt = replace(flt, decision="break-glass")
     with pgstore.connect(url) as conn:
         if args.unreviewed:
             rows: Iterable[tuple[str, dict[str, Any]]] = _unreviewed(conn, flt, args)
@@ -329,7 +319,9 @@ def _unreviewed(conn: Any, flt: Any, args: argparse.Namespace) -> Iterable[tuple
 
 
 def print_rows(rows: Iterable[tuple[str, dict[str, Any]]], fmt: str, out: Any) -> int:
-    from gatekeeper.cli.audit import _csv_cell, _row
+    """As the file query prints (gatekeeper.audit.rows), with the node first."""
+    from gatekeeper.audit.rows import CSV_COLUMNS, csv_cell, flat_row, printable
+    from gatekeeper.cli.audit import TABLE_COLUMNS
 
     count = 0
     if fmt == "json":
@@ -339,17 +331,19 @@ def print_rows(rows: Iterable[tuple[str, dict[str, Any]]], fmt: str, out: Any) -
         return count
     if fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(COLUMNS)
+        writer.writerow(("node", *CSV_COLUMNS))
         for node, rec in rows:
-            row = {"node": node, **_row(rec)}
-            writer.writerow([_csv_cell(row[c]) for c in COLUMNS])
+            row = flat_row(rec)
+            row["paths"] = row["all_paths"]
+            writer.writerow([csv_cell(node), *(csv_cell(row[c]) for c in CSV_COLUMNS)])
             count += 1
         return count
-    table = [{c: _clean(v) for c, v in {"node": node, **_row(rec)}.items()} for node, rec in rows]
-    widths = {c: min(max([len(c)] + [len(r[c]) for r in table]), 60) for c in COLUMNS}
-    out.write("  ".join(c.upper().ljust(widths[c]) for c in COLUMNS).rstrip() + "\n")
+    columns = ("node", *TABLE_COLUMNS)
+    table = [{c: printable(v) for c, v in {"node": node, **flat_row(rec)}.items()} for node, rec in rows]
+    widths = {c: min(max([len(c)] + [len(r[c]) for r in table]), 60) for c in columns}
+    out.write("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip() + "\n")
     for r in table:
-        out.write("  ".join(r[c][:60].ljust(widths[c]) if c != "paths" else r[c] for c in COLUMNS).rstrip() + "\n")
+        out.write("  ".join(r[c][:60].ljust(widths[c]) if c != "paths" else r[c] for c in columns).rstrip() + "\n")
     return len(table)
 
 
