@@ -255,3 +255,24 @@ def test_writer_cannot_shadow_the_trail_with_temporary_tables(tmp_path: Path, fl
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("CREATE TABLE public.audit_ref_shadow (x int)")
     assert fleet_db.sql("SELECT count(*) FROM audit_record") == [(3,)]
+
+
+@pytest.mark.parametrize("shipped_before", [True, False])
+def test_shipping_follows_a_rotated_log(tmp_path: Path, fleet_db: FleetDb, shipped_before: bool) -> None:
+    """After `audit rotate` the current file starts mid-chain; records still in the rotated file ship first."""
+    env = _small_log(tmp_path, 10)
+    with pgstore.connect(fleet_db.writer_url) as conn:
+        if shipped_before:
+            assert ship(env.log_path, conn, node="n1").head == 10
+        writer = env.writer()
+        old, _ = writer.rotate()
+        assert old is not None and old.exists()
+        for i in range(5):
+            writer.append(decision(50 + i))
+        result = ship(env.log_path, conn, node="n1", batch=4)
+    assert result.head == 16 and result.shipped == (6 if shipped_before else 16)  # 10 + log.segment + 5
+    rows = fleet_db.sql("SELECT raw FROM audit_record WHERE node = 'n1' ORDER BY seq")
+    local = old.read_bytes().splitlines() + env.log_path.read_bytes().splitlines()  # type: ignore[union-attr]
+    assert [bytes(r[0]) for r in rows] == local  # type: ignore[arg-type]
+    report = _verify(fleet_db, env.vkey)
+    assert report.ok, report.to_dict()
