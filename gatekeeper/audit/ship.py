@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 
 DEFAULT_BATCH = 5000
 MAX_RETRY_DELAY = 10.0  # seconds between reconnection attempts while the database is down
-_READ_CHUNK = 4 * 1024 * 1024
 _NODE_RE = re.compile(r"^[^\s\x00-\x1f\x7f]{1,200}$")
 
 
@@ -89,22 +88,20 @@ def _leaf(line: bytes) -> bytes:
     return hashlib.sha256(b"\x00" + line).digest()
 
 
+def _check_tail(tail: bytes) -> None:
+    if len(tail) > 4 * MAX_RECORD_BYTES:
+        raise AuditError(f"audit log: a line longer than {4 * MAX_RECORD_BYTES} bytes: not an audit log")
+
+
 def _lines_from(fh: Any, offset: int) -> Iterator[tuple[int, bytes]]:
     """(offset after the line, line) for each complete line from ``offset``; a torn tail is left for later."""
+    from gatekeeper.audit.segments import complete_lines
+
     fh.seek(offset)
-    tail = b""
     pos = offset
-    while True:
-        chunk = fh.read(_READ_CHUNK)
-        if not chunk:
-            return
-        parts = (tail + chunk).split(b"\n")
-        tail = parts.pop()
-        if len(tail) > 4 * MAX_RECORD_BYTES:
-            raise AuditError(f"audit log: a line longer than {4 * MAX_RECORD_BYTES} bytes: not an audit log")
-        for line in parts:
-            pos += len(line) + 1
-            yield pos, line
+    for line in complete_lines(fh, _check_tail):
+        pos += len(line) + 1
+        yield pos, line
 
 
 def _conflict_missing(log: Path, node: str, count: int, head: pgstore.NodeHead) -> ShipConflict:
@@ -152,7 +149,7 @@ def local_records(fh: Any, log: Path, node: str, head: pgstore.NodeHead,
             yield seq, line, end
             seq += 1
         return
-    from gatekeeper.audit.segments import open_segment, resolve_chain
+    from gatekeeper.audit.segments import resolve_chain
 
     chain = resolve_chain(log)
     seq = chain.missing.records if chain.missing is not None else 0
@@ -164,7 +161,7 @@ def local_records(fh: Any, log: Path, node: str, head: pgstore.NodeHead,
     for path in chain.files:
         current = path == log
         with (open(path, "rb") if not current else _nullcontext(fh)) as src:
-            source = _lines_from(src, 0) if current else ((None, ln) for ln in _segment_lines(open_segment, path))
+            source = _lines_from(src, 0) if current else ((None, ln) for ln in _segment_lines(path))
             for end, line in source:
                 if seq == head.next_seq - 1 and _leaf(line) != head.last_leaf:
                     raise _conflict_differs(log, node, line, head)
@@ -175,11 +172,11 @@ def local_records(fh: Any, log: Path, node: str, head: pgstore.NodeHead,
         raise _conflict_missing(log, node, seq, head)
 
 
-def _segment_lines(opener: Any, path: Path) -> Iterator[bytes]:
-    from gatekeeper.audit.segments import complete_lines
+def _segment_lines(path: Path) -> Iterator[bytes]:
+    from gatekeeper.audit.segments import complete_lines, open_segment
 
-    with opener(path) as fh:
-        yield from complete_lines(fh)
+    with open_segment(path) as fh:
+        yield from complete_lines(fh, _check_tail)
 
 
 class _nullcontext:
