@@ -52,7 +52,8 @@ def test_windows_short_name_is_refused_on_protected_refs(server: Server, name: b
 def test_windows_short_name_on_an_unprotected_branch_is_allowed(server: Server) -> None:
     x = Crafter(server.clone())
     commit = x.commit_with(b"src/MODELI~1.PY", "100644", x.blob(b"x\n"))
-    assert x.push(commit, "refs/heads/feature").ok
+    result = x.push(commit, "refs/heads/feature")
+    assert result.ok, result.output
 
 
 @pytest.mark.parametrize("name", [b"GI7D29~1", b"gi7d29~1. .", b"GITATT~1", b".gitattributes. ",

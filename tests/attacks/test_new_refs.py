@@ -49,4 +49,4 @@ def test_policy_lint_warns_when_the_default_branch_is_not_protected(tmp_path: Pa
     srv = _server(tmp_path / "srv", RELEASES_ONLY)
     proc = subprocess.run([sys.executable, "-m", "gatekeeper", "policy", "lint", "--config", str(srv.config)],
                           capture_output=True, text=True, check=False, cwd=REPO_ROOT)
-    assert "default branch refs/heads/main is not protected" in proc.stdout + proc.stderr
+    assert "the default branch refs/heads/main is not protected" in proc.stdout + proc.stderr

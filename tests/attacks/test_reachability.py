@@ -35,11 +35,14 @@ def test_tag_of_a_tag_of_a_tree_is_scanned(server: Server) -> None:
     assert_refused(server, result, "refs/custom/nested", None, "malicious: ckpt.pt")
 
 
-def test_tag_of_a_blob_in_refs_tags_is_refused(server: Server) -> None:
+def test_tag_of_a_blob_is_scanned_and_refused_on_a_protected_tag_too(server: Server) -> None:
     x = Crafter(server.clone())
     tag = x.tag(x.blob(MALICIOUS_PICKLE), "blob", "v9")
+    result = x.push(tag, "refs/blobs/v9")
+    assert_refused(server, result, "refs/blobs/v9", None, "malicious")
+    # a protected ref must name a commit: its change set cannot be computed otherwise
     result = x.push(tag, "refs/tags/v9")
-    assert_refused(server, result, "refs/tags/v9", None, "malicious")
+    assert_refused(server, result, "refs/tags/v9", None, "is a blob; a protected ref must point at a commit")
 
 
 def test_tag_of_a_commit_in_an_odd_namespace_is_scanned(server: Server) -> None:
