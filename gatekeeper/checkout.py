@@ -57,7 +57,7 @@ def canon_mode(raw: int) -> int:
 
 def is_odd_mode(raw: int) -> bool:
     """A mode no current git writes (only crafted or pre-2005 objects carry one)."""
-    return raw not in _CANONICAL and raw != 0
+    return raw not in _CANONICAL
 
 
 def describe_mode(mode: int) -> str:
@@ -106,13 +106,12 @@ def is_hfs_dot_generic(name: str, dotfile: str) -> bool:
     return text.lower() == "." + dotfile if text.isascii() else False
 
 
-def git_dotfile(component: bytes) -> str | None:
-    """``.gitattributes``/``.gitmodules``/``.gitignore``/``.mailmap`` if some checkout reads ``component`` as it."""
+def git_dotfiles(component: bytes) -> frozenset[str]:
+    """Which of ``.gitattributes``/``.gitmodules``/``.gitignore``/``.mailmap`` some checkout reads ``component`` as
+    (git's fallback short names are ambiguous: ``~1000000`` stands for all of them)."""
     name = component.decode("utf-8", "surrogateescape")
-    for dotfile, short in _GIT_DOTFILES:
-        if is_ntfs_dot_generic(name, dotfile, short) or is_hfs_dot_generic(name, dotfile):
-            return "." + dotfile
-    return None
+    return frozenset("." + dotfile for dotfile, short in _GIT_DOTFILES
+                     if is_ntfs_dot_generic(name, dotfile, short) or is_hfs_dot_generic(name, dotfile))
 
 
 def ntfs_alias(path: bytes) -> bytes | None:
@@ -138,6 +137,6 @@ def windows_name_problem(path: bytes) -> str | None:
         if component and not stripped:
             return f"component {component!r} names the folder around it on Windows (dots and spaces only)"
         name = stripped.decode("utf-8", "surrogateescape")
-        if "~" in name and _SHORT_NAME.match(name) and git_dotfile(component) is None:
+        if "~" in name and _SHORT_NAME.match(name) and not git_dotfiles(component):
             return f"{name!r} is a Windows 8.3 short name: a checkout writes it to whichever long name it abbreviates"
     return None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Callable, Iterable
 
-from gatekeeper.checkout import HFS_IGNORABLE, git_dotfile
+from gatekeeper.checkout import HFS_IGNORABLE, git_dotfiles
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.model import MODE_GITLINK, MODE_LINK, Change, is_null
 
@@ -28,9 +28,10 @@ _PROBE = b"/.gatekeeper-probe"  # a child name to test whether a folder lies und
 def dotfile_kind(path: bytes) -> str | None:
     """The plumbing file a path stands for on any client checkout, or None."""
     base = posixpath.basename(path)
-    kind = git_dotfile(base)
-    if kind in _PLUMBING_DOTFILES:
-        return kind
+    kinds = git_dotfiles(base)
+    for kind in _PLUMBING_DOTFILES:
+        if kind in kinds:
+            return kind
     name = base.decode("utf-8", "surrogateescape").translate(HFS_IGNORABLE).split(":", 1)[0].rstrip(" .").lower()
     return ".lfsconfig" if name == ".lfsconfig" else None
 
