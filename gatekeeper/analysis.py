@@ -100,8 +100,15 @@ def analyse_updates(
             repo, update, protected=bool(is_protected(update.ref)) or shadows is not None,
             default_branch=default_branch if default_protected else None,
         )
-        analysis = replace(analysis, pushed_as=(pushed_as or {}).get(update.ref), shadows=shadows,
-                           refusal=ref_refusal(repo, update))
+        refusal = ref_refusal(repo, update)
+        if refusal is None and analysis.protected and analysis.kind == UpdateKind.CREATE:
+            # The other order of the shadowing attack: the unprotected name was pushed first, before this protected
+            # ref existed; short-name readers would keep reading it.
+            shadow = next((r for r in shadowing_refs(update.ref) if not is_protected(r) and exists(r)), None)
+            if shadow is not None:
+                refusal = (f"{shadow} exists and would be read instead of {update.ref} by anything that resolves "
+                           "the short name; ask an admin to delete it first")
+        analysis = replace(analysis, pushed_as=(pushed_as or {}).get(update.ref), shadows=shadows, refusal=refusal)
         total += len(analysis.changes)
         if total > max_changed_paths:
             raise LimitExceeded(
@@ -189,6 +196,19 @@ def shadowed_protected_ref(ref: str, is_protected: Callable[[str], bool],
                     return candidate
             return None
     return None
+
+
+def shadowing_refs(ref: str) -> list[str]:
+    """Refs that would win over ``ref`` when a reader resolves its own short name (``refs/main`` and
+    ``refs/tags/main`` for ``refs/heads/main``)."""
+    for index, rule in enumerate(_SHORT_NAME_RULES[:3]):
+        prefix = rule[:-2]
+        short = ref[len(prefix):]
+        if index == 0 and short.startswith(("heads/", "tags/", "remotes/")):
+            continue
+        if ref.startswith(prefix) and short:
+            return [earlier.format(short) for earlier in _SHORT_NAME_RULES[:index]]
+    return []
 
 
 def ref_refusal(repo: Repo, update: RefUpdate) -> str | None:

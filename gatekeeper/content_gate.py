@@ -127,7 +127,7 @@ def scan_push(
                 for change in repo.commit_blob_changes(commit, odd=odd):
                     _collect(blobs, change, configs)
         elif kind == "tree" and new_object is not None:
-            for path, mode, oid in repo.iter_tree(new_object, odd=odd):
+            for path, mode, oid in repo.iter_tree(new_object, odd=odd, each_tree_once=True):
                 _collect(blobs, Change(path, MODE_ABSENT, "", mode, oid), configs)
                 if len(blobs) > MAX_BLOBS:
                     break

@@ -348,9 +348,14 @@ class Repo:
             pos = nul + 1 + width
         return out
 
-    def iter_tree(self, tree: str, *, odd: list[OddMode] | None = None) -> Iterator[tuple[bytes, int, ObjectId]]:
-        """(path, canonical mode, id) of every non-tree entry, recursively; odd raw modes go to ``odd``."""
+    def iter_tree(self, tree: str, *, odd: list[OddMode] | None = None,
+                  each_tree_once: bool = False) -> Iterator[tuple[bytes, int, ObjectId]]:
+        """(path, canonical mode, id) of every non-tree entry, recursively; odd raw modes go to ``odd``.
+
+        ``each_tree_once`` enters every distinct subtree once, at the first path it is met (for content scanning:
+        a "git bomb" of a million paths over a few shared trees then costs a few trees, not a million entries)."""
         stack: list[tuple[bytes, str]] = [(b"", tree)]
+        entered: set[str] = {tree}
         while stack:
             prefix, node = stack.pop()
             for name, raw, oid in self._raw_entries(node):
@@ -359,6 +364,9 @@ class Repo:
                 if odd is not None and is_odd_mode(raw):
                     odd.append(OddMode(path, raw, oid))
                 if mode == MODE_TREE:
+                    if each_tree_once and oid in entered:
+                        continue
+                    entered.add(oid)
                     if self.object_type(oid) == "tree":
                         stack.append((path + b"/", oid))
                 else:

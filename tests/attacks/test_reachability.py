@@ -84,3 +84,13 @@ def test_commit_already_on_the_server_brings_nothing_new_to_scan(server: Server)
     main_tree = run_git("rev-parse", "HEAD^{tree}", cwd=x.clone.path).stdout.decode().strip()
     result = x.push(main_tree, "refs/trees/main")
     assert result.ok, result.output
+
+
+def test_tree_bomb_pushed_to_a_ref_is_scanned_without_walking_every_path(server: Server) -> None:
+    """10 levels of 10 entries sharing one subtree each: 10^10 paths to a naive walk, 11 trees to the gate."""
+    x = Crafter(server.clone())
+    node = x.tree([("100644", f"f{i}.bin".encode(), x.blob(MALICIOUS_PICKLE)) for i in range(10)])
+    for _ in range(10):
+        node = x.tree([("40000", f"d{i}".encode(), node) for i in range(10)])
+    result = x.push(node, "refs/bombs/b")
+    assert_refused(server, result, "refs/bombs/b", None, "malicious: d0/d0/d0/d0/d0/d0/d0/d0/d0/d0/f0.bin")

@@ -93,3 +93,15 @@ def test_non_approval_ref_in_the_gatekeeper_namespace_is_refused(server: Server)
     c = server.clone()
     result = c.push("HEAD:refs/gatekeeper/approvals-index")
     assert_refused(server, result, "refs/gatekeeper/approvals-index", None, "refs/gatekeeper/")
+
+
+def test_protected_ref_created_after_a_name_that_shadows_it_is_refused(server: Server) -> None:
+    """The other order: `refs/release/2` pushed while nothing protected had that short name; then the real
+    `refs/heads/release/2` would be read as the pusher's commit by `git archive release/2`."""
+    c = server.clone()
+    c.write("models/llama/modeling.py", "class Llama:\n    sabotage = True\n")
+    c.commit("planted early")
+    assert c.push("HEAD:refs/release/2").ok
+    c.git("reset", "-q", "--hard", "origin/main")
+    result = c.push("HEAD:refs/heads/release/2")
+    assert_refused(server, result, "refs/heads/release/2", None, "refs/release/2 exists and would be read instead")
