@@ -541,7 +541,7 @@ class _Checker:
 
         protected_refs = self._protected_refs(doc)
         matching = self._matching(doc)
-        if protected_refs and not RefMatcher(protected_refs, case_insensitive=matching.case_insensitive).match(
+        if self.ok and protected_refs and not RefMatcher(protected_refs, case_insensitive=matching.case_insensitive).match(
                 default_branch):
             # analysis.py diffs a new protected ref against its merge-base with the default branch only when that
             # branch is protected; otherwise every protected path in a new release branch needs approval.
