@@ -114,6 +114,15 @@ def git_dotfiles(component: bytes) -> frozenset[str]:
                      if is_ntfs_dot_generic(name, dotfile, short) or is_hfs_dot_generic(name, dotfile))
 
 
+def is_dotgit(component: bytes) -> bool:
+    """``.git`` as some checkout reads it (git path.c ``is_hfs_dotgit``/``is_ntfs_dotgit``): any case, HFS+
+    ignorables, NTFS trailing dots and spaces or ``:stream``, and the short name ``git~1``."""
+    name = component.decode("utf-8", "surrogateescape")
+    if is_hfs_dot_generic(name, "git"):
+        return True
+    return name.split(":", 1)[0].rstrip(" .").lower() in (".git", "git~1")
+
+
 def ntfs_alias(path: bytes) -> bytes | None:
     """The path a Windows checkout (or a zip extractor) writes for ``path``, if it differs: ``\\`` as a separator,
     ``:stream`` suffixes cut, trailing dots and spaces dropped from each component."""

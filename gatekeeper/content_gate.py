@@ -64,6 +64,7 @@ from gatekeeper.model import (
 
 MAX_NEW_COMMITS = 20_000  # per push; above it the push is refused (never a partial scan)
 MAX_BLOBS = 200_000
+MAX_INCOMING_OBJECTS = 2_000_000  # objects in one push's quarantine checked for malformed trees
 # Verdicts are cached only for blobs at least this big: below it, reading and sniffing the blob costs less than a
 # cache lookup (a file per entry), and a big push of source files must not turn into 100k cache files.
 CACHE_MIN_BYTES = 256 * 1024
@@ -192,6 +193,25 @@ def _dangerous_config(repo: Repo, blob_id: str, path: bytes) -> list[Finding]:
     except GatekeeperError:
         return []  # too big or unreadable: the content scan above already judged the blob
     return [_with_blob(f, blob_id) for f in dangerous_config_findings(path, data)]
+
+
+class CraftedTreeError(GatekeeperError):
+    default_hint = "git's fsck rejects such trees; recreate the commits with ordinary git (git fast-export | fast-import)"
+
+
+def refuse_malformed_trees(repo: Repo) -> None:
+    """Refuse the whole push when it brings a tree no git writes and readers disagree on (duplicate or unsorted
+    entries, a name with '/', '.git' under some checkout's rules): which entry a reader takes decides what it shows,
+    so no diff of it can be trusted. Runs before any diff (libgit2 itself trips over such trees).
+
+    Raises:
+        CraftedTreeError: naming the first such tree.
+    """
+    found = repo.malformed_incoming_trees(limit=MAX_INCOMING_OBJECTS)
+    if found:
+        tree, problem = found[0]
+        more = f" (and {len(found) - 1} more trees)" if len(found) > 1 else ""
+        raise CraftedTreeError(f"crafted tree {tree[:12]}: {problem}{more}")
 
 
 def _odd_modes(content: RefContent, analysis: RefAnalysis, odd: Sequence[OddMode]) -> None:

@@ -17,6 +17,7 @@ Why the care:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ import pygit2
 from pygit2.enums import DiffOption, ObjectType, RepositoryOpenFlag, SortMode
 
 from gatekeeper.errors import GitAccessError
-from gatekeeper.checkout import canon_mode, is_odd_mode
+from gatekeeper.checkout import canon_mode, is_dotgit, is_odd_mode
 from gatekeeper.model import MODE_ABSENT, MODE_TREE, Change, ObjectId, OddMode
 
 _DIFF_FLAGS = DiffOption.INCLUDE_TYPECHANGE | DiffOption.SKIP_BINARY_CHECK
@@ -73,9 +74,10 @@ def in_quarantine(env: Mapping[str, str]) -> bool:
 class Repo:
     """A read-only view of one repository (bare or not)."""
 
-    def __init__(self, repo: pygit2.Repository) -> None:
+    def __init__(self, repo: pygit2.Repository, *, incoming: str | None = None) -> None:
         self._repo = repo
         self._empty_tree: ObjectId | None = None
+        self._incoming = incoming  # the quarantine object directory of the push being received, if any
 
     # -- opening ---------------------------------------------------------------------------------------------------
 
@@ -87,7 +89,8 @@ class Repo:
             repo = pygit2.Repository(path, flags=RepositoryOpenFlag.FROM_ENV)
         except (pygit2.GitError, ValueError, KeyError) as exc:
             raise _open_error(path, exc) from exc
-        return cls(repo)
+        incoming = env.get("GIT_OBJECT_DIRECTORY") if in_quarantine(env) else None
+        return cls(repo, incoming=incoming)
 
     @classmethod
     def open(cls, path: str | Path) -> Repo:
@@ -348,6 +351,31 @@ class Repo:
             pos = nul + 1 + width
         return out
 
+    def malformed_incoming_trees(self, *, limit: int) -> list[tuple[ObjectId, str]]:
+        """(tree id, problem) for every tree object the push brings (the quarantine) that git's fsck calls an error
+        and readers may disagree on: duplicate or unsorted entries, names that are empty, contain ``/``, or are
+        ``.``, ``..`` or ``.git`` under some checkout's rules. The quarantine is not "the change" (it may hold base
+        objects of a thin pack), but every new tree passes through it, which is what matters here. GitAccessError
+        when it holds more than ``limit`` objects."""
+        if not self._incoming:
+            return []
+        try:
+            odb = pygit2.Odb(self._incoming)
+            oids = list(itertools.islice(odb, limit + 1))
+        except (KeyError, ValueError, pygit2.GitError) as exc:
+            raise GitAccessError(f"cannot read the pushed objects in {self._incoming}: {exc}") from exc
+        if len(oids) > limit:
+            raise GitAccessError(f"this push brings more than {limit} objects")
+        out: list[tuple[ObjectId, str]] = []
+        for oid in oids:
+            kind, _size = odb.read_header(oid)
+            if kind != ObjectType.TREE:
+                continue
+            problem = tree_shape_problem(self._raw_entries(str(oid)))
+            if problem is not None:
+                out.append((ObjectId(str(oid)), problem))
+        return out
+
     def iter_tree(self, tree: str, *, odd: list[OddMode] | None = None,
                   each_tree_once: bool = False) -> Iterator[tuple[bytes, int, ObjectId]]:
         """(path, canonical mode, id) of every non-tree entry, recursively; odd raw modes go to ``odd``.
@@ -416,6 +444,26 @@ class Repo:
         if reference is None or reference.type != pygit2.enums.ReferenceType.SYMBOLIC:
             return None
         return str(reference.target)
+
+
+def tree_shape_problem(entries: list[tuple[bytes, int, ObjectId]]) -> str | None:
+    """What git's fsck would call an error in a tree's entries (fsck.c ``fsck_tree``), or None."""
+    names: set[bytes] = set()
+    previous: bytes | None = None
+    for name, raw, _oid in entries:
+        shown = name.decode("utf-8", "backslashreplace")
+        if not name or b"/" in name or name in (b".", b".."):
+            return f"entry {shown!r} is not a file name (empty, '.', '..' or containing '/')"
+        if is_dotgit(name):
+            return f"entry {shown!r} is .git under some checkout's rules"
+        if name in names:
+            return f"entry {shown!r} appears twice"
+        names.add(name)
+        key = name + (b"/" if canon_mode(raw) == MODE_TREE else b"")
+        if previous is not None and key < previous:
+            return f"entries are not in git's order at {shown!r}"
+        previous = key
+    return None
 
 
 def _canonical_changes(diff: pygit2.Diff, *, null: str, odd: list[OddMode] | None = None) -> list[Change]:

@@ -113,7 +113,7 @@ def _decide(
 ) -> tuple[list[str], str, bool]:
     from gatekeeper.analysis import analyse_updates, resolve_server_symrefs
     from gatekeeper.approvals.evaluate import load_evaluator
-    from gatekeeper.content_gate import content_requirements, scan_push
+    from gatekeeper.content_gate import content_requirements, refuse_malformed_trees, scan_push
     from gatekeeper.gate import decide
     from gatekeeper.gitrepo import Repo, read_push_options
     from gatekeeper.hookinput import parse_updates
@@ -137,6 +137,7 @@ def _decide(
     options = read_push_options(env)
     break_glass = _break_glass_option(options)
     repo = Repo.open_for_hook(env)
+    refuse_malformed_trees(repo)
     # A pushed name that is a symbolic ref on the server moves its target: everything below judges the target.
     updates, pushed_as = resolve_server_symrefs(repo, updates)
     analyses = analyse_updates(

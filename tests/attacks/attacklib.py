@@ -8,6 +8,7 @@ modes and names an insider would use, receive-pack does not.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -103,6 +104,8 @@ def assert_refused(server: Server, result: PushResult, ref: str, before: str | N
     still verifies. Returns the decision record."""
     assert not result.ok, result.output
     out = result.remote
+    if os.environ.get("ATTACKS_SHOW"):  # ATTACKS_SHOW=1 pytest -s tests/attacks: print what each pusher reads
+        print(f"\n--- {ref}\n{out}")
     assert "gatekeeper: push REFUSED" in out, out
     for needle in needles:
         assert needle in out, f"{needle!r} not in:\n{out}"

