@@ -34,6 +34,9 @@ _DIFF_FLAGS = DiffOption.INCLUDE_TYPECHANGE | DiffOption.SKIP_BINARY_CHECK
 # git's well-known empty tree id in SHA-1 repositories (pygit2 1.21 cannot open SHA-256 repositories at all).
 _EMPTY_TREE_SHA1 = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
+# One tree object this big holds ~500k entries; no real repository has one, and compressed it may be a tiny push.
+MAX_TREE_BYTES = 16 * 1024 * 1024
+
 _TYPE_NAMES = {
     ObjectType.COMMIT: "commit",
     ObjectType.TREE: "tree",
@@ -329,6 +332,9 @@ class Repo:
         """(name, raw mode, id) of a tree's entries, parsed from the tree object the way git's ``decode_tree_entry``
         reads it (libgit2's ``TreeEntry.filemode`` normalises modes differently from git)."""
         try:
+            kind, size = self._repo.odb.read_header(tree)
+            if kind == ObjectType.TREE and size > MAX_TREE_BYTES:
+                raise GitAccessError(f"tree {tree} is {size} bytes, over the {MAX_TREE_BYTES}-byte cap for one tree")
             kind, raw = self._repo.odb.read(tree)
         except (KeyError, ValueError, pygit2.GitError) as exc:
             raise GitAccessError(f"{tree} is not a tree in this repository") from exc
