@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gatekeeper.checkout import canon_mode, git_dotfiles, is_odd_mode, ntfs_alias, windows_name_problem
-from gatekeeper.pathmatch import MatchOptions, normalise_path
+from gatekeeper.policy.pathmatch import MatchOptions, normalise_path
 
 U200C = "\u200c"
 

@@ -18,7 +18,7 @@ Matching is done on a *normalised* text form of the path, and the patterns are n
   NTFS's upcase table merges and ``casefold`` does not (the dotless ``ı``: ``confıgs/`` is ``CONFIGS/`` on Windows).
 
 Names that a Windows checkout writes elsewhere (``models./x``, ``models\\x``, ``models::$INDEX_ALLOCATION/x``) are
-matched by :meth:`gatekeeper.policy.Policy.rules_for` as both themselves and their alias
+matched by :meth:`gatekeeper.policy.config.Policy.rules_for` as both themselves and their alias
 (:func:`gatekeeper.checkout.ntfs_alias`).
 
 Both transformations only ever make *more* paths match a rule, never fewer. The regular expressions run with DOTALL

@@ -43,12 +43,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gatekeeper.analysis import LimitExceeded, RefAnalysis
+from gatekeeper.checkout import describe_mode, windows_name_problem
 from gatekeeper.detectors.remote_code import is_config_name
 from gatekeeper.errors import GatekeeperError
-from gatekeeper.gate import Requirement, builtin_requirement
-from gatekeeper.gitrepo import Repo
-from gatekeeper.checkout import describe_mode, windows_name_problem
 from gatekeeper.model import (
     MODE_ABSENT,
     MODE_BLOB,
@@ -61,6 +58,9 @@ from gatekeeper.model import (
     Verdict,
     display_path,
 )
+from gatekeeper.push.analysis import LimitExceeded, RefAnalysis
+from gatekeeper.push.gate import Requirement, builtin_requirement
+from gatekeeper.push.gitrepo import Repo
 
 MAX_NEW_COMMITS = 20_000  # per push; above it the push is refused (never a partial scan)
 MAX_BLOBS = 200_000

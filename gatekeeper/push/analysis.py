@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from gatekeeper.errors import GatekeeperError, GitAccessError
-from gatekeeper.gitrepo import Repo
+from gatekeeper.push.gitrepo import Repo
 from gatekeeper.model import Change, ObjectId, OddMode, RefUpdate, UpdateKind, is_null
 
 # git's order for resolving a short name (refs.c ref_rev_parse_rules), without "%s" itself ($GIT_DIR/<name> is not
