@@ -219,6 +219,8 @@ def ref_refusal(repo: Repo, update: RefUpdate) -> str | None:
     branch describes it and no approval statement can bind it. An admin who truly needs one writes it on the server.
     Letter case is ignored: on a case-insensitive disk ``refs/REPLACE/x`` is the same loose ref file.
     """
+    if is_null(update.old) and is_null(update.new):
+        return None  # deleting a ref that does not exist changes nothing
     folded = update.ref.casefold()
     if folded.startswith(REPLACE_NAMESPACE):
         replaced = update.ref[len(REPLACE_NAMESPACE):]

@@ -92,8 +92,7 @@ class Repo:
             repo = pygit2.Repository(path, flags=RepositoryOpenFlag.FROM_ENV)
         except (pygit2.GitError, ValueError, KeyError) as exc:
             raise _open_error(path, exc) from exc
-        incoming = env.get("GIT_OBJECT_DIRECTORY") if in_quarantine(env) else None
-        return cls(repo, incoming=incoming)
+        return cls(repo, incoming=_incoming_objects(env, repo))
 
     @classmethod
     def open(cls, path: str | Path) -> Repo:
@@ -450,6 +449,22 @@ class Repo:
         if reference is None or reference.type != pygit2.enums.ReferenceType.SYMBOLIC:
             return None
         return str(reference.target)
+
+
+def _incoming_objects(env: Mapping[str, str], repo: pygit2.Repository) -> str | None:
+    """The object directory that holds only this push's objects, or None. git (and Gitaly, whose quarantine is not
+    named ``incoming-``) point ``GIT_OBJECT_DIRECTORY`` at it and list the repository's own objects in
+    ``GIT_ALTERNATE_OBJECT_DIRECTORIES``; without that pair the directory may be the whole repository."""
+    incoming = env.get("GIT_OBJECT_DIRECTORY")
+    if not incoming or not (in_quarantine(env) or env.get("GIT_ALTERNATE_OBJECT_DIRECTORIES")):
+        return None
+    own = Path(repo.path) / "objects"
+    try:
+        if Path(incoming).resolve() == own.resolve():
+            return None
+    except OSError:
+        return None
+    return incoming
 
 
 def tree_shape_problem(entries: list[tuple[bytes, int, ObjectId]]) -> str | None:

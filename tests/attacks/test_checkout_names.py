@@ -27,11 +27,8 @@ from attacks.attacklib import Crafter, assert_refused
 ])
 def test_name_that_a_checkout_maps_onto_a_protected_path_needs_approval(server: Server, name: bytes) -> None:
     """Before the fix, all but the HFS+ case were allowed on main."""
-    x = Crafter(server.clone())
-    before = server.ref("refs/heads/main")
-    commit = x.commit_with(name, "100644", x.blob(b"class Llama:\n    sabotage = True\n"))
-    result = x.push(commit, "refs/heads/main")
-    decision = assert_refused(server, result, "refs/heads/main", before, "needs approval")
+    decision = _push_file_to_main(server, Crafter(server.clone()), name, b"class Llama:\n    sabotage = True\n",
+                                  "needs approval")
     assert decision["updates"][0]["rules"], decision
 
 
@@ -42,11 +39,7 @@ def test_windows_short_name_is_refused_on_protected_refs(server: Server, name: b
     c.write("src/modeling_x.py", "class X: pass\n")
     c.commit("seed a protected file outside models/")
     assert c.push(options=["gatekeeper.break-glass=seed"], env={"GATEKEEPER_USER": "dave"}).ok
-    x = Crafter(c)
-    before = server.ref("refs/heads/main")
-    commit = x.commit_with(name, "100644", x.blob(b"sabotage\n"))
-    result = x.push(commit, "refs/heads/main")
-    assert_refused(server, result, "refs/heads/main", before, "Windows 8.3 short name")
+    _push_file_to_main(server, Crafter(c), name, b"sabotage\n", "Windows 8.3 short name")
 
 
 def test_windows_short_name_on_an_unprotected_branch_is_allowed(server: Server) -> None:
@@ -60,16 +53,16 @@ def test_windows_short_name_on_an_unprotected_branch_is_allowed(server: Server) 
                                   "\u200c.gitattributes".encode()])
 def test_gitattributes_under_ntfs_and_hfs_names_is_repository_plumbing(server: Server, name: bytes) -> None:
     """git's own hashed short name for .gitattributes (GI7D29~1) was not recognised before the fix."""
-    x = Crafter(server.clone())
-    before = server.ref("refs/heads/main")
-    commit = x.commit_with(name, "100644", x.blob(b"*.py filter=evil\n"))
-    result = x.push(commit, "refs/heads/main")
-    assert_refused(server, result, "refs/heads/main", before, "repository-plumbing")
+    _push_file_to_main(server, Crafter(server.clone()), name, b"*.py filter=evil\n", "repository-plumbing")
 
 
 def test_gitmodules_hashed_short_name_is_repository_plumbing(server: Server) -> None:
-    x = Crafter(server.clone())
+    gitmodules = b'[submodule "m"]\n\tpath = m\n\turl = ../evil\n'
+    _push_file_to_main(server, Crafter(server.clone()), b"GI7EBA~1", gitmodules, "repository-plumbing")
+
+
+def _push_file_to_main(server: Server, x: Crafter, name: bytes, data: bytes, *needles: str) -> dict:
+    """Push one crafted file at ``name`` onto main; it must be refused with ``needles`` in the message."""
     before = server.ref("refs/heads/main")
-    commit = x.commit_with(b"GI7EBA~1", "100644", x.blob(b'[submodule "m"]\n\tpath = m\n\turl = ../evil\n'))
-    result = x.push(commit, "refs/heads/main")
-    assert_refused(server, result, "refs/heads/main", before, "repository-plumbing")
+    result = x.push(x.commit_with(name, "100644", x.blob(data)), "refs/heads/main")
+    return assert_refused(server, result, "refs/heads/main", before, *needles)

@@ -83,3 +83,16 @@ def test_dotgit_entry_under_ntfs_rules_is_refused(server: Server) -> None:
     commit = x.commit_with(b"GIT~1", "40000", dotgit)
     result = x.push(commit, "refs/heads/feature")
     assert_refused(server, result, "refs/heads/feature", None, "is .git under some checkout's rules")
+
+
+def test_crafted_tree_inside_a_kept_pack_is_found(server: Server) -> None:
+    """Past receive.unpackLimit (100 objects) the push stays a pack in the quarantine; the check reads packs too."""
+    c = server.clone()
+    for i in range(120):
+        c.write(f"data/f{i}.txt", f"{i}\n")
+    c.commit("many files")
+    x = Crafter(c)
+    entries = sorted(_llama(x), key=lambda e: e[1])
+    raw = _raw([("100644", b"a.bin", x.blob(b"one")), ("100644", b"a.bin", x.blob(b"two")), *entries])
+    result = x.push(_commit_with_llama(x, raw), "refs/heads/feature")
+    assert_refused(server, result, "refs/heads/feature", None, "'a.bin' appears twice")
