@@ -327,7 +327,7 @@ class Repo:
             out = self.diff_trees(None, tree, odd=odd)
         return out
 
-    def _raw_entries(self, tree: str) -> list[tuple[bytes, int, ObjectId]]:
+    def _raw_entries(self, tree: str, *, limit: int | None = None) -> list[tuple[bytes, int, ObjectId]]:
         """(name, raw mode, id) of a tree's entries, parsed from the tree object the way git's ``decode_tree_entry``
         reads it (libgit2's ``TreeEntry.filemode`` normalises modes differently from git)."""
         try:
@@ -354,6 +354,8 @@ class Repo:
                 raise GitAccessError(f"tree {tree} has an unreadable mode {data[pos:space]!r}") from None
             out.append((data[space + 1:nul], mode, ObjectId(data[nul + 1:nul + 1 + width].hex())))
             pos = nul + 1 + width
+            if limit is not None and len(out) > limit:
+                raise GitAccessError(f"tree {tree} has more than {limit} entries")
         return out
 
     def malformed_incoming_trees(self, *, limit: int) -> list[tuple[ObjectId, str]]:
@@ -408,9 +410,7 @@ class Repo:
     def tree_entries(self, tree: str, *, limit: int | None = None) -> list[tuple[bytes, int, ObjectId]]:
         """(name, canonical mode, id) of the top-level entries of ``tree`` (not recursive), in tree order;
         GitAccessError when there are more than ``limit``."""
-        entries = self._raw_entries(tree)
-        if limit is not None and len(entries) > limit:
-            raise GitAccessError(f"tree {tree} has {len(entries)} entries, over the limit of {limit}")
+        entries = self._raw_entries(tree, limit=limit)  # stops parsing past the limit: hostile trees are huge
         return [(name, canon_mode(raw), oid) for name, raw, oid in entries]
 
     def resolve(self, rev: str) -> ObjectId:
