@@ -26,8 +26,9 @@ _PROBE = b"/.gatekeeper-probe"  # a child name to test whether a folder lies und
 
 
 def dotfile_kind(path: bytes) -> str | None:
-    """The plumbing file a path stands for on any client checkout, or None."""
-    base = posixpath.basename(path)
+    """The plumbing file a path stands for on any client checkout, or None. ``\\`` separates folders for Windows
+    tools, so ``sub\\.gitattributes`` is read as ``sub/.gitattributes`` there."""
+    base = posixpath.basename(path.replace(b"\\", b"/"))
     kinds = git_dotfiles(base)
     for kind in _PLUMBING_DOTFILES:
         if kind in kinds:

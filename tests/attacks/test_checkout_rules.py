@@ -120,3 +120,16 @@ def test_ntfs_alias(path: bytes, alias: bytes | None) -> None:
 def test_windows_name_problem(path: bytes, problem: str | None) -> None:
     found = windows_name_problem(path)
     assert (found is None) if problem is None else (found is not None and problem in found)
+
+
+@pytest.mark.parametrize(("path", "kind"), [
+    (b"sub\\.gitattributes", ".gitattributes"),   # a Windows tool's separator
+    (b"a/GI7D29~1", ".gitattributes"),
+    (b"GITMOD~1 .", ".gitmodules"),
+    (b".lfsconfig.", ".lfsconfig"),
+    (b"docs/gitattributes.md", None),
+])
+def test_plumbing_dotfiles_under_checkout_names(path: bytes, kind: str | None) -> None:
+    from gatekeeper.detectors.plumbing import dotfile_kind
+
+    assert dotfile_kind(path) == kind
