@@ -87,7 +87,8 @@ def test_commit_already_on_the_server_brings_nothing_new_to_scan(server: Server)
 
 
 def test_tree_bomb_pushed_to_a_ref_is_scanned_without_walking_every_path(server: Server) -> None:
-    """10 levels of 10 folders sharing one subtree each, 10 files at the bottom: 10^11 paths to a naive walk, 11 trees to the gate."""
+    """10 levels of 10 folders sharing one subtree each, 10 files at the bottom: 10^11 paths to a naive walk,
+    11 trees to the gate."""
     x = Crafter(server.clone())
     node = x.tree([("100644", f"f{i}.bin".encode(), x.blob(MALICIOUS_PICKLE)) for i in range(10)])
     for _ in range(10):
