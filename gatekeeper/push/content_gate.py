@@ -196,7 +196,8 @@ def _dangerous_config(repo: Repo, blob_id: str, path: bytes) -> list[Finding]:
 
 
 class CraftedTreeError(GatekeeperError):
-    default_hint = "git's fsck rejects such trees; recreate the commits with ordinary git (git fast-export | fast-import)"
+    default_hint = ("git's fsck rejects such trees; recreate the commits with ordinary git "
+                    "(git fast-export | git fast-import)")
 
 
 def refuse_malformed_trees(repo: Repo) -> None:

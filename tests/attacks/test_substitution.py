@@ -11,7 +11,9 @@ valid approvals.
 
 from __future__ import annotations
 
-from gitserver import Server, run_git
+from pathlib import Path
+
+from gitserver import DEFAULT_POLICY, Server, run_git, seed_content
 
 from attacks.attacklib import Crafter, assert_refused, bare_git
 
@@ -74,9 +76,7 @@ def test_ref_shadowing_main_for_short_name_readers_is_protected(server: Server) 
     assert bare_git(server, "rev-parse", "main") == before_main
 
 
-def test_unprotected_tag_named_like_a_protected_branch_is_protected(tmp_path, clean_env) -> None:  # type: ignore[no-untyped-def]
-    from gitserver import DEFAULT_POLICY, seed_content
-
+def test_unprotected_tag_named_like_a_protected_branch_is_protected(tmp_path: Path, clean_env: Path) -> None:
     srv = Server(tmp_path / "srv")
     seed_content(srv.clone("seeder"))
     srv.write_policy(DEFAULT_POLICY.format(mode="enforce").replace(', "refs/tags/**"', ""))
