@@ -321,10 +321,7 @@ def _config_findings(report: RemoteCodeReport, config: bytes, triggers: list[Tri
     shown = _show(config)
     for trigger in triggers:
         if trigger.danger:
-            report.findings.append(Finding(
-                Verdict.MALICIOUS, shown, DETECTOR,
-                f"{trigger.kind} target {trigger.value} calls a deny-listed function when the config is instantiated",
-                (f"key {trigger.key}", trigger.danger)))
+            report.findings.append(_danger_finding(shown, trigger))
         if trigger.external:
             report.findings.append(Finding(
                 Verdict.REVIEW, shown, DETECTOR,
@@ -344,6 +341,25 @@ def _config_findings(report: RemoteCodeReport, config: bytes, triggers: list[Tri
         Verdict.REVIEW, shown, DETECTOR,
         f"remote-code trigger added or changed ({len(lines)} trigger(s)): the code they name runs when the model or "
         f"config is loaded", lines))
+
+
+def _danger_finding(shown: str, trigger: Trigger) -> Finding:
+    return Finding(Verdict.MALICIOUS, shown, DETECTOR,
+                   f"{trigger.kind} target {trigger.value} calls a deny-listed function when the config is instantiated",
+                   (f"key {trigger.key}", str(trigger.danger)))
+
+
+def dangerous_config_findings(config: bytes, data: bytes) -> list[Finding]:
+    """Configs that are malicious in themselves (a Hydra ``_target_`` that is a shell call), judged from the one file
+    alone, for every ref: no tree, no import closure. A file that cannot be parsed is no finding here (the protected
+    refs' full analysis reports it)."""
+    if not is_config_name(config):
+        return []
+    try:
+        triggers = extract_triggers(config, data).triggers
+    except (ConfigError, RecursionError, ValueError):
+        return []
+    return [_danger_finding(_show(config), t) for t in triggers if t.danger]
 
 
 def _dangling_findings(report: RemoteCodeReport, config: bytes, triggers: list[Trigger], tree: _CachedTree,

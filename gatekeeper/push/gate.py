@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from gatekeeper.push.analysis import RefAnalysis
-from gatekeeper.model import Change, Finding, Identity, UpdateKind
+from gatekeeper.model import Change, Finding, Identity, UpdateKind, Verdict
 
 HISTORY_RULE = "protected-ref-history"
+REF_RULES_DETECTOR = "ref-rules"
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,9 @@ def _decide_ref(
     extra: Callable[[RefAnalysis], list[Requirement]] | None,
     blocking: tuple[Finding, ...] = (),
 ) -> RefDecision:
+    if analysis.refusal:
+        # Object substitution and the gate's own namespace: no approval can justify them (analysis.ref_refusal).
+        blocking = (Finding(Verdict.REFUSED, analysis.update.ref, REF_RULES_DETECTOR, analysis.refusal), *blocking)
     if blocking:
         reasons = tuple(f"{f.verdict.value}: {f.path}: {f.message}" for f in blocking)
         return RefDecision(analysis, False, (), reasons, blocking)
