@@ -195,19 +195,36 @@ def _probe_pickle(view: memoryview) -> bool:
     """A protocol 0/1 pickle (no PROTO opcode): see :func:`_pickle_evidence`."""
     if not view:
         return False
-    return _pickle_evidence(pickle_vm.analyse_pickle(view, limits=pickle_vm.Limits(max_opcodes=100_000, max_depth=0)))
+    return _pickle_evidence(pickle_vm.analyse_pickle(view, limits=pickle_vm.Limits(max_opcodes=100_000, max_depth=0)),
+                            "probe.txt")
 
 
-def _pickle_evidence(report: pickle_vm.PickleReport) -> bool:
-    """Whether data without a PROTO opcode is a pickle rather than text that happens to start like one.
+def _pickle_evidence(report: pickle_vm.PickleReport, path: str = "") -> bool:
+    """Whether data without a PROTO opcode is judged as a pickle rather than as data that happens to start like one.
 
-    Text trips the GLOBAL opcode easily (``requirements.txt`` starting ``cython\nnumpy\n`` is ``GLOBAL ython.numpy``),
-    so an *unknown* global followed by a parse error is not evidence. Evidence is: a parse to the end of the data, a
-    call that executed (REDUCE/NEWOBJ/OBJ/INST), or a global that is known (deny- or allow-listed).
+    ``pickle.load`` calls ``find_class`` for every GLOBAL it reads before it fails, so any global is evidence: an
+    unknown module is imported (its import-time code runs) even when the stream breaks right after. Evidence is also
+    a parse to the end of the data or a call that executed (REDUCE/NEWOBJ/OBJ/INST).
+
+    One deliberate exception, for files *named* as text (``requirements.txt``, ``*.py``, ``*.md``...): text trips the
+    GLOBAL opcode easily (``cython\nnumpy\n`` is ``GLOBAL ython.numpy``), and refusing every such file would gate
+    ordinary source; there an *unknown* global followed by a parse error is not evidence (what remains possible is
+    ``pickle.load`` of a text file importing a module that is already installed, and nothing runs after it).
     """
-    return report.complete or report.calls > 0 or any(
-        g.classification is not Classification.REVIEW for g in report.globals
-    )
+    if report.complete or report.calls > 0:
+        return True
+    if _named_as_text(path):
+        return any(g.classification is not Classification.REVIEW for g in report.globals)
+    return bool(report.globals)
+
+
+_TEXT_NAMES = (".py", ".pyi", ".json", ".yaml", ".yml", ".md", ".rst", ".txt", ".cfg", ".toml", ".ini", ".sh",
+               ".c", ".h", ".cc", ".cpp", ".js", ".ts", ".html", ".css", ".csv", ".tsv", ".xml", ".gitattributes",
+               ".gitignore", ".gitmodules", ".lfsconfig", "LICENSE", "Makefile", "Dockerfile")
+
+
+def _named_as_text(path: str) -> bool:
+    return path.rsplit("!", 1)[-1].endswith(_TEXT_NAMES)
 
 
 # ------------------------------------------------------------------------------------------------------ reporting
@@ -248,13 +265,30 @@ def _nested_callback(ctx: _Ctx, path: str) -> pickle_vm.NestedScan:
 
 def _scan_pickle(ctx: _Ctx, view: memoryview, path: str, depth: int, *, profile: str | None = None,
                  candidate: bool = False) -> None:
-    report = pickle_vm.analyse_pickle(
-        view, profile=profile or _profile(ctx), extra_globals=ctx.options.extra_globals, limits=ctx.limits(depth),
-        depth=depth, nested=_nested_callback(ctx, path), joblib=True,
-    )
-    if candidate and not _pickle_evidence(report):
+    """The data as ``pickle.load`` reads it and, when it holds joblib array wrappers, as ``joblib.load`` reads it.
+
+    joblib writes raw array bytes right after each ``NumpyArrayWrapper``; ``joblib.load`` skips them, ``pickle.load``
+    runs them as opcodes. Both loaders accept the file, so it is judged under both: the joblib reading in full, and
+    from the plain reading every global that the joblib reading does not see (its parse errors are not evidence: a
+    joblib file is not meant for ``pickle.load``).
+    """
+    kw = {"profile": profile or _profile(ctx), "extra_globals": ctx.options.extra_globals,
+          "limits": ctx.limits(depth), "depth": depth, "nested": _nested_callback(ctx, path)}
+    report = pickle_vm.analyse_pickle(view, joblib=False, **kw)  # type: ignore[arg-type]
+    if candidate and not _pickle_evidence(report, path):
         return  # not a pickle after all
-    _report_pickle(ctx, path, report)
+    if not any(pickle_vm.is_joblib_wrapper_global(g) for g in report.globals):
+        _report_pickle(ctx, path, report)
+        return
+    framed = pickle_vm.analyse_pickle(view, joblib=True, **kw)  # type: ignore[arg-type]
+    _report_pickle(ctx, path, framed)
+    seen = {(g.module, g.name, g.offset) for g in framed.globals}
+    for g in report.globals:
+        if (g.module, g.name, g.offset) in seen or g.classification is Classification.ALLOW:
+            continue
+        verdict = Verdict.MALICIOUS if g.classification is Classification.DENY else Verdict.REVIEW
+        ctx.add(verdict, path, "pickle", f"global {g.dotted} ({g.reason}) at offset {g.offset}, read by pickle.load "
+                "inside what joblib.load skips as raw array bytes")
 
 
 def _scan_torch_legacy(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:

@@ -210,6 +210,12 @@ def classify_global(module: str, name: str, allowed: frozenset[str]) -> tuple[Cl
     mod_parts = module.split(".")
     name_parts = name.split(".")
     full = mod_parts + name_parts
+    if not name and all(mod_parts):
+        # find_class(module, "") imports the module (its import-time code runs), then getattr fails: what a GLOBAL
+        # cut off at the end of the data does in the pure-Python unpickler. The module decides.
+        if _denied(mod_parts) or mod_parts[0] in ("builtins", "__builtin__", "__builtins__"):
+            return Classification.DENY, "imports a deny-listed module"
+        return Classification.REVIEW, "imports a module (empty name)"
     if any(not part for part in full):
         # ``find_class("os.", "system")`` or an empty name: not resolvable by any loader in a benign way.
         return Classification.DENY, "empty dotted component"

@@ -31,6 +31,7 @@ from struct import unpack_from as _unpack_from
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gatekeeper.detectors import pickle_text
 from gatekeeper.detectors.pickle_profiles import LOADS_LIKE
 from gatekeeper.detectors.pickle_profiles import Classification
 from gatekeeper.detectors.pickle_profiles import classify_global
@@ -195,6 +196,21 @@ _NESTED_PREVIEW = 16  # bytes looked at to decide whether a bytes constant is a 
 _SMALL_CONST = 1 << 16  # byte/str constants up to this size are materialised (STACK_GLOBAL operands, loads args)
 
 
+def _find_newline(data: memoryview, start: int) -> int:
+    """Index of the next ``\n`` at or after ``start``, or -1; looks in growing windows (no copy of a big tail)."""
+    window = 256
+    pos = start
+    size = len(data)
+    while pos < size:
+        end = min(size, pos + window)
+        idx = bytes(data[pos:end]).find(b"\n")
+        if idx >= 0:
+            return pos + idx
+        pos = end
+        window = min(window * 4, 1 << 24)
+    return -1
+
+
 def looks_like_pickle(head: bytes) -> bool:
     """The cheap sniff: a protocol 2-5 PROTO opcode at offset 0."""
     return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
@@ -272,13 +288,19 @@ class _Machine:
             if self.pos >= self.frame_end:
                 self.frame_end = -1
 
-    def _readline(self, op_offset: int) -> bytes:
-        limit = min(self.size, self.pos + _SMALL_CONST)
-        view = self.data[self.pos:limit]
-        idx = bytes(view).find(b"\n")
+    def _readline(self, op_offset: int, *, at_eof: bool = False) -> bytes:
+        """The next line *with* its newline, as ``readline`` returns it (CPython reads lines of any length).
+
+        Without a newline before the end of the data: a parse error, or with ``at_eof`` the rest of the data, as the
+        pure-Python unpickler's ``readline`` returns it (it then drops the last character and still calls
+        ``find_class`` for GLOBAL/INST: ``(itorch`` at the end of a file imports ``torch``).
+        """
+        idx = _find_newline(self.data, self.pos)
         if idx < 0:
-            raise _ParseError("unterminated text argument", op_offset)
-        return self._read(idx + 1, op_offset)[:-1]
+            if not at_eof:
+                raise _ParseError("unterminated text argument", op_offset)
+            idx = self.size - 1
+        return self._read(idx + 1 - self.pos, op_offset)
 
     def _uint(self, n: int, op_offset: int) -> int:
         return int.from_bytes(self._read(n, op_offset), "little")
@@ -307,7 +329,12 @@ class _Machine:
 
     def _add_global(self, module: str, name: str, offset: int, opcode: str) -> _Global:
         classification, reason = classify_global(module, name, self.allowed)
-        ref = GlobalRef(module, name, offset, opcode, classification, reason)
+        return self._record_global(GlobalRef(module, name, offset, opcode, classification, reason))
+
+    def _record_global(self, ref: GlobalRef) -> _Global:
+        classification = ref.classification
+        reason = ref.reason
+        offset = ref.offset
         self.globals.append(ref)
         if classification is Classification.DENY:
             self.bad_global = True
@@ -521,7 +548,9 @@ class _Machine:
     def op_FRAME(self, offset: int) -> None:
         length = self._uint(8, offset)
         if self.pos + length > self.size:
-            raise _ParseError(f"FRAME of {length} bytes runs past the end of the data", offset)
+            # The C unpickler fails here; the pure-Python one reads what there is and runs the opcodes in it.
+            self._anomaly(f"FRAME of {length} bytes runs past the end of the data", offset)
+            length = self.size - self.pos
         if self.frame_end >= 0 and self.pos < self.frame_end:
             self._anomaly("FRAME inside a frame", offset)
         self.frame_end = self.pos + length
@@ -565,29 +594,21 @@ class _Machine:
     def op_NEWFALSE(self, offset: int) -> None:
         self._const(False, offset)
 
-    def op_INT(self, offset: int) -> None:
+    def _text_number(self, parse: Callable[[bytes], object], what: str, offset: int) -> None:
         line = self._readline(offset)
-        if line in (b"00", b"01"):
-            self._const(line == b"01", offset)
-            return
         try:
-            self._const(int(line, 0 if line.strip().lower().startswith((b"0x", b"-0x")) else 10), offset)
-        except ValueError:
-            raise _ParseError("invalid INT literal", offset) from None
+            self._const(parse(line), offset)
+        except (ValueError, OverflowError):
+            raise _ParseError(f"invalid {what} literal", offset) from None
+
+    def op_INT(self, offset: int) -> None:
+        self._text_number(pickle_text.parse_int, "INT", offset)
 
     def op_LONG(self, offset: int) -> None:
-        line = self._readline(offset)
-        try:
-            self._const(int(line[:-1] if line.endswith(b"L") else line), offset)
-        except ValueError:
-            raise _ParseError("invalid LONG literal", offset) from None
+        self._text_number(pickle_text.parse_long, "LONG", offset)
 
     def op_FLOAT(self, offset: int) -> None:
-        line = self._readline(offset)
-        try:
-            self._const(float(line), offset)
-        except ValueError:
-            raise _ParseError("invalid FLOAT literal", offset) from None
+        self._text_number(pickle_text.parse_float, "FLOAT", offset)
 
     def op_BININT(self, offset: int) -> None:
         self._const(struct.unpack("<i", self._read(4, offset))[0], offset)
@@ -618,7 +639,7 @@ class _Machine:
         self._long(4, offset)
 
     def op_STRING(self, offset: int) -> None:
-        line = self._readline(offset)
+        line = self._readline(offset)[:-1]
         if len(line) >= 2 and line[0] == line[-1] and line[:1] in (b"'", b'"'):
             line = line[1:-1]
         else:
@@ -682,7 +703,7 @@ class _Machine:
         self._bytes_arg(8, offset, text=True)
 
     def op_UNICODE(self, offset: int) -> None:
-        line = self._readline(offset)
+        line = self._readline(offset)[:-1]
         try:
             self._const(line.decode("raw-unicode-escape"), offset)
         except UnicodeDecodeError:
@@ -743,6 +764,8 @@ class _Machine:
         self.stack.append(_Seq("frozenset", items))
 
     def _extend(self, target: object, items: list[object], what: str, offset: int) -> None:
+        if not items:
+            return  # the C unpickler returns before it looks at the target (any type) when there is nothing to add
         self._check_mutation(target, what, offset)
         if isinstance(target, _Seq):
             if len(target.items) < 64:  # enough to see small argument tuples; big containers need no contents
@@ -805,7 +828,7 @@ class _Machine:
     def _text_key(self, offset: int) -> int:
         line = self._readline(offset)
         try:
-            return int(line)
+            return pickle_text.parse_memo_key(line)
         except ValueError:
             raise _ParseError("invalid memo key", offset) from None
 
@@ -831,18 +854,35 @@ class _Machine:
         self._memo_put(len(self.memo), offset)
 
     # -- globals ------------------------------------------------------------------------------------------------
-    def _text_pair(self, offset: int) -> tuple[str, str]:
-        module = self._readline(offset)
-        name = self._readline(offset)
+    def _text_line(self, offset: int) -> tuple[bytes, bytes | None]:
+        """A GLOBAL/INST operand line, and how the C unpickler reading a file reads it when it straddles a FRAME end.
+
+        The C unpickler holds exactly the frame in its buffer; a line that runs past the frame end is read again from
+        the file, and the buffered part is dropped (``_Unpickler_ReadFromFile`` replaces the buffer). The straddle is
+        an anomaly of its own; the second reading is returned so that its global is reported too.
+        """
+        frame_end = self.frame_end
+        start = self.pos
+        line = self._readline(offset, at_eof=True)
+        if 0 <= frame_end and start < frame_end < self.pos:
+            return line[:-1], bytes(self.data[frame_end:self.pos - 1])
+        return line[:-1], None
+
+    def _text_global(self, offset: int, opcode: str) -> _Global:
+        module, c_module = self._text_line(offset)
+        name, c_name = self._text_line(offset)
         try:
-            # CPython's load_global decodes both lines as UTF-8.
-            return module.decode("utf-8"), name.decode("utf-8")
+            # CPython's load_global decodes both lines as UTF-8 (load_inst as ASCII: UTF-8 is the wider reading).
+            if c_module is not None or c_name is not None:
+                other_module = (module if c_module is None else c_module).decode("utf-8", "replace")
+                other_name = (name if c_name is None else c_name).decode("utf-8", "replace")
+                self._add_global(other_module, other_name, offset, opcode)
+            return self._add_global(module.decode("utf-8"), name.decode("utf-8"), offset, opcode)
         except UnicodeDecodeError:
-            raise _ParseError("GLOBAL operands are not UTF-8", offset) from None
+            raise _ParseError(f"{opcode} operands are not UTF-8", offset) from None
 
     def op_GLOBAL(self, offset: int) -> None:
-        module, name = self._text_pair(offset)
-        self.stack.append(self._add_global(module, name, offset, "GLOBAL"))
+        self.stack.append(self._text_global(offset, "GLOBAL"))
 
     def op_STACK_GLOBAL(self, offset: int) -> None:
         name = self._pop(offset)
@@ -916,9 +956,8 @@ class _Machine:
         self._call(items[0], _Seq("tuple", items[1:]), offset, "OBJ")
 
     def op_INST(self, offset: int) -> None:
-        module, name = self._text_pair(offset)
+        cls = self._text_global(offset, "INST")
         items = self._pop_mark(offset)
-        cls = self._add_global(module, name, offset, "INST")
         self._call(cls, _Seq("tuple", items), offset, "INST")
 
     def op_BUILD(self, offset: int) -> None:
@@ -927,8 +966,8 @@ class _Machine:
             raise _ParseError("BUILD without an object", offset)
         target = self.stack[-1]
         self._check_mutation(target, "BUILD", offset)
-        if isinstance(target, _Const):
-            raise _ParseError("BUILD on a constant", offset)
+        # BUILD on a constant is no error for the pure-Python unpickler when the state is falsy (it does nothing),
+        # so the emulator keeps going whatever the state.
         if isinstance(target, _Obj):
             # Slot state is applied with setattr(): a dunder key can swap __class__ or reach __dict__ internals.
             parts = state.items if isinstance(state, _Seq) and state.kind == "tuple" else [state]
@@ -958,7 +997,7 @@ class _Machine:
         self.stack.append(_Obj(("persistent", pid), offset))
 
     def op_PERSID(self, offset: int) -> None:
-        line = self._readline(offset)
+        line = self._readline(offset)[:-1]
         self._persid(_Const(line.decode("latin-1")), offset, "PERSID")
 
     def op_BINPERSID(self, offset: int) -> None:
@@ -1093,9 +1132,13 @@ def _dict_items(value: object) -> dict[str, object]:
     return {}
 
 
+def is_joblib_wrapper_global(ref: GlobalRef) -> bool:
+    """Whether ``ref`` is joblib's array wrapper, after whose BUILD ``joblib.load`` reads raw array bytes."""
+    return ref.name == "NumpyArrayWrapper" and ref.module.startswith("joblib.")
+
+
 def _is_joblib_wrapper(obj: _Obj) -> bool:
-    return isinstance(obj.origin, _Global) and obj.origin.ref.name == "NumpyArrayWrapper" and \
-        obj.origin.ref.module.startswith("joblib.")
+    return isinstance(obj.origin, _Global) and is_joblib_wrapper_global(obj.origin.ref)
 
 
 def _dtype_descr(dtype: object) -> str | None:
