@@ -196,11 +196,14 @@ _NESTED_PREVIEW = 16  # bytes looked at to decide whether a bytes constant is a 
 _SMALL_CONST = 1 << 16  # byte/str constants up to this size are materialised (STACK_GLOBAL operands, loads args)
 
 
-def _find_newline(data: memoryview, start: int) -> int:
-    """Index of the next ``\n`` at or after ``start``, or -1; looks in growing windows (no copy of a big tail)."""
+_MAX_LINE = 1 << 20  # protocol 0 text arguments longer than this are a resource limit (CPython has none)
+
+
+def _find_newline(data: memoryview, start: int, limit: int) -> int:
+    """Index of the next ``\n`` in ``data[start:start + limit + 1]``, or -1; looks in growing windows."""
     window = 256
     pos = start
-    size = len(data)
+    size = min(len(data), start + limit + 1)
     while pos < size:
         end = min(size, pos + window)
         idx = bytes(data[pos:end]).find(b"\n")
@@ -232,7 +235,9 @@ class _Machine:
         profile: str,
         extra_globals: frozenset[str],
         joblib: bool,
+        persistent_load: bool = True,
     ) -> None:
+        self.persistent_load = persistent_load
         self.data = data
         self.size = len(data)
         self.pos = start
@@ -295,7 +300,12 @@ class _Machine:
         pure-Python unpickler's ``readline`` returns it (it then drops the last character and still calls
         ``find_class`` for GLOBAL/INST: ``(itorch`` at the end of a file imports ``torch``).
         """
-        idx = _find_newline(self.data, self.pos)
+        idx = _find_newline(self.data, self.pos, _MAX_LINE)
+        if idx < 0 and self.size - self.pos > _MAX_LINE:
+            if at_eof and b"\0" in bytes(self.data[self.pos:self.pos + _MAX_LINE]):
+                # A module name with a NUL byte cannot be imported: every loader fails here, nothing resolved.
+                raise _ParseError(f"GLOBAL operand over {_MAX_LINE} bytes with a NUL byte", op_offset)
+            raise _LimitError(f"text argument longer than {_MAX_LINE} bytes", op_offset)
         if idx < 0:
             if not at_eof:
                 raise _ParseError("unterminated text argument", op_offset)
@@ -982,6 +992,9 @@ class _Machine:
                 self._joblib_array(target, offset)
 
     def _persid(self, pid: object, offset: int, opcode: str) -> None:
+        if not self.persistent_load:
+            # pickle.load without a persistent_load raises UnpicklingError here, before anything else runs.
+            raise _ParseError(f"{opcode} without a persistent_load (the loader fails here)", offset)
         ok = (
             self.torch_context
             and opcode == "BINPERSID"
@@ -997,7 +1010,7 @@ class _Machine:
         self.stack.append(_Obj(("persistent", pid), offset))
 
     def op_PERSID(self, offset: int) -> None:
-        line = self._readline(offset)[:-1]
+        line = self._readline(offset, at_eof=True)[:-1]
         self._persid(_Const(line.decode("latin-1")), offset, "PERSID")
 
     def op_BINPERSID(self, offset: int) -> None:
@@ -1199,6 +1212,7 @@ def analyse_one(
     nested: NestedScan | None = None,
     torch_context: bool = True,
     joblib: bool = False,
+    persistent_load: bool = True,
 ) -> tuple[PickleReport, int | None]:
     """Analyse the single pickle starting at ``start``.
 
@@ -1209,6 +1223,7 @@ def analyse_one(
     machine = _Machine(
         view, start, allowed=profile_globals(profile, extra_globals), torch_context=torch_context, limits=limits,
         depth=depth, nested=nested, profile=profile, extra_globals=extra_globals, joblib=joblib,
+        persistent_load=persistent_load,
     )
     end: int | None
     try:
@@ -1244,6 +1259,7 @@ def analyse_pickle(
     torch_context: bool = True,
     joblib: bool = False,
     start: int = 0,
+    persistent_load: bool = True,
 ) -> PickleReport:
     """Analyse every concatenated pickle in ``data`` from ``start`` to the end (reference §3.1: scan to EOF).
 
@@ -1257,6 +1273,8 @@ def analyse_pickle(
         nested: scanner for zip archives found inside bytes constants.
         torch_context: BINPERSID ``('storage', ...)`` ids are torch storages (allowed).
         joblib: emulate joblib's inline NumpyArrayWrapper arrays.
+        persistent_load: the loader resolves persistent ids (torch's ``data.pkl``); without one PERSID/BINPERSID
+            ends the load, as plain ``pickle.load`` does.
 
     Returns:
         A :class:`PickleReport`; never raises for malformed input.
@@ -1272,7 +1290,7 @@ def analyse_pickle(
     while True:
         report, end = analyse_one(
             view, pos, profile=profile, extra_globals=extra_globals, limits=remaining, depth=depth, nested=nested,
-            torch_context=torch_context, joblib=joblib,
+            torch_context=torch_context, joblib=joblib, persistent_load=persistent_load,
         )
         known = any(g.classification is not Classification.REVIEW for g in report.globals)
         if end is None and pickles and not known and not report.calls:
