@@ -438,24 +438,48 @@ def _scan_keras_config(ctx: _Ctx, view: memoryview, path: str) -> None:
     _walk_keras(ctx, config, "config", path, 0)
 
 
-_H5_LAMBDA = re.compile(rb'"class_name":\s*"(Lambda|TFSMLayer)"')
-_H5_MODULE = re.compile(rb'"module":\s*"([^"]{1,200})",\s*"class_name":\s*"([^"]{1,200})"')
+_JSON_START = re.compile(rb'\{\s*"')
+_MAX_H5_ATTEMPTS = 10_000
 
 
 def _scan_hdf5(ctx: _Ctx, view: memoryview, path: str) -> None:
-    # Without h5py: byte-search the model_config attribute (reference §4). One C-speed pass over the mapping.
-    blob = view  # re scans any buffer in C, without copying it
-    for match in _H5_LAMBDA.finditer(blob):
-        ctx.add(Verdict.REVIEW, path, "keras", f"Keras {match.group(1).decode()} layer in HDF5 model config",
-                (f"at offset {match.start()}",))
-        break
-    for match in _H5_MODULE.finditer(blob):
-        module, cls = match.group(1).decode("utf-8", "replace"), match.group(2).decode("utf-8", "replace")
-        if not _KERAS_SAFE_MODULE.match(module):
-            verdict = classify_global(module, cls, frozenset())[0]
-            level = Verdict.MALICIOUS if verdict is Classification.DENY else Verdict.REVIEW
-            ctx.add(level, path, "keras", f"Keras config imports {module}.{cls} (outside keras)",
-                    (f"at offset {match.start()}",))
+    """Keras ``.h5``: the ``model_config`` attribute is a JSON string inside the file; parse it as JSON.
+
+    Without h5py the attribute is found by content: every ``{"`` starts a decode attempt with ``json.raw_decode`` (up
+    to the next NUL, where HDF5 ends the string), so escapes (``"\u004cambda"``) and any whitespace read as Keras
+    reads them. Every object that parses is walked like a ``.keras`` config. A file that mentions a layer class but
+    yields no parsable config is unscannable (fail closed).
+    """
+    decoder = json.JSONDecoder()
+    parsed = 0
+    resume = 0
+    for attempt, match in enumerate(_JSON_START.finditer(view)):
+        if attempt >= _MAX_H5_ATTEMPTS:
+            ctx.add(Verdict.UNSCANNABLE, path, "keras", f"more than {_MAX_H5_ATTEMPTS} JSON candidates in HDF5 file")
+            return
+        start = match.start()
+        if start < resume:
+            continue  # inside an object already parsed
+        ctx.check_time()
+        stop = pickle_vm.find_byte(view, b"\0", start, _MAX_CONFIG)
+        text = bytes(view[start:stop if stop >= 0 else min(len(view), start + _MAX_CONFIG)]).decode(
+            "utf-8", "surrogateescape")
+        try:
+            config, end = decoder.raw_decode(text)
+        except (ValueError, RecursionError):
+            continue
+        resume = start + len(text[:end].encode("utf-8", "surrogateescape"))
+        if isinstance(config, dict) and ("class_name" in config or "config" in config):
+            parsed += 1
+            before = len(ctx.findings)
+            _walk_keras(ctx, config, f"config@{start}", path, 0)
+            for i in range(before, len(ctx.findings)):
+                f = ctx.findings[i]
+                ctx.findings[i] = Finding(f.verdict, f.path, f.detector, f.message.replace("Keras", "Keras HDF5", 1),
+                                          f.evidence)
+    if not parsed and (re.search(rb"class_name|Lambda|TFSMLayer", view) is not None):
+        ctx.add(Verdict.UNSCANNABLE, path, "keras", "HDF5 file mentions Keras layers but no model config parses as "
+                "JSON")
 
 
 _TARGET = re.compile(rb"""["']?_target_["']?\s*[:=]\s*["']?([A-Za-z_][\w.]{0,300})""")

@@ -199,14 +199,15 @@ _SMALL_CONST = 1 << 16  # byte/str constants up to this size are materialised (S
 _MAX_LINE = 1 << 20  # protocol 0 text arguments longer than this are a resource limit (CPython has none)
 
 
-def _find_newline(data: memoryview, start: int, limit: int) -> int:
-    """Index of the next ``\n`` in ``data[start:start + limit + 1]``, or -1; looks in growing windows."""
+def find_byte(data: memoryview, needle: bytes, start: int, limit: int) -> int:
+    """Index of ``needle`` (one byte) in ``data[start:start + limit + 1]``, or -1; looks in growing windows, so a
+    long search over an mmap never copies more than it has to."""
     window = 256
     pos = start
     size = min(len(data), start + limit + 1)
     while pos < size:
         end = min(size, pos + window)
-        idx = bytes(data[pos:end]).find(b"\n")
+        idx = bytes(data[pos:end]).find(needle)
         if idx >= 0:
             return pos + idx
         pos = end
@@ -300,7 +301,7 @@ class _Machine:
         pure-Python unpickler's ``readline`` returns it (it then drops the last character and still calls
         ``find_class`` for GLOBAL/INST: ``(itorch`` at the end of a file imports ``torch``).
         """
-        idx = _find_newline(self.data, self.pos, _MAX_LINE)
+        idx = find_byte(self.data, b"\n", self.pos, _MAX_LINE)
         if idx < 0 and self.size - self.pos > _MAX_LINE:
             if at_eof and b"\0" in bytes(self.data[self.pos:self.pos + _MAX_LINE]):
                 # A module name with a NUL byte cannot be imported: every loader fails here, nothing resolved.

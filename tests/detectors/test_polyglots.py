@@ -63,8 +63,8 @@ def bz2_magic_then_pickle(payload: bytes) -> bytes:
     return b"BZh\x00\x00" + b"\x00" * 0x685A + payload
 
 
-def npy(descr: str = "<f4", body: bytes = b"\x00" * 12) -> bytes:
-    header = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': (3,), }}".encode()
+def npy(descr: object = "<f4", body: bytes = b"\x00" * 12) -> bytes:
+    header = f"{{'descr': {descr!r}, 'fortran_order': False, 'shape': (3,), }}".encode()
     header += b" " * (-(10 + len(header) + 1) % 64) + b"\n"
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + body
 
@@ -163,3 +163,38 @@ def test_zip_whose_local_header_starts_a_persistent_id_is_not_a_pickle() -> None
     archive = make_zip([Member("a.npy", npy())])
     assert record(archive).error is not None and not record(archive).globals
     assert verdicts(archive, "x.npz") == set()
+
+
+# ------------------------------------------------------------------------------------------------ formats as their
+# libraries parse them (issue 10 item 3)
+H5 = b"\x89HDF\r\n\x1a\n" + b"\0" * 64
+
+
+@pytest.mark.parametrize("config", [
+    b'{"class_name":"Lambda","config":{}}',
+    b'{ "class_name" :\n\t"Lambda", "config": {} }',
+    b'{"class_name": "\\u004cambda", "config": {}}',
+    b'{"class_name": "Sequential", "config": {"layers": [{"class_name": "Lam\\u0062da", "config": {}}]}}',
+])
+def test_keras_h5_config_is_parsed_as_json(config: bytes) -> None:
+    import json
+    assert "Lambda" in json.dumps(json.loads(config))  # what Keras reads
+    assert Verdict.REVIEW in verdicts(H5 + config + b"\0" + b"\x01" * 32, "model.h5")
+    assert verdicts(H5 + b'{"class_name": "Dense", "config": {"units": 3}}\0', "model.h5") == set()
+
+
+def test_h5_module_injection_with_escapes_is_malicious() -> None:
+    inj = H5 + b'{"module": "sub\\u0070rocess", "class_name": "Popen", "config": {}}\0'
+    assert Verdict.MALICIOUS in verdicts(inj, "model.h5")
+
+
+def test_h5_that_mentions_layers_but_does_not_parse_is_unscannable() -> None:
+    assert Verdict.UNSCANNABLE in verdicts(H5 + b'{"class_name": "Lambda", broken', "model.h5")
+
+
+def test_zip_member_names_are_cut_at_nul_as_zipfile_does() -> None:
+    config = b'{"class_name": "Functional", "config": {"layers": [{"class_name": "Lambda", "config": {}}]}}'
+    archive = make_zip([Member("config.json\0.txt", config), Member("metadata.json", b"{}"),
+                        Member("model.weights.h5", H5)])
+    assert zipfile.ZipFile(io.BytesIO(archive)).read("config.json") == config  # what keras.saving reads
+    assert Verdict.REVIEW in verdicts(archive, "model.keras")
