@@ -25,6 +25,7 @@ whether they are nested pickles.
 from __future__ import annotations
 
 import codecs
+import copyreg
 import struct
 import time
 from struct import unpack_from as _unpack_from
@@ -911,10 +912,18 @@ class _Machine:
 
     def _ext(self, nbytes: int, offset: int) -> None:
         code = self._uint(nbytes, offset)
-        # copyreg's extension registry is empty unless something registered a code (copyreg.add_extension, which is
-        # deny-listed): treat the code as an unknown global (reference §3.1).
+        opcode = f"EXT{nbytes}"
+        # CPython resolves an extension code through copyreg's registry and then calls find_class on what it finds:
+        # a registered code is that global. The registry is empty in a fresh interpreter (registering is
+        # copyreg.add_extension, deny-listed); what the loading process registered cannot be seen from here, so an
+        # unregistered code is refused: it fails in a plain interpreter and means something else where registered.
+        key = copyreg._inverted_registry.get(code)  # type: ignore[attr-defined]
+        if key is not None:
+            self.stack.append(self._add_global(key[0], key[1], offset, opcode))
+            return
         self.bad_global = True
-        self._issue(Verdict.REVIEW, f"extension code {code} (copyreg registry global)", offset)
+        self._issue(Verdict.UNSCANNABLE, f"{opcode} extension code {code} is not registered (copyreg): it fails in a "
+                    "plain interpreter and resolves to whatever the loading process registered", offset)
         self.stack.append(_Obj(f"extension {code}", offset))
 
     def op_EXT1(self, offset: int) -> None:
