@@ -394,6 +394,21 @@ class _Machine:
             for issue in self.nested(view, why, self.depth + 1):
                 self._issue(issue.verdict, f"nested archive ({why}): {issue.message}", offset)
 
+    def _scan_encoded(self, raw: bytes, offset: int) -> None:
+        """A str or bytes constant that is an encoded pickle, zip or compressed stream: decode it and scan it.
+
+        Nothing in the pickle has to call a decoder: a checkpoint can carry ``base64(zlib(pickle))`` as plain data
+        for code that decodes and loads it later (the decode-then-load chain lives outside the file).
+        """
+        decoded = _decode_constant(raw)
+        if decoded is None and max(raw[:4]) >= 0x80:
+            try:  # a str carrying binary the latin-1 way (what ``s.encode("latin-1")`` gives back)
+                decoded = _decode_constant(raw.decode("utf-8").encode("latin-1"))
+            except (UnicodeDecodeError, UnicodeEncodeError):
+                decoded = None
+        if decoded is not None:
+            self._scan_nested_bytes(decoded, offset, "encoded payload in a constant")
+
     # -- main loop ----------------------------------------------------------------------------------------------
     def run(self) -> int:
         """Execute opcodes up to STOP; returns the offset after STOP. Raises _ParseError.
@@ -461,6 +476,8 @@ class _Machine:
                     self.stack.append(_Const(bytes(data[offset + 2:end]).decode("utf-8", "surrogatepass")))
                 except UnicodeDecodeError:
                     raise _ParseError("invalid UTF-8 in a unicode argument", offset) from None
+                if end - offset >= 26 and bytes(data[offset + 2:offset + 4]) in _ENCODED_HEADS:
+                    self._scan_encoded(bytes(data[offset + 2:end]), offset)
                 self.pos = end
                 continue
             if code == 0x47 or code == 0x4A:  # BINFLOAT, BININT
@@ -516,6 +533,8 @@ class _Machine:
                         self.stack.append(_Const(bytes(data[offset + 5:end]).decode("utf-8", "surrogatepass")))
                     except UnicodeDecodeError:
                         raise _ParseError("invalid UTF-8 in a unicode argument", offset) from None
+                    if n >= 24 and bytes(data[offset + 5:offset + 7]) in _ENCODED_HEADS:
+                        self._scan_encoded(bytes(data[offset + 5:end]), offset)
                     self.pos = end
                     continue
             elif 0x85 <= code <= 0x87:  # TUPLE1, TUPLE2, TUPLE3
@@ -675,6 +694,8 @@ class _Machine:
                 self._scan_nested_bytes(span, offset, "bytes constant")
             return
         raw = self._read(n, offset)
+        if n >= 24 and raw[:2] in _ENCODED_HEADS:
+            self._scan_encoded(raw, offset)
         if text:
             try:
                 self._const(raw.decode("utf-8", "surrogatepass"), offset)
@@ -1081,6 +1102,47 @@ _DECODERS = frozenset({
     "zlib.decompress", "bz2.decompress", "lzma.decompress", "gzip.decompress", "builtins.bytes.fromhex",
 })
 _DECODE_CAP = 16 << 20
+
+# First two bytes of a constant that may be an encoded payload: base64 of a PROTO 2-5 pickle ("gA"), of zlib ("eJ",
+# "eN", "eF", "eA"), gzip ("H4"), zip ("UE"); hex of the same ("80", "78", "1f", "50"); raw zlib ("x\x9c" ...).
+_ENCODED_HEADS = frozenset({b"gA", b"eJ", b"eN", b"eF", b"eA", b"H4", b"UE", b"80", b"78", b"1f", b"50",
+                            b"x\x9c", b"x\xda", b"x\x01", b"x^", b"x\xc2", b"x\xc3",
+                            b"Z0", b"ZU", b"SD", b"VU"})  # base64 of base64
+
+
+def _decode_constant(raw: bytes) -> bytes | None:
+    """What an encoded constant decodes to, when it is a pickle, zip or compressed pickle; else None."""
+    import base64
+    import binascii
+    import zlib
+
+    for _ in range(4):  # base64(zlib(hex(...))) and friends, a few layers deep
+        decoded: bytes | None = None
+        if raw[:1] == b"x":
+            try:
+                decoded = zlib.decompressobj().decompress(raw, _DECODE_CAP)
+            except zlib.error:
+                return None
+        elif raw[:2] == b"\x1f\x8b":
+            try:
+                decoded = zlib.decompressobj(31).decompress(raw, _DECODE_CAP)
+            except zlib.error:
+                return None
+        else:
+            text = raw.strip()
+            try:
+                if len(text) % 2 == 0 and all(c in b"0123456789abcdefABCDEF" for c in text[:64]):
+                    decoded = binascii.unhexlify(text)
+                else:
+                    decoded = base64.b64decode(text, validate=True)
+            except (ValueError, binascii.Error):
+                return None
+        if looks_like_pickle(decoded[:2]) or decoded.startswith(b"PK\x03\x04"):
+            return decoded
+        if not decoded or decoded[:2] not in _ENCODED_HEADS and decoded[:2] != b"\x1f\x8b":
+            return None
+        raw = decoded
+    return None
 
 
 def _decode_chain(value: object, data: memoryview, depth: int) -> bytes | None:
