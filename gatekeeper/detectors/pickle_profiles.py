@@ -232,6 +232,7 @@ def _private_alias(part: str) -> bool:
     return part.startswith("_") and part.lstrip("_") in _DENY_MODULES
 
 
+@functools.lru_cache(maxsize=8192)  # pure; a checkpoint names the same few globals thousands of times
 def classify_global(module: str, name: str, allowed: frozenset[str]) -> tuple[Classification, str]:
     """Classify ``module``/``name`` as a pickle ``find_class`` would resolve it.
 

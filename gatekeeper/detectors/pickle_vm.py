@@ -314,6 +314,16 @@ class _Machine:
             idx = self.size - 1
         return self._read(idx + 1 - self.pos, op_offset)
 
+    def _fixed(self, n: int, offset: int) -> int:
+        """Claim the ``n``-byte argument of the opcode at ``offset``; returns where it starts (hot path: no copy)."""
+        end = offset + 1 + n
+        if end > self.size:
+            raise _ParseError(f"truncated: {n} bytes needed, {self.size - offset - 1} left", offset)
+        if offset < self.frame_end < end:
+            self._anomaly("opcode argument straddles a FRAME boundary", offset)
+        self.pos = end
+        return offset + 1
+
     def _uint(self, n: int, op_offset: int) -> int:
         return int.from_bytes(self._read(n, op_offset), "little")
 
@@ -413,8 +423,8 @@ class _Machine:
     def run(self) -> int:
         """Execute opcodes up to STOP; returns the offset after STOP. Raises _ParseError.
 
-        The most frequent opcodes of real checkpoints (memo traffic, small ints, marks, short strings) are handled
-        inline; everything else goes through the per-opcode methods via a 256-entry table.
+        The loop only fetches, counts and checks limits; every opcode is one ``op_*`` method, found through a
+        256-entry table (``_DISPATCH``), so each opcode's semantics can be read and reviewed on its own.
         """
         data = self.data
         size = self.size
@@ -422,14 +432,12 @@ class _Machine:
         max_opcodes = limits.max_opcodes
         max_stack = limits.max_stack
         table = _DISPATCH
-        memo = self.memo
         while True:
             offset = self.pos
             if offset >= size:
                 raise _ParseError("pickle ends without STOP", offset)
-            fe = self.frame_end
-            if fe >= 0 and offset >= fe:
-                self.frame_end = fe = -1
+            if 0 <= self.frame_end <= offset:
+                self.frame_end = -1
             code = data[offset]
             self.opcodes = count = self.opcodes + 1
             if count > max_opcodes:
@@ -439,127 +447,6 @@ class _Machine:
                     raise _LimitError("time budget exhausted", offset)
                 if len(self.stack) + len(self.metastack) > max_stack:
                     raise _LimitError(f"stack depth over {max_stack}", offset)
-            if code == 0x71 or code == 0x68:  # BINPUT / BINGET
-                if offset + 2 > size:
-                    raise _ParseError("truncated: 1 bytes needed, 0 left", offset)
-                if fe >= 0 and offset < fe < offset + 2:
-                    self._anomaly("opcode argument straddles a FRAME boundary", offset)
-                key = data[offset + 1]
-                self.pos = offset + 2
-                if code == 0x71:
-                    if not self.stack:
-                        raise _ParseError("PUT on an empty stack", offset)
-                    self.puts += 1
-                    memo[key] = self.stack[-1]
-                    if len(memo) > limits.max_memo:
-                        raise _LimitError(f"memo larger than {limits.max_memo}", offset)
-                else:
-                    self.gets += 1
-                    try:
-                        self.stack.append(memo[key])
-                    except KeyError:
-                        raise _ParseError(f"GET of memo key {key} that was never stored (GET before PUT)",
-                                          offset) from None
-                    if self.gets > 10_000 and self.gets > limits.max_get_ratio * max(self.puts, 1):
-                        raise _LimitError(f"memo GET/PUT ratio over {limits.max_get_ratio} (expansion attack)",
-                                          offset)
-                continue
-            if code == 0x8C:  # SHORT_BINUNICODE
-                if offset + 2 > size:
-                    raise _ParseError("truncated: 1 bytes needed, 0 left", offset)
-                end = offset + 2 + data[offset + 1]
-                if end > size:
-                    raise _ParseError(f"truncated: {end - offset - 2} bytes needed, {size - offset - 2} left", offset)
-                if fe >= 0 and offset < fe < end:
-                    self._anomaly("opcode argument straddles a FRAME boundary", offset)
-                try:
-                    self.stack.append(_Const(bytes(data[offset + 2:end]).decode("utf-8", "surrogatepass")))
-                except UnicodeDecodeError:
-                    raise _ParseError("invalid UTF-8 in a unicode argument", offset) from None
-                if end - offset >= 26 and bytes(data[offset + 2:offset + 4]) in _ENCODED_HEADS:
-                    self._scan_encoded(bytes(data[offset + 2:end]), offset)
-                self.pos = end
-                continue
-            if code == 0x47 or code == 0x4A:  # BINFLOAT, BININT
-                end = offset + (9 if code == 0x47 else 5)
-                if end > size:
-                    raise _ParseError(f"truncated: {end - offset - 1} bytes needed, {size - offset - 1} left", offset)
-                if fe >= 0 and offset < fe < end:
-                    self._anomaly("opcode argument straddles a FRAME boundary", offset)
-                self.stack.append(_Const(_unpack_from(">d" if code == 0x47 else "<i", data, offset + 1)[0]))
-                self.pos = end
-                continue
-            if code == 0x94:  # MEMOIZE
-                self.pos = offset + 1
-                if not self.stack:
-                    raise _ParseError("PUT on an empty stack", offset)
-                self.puts += 1
-                memo[len(memo)] = self.stack[-1]
-                if len(memo) > limits.max_memo:
-                    raise _LimitError(f"memo larger than {limits.max_memo}", offset)
-                continue
-            if code == 0x4B:  # BININT1
-                if offset + 2 > size:
-                    raise _ParseError("truncated: 1 bytes needed, 0 left", offset)
-                if fe >= 0 and offset < fe < offset + 2:
-                    self._anomaly("opcode argument straddles a FRAME boundary", offset)
-                self.stack.append(_Const(data[offset + 1]))
-                self.pos = offset + 2
-                continue
-            if code == 0x28:  # MARK
-                self.pos = offset + 1
-                self.metastack.append(self.stack)
-                self.stack = []
-                if len(self.metastack) > max_stack:
-                    raise _LimitError(f"stack depth over {max_stack}", offset)
-                continue
-            if code == 0x4E or code == 0x88 or code == 0x89:  # NONE, NEWTRUE, NEWFALSE
-                self.pos = offset + 1
-                self.stack.append(_Const(None if code == 0x4E else code == 0x88))
-                continue
-            if code == 0x29 or code == 0x5D or code == 0x7D:  # EMPTY_TUPLE, EMPTY_LIST, EMPTY_DICT
-                self.pos = offset + 1
-                self.stack.append(_Seq("tuple" if code == 0x29 else "list" if code == 0x5D else "dict"))
-                continue
-            if code == 0x58:  # BINUNICODE
-                if offset + 5 > size:
-                    raise _ParseError(f"truncated: 4 bytes needed, {size - offset - 1} left", offset)
-                n = _unpack_from("<I", data, offset + 1)[0]
-                end = offset + 5 + n
-                if n <= _SMALL_CONST and end <= size:
-                    if fe >= 0 and offset < fe < end:
-                        self._anomaly("opcode argument straddles a FRAME boundary", offset)
-                    try:
-                        self.stack.append(_Const(bytes(data[offset + 5:end]).decode("utf-8", "surrogatepass")))
-                    except UnicodeDecodeError:
-                        raise _ParseError("invalid UTF-8 in a unicode argument", offset) from None
-                    if n >= 24 and bytes(data[offset + 5:offset + 7]) in _ENCODED_HEADS:
-                        self._scan_encoded(bytes(data[offset + 5:end]), offset)
-                    self.pos = end
-                    continue
-            elif 0x85 <= code <= 0x87:  # TUPLE1, TUPLE2, TUPLE3
-                n = code - 0x84
-                stack = self.stack
-                if len(stack) < n:
-                    raise _ParseError("stack underflow", offset)
-                items = stack[-n:]
-                del stack[-n:]
-                stack.append(_Seq("tuple", items))
-                self.pos = offset + 1
-                continue
-            elif code == 0x72:  # LONG_BINPUT
-                if offset + 5 > size:
-                    raise _ParseError(f"truncated: 4 bytes needed, {size - offset - 1} left", offset)
-                if fe >= 0 and offset < fe < offset + 5:
-                    self._anomaly("opcode argument straddles a FRAME boundary", offset)
-                if not self.stack:
-                    raise _ParseError("PUT on an empty stack", offset)
-                self.puts += 1
-                memo[_unpack_from("<I", data, offset + 1)[0]] = self.stack[-1]
-                if len(memo) > limits.max_memo:
-                    raise _LimitError(f"memo larger than {limits.max_memo}", offset)
-                self.pos = offset + 5
-                continue
             handler = table[code]
             if handler is None:
                 raise _ParseError(f"unknown opcode 0x{code:02x}", offset)
@@ -642,16 +529,16 @@ class _Machine:
         self._text_number(pickle_text.parse_float, "FLOAT", offset)
 
     def op_BININT(self, offset: int) -> None:
-        self._const(struct.unpack("<i", self._read(4, offset))[0], offset)
+        self.stack.append(_Const(_unpack_from("<i", self.data, self._fixed(4, offset))[0]))
 
     def op_BININT1(self, offset: int) -> None:
-        self._const(self._uint(1, offset), offset)
+        self.stack.append(_Const(self.data[self._fixed(1, offset)]))
 
     def op_BININT2(self, offset: int) -> None:
         self._const(self._uint(2, offset), offset)
 
     def op_BINFLOAT(self, offset: int) -> None:
-        self._const(struct.unpack(">d", self._read(8, offset))[0], offset)
+        self.stack.append(_Const(_unpack_from(">d", self.data, self._fixed(8, offset))[0]))
 
     def _long(self, nbytes: int, offset: int) -> None:
         n = self._uint(nbytes, offset)
@@ -730,7 +617,21 @@ class _Machine:
         self._bytes_arg(4, offset, text=True)
 
     def op_SHORT_BINUNICODE(self, offset: int) -> None:
-        self._bytes_arg(1, offset, text=True)
+        # the commonest opcode of real checkpoints (dict keys, STACK_GLOBAL operands): read in place
+        start = self._fixed(1, offset) + 1
+        end = start + self.data[start - 1]
+        if end > self.size:
+            raise _ParseError(f"truncated: {end - start} bytes needed, {self.size - start} left", offset)
+        if offset < self.frame_end < end:
+            self._anomaly("opcode argument straddles a FRAME boundary", offset)
+        raw = bytes(self.data[start:end])
+        try:
+            self.stack.append(_Const(raw.decode("utf-8", "surrogatepass")))
+        except UnicodeDecodeError:
+            raise _ParseError("invalid UTF-8 in a unicode argument", offset) from None
+        if end - start >= 24 and raw[:2] in _ENCODED_HEADS:
+            self._scan_encoded(raw, offset)
+        self.pos = end
 
     def op_BINUNICODE8(self, offset: int) -> None:
         self._bytes_arg(8, offset, text=True)
@@ -758,11 +659,12 @@ class _Machine:
         self.stack.append(_Seq("tuple", items))
 
     def _tuple_n(self, n: int, offset: int) -> None:
-        if len(self.stack) < n:
+        stack = self.stack
+        if len(stack) < n:
             raise _ParseError("stack underflow", offset)
-        items = self.stack[len(self.stack) - n:]
-        del self.stack[len(self.stack) - n:]
-        self.stack.append(_Seq("tuple", items))
+        items = stack[-n:]
+        del stack[-n:]
+        stack.append(_Seq("tuple", items))
 
     def op_TUPLE1(self, offset: int) -> None:
         self._tuple_n(1, offset)
@@ -869,7 +771,7 @@ class _Machine:
         self._memo_get(self._text_key(offset), offset)
 
     def op_BINGET(self, offset: int) -> None:
-        self._memo_get(self._uint(1, offset), offset)
+        self._memo_get(self.data[self._fixed(1, offset)], offset)
 
     def op_LONG_BINGET(self, offset: int) -> None:
         self._memo_get(self._uint(4, offset), offset)
@@ -878,10 +780,10 @@ class _Machine:
         self._memo_put(self._text_key(offset), offset)
 
     def op_BINPUT(self, offset: int) -> None:
-        self._memo_put(self._uint(1, offset), offset)
+        self._memo_put(self.data[self._fixed(1, offset)], offset)
 
     def op_LONG_BINPUT(self, offset: int) -> None:
-        self._memo_put(self._uint(4, offset), offset)
+        self._memo_put(_unpack_from("<I", self.data, self._fixed(4, offset))[0], offset)
 
     def op_MEMOIZE(self, offset: int) -> None:
         self._memo_put(len(self.memo), offset)
