@@ -256,7 +256,7 @@ def test_a_forged_stored_approval_does_not_review_break_glass(setup: Setup) -> N
 
 
 def test_historical_store_with_revocations_from_a_trust_dir(setup: Setup, tmp_path: Path) -> None:
-    from gatekeeper.allowed_signers import AllowedSigners
+    from gatekeeper.trust.allowed_signers import AllowedSigners
 
     bob_pub = setup.keys["bob"].with_name("bob.pub").read_bytes()
     store = AllowedSigners.from_bytes(setup.signers.read_bytes(), revoked=bob_pub)
@@ -280,8 +280,8 @@ def test_cli_verify_approvals_needs_a_policy(setup: Setup) -> None:
 
     setup.append(setup.decision(update(approvals=[approved(setup)])), setup.outcome())
     proc = gk("audit", "verify", "--log", str(setup.log_path), "--approvals")
-    assert proc.returncode == 1
-    assert "gatekeeper: error: --approvals needs the policy in force" in proc.stderr
+    assert proc.returncode == 2  # a missing option is a usage error (issue 11)
+    assert "gatekeeper audit: error: --approvals needs the policy in force" in proc.stderr
     proc = gk("audit", "verify", "--log", str(setup.log_path), "--approvals", "--policy", str(setup.config),
               "--allowed-signers", str(setup.signers))
     assert "APPROVALS OK: 1 allow(s) re-verified" in proc.stdout
