@@ -12,8 +12,11 @@ oracle lets them through unchanged, so a registered code shows up as the global 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import pickle
+import resource
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 
@@ -75,6 +78,24 @@ PURE = _recording(pickle._Unpickler)  # type: ignore[attr-defined]
 NATIVE = _recording(pickle.Unpickler)
 
 
+@contextlib.contextmanager
+def _memory_cap(headroom: int = 1 << 30) -> Iterator[None]:
+    """Cap the address space while CPython unpickles: both unpicklers allocate a counted argument (BINBYTES8,
+    BYTEARRAY8...) at its declared size before reading it, so one fuzzed length would take gigabytes of a shared
+    machine. Over the cap the allocation fails with MemoryError, which is an outcome like any other."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as fh:
+        size = int(fh.read().split()[0]) * resource.getpagesize()
+    cap = size + headroom
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 def record(data: bytes, *, start: int = 0, persistent: bool = False, unpickler: type = PURE) -> OracleResult:
     """Load the one pickle at ``start`` the way ``pickle.load`` would, recording every global it resolves."""
     result = OracleResult()
@@ -82,7 +103,8 @@ def record(data: bytes, *, start: int = 0, persistent: bool = False, unpickler: 
     buffer.seek(start)
     unpickler = unpickler(buffer, result.globals, persistent)
     try:
-        unpickler.load()
+        with _memory_cap():
+            unpickler.load()
     except RecursionError:
         result.error = "RecursionError"
     except Exception as exc:  # noqa: BLE001 - any failure of the load is an outcome, not a test error
