@@ -31,7 +31,11 @@ def c_string(line: bytes) -> bytes:
 def _strtol(s: bytes) -> int | None:
     """The value when C's ``strtol(s, &end, 0)`` consumes up to the newline or the string's end without overflow."""
     m = _STRTOL.match(s)
-    if m is None or s[m.end():m.end() + 1] not in (b"", b"\n"):
+    if m is None:
+        # no digits: strtol leaves end at the start, which C accepts when it is the newline or the string's end
+        # ("I\0junk\n" is 0)
+        return 0 if s[:1] in (b"", b"\n") else None
+    if s[m.end():m.end() + 1] not in (b"", b"\n"):
         return None
     sign, hexa, octal, dec = m.groups()
     value = int(hexa, 16) if hexa is not None else int(octal, 8) if octal is not None else int(dec)

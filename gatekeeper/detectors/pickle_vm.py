@@ -262,6 +262,7 @@ class _Machine:
         self.gets = 0
         self.puts = 0
         self.frame_end = -1
+        self.c_buffer_end = -1  # end of the C unpickler's read buffer (the last frame it fetched)
         self.proto_seen = False
         self.bad_global = False
 
@@ -472,6 +473,10 @@ class _Machine:
         if self.frame_end >= 0 and self.pos < self.frame_end:
             self._anomaly("FRAME inside a frame", offset)
         self.frame_end = self.pos + length
+        # The C unpickler buffers a frame only when it does not fit in what it already holds (a FRAME inside a
+        # frame that fits changes nothing there): where its buffer ends is where a straddling line is re-read.
+        if self.pos + length > self.c_buffer_end:
+            self.c_buffer_end = self.pos + length
 
     def op_STOP(self, offset: int) -> bool:
         self._pop(offset)
@@ -796,11 +801,11 @@ class _Machine:
         the file, and the buffered part is dropped (``_Unpickler_ReadFromFile`` replaces the buffer). The straddle is
         an anomaly of its own; the second reading is returned so that its global is reported too.
         """
-        frame_end = self.frame_end
+        buffer_end = self.c_buffer_end
         start = self.pos
         line = self._readline(offset, at_eof=True)
-        if 0 <= frame_end and start < frame_end < self.pos:
-            return line[:-1], bytes(self.data[frame_end:self.pos - 1])
+        if start < buffer_end < self.pos:
+            return line[:-1], bytes(self.data[buffer_end:self.pos - 1])
         return line[:-1], None
 
     def _text_global(self, offset: int, opcode: str) -> _Global:
