@@ -173,7 +173,7 @@ def content_requirements(policy: object, report: ContentReport, analysis: RefAna
     for rule, paths in content.review.items():
         changes = [c for c in analysis.changes if c.path in paths]
         if changes:
-            out.append(builtin_requirement(policy, rule, changes, _WHY.get(rule, rule)))  # type: ignore[arg-type]
+            out.append(builtin_requirement(policy, rule, changes, _WHY.get(rule, rule), paths))  # type: ignore[arg-type]
     return out
 
 
@@ -353,11 +353,12 @@ def _remote_code(repo: Repo, policy: object, analysis: RefAnalysis, content: Ref
             elif finding.verdict in (Verdict.REVIEW, Verdict.UNSCANNABLE):
                 for change in analysis.changes:
                     if display_path(change.path) == finding.path:
-                        content.review.setdefault(REMOTE_CODE_RULE, {})[change.path] = finding.message
+                        said = "; ".join((finding.message.partition(":")[0], *finding.evidence[:3]))
+                        content.review.setdefault(REMOTE_CODE_RULE, {}).setdefault(change.path, said)
         changed_set = set(changed)
         for path, reason in result.protected.items():
             if path in changed_set:
-                content.review.setdefault(REMOTE_CODE_RULE, {})[path] = reason
+                content.review.setdefault(REMOTE_CODE_RULE, {}).setdefault(path, reason)
 
     def is_protected(path: bytes) -> bool:
         return bool(policy.rules_for(path)) or bool(getattr(policy, "rules_below", lambda p: ())(path))  # type: ignore[attr-defined]
