@@ -285,3 +285,16 @@ def test_module_stored_in_lfs_is_reported_as_not_followed() -> None:
     (finding,) = report.findings
     assert finding.evidence[1] == ("modeling_x.py is a Git LFS pointer: the code that runs is the LFS object, whose "
                                    "imports are not followed")
+
+
+def test_a_lone_surrogate_in_a_reference_is_a_reported_problem_not_a_crash() -> None:
+    # JSON may spell a lone surrogate (\ud800); json.loads accepts it, yet no path in a checkout can hold that name.
+    # The reference is reported (it needs review like any trigger), and the rest of the scan goes on.
+    raw = '{"model_type": "x", "auto_map": {"AutoModel": "\\ud800mod.Net", "AutoConfig": "cfg.Config"}}'
+    tree = DictTree({"config.json": raw, "cfg.py": "class Config: pass\n"})
+    report = analyse_remote_code(tree, [b"config.json"])
+    found = review(report.findings, "config.json")
+    assert found, report.findings
+    text = [" ".join((f.message, *f.evidence)) for f in found]
+    assert any("no file can hold" in t for t in text), text
+    assert b"cfg.py" in report.protected
