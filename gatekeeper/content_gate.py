@@ -75,6 +75,8 @@ def scan_push(
     options = ScanOptions(extra_globals=frozenset(scan_cfg.extra_pickle_globals))
     unscannable_blocks = scan_cfg.unscannable != "review"
     cache = _open_cache(cache_dir)
+    # Big blobs are spooled next to the cache (on the server's disk, owner-only), else in the system's temp dir.
+    spool_dir = cache_dir if cache is not None else None
     report = ContentReport()
     hide = _existing_tips(repo)
     seen: dict[str, list[Finding]] = {}
@@ -98,7 +100,8 @@ def scan_push(
         for blob_id, path in blobs.items():
             findings = seen.get(blob_id)
             if findings is None:
-                findings, hit = _scan_blob(repo, blob_id, display_path(path), options, scan_cfg.lfs_store, cache)
+                findings, hit = _scan_blob(repo, blob_id, display_path(path), options, scan_cfg.lfs_store, cache,
+                                           spool_dir)
                 seen[blob_id] = findings
                 report.blobs_scanned += 1
                 report.cache_hits += int(hit)
@@ -157,6 +160,7 @@ def _open_cache(cache_dir: Path | None) -> object | None:
 
 def _scan_blob(
     repo: Repo, blob_id: str, path: str, options: object, lfs_store: Path | None, cache: object | None,
+    spool_dir: Path | None = None,
 ) -> tuple[list[Finding], bool]:
     from gatekeeper.detectors import content, lfs
 
@@ -176,16 +180,17 @@ def _scan_blob(
     if size > max_bytes:
         return [Finding(Verdict.UNSCANNABLE, path, "content",
                         f"blob of {size} bytes is over the scan cap of {max_bytes} bytes")], False
-    data = repo.read_blob(blob_id)
     findings: list[Finding] | None = None
-    if size <= lfs.BLOB_SIZE_CUTOFF:
-        findings = lfs.lfs_findings(
-            path, data, lfs_store=lfs_store,
-            scan_blob=lambda p, d: content.scan_blob(p, d, options),  # type: ignore[arg-type]
-            max_object_bytes=max_bytes,
-        )
-    if findings is None:
-        findings = content.scan_blob(path, data, options)  # type: ignore[arg-type]
+    # Bounded memory whatever the size: big blobs are streamed to an unlinked temporary file and mapped.
+    with repo.scannable_blob(blob_id, size, spool_dir=spool_dir) as data:
+        if size <= lfs.BLOB_SIZE_CUTOFF:
+            findings = lfs.lfs_findings(
+                path, bytes(data), lfs_store=lfs_store,
+                scan_blob=lambda p, d: content.scan_blob(p, d, options),  # type: ignore[arg-type]
+                max_object_bytes=max_bytes,
+            )
+        if findings is None:
+            findings = content.scan_blob(path, data, options)  # type: ignore[arg-type]
     findings = [_with_blob(f, blob_id) for f in findings]
     if cache is not None:
         try:

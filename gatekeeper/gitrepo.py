@@ -13,9 +13,13 @@ Why the care:
 
 from __future__ import annotations
 
+import mmap
+import os
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pygit2
 from pygit2.enums import DiffOption, ObjectType, RepositoryOpenFlag, SortMode
@@ -27,6 +31,10 @@ _DIFF_FLAGS = DiffOption.INCLUDE_TYPECHANGE | DiffOption.SKIP_BINARY_CHECK
 
 # git's well-known empty tree id in SHA-1 repositories (pygit2 1.21 cannot open SHA-256 repositories at all).
 _EMPTY_TREE_SHA1 = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+# Blobs at least this big are streamed to a temporary file and mapped, never held in memory (issue: a push of one
+# 1 GiB blob must peak under 256 MiB). Below it, one in-memory read is cheaper than a process and a mapping.
+SPOOL_MIN_BYTES = 16 << 20
 
 _TYPE_NAMES = {
     ObjectType.COMMIT: "commit",
@@ -133,14 +141,17 @@ class Repo:
     def peel(self, oid: str) -> tuple[str, ObjectId | None]:
         """Follow tags. Returns (final type, id): ``("commit", c)``, ``("tree", t)``, ``("blob", b)`` or
         ``("missing", None)``. Tag chains are bounded to defeat tag loops crafted with hash collisions."""
-        obj = self._lookup(oid)
         for _ in range(64):
-            if obj is None:
+            # The type from the object header first: a ref (or tag) naming a huge blob must not inflate it.
+            kind = self.object_type(oid)
+            if kind is None:
                 return "missing", None
-            if isinstance(obj, pygit2.Tag):
-                obj = self._lookup(str(obj.target))
-                continue
-            return _TYPE_NAMES.get(obj.type, "unknown"), ObjectId(str(obj.id))
+            if kind != "tag":
+                return kind, ObjectId(oid)
+            tag = self._lookup(oid)
+            if not isinstance(tag, pygit2.Tag):
+                return "missing", None
+            oid = str(tag.target)
         raise GitAccessError(f"tag chain starting at {oid} is too deep")
 
     def commit_tree(self, commit: str) -> ObjectId:
@@ -202,12 +213,62 @@ class Repo:
         return out
 
     def read_blob(self, oid: str, *, max_bytes: int | None = None) -> bytes:
-        obj = self._lookup(oid)
-        if not isinstance(obj, pygit2.Blob):
+        """The whole blob in memory, in one object-database read. ``max_bytes`` is checked against the object header
+        *before* anything is inflated."""
+        size = self.blob_size(oid)
+        if size is None:
             raise GitAccessError(f"{oid} is not a blob in this repository")
-        if max_bytes is not None and obj.size > max_bytes:
-            raise GitAccessError(f"blob {oid} is {obj.size} bytes, over the {max_bytes}-byte cap")
-        return bytes(obj.data)
+        if max_bytes is not None and size > max_bytes:
+            raise GitAccessError(f"blob {oid} is {size} bytes, over the {max_bytes}-byte cap")
+        try:
+            _kind, data = self._repo.odb.read(oid)
+        except (KeyError, ValueError, pygit2.GitError) as exc:
+            raise GitAccessError(f"blob {oid} could not be read: {exc}") from exc
+        return bytes(data)
+
+    # -- blob content for scanning: bounded memory whatever the blob size -----------------------------------------
+
+    @contextmanager
+    def scannable_blob(self, oid: str, size: int, *, spool_dir: Path | None = None) -> Iterator[bytes | mmap.mmap]:
+        """The content of blob ``oid`` (whose header said ``size``) for the detectors, in memory bounded by
+        :data:`SPOOL_MIN_BYTES` whatever the blob's size.
+
+        Small blobs: one object-database read. Big ones: ``git cat-file blob`` streams the blob (git inflates large
+        blobs in chunks) straight into an unlinked temporary file, which is then mapped read-only: the detectors
+        touch only the pages they read (headers and pickles of a checkpoint), and the page cache, not the hook,
+        holds the rest. libgit2 cannot do this: it inflates a whole object into memory, and copies it again.
+        """
+        if size < SPOOL_MIN_BYTES:
+            yield self.read_blob(oid)
+            return
+        import tempfile
+
+        with tempfile.TemporaryFile(dir=spool_dir, prefix="gatekeeper-blob-") as spool:
+            self._stream_blob_into(oid, size, spool)
+            mapped = mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+            try:
+                yield mapped if mapped is not None else b""
+            finally:
+                if mapped is not None:
+                    try:
+                        mapped.close()
+                    except BufferError:  # a view of it is still referenced; it is unmapped when collected
+                        pass
+
+    def _stream_blob_into(self, oid: str, size: int, out: IO[bytes]) -> None:
+        # --git-dir pins the repository; the process environment carries the quarantine (GIT_OBJECT_DIRECTORY and
+        # GIT_ALTERNATE_OBJECT_DIRECTORIES), exactly what libgit2's FROM_ENV open honours.
+        import subprocess
+
+        argv = ["git", f"--git-dir={self._repo.path}", "cat-file", "blob", oid]
+        try:
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, check=False)
+        except OSError as exc:
+            raise GitAccessError(f"could not run git to read blob {oid}: {exc}") from exc
+        written = os.fstat(out.fileno()).st_size
+        if proc.returncode != 0 or written != size:
+            detail = proc.stderr.decode("utf-8", "replace").strip()[:200]
+            raise GitAccessError(f"blob {oid} could not be read ({written} of {size} bytes; {detail or 'no detail'})")
 
     def blob_size(self, oid: str) -> int | None:
         """Size from the object header, without inflating the blob."""
@@ -248,6 +309,8 @@ class Repo:
     def _tree(self, tree: str | None) -> pygit2.Tree | None:
         if tree is None:
             return None
+        if self.object_type(tree) != "tree":  # from the header: never inflate a blob posing as a tree
+            raise GitAccessError(f"{tree} is not a tree in this repository")
         obj = self._lookup(tree)
         if obj is None or obj.type != ObjectType.TREE:
             raise GitAccessError(f"{tree} is not a tree in this repository")
