@@ -77,7 +77,7 @@ def run_pre_receive(
         return _refuse_with_error(exc, event, policy, fallback_log, prefix)
     # The soft deadline interrupts Python code anywhere (no detector can catch it); the hard one kills the hook from a
     # watchdog process if a call into C outlives the soft one, and records the refusal there.
-    killed = _KilledRecorder(event, policy, fallback_log, prefix, stdin, timeout)
+    killed = _KilledRecorder(event, policy, fallback_log, prefix, stdin, timeout, env)
     with hard_deadline(timeout + hard_grace(timeout), killed):
         try:
             with soft_deadline(timeout):
@@ -105,11 +105,18 @@ class _KilledRecorder:
     prefix: str
     stdin: bytes
     timeout: float
+    env: Mapping[str, str]
 
     def __call__(self) -> None:
         from gatekeeper.hookinput import parse_updates
 
-        try:
+        try:  # what the hook had not filled in yet when the watchdog was forked, best effort
+            from gatekeeper.platform import detect_context
+
+            context = detect_context(self.env, platform=self.policy.platform)  # type: ignore[attr-defined]
+            self.event["repo"] = repository_id(self.policy, context.repository, self.env)
+            self.event["pusher"] = {"user": context.identity.user, "source": context.identity.source,
+                                    "deploy_key": context.identity.is_deploy_key}
             self.event["updates"] = [_update_stub(u) for u in parse_updates(self.stdin)]
         except Exception:  # noqa: BLE001 -- the refusal is recorded even when the input was the problem
             pass
