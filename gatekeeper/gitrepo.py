@@ -256,19 +256,78 @@ class Repo:
                         pass
 
     def _stream_blob_into(self, oid: str, size: int, out: IO[bytes]) -> None:
-        # --git-dir pins the repository; the process environment carries the quarantine (GIT_OBJECT_DIRECTORY and
-        # GIT_ALTERNATE_OBJECT_DIRECTORIES), exactly what libgit2's FROM_ENV open honours.
+        loose = self._loose_object_path(oid)
+        if loose is not None:
+            self._inflate_loose_into(loose, oid, size, out)
+        else:
+            self._cat_file_into(oid, out)
+        written = os.fstat(out.fileno()).st_size
+        if written != size:
+            raise GitAccessError(f"blob {oid} could not be read ({written} of {size} bytes)")
+
+    def _loose_object_dirs(self) -> list[Path]:
+        """Where git looks for objects, quarantine first (receive-pack exports the quarantine as
+        GIT_OBJECT_DIRECTORY and the repository's own store as an alternate)."""
+        dirs = [Path(os.environ["GIT_OBJECT_DIRECTORY"])] if os.environ.get("GIT_OBJECT_DIRECTORY") else []
+        dirs += [Path(d) for d in os.environ.get("GIT_ALTERNATE_OBJECT_DIRECTORIES", "").split(os.pathsep) if d]
+        dirs.append(Path(self._repo.path) / "objects")
+        return dirs
+
+    def _loose_object_path(self, oid: str) -> Path | None:
+        for directory in self._loose_object_dirs():
+            candidate = directory / oid[:2] / oid[2:]
+            if candidate.is_file():
+                return candidate
+        return None
+
+    @staticmethod
+    def _inflate_loose_into(path: Path, oid: str, size: int, out: IO[bytes]) -> None:
+        """A loose object is one zlib stream of ``blob <size>\\0<content>``: inflate it in 1 MiB steps (git would
+        map the whole file, and hold as much of it in memory as the blob is big)."""
+        import zlib
+
+        header = f"blob {size}\0".encode()
+        dec = zlib.decompressobj()
+        head = b""  # the object header, until it is complete
+        try:
+            with open(path, "rb") as fh:
+                pending = b""
+                while not dec.eof:
+                    if not pending:
+                        pending = fh.read(1 << 20)
+                        if not pending:
+                            break
+                    data = dec.decompress(pending, 1 << 20)  # bounded output: a loose object can be a bomb too
+                    pending = dec.unconsumed_tail
+                    if len(head) < len(header):
+                        take = len(header) - len(head)
+                        head, data = head + data[:take], data[take:]
+                        if len(head) == len(header) and head != header:
+                            raise GitAccessError(f"loose object {oid} is not a blob of {size} bytes")
+                    if data:
+                        out.write(data)
+        except (OSError, zlib.error) as exc:
+            raise GitAccessError(f"loose object {oid} could not be read: {exc}") from exc
+        if not dec.eof or head != header:
+            raise GitAccessError(f"loose object {oid} is truncated")
+        out.flush()
+
+    def _cat_file_into(self, oid: str, out: IO[bytes]) -> None:
+        """A packed blob: ``git cat-file`` streams a non-delta packed object through small pack windows."""
         import subprocess
 
-        argv = ["git", f"--git-dir={self._repo.path}", "cat-file", "blob", oid]
+        # --git-dir pins the repository; the process environment carries the quarantine (GIT_OBJECT_DIRECTORY and
+        # GIT_ALTERNATE_OBJECT_DIRECTORIES), exactly what libgit2's FROM_ENV open honours. Small pack windows keep
+        # git's own mapping of the pack bounded.
+        argv = ["git", f"--git-dir={self._repo.path}", "-c", "core.packedGitWindowSize=16m",
+                "-c", "core.packedGitLimit=64m", "-c", "core.bigFileThreshold=1m", "cat-file", "blob", oid]
         try:
             proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, check=False)
         except OSError as exc:
             raise GitAccessError(f"could not run git to read blob {oid}: {exc}") from exc
-        written = os.fstat(out.fileno()).st_size
-        if proc.returncode != 0 or written != size:
+        if proc.returncode != 0:
             detail = proc.stderr.decode("utf-8", "replace").strip()[:200]
-            raise GitAccessError(f"blob {oid} could not be read ({written} of {size} bytes; {detail or 'no detail'})")
+            raise GitAccessError(f"blob {oid} could not be read: {detail or 'git cat-file failed'}")
 
     def blob_size(self, oid: str) -> int | None:
         """Size from the object header, without inflating the blob."""
