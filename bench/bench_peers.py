@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -141,8 +142,10 @@ def gatekeeper_verdicts(paths: list[Path], repeat: int) -> tuple[dict[str, str],
 def peer_verdicts(python: Path, tool: str, paths: list[Path], repeat: int) -> tuple[dict[str, str], float]:
     best, verdicts = float("inf"), {}
     for _ in range(repeat):
+        # No telemetry: the peers must not phone home (and waiting on a blocked network would be timed as scanning).
+        env = dict(os.environ, PROMPTFOO_DISABLE_TELEMETRY="1", NO_ANALYTICS="1", HF_HUB_OFFLINE="1")
         proc = subprocess.run([str(python), "-c", DRIVER, tool], input=json.dumps([str(p) for p in paths]),
-                              capture_output=True, text=True, check=False)
+                              capture_output=True, text=True, check=False, env=env)
         if proc.returncode != 0:
             return {str(p): "error" for p in paths}, float("nan")
         result = json.loads(proc.stdout.strip().splitlines()[-1])
