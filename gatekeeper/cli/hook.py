@@ -1,7 +1,7 @@
 """``gatekeeper hook pre-receive|post-receive``: what the installed shims run. Not for people.
 
 Reads stdin once as bytes, runs the library hook, writes its message as one block on stderr, exits with its code.
-Nothing here may raise: :func:`gatekeeper.hook.run_pre_receive` already turns every failure into a refusal, and the
+Nothing here may raise: :func:`gatekeeper.push.hook.run_pre_receive` already turns every failure into a refusal, and the
 last-resort handler below refuses too (exit 1) if even that goes wrong.
 """
 
@@ -22,8 +22,8 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
 
 def run(args: argparse.Namespace, verb: str) -> int:
     try:
-        from gatekeeper import hook
-        from gatekeeper.hookinput import MAX_STDIN_BYTES
+        from gatekeeper.push import hook
+        from gatekeeper.push.hookinput import MAX_STDIN_BYTES
 
         # Bounded before it is read: one byte over the limit is enough for parse_updates to refuse the push.
         stdin = sys.stdin.buffer.read(MAX_STDIN_BYTES + 1)

@@ -59,7 +59,7 @@ def test_the_watchdog_kills_a_hook_stuck_past_the_deadline_and_records_it(server
     script.write_text(textwrap.dedent(f"""
         import os, signal, sys, time
         from pathlib import Path
-        from gatekeeper import hook
+        from gatekeeper.push import hook
 
         def stuck(*args, **kwargs):
             signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGALRM}})
