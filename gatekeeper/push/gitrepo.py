@@ -35,6 +35,7 @@ _EMPTY_TREE_SHA1 = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 # Blobs at least this big are streamed to a temporary file and mapped, never held in memory (issue: a push of one
 # 1 GiB blob must peak under 256 MiB). Below it, one in-memory read is cheaper than a process and a mapping.
 SPOOL_MIN_BYTES = 16 << 20
+_DIFF_MEMO_ENTRIES = 4  # change sets remembered per Repo (each can hold every path of a big push)
 
 _TYPE_NAMES = {
     ObjectType.COMMIT: "commit",
@@ -79,6 +80,7 @@ class Repo:
     def __init__(self, repo: pygit2.Repository) -> None:
         self._repo = repo
         self._empty_tree: ObjectId | None = None
+        self._diff_memo: dict[tuple[str | None, str | None], list[Change]] = {}
 
     # -- opening ---------------------------------------------------------------------------------------------------
 
@@ -220,10 +222,15 @@ class Repo:
             raise GitAccessError(f"{oid} is not a blob in this repository")
         if max_bytes is not None and size > max_bytes:
             raise GitAccessError(f"blob {oid} is {size} bytes, over the {max_bytes}-byte cap")
+        return self._read_whole(oid)
+
+    def _read_whole(self, oid: str) -> bytes:
         try:
-            _kind, data = self._repo.odb.read(oid)
+            kind, data = self._repo.odb.read(oid)
         except (KeyError, ValueError, pygit2.GitError) as exc:
             raise GitAccessError(f"blob {oid} could not be read: {exc}") from exc
+        if kind != ObjectType.BLOB:
+            raise GitAccessError(f"{oid} is not a blob in this repository")
         return bytes(data)
 
     # -- blob content for scanning: bounded memory whatever the blob size -----------------------------------------
@@ -239,7 +246,7 @@ class Repo:
         holds the rest. libgit2 cannot do this: it inflates a whole object into memory, and copies it again.
         """
         if size < SPOOL_MIN_BYTES:
-            yield self.read_blob(oid)
+            yield self._read_whole(oid)  # the caller read the header already: one object-database read
             return
         import tempfile
 
@@ -346,9 +353,22 @@ class Repo:
         return self._empty_tree
 
     def diff_trees(self, old_tree: str | None, new_tree: str | None) -> list[Change]:
-        """The canonical change set between two trees (None = empty tree): sorted, one entry per differing path."""
+        """The canonical change set between two trees (None = empty tree): sorted, one entry per differing path.
+
+        Remembered for the last few pairs of tree ids (objects are immutable, so the key is exact): the analysis of a
+        new ref and the content scan of its root commit ask for the same diff, once each."""
         if old_tree == new_tree:
             return []
+        key = (old_tree, new_tree)
+        cached = self._diff_memo.get(key)
+        if cached is None:
+            cached = self._diff_trees_uncached(old_tree, new_tree)
+            if len(self._diff_memo) >= _DIFF_MEMO_ENTRIES:
+                self._diff_memo.pop(next(iter(self._diff_memo)))
+            self._diff_memo[key] = cached
+        return list(cached)
+
+    def _diff_trees_uncached(self, old_tree: str | None, new_tree: str | None) -> list[Change]:
         old = self._tree(old_tree)
         new = self._tree(new_tree)
         if old is None and new is None:
