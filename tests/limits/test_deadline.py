@@ -22,7 +22,8 @@ def _slow_pickle(seed: int) -> bytes:
 
 
 def _policy(mode: str, unscannable: str, timeout: float) -> str:
-    return DEFAULT_POLICY.format(mode=mode) + f"scan:\n  unscannable: {unscannable}\nlimits:\n  timeout_seconds: {timeout}\n"
+    return (DEFAULT_POLICY.format(mode=mode)
+            + f"scan:\n  unscannable: {unscannable}\nlimits:\n  timeout_seconds: {timeout}\n")
 
 
 def _audit_verify(server: Server) -> subprocess.CompletedProcess[str]:

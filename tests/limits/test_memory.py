@@ -117,7 +117,8 @@ def test_a_small_push_of_bombs_cannot_make_the_hook_allocate_much(server: Server
     assert pushed < 4 * MIB
     result = clone.push("HEAD:refs/heads/feature")
     assert not result.ok  # every bomb is unscannable: a cap, never a pass
-    findings = {f["path"].split("!")[0]: f["verdict"] for f in server.decisions()[-1]["findings"]}  # type: ignore[index]
+    recorded = server.decisions()[-1]["findings"]
+    findings = {f["path"].split("!")[0]: f["verdict"] for f in recorded}  # type: ignore[index, union-attr]
     assert findings.keys() >= {"data/bomb.gz", "data/bomb.zip", "data/liar.pkl", "data/liar2.pkl"}
     assert set(findings.values()) <= {"unscannable", "malicious"}
     peak = _peak_mib(out)
