@@ -33,19 +33,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_hook import fast_import_stream, git, setup  # noqa: E402
+from bench_scan import timed  # noqa: E402
 
 NULL = "0" * 40
 MIB = 1 << 20
 FLOOR_HOOK = "#!/bin/sh\nexec {python} -I -c 'import sys, pygit2, yaml; sys.stdin.buffer.read()'\n"
-
-
-def best_of(runs: int, fn) -> float:  # type: ignore[no-untyped-def]
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def run_hook(bare: Path, stdin: bytes, env: dict[str, str]) -> tuple[float, int, float]:
@@ -109,7 +101,7 @@ def many_files_row(bare: Path, hook_env: dict[str, str], files: int, runs: int) 
     new = git("rev-parse", "refs/heads/big", cwd=bare)
     git("update-ref", "-d", "refs/heads/big", cwd=bare)  # objects stay; nothing references them: all are new
     stdin = f"{NULL} {new} refs/heads/release/many\n".encode()
-    floor = best_of(runs, lambda: shell(f"git rev-list --objects {new} --not --all | git cat-file --batch", bare))
+    floor = timed(lambda: shell(f"git rev-list --objects {new} --not --all | git cat-file --batch", bare), runs)
     gate, code, rss = best_hook(bare, stdin, hook_env, runs)
     return {"files": files, "gate_s": gate, "floor_s": floor, "exit": code, "rss_mib": rss}
 
@@ -129,7 +121,7 @@ def big_blob_row(root: Path, bare: Path, hook_env: dict[str, str], size: int, ru
                  env=dict(os.environ, GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@x", GIT_COMMITTER_NAME="b",
                           GIT_COMMITTER_EMAIL="b@x"))
     stdin = f"{NULL} {commit} refs/heads/feature/weights\n".encode()
-    floor = best_of(runs, lambda: shell(f"echo {blob} | git cat-file --batch", bare))
+    floor = timed(lambda: shell(f"echo {blob} | git cat-file --batch", bare), runs)
     gate, code, rss = best_hook(bare, stdin, hook_env, runs)
     return {"bytes": size, "gate_s": gate, "floor_s": floor, "exit": code, "rss_mib": rss, "hash_object_s": write_s}
 
@@ -145,7 +137,7 @@ def repush_row(bare: Path, hook_env: dict[str, str], files: int, runs: int) -> d
     run_hook(bare, f"{NULL} {new} refs/heads/feature/repush\n".encode(), hook_env)  # first push: scans, caches
     git("update-ref", "refs/heads/feature/repush", new, cwd=bare)  # it landed
     stdin = f"{main} {new} refs/heads/main\n".encode()
-    floor = best_of(runs, lambda: shell(f"git diff-tree -r {main} {new}", bare))
+    floor = timed(lambda: shell(f"git diff-tree -r {main} {new}", bare), runs)
     gate, code, _ = best_hook(bare, stdin, hook_env, runs)
     return {"files": files, "gate_s": gate, "floor_s": floor, "exit": code}
 
