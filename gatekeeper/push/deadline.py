@@ -73,10 +73,19 @@ def hard_deadline(seconds: float, on_kill: Callable[[], None]) -> Iterator[None]
     ``on_kill`` runs in the forked watchdog after the hook is dead (so any lock the hook held is released): it records
     the refusal and writes the pusher's message. It sees the hook's memory as it was when the block was entered.
     """
-    read_end, write_end = os.pipe()  # not inherited by exec'd children (O_CLOEXEC)
     parent = os.getpid()
     sys.stderr.flush()
-    pid = os.fork()
+    try:
+        read_end, write_end = os.pipe()  # not inherited by exec'd children (O_CLOEXEC)
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_end)
+            os.close(write_end)
+            raise
+    except OSError:  # no process to spare: the soft deadline still holds, and the push is checked as usual
+        yield
+        return
     if pid == 0:  # the watchdog
         code = 0
         try:
