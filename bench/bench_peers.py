@@ -170,7 +170,7 @@ def table(name: str, samples: list[tuple[Path, bool]], results: dict[str, tuple[
                 missed += v == "clean"
             else:
                 false += v in ("malicious", "error")
-        speed = f"{base / seconds:.2f}x" if seconds == seconds and seconds > 0 else "n/a"
+        speed = f"{base / seconds:.2g}x" if seconds == seconds and seconds > 0 else "n/a"
         print(f"| {tool} | {caught} | {review} | {missed} | {false} | {errors} | {seconds * 1000:.0f} ms | {speed} |")
 
 
