@@ -35,6 +35,10 @@ _EMPTY_TREE_SHA1 = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 # Blobs at least this big are streamed to a temporary file and mapped, never held in memory (issue: a push of one
 # 1 GiB blob must peak under 256 MiB). Below it, one in-memory read is cheaper than a process and a mapping.
 SPOOL_MIN_BYTES = 16 << 20
+# git streams a non-delta packed blob through small windows, but rebuilds a delta-compressed one whole in memory: a
+# 1 MB push can carry a delta that expands to gigabytes. The reader's address space is capped, so such a blob fails to
+# read (and the push is refused) instead of taking the server's memory.
+CAT_FILE_MAX_ADDRESS_SPACE = 768 << 20
 _DIFF_MEMO_ENTRIES = 4  # change sets remembered per Repo (each can hold every path of a big push)
 
 _TYPE_NAMES = {
@@ -329,12 +333,18 @@ class Repo:
         argv = ["git", f"--git-dir={self._repo.path}", "-c", "core.packedGitWindowSize=16m",
                 "-c", "core.packedGitLimit=64m", "-c", "core.bigFileThreshold=1m", "cat-file", "blob", oid]
         try:
-            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, check=False)
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, check=False,
+                                  preexec_fn=_cap_address_space)
         except OSError as exc:
             raise GitAccessError(f"could not run git to read blob {oid}: {exc}") from exc
         if proc.returncode != 0:
             detail = proc.stderr.decode("utf-8", "replace").strip()[:200]
-            raise GitAccessError(f"blob {oid} could not be read: {detail or 'git cat-file failed'}")
+            raise GitAccessError(
+                f"blob {oid} could not be read: {detail or 'git cat-file failed'}",
+                hint="a delta-compressed blob is rebuilt in memory, within a cap of "
+                     f"{CAT_FILE_MAX_ADDRESS_SPACE >> 20} MiB; push big files without deltas (they are not "
+                     "deltified above core.bigFileThreshold), or ask an admin",
+            )
 
     def blob_size(self, oid: str) -> int | None:
         """Size from the object header, without inflating the blob."""
@@ -499,6 +509,13 @@ class Repo:
                 return int(found.filemode), ObjectId(str(found.id))
             node = self._lookup(str(found.id)) if found.type == ObjectType.TREE else None  # type: ignore[assignment]
         return None
+
+
+def _cap_address_space() -> None:
+    """In the ``git cat-file`` child, before exec: the address-space cap (see CAT_FILE_MAX_ADDRESS_SPACE)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (CAT_FILE_MAX_ADDRESS_SPACE, CAT_FILE_MAX_ADDRESS_SPACE))
 
 
 def _canonical_changes(diff: pygit2.Diff, *, null: str) -> list[Change]:

@@ -99,3 +99,43 @@ def test_the_change_set_memo_gives_the_same_change_sets(sample_repo: Path) -> No
     assert repo.diff_trees(None, tree) == repo._diff_trees_uncached(None, tree)
     assert repo.diff_trees(tree, None) == repo._diff_trees_uncached(tree, None)
     assert len(repo.diff_trees(None, tree)) > 150
+
+
+CAP_MIB = 60
+
+
+def test_a_delta_compressed_blob_is_rebuilt_only_within_the_memory_cap(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A delta can expand a tiny push into a huge blob, which git rebuilds whole in memory: the reader's address
+    space is capped, so past the cap the read fails (the hook refuses) instead of taking the server's memory."""
+    import os
+
+    work = tmp_path / "w"
+    run_git("init", "-q", str(work))
+    base = os.urandom(24 << 20)
+    for i, data in enumerate((base, base[:100] + b"changed" + base[107:])):
+        (work / "weights.bin").write_bytes(data)
+        run_git("add", "weights.bin", cwd=work)
+        run_git("-c", "user.name=t", "-c", "user.email=t@x", "commit", "-q", "-m", f"v{i}", cwd=work)
+    run_git("-c", "core.bigFileThreshold=1g", "repack", "-adfq", "--window=5", cwd=work)
+    repo = Repo.open(work)
+    ids = [run_git("rev-parse", f"{v}:weights.bin", cwd=work).stdout.decode().strip() for v in ("HEAD", "HEAD~1")]
+    idx = next((work / ".git" / "objects" / "pack").glob("*.idx"))
+    listing = run_git("verify-pack", "-v", str(idx), cwd=work).stdout.decode().splitlines()
+    deltas = [line.split()[0] for line in listing if line.split()[:1] and line.split()[0] in ids
+              and len(line.split()) > 5]
+    assert deltas, "one of the two versions is stored as a delta of the other"
+    monkeypatch.setattr(gitrepo, "SPOOL_MIN_BYTES", 0)
+    size = len(base)
+    for vid in ids:  # within the default cap: read, same bytes
+        with repo.scannable_blob(vid, size) as data:
+            assert bytes(data) == repo.read_blob(vid)
+    # A cap that streaming the whole version fits in, but rebuilding the delta (base + result in memory) does not.
+    monkeypatch.setattr(gitrepo, "CAT_FILE_MAX_ADDRESS_SPACE", CAP_MIB << 20)
+    whole = next(i for i in ids if i not in deltas)
+    with repo.scannable_blob(whole, size) as data:
+        assert len(data) == size
+    with pytest.raises(gitrepo.GitAccessError) as caught:
+        with repo.scannable_blob(deltas[0], size):
+            pass
+    assert "delta-compressed" in caught.value.hint
