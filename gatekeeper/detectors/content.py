@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from dataclasses import field
 
 from gatekeeper.detectors import npy_header
+from gatekeeper.detectors.pathfacts import named_as_text as _named_as_text
 from gatekeeper.detectors import pickle_vm
 from gatekeeper.detectors import safetensors_header
 from gatekeeper.detectors import tar_walk
@@ -216,15 +217,6 @@ def _pickle_evidence(report: pickle_vm.PickleReport, path: str = "") -> bool:
     if _named_as_text(path):
         return any(g.classification is not Classification.REVIEW for g in report.globals)
     return bool(report.globals)
-
-
-_TEXT_NAMES = (".py", ".pyi", ".json", ".yaml", ".yml", ".md", ".rst", ".txt", ".cfg", ".toml", ".ini", ".sh",
-               ".c", ".h", ".cc", ".cpp", ".js", ".ts", ".html", ".css", ".csv", ".tsv", ".xml", ".gitattributes",
-               ".gitignore", ".gitmodules", ".lfsconfig", "LICENSE", "Makefile", "Dockerfile")
-
-
-def _named_as_text(path: str) -> bool:
-    return path.rsplit("!", 1)[-1].endswith(_TEXT_NAMES)
 
 
 # ------------------------------------------------------------------------------------------------------ reporting

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gatekeeper.checkout import describe_mode, windows_name_problem
+from gatekeeper.detectors.pathfacts import path_facts
 from gatekeeper.detectors.remote_code import is_config_name
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.model import (
@@ -114,13 +115,15 @@ def scan_push(
     clean = _open_clean_index(cache, options, scan_cfg.lfs_store)
     report = ContentReport()
     hide = _existing_tips(repo)
-    seen: dict[str, list[Finding]] = {}
+    # One scan per blob and per set of path facts the verdict depends on (a blob at ``notes.txt`` and at
+    # ``weights.pkl`` is judged twice; see detectors.pathfacts).
+    seen: dict[tuple[str, str], list[Finding]] = {}
     commits_total = 0
     for analysis in analyses:
         if analysis.kind in (UpdateKind.DELETE, UpdateKind.NOOP):
             continue
         content = report.for_ref(analysis.update.ref)
-        blobs: dict[str, bytes] = {}  # blob id -> a path it appears at (the first seen)
+        blobs: dict[tuple[str, str], bytes] = {}  # (blob id, path facts) -> a path it appears at (the first seen)
         odd: list[OddMode] = list(analysis.odd_modes)
         configs: dict[tuple[str, bytes], None] = {}  # (blob id, path) of config-named files, in order
         kind, new_object = repo.peel(analysis.update.new)
@@ -136,17 +139,17 @@ def scan_push(
                 if len(blobs) > MAX_BLOBS:
                     break
         elif kind == "blob" and new_object is not None:
-            blobs[new_object] = analysis.update.ref.encode()
+            blobs[(new_object, path_facts(analysis.update.ref))] = analysis.update.ref.encode()
         for change in analysis.changes:
             _collect(blobs, change, configs)
         if len(blobs) > MAX_BLOBS:
             raise LimitExceeded(f"this push brings more than {MAX_BLOBS} blobs to scan")
-        for blob_id, path in blobs.items():
-            findings = seen.get(blob_id)
+        for (blob_id, facts), path in blobs.items():
+            findings = seen.get((blob_id, facts))
             if findings is None:
                 findings, hit = _scan_blob(repo, blob_id, display_path(path), options, scan_cfg.lfs_store, cache,
                                            spool_dir, clean)
-                seen[blob_id] = findings
+                seen[(blob_id, facts)] = findings
                 report.blobs_scanned += 1
                 report.cache_hits += int(hit)
             elif findings:
@@ -183,10 +186,11 @@ def content_requirements(policy: object, report: ContentReport, analysis: RefAna
     return out
 
 
-def _collect(blobs: dict[str, bytes], change: Change, configs: dict[tuple[str, bytes], None]) -> None:
+def _collect(blobs: dict[tuple[str, str], bytes], change: Change, configs: dict[tuple[str, bytes], None]) -> None:
     if change.new_mode in (MODE_BLOB, MODE_EXEC):
-        if change.new_id not in blobs:
-            blobs[change.new_id] = change.path
+        key = (change.new_id, path_facts(display_path(change.path)))
+        if key not in blobs:
+            blobs[key] = change.path
         if is_config_name(change.path):
             configs[(change.new_id, change.path)] = None
 
