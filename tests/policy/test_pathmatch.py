@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import unicodedata
 from pathlib import Path
 
 import pytest
+from machine import need_program
 
 from gatekeeper.pathmatch import (
     MatchOptions,
@@ -223,8 +223,8 @@ def _git_ignored(repo: Path, pattern: str, paths: list[bytes]) -> set[bytes]:
     return {p for p in result.stdout.split(b"\0") if p}
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
 def test_matches_git_check_ignore(tmp_path: Path) -> None:
+    need_program("git", "git")
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     mismatches = []
     for pattern in DIFF_PATTERNS:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from machine import need, need_program
 
 from transports.transportlib import (
     APACHE, HTTP_BACKEND, PASSWORDS, PEOPLE, SSHD, HTTPServer, SSHServer, keygen, apache_config, free_port,
@@ -23,8 +23,7 @@ def ssh_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def ssh_server(tmp_path: Path, clean_env: Path, ssh_keys: dict[str, Path]) -> Iterator[SSHServer]:
-    if not SSHD.exists():
-        pytest.skip(f"{SSHD} is not installed (Debian package openssh-server; .ci/run installs it)")
+    need(SSHD.exists(), str(SSHD), "openssh-server")
     srv, cli = gated_server(tmp_path)
     etc = tmp_path / "sshd"
     etc.mkdir()
@@ -63,11 +62,9 @@ def ssh_server(tmp_path: Path, clean_env: Path, ssh_keys: dict[str, Path]) -> It
 
 @pytest.fixture
 def http_server(tmp_path: Path, clean_env: Path) -> Iterator[HTTPServer]:
-    for binary in (APACHE, HTTP_BACKEND):
-        if not binary.exists():
-            pytest.skip(f"{binary} is not installed (Debian packages apache2 and git; .ci/run installs them)")
-    unshare = shutil.which("unshare")
-    assert unshare, "unshare (util-linux) is needed to run Apache unprivileged"
+    need(APACHE.exists(), str(APACHE), "apache2")
+    need(HTTP_BACKEND.exists(), str(HTTP_BACKEND), "git")
+    unshare = need_program("unshare", "util-linux")  # Apache runs unprivileged in a user namespace
     srv, _ = gated_server(tmp_path)
     etc = tmp_path / "httpd"
     etc.mkdir()
