@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 from sshsig_testlib import Ed25519Signer, RsaSigner, Signer, armor, make_sig  # noqa: E402
 
-from gatekeeper.allowed_signers import AllowedSigners  # noqa: E402
+from gatekeeper.trust.allowed_signers import AllowedSigners  # noqa: E402
 
 NS = "review-approval@gate.example.com"
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
@@ -53,7 +53,7 @@ def cold_process() -> None:
     code = (
         "import sys, time, datetime\n"
         "t0 = time.perf_counter()\n"
-        "import gatekeeper.allowed_signers as a\n"
+        "import gatekeeper.trust.allowed_signers as a\n"
         "t1 = time.perf_counter()\n"
         "line, text = sys.stdin.read().split('\\0')\n"
         "st = a.AllowedSigners.from_bytes(line.encode())\n"
@@ -64,7 +64,8 @@ def cold_process() -> None:
     out = subprocess.run([sys.executable, "-c", code], input=f"p {signer.line()}\n\0{text}", capture_output=True,
                          text=True, timeout=60, cwd=REPO_ROOT, check=True)
     imp, first = out.stdout.split()
-    print(f"cold process: import gatekeeper.allowed_signers {imp} ms; first load+verify (imports cryptography) "
+    print(f"cold process: import gatekeeper.trust.allowed_signers {imp} ms; "
+          "first load+verify (imports cryptography) "
           f"{first} ms")
 
 

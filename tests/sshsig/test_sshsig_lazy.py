@@ -13,7 +13,7 @@ from sshsig_testlib import Ed25519Signer
 from sshsig_testlib import armor
 from sshsig_testlib import make_sig
 
-from gatekeeper.allowed_signers import AllowedSigners
+from gatekeeper.trust.allowed_signers import AllowedSigners
 
 NS = "review-approval@gate.example.com"
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
@@ -35,7 +35,7 @@ def test_cold_process_defers_cryptography_to_the_first_verification() -> None:
     text = armor(make_sig(signer, b"m", NS))
     code = (
         "import sys, datetime\n"
-        "import gatekeeper.allowed_signers as a\n"
+        "import gatekeeper.trust.allowed_signers as a\n"
         "assert 'cryptography' not in sys.modules, 'cryptography imported eagerly'\n"
         "line, text = sys.stdin.read().split('\\0')\n"
         "st = a.AllowedSigners.from_bytes(line.encode())\n"
