@@ -24,11 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gatekeeper.audit import canonical  # noqa: E402
-from gatekeeper.audit.keys import generate_signing_key, load_signer  # noqa: E402
-from gatekeeper.audit.log import GENESIS_PREV, AuditLog, State, atomic_write, sidecar, utc_timestamp  # noqa: E402
-from gatekeeper.audit.merkle import CompactRange, leaf_hash  # noqa: E402
-from gatekeeper.audit.note import Checkpoint, sign_note  # noqa: E402
+from gatekeeper.audit import canonical
+from gatekeeper.audit.keys import generate_signing_key, load_signer
+from gatekeeper.audit.log import GENESIS_PREV, AuditLog, State, atomic_write, sidecar, utc_timestamp
+from gatekeeper.audit.merkle import CompactRange, leaf_hash
+from gatekeeper.audit.note import Checkpoint, sign_note
 
 USERS = [f"user{i:02d}" for i in range(40)]
 REPOS = [f"ml/repo{i:02d}" for i in range(25)]

@@ -74,7 +74,8 @@ class _Authorship:
 
 
 class Approvals:
-    """The gate's :class:`~gatekeeper.push.gate.ApprovalEvaluator` for one push. Build it with :func:`load_evaluator`."""
+    """The gate's :class:`~gatekeeper.push.gate.ApprovalEvaluator` for one push; build it with :func:`load_evaluator`.
+    """
 
     def __init__(
         self,

@@ -346,10 +346,12 @@ class AuditLog:
         try:
             record = canonical.decode_line(line)
         except canonical.CanonicalError as exc:
-            raise AuditError(f"audit log: unexpected line at byte {offset}: {exc}; refusing to append", hint=hint) from None
+            raise AuditError(f"audit log: unexpected line at byte {offset}: {exc}; refusing to append",
+                             hint=hint) from None
         if record.get("seq") != seq or record.get("prev") != prev:
             raise AuditError(
-                f"audit log: line at byte {offset} does not continue the chain (expected seq {seq}); refusing to append",
+                f"audit log: line at byte {offset} does not continue the chain (expected seq {seq}); "
+                "refusing to append",
                 hint=hint,
             )
 

@@ -159,7 +159,8 @@ SCHEMAS: dict[str, Callable[[dict[str, Any]], str | None]] = {
 
 # -- checkpoints ------------------------------------------------------------------------------------------------------
 
-def resolve_vkeys(log: Path, vkeys: Sequence[str] | None, vkey_files: Sequence[Path] = ()) -> tuple[list[Verifier], str]:
+def resolve_vkeys(log: Path, vkeys: Sequence[str] | None,
+                  vkey_files: Sequence[Path] = ()) -> tuple[list[Verifier], str]:
     """The verifier keys to use and a sentence saying where they came from."""
     keys: list[Verifier] = []
     sources = []

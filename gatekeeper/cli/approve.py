@@ -115,7 +115,8 @@ def approve(
     ns = namespace or (policy.trust.namespace if policy else DEFAULT_NAMESPACE)
     key = key or repo.config_value("user.signingkey")
     if not key:
-        raise ApproveError("no signing key", hint="pass --key FILE or run: git config user.signingkey ~/.ssh/id_ed25519.pub")
+        raise ApproveError("no signing key",
+                           hint="pass --key FILE or run: git config user.signingkey ~/.ssh/id_ed25519.pub")
     data = statement.to_bytes()
     signature = sign(data, key=key, namespace=ns)
     if not push:
@@ -195,7 +196,8 @@ def list_approvals() -> int:
     repo = Repo.open(Path.cwd())
     refs = stored_approval_refs(repo)
     if not refs:
-        print("no approvals stored; fetch them: git fetch origin 'refs/gatekeeper/approvals/*:refs/gatekeeper/approvals/*'")
+        print("no approvals stored; fetch them: "
+              "git fetch origin 'refs/gatekeeper/approvals/*:refs/gatekeeper/approvals/*'")
     for ref, target in refs:
         try:
             st = read_approval(repo, ref, target).statement

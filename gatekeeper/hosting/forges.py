@@ -282,7 +282,7 @@ def check_site(site: Site, spec: ShimSpec) -> list[str]:
     return problems
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def interpreter_problem(python: str) -> str | None:
     """Run the recorded interpreter exactly as the shim does (``-I -m gatekeeper``), once per interpreter: an
     interpreter that exists but cannot import gatekeeper (a rebuilt venv, the system python) refuses every push."""

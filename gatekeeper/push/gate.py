@@ -81,7 +81,7 @@ class Decision:
 
 
 class PolicyView(Protocol):
-    """The part of :class:`gatekeeper.policy.config.Policy` the gate needs (kept narrow so the gate is testable alone)."""
+    """The part of :class:`gatekeeper.policy.config.Policy` the gate needs (narrow, so the gate is testable alone)."""
 
     mode: str
     break_glass: tuple[str, ...]

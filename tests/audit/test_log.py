@@ -202,7 +202,8 @@ def test_stale_temp_file_from_a_crash_is_reused(env: Env) -> None:
 def test_writer_refuses_a_log_shorter_than_its_state(env: Env) -> None:
     env.fill(5)
     env.write_lines(env.lines()[:3])
-    with pytest.raises(AuditError, match=r"is shorter \(\d+ bytes\) than recorded in its state .*5 records.*rolled back"):
+    with pytest.raises(AuditError,
+                       match=r"is shorter \(\d+ bytes\) than recorded in its state .*5 records.*rolled back"):
         env.writer().append(decision(9))
     assert len(env.lines()) == 3
 

@@ -8,7 +8,6 @@ of ``scan_blob`` with default options, on the file read in place.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from machine import corpus

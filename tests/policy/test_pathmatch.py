@@ -194,7 +194,7 @@ def test_many_patterns_of_every_kind_in_one_matcher() -> None:
     assert not matcher.match(b"README.md")
 
 
-# --- differential test against git itself ------------------------------------------------------------------------------
+# --- differential test against git itself -----------------------------------------------------------------------------
 
 DIFF_PATTERNS = [
     "models/**", "**/modeling_*.py", "*.bin", "models", "/models", "models/", "a/**/b", "a/*/c", "?.txt",

@@ -116,8 +116,8 @@ def test_explain_invalid_policy_is_an_error(write_policy: WritePolicy, base_text
     out, err = capsys.readouterr()
     assert out == ""
     assert err == (f"gatekeeper: error: invalid policy {path}: 1 problem\n"
-                   f"  {path}:17: 'mode' must be one of enforce, monitor; got False (YAML reads unquoted yes/no/on/off as "
-                   "true/false: quote it)\n"
+                   f"  {path}:17: 'mode' must be one of enforce, monitor; got False "
+                   "(YAML reads unquoted yes/no/on/off as true/false: quote it)\n"
                    "hint: run: gatekeeper policy lint --config FILE\n")
 
 
