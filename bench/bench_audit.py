@@ -21,6 +21,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -139,7 +140,7 @@ def main() -> int:
         t = time.perf_counter()
         Index(big).update().close()
         print(f"query index build (first query only, then incremental): {time.perf_counter() - t:.1f} s")
-        queries = {
+        queries: dict[str, dict[str, Any]] = {
             "--pusher user07": dict(pusher="user07"),
             "--repo ml/repo03 --decision deny": dict(repo="ml/repo03", decision="deny"),
             "--path 'models/m42/**'": dict(path_glob="models/m42/**"),
@@ -150,7 +151,7 @@ def main() -> int:
         }
         for label, kwargs in queries.items():
             t = time.perf_counter()
-            count = sum(1 for _ in query(big, **kwargs))  # type: ignore[arg-type]
+            count = sum(1 for _ in query(big, **kwargs))
             print(f"query {label}: {count} records in {time.perf_counter() - t:.2f} s")
         t = time.perf_counter()
         count = sum(1 for _ in query(big, pusher="user07", index=False))

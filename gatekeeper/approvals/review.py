@@ -4,17 +4,22 @@ the content detectors' findings (shown to reviewers by ``approve``, and turned i
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gatekeeper.push.analysis import RefAnalysis
 from gatekeeper.push.gitrepo import Repo
 from gatekeeper.model import ObjectId, RefUpdate, UpdateKind
+
+if TYPE_CHECKING:
+    from gatekeeper.policy.config import Policy
+    from gatekeeper.push.content_gate import ContentReport
 
 __all__ = ["client_analysis", "finding_lines", "remote_base", "scan"]
 
 MAX_FINDINGS_SHOWN = 20
 
 
-def client_analysis(repo: Repo, policy: object, *, base: ObjectId | None, head: ObjectId, ref: str,
+def client_analysis(repo: Repo, policy: Policy, *, base: ObjectId | None, head: ObjectId, ref: str,
                     note: str) -> RefAnalysis:
     """``base..head`` as the hook sees a push of ``head`` to ``ref`` whose current tip (or merge-base) is ``base``."""
     null = ObjectId(repo.null_id)
@@ -27,20 +32,20 @@ def client_analysis(repo: Repo, policy: object, *, base: ObjectId | None, head: 
     changes = tuple(repo.diff_trees(repo.commit_tree(base) if base else None, repo.commit_tree(head)))
     return RefAnalysis(
         update=RefUpdate(base or null, head, ref), kind=kind,
-        protected=bool(policy.is_protected_ref(ref)),  # type: ignore[attr-defined]
+        protected=policy.is_protected_ref(ref),
         base=base, base_note=note, new_target=head, changes=changes,
     )
 
 
-def scan(repo: Repo, policy: object, analysis: RefAnalysis) -> object:
+def scan(repo: Repo, policy: Policy, analysis: RefAnalysis) -> ContentReport:
     """The content report for one analysed update (no verdict cache: a clone is not the server)."""
     from gatekeeper.push.content_gate import scan_push
 
     return scan_push(repo, policy, [analysis], cache_dir=None)
 
 
-def finding_lines(report: object) -> list[str]:
-    findings = [f for rc in report.refs.values() for f in rc.findings]  # type: ignore[attr-defined]
+def finding_lines(report: ContentReport) -> list[str]:
+    findings = [f for rc in report.refs.values() for f in rc.findings]
     lines = [f"  {f.verdict.value}: {f.path}: {f.message}" for f in findings[:MAX_FINDINGS_SHOWN]]
     if len(findings) > MAX_FINDINGS_SHOWN:
         lines.append(f"  ... and {len(findings) - MAX_FINDINGS_SHOWN} more findings")

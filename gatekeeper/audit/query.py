@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from gatekeeper.audit.log import sidecar
 from gatekeeper.audit.merkle import leaf_hash
@@ -373,7 +373,7 @@ def _check_tail(log: Path, tail: bytes) -> None:
                          hint=f"run: gatekeeper audit verify --log {log}")
 
 
-def _line_ending_at(fh: Any, end: int) -> bytes | None:
+def _line_ending_at(fh: BinaryIO, end: int) -> bytes | None:
     """The line whose newline is byte ``end - 1`` (None if that byte is not a newline)."""
     fh.seek(end - 1)
     if fh.read(1) != b"\n":

@@ -12,8 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gatekeeper.errors import GatekeeperError
+
+if TYPE_CHECKING:  # each verb imports what it needs when it runs
+    from gatekeeper.approvals.statement import Statement
+    from gatekeeper.policy.config import Policy
+    from gatekeeper.push.gitrepo import Repo
 
 DEFAULT_EXPIRY = "14d"
 
@@ -137,20 +143,18 @@ def approve(
     return 0
 
 
-def summary_lines(statement: object, policy: object) -> list[str]:
+def summary_lines(st: Statement, policy: Policy | None) -> list[str]:
     """What the reviewer is about to sign: target, range, and each changed path (with its rules if known)."""
-    from gatekeeper.approvals.statement import Statement, format_time
+    from gatekeeper.approvals.statement import format_time
     from gatekeeper.push.messages import _status
 
-    assert isinstance(statement, Statement)
-    st = statement
     lines = [
         f"Approval for {st.repository} {st.ref}: {st.base[:12]}..{st.head[:12]} as {st.approver}, "
         f"expires {format_time(st.expires)}",
     ]
     protected = 0
     for change in st.changes:
-        rules = [r.name for r in policy.rules_for(change.path)] if policy is not None else []  # type: ignore[attr-defined]
+        rules = [r.name for r in policy.rules_for(change.path)] if policy is not None else []
         protected += bool(rules)
         tag = f"  [{', '.join(rules)}]" if rules else ""
         lines.append(f"  {_status(change)} {change.display_path()}{tag}")
@@ -161,14 +165,14 @@ def summary_lines(statement: object, policy: object) -> list[str]:
     return lines
 
 
-def _approver(repo: object, policy: object) -> str:
+def _approver(repo: Repo, policy: Policy | None) -> str:
     from gatekeeper.approvals.create import ApproveError
     from gatekeeper.approvals.statement import PERSON_RE
 
-    person = repo.config_value("gatekeeper.person")  # type: ignore[attr-defined]
-    email = repo.config_value("user.email") or ""  # type: ignore[attr-defined]
+    person = repo.config_value("gatekeeper.person")
+    email = repo.config_value("user.email") or ""
     if not person and policy is not None and email:
-        person = policy.person_for_email(email)  # type: ignore[attr-defined]
+        person = policy.person_for_email(email)
     if not person and email:
         person = email.split("@", 1)[0]
     if not person or not PERSON_RE.match(person):

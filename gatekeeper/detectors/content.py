@@ -23,6 +23,7 @@ global seen so far is on the allow-list, nothing outside the allow-list can have
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import mmap
@@ -518,16 +519,16 @@ def _scan_torch_tar_stream(ctx: _Ctx, view: memoryview, path: str, depth: int, w
     ``tensors``: pickle ``(key, storage_id, type)``, i32 ndim, 4 pad bytes, ndim i64 sizes, ndim i64 strides, i64
     offset. Raw bytes are skipped by arithmetic; anything that does not fit is unscannable.
     """
-    kw = {"profile": _profile(ctx), "extra_globals": ctx.options.extra_globals, "limits": ctx.limits(depth),
-          "depth": depth, "nested": _nested_callback(ctx, path)}
-    report, end = pickle_vm.analyse_one(view, 0, **kw)  # type: ignore[arg-type]
+    analyse = functools.partial(pickle_vm.analyse_one, profile=_profile(ctx), extra_globals=ctx.options.extra_globals,
+                                limits=ctx.limits(depth), depth=depth, nested=_nested_callback(ctx, path))
+    report, end = analyse(view, 0)
     _report_pickle(ctx, path, report)
     if end is None:
         return
     pos = end
     while pos < len(view):
         ctx.check_time()
-        report, end = pickle_vm.analyse_one(view, pos, **kw)  # type: ignore[arg-type]
+        report, end = analyse(view, pos)
         _report_pickle(ctx, path, report)
         if end is None:
             return

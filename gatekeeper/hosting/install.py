@@ -22,8 +22,12 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gatekeeper.errors import GatekeeperError
+
+if TYPE_CHECKING:
+    from gatekeeper.policy.config import Policy
 
 MARKER = "# gatekeeper-managed-hook v1"
 SAVED_SUFFIX = ".pre-gatekeeper"
@@ -265,7 +269,7 @@ def install(
 
 def prepare(
     config: Path, *, python: str | None, message_prefix: str = "", create_key: bool, check_interpreter: bool = True,
-) -> tuple[ShimSpec, object, Path | None]:
+) -> tuple[ShimSpec, Policy, Path | None]:
     """Validate the policy (a broken one is never installed) and the interpreter, and say what every shim of this
     installation records. With ``create_key``, also create the audit log folder and checkpoint signing key.
     Returns the spec, the loaded policy and the key created (if any)."""
@@ -299,13 +303,13 @@ def uninstall(repo: Path, *, hooks_dir: Path | None = None) -> list[str]:
     return actions
 
 
-def _ensure_audit_key(policy: object) -> Path | None:
+def _ensure_audit_key(policy: Policy) -> Path | None:
     from gatekeeper.audit.keys import generate_signing_key
     from gatekeeper.push.hook import audit_origin
 
-    log = Path(policy.audit.log)  # type: ignore[attr-defined]
+    log = Path(policy.audit.log)
     log.parent.mkdir(parents=True, exist_ok=True)
-    key = Path(policy.audit.signing_key) if policy.audit.signing_key else log.parent / "audit-signing.key"  # type: ignore[attr-defined]
+    key = Path(policy.audit.signing_key)  # the policy defaults it to audit-signing.key beside the log
     if key.exists():
         return None
     key.parent.mkdir(parents=True, exist_ok=True)

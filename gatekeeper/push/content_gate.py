@@ -26,11 +26,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gatekeeper.push.analysis import LimitExceeded, RefAnalysis
 from gatekeeper.push.gate import Requirement, builtin_requirement
 from gatekeeper.push.gitrepo import Repo
 from gatekeeper.model import MODE_BLOB, MODE_EXEC, Change, Finding, ObjectId, UpdateKind, Verdict, display_path
+
+if TYPE_CHECKING:  # the detectors and the policy module load only when a push needs them
+    from gatekeeper.detectors.cache import VerdictCache
+    from gatekeeper.detectors.content import ScanOptions
+    from gatekeeper.policy.config import Policy
 
 MAX_NEW_COMMITS = 20_000  # per push; above it the push is refused (never a partial scan)
 MAX_BLOBS = 200_000
@@ -64,14 +70,14 @@ class ContentReport:
 
 def scan_push(
     repo: Repo,
-    policy: object,
+    policy: Policy,
     analyses: Sequence[RefAnalysis],
     *,
     cache_dir: Path | None,
 ) -> ContentReport:
     from gatekeeper.detectors.content import ScanOptions
 
-    scan_cfg = policy.scan  # type: ignore[attr-defined]
+    scan_cfg = policy.scan
     options = ScanOptions(extra_globals=frozenset(scan_cfg.extra_pickle_globals))
     unscannable_blocks = scan_cfg.unscannable != "review"
     cache = _open_cache(cache_dir)
@@ -117,7 +123,7 @@ _WHY = {
 }
 
 
-def content_requirements(policy: object, report: ContentReport, analysis: RefAnalysis) -> list[Requirement]:
+def content_requirements(policy: Policy, report: ContentReport, analysis: RefAnalysis) -> list[Requirement]:
     """The built-in requirements the detectors impose on one protected ref update."""
     content = report.refs.get(analysis.update.ref)
     if content is None or not analysis.protected:
@@ -126,7 +132,7 @@ def content_requirements(policy: object, report: ContentReport, analysis: RefAna
     for rule, paths in content.review.items():
         changes = [c for c in analysis.changes if c.path in paths]
         if changes:
-            out.append(builtin_requirement(policy, rule, changes, _WHY.get(rule, rule)))  # type: ignore[arg-type]
+            out.append(builtin_requirement(policy, rule, changes, _WHY.get(rule, rule)))
     return out
 
 
@@ -144,7 +150,7 @@ def _existing_tips(repo: Repo) -> list[ObjectId]:
     return tips
 
 
-def _open_cache(cache_dir: Path | None) -> object | None:
+def _open_cache(cache_dir: Path | None) -> VerdictCache | None:
     if cache_dir is None:
         return None
     try:
@@ -156,7 +162,7 @@ def _open_cache(cache_dir: Path | None) -> object | None:
 
 
 def _scan_blob(
-    repo: Repo, blob_id: str, path: str, options: object, lfs_store: Path | None, cache: object | None,
+    repo: Repo, blob_id: str, path: str, options: ScanOptions, lfs_store: Path | None, cache: VerdictCache | None,
 ) -> tuple[list[Finding], bool]:
     from gatekeeper.detectors import content, lfs
 
@@ -165,12 +171,12 @@ def _scan_blob(
         cache = None
     if cache is not None:
         try:
-            cached = cache.get(blob_id, options, path)  # type: ignore[attr-defined]
+            cached = cache.get(blob_id, options, path)
         except Exception:  # noqa: BLE001
             cached = None
         if cached is not None:
             return cached, True
-    max_bytes = int(options.max_bytes)  # type: ignore[attr-defined]
+    max_bytes = int(options.max_bytes)
     if size is None:
         return [Finding(Verdict.UNSCANNABLE, path, "content", "blob is missing from the repository")], False
     if size > max_bytes:
@@ -181,15 +187,15 @@ def _scan_blob(
     if size <= lfs.BLOB_SIZE_CUTOFF:
         findings = lfs.lfs_findings(
             path, data, lfs_store=lfs_store,
-            scan_blob=lambda p, d: content.scan_blob(p, d, options),  # type: ignore[arg-type]
+            scan_blob=lambda p, d: content.scan_blob(p, d, options),
             max_object_bytes=max_bytes,
         )
     if findings is None:
-        findings = content.scan_blob(path, data, options)  # type: ignore[arg-type]
+        findings = content.scan_blob(path, data, options)
     findings = [_with_blob(f, blob_id) for f in findings]
     if cache is not None:
         try:
-            cache.put(blob_id, options, path, findings)  # type: ignore[attr-defined]
+            cache.put(blob_id, options, path, findings)
         except Exception:  # noqa: BLE001 -- the cache is an optimisation only
             pass
     return findings, False
@@ -216,7 +222,7 @@ def _route(content: RefContent, analysis: RefAnalysis, path: bytes, findings: li
             content.review.setdefault(ARTIFACT_RULE, {})[path] = f"{finding.verdict.value}: {finding.message}"
 
 
-def _remote_code(repo: Repo, policy: object, analysis: RefAnalysis, content: RefContent,
+def _remote_code(repo: Repo, policy: Policy, analysis: RefAnalysis, content: RefContent,
                  unscannable_blocks: bool) -> None:
     from gatekeeper.detectors.scan import RepoTreeView, analyse_remote_code, implicit_protected_paths
 
@@ -247,7 +253,7 @@ def _remote_code(repo: Repo, policy: object, analysis: RefAnalysis, content: Ref
                 content.review.setdefault(REMOTE_CODE_RULE, {})[path] = reason
 
     def is_protected(path: bytes) -> bool:
-        return bool(policy.rules_for(path)) or bool(getattr(policy, "rules_below", lambda p: ())(path))  # type: ignore[attr-defined]
+        return bool(policy.rules_for(path)) or bool(policy.rules_below(path))
 
     def read_blob(oid: str) -> bytes | None:
         try:

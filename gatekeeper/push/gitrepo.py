@@ -61,10 +61,6 @@ def hook_git_dir(env: Mapping[str, str]) -> str:
     return env.get("GIT_DIR") or "."
 
 
-def in_quarantine(env: Mapping[str, str]) -> bool:
-    return bool(env.get("GIT_QUARANTINE_PATH")) or "incoming-" in env.get("GIT_OBJECT_DIRECTORY", "")
-
-
 class Repo:
     """A read-only view of one repository (bare or not)."""
 
@@ -249,9 +245,9 @@ class Repo:
         if tree is None:
             return None
         obj = self._lookup(tree)
-        if obj is None or obj.type != ObjectType.TREE:
+        if not isinstance(obj, pygit2.Tree):
             raise GitAccessError(f"{tree} is not a tree in this repository")
-        return obj  # type: ignore[return-value]
+        return obj
 
     @property
     def null_id(self) -> str:
@@ -308,8 +304,8 @@ class Repo:
                 path = prefix + name
                 if entry.type == ObjectType.TREE:
                     sub = self._lookup(str(entry.id))
-                    if sub is not None:
-                        stack.append((path + b"/", sub))  # type: ignore[arg-type]
+                    if isinstance(sub, pygit2.Tree):
+                        stack.append((path + b"/", sub))
                 else:
                     yield path, int(entry.filemode), ObjectId(str(entry.id))
 
@@ -355,7 +351,8 @@ class Repo:
                 return None
             if i == len(parts) - 1:
                 return int(found.filemode), ObjectId(str(found.id))
-            node = self._lookup(str(found.id)) if found.type == ObjectType.TREE else None  # type: ignore[assignment]
+            sub = self._lookup(str(found.id)) if found.type == ObjectType.TREE else None
+            node = sub if isinstance(sub, pygit2.Tree) else None
         return None
 
 
