@@ -247,7 +247,8 @@ def test_a_push_module_importing_hosting_lazily_is_caught(tmp_path: Path) -> Non
 def test_a_detector_importing_the_audit_log_under_type_checking_is_caught(tmp_path: Path) -> None:
     imports = _fake_tree(tmp_path, {
         "detectors/__init__.py": "",
-        "detectors/scan.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..audit.log import AuditLog\n",
+        "detectors/scan.py": "from typing import TYPE_CHECKING\n"
+                             "if TYPE_CHECKING:\n    from ..audit.log import AuditLog\n",
     })
     assert [v.split(" (")[0] for v in direction_violations(imports)] == [
         "gatekeeper.detectors.scan:3 imports gatekeeper.audit.log"]
@@ -264,7 +265,8 @@ def test_a_cycle_through_a_lazy_import_is_caught_and_type_checking_is_not_one(tm
         "cli/__init__.py": "",
         "cli/install.py": "def run():\n    from gatekeeper.cli import forges\n",
         "cli/forges.py": "from gatekeeper.cli.install import run\n",
-        "cli/audit.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from gatekeeper.cli.policy import x\n",
+        "cli/audit.py": "from typing import TYPE_CHECKING\n"
+                        "if TYPE_CHECKING:\n    from gatekeeper.cli.policy import x\n",
         "cli/policy.py": "from gatekeeper.cli import audit\n",
     })
     assert cycles(imports) == [["gatekeeper.cli.forges", "gatekeeper.cli.install"]]
