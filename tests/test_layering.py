@@ -11,9 +11,10 @@ The layers, bottom up (a package may import from its own layer and the layers be
     errors, fsutil, model, gatekeeper/__init__     shared vocabulary, no dependencies
     trust, detectors                               signatures and keys; content detectors
     policy                                         the server-side policy (reads trust stores to lint them)
-    push, approvals, audit                         the push path; approvals it evaluates; the log it writes
+    push, approvals, audit, review                 the push path; approvals it evaluates; the log it writes; what
+                                                   a reviewer is shown of a change
     hosting                                        install, forges, SSH forced command, trust sync (the network)
-    cli, main, demo                                verbs over the library
+    cli, demo; main                                verbs over the library; the dispatcher
 
 Third-party gateways: only ``push.gitrepo`` touches pygit2; ``requests`` (and the rest of the network stack) only in
 ``hosting``. The runtime side of the network rule (nothing of it loads during a real pre-receive) is
@@ -34,6 +35,8 @@ PACKAGE = REPO_ROOT / "gatekeeper"
 
 # package (first component below gatekeeper) -> the gatekeeper packages it may import
 BASE = {"errors", "fsutil", "model", ""}  # "" is gatekeeper/__init__.py (__version__)
+LOWER = BASE | {"trust", "detectors", "policy"}
+MIDDLE = {"push", "approvals", "audit", "review"}  # one layer: the hook calls approvals and audit, they read its types
 ALLOWED: dict[str, set[str]] = {
     "": set(),
     "errors": set(),
@@ -42,14 +45,12 @@ ALLOWED: dict[str, set[str]] = {
     "trust": BASE,
     "detectors": BASE,
     "policy": BASE | {"trust"},
-    "push": BASE | {"trust", "detectors", "policy", "approvals", "audit"},
-    "approvals": BASE | {"trust", "detectors", "policy", "push"},
-    "audit": BASE | {"trust", "detectors", "policy", "push", "approvals"},
-    "hosting": BASE | {"trust", "detectors", "policy", "push", "approvals", "audit"},
-    "cli": BASE | {"trust", "detectors", "policy", "push", "approvals", "audit", "hosting", "demo"},
+    **{package: LOWER | MIDDLE for package in MIDDLE},
+    "hosting": LOWER | MIDDLE,
+    "cli": LOWER | MIDDLE | {"hosting", "demo"},
+    "demo": LOWER | MIDDLE | {"hosting", "cli"},
     "main": BASE | {"cli"},
     "__main__": {"main"},
-    "demo": BASE | {"trust", "detectors", "policy", "push", "approvals", "audit", "hosting"},
 }
 # third-party module -> the gatekeeper modules (or packages) that may import it
 GATEWAYS: dict[str, tuple[str, ...]] = {
@@ -237,9 +238,9 @@ def test_a_push_module_importing_hosting_lazily_is_caught(tmp_path: Path) -> Non
     })
     assert direction_violations(imports) == [
         "gatekeeper.push.hook:2 imports gatekeeper.hosting (push may import only approvals, audit, detectors, "
-        "errors, fsutil, gatekeeper, model, policy, trust)",
+        "errors, fsutil, gatekeeper, model, policy, push, review, trust)",
         "gatekeeper.push.hook:2 imports gatekeeper.hosting.trustsync (push may import only approvals, audit, "
-        "detectors, errors, fsutil, gatekeeper, model, policy, trust)",
+        "detectors, errors, fsutil, gatekeeper, model, policy, push, review, trust)",
     ]
     assert gateway_violations(imports) == []
 
