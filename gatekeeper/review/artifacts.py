@@ -12,6 +12,10 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gatekeeper.detectors.zip_walk import ZipEntry
 
 __all__ = ["ArtifactFacts", "artifact_facts"]
 
@@ -123,13 +127,13 @@ def _zip(facts: ArtifactFacts, view: memoryview, kind: str) -> None:
         facts.notes.append(f"{storages} tensor storages (data/ members); shapes are in the pickle, not shown")
 
 
-def _member(facts: ArtifactFacts, view: memoryview, entry: object) -> memoryview | None:
+def _member(facts: ArtifactFacts, view: memoryview, entry: ZipEntry) -> memoryview | None:
     from gatekeeper.detectors import zip_walk
 
     try:
-        return zip_walk.member_data(view, entry, max_bytes=64 << 20)  # type: ignore[arg-type]
+        return zip_walk.member_data(view, entry, max_bytes=64 << 20)
     except zip_walk.ZipFormatError as exc:
-        facts.notes.append(f"{entry.name}: unreadable member: {exc}")  # type: ignore[attr-defined]
+        facts.notes.append(f"{entry.name}: unreadable member: {exc}")
         return None
 
 

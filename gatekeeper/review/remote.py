@@ -100,14 +100,14 @@ def _triggers(tree: TreeView | None, config: bytes) -> dict[tuple[str, str], Tri
     return {(t.kind, t.key): t for t in found.triggers}
 
 
-def _closure(tree: TreeView | None, trigger: object) -> list[bytes]:
+def _closure(tree: TreeView | None, trigger: Trigger) -> list[bytes]:
     from gatekeeper.detectors.import_closure import python_closure
 
     if tree is None:
         return []
     read: Callable[[bytes], bytes | None] = tree.read
     files: list[bytes] = []
-    for alternatives in trigger.modules:  # type: ignore[attr-defined]
+    for alternatives in trigger.modules:
         for entry in alternatives:
             if tree.mode(entry) is None:
                 continue
