@@ -78,7 +78,11 @@ def find_eocd(data: memoryview) -> int:
 
 def _decode(raw: bytes, flags: int) -> str:
     # Bit 11: UTF-8 names; otherwise cp437 as zipfile does. Both are shown to reviewers, never used as paths on disk.
-    return raw.decode("utf-8", "replace") if flags & 0x800 else raw.decode("cp437")
+    # zipfile.ZipInfo cuts a name at its first NUL ("config.json\0.txt" is config.json to Keras and numpy), and so do
+    # C readers that treat names as strings: the member is judged by the name its loaders look it up by.
+    name = raw.decode("utf-8", "replace") if flags & 0x800 else raw.decode("cp437")
+    cut = name.find("\0")
+    return name if cut < 0 else name[:cut]
 
 
 def _zip64_extra(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int, int, int]:

@@ -117,9 +117,9 @@ def run_pre_receive(
 def _decide(
     stdin: bytes, env: Mapping[str, str], policy: Policy, event: dict[str, object], chain: Path | None,
 ) -> tuple[list[str], str, bool]:
-    from gatekeeper.push.analysis import analyse_updates
+    from gatekeeper.push.analysis import analyse_updates, resolve_server_symrefs
     from gatekeeper.approvals.evaluate import load_evaluator
-    from gatekeeper.push.content_gate import content_requirements, scan_push
+    from gatekeeper.push.content_gate import content_requirements, refuse_malformed_trees, scan_push
     from gatekeeper.push.gate import decide
     from gatekeeper.push.gitrepo import Repo, read_push_options
     from gatekeeper.push.hookinput import parse_updates
@@ -143,12 +143,16 @@ def _decide(
     options = read_push_options(env)
     break_glass = _break_glass_option(options)
     repo = Repo.open_for_hook(env)
+    refuse_malformed_trees(repo)
+    # A pushed name that is a symbolic ref on the server moves its target: everything below judges the target.
+    updates, pushed_as = resolve_server_symrefs(repo, updates)
     analyses = analyse_updates(
         repo,
         updates,
         is_protected=policy.is_protected_ref,
         default_branch=policy.default_branch,
         max_changed_paths=int(policy.limits.max_changed_paths),
+        pushed_as=pushed_as,
     )
     content = scan_push(repo, policy, analyses, cache_dir=_scan_cache_dir(policy))
     # Approvals: stored ones plus those pushed now; a bad, deleted or rewritten approval ref refuses the whole push.
@@ -264,6 +268,10 @@ def _decision_fields(decision: Decision) -> dict[str, object]:
         if a.protected and a.base_note:
             entry["base"] = a.base
             entry["base_note"] = a.base_note
+        if a.pushed_as:
+            entry["pushed_as"] = a.pushed_as
+        if a.shadows:
+            entry["shadows"] = a.shadows
         missing = [
             {"rule": o.requirement.rule, "needed": o.requirement.approvals, "have": len(o.result.approvers),
              "from": list(o.requirement.reviewer_spec), "notes": list(o.result.notes)}
