@@ -8,7 +8,7 @@ left out there, since they exist precisely to name a type without importing at r
 
 The layers, bottom up (a package may import from its own layer and the layers below it only)::
 
-    errors, fsutil, model, gatekeeper/__init__     shared vocabulary, no dependencies
+    errors, fsutil, model, checkout, __init__      shared vocabulary and pure rules, no dependencies
     trust, detectors                               signatures and keys; content detectors
     policy                                         the server-side policy (reads trust stores to lint them)
     push, approvals, audit, review                 the push path; approvals it evaluates; the log it writes; what
@@ -34,7 +34,7 @@ from gitserver import REPO_ROOT
 PACKAGE = REPO_ROOT / "gatekeeper"
 
 # package (first component below gatekeeper) -> the gatekeeper packages it may import
-BASE = {"errors", "fsutil", "model", ""}  # "" is gatekeeper/__init__.py (__version__)
+BASE = {"errors", "fsutil", "model", "checkout", ""}  # "" is gatekeeper/__init__.py (__version__)
 LOWER = BASE | {"trust", "detectors", "policy"}
 MIDDLE = {"push", "approvals", "audit", "review"}  # one layer: the hook calls approvals and audit, they read its types
 ALLOWED: dict[str, set[str]] = {
@@ -42,6 +42,7 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "fsutil": {"errors"},
     "model": {"errors"},
+    "checkout": {"errors", "model"},
     "trust": BASE,
     "detectors": BASE,
     "policy": BASE | {"trust"},
@@ -237,10 +238,10 @@ def test_a_push_module_importing_hosting_lazily_is_caught(tmp_path: Path) -> Non
         "hosting/trustsync.py": "import requests\n",
     })
     assert direction_violations(imports) == [
-        "gatekeeper.push.hook:2 imports gatekeeper.hosting (push may import only approvals, audit, detectors, "
-        "errors, fsutil, gatekeeper, model, policy, push, review, trust)",
-        "gatekeeper.push.hook:2 imports gatekeeper.hosting.trustsync (push may import only approvals, audit, "
+        "gatekeeper.push.hook:2 imports gatekeeper.hosting (push may import only approvals, audit, checkout, "
         "detectors, errors, fsutil, gatekeeper, model, policy, push, review, trust)",
+        "gatekeeper.push.hook:2 imports gatekeeper.hosting.trustsync (push may import only approvals, audit, "
+        "checkout, detectors, errors, fsutil, gatekeeper, model, policy, push, review, trust)",
     ]
     assert gateway_violations(imports) == []
 
