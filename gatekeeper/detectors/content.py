@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from dataclasses import field
 
 from gatekeeper.detectors import npy_header
+from gatekeeper.detectors.pathfacts import named_as_text as _named_as_text
 from gatekeeper.detectors import pickle_vm
 from gatekeeper.detectors import safetensors_header
 from gatekeeper.detectors import tar_walk
@@ -217,15 +218,6 @@ def _pickle_evidence(report: pickle_vm.PickleReport, path: str = "") -> bool:
     if _named_as_text(path):
         return any(g.classification is not Classification.REVIEW for g in report.globals)
     return bool(report.globals)
-
-
-_TEXT_NAMES = (".py", ".pyi", ".json", ".yaml", ".yml", ".md", ".rst", ".txt", ".cfg", ".toml", ".ini", ".sh",
-               ".c", ".h", ".cc", ".cpp", ".js", ".ts", ".html", ".css", ".csv", ".tsv", ".xml", ".gitattributes",
-               ".gitignore", ".gitmodules", ".lfsconfig", "LICENSE", "Makefile", "Dockerfile")
-
-
-def _named_as_text(path: str) -> bool:
-    return path.rsplit("!", 1)[-1].endswith(_TEXT_NAMES)
 
 
 # ------------------------------------------------------------------------------------------------------ reporting
@@ -518,8 +510,9 @@ def _decompress(ctx: _Ctx, view: memoryview, kind: str, path: str) -> memoryview
     import lzma
     import zlib
 
+    from gatekeeper.detectors.inflate import OverBudget, inflate
+
     budget = ctx.options.max_decompressed - ctx.decompressed
-    raw = bytes(view)
     try:
         dec: zlib._Decompress | bz2.BZ2Decompressor | lzma.LZMADecompressor
         if kind in ("gzip", "zlib"):
@@ -532,18 +525,17 @@ def _decompress(ctx: _Ctx, view: memoryview, kind: str, path: str) -> memoryview
             ctx.add(Verdict.UNSCANNABLE, path, "compression", f"{kind} compression needs an optional parser that "
                     "is not installed")
             return None
-        out = dec.decompress(raw, budget + 1)
-        if len(out) <= budget and not dec.eof:
-            raise EOFError("compressed stream is truncated")
+        # Bounded memory (issue: a 1 MB push must not allocate gigabytes): fed in slices, spooled to disk past 16 MiB.
+        out = inflate(dec, view, budget)
+    except OverBudget:
+        raise _Budget(f"decompressed data over {ctx.options.max_decompressed} bytes") from None
     except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError) as exc:
         if kind in ("zlib", "lzma"):
             return None  # weak magic: not compressed after all
         ctx.add(Verdict.UNSCANNABLE, path, "compression", f"corrupt {kind} data: {str(exc)[:80]}")
         return None
-    if len(out) > budget:
-        raise _Budget(f"decompressed data over {ctx.options.max_decompressed} bytes")
     ctx.decompressed += len(out)
-    return memoryview(out)
+    return out
 
 
 def _scan_tar(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
