@@ -1,0 +1,128 @@
+"""Second attack round (issue 10): files a real loader reads differently from the scanner.
+
+Each malicious sample is built by hand, then shown to reach ``os.system`` the way its loader reads it: the zip side
+with Python's own ``zipfile`` (what ``np.load`` and Keras use; reading member bytes runs nothing), the npy side with
+numpy's own header parser, the pickle side with the recording oracle (a ``find_class`` that records and returns inert
+stubs). Only then is the scanner's verdict asserted. Every attack has a benign twin that must not be refused.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+import zlib
+
+import numpy as np
+import pytest
+
+from oracle import NATIVE, PURE, record
+from test_containers_formats import EVIL, TORCH_LIKE
+from test_polyglots import npy
+from gatekeeper.detectors.content import ScanOptions, scan_blob
+from gatekeeper.model import Verdict
+
+EVIL_NPY = npy("|O", EVIL)  # an object array whose data is the pickle np.load(allow_pickle=True) unpickles
+PLAIN_NPY = npy()
+
+
+def verdicts(data: bytes, path: str = "weights.npz") -> set[Verdict]:
+    return {f.verdict for f in scan_blob(path, data, ScanOptions())}
+
+
+def npy_reaches_system(member: bytes) -> bool:
+    """numpy's own header parser says the data is unpickled, and the pickle there resolves os.system."""
+    fp = io.BytesIO(member)
+    version = np.lib.format.read_magic(fp)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = read_header(fp)  # numpy's own header reader: nothing after the header is read
+    if not dtype.hasobject:
+        return False
+    rest = member[fp.tell():]
+    return all(("os", "system") in record(rest, unpickler=u).globals for u in (PURE, NATIVE))
+
+
+def zipfile_reads(archive: bytes, name: str) -> bytes:
+    return zipfile.ZipFile(io.BytesIO(archive)).read(name)
+
+
+# ------------------------------------------------------------------------------------------------ a zip writer with
+# every field in the attacker's hands
+def local(name: str, data: bytes) -> bytes:
+    n = name.encode()
+    return struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 0, 0, 0x21, zlib.crc32(data), len(data), len(data),
+                       len(n), 0) + n + data
+
+
+def central(name: str, data: bytes, offset: int) -> bytes:
+    n = name.encode()
+    return struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, 20, 0, 0, 0, 0x21, zlib.crc32(data), len(data),
+                       len(data), len(n), 0, 0, 0, 0, 0, offset) + n
+
+
+def eocd(count: int, cd_size: int, cd_offset: int, comment_len: int = 0) -> bytes:
+    return struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, count, count, cd_size, cd_offset, comment_len)
+
+
+def archive(members: list[tuple[str, bytes]], *, gap: bytes = b"") -> tuple[bytearray, bytes, int]:
+    """Local records (``gap`` between them breaks a reader that walks local headers) and their directory."""
+    out, cd = bytearray(), bytearray()
+    for name, data in members:
+        cd += central(name, data, len(out))
+        out += local(name, data) + gap
+    return out, bytes(cd), len(out)
+
+
+# ------------------------------------------------------------------------------------------------ zip: directory
+# readings. zipfile reads the central directory by its byte size, takes the LAST end record with a complete 22-byte
+# body whatever its comment length says, and always applies a zip64 locator in front of it.
+def test_directory_read_by_size_not_by_count() -> None:
+    out, cd, cd_offset = archive([("a.npy", PLAIN_NPY), ("b.npy", EVIL_NPY)], gap=b"\0" * 4)
+    mal = bytes(out + cd + eocd(1, len(cd), cd_offset))  # the count says one member, the directory holds two
+    assert zipfile.ZipFile(io.BytesIO(mal)).namelist() == ["a.npy", "b.npy"]
+    assert npy_reaches_system(zipfile_reads(mal, "b.npy"))
+    assert Verdict.MALICIOUS in verdicts(mal)
+    twin_out, twin_cd, twin_offset = archive([("a.npy", PLAIN_NPY), ("b.npy", PLAIN_NPY)], gap=b"\0" * 4)
+    assert verdicts(bytes(twin_out + twin_cd + eocd(2, len(twin_cd), twin_offset))) == set()
+
+
+def two_archives(first: list[tuple[str, bytes]], second: list[tuple[str, bytes]]) -> tuple[bytes, bytes, int]:
+    """``first`` as a complete archive, then ``second``'s records after it (offsets relative to the file start)."""
+    out, cd, cd_offset = archive(first)
+    head = bytes(out + cd + eocd(len(first), len(cd), cd_offset))
+    out2, cd2 = bytearray(head), bytearray()
+    for name, data in second:
+        cd2 += central(name, data, len(out2))
+        out2 += local(name, data)
+    return bytes(out2), bytes(cd2), len(out2)
+
+
+def test_last_end_record_wins_even_when_its_comment_overruns_the_file() -> None:
+    body, cd2, cd2_offset = two_archives([("a.npy", PLAIN_NPY)], [("b.npy", EVIL_NPY)])
+    mal = body + cd2 + eocd(1, len(cd2), cd2_offset, comment_len=0xFFFF)
+    assert zipfile.ZipFile(io.BytesIO(mal)).namelist() == ["b.npy"]
+    assert npy_reaches_system(zipfile_reads(mal, "b.npy"))
+    assert Verdict.MALICIOUS in verdicts(mal)
+    body, cd2, cd2_offset = two_archives([("a.npy", PLAIN_NPY)], [("b.npy", PLAIN_NPY)])
+    assert Verdict.MALICIOUS not in verdicts(body + cd2 + eocd(1, len(cd2), cd2_offset, comment_len=0xFFFF))
+
+
+def zip64_tail(count: int, cd_size: int, cd_offset: int, at: int) -> bytes:
+    record = struct.pack("<4sQHHIIQQQQ", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, cd_size, cd_offset)
+    return record + struct.pack("<4sIQI", b"PK\x06\x07", 0, at, 1)
+
+
+def test_zip64_locator_overrides_a_plain_end_record() -> None:
+    # The plain end record points at a benign directory; a zip64 record in front of it (no field saturated, so a
+    # reader that only consults zip64 for 0xFFFF values ignores it) points at another one. zipfile applies it.
+    body, cd2, cd2_offset = two_archives([("a.npy", PLAIN_NPY)], [("b.npy", EVIL_NPY)])
+    first_cd_offset = body.find(b"PK\x01\x02")
+    first_cd_size = body.find(b"PK\x05\x06") - first_cd_offset
+    tail = zip64_tail(1, len(cd2), cd2_offset, at=len(body) + len(cd2))
+    mal = body + cd2 + tail + eocd(1, first_cd_size, first_cd_offset)
+    assert zipfile.ZipFile(io.BytesIO(mal)).namelist() == ["b.npy"]
+    assert npy_reaches_system(zipfile_reads(mal, "b.npy"))
+    assert Verdict.MALICIOUS in verdicts(mal)
+    body, cd2, cd2_offset = two_archives([("a.npy", PLAIN_NPY)], [("b.npy", PLAIN_NPY)])
+    tail = zip64_tail(1, len(cd2), cd2_offset, at=len(body) + len(cd2))
+    assert Verdict.MALICIOUS not in verdicts(body + cd2 + tail + eocd(1, first_cd_size, first_cd_offset))
