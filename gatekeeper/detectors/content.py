@@ -344,6 +344,10 @@ def _scan_zip(ctx: _Ctx, view: memoryview, path: str, depth: int, kind: str, *, 
         # offset 0 (legacy path), which the caller checks as the pickle reading of the file.
         ctx.add(Verdict.REVIEW, path, "zip", f"{layout.prefix} bytes of data before the first zip header",
                 ("loaders disagree about archives with a prefix (torch reads it as a legacy pickle)",))
+    if layout.directories_disagree:
+        ctx.add(Verdict.REVIEW, path, "zip", "zip readers disagree about the central directory",
+                ("end records, zip64 records or the entry count point at different members; the members of every "
+                 "reading are scanned",))
     storages = _torch_storage_folders(layout) if kind == "torch-zip" else ()
     seen: dict[str, int] = {}
     for entry in layout.entries:
@@ -368,7 +372,7 @@ def _scan_zip(ctx: _Ctx, view: memoryview, path: str, depth: int, kind: str, *, 
     for entry in layout.entries:
         ctx.check_time()
         member_path = f"{path}!{entry.name}"
-        if storages and entry.name.startswith(storages) and "/" not in entry.name[entry.name.index("/data/") + 6:]:
+        if storages and _is_raw_storage(view, entry, storages):
             # Raw tensor storage (reference §4): torch.load reads these bytes with get_record, never unpickles or
             # decompresses them. Random weights start with pickle or gzip magic often enough (about one checkpoint
             # in five of a few thousand tensors) that sniffing them would refuse real checkpoints.
@@ -392,6 +396,22 @@ def _scan_zip(ctx: _Ctx, view: memoryview, path: str, depth: int, kind: str, *, 
             _scan_keras_config(ctx, member, member_path)
             continue
         _scan(ctx, member, member_path, depth + 1)
+
+
+def _is_raw_storage(view: memoryview, entry: zip_walk.ZipEntry, storages: tuple[str, ...]) -> bool:
+    """A member torch reads as tensor bytes and no other loader of the same archive interprets.
+
+    torch writes storages stored (method 0) directly under ``<prefix>/data/``. The same archive is also an npz to
+    ``np.load``, which unpickles any member starting with the npy magic and an object dtype (``np.load(f,
+    allow_pickle=True)[name]``): such a member is scanned. Six magic bytes at a storage's start happen by chance
+    about once in 2**48 storages, so real checkpoints are not affected.
+    """
+    name = entry.name
+    if not name.startswith(storages) or "/" in name[name.index("/data/") + 6:] or entry.method != 0:
+        return False
+    if entry.data_offset < 0:
+        return False
+    return bytes(view[entry.data_offset:entry.data_offset + len(npy_header.NPY_MAGIC)]) != npy_header.NPY_MAGIC
 
 
 def _torch_storage_folders(layout: zip_walk.ZipLayout) -> tuple[str, ...]:

@@ -126,3 +126,17 @@ def test_zip64_locator_overrides_a_plain_end_record() -> None:
     body, cd2, cd2_offset = two_archives([("a.npy", PLAIN_NPY)], [("b.npy", PLAIN_NPY)])
     tail = zip64_tail(1, len(cd2), cd2_offset, at=len(body) + len(cd2))
     assert Verdict.MALICIOUS not in verdicts(body + cd2 + tail + eocd(1, first_cd_size, first_cd_offset))
+
+
+# ------------------------------------------------------------------------------------------------ torch storages
+# are data to torch.load, not to np.load: a member under <prefix>/data/ of a PyTorch archive that is an object .npy
+# is unpickled by np.load(allow_pickle=True)[key] (NpzFile reads any member that starts with the npy magic).
+def test_object_npy_hidden_among_torch_storages() -> None:
+    out, cd, cd_offset = archive([("archive/data.pkl", TORCH_LIKE), ("archive/data/0", b"\0" * 8),
+                                  ("archive/data/1.npy", EVIL_NPY), ("archive/version", b"3\n")])
+    mal = bytes(out + cd + eocd(4, len(cd), cd_offset))
+    assert npy_reaches_system(zipfile_reads(mal, "archive/data/1.npy"))
+    assert Verdict.MALICIOUS in verdicts(mal, "model.pt")
+    out, cd, cd_offset = archive([("archive/data.pkl", TORCH_LIKE), ("archive/data/0", b"\0" * 8),
+                                  ("archive/data/1", b"\x80\x02cos\nsystem\n" + b"\0" * 8), ("archive/version", b"3\n")])
+    assert verdicts(bytes(out + cd + eocd(4, len(cd), cd_offset)), "model.pt") == set()  # raw bytes stay data
