@@ -404,14 +404,20 @@ def _is_raw_storage(view: memoryview, entry: zip_walk.ZipEntry, storages: tuple[
     torch writes storages stored (method 0) directly under ``<prefix>/data/``. The same archive is also an npz to
     ``np.load``, which unpickles any member starting with the npy magic and an object dtype (``np.load(f,
     allow_pickle=True)[name]``): such a member is scanned. Six magic bytes at a storage's start happen by chance
-    about once in 2**48 storages, so real checkpoints are not affected.
+    about once in 2**48 storages; even then only a header numpy parses as an object array makes it more than data.
     """
     name = entry.name
     if not name.startswith(storages) or "/" in name[name.index("/data/") + 6:] or entry.method != 0:
         return False
     if entry.data_offset < 0:
         return False
-    return bytes(view[entry.data_offset:entry.data_offset + len(npy_header.NPY_MAGIC)]) != npy_header.NPY_MAGIC
+    member = view[entry.data_offset:entry.data_offset + entry.compressed_size]
+    if bytes(member[:len(npy_header.NPY_MAGIC)]) != npy_header.NPY_MAGIC:
+        return True
+    try:
+        return not npy_header.parse_npy_header(member).has_object
+    except npy_header.NpyFormatError:
+        return True  # np.load raises on this header before it unpickles anything
 
 
 def _torch_storage_folders(layout: zip_walk.ZipLayout) -> tuple[str, ...]:
@@ -581,6 +587,9 @@ def _scan_tar(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
             ctx.add(Verdict.REVIEW, f"{path}!{name}", "tar", f"tar member name appears {count} times",
                     ("extraction keeps the last copy, loaders may read the first; every copy is scanned",))
     for member, name in zip(members, names):
+        if member.kind == "sparse":
+            ctx.add(Verdict.UNSCANNABLE, f"{path}!{member.name}", "tar", "sparse tar member with holes",
+                    ("tarfile fills the holes with zeros, so the bytes a loader reads are not the bytes stored",))
         if member.kind != "file":
             continue
         ctx.check_time()

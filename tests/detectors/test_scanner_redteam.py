@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import struct
+import tarfile
 import zipfile
 import zlib
 
@@ -140,3 +141,71 @@ def test_object_npy_hidden_among_torch_storages() -> None:
     out, cd, cd_offset = archive([("archive/data.pkl", TORCH_LIKE), ("archive/data/0", b"\0" * 8),
                                   ("archive/data/1", b"\x80\x02cos\nsystem\n" + b"\0" * 8), ("archive/version", b"3\n")])
     assert verdicts(bytes(out + cd + eocd(4, len(cd), cd_offset)), "model.pt") == set()  # raw bytes stay data
+
+
+# ------------------------------------------------------------------------------------------------ tar: member data
+# as tarfile finds it (torch's legacy tar format: tar.extractfile("pickle") is unpickled; NeMo; any tar in a repo).
+EVIL_P0 = b"cposix\nsystem\n(S'id'\ntR."
+
+
+def header(name: str, size: int, kind: bytes = tarfile.REGTYPE) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.type = kind
+    return info.tobuf(format=tarfile.USTAR_FORMAT)
+
+
+def block(data: bytes) -> bytes:
+    return data + b"\0" * (-len(data) % 512)
+
+
+def pax(records: dict[str, str]) -> bytes:
+    body = b""
+    for key, value in records.items():
+        line = f" {key}={value}\n".encode()
+        n = len(line) + 1
+        n = len(str(n + len(str(n)) - 1).encode()) + len(line)
+        body += str(n).encode() + line
+    return header("././@PaxHeader", len(body), tarfile.XHDTYPE) + block(body)
+
+
+def tar_member_data(archive: bytes, name: str) -> bytes:
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:", format=tarfile.PAX_FORMAT) as tar:
+        member = tar.extractfile(name)
+        assert member is not None
+        return member.read()
+
+
+def test_pax_size_overrides_the_header_size() -> None:
+    # The pax record says 512 bytes; the ustar field says 0. tarfile reads 512 bytes of data: a block that a reader
+    # ignoring the pax size takes for the next header (its name field is a protocol 0 pickle, its checksum valid).
+    disguised = header(EVIL_P0.decode(), 0)
+    mal = pax({"size": "512"}) + header("pickle", 0) + disguised + b"\0" * 1024
+    data = tar_member_data(mal, "pickle")
+    assert data.startswith(EVIL_P0) and ("posix", "system") in record(data).globals
+    assert Verdict.MALICIOUS in verdicts(mal, "model.tar")
+    twin = pax({"size": str(len(TORCH_LIKE))}) + header("pickle", 0) + block(TORCH_LIKE) + b"\0" * 1024
+    assert tar_member_data(twin, "pickle") == TORCH_LIKE
+    assert verdicts(twin, "model.tar") == set()
+
+
+def sparse_header(name: str, data: bytes) -> bytes:
+    """An old-GNU sparse member (type S) with one region covering all of ``data``: tarfile reads it as a file."""
+    raw = bytearray(header(name, len(data)))
+    raw[156:157] = b"S"
+    raw[257:265] = b"ustar  \0"
+    raw[386:398] = b"%011o\0" % 0
+    raw[398:410] = b"%011o\0" % len(data)
+    raw[483:495] = b"%011o\0" % len(data)
+    raw[148:156] = b" " * 8
+    raw[148:156] = b"%06o\0 " % sum(raw)
+    return bytes(raw)
+
+
+def test_gnu_sparse_member_is_read_as_a_file() -> None:
+    mal = sparse_header("pickle", EVIL_P0) + block(EVIL_P0) + b"\0" * 1024
+    assert ("posix", "system") in record(tar_member_data(mal, "pickle")).globals
+    assert Verdict.MALICIOUS in verdicts(mal, "model.tar")
+    twin = sparse_header("pickle", TORCH_LIKE) + block(TORCH_LIKE) + b"\0" * 1024
+    assert tar_member_data(twin, "pickle") == TORCH_LIKE
+    assert verdicts(twin, "model.tar") == set()
