@@ -8,7 +8,10 @@ stubs). Only then is the scanner's verdict asserted. Every attack has a benign t
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
+import lzma
 import struct
 import tarfile
 import zipfile
@@ -209,3 +212,22 @@ def test_gnu_sparse_member_is_read_as_a_file() -> None:
     twin = sparse_header("pickle", TORCH_LIKE) + block(TORCH_LIKE) + b"\0" * 1024
     assert tar_member_data(twin, "pickle") == TORCH_LIKE
     assert verdicts(twin, "model.tar") == set()
+
+
+# ------------------------------------------------------------------------------------------------ compressed files
+# as their file objects read them: gzip.GzipFile (pandas.read_pickle, gzip.open), bz2.BZ2File and lzma.LZMAFile
+# (joblib.load of .bz2/.xz/.lzma, pandas) read every concatenated stream, not only the first.
+MULTI = {"gzip": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}
+OPEN = {"gzip": gzip.GzipFile, "bz2": bz2.BZ2File, "xz": lzma.LZMAFile}
+
+
+@pytest.mark.parametrize("kind", sorted(MULTI))
+def test_second_compressed_stream_is_read(kind: str) -> None:
+    compress = MULTI[kind]
+    mal = compress(b"") + compress(EVIL)
+    loaded = OPEN[kind](io.BytesIO(mal)).read()  # what pickle.load(opened file) is fed
+    assert loaded == EVIL and all(("os", "system") in record(loaded, unpickler=u).globals for u in (PURE, NATIVE))
+    assert Verdict.MALICIOUS in verdicts(mal, "model.pkl")
+    split = compress(TORCH_LIKE[:7]) + compress(TORCH_LIKE[7:])
+    assert OPEN[kind](io.BytesIO(split)).read() == TORCH_LIKE
+    assert verdicts(split, "model.pkl") == set()  # the twin: a benign pickle spread over two streams
