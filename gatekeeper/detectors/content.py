@@ -23,11 +23,14 @@ global seen so far is on the allow-list, nothing outside the allow-list can have
 
 from __future__ import annotations
 
+import bz2
 import hashlib
 import json
+import lzma
 import mmap
 import re
 import time
+import zlib
 from dataclasses import dataclass
 from dataclasses import field
 
@@ -538,37 +541,59 @@ def _scan_saved_model(ctx: _Ctx, view: memoryview, path: str) -> None:
                 (f"at offset {match.start()}",))
 
 
-def _decompress(ctx: _Ctx, view: memoryview, kind: str, path: str) -> memoryview | None:
-    import bz2
-    import lzma
-    import zlib
+def _decompressor(kind: str) -> zlib._Decompress | bz2.BZ2Decompressor | lzma.LZMADecompressor:
+    if kind in ("gzip", "zlib"):
+        return zlib.decompressobj(31 if kind == "gzip" else 15)
+    if kind == "bz2":
+        return bz2.BZ2Decompressor()
+    return lzma.LZMADecompressor()
 
+
+_MULTI_STREAM = frozenset({"gzip", "bz2", "xz", "lzma"})
+
+
+def _decompress(ctx: _Ctx, view: memoryview, kind: str, path: str) -> memoryview | None:
+    """The bytes a reader of ``kind`` gets, capped.
+
+    ``gzip.GzipFile``, ``bz2.BZ2File`` and ``lzma.LZMAFile`` (what ``joblib.load``, ``pandas.read_pickle`` and
+    ``gzip.open`` hand to the unpickler) go on with the next stream when one ends, so every concatenated stream is
+    read; trailing bytes that start no valid stream end the data, as those readers ignore or fail on them.
+    """
+    if kind not in ("gzip", "zlib", "bz2", "xz", "lzma"):
+        ctx.add(Verdict.UNSCANNABLE, path, "compression", f"{kind} compression needs an optional parser that "
+                "is not installed")
+        return None
     budget = ctx.options.max_decompressed - ctx.decompressed
     raw = bytes(view)
+    parts: list[bytes] = []
+    produced = 0
     try:
-        dec: zlib._Decompress | bz2.BZ2Decompressor | lzma.LZMADecompressor
-        if kind in ("gzip", "zlib"):
-            dec = zlib.decompressobj(31 if kind == "gzip" else 15)
-        elif kind == "bz2":
-            dec = bz2.BZ2Decompressor()
-        elif kind in ("xz", "lzma"):
-            dec = lzma.LZMADecompressor()
-        else:
-            ctx.add(Verdict.UNSCANNABLE, path, "compression", f"{kind} compression needs an optional parser that "
-                    "is not installed")
-            return None
+        dec = _decompressor(kind)
         out = dec.decompress(raw, budget + 1)
         if len(out) <= budget and not dec.eof:
             raise EOFError("compressed stream is truncated")
+        parts.append(out)
+        produced += len(out)
+        while kind in _MULTI_STREAM and dec.eof and produced <= budget:
+            rest = dec.unused_data.lstrip(b"\0") if kind == "gzip" else dec.unused_data  # GzipFile skips padding
+            if not rest:
+                break
+            dec = _decompressor(kind)
+            try:
+                out = dec.decompress(rest, budget + 1 - produced)
+            except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError):
+                break  # trailing garbage: the readers stop (or fail) here
+            parts.append(out)
+            produced += len(out)
     except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError) as exc:
         if kind in ("zlib", "lzma"):
             return None  # weak magic: not compressed after all
         ctx.add(Verdict.UNSCANNABLE, path, "compression", f"corrupt {kind} data: {str(exc)[:80]}")
         return None
-    if len(out) > budget:
+    if produced > budget:
         raise _Budget(f"decompressed data over {ctx.options.max_decompressed} bytes")
-    ctx.decompressed += len(out)
-    return memoryview(out)
+    ctx.decompressed += produced
+    return memoryview(b"".join(parts))
 
 
 def _scan_tar(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:

@@ -218,7 +218,7 @@ def test_gnu_sparse_member_is_read_as_a_file() -> None:
 # as their file objects read them: gzip.GzipFile (pandas.read_pickle, gzip.open), bz2.BZ2File and lzma.LZMAFile
 # (joblib.load of .bz2/.xz/.lzma, pandas) read every concatenated stream, not only the first.
 MULTI = {"gzip": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}
-OPEN = {"gzip": gzip.GzipFile, "bz2": bz2.BZ2File, "xz": lzma.LZMAFile}
+OPEN = {"gzip": lambda f: gzip.GzipFile(fileobj=f), "bz2": bz2.BZ2File, "xz": lzma.LZMAFile}
 
 
 @pytest.mark.parametrize("kind", sorted(MULTI))
