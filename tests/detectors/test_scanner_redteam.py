@@ -231,3 +231,24 @@ def test_second_compressed_stream_is_read(kind: str) -> None:
     split = compress(TORCH_LIKE[:7]) + compress(TORCH_LIKE[7:])
     assert OPEN[kind](io.BytesIO(split)).read() == TORCH_LIKE
     assert verdicts(split, "model.pkl") == set()  # the twin: a benign pickle spread over two streams
+
+
+# ------------------------------------------------------------------------------------------------ third-party
+# loaders and writers under the names their packages define them: refused as malicious, not merely for review.
+# np.load(path, None, True) is np.load(path, allow_pickle=True) with positional arguments, which REDUCE passes.
+@pytest.mark.parametrize("dotted", [
+    "numpy.lib._npyio_impl.load", "numpy.lib._format_impl.read_array", "numpy.lib.format.open_memmap",
+    "numpy.save", "numpy._core.memmap.memmap", "torch.save", "torch.from_file", "torch.serialization._load",
+    "torch.utils.model_zoo.load_url", "joblib.dump", "pandas.to_pickle",
+])
+def test_third_party_loaders_and_writers_are_malicious(dotted: str) -> None:
+    module, _, name = dotted.rpartition(".")
+    mal = (b"\x80\x02c" + module.encode() + b"\n" + name.encode() + b"\n" + b"X\x06\x00\x00\x00ok.npyN\x88\x87R.")
+    assert record(mal).globals == [(module, name)] and record(mal).error is None
+    assert Verdict.MALICIOUS in verdicts(mal, "model.pkl")
+
+
+def test_allow_listed_neighbours_of_denied_names_stay_clean() -> None:
+    assert verdicts(TORCH_LIKE, "model.pkl") == set()
+    layout = b"\x80\x02ctorch.serialization\n_get_layout\nX\r\x00\x00\x00torch.strided\x85R."
+    assert verdicts(layout, "model.pkl") == set()
