@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from oracle import NATIVE, PURE, record
-from test_containers_formats import EVIL, TORCH_LIKE
+from test_containers_formats import EVIL, TORCH_LIKE, dense, functional, keras_zip
 from test_polyglots import npy
 from gatekeeper.detectors.content import ScanOptions, scan_blob
 from gatekeeper.model import Verdict
@@ -252,3 +252,37 @@ def test_allow_listed_neighbours_of_denied_names_stay_clean() -> None:
     assert verdicts(TORCH_LIKE, "model.pkl") == set()
     layout = b"\x80\x02ctorch.serialization\n_get_layout\nX\r\x00\x00\x00torch.strided\x85R."
     assert verdicts(layout, "model.pkl") == set()
+
+
+# ------------------------------------------------------------------------------------------------ Keras configs read
+# as keras/src/saving/serialization_lib.py reads them (Keras is not installed here; the rules below are that file's):
+# for class_name "function" the attribute fetched is config["config"]; when class_name is not an attribute of the
+# module, registered_name is looked up in it instead; "__lambda__" rebuilds marshalled bytecode (python_utils.
+# func_load) wherever a function is expected, not only in Lambda layers; a "keras..." module is imported like any
+# other when the public API has no such symbol.
+def keras_verdicts(node: dict[str, object]) -> set[Verdict]:
+    return verdicts(keras_zip(functional([dense("a"), node])), "model.keras")
+
+
+@pytest.mark.parametrize("node", [
+    {"module": "numpy", "class_name": "function", "config": "load", "registered_name": None},
+    {"module": "numpy", "class_name": "NoSuchClass", "config": {}, "registered_name": "load"},
+    {"module": "keras.src.saving.saving_api", "class_name": "function", "config": "load_model"},
+    {"module": "keras.utils", "class_name": "function", "config": "get_file"},
+    {"module": "keras.config", "class_name": "function", "config": "enable_unsafe_deserialization"},
+])
+def test_keras_object_named_outside_class_name_is_malicious(node: dict[str, object]) -> None:
+    assert Verdict.MALICIOUS in keras_verdicts(node)
+
+
+def test_keras_marshalled_lambda_outside_a_lambda_layer_needs_review() -> None:
+    activation = {"class_name": "__lambda__", "config": {"value": "4wEAAAAAAAAA", "closure": None}}
+    layer = {"module": "keras.layers", "class_name": "Dense", "config": {"units": 4, "activation": activation}}
+    assert Verdict.REVIEW in keras_verdicts(layer)
+
+
+def test_keras_builtin_functions_stay_clean() -> None:
+    relu = {"module": "keras.activations", "class_name": "function", "config": "relu", "registered_name": "relu"}
+    layer = {"module": "keras.layers", "class_name": "Dense", "config": {"units": 4, "activation": relu},
+             "registered_name": "Dense"}
+    assert keras_verdicts(layer) == set()
