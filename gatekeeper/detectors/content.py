@@ -432,6 +432,21 @@ def _torch_storage_folders(layout: zip_walk.ZipLayout) -> tuple[str, ...]:
 _KERAS_SAFE_MODULE = re.compile(r"^(keras|tf_keras|keras_hub|keras_nlp|keras_cv)(\.|$)")
 
 
+def _keras_attributes(node: dict[str, object]) -> list[str]:
+    """Every attribute name ``serialization_lib._retrieve_class_or_fn`` may fetch from the node's module.
+
+    A ``"function"`` node fetches ``config`` (the function's name); any node falls back to ``registered_name`` when
+    the first name is not an attribute of the module.
+    """
+    cls = node.get("class_name")
+    first = node.get("config") if cls == "function" else cls
+    names = [first] if isinstance(first, str) else []
+    registered = node.get("registered_name")
+    if isinstance(registered, str) and registered not in names:
+        names.append(registered)
+    return names
+
+
 def _walk_keras(ctx: _Ctx, node: object, where: str, path: str, depth: int) -> None:
     if depth > 200:
         ctx.add(Verdict.UNSCANNABLE, path, "keras", "Keras config nested too deeply", (where,))
@@ -440,11 +455,20 @@ def _walk_keras(ctx: _Ctx, node: object, where: str, path: str, depth: int) -> N
         cls = node.get("class_name")
         if cls in ("Lambda", "TFSMLayer"):
             ctx.add(Verdict.REVIEW, path, "keras", f"Keras {cls} layer (runs code on load)", (where,))
+        elif cls == "__lambda__":
+            ctx.add(Verdict.REVIEW, path, "keras", "Keras __lambda__ function (marshalled bytecode, runs on load "
+                    "without safe_mode)", (where,))
         module = node.get("module")
-        if isinstance(module, str) and isinstance(cls, str) and not _KERAS_SAFE_MODULE.match(module):
-            verdict = classify_global(module, cls, frozenset())[0]
-            level = Verdict.MALICIOUS if verdict is Classification.DENY else Verdict.REVIEW
-            ctx.add(level, path, "keras", f"Keras config imports {module}.{cls} (outside keras)", (where,))
+        if isinstance(module, str) and module:
+            keras_module = _KERAS_SAFE_MODULE.match(module) is not None
+            for name in _keras_attributes(node):
+                # Keras modules are trusted for their layers, not for every helper they export.
+                verdict = classify_global(module, name, frozenset())[0]
+                if verdict is Classification.DENY:
+                    ctx.add(Verdict.MALICIOUS, path, "keras", f"Keras config imports {module}.{name}", (where,))
+                elif not keras_module:
+                    ctx.add(Verdict.REVIEW, path, "keras", f"Keras config imports {module}.{name} (outside keras)",
+                            (where,))
         reg = node.get("registered_name")
         if isinstance(reg, str) and reg and not isinstance(module, str) and not reg.startswith(("keras", "tf_keras")):
             ctx.add(Verdict.REVIEW, path, "keras", f"Keras config uses registered object {reg!r}", (where,))
