@@ -727,6 +727,9 @@ def _scan(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
         return
     ctx.check_time()
     kind = sniff(view, probe=False, eocd_anywhere=False)
+    h5_behind_user_block = kind != "hdf5" and _hdf5_user_block(view)
+    if h5_behind_user_block and kind is None:
+        kind, h5_behind_user_block = "hdf5", False
     zip_kind = None
     if kind not in _ZIP_KINDS and zip_walk.find_eocd(view) >= 0:
         zip_kind = _zip_kind(view, 100_000, False)
@@ -759,10 +762,26 @@ def _scan(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
         # member is a zip ends like one for good reasons.
         explained = kind == "tar" or len(ctx.findings) > before
         _scan_zip(ctx, view, path, depth, zip_kind, flag_prefix=not explained)
+    if h5_behind_user_block:
+        _scan_hdf5(ctx, view, path)
     if kind != "safetensors" and safetensors_header.looks_like_safetensors(bytes(view[:16])):
         n = int.from_bytes(bytes(view[:8]), "little")
         if n <= safetensors_header.MAX_HEADER and 8 + n <= len(view) or path.endswith(".safetensors"):
             _scan_safetensors(ctx, view, path)
+
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _hdf5_user_block(view: memoryview) -> bool:
+    """An HDF5 superblock after a user block: the HDF5 library (h5py, Keras .h5) looks for its signature at offset
+    0, 512, 1024, 2048... and ignores what comes before, so any file can carry a Keras model there."""
+    offset = 512
+    while offset + len(_HDF5_MAGIC) <= len(view):
+        if bytes(view[offset:offset + len(_HDF5_MAGIC)]) == _HDF5_MAGIC:
+            return True
+        offset *= 2
+    return False
 
 
 def _scan_by_magic(ctx: _Ctx, view: memoryview, path: str, depth: int, kind: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import json
 import lzma
 import struct
 import tarfile
@@ -286,3 +287,29 @@ def test_keras_builtin_functions_stay_clean() -> None:
     layer = {"module": "keras.layers", "class_name": "Dense", "config": {"units": 4, "activation": relu},
              "registered_name": "Dense"}
     assert keras_verdicts(layer) == set()
+
+
+# ------------------------------------------------------------------------------------------------ HDF5 user block:
+# the HDF5 library looks for the superblock at offset 0, 512, 1024, 2048... (spec: "user block"), so a file whose
+# first bytes are anything at all is still a Keras .h5 model to h5py and keras.models.load_model.
+def h5_with_user_block(config: dict[str, object], user_block: bytes) -> bytes:
+    h5py = pytest.importorskip("h5py")
+    buf = io.BytesIO()
+    with h5py.File(buf, "w", userblock_size=len(user_block)) as f:
+        f.attrs["model_config"] = json.dumps(config)
+    data = user_block + buf.getvalue()[len(user_block):]
+    with h5py.File(io.BytesIO(data), "r") as f:  # what Keras reads
+        assert json.loads(f.attrs["model_config"]) == config
+    return data
+
+
+LAMBDA_MODEL = {"class_name": "Sequential", "config": {"layers": [
+    {"class_name": "Lambda", "config": {"function": ["4wEAAAAAAAAA", None, None]}}]}}
+DENSE_MODEL = {"class_name": "Sequential", "config": {"layers": [{"class_name": "Dense", "config": {"units": 3}}]}}
+
+
+@pytest.mark.parametrize("size", [512, 2048])
+def test_keras_h5_behind_a_user_block(size: int) -> None:
+    user_block = b"# model card\n" + b" " * (size - 13)
+    assert Verdict.REVIEW in verdicts(h5_with_user_block(LAMBDA_MODEL, user_block), "model.h5")
+    assert verdicts(h5_with_user_block(DENSE_MODEL, user_block), "model.h5") == set()
