@@ -313,3 +313,32 @@ def test_keras_h5_behind_a_user_block(size: int) -> None:
     user_block = b"# model card\n" + b" " * (size - 13)
     assert Verdict.REVIEW in verdicts(h5_with_user_block(LAMBDA_MODEL, user_block), "model.h5")
     assert verdicts(h5_with_user_block(DENSE_MODEL, user_block), "model.h5") == set()
+
+
+# ------------------------------------------------------------------------------------------------ Hydra configs
+# inside archives (NeMo's model_config.yaml in a .nemo tar, instantiate()d on restore) read as YAML reads them:
+# escapes in double-quoted keys and values, anchors and aliases. OmegaConf loads with a PyYAML SafeLoader subclass.
+@pytest.mark.parametrize("config", [
+    b'model:\n  "_t\\x61rget_": os.system\n  _args_: [id]\n',
+    b'model:\n  _target_: "o\\x73.system"\n  _args_: [id]\n',
+    b'cmd: &c os.system\nmodel:\n  _target_: *c\n  _args_: [id]\n',
+])
+def test_hydra_target_spelled_with_yaml_features(config: bytes) -> None:
+    import yaml
+
+    assert yaml.safe_load(config)["model"]["_target_"] == "os.system"  # what OmegaConf hands to instantiate()
+    nemo = tar_file({"model_config.yaml": config, "model_weights.ckpt": TORCH_LIKE})
+    assert Verdict.MALICIOUS in verdicts(nemo, "model.nemo")
+    twin = tar_file({"model_config.yaml": b'model:\n  "_t\\x61rget_": torch.optim.Adam\n',
+                     "model_weights.ckpt": TORCH_LIKE})
+    assert Verdict.MALICIOUS not in verdicts(twin, "model.nemo")
+
+
+def tar_file(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
