@@ -540,20 +540,34 @@ _MAX_ARCHIVED_CONFIG = 4 << 20
 
 
 def _scan_archived_config(ctx: _Ctx, view: memoryview, path: str) -> None:
+    """Hydra ``_target_`` values of a config inside an archive, read as the config's loader reads it.
+
+    The document is parsed by :mod:`remote_code` (YAML escapes, anchors and aliases, JSON ``\\u`` escapes: what
+    OmegaConf and ``json`` hand to ``instantiate``); the plain-text search stays as a second reading. A config that
+    may hold a target but does not parse is unscannable.
+    """
+    from gatekeeper.detectors import remote_code
+
     if len(view) > _MAX_ARCHIVED_CONFIG:
         return
-    seen: set[bytes] = set()
-    for match in _TARGET.finditer(view):
-        target = match.group(1)
-        if target in seen:
-            continue
-        seen.add(target)
-        dotted = target.decode("utf-8", "replace")
+    data = bytes(view)
+    targets: dict[str, str] = {}
+    for match in _TARGET.finditer(data):
+        targets.setdefault(match.group(1).decode("utf-8", "replace"), f"at offset {match.start()}")
+    try:
+        found = remote_code.extract_triggers(path.rsplit("!", 1)[-1].encode("utf-8", "surrogateescape"), data)
+    except remote_code.ConfigError as exc:
+        ctx.add(Verdict.UNSCANNABLE, path, "config", f"archived config may select code but cannot be read: {exc}")
+        found = None
+    for trigger in found.triggers if found is not None else ():
+        if trigger.kind == "hydra":
+            targets.setdefault(trigger.value, trigger.key)
+    for dotted, where in targets.items():
         module, _, name = dotted.rpartition(".")
         verdict = classify_global(module or dotted, name or dotted, frozenset())[0]
         level = Verdict.MALICIOUS if verdict is Classification.DENY else Verdict.REVIEW
         ctx.add(level, path, "config", f"archived config selects code: _target_ {dotted}",
-                (f"at offset {match.start()}", "Hydra/NeMo instantiate() imports and calls it on load"))
+                (where, "Hydra/NeMo instantiate() imports and calls it on load"))
 
 
 def _scan_saved_model(ctx: _Ctx, view: memoryview, path: str) -> None:
