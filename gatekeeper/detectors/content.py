@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from dataclasses import field
 
 from gatekeeper.detectors import npy_header
+from gatekeeper.detectors.pathfacts import named_as_text as _named_as_text
 from gatekeeper.detectors import pickle_vm
 from gatekeeper.detectors import safetensors_header
 from gatekeeper.detectors import tar_walk
@@ -219,15 +220,6 @@ def _pickle_evidence(report: pickle_vm.PickleReport, path: str = "") -> bool:
     if _named_as_text(path):
         return any(g.classification is not Classification.REVIEW for g in report.globals)
     return bool(report.globals)
-
-
-_TEXT_NAMES = (".py", ".pyi", ".json", ".yaml", ".yml", ".md", ".rst", ".txt", ".cfg", ".toml", ".ini", ".sh",
-               ".c", ".h", ".cc", ".cpp", ".js", ".ts", ".html", ".css", ".csv", ".tsv", ".xml", ".gitattributes",
-               ".gitignore", ".gitmodules", ".lfsconfig", "LICENSE", "Makefile", "Dockerfile")
-
-
-def _named_as_text(path: str) -> bool:
-    return path.rsplit("!", 1)[-1].endswith(_TEXT_NAMES)
 
 
 # ------------------------------------------------------------------------------------------------------ reporting
@@ -591,47 +583,32 @@ _MULTI_STREAM = frozenset({"gzip", "bz2", "xz", "lzma"})
 
 
 def _decompress(ctx: _Ctx, view: memoryview, kind: str, path: str) -> memoryview | None:
-    """The bytes a reader of ``kind`` gets, capped.
+    """The bytes a reader of ``kind`` gets, capped, in bounded memory (:mod:`inflate`).
 
     ``gzip.GzipFile``, ``bz2.BZ2File`` and ``lzma.LZMAFile`` (what ``joblib.load``, ``pandas.read_pickle`` and
     ``gzip.open`` hand to the unpickler) go on with the next stream when one ends, so every concatenated stream is
     read; trailing bytes that start no valid stream end the data, as those readers ignore or fail on them.
     """
+    from gatekeeper.detectors.inflate import OverBudget, inflate
+
     if kind not in ("gzip", "zlib", "bz2", "xz", "lzma"):
         ctx.add(Verdict.UNSCANNABLE, path, "compression", f"{kind} compression needs an optional parser that "
                 "is not installed")
         return None
     budget = ctx.options.max_decompressed - ctx.decompressed
-    raw = bytes(view)
-    parts: list[bytes] = []
-    produced = 0
     try:
-        dec = _decompressor(kind)
-        out = dec.decompress(raw, budget + 1)
-        if len(out) <= budget and not dec.eof:
-            raise EOFError("compressed stream is truncated")
-        parts.append(out)
-        produced += len(out)
-        while kind in _MULTI_STREAM and dec.eof and produced <= budget:
-            rest = dec.unused_data.lstrip(b"\0") if kind == "gzip" else dec.unused_data  # GzipFile skips padding
-            if not rest:
-                break
-            dec = _decompressor(kind)
-            try:
-                out = dec.decompress(rest, budget + 1 - produced)
-            except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError):
-                break  # trailing garbage: the readers stop (or fail) here
-            parts.append(out)
-            produced += len(out)
+        out = inflate(_decompressor(kind), view, budget,
+                      next_stream=(lambda: _decompressor(kind)) if kind in _MULTI_STREAM else None,
+                      skip_zeros=kind == "gzip")
+    except OverBudget:
+        raise _Budget(f"decompressed data over {ctx.options.max_decompressed} bytes") from None
     except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError) as exc:
         if kind in ("zlib", "lzma"):
             return None  # weak magic: not compressed after all
         ctx.add(Verdict.UNSCANNABLE, path, "compression", f"corrupt {kind} data: {str(exc)[:80]}")
         return None
-    if produced > budget:
-        raise _Budget(f"decompressed data over {ctx.options.max_decompressed} bytes")
-    ctx.decompressed += produced
-    return memoryview(b"".join(parts))
+    ctx.decompressed += len(out)
+    return out
 
 
 def _scan_tar(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:

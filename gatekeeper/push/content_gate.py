@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gatekeeper.checkout import describe_mode, windows_name_problem
+from gatekeeper.detectors.pathfacts import path_facts
 from gatekeeper.detectors.remote_code import is_config_name
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.model import (
@@ -109,15 +110,20 @@ def scan_push(
     options = ScanOptions(extra_globals=frozenset(scan_cfg.extra_pickle_globals))
     unscannable_blocks = scan_cfg.unscannable != "review"
     cache = _open_cache(cache_dir)
+    # Big blobs are spooled next to the cache (on the server's disk, owner-only), else in the system's temp dir.
+    spool_dir = cache_dir if cache is not None else None
+    clean = _open_clean_index(cache, options, scan_cfg.lfs_store)
     report = ContentReport()
     hide = _existing_tips(repo)
-    seen: dict[str, list[Finding]] = {}
+    # One scan per blob and per set of path facts the verdict depends on (a blob at ``notes.txt`` and at
+    # ``weights.pkl`` is judged twice; see detectors.pathfacts).
+    seen: dict[tuple[str, str], list[Finding]] = {}
     commits_total = 0
     for analysis in analyses:
         if analysis.kind in (UpdateKind.DELETE, UpdateKind.NOOP):
             continue
         content = report.for_ref(analysis.update.ref)
-        blobs: dict[str, bytes] = {}  # blob id -> a path it appears at (the first seen)
+        blobs: dict[tuple[str, str], bytes] = {}  # (blob id, path facts) -> a path it appears at (the first seen)
         odd: list[OddMode] = list(analysis.odd_modes)
         configs: dict[tuple[str, bytes], None] = {}  # (blob id, path) of config-named files, in order
         kind, new_object = repo.peel(analysis.update.new)
@@ -133,16 +139,17 @@ def scan_push(
                 if len(blobs) > MAX_BLOBS:
                     break
         elif kind == "blob" and new_object is not None:
-            blobs[new_object] = analysis.update.ref.encode()
+            blobs[(new_object, path_facts(analysis.update.ref))] = analysis.update.ref.encode()
         for change in analysis.changes:
             _collect(blobs, change, configs)
         if len(blobs) > MAX_BLOBS:
             raise LimitExceeded(f"this push brings more than {MAX_BLOBS} blobs to scan")
-        for blob_id, path in blobs.items():
-            findings = seen.get(blob_id)
+        for (blob_id, facts), path in blobs.items():
+            findings = seen.get((blob_id, facts))
             if findings is None:
-                findings, hit = _scan_blob(repo, blob_id, display_path(path), options, scan_cfg.lfs_store, cache)
-                seen[blob_id] = findings
+                findings, hit = _scan_blob(repo, blob_id, display_path(path), options, scan_cfg.lfs_store, cache,
+                                           spool_dir, clean)
+                seen[(blob_id, facts)] = findings
                 report.blobs_scanned += 1
                 report.cache_hits += int(hit)
             elif findings:
@@ -154,6 +161,8 @@ def scan_push(
         if analysis.protected:
             _windows_names(content, analysis)
             _remote_code(repo, policy, analysis, content, unscannable_blocks)
+    if clean is not None:
+        clean.flush()  # type: ignore[attr-defined]
     return report
 
 
@@ -177,10 +186,11 @@ def content_requirements(policy: object, report: ContentReport, analysis: RefAna
     return out
 
 
-def _collect(blobs: dict[str, bytes], change: Change, configs: dict[tuple[str, bytes], None]) -> None:
+def _collect(blobs: dict[tuple[str, str], bytes], change: Change, configs: dict[tuple[str, bytes], None]) -> None:
     if change.new_mode in (MODE_BLOB, MODE_EXEC):
-        if change.new_id not in blobs:
-            blobs[change.new_id] = change.path
+        key = (change.new_id, path_facts(display_path(change.path)))
+        if key not in blobs:
+            blobs[key] = change.path
         if is_config_name(change.path):
             configs[(change.new_id, change.path)] = None
 
@@ -265,14 +275,29 @@ def _open_cache(cache_dir: Path | None) -> object | None:
         return None
 
 
+def _open_clean_index(cache: object | None, options: object, lfs_store: Path | None) -> object | None:
+    """Clean verdicts of small blobs, in the verdict cache's (ownership-checked) directory; None without a cache."""
+    if cache is None:
+        return None
+    from gatekeeper.detectors.cache import CleanIndex
+
+    return CleanIndex(cache, options, salt=str(lfs_store or ""))  # type: ignore[arg-type]
+
+
 def _scan_blob(
     repo: Repo, blob_id: str, path: str, options: object, lfs_store: Path | None, cache: object | None,
+    spool_dir: Path | None = None, clean: object | None = None,
 ) -> tuple[list[Finding], bool]:
     from gatekeeper.detectors import content, lfs
 
     size = repo.blob_size(blob_id)
+    clean_key: bytes | None = None
     if size is None or size < CACHE_MIN_BYTES:
         cache = None
+        if size is not None and clean is not None:
+            clean_key = clean.key(blob_id, path)  # type: ignore[attr-defined]
+            if clean_key in clean:  # type: ignore[operator]
+                return [], True
     if cache is not None:
         try:
             cached = cache.get(blob_id, options, path)  # type: ignore[attr-defined]
@@ -286,17 +311,20 @@ def _scan_blob(
     if size > max_bytes:
         return [Finding(Verdict.UNSCANNABLE, path, "content",
                         f"blob of {size} bytes is over the scan cap of {max_bytes} bytes")], False
-    data = repo.read_blob(blob_id)
     findings: list[Finding] | None = None
-    if size <= lfs.BLOB_SIZE_CUTOFF:
-        findings = lfs.lfs_findings(
-            path, data, lfs_store=lfs_store,
-            scan_blob=lambda p, d: content.scan_blob(p, d, options),  # type: ignore[arg-type]
-            max_object_bytes=max_bytes,
-        )
-    if findings is None:
-        findings = content.scan_blob(path, data, options)  # type: ignore[arg-type]
+    # Bounded memory whatever the size: big blobs are streamed to an unlinked temporary file and mapped.
+    with repo.scannable_blob(blob_id, size, spool_dir=spool_dir) as data:
+        if size <= lfs.BLOB_SIZE_CUTOFF:
+            findings = lfs.lfs_findings(
+                path, bytes(data), lfs_store=lfs_store,
+                scan_blob=lambda p, d: content.scan_blob(p, d, options),  # type: ignore[arg-type]
+                max_object_bytes=max_bytes,
+            )
+        if findings is None:
+            findings = content.scan_blob(path, data, options)  # type: ignore[arg-type]
     findings = [_with_blob(f, blob_id) for f in findings]
+    if clean_key is not None and not findings:
+        clean.add(clean_key)  # type: ignore[attr-defined]
     if cache is not None:
         try:
             cache.put(blob_id, options, path, findings)  # type: ignore[attr-defined]
