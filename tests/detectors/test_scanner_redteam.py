@@ -117,18 +117,15 @@ def zip64_tail(count: int, cd_size: int, cd_offset: int, at: int) -> bytes:
     return record + struct.pack("<4sIQI", b"PK\x06\x07", 0, at, 1)
 
 
-def test_zip64_locator_overrides_a_plain_end_record() -> None:
-    # The plain end record points at a benign directory; a zip64 record in front of it (no field saturated, so a
-    # reader that only consults zip64 for 0xFFFF values ignores it) points at another one. zipfile applies it.
-    body, cd2, cd2_offset = two_archives([("a.npy", PLAIN_NPY)], [("b.npy", EVIL_NPY)])
-    first_cd_offset = body.find(b"PK\x01\x02")
-    first_cd_size = body.find(b"PK\x05\x06") - first_cd_offset
-    tail = zip64_tail(1, len(cd2), cd2_offset, at=len(body) + len(cd2))
-    mal = body + cd2 + tail + eocd(1, first_cd_size, first_cd_offset)
+def zip64_npz() -> bytes:
+    """An npz whose plain end record lists a benign array and whose zip64 record lists an object array (os.system)."""
+    mal = zip64_npz()
     assert zipfile.ZipFile(io.BytesIO(mal)).namelist() == ["b.npy"]
     assert npy_reaches_system(zipfile_reads(mal, "b.npy"))
     assert Verdict.MALICIOUS in verdicts(mal)
     body, cd2, cd2_offset = two_archives([("a.npy", PLAIN_NPY)], [("b.npy", PLAIN_NPY)])
+    first_cd_offset = body.find(b"PK\x01\x02")
+    first_cd_size = body.find(b"PK\x05\x06") - first_cd_offset
     tail = zip64_tail(1, len(cd2), cd2_offset, at=len(body) + len(cd2))
     assert Verdict.MALICIOUS not in verdicts(body + cd2 + tail + eocd(1, first_cd_size, first_cd_offset))
 
@@ -180,11 +177,14 @@ def tar_member_data(archive: bytes, name: str) -> bytes:
         return member.read()
 
 
+def pax_sized_tar(payload: bytes = EVIL_P0) -> bytes:
+    """The pax record says 512 bytes; the ustar field says 0. tarfile reads 512 bytes of data: a block that a reader
+    ignoring the pax size takes for the next header (its name field is a protocol 0 pickle, its checksum valid)."""
+    return pax({"size": "512"}) + header("pickle", 0) + header(payload.decode(), 0) + b"\0" * 1024
+
+
 def test_pax_size_overrides_the_header_size() -> None:
-    # The pax record says 512 bytes; the ustar field says 0. tarfile reads 512 bytes of data: a block that a reader
-    # ignoring the pax size takes for the next header (its name field is a protocol 0 pickle, its checksum valid).
-    disguised = header(EVIL_P0.decode(), 0)
-    mal = pax({"size": "512"}) + header("pickle", 0) + disguised + b"\0" * 1024
+    mal = pax_sized_tar()
     data = tar_member_data(mal, "pickle")
     assert data.startswith(EVIL_P0) and ("posix", "system") in record(data).globals
     assert Verdict.MALICIOUS in verdicts(mal, "model.tar")
