@@ -171,7 +171,8 @@ _DENY_MODULES = frozenset(
     # Third-party loaders and writers under the names their packages really define them (the reachability table
     # covers the standard library only): numpy 2's private homes of np.load/np.save, writers that create or
     # truncate files, and torch.utils.model_zoo.load_url, which is torch.hub.load_state_dict_from_url (download and
-    # torch.load); Keras helpers that download files, load other models or switch off safe_mode. torch.serialization and joblib.numpy_pickle are listed by function: their allow-listed
+    # torch.load); Keras helpers that download files, load other models or switch off safe_mode.
+    # torch.serialization and joblib.numpy_pickle are listed by function: their allow-listed
     # _get_layout and NumpyArrayWrapper live there.
     """
     numpy.lib._npyio_impl numpy.lib._format_impl numpy.lib._utils_impl numpy.lib._datasource numpy.DataSource

@@ -1,4 +1,4 @@
-"""A header-only tar walker (ustar, GNU long names, pax ``path`` and ``size``): member names and data spans, no extraction.
+"""A header-only tar walker (ustar, GNU long names, pax ``path``/``size``): member names and data spans, no extraction.
 
 Used for legacy torch ``.pt`` tar archives and NeMo-style tars (reference ml-artifacts.md §4). Duplicate members are
 all returned (extractors keep the last one, loaders may read the first). Member data is never copied here.

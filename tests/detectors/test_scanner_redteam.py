@@ -140,7 +140,8 @@ def test_object_npy_hidden_among_torch_storages() -> None:
     assert npy_reaches_system(zipfile_reads(mal, "archive/data/1.npy"))
     assert Verdict.MALICIOUS in verdicts(mal, "model.pt")
     out, cd, cd_offset = archive([("archive/data.pkl", TORCH_LIKE), ("archive/data/0", b"\0" * 8),
-                                  ("archive/data/1", b"\x80\x02cos\nsystem\n" + b"\0" * 8), ("archive/version", b"3\n")])
+                                  ("archive/data/1", b"\x80\x02cos\nsystem\n" + b"\0" * 8),
+                                  ("archive/version", b"3\n")])
     assert verdicts(bytes(out + cd + eocd(4, len(cd), cd_offset)), "model.pt") == set()  # raw bytes stay data
 
 
