@@ -119,6 +119,16 @@ def zip64_tail(count: int, cd_size: int, cd_offset: int, at: int) -> bytes:
 
 def zip64_npz() -> bytes:
     """An npz whose plain end record lists a benign array and whose zip64 record lists an object array (os.system)."""
+    body, cd2, cd2_offset = two_archives([("a.npy", PLAIN_NPY)], [("b.npy", EVIL_NPY)])
+    first_cd_offset = body.find(b"PK\x01\x02")
+    first_cd_size = body.find(b"PK\x05\x06") - first_cd_offset
+    return body + cd2 + zip64_tail(1, len(cd2), cd2_offset, at=len(body) + len(cd2)) + eocd(
+        1, first_cd_size, first_cd_offset)
+
+
+def test_zip64_locator_overrides_a_plain_end_record() -> None:
+    # The plain end record points at a benign directory; a zip64 record in front of it (no field saturated, so a
+    # reader that only consults zip64 for 0xFFFF values ignores it) points at another one. zipfile applies it.
     mal = zip64_npz()
     assert zipfile.ZipFile(io.BytesIO(mal)).namelist() == ["b.npy"]
     assert npy_reaches_system(zipfile_reads(mal, "b.npy"))
