@@ -397,7 +397,8 @@ class Repo:
             odd.extend(cached[1])
         return list(cached[0])
 
-    def _diff_trees_uncached(self, old_tree: str | None, new_tree: str | None, odd: list[OddMode]) -> list[Change]:
+    def _diff_trees_uncached(self, old_tree: str | None, new_tree: str | None,
+                             odd: list[OddMode] | None = None) -> list[Change]:
         old = self._tree(old_tree)
         new = self._tree(new_tree)
         if old is None and new is None:
