@@ -87,7 +87,8 @@ def main() -> int:
         start = time.perf_counter()
         for name, log, _ in logs:
             with pgstore.connect(db.writer_url) as conn:
-                elapsed, result = timed(lambda: ship(log, conn, node=name, batch=args.batch))
+                elapsed, result = timed(lambda log=log, name=name, conn=conn: ship(log, conn, node=name,
+                                                                                     batch=args.batch))
             total += result.shipped
             print(f"ship {name}: {result.shipped} records in {elapsed:.1f} s = {result.shipped / elapsed:,.0f} "
                   f"records/s (batch {args.batch}, one connection, fsync on)")
@@ -99,8 +100,8 @@ def main() -> int:
         print("server restarted (cold shared buffers; OS page cache warm)")
         with pgstore.connect(db.reader_url) as conn:
             for label, make in QUERIES.items():
-                first, found = timed(lambda: sum(1 for _ in query_db(conn, make())))
-                later = [timed(lambda: sum(1 for _ in query_db(conn, make())))[0] for _ in range(args.repeat)]
+                first, found = timed(lambda make=make: sum(1 for _ in query_db(conn, make())))
+                later = [timed(lambda make=make: sum(1 for _ in query_db(conn, make())))[0] for _ in range(args.repeat)]
                 print(f"query {label}: {found} records, first {first * 1000:.0f} ms, later median "
                       f"{statistics.median(later) * 1000:.0f} ms")
             elapsed, report = timed(lambda: verify_db(conn, database=db.reader_url,

@@ -110,7 +110,7 @@ class PgServer:
         import psycopg
 
         with psycopg.connect(self.url(db), autocommit=True) as conn:
-            cur = conn.execute(statement, params)  # type: ignore[arg-type]
+            cur = conn.execute(statement, params)
             return cur.fetchall() if cur.description else []
 
     def new_database(self) -> FleetDb:

@@ -105,7 +105,7 @@ def dump_node(conn: psycopg.Connection[Any], node: str, folder: Path) -> NodeDum
                 if what is not None:
                     mismatches.append((seq, what))
     vkey = None
-    for _, kind, _, content in pgstore.archive_items(conn, kinds=("vkey",), store=node):
+    for *_, content in pgstore.archive_items(conn, kinds=("vkey",), store=node):
         vkey = folder / VKEY_NAME
         vkey.write_bytes(content)
     return NodeDump(node, folder, count, digest.hexdigest(), tuple(paths), latest, vkey, tuple(mismatches))
@@ -127,8 +127,10 @@ def derived_mismatch(raw: bytes, columns: Sequence[Any]) -> str | None:
         return "raw (no longer JSON)"
     if not isinstance(rec, dict):
         return "raw (no longer an object)"
-    event = rec.get("event") if isinstance(rec.get("event"), dict) else {}
-    user = event.get("pusher").get("user") if isinstance(event.get("pusher"), dict) else None
+    raw_event = rec.get("event")
+    event: dict[str, Any] = raw_event if isinstance(raw_event, dict) else {}
+    pusher_doc = event.get("pusher")
+    user = pusher_doc.get("user") if isinstance(pusher_doc, dict) else None
     expected = {"prev": rec.get("prev"), "ts": _str(rec.get("ts")), "type": _str(event.get("type")),
                 "repo": _str(event.get("repo")), "pusher": _str(user), "decision": _str(event.get("decision"))}
     actual = {"prev": bytes(prev).hex() if prev is not None else None, "ts": ts, "type": type_, "repo": repo,

@@ -125,12 +125,14 @@ BEGIN
             USING ERRCODE = 'GK002';
     END IF;
     IF position('\x0a'::bytea IN NEW.raw) > 0 THEN
-        RAISE EXCEPTION 'gatekeeper audit: node % seq %: raw holds a newline', NEW.node, NEW.seq USING ERRCODE = 'GK003';
+        RAISE EXCEPTION 'gatekeeper audit: node % seq %: raw holds a newline', NEW.node, NEW.seq
+            USING ERRCODE = 'GK003';
     END IF;
     BEGIN
         d := convert_from(NEW.raw, 'UTF8')::jsonb;
     EXCEPTION WHEN OTHERS THEN
-        RAISE EXCEPTION 'gatekeeper audit: node % seq %: raw is not UTF-8 JSON', NEW.node, NEW.seq USING ERRCODE = 'GK003';
+        RAISE EXCEPTION 'gatekeeper audit: node % seq %: raw is not UTF-8 JSON', NEW.node, NEW.seq
+            USING ERRCODE = 'GK003';
     END;
     IF jsonb_typeof(d) <> 'object' OR jsonb_typeof(d->'seq') IS DISTINCT FROM 'number'
        OR (d->>'seq')::numeric <> NEW.seq OR d->>'prev' IS DISTINCT FROM encode(NEW.prev, 'hex') THEN

@@ -116,7 +116,8 @@ def add_record(data: ReportData, rec: Record, node: str | None = None) -> None:
     user = _user(event)
     refused = kind in ("deny", "error")
     landed = event.get("blocked") is False
-    repo = event.get("repo") if isinstance(event.get("repo"), str) else "?"
+    repo_value = event.get("repo")
+    repo = repo_value if isinstance(repo_value, str) else "?"
     if refused:
         data.refusals_by_person[user] += 1
         if not _updates(event):
@@ -145,8 +146,10 @@ def add_record(data: ReportData, rec: Record, node: str | None = None) -> None:
 
 
 def add_unreviewed(data: ReportData, rec: Record, node: str | None = None) -> None:
-    event = rec.get("event") if isinstance(rec.get("event"), dict) else {}
-    info = event.get("break_glass") if isinstance(event.get("break_glass"), dict) else {}
+    raw_event = rec.get("event")
+    event: dict[str, Any] = raw_event if isinstance(raw_event, dict) else {}
+    raw_info = event.get("break_glass")
+    info: dict[str, Any] = raw_info if isinstance(raw_info, dict) else {}
     refs = [str(u.get("ref")) for u in _updates(event) if u.get("decision") == "deny"]
     data.unreviewed.append({
         "where": (f"{node} " if node else "") + f"seq {rec.get('seq')}", "ts": str(rec.get("ts", "")),
@@ -367,13 +370,16 @@ def render_html(data: ReportData) -> str:
         f'<section id="over-time"><h2>Decisions over time (per {data.bucket})</h2>'
         f'<div class="legend">{legend}</div>{chart_svg(data)}</section>',
         '<section id="refusals"><h2>Refusals</h2><div class="cols">'
-        f'<div><h3>by rule</h3>{_table("refusals-by-rule", ("rule", "refusals"), _counter_rows(data.refusals_by_rule), "none")}</div>'
-        f'<div><h3>by path</h3>{_table("refusals-by-path", ("path", "refusals"), _counter_rows(data.refusals_by_path), "none")}</div>'
-        f'<div><h3>by person</h3>{_table("refusals-by-person", ("pusher", "refusals"), _counter_rows(data.refusals_by_person), "none")}</div>'
-        "</div></section>",
+        + "".join(f'<div><h3>by {what}</h3>'
+                  f'{_table(f"refusals-by-{what}", (column, "refusals"), _counter_rows(c), "none")}</div>'
+                  for what, column, c in (("rule", "rule", data.refusals_by_rule),
+                                          ("path", "path", data.refusals_by_path),
+                                          ("person", "pusher", data.refusals_by_person)))
+        + "</div></section>",
         '<section id="break-glass"><h2>Break-glass pushes still unreviewed</h2>'
         + _table("unreviewed", ("record", "time", "repository", "by", "reason", "refs"),
-                 ([u["where"], short_time(u["ts"]), u["repo"], u["by"], u["reason"], u["refs"]] for u in data.unreviewed),
+                 ([u["where"], short_time(u["ts"]), u["repo"], u["by"], u["reason"], u["refs"]]
+                  for u in data.unreviewed),
                  "Every break-glass push in this period has been reviewed.") + "</section>",
         '<section id="approvals"><h2>Approvals by reviewer</h2>'
         + _table("approvals-by-reviewer", ("reviewer", "approvals counted", "repositories"),
@@ -381,8 +387,9 @@ def render_html(data: ReportData) -> str:
                   data.approvals_by_reviewer.most_common()), "No approval was used in this period.") + "</section>",
         '<section id="protected"><h2>Protected paths changed, and by whom</h2>'
         + _table("protected-paths", ("path", "repository", "changes", "changed by", "last change"),
-                 ((path, e["repo"], e["count"], ", ".join(f"{u} ({n})" for u, n in e["by"].most_common()), short_time(e["last"]))
-                  for path, e in protected_rows), "No protected path was changed in this period.") + "</section>",
+                 ((path, e["repo"], e["count"], ", ".join(f"{u} ({n})" for u, n in e["by"].most_common()),
+                   short_time(e["last"])) for path, e in protected_rows),
+                 "No protected path was changed in this period.") + "</section>",
     ]
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -5,8 +5,8 @@ off the push's path (a timer, or ``gatekeeper audit ship --follow`` as a service
 where to resume: the node's last stored record (its ``seq`` and leaf) says which record comes next, so a shipper that
 was killed mid-batch (the batch's transaction rolls back), a database that was down, or two shippers racing for the
 same node (the primary key and the trigger's predecessor check let one win; the loser re-reads the head) neither
-lose nor duplicate a record. A cursor file ``<log>.ship-<node>.json`` only saves re-reading the log from the start; it is
-trusted only when it agrees with the database's head.
+lose nor duplicate a record. A cursor file ``<log>.ship-<node>.json`` only saves re-reading the log from the start;
+it is trusted only when it agrees with the database's head.
 
 Before shipping, the local log must *continue* what the database holds: if it now has fewer records than the
 central head, or its record ``next_seq - 1`` hashes differently, the local log was rolled back, truncated or forked.
@@ -16,8 +16,8 @@ trigger accepts it; ``verify --db`` reports it against the central records) and 
 
 Only sealed records are shipped (those the node's checkpoint covers; the checkpoint is read *before* the log): the
 writer takes back a record whose checkpoint it could not sign, and such a record must never reach the central copy.
-After the records, that checkpoint is stored. With ``policy``, the policy file and the trust store in force are archived by SHA-256 for
-``verify --approvals`` from an export.
+After the records, that checkpoint is stored. With ``policy``, the policy file and the trust store in force are
+archived by SHA-256 for ``verify --approvals`` from an export.
 """
 
 from __future__ import annotations
@@ -161,12 +161,13 @@ def local_records(fh: Any, log: Path, node: str, head: pgstore.NodeHead,
     for path in chain.files:
         current = path == log
         with (open(path, "rb") if not current else _nullcontext(fh)) as src:
-            source = _lines_from(src, 0) if current else ((None, ln) for ln in _segment_lines(path))
-            for end, line in source:
+            source: Iterator[tuple[int | None, bytes]] = (
+                _lines_from(src, 0) if current else ((None, ln) for ln in _segment_lines(path)))
+            for line_end, line in source:
                 if seq == head.next_seq - 1 and _leaf(line) != head.last_leaf:
                     raise _conflict_differs(log, node, line, head)
                 if seq >= head.next_seq:
-                    yield seq, line, end
+                    yield seq, line, line_end
                 seq += 1
     if seq < head.next_seq:
         raise _conflict_missing(log, node, seq, head)
