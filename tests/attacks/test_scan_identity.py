@@ -1,0 +1,77 @@
+"""Second round: a blob's verdict must not depend on which of its paths the gate happened to scan.
+
+The content scan is by bytes, but a few formats are only recognised by the name a loader opens: TensorFlow loads
+``saved_model.pb`` and nothing sniffs a protobuf graph, so a ``PyFunc`` op is looked for only in blobs named so. The
+gate scanned each blob once per push, at the first path it met, and cached the verdict by blob id: the same bytes at
+``aaa/graph.bin`` first and ``export/saved_model.pb`` second were judged as ``graph.bin`` only, in the same push or
+from the cache of an earlier push to any branch. A name a case-insensitive checkout opens as ``saved_model.pb``
+(``SAVED_MODEL.PB``) must be read as that name too.
+"""
+
+from __future__ import annotations
+
+from gitserver import Server
+
+from attacks.attacklib import Crafter, assert_refused
+
+# A protobuf-ish graph that calls back into Python on load: no magic bytes, recognised by its name only. Big enough
+# (past the gate's cache threshold) that its verdict is cached.
+PYFUNC_GRAPH = b"\x0a\x0cserving_default\x12\x06PyFunc\x1a\x04call" + b"\x00" * 70_000
+
+
+def _pyfunc_finding(decision: dict, path: str) -> bool:
+    return any(f["detector"] == "tensorflow" and f["path"] == path for f in decision["findings"])
+
+
+def test_the_same_graph_at_an_innocent_path_first_does_not_hide_it_as_saved_model(server: Server) -> None:
+    """Before the fix: allowed (scanned once, as aaa/graph.bin)."""
+    x = Crafter(server.clone())
+    before = server.ref("refs/heads/main")
+    graph = x.blob(PYFUNC_GRAPH)
+    tree = x.tree_with(before, b"aaa/graph.bin", "100644", graph)
+    commit = x.commit(x._set(tree, [b"export", b"saved_model.pb"], "100644", graph), before)
+    result = x.push(commit, "refs/heads/main")
+    decision = assert_refused(server, result, "refs/heads/main", before, "export/saved_model.pb", "rule ml-artifacts")
+    assert _pyfunc_finding(decision, "export/saved_model.pb")
+
+
+def test_a_verdict_cached_at_another_name_on_another_branch_is_not_reused(server: Server) -> None:
+    """Before the fix: allowed (the feature branch's push cached 'clean' for the blob id)."""
+    x = Crafter(server.clone())
+    before = server.ref("refs/heads/main")
+    graph = x.blob(PYFUNC_GRAPH)
+    assert x.push(x.commit_with(b"notes/graph.bin", "100644", graph, parent=before), "refs/heads/feature").ok
+    assert not _pyfunc_finding(server.decisions()[-1], "notes/graph.bin")
+    result = x.push(x.commit_with(b"export/saved_model.pb", "100644", graph, parent=before), "refs/heads/main")
+    decision = assert_refused(server, result, "refs/heads/main", before, "export/saved_model.pb", "rule ml-artifacts")
+    assert _pyfunc_finding(decision, "export/saved_model.pb")
+
+
+def test_the_same_blob_on_two_refs_is_judged_at_each_name(server: Server) -> None:
+    """One push, two refs: the unprotected one names the blob innocently and is analysed first."""
+    x = Crafter(server.clone())
+    before = server.ref("refs/heads/main")
+    graph = x.blob(PYFUNC_GRAPH)
+    innocent = x.commit_with(b"a/graph.bin", "100644", graph, parent=before)
+    loaded = x.commit_with(b"export/saved_model.pb", "100644", graph, parent=before)
+    result = x.clone.push(f"{innocent}:refs/heads/aaa", f"{loaded}:refs/heads/main")
+    decision = assert_refused(server, result, "refs/heads/main", before, "export/saved_model.pb", "rule ml-artifacts")
+    assert server.ref("refs/heads/aaa") is None
+    assert _pyfunc_finding(decision, "export/saved_model.pb")
+
+
+def test_a_name_a_case_insensitive_checkout_loads_as_saved_model_is_scanned_as_one(server: Server) -> None:
+    """Before the fix: allowed (the name test was case-sensitive; macOS and Windows open SAVED_MODEL.PB)."""
+    x = Crafter(server.clone())
+    before = server.ref("refs/heads/main")
+    result = x.push(x.commit_with(b"export/SAVED_MODEL.PB", "100644", x.blob(PYFUNC_GRAPH)), "refs/heads/main")
+    decision = assert_refused(server, result, "refs/heads/main", before, "export/SAVED_MODEL.PB", "rule ml-artifacts")
+    assert _pyfunc_finding(decision, "export/SAVED_MODEL.PB")
+
+
+def test_control_the_graph_named_saved_model_alone_needs_review(server: Server) -> None:
+    x = Crafter(server.clone())
+    before = server.ref("refs/heads/main")
+    result = x.push(x.commit_with(b"export/saved_model.pb", "100644", x.blob(PYFUNC_GRAPH)), "refs/heads/main")
+    decision = assert_refused(server, result, "refs/heads/main", before, "export/saved_model.pb", "rule ml-artifacts")
+    assert _pyfunc_finding(decision, "export/saved_model.pb")
