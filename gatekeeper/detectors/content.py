@@ -42,7 +42,7 @@ from gatekeeper.detectors.pickle_profiles import profile_globals
 from gatekeeper.model import Finding
 from gatekeeper.model import Verdict
 
-__all__ = ["DETECTOR_VERSION", "Data", "ScanOptions", "sniff", "scan_blob"]
+__all__ = ["DETECTOR_VERSION", "Data", "ScanOptions", "name_role", "sniff", "scan_blob"]
 
 # Bump when a change can alter a verdict: the verdict cache keys on it.
 DETECTOR_VERSION = "1"
@@ -564,6 +564,23 @@ _PICKLE_FIRST_BYTES = frozenset(
 )
 
 
+# Formats recognised by the name a loader opens rather than by their bytes (a protobuf graph has no magic). The scan
+# of a blob depends on its path through these and nothing else, so callers that share verdicts between paths (the
+# gate's per-push dedup, the verdict cache) key them by (blob id, name_role(path)).
+_NAME_ROLES = (("saved_model.pb", "tensorflow-saved-model"), (".safetensors", "safetensors"))
+
+
+def name_role(path: str) -> str:
+    """What a blob at ``path`` is loaded as by name ("" for nothing in particular), as a case-insensitive checkout
+    opens it: macOS and Windows find ``SAVED_MODEL.PB`` when TensorFlow asks for ``saved_model.pb``, and Windows
+    drops trailing dots and spaces (``saved_model.pb.``)."""
+    folded = path.casefold().rstrip(" .")
+    for suffix, role in _NAME_ROLES:
+        if folded.endswith(suffix):
+            return role
+    return ""
+
+
 def _scan(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
     if depth > ctx.options.max_depth:
         ctx.add(Verdict.UNSCANNABLE, path, "content", f"containers nested deeper than {ctx.options.max_depth}")
@@ -577,7 +594,8 @@ def _scan(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
         # detectors, which see repository files only: look for Hydra targets here.
         _scan_archived_config(ctx, view, path)
         return
-    if kind is None and path.endswith("saved_model.pb"):
+    role = name_role(path)
+    if kind is None and role == "tensorflow-saved-model":
         _scan_saved_model(ctx, view, path)
         return
     if kind is None:
@@ -586,7 +604,7 @@ def _scan(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
         before = len(ctx.findings)
         if view and view[0] in _PICKLE_FIRST_BYTES:
             _scan_pickle(ctx, view, path, depth, candidate=True)
-        if len(ctx.findings) == before and path.endswith(".safetensors") and len(view) >= 8:
+        if len(ctx.findings) == before and role == "safetensors" and len(view) >= 8:
             _scan_safetensors(ctx, view, path)  # too broken to sniff, but it claims to be safetensors
         return
     if kind in ("torch-zip", "torchscript", "keras", "npz", "zip"):
@@ -622,7 +640,7 @@ def _scan(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
     # gguf: weights and metadata only; chat templates are text (not scanned here).
     if kind != "safetensors" and safetensors_header.looks_like_safetensors(bytes(view[:16])):
         n = int.from_bytes(bytes(view[:8]), "little")
-        if n <= safetensors_header.MAX_HEADER and 8 + n <= len(view) or path.endswith(".safetensors"):
+        if n <= safetensors_header.MAX_HEADER and 8 + n <= len(view) or role == "safetensors":
             _scan_safetensors(ctx, view, path)
 
 
@@ -630,7 +648,7 @@ def scan_blob(path: str, data: Data, options: ScanOptions = ScanOptions()) -> li
     """Scan one blob by content.
 
     Args:
-        path: the repository path (evidence only; the extension is a hint, never the decision).
+        path: the repository path: evidence, and :func:`name_role` (formats only a loader's file name identifies).
         data: the blob: ``bytes``, a ``memoryview`` or an ``mmap`` (only headers and pickles are touched).
         options: profile, extra globals and caps.
 

@@ -18,7 +18,7 @@ What the verdicts demand:
   needs approval exactly like a rule would; on other refs, recorded only;
 * ``hint``: recorded, shown to reviewers, never blocking.
 
-Verdicts are cached by blob id (outside the repository) so a re-push of the same content costs nothing.
+Verdicts are cached by blob id and name role (outside the repository) so a re-push of the same content costs nothing.
 
 Which objects (issue 8, "every object a push brings is scanned, whatever points at it"): a pushed ref may point at a
 commit, a tree or a blob, directly or through tags nested to any depth, in any namespace; commits are walked, a tree
@@ -39,7 +39,7 @@ protected refs two things no reviewer can judge are refused outright (``Verdict.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,7 +103,7 @@ def scan_push(
     *,
     cache_dir: Path | None,
 ) -> ContentReport:
-    from gatekeeper.detectors.content import ScanOptions
+    from gatekeeper.detectors.content import ScanOptions, name_role
 
     scan_cfg = policy.scan  # type: ignore[attr-defined]
     options = ScanOptions(extra_globals=frozenset(scan_cfg.extra_pickle_globals))
@@ -111,13 +111,15 @@ def scan_push(
     cache = _open_cache(cache_dir)
     report = ContentReport()
     hide = _existing_tips(repo)
-    seen: dict[str, list[Finding]] = {}
+    # Verdicts are shared between paths by (blob id, name role), never by blob id alone: a few formats are recognised
+    # by the name a loader opens (saved_model.pb), so the same bytes can be harmless at one path and code at another.
+    seen: dict[tuple[str, str], list[Finding]] = {}
     commits_total = 0
     for analysis in analyses:
         if analysis.kind in (UpdateKind.DELETE, UpdateKind.NOOP):
             continue
         content = report.for_ref(analysis.update.ref)
-        blobs: dict[str, bytes] = {}  # blob id -> a path it appears at (the first seen)
+        blobs: dict[tuple[str, str], bytes] = {}  # (blob id, name role) -> a path it appears at (the first seen)
         odd: list[OddMode] = list(analysis.odd_modes)
         configs: dict[tuple[str, bytes], None] = {}  # (blob id, path) of config-named files, in order
         kind, new_object = repo.peel(analysis.update.new)
@@ -126,23 +128,23 @@ def scan_push(
             commits_total += len(commits)
             for commit in commits:
                 for change in repo.commit_blob_changes(commit, odd=odd):
-                    _collect(blobs, change, configs)
+                    _collect(blobs, change, configs, name_role)
         elif kind == "tree" and new_object is not None:
             for path, mode, oid in repo.iter_tree(new_object, odd=odd, each_tree_once=True):
-                _collect(blobs, Change(path, MODE_ABSENT, "", mode, oid), configs)
+                _collect(blobs, Change(path, MODE_ABSENT, "", mode, oid), configs, name_role)
                 if len(blobs) > MAX_BLOBS:
                     break
         elif kind == "blob" and new_object is not None:
-            blobs[new_object] = analysis.update.ref.encode()
+            blobs[(new_object, name_role(analysis.update.ref))] = analysis.update.ref.encode()
         for change in analysis.changes:
-            _collect(blobs, change, configs)
+            _collect(blobs, change, configs, name_role)
         if len(blobs) > MAX_BLOBS:
             raise LimitExceeded(f"this push brings more than {MAX_BLOBS} blobs to scan")
-        for blob_id, path in blobs.items():
-            findings = seen.get(blob_id)
+        for (blob_id, role), path in blobs.items():
+            findings = seen.get((blob_id, role))
             if findings is None:
                 findings, hit = _scan_blob(repo, blob_id, display_path(path), options, scan_cfg.lfs_store, cache)
-                seen[blob_id] = findings
+                seen[(blob_id, role)] = findings
                 report.blobs_scanned += 1
                 report.cache_hits += int(hit)
             elif findings:
@@ -177,10 +179,12 @@ def content_requirements(policy: object, report: ContentReport, analysis: RefAna
     return out
 
 
-def _collect(blobs: dict[str, bytes], change: Change, configs: dict[tuple[str, bytes], None]) -> None:
+def _collect(blobs: dict[tuple[str, str], bytes], change: Change, configs: dict[tuple[str, bytes], None],
+             name_role: Callable[[str], str]) -> None:
     if change.new_mode in (MODE_BLOB, MODE_EXEC):
-        if change.new_id not in blobs:
-            blobs[change.new_id] = change.path
+        key = (change.new_id, name_role(display_path(change.path)))
+        if key not in blobs:
+            blobs[key] = change.path
         if is_config_name(change.path):
             configs[(change.new_id, change.path)] = None
 
