@@ -74,6 +74,7 @@ PLUMBING_RULE = "repository-plumbing"
 ARTIFACT_RULE = "ml-artifacts"
 TREE_MODE_DETECTOR = "tree-mode"
 CHECKOUT_NAME_DETECTOR = "checkout-name"
+SYMLINK_ESCAPE_DETECTOR = "symlink-escape"
 CONFIG_READ_CAP = 1 << 20  # configs bigger than this are left to the protected refs' full remote-code analysis
 
 
@@ -332,6 +333,7 @@ def _route(content: RefContent, analysis: RefAnalysis, path: bytes, findings: li
 
 def _remote_code(repo: Repo, policy: object, analysis: RefAnalysis, content: RefContent,
                  unscannable_blocks: bool) -> None:
+    from gatekeeper.detectors.plumbing import escaping_symlinks
     from gatekeeper.detectors.scan import RepoTreeView, analyse_remote_code, implicit_protected_paths
 
     changed = [c.path for c in analysis.changes]
@@ -374,6 +376,16 @@ def _remote_code(repo: Repo, policy: object, analysis: RefAnalysis, content: Ref
 
     for path, reason in implicit_protected_paths(analysis.changes, is_protected, read_blob=read_blob).items():
         content.review.setdefault(PLUMBING_RULE, {})[path] = reason
+    # Refused, not reviewed: an approval would bind the link while the content it stands for lives in a file
+    # without rules (detectors/plumbing.py).
+    def matched(path: bytes) -> bool:
+        return bool(policy.rules_for(path))  # type: ignore[attr-defined]
+
+    for path, reason in escaping_symlinks(analysis.changes, matched, read_blob=read_blob).items():
+        finding = Finding(Verdict.REFUSED, display_path(path), SYMLINK_ESCAPE_DETECTOR,
+                          reason + "; such symlinks are refused on protected refs")
+        content.blocking.append(finding)
+        content.findings.append(finding)
 
 
 def _tree(repo: Repo, oid: str | None) -> str | None:

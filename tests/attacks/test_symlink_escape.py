@@ -103,3 +103,17 @@ def test_symlink_at_a_protected_path_on_an_unprotected_branch_is_not_refused(app
     commit = _link_commit(approved.dave, (b"models/llama/modeling.py", b"../../scratch/impl.py"))
     result = approved.dave.push(f"{commit}:refs/heads/experiment")
     assert result.ok, result.output
+
+
+@pytest.mark.parametrize(("link", "target", "needle"), [
+    (b"models/llama", b"../scratch", "points outside every protected path"),            # a folder becomes a link
+    (b"pkg/modeling_gpt.py", b"../scratch/gpt.py", "points outside every protected path"),  # protected by name
+    (b"configs/train.yaml", b"/etc/gatekeeper/train.yaml", "leaves the protected paths"),  # out of the repository
+    (b"configs/eval.yaml", b"../configs/../docs/eval.yaml", "points outside every protected path"),
+    (b".gitmodules", b"models/llama/modeling.py", "plumbing file as a symlink"),  # even into protected content
+])
+def test_approved_escaping_symlink_variants_are_refused(approved: Approved, link: bytes, target: bytes,
+                                                          needle: str) -> None:
+    before = approved.server.ref("refs/heads/main")
+    result = approved.approved_push(_link_commit(approved.dave, (link, target)))
+    assert_refused(approved.server, result, "refs/heads/main", before, link.decode(), needle)
