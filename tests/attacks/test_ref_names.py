@@ -36,7 +36,6 @@ def test_branch_named_like_the_reviewed_commit_abbreviation_is_refused(server: S
     "refs/heads/{upper}",               # git reads hex case-insensitively
     "refs/remotes/{short}",
     "refs/remotes/{short}/HEAD",
-    "refs/heads/v1.0-3-g{short}",       # git describe output
     "refs/heads/{full}",                # 40 digits: git prefers the object, with a warning; forges refuse these
 ])
 def test_object_id_like_ref_name_variants_are_refused(server: Server, name: str) -> None:
@@ -45,6 +44,17 @@ def test_object_id_like_ref_name_variants_are_refused(server: Server, name: str)
     ref = name.format(short=main[:9], upper=main[:8].upper(), full=main)
     result = x.push(_sabotage(x, main), ref)
     assert_refused(server, result, ref, None, "abbreviated object id")
+
+
+def test_git_describe_name_as_a_branch_is_refused(server: Server) -> None:
+    """`git rev-parse v1.0-3-g<abbrev>` reads the abbreviation when no ref has the name, a ref of that name wins."""
+    x = Crafter(server.clone())
+    main = server.ref("refs/heads/main")
+    ref = f"refs/heads/v1.0-3-g{main[:9]}"
+    assert server.ref(ref) == main  # what readers get today: the reviewed commit, through the describe name
+    result = x.push(_sabotage(x, main), ref)
+    assert_refused(server, result, ref, main, "abbreviated object id")
+    assert bare_git(server, "for-each-ref", "refs/heads/v1.0-3-g*") == ""
 
 
 def test_hex_words_inside_a_longer_branch_name_are_fine(server: Server) -> None:
