@@ -123,6 +123,11 @@ def scan_push(
         blobs: dict[tuple[str, str], bytes] = {}  # (blob id, name role) -> a path it appears at (the first seen)
         odd: list[OddMode] = list(analysis.odd_modes)
         configs: dict[tuple[str, bytes], None] = {}  # (blob id, path) of config-named files, in order
+        # The ref's net change first: a finding is routed to the first path its blob is met at, and only net-change
+        # paths can carry a requirement (content_requirements). Met first in a commit the push undoes again
+        # (tmp/saved_model.pb, deleted by the next commit), it would ask for nothing.
+        for change in analysis.changes:
+            _collect(blobs, change, configs, name_role)
         kind, new_object = repo.peel(analysis.update.new)
         if kind == "commit" and new_object is not None:
             commits = repo.walk_new_commits(new_object, hide, limit=MAX_NEW_COMMITS - commits_total)
@@ -137,8 +142,6 @@ def scan_push(
                     break
         elif kind == "blob" and new_object is not None:
             blobs[(new_object, name_role(analysis.update.ref))] = analysis.update.ref.encode()
-        for change in analysis.changes:
-            _collect(blobs, change, configs, name_role)
         if len(blobs) > MAX_BLOBS:
             raise LimitExceeded(f"this push brings more than {MAX_BLOBS} blobs to scan")
         for (blob_id, role), path in blobs.items():

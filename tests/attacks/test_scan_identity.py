@@ -75,3 +75,19 @@ def test_control_the_graph_named_saved_model_alone_needs_review(server: Server) 
     result = x.push(x.commit_with(b"export/saved_model.pb", "100644", x.blob(PYFUNC_GRAPH)), "refs/heads/main")
     decision = assert_refused(server, result, "refs/heads/main", before, "export/saved_model.pb", "rule ml-artifacts")
     assert _pyfunc_finding(decision, "export/saved_model.pb")
+
+
+def test_risky_blob_met_first_at_a_path_the_push_deletes_again_still_needs_review(server: Server) -> None:
+    """Three commits: add the graph at export/, add it again at tmp/, delete tmp/. The commit walk (newest first) met
+    it at tmp/saved_model.pb, the finding was routed there, and the net change (export/ only) had no path with a
+    finding: no requirement. Before the fix: allowed."""
+    x = Crafter(server.clone())
+    before = server.ref("refs/heads/main")
+    graph = x.blob(PYFUNC_GRAPH)
+    c1 = x.commit_with(b"export/saved_model.pb", "100644", graph, parent=before)
+    c2 = x.commit_with(b"tmp/saved_model.pb", "100644", graph, parent=c1)
+    c3 = x.commit(x._git("rev-parse", f"{c1}^{{tree}}"), c2)
+    result = x.push(c3, "refs/heads/main")
+    decision = assert_refused(server, result, "refs/heads/main", before, "export/saved_model.pb",
+                              "rule ml-artifacts")
+    assert _pyfunc_finding(decision, "export/saved_model.pb")
