@@ -18,7 +18,7 @@ What the verdicts demand:
   needs approval exactly like a rule would; on other refs, recorded only;
 * ``hint``: recorded, shown to reviewers, never blocking.
 
-Verdicts are cached by blob id and name role (outside the repository) so a re-push of the same content costs nothing.
+Verdicts are cached by blob id (outside the repository) so a re-push of the same content costs nothing.
 
 Which objects (issue 8, "every object a push brings is scanned, whatever points at it"): a pushed ref may point at a
 commit, a tree or a blob, directly or through tags nested to any depth, in any namespace; commits are walked, a tree
@@ -39,11 +39,12 @@ protected refs two things no reviewer can judge are refused outright (``Verdict.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gatekeeper.checkout import describe_mode, windows_name_problem
+from gatekeeper.detectors.pathfacts import path_facts
 from gatekeeper.detectors.remote_code import is_config_name
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.model import (
@@ -104,51 +105,55 @@ def scan_push(
     *,
     cache_dir: Path | None,
 ) -> ContentReport:
-    from gatekeeper.detectors.content import ScanOptions, name_role
+    from gatekeeper.detectors.content import ScanOptions
 
     scan_cfg = policy.scan  # type: ignore[attr-defined]
     options = ScanOptions(extra_globals=frozenset(scan_cfg.extra_pickle_globals))
     unscannable_blocks = scan_cfg.unscannable != "review"
     cache = _open_cache(cache_dir)
+    # Big blobs are spooled next to the cache (on the server's disk, owner-only), else in the system's temp dir.
+    spool_dir = cache_dir if cache is not None else None
+    clean = _open_clean_index(cache, options, scan_cfg.lfs_store)
     report = ContentReport()
     hide = _existing_tips(repo)
-    # Verdicts are shared between paths by (blob id, name role), never by blob id alone: a few formats are recognised
-    # by the name a loader opens (saved_model.pb), so the same bytes can be harmless at one path and code at another.
+    # One scan per blob and per set of path facts the verdict depends on (a blob at ``notes.txt`` and at
+    # ``weights.pkl`` is judged twice; see detectors.pathfacts).
     seen: dict[tuple[str, str], list[Finding]] = {}
     commits_total = 0
     for analysis in analyses:
         if analysis.kind in (UpdateKind.DELETE, UpdateKind.NOOP):
             continue
         content = report.for_ref(analysis.update.ref)
-        blobs: dict[tuple[str, str], bytes] = {}  # (blob id, name role) -> a path it appears at (the first seen)
+        blobs: dict[tuple[str, str], bytes] = {}  # (blob id, path facts) -> a path it appears at (the first seen)
         odd: list[OddMode] = list(analysis.odd_modes)
         configs: dict[tuple[str, bytes], None] = {}  # (blob id, path) of config-named files, in order
         # The ref's net change first: a finding is routed to the first path its blob is met at, and only net-change
         # paths can carry a requirement (content_requirements). Met first in a commit the push undoes again
         # (tmp/saved_model.pb, deleted by the next commit), it would ask for nothing.
         for change in analysis.changes:
-            _collect(blobs, change, configs, name_role)
+            _collect(blobs, change, configs)
         kind, new_object = repo.peel(analysis.update.new)
         if kind == "commit" and new_object is not None:
             commits = repo.walk_new_commits(new_object, hide, limit=MAX_NEW_COMMITS - commits_total)
             commits_total += len(commits)
             for commit in commits:
                 for change in repo.commit_blob_changes(commit, odd=odd):
-                    _collect(blobs, change, configs, name_role)
+                    _collect(blobs, change, configs)
         elif kind == "tree" and new_object is not None:
             for path, mode, oid in repo.iter_tree(new_object, odd=odd, each_tree_once=True):
-                _collect(blobs, Change(path, MODE_ABSENT, "", mode, oid), configs, name_role)
+                _collect(blobs, Change(path, MODE_ABSENT, "", mode, oid), configs)
                 if len(blobs) > MAX_BLOBS:
                     break
         elif kind == "blob" and new_object is not None:
-            blobs[(new_object, name_role(analysis.update.ref))] = analysis.update.ref.encode()
+            blobs[(new_object, path_facts(analysis.update.ref))] = analysis.update.ref.encode()
         if len(blobs) > MAX_BLOBS:
             raise LimitExceeded(f"this push brings more than {MAX_BLOBS} blobs to scan")
-        for (blob_id, role), path in blobs.items():
-            findings = seen.get((blob_id, role))
+        for (blob_id, facts), path in blobs.items():
+            findings = seen.get((blob_id, facts))
             if findings is None:
-                findings, hit = _scan_blob(repo, blob_id, display_path(path), options, scan_cfg.lfs_store, cache)
-                seen[(blob_id, role)] = findings
+                findings, hit = _scan_blob(repo, blob_id, display_path(path), options, scan_cfg.lfs_store, cache,
+                                           spool_dir, clean)
+                seen[(blob_id, facts)] = findings
                 report.blobs_scanned += 1
                 report.cache_hits += int(hit)
             elif findings:
@@ -160,6 +165,8 @@ def scan_push(
         if analysis.protected:
             _windows_names(content, analysis)
             _remote_code(repo, policy, analysis, content, unscannable_blocks)
+    if clean is not None:
+        clean.flush()  # type: ignore[attr-defined]
     return report
 
 
@@ -179,14 +186,13 @@ def content_requirements(policy: object, report: ContentReport, analysis: RefAna
     for rule, paths in content.review.items():
         changes = [c for c in analysis.changes if c.path in paths]
         if changes:
-            out.append(builtin_requirement(policy, rule, changes, _WHY.get(rule, rule)))  # type: ignore[arg-type]
+            out.append(builtin_requirement(policy, rule, changes, _WHY.get(rule, rule), paths))  # type: ignore[arg-type]
     return out
 
 
-def _collect(blobs: dict[tuple[str, str], bytes], change: Change, configs: dict[tuple[str, bytes], None],
-             name_role: Callable[[str], str]) -> None:
+def _collect(blobs: dict[tuple[str, str], bytes], change: Change, configs: dict[tuple[str, bytes], None]) -> None:
     if change.new_mode in (MODE_BLOB, MODE_EXEC):
-        key = (change.new_id, name_role(display_path(change.path)))
+        key = (change.new_id, path_facts(display_path(change.path)))
         if key not in blobs:
             blobs[key] = change.path
         if is_config_name(change.path):
@@ -273,14 +279,29 @@ def _open_cache(cache_dir: Path | None) -> object | None:
         return None
 
 
+def _open_clean_index(cache: object | None, options: object, lfs_store: Path | None) -> object | None:
+    """Clean verdicts of small blobs, in the verdict cache's (ownership-checked) directory; None without a cache."""
+    if cache is None:
+        return None
+    from gatekeeper.detectors.cache import CleanIndex
+
+    return CleanIndex(cache, options, salt=str(lfs_store or ""))  # type: ignore[arg-type]
+
+
 def _scan_blob(
     repo: Repo, blob_id: str, path: str, options: object, lfs_store: Path | None, cache: object | None,
+    spool_dir: Path | None = None, clean: object | None = None,
 ) -> tuple[list[Finding], bool]:
     from gatekeeper.detectors import content, lfs
 
     size = repo.blob_size(blob_id)
+    clean_key: bytes | None = None
     if size is None or size < CACHE_MIN_BYTES:
         cache = None
+        if size is not None and clean is not None:
+            clean_key = clean.key(blob_id, path)  # type: ignore[attr-defined]
+            if clean_key in clean:  # type: ignore[operator]
+                return [], True
     if cache is not None:
         try:
             cached = cache.get(blob_id, options, path)  # type: ignore[attr-defined]
@@ -294,17 +315,20 @@ def _scan_blob(
     if size > max_bytes:
         return [Finding(Verdict.UNSCANNABLE, path, "content",
                         f"blob of {size} bytes is over the scan cap of {max_bytes} bytes")], False
-    data = repo.read_blob(blob_id)
     findings: list[Finding] | None = None
-    if size <= lfs.BLOB_SIZE_CUTOFF:
-        findings = lfs.lfs_findings(
-            path, data, lfs_store=lfs_store,
-            scan_blob=lambda p, d: content.scan_blob(p, d, options),  # type: ignore[arg-type]
-            max_object_bytes=max_bytes,
-        )
-    if findings is None:
-        findings = content.scan_blob(path, data, options)  # type: ignore[arg-type]
+    # Bounded memory whatever the size: big blobs are streamed to an unlinked temporary file and mapped.
+    with repo.scannable_blob(blob_id, size, spool_dir=spool_dir) as data:
+        if size <= lfs.BLOB_SIZE_CUTOFF:
+            findings = lfs.lfs_findings(
+                path, bytes(data), lfs_store=lfs_store,
+                scan_blob=lambda p, d: content.scan_blob(p, d, options),  # type: ignore[arg-type]
+                max_object_bytes=max_bytes,
+            )
+        if findings is None:
+            findings = content.scan_blob(path, data, options)  # type: ignore[arg-type]
     findings = [_with_blob(f, blob_id) for f in findings]
+    if clean_key is not None and not findings:
+        clean.add(clean_key)  # type: ignore[attr-defined]
     if cache is not None:
         try:
             cache.put(blob_id, options, path, findings)  # type: ignore[attr-defined]
@@ -362,11 +386,12 @@ def _remote_code(repo: Repo, policy: object, analysis: RefAnalysis, content: Ref
             elif finding.verdict in (Verdict.REVIEW, Verdict.UNSCANNABLE):
                 for change in analysis.changes:
                     if display_path(change.path) == finding.path:
-                        content.review.setdefault(REMOTE_CODE_RULE, {})[change.path] = finding.message
+                        said = "; ".join((finding.message.partition(":")[0], *finding.evidence[:3]))
+                        content.review.setdefault(REMOTE_CODE_RULE, {}).setdefault(change.path, said)
         changed_set = set(changed)
         for path, reason in result.protected.items():
             if path in changed_set:
-                content.review.setdefault(REMOTE_CODE_RULE, {})[path] = reason
+                content.review.setdefault(REMOTE_CODE_RULE, {}).setdefault(path, reason)
 
     def is_protected(path: bytes) -> bool:
         return bool(policy.rules_for(path)) or bool(getattr(policy, "rules_below", lambda p: ())(path))  # type: ignore[attr-defined]
@@ -381,6 +406,7 @@ def _remote_code(repo: Repo, policy: object, analysis: RefAnalysis, content: Ref
         content.review.setdefault(PLUMBING_RULE, {})[path] = reason
     # Refused, not reviewed: an approval would bind the link while the content it stands for lives in a file
     # without rules (detectors/plumbing.py).
+
     def matched(path: bytes) -> bool:
         return bool(policy.rules_for(path))  # type: ignore[attr-defined]
 

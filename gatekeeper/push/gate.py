@@ -35,6 +35,7 @@ class Requirement:
     reviewer_spec: tuple[str, ...]  # as written in the policy (group or people names), for messages
     changes: tuple[Change, ...]  # the changed paths that made the rule match
     why: str = ""  # for built-in requirements: why it applies
+    reasons: tuple[tuple[bytes, str], ...] = ()  # for built-in requirements: path -> what the detector found there
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,8 @@ def _history_requirement(policy: PolicyView, analysis: RefAnalysis) -> Requireme
     return builtin_requirement(policy, HISTORY_RULE, analysis.changes, why)
 
 
-def builtin_requirement(policy: PolicyView, name: str, changes: Sequence[Change], why: str) -> Requirement:
+def builtin_requirement(policy: PolicyView, name: str, changes: Sequence[Change], why: str,
+                        reasons: Mapping[bytes, str] | None = None) -> Requirement:
     """A requirement no rule names but the gate imposes (history rewrites, remote code, plumbing, ML artifacts):
     as many approvals as the strictest rule, from anyone who may approve under some rule."""
     rules = list(policy.rules)
@@ -154,6 +156,7 @@ def builtin_requirement(policy: PolicyView, name: str, changes: Sequence[Change]
         reviewer_spec=tuple(spec),
         changes=tuple(changes),
         why=why,
+        reasons=tuple((c.path, reasons[c.path]) for c in changes if reasons and c.path in reasons),
     )
 
 

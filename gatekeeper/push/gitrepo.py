@@ -17,12 +17,15 @@ Why the care:
 
 from __future__ import annotations
 
+import mmap
 import os
 import re
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pygit2
 from pygit2.enums import DiffOption, ObjectType, RepositoryOpenFlag, SortMode
@@ -42,6 +45,14 @@ _TREE_ENTRY_SHA256 = re.compile(rb"([0-7]+) ([^\x00]*)\x00(.{32})", re.DOTALL)
 
 # One tree object this big holds ~500k entries; no real repository has one, and compressed it may be a tiny push.
 MAX_TREE_BYTES = 16 * 1024 * 1024
+# Blobs at least this big are streamed to a temporary file and mapped, never held in memory (issue: a push of one
+# 1 GiB blob must peak under 256 MiB). Below it, one in-memory read is cheaper than a process and a mapping.
+SPOOL_MIN_BYTES = 16 << 20
+# git streams a non-delta packed blob through small windows, but rebuilds a delta-compressed one whole in memory: a
+# 1 MB push can carry a delta that expands to gigabytes. The reader's address space is capped, so such a blob fails to
+# read (and the push is refused) instead of taking the server's memory.
+CAT_FILE_MAX_ADDRESS_SPACE = 768 << 20
+_DIFF_MEMO_ENTRIES = 4  # change sets remembered per Repo (each can hold every path of a big push)
 
 _TYPE_NAMES = {
     ObjectType.COMMIT: "commit",
@@ -87,6 +98,7 @@ class Repo:
         self._repo = repo
         self._empty_tree: ObjectId | None = None
         self._incoming = incoming  # the quarantine object directory of the push being received, if any
+        self._diff_memo: dict[tuple[str | None, str | None], tuple[list[Change], list[OddMode]]] = {}
 
     # -- opening ---------------------------------------------------------------------------------------------------
 
@@ -149,14 +161,17 @@ class Repo:
     def peel(self, oid: str) -> tuple[str, ObjectId | None]:
         """Follow tags. Returns (final type, id): ``("commit", c)``, ``("tree", t)``, ``("blob", b)`` or
         ``("missing", None)``. Tag chains are bounded to defeat tag loops crafted with hash collisions."""
-        obj = self._lookup(oid)
         for _ in range(64):
-            if obj is None:
+            # The type from the object header first: a ref (or tag) naming a huge blob must not inflate it.
+            kind = self.object_type(oid)
+            if kind is None:
                 return "missing", None
-            if isinstance(obj, pygit2.Tag):
-                obj = self._lookup(str(obj.target))
-                continue
-            return _TYPE_NAMES.get(obj.type, "unknown"), ObjectId(str(obj.id))
+            if kind != "tag":
+                return kind, ObjectId(oid)
+            tag = self._lookup(oid)
+            if not isinstance(tag, pygit2.Tag):
+                return "missing", None
+            oid = str(tag.target)
         raise GitAccessError(f"tag chain starting at {oid} is too deep")
 
     def commit_tree(self, commit: str) -> ObjectId:
@@ -218,12 +233,132 @@ class Repo:
         return out
 
     def read_blob(self, oid: str, *, max_bytes: int | None = None) -> bytes:
-        obj = self._lookup(oid)
-        if not isinstance(obj, pygit2.Blob):
+        """The whole blob in memory, in one object-database read. ``max_bytes`` is checked against the object header
+        *before* anything is inflated."""
+        size = self.blob_size(oid)
+        if size is None:
             raise GitAccessError(f"{oid} is not a blob in this repository")
-        if max_bytes is not None and obj.size > max_bytes:
-            raise GitAccessError(f"blob {oid} is {obj.size} bytes, over the {max_bytes}-byte cap")
-        return bytes(obj.data)
+        if max_bytes is not None and size > max_bytes:
+            raise GitAccessError(f"blob {oid} is {size} bytes, over the {max_bytes}-byte cap")
+        return self._read_whole(oid)
+
+    def _read_whole(self, oid: str) -> bytes:
+        try:
+            kind, data = self._repo.odb.read(oid)
+        except (KeyError, ValueError, pygit2.GitError) as exc:
+            raise GitAccessError(f"blob {oid} could not be read: {exc}") from exc
+        if kind != ObjectType.BLOB:
+            raise GitAccessError(f"{oid} is not a blob in this repository")
+        return bytes(data)
+
+    # -- blob content for scanning: bounded memory whatever the blob size -----------------------------------------
+
+    @contextmanager
+    def scannable_blob(self, oid: str, size: int, *, spool_dir: Path | None = None) -> Iterator[bytes | mmap.mmap]:
+        """The content of blob ``oid`` (whose header said ``size``) for the detectors, in memory bounded by
+        :data:`SPOOL_MIN_BYTES` whatever the blob's size.
+
+        Small blobs: one object-database read. Big ones: ``git cat-file blob`` streams the blob (git inflates large
+        blobs in chunks) straight into an unlinked temporary file, which is then mapped read-only: the detectors
+        touch only the pages they read (headers and pickles of a checkpoint), and the page cache, not the hook,
+        holds the rest. libgit2 cannot do this: it inflates a whole object into memory, and copies it again.
+        """
+        if size < SPOOL_MIN_BYTES:
+            yield self._read_whole(oid)  # the caller read the header already: one object-database read
+            return
+        import tempfile
+
+        with tempfile.TemporaryFile(dir=spool_dir, prefix="gatekeeper-blob-") as spool:
+            self._stream_blob_into(oid, size, spool)
+            mapped = mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+            try:
+                yield mapped if mapped is not None else b""
+            finally:
+                if mapped is not None:
+                    try:
+                        mapped.close()
+                    except BufferError:  # a view of it is still referenced; it is unmapped when collected
+                        pass
+
+    def _stream_blob_into(self, oid: str, size: int, out: IO[bytes]) -> None:
+        loose = self._loose_object_path(oid)
+        if loose is not None:
+            self._inflate_loose_into(loose, oid, size, out)
+        else:
+            self._cat_file_into(oid, out)
+        written = os.fstat(out.fileno()).st_size
+        if written != size:
+            raise GitAccessError(f"blob {oid} could not be read ({written} of {size} bytes)")
+
+    def _loose_object_dirs(self) -> list[Path]:
+        """Where git looks for objects, quarantine first (receive-pack exports the quarantine as
+        GIT_OBJECT_DIRECTORY and the repository's own store as an alternate)."""
+        dirs = [Path(os.environ["GIT_OBJECT_DIRECTORY"])] if os.environ.get("GIT_OBJECT_DIRECTORY") else []
+        dirs += [Path(d) for d in os.environ.get("GIT_ALTERNATE_OBJECT_DIRECTORIES", "").split(os.pathsep) if d]
+        dirs.append(Path(self._repo.path) / "objects")
+        return dirs
+
+    def _loose_object_path(self, oid: str) -> Path | None:
+        for directory in self._loose_object_dirs():
+            candidate = directory / oid[:2] / oid[2:]
+            if candidate.is_file():
+                return candidate
+        return None
+
+    @staticmethod
+    def _inflate_loose_into(path: Path, oid: str, size: int, out: IO[bytes]) -> None:
+        """A loose object is one zlib stream of ``blob <size>\\0<content>``: inflate it in 1 MiB steps (git would
+        map the whole file, and hold as much of it in memory as the blob is big)."""
+        import zlib
+
+        header = f"blob {size}\0".encode()
+        dec = zlib.decompressobj()
+        head = b""  # the object header, until it is complete
+        try:
+            with open(path, "rb") as fh:
+                pending = b""
+                while not dec.eof:
+                    if not pending:
+                        pending = fh.read(1 << 20)
+                        if not pending:
+                            break
+                    data = dec.decompress(pending, 1 << 20)  # bounded output: a loose object can be a bomb too
+                    pending = dec.unconsumed_tail
+                    if len(head) < len(header):
+                        take = len(header) - len(head)
+                        head, data = head + data[:take], data[take:]
+                        if len(head) == len(header) and head != header:
+                            raise GitAccessError(f"loose object {oid} is not a blob of {size} bytes")
+                    if data:
+                        out.write(data)
+        except (OSError, zlib.error) as exc:
+            raise GitAccessError(f"loose object {oid} could not be read: {exc}") from exc
+        if not dec.eof or head != header:
+            raise GitAccessError(f"loose object {oid} is truncated")
+        out.flush()
+
+    def _cat_file_into(self, oid: str, out: IO[bytes]) -> None:
+        """A packed blob: ``git cat-file`` streams a non-delta packed object through small pack windows."""
+        import subprocess
+
+        # --git-dir pins the repository; the process environment carries the quarantine (GIT_OBJECT_DIRECTORY and
+        # GIT_ALTERNATE_OBJECT_DIRECTORIES), exactly what libgit2's FROM_ENV open honours. Small pack windows keep
+        # git's own mapping of the pack bounded.
+        argv = ["git", f"--git-dir={self._repo.path}", "-c", "core.packedGitWindowSize=16m",
+                "-c", "core.packedGitLimit=64m", "-c", "core.bigFileThreshold=1m", "cat-file", "blob", oid]
+        try:
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, check=False,
+                                  preexec_fn=_cap_address_space)
+        except OSError as exc:
+            raise GitAccessError(f"could not run git to read blob {oid}: {exc}") from exc
+        if proc.returncode != 0:
+            detail = proc.stderr.decode("utf-8", "replace").strip()[:200]
+            raise GitAccessError(
+                f"blob {oid} could not be read: {detail or 'git cat-file failed'}",
+                hint="a delta-compressed blob is rebuilt in memory, within a cap of "
+                     f"{CAT_FILE_MAX_ADDRESS_SPACE >> 20} MiB; push big files without deltas (they are not "
+                     "deltified above core.bigFileThreshold), or ask an admin",
+            )
 
     def blob_size(self, oid: str) -> int | None:
         """Size from the object header, without inflating the blob."""
@@ -244,9 +379,25 @@ class Repo:
     def diff_trees(self, old_tree: str | None, new_tree: str | None, *,
                    odd: list[OddMode] | None = None) -> list[Change]:
         """The canonical change set between two trees (None = empty tree): sorted, one entry per differing path,
-        modes as git's checkout sees them. Entries of the new side with a non-canonical mode go to ``odd``."""
+        modes as git's checkout sees them. Entries of the new side with a non-canonical mode go to ``odd``.
+
+        Remembered for the last few pairs of tree ids (objects are immutable, so the key is exact): the analysis of a
+        new ref and the content scan of its root commit ask for the same diff, once each."""
         if old_tree == new_tree:
             return []
+        key = (old_tree, new_tree)
+        cached = self._diff_memo.get(key)
+        if cached is None:
+            found_odd: list[OddMode] = []
+            cached = (self._diff_trees_uncached(old_tree, new_tree, found_odd), found_odd)
+            if len(self._diff_memo) >= _DIFF_MEMO_ENTRIES:
+                self._diff_memo.pop(next(iter(self._diff_memo)))
+            self._diff_memo[key] = cached
+        if odd is not None:
+            odd.extend(cached[1])
+        return list(cached[0])
+
+    def _diff_trees_uncached(self, old_tree: str | None, new_tree: str | None, odd: list[OddMode]) -> list[Change]:
         old = self._tree(old_tree)
         new = self._tree(new_tree)
         if old is None and new is None:
@@ -287,6 +438,8 @@ class Repo:
     def _tree(self, tree: str | None) -> pygit2.Tree | None:
         if tree is None:
             return None
+        if self.object_type(tree) != "tree":  # from the header: never inflate a blob posing as a tree
+            raise GitAccessError(f"{tree} is not a tree in this repository")
         obj = self._lookup(tree)
         if obj is None or obj.type != ObjectType.TREE:
             raise GitAccessError(f"{tree} is not a tree in this repository")
@@ -503,6 +656,13 @@ def tree_shape_problem(entries: list[tuple[bytes, int, ObjectId]]) -> str | None
 
 def _shown(name: bytes) -> str:
     return name.decode("utf-8", "backslashreplace")
+
+
+def _cap_address_space() -> None:
+    """In the ``git cat-file`` child, before exec: the address-space cap (see CAT_FILE_MAX_ADDRESS_SPACE)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (CAT_FILE_MAX_ADDRESS_SPACE, CAT_FILE_MAX_ADDRESS_SPACE))
 
 
 def _canonical_changes(diff: pygit2.Diff, *, null: str, odd: list[OddMode] | None = None) -> list[Change]:

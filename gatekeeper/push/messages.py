@@ -117,12 +117,16 @@ def _render_outcome(outcome: RequirementOutcome) -> list[str]:
         lines.append("    found: " + "; ".join(shown) + (f"; and {extra} more" if extra > 0 else ""))
     elif not have:
         lines.append("    found: no approvals")
-    lines.extend(_render_paths(req.changes))
+    lines.extend(_render_paths(req.changes, dict(req.reasons)))
     return lines
 
 
-def _render_paths(changes: Sequence[Change]) -> list[str]:
-    lines = [f"    {_status(c)} {display_path(c.path)}" for c in changes[:MAX_PATHS_SHOWN]]
+def _render_paths(changes: Sequence[Change], reasons: dict[bytes, str] | None = None) -> list[str]:
+    lines: list[str] = []
+    for c in changes[:MAX_PATHS_SHOWN]:
+        lines.append(f"    {_status(c)} {display_path(c.path)}")
+        if reasons and c.path in reasons:  # what a detector found there: the pusher sees what actually changed
+            lines.append(f"             {reasons[c.path][:300]}")
     if len(changes) > MAX_PATHS_SHOWN:
         lines.append(f"    ... and {len(changes) - MAX_PATHS_SHOWN} more protected paths")
     return lines
