@@ -62,3 +62,12 @@ def test_hex_words_inside_a_longer_branch_name_are_fine(server: Server) -> None:
     main = server.ref("refs/heads/main")
     result = x.push(_sabotage(x, main), f"refs/heads/fix/{main[:7]}-followup")
     assert result.ok, result.output
+
+
+def test_break_glass_does_not_lift_an_object_id_like_ref_name(server: Server) -> None:
+    x = Crafter(server.clone())
+    main = server.ref("refs/heads/main")
+    ref = f"refs/heads/{main[:7]}"
+    result = x.clone.push(f"{_sabotage(x, main)}:{ref}", options=["gatekeeper.break-glass=hotfix"],
+                          env={"GATEKEEPER_USER": "dave"})
+    assert_refused(server, result, ref, None, "abbreviated object id")

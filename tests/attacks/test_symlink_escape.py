@@ -117,3 +117,13 @@ def test_approved_escaping_symlink_variants_are_refused(approved: Approved, link
     before = approved.server.ref("refs/heads/main")
     result = approved.approved_push(_link_commit(approved.dave, (link, target)))
     assert_refused(approved.server, result, "refs/heads/main", before, link.decode(), needle)
+
+
+def test_break_glass_does_not_lift_an_escaping_symlink(approved: Approved) -> None:
+    """Break-glass lifts missing approvals, not refusals: an admin in a hurry cannot move model code out of review."""
+    before = approved.server.ref("refs/heads/main")
+    commit = _link_commit(approved.dave, (b"models/llama/modeling.py", b"../../scratch/impl.py"))
+    result = approved.dave.push(f"{commit}:refs/heads/main", options=["gatekeeper.break-glass=prod down, INC-7"],
+                                env={"GATEKEEPER_USER": "dave"})
+    decision = assert_refused(approved.server, result, "refs/heads/main", before, "points outside every protected")
+    assert decision["decision"] != "break-glass"
