@@ -10,7 +10,8 @@ from the cache of an earlier push to any branch. A name a case-insensitive check
 
 from __future__ import annotations
 
-from gitserver import Server
+import pytest
+from gitserver import PushResult, Server
 
 from attacks.attacklib import Crafter, assert_refused
 
@@ -23,6 +24,11 @@ def _pyfunc_finding(decision: dict, path: str) -> bool:
     return any(f["detector"] == "tensorflow" and f["path"] == path for f in decision.get("findings", []))
 
 
+def _needs_review_for_pyfunc(server: Server, result: PushResult, before: str | None, path: str) -> None:
+    decision = assert_refused(server, result, "refs/heads/main", before, path, "rule ml-artifacts")
+    assert _pyfunc_finding(decision, path)
+
+
 def test_the_same_graph_at_an_innocent_path_first_does_not_hide_it_as_saved_model(server: Server) -> None:
     """Before the fix: allowed (scanned once, as aaa/graph.bin)."""
     x = Crafter(server.clone())
@@ -31,8 +37,7 @@ def test_the_same_graph_at_an_innocent_path_first_does_not_hide_it_as_saved_mode
     tree = x.tree_with(before, b"aaa/graph.bin", "100644", graph)
     commit = x.commit(x._set(tree, [b"export", b"saved_model.pb"], "100644", graph), before)
     result = x.push(commit, "refs/heads/main")
-    decision = assert_refused(server, result, "refs/heads/main", before, "export/saved_model.pb", "rule ml-artifacts")
-    assert _pyfunc_finding(decision, "export/saved_model.pb")
+    _needs_review_for_pyfunc(server, result, before, "export/saved_model.pb")
 
 
 def test_a_verdict_cached_at_another_name_on_another_branch_is_not_reused(server: Server) -> None:
@@ -43,8 +48,7 @@ def test_a_verdict_cached_at_another_name_on_another_branch_is_not_reused(server
     assert x.push(x.commit_with(b"notes/graph.bin", "100644", graph, parent=before), "refs/heads/feature").ok
     assert not _pyfunc_finding(server.decisions()[-1], "notes/graph.bin")
     result = x.push(x.commit_with(b"export/saved_model.pb", "100644", graph, parent=before), "refs/heads/main")
-    decision = assert_refused(server, result, "refs/heads/main", before, "export/saved_model.pb", "rule ml-artifacts")
-    assert _pyfunc_finding(decision, "export/saved_model.pb")
+    _needs_review_for_pyfunc(server, result, before, "export/saved_model.pb")
 
 
 def test_the_same_blob_on_two_refs_is_judged_at_each_name(server: Server) -> None:
@@ -55,26 +59,20 @@ def test_the_same_blob_on_two_refs_is_judged_at_each_name(server: Server) -> Non
     innocent = x.commit_with(b"a/graph.bin", "100644", graph, parent=before)
     loaded = x.commit_with(b"export/saved_model.pb", "100644", graph, parent=before)
     result = x.clone.push(f"{innocent}:refs/heads/aaa", f"{loaded}:refs/heads/main")
-    decision = assert_refused(server, result, "refs/heads/main", before, "export/saved_model.pb", "rule ml-artifacts")
+    _needs_review_for_pyfunc(server, result, before, "export/saved_model.pb")
     assert server.ref("refs/heads/aaa") is None
-    assert _pyfunc_finding(decision, "export/saved_model.pb")
 
 
-def test_a_name_a_case_insensitive_checkout_loads_as_saved_model_is_scanned_as_one(server: Server) -> None:
-    """Before the fix: allowed (the name test was case-sensitive; macOS and Windows open SAVED_MODEL.PB)."""
+@pytest.mark.parametrize("name", [
+    b"saved_model.pb",   # control: the name TensorFlow opens
+    b"SAVED_MODEL.PB",   # before the fix: allowed (macOS and Windows open it for saved_model.pb)
+    b"saved_model.pb.",  # before the fix: allowed (Windows drops the trailing dot)
+])
+def test_graph_at_a_name_a_checkout_loads_as_saved_model_needs_review(server: Server, name: bytes) -> None:
     x = Crafter(server.clone())
     before = server.ref("refs/heads/main")
-    result = x.push(x.commit_with(b"export/SAVED_MODEL.PB", "100644", x.blob(PYFUNC_GRAPH)), "refs/heads/main")
-    decision = assert_refused(server, result, "refs/heads/main", before, "export/SAVED_MODEL.PB", "rule ml-artifacts")
-    assert _pyfunc_finding(decision, "export/SAVED_MODEL.PB")
-
-
-def test_control_the_graph_named_saved_model_alone_needs_review(server: Server) -> None:
-    x = Crafter(server.clone())
-    before = server.ref("refs/heads/main")
-    result = x.push(x.commit_with(b"export/saved_model.pb", "100644", x.blob(PYFUNC_GRAPH)), "refs/heads/main")
-    decision = assert_refused(server, result, "refs/heads/main", before, "export/saved_model.pb", "rule ml-artifacts")
-    assert _pyfunc_finding(decision, "export/saved_model.pb")
+    result = x.push(x.commit_with(b"export/" + name, "100644", x.blob(PYFUNC_GRAPH)), "refs/heads/main")
+    _needs_review_for_pyfunc(server, result, before, "export/" + name.decode())
 
 
 def test_risky_blob_met_first_at_a_path_the_push_deletes_again_still_needs_review(server: Server) -> None:
@@ -88,6 +86,4 @@ def test_risky_blob_met_first_at_a_path_the_push_deletes_again_still_needs_revie
     c2 = x.commit_with(b"tmp/saved_model.pb", "100644", graph, parent=c1)
     c3 = x.commit(x._git("rev-parse", f"{c1}^{{tree}}"), c2)
     result = x.push(c3, "refs/heads/main")
-    decision = assert_refused(server, result, "refs/heads/main", before, "export/saved_model.pb",
-                              "rule ml-artifacts")
-    assert _pyfunc_finding(decision, "export/saved_model.pb")
+    _needs_review_for_pyfunc(server, result, before, "export/saved_model.pb")
