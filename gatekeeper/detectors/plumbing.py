@@ -42,8 +42,10 @@ def dotfile_kind(path: bytes) -> str | None:
 
 
 def _link_target(link: bytes, target: bytes) -> bytes | None:
-    """Repository path a symlink points to, or None when it leaves the repository."""
-    if not target or target.startswith(b"/"):
+    """Repository path a symlink points to, or None when it leaves the repository. ``\\`` is read as a separator, as
+    a Windows checkout with ``core.symlinks`` does (``..\\..\\scratch\\x.py`` leaves ``models/llama/``)."""
+    target = target.replace(b"\\", b"/")
+    if not target or target.startswith(b"/") or target[1:2] == b":":  # absolute, or a drive (C:) on Windows
         return None
     joined = posixpath.normpath(posixpath.join(posixpath.dirname(link), target))
     if joined == b".." or joined.startswith(b"../"):

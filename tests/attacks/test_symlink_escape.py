@@ -111,6 +111,9 @@ def test_symlink_at_a_protected_path_on_an_unprotected_branch_is_not_refused(app
     (b"configs/train.yaml", b"/etc/gatekeeper/train.yaml", "leaves the protected paths"),  # out of the repository
     (b"configs/eval.yaml", b"../configs/../docs/eval.yaml", "points outside every protected path"),
     (b".gitmodules", b"models/llama/modeling.py", "plumbing file as a symlink"),  # even into protected content
+    # a Windows checkout (core.symlinks) reads '\\' in a target as a separator; on Linux it names a file in models/
+    (b"models/llama/modeling.py", b"..\\..\\scratch\\impl.py", "points outside every protected path"),
+    (b"models/llama/modeling.py", b"C:\\ml\\impl.py", "leaves the protected paths"),  # a Windows drive path
 ])
 def test_approved_escaping_symlink_variants_are_refused(approved: Approved, link: bytes, target: bytes,
                                                           needle: str) -> None:
