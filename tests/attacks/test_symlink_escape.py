@@ -130,3 +130,11 @@ def test_break_glass_does_not_lift_an_escaping_symlink(approved: Approved) -> No
                                 env={"GATEKEEPER_USER": "dave"})
     decision = assert_refused(approved.server, result, "refs/heads/main", before, "points outside every protected")
     assert decision["decision"] != "break-glass"
+
+
+@pytest.mark.parametrize("ref", ["refs/heads/release/9", "refs/tags/v9"])
+def test_escaping_symlink_on_a_new_protected_ref_is_refused(approved: Approved, ref: str) -> None:
+    """A new protected ref is diffed against main's merge-base (or the empty tree): the link is in its change set."""
+    commit = _link_commit(approved.dave, (b"models/llama/modeling.py", b"../../scratch/impl.py"))
+    result = approved.dave.push(f"{commit}:{ref}")
+    assert_refused(approved.server, result, ref, None, "points outside every protected path")
