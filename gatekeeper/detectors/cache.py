@@ -1,10 +1,10 @@
 """A small on-disk verdict cache: a re-push of a blob that was already scanned costs one file read.
 
-Keyed by (blob id, :meth:`ScanOptions.digest`, :data:`DETECTOR_VERSION`, the path facts the verdict depends on): a new allow-list, cap or detector release
-is a different key, so a stale verdict is never reused. Entries are JSON files written to a temporary name and
-``os.replace``-d into place (atomic on POSIX), so concurrent hooks see either no entry or a whole one; a torn or
-unreadable entry is a miss, never a pass. The cache is bounded: on roughly one write in 64 it prunes the oldest entries
-(by mtime) down to 90% of ``max_entries``.
+Keyed by (blob id, :meth:`ScanOptions.digest`, :data:`DETECTOR_VERSION`, the path facts the verdict depends on): a new
+allow-list, cap or detector release is a different key, so a stale verdict is never reused. Entries are JSON files
+written to a temporary name and ``os.replace``-d into place (atomic on POSIX), so concurrent hooks see either no entry
+or a whole one; a torn or unreadable entry is a miss, never a pass. The cache is bounded: on roughly one write in 64 it
+prunes the oldest entries (by mtime) down to 90% of ``max_entries``.
 
 Trust: a cache entry can turn a malicious blob into a clean one, so the directory must belong to the hook's user and
 must not be writable by group or others (checked on open); it lives outside any repository (the caller's choice).
@@ -66,7 +66,8 @@ class VerdictCache:
     def _entry(self, blob_id: str, options: ScanOptions, path: str) -> Path:
         # path_facts: the verdict of one blob differs between paths that the scan reads differently (``notes.txt``
         # and ``weights.pkl``), so those are different entries.
-        key = hashlib.sha256(f"{blob_id}\0{options.digest()}\0{DETECTOR_VERSION}\0{path_facts(path)}".encode()).hexdigest()
+        material = f"{blob_id}\0{options.digest()}\0{DETECTOR_VERSION}\0{path_facts(path)}"
+        key = hashlib.sha256(material.encode()).hexdigest()
         return self.directory / key[:2] / f"{key[2:]}.json"
 
     def get(self, blob_id: str, options: ScanOptions, path: str) -> list[Finding] | None:

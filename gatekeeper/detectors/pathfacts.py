@@ -21,7 +21,8 @@ def loaded_as(path: str, name: str) -> bool:
 
 
 def path_facts(path: str) -> str:
-    """The parts of ``path`` that :func:`gatekeeper.detectors.content.scan_blob`'s verdict depends on; every other byte of a path is evidence only.
+    """The parts of ``path`` that :func:`gatekeeper.detectors.content.scan_blob`'s verdict depends on; every other byte
+    of a path is evidence only.
 
     A verdict may be reused for the same blob at another path (the per-push de-duplication, the verdict cache) only
     when these agree: otherwise a pickle pushed twice, once as ``notes.txt`` (where a broken stream with an unknown
