@@ -414,7 +414,7 @@ def _remote_code(repo: Repo, policy: Policy, analysis: RefAnalysis, content: Ref
     # without rules (detectors/plumbing.py).
 
     def matched(path: bytes) -> bool:
-        return bool(policy.rules_for(path))  # type: ignore[attr-defined]
+        return bool(policy.rules_for(path))
 
     for path, reason in escaping_symlinks(analysis.changes, matched, read_blob=read_blob).items():
         finding = Finding(Verdict.REFUSED, display_path(path), SYMLINK_ESCAPE_DETECTOR,
