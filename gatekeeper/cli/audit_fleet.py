@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
 def _ship(args: argparse.Namespace, url: str | None) -> int:
     from gatekeeper.audit import pgstore
     from gatekeeper.audit.ship import default_node, ship, ship_forever
-    from gatekeeper.cli.audit import _log_path
+    from gatekeeper.cli.audit_common import _log_path
 
     policy = None
     if args.config is not None:
@@ -180,7 +180,7 @@ def _verify_local_against_central(args: argparse.Namespace, url: str) -> int:
     from gatekeeper.audit import pgstore
     from gatekeeper.audit.fleet import central_checkpoints
     from gatekeeper.audit.ship import default_node
-    from gatekeeper.cli.audit import _approvals_inputs, _log_path, _verify
+    from gatekeeper.cli.audit_common import _approvals_inputs, _log_path, _verify
 
     log = _log_path(args.log, args.config)
     if len(args.node) > 1:
@@ -228,7 +228,7 @@ def _verify_db(args: argparse.Namespace, url: str) -> int:
         return EXIT_FAIL if failed else EXIT_OK
     print_fleet_verify(report, sys.stdout)
     if approvals is not None:
-        from gatekeeper.cli.audit import _print_semantic
+        from gatekeeper.cli.audit_common import _print_semantic
 
         for node, result in approvals.items():
             print(f"node {_clean(node)}:")
@@ -238,7 +238,7 @@ def _verify_db(args: argparse.Namespace, url: str) -> int:
 
 def _semantic(args: argparse.Namespace, records: Iterable[dict[str, Any]], extra_dirs: list[Path]) -> Any:
     from gatekeeper.audit.semantic import load_policies, load_trust_stores, verify_approvals
-    from gatekeeper.cli.audit import _approvals_inputs
+    from gatekeeper.cli.audit_common import _approvals_inputs
 
     policy_files, signer_files, trust_dirs = _approvals_inputs(args)
     policies = load_policies(policy_files)
@@ -321,7 +321,7 @@ def _unreviewed(conn: Any, flt: Any, args: argparse.Namespace) -> Iterable[tuple
 def print_rows(rows: Iterable[tuple[str, dict[str, Any]]], fmt: str, out: Any) -> int:
     """As the file query prints (gatekeeper.audit.rows), with the node first."""
     from gatekeeper.audit.rows import CSV_COLUMNS, csv_cell, flat_row, printable
-    from gatekeeper.cli.audit import TABLE_COLUMNS
+    from gatekeeper.cli.audit_common import TABLE_COLUMNS
 
     count = 0
     if fmt == "json":
@@ -367,7 +367,7 @@ def _report(args: argparse.Namespace, url: str | None) -> int:
     else:
         if args.log is None and args.config is None:
             raise UsageError("say which trail to report on: --log FILE, --config POLICY or --db URL")
-        from gatekeeper.cli.audit import _log_path
+        from gatekeeper.cli.audit_common import _log_path
 
         log = _log_path(args.log, args.config)
         data = html_report.collect_log(log, flt, vkeys=args.vkey or None, vkey_files=args.vkey_file,
