@@ -95,6 +95,8 @@ class PolicyView(Protocol):
 
     def members(self, names: Iterable[str]) -> frozenset[str]: ...
 
+    def person_for_account(self, account: str) -> str | None: ...
+
 
 def requirements_for(policy: PolicyView, analysis: RefAnalysis) -> list[Requirement]:
     """Every requirement one protected ref update must meet, in policy order."""
@@ -186,15 +188,19 @@ def decide(
         return Decision("deny", mode != "monitor", tuple(refs), tuple(reasons), mode)
     if break_glass_reason is not None:
         eligible = policy.members(policy.break_glass)
-        if pusher.user in eligible and not pusher.is_deploy_key and break_glass_reason.strip():
+        # The platform login is mapped to a person (policy `accounts:`) before it is compared with people names:
+        # an unmapped login that happens to equal a person's name is nobody.
+        person = None if pusher.is_deploy_key else policy.person_for_account(pusher.user)
+        if person is not None and person in eligible and break_glass_reason.strip():
             return Decision(
                 "break-glass", False, tuple(refs), ("break-glass by " + pusher.user,), mode,
-                {"by": pusher.user, "reason": break_glass_reason.strip()},
+                {"by": pusher.user, "person": person, "reason": break_glass_reason.strip()},
             )
         if not break_glass_reason.strip():
             reasons.append("break-glass needs a reason: -o gatekeeper.break-glass=\"why\"")
         else:
-            reasons.append(f"break-glass refused: {pusher.user} is not in the policy's break_glass list")
+            reasons.append(f"break-glass refused: {pusher.user} is not the account of a person in the policy's "
+                           "break_glass list")
     return Decision("deny", mode != "monitor", tuple(refs), tuple(reasons), mode)
 
 

@@ -294,8 +294,9 @@ class _Checker:
             self.out.error("unjustified", "break-glass without a recorded reason", seq)
         elif info.get("by") != user:
             self.out.error("unjustified", f"break-glass recorded as by {info.get('by')!r}, pushed by {user!r}", seq)
+        person = pusher_person(policy, pusher)  # the login mapped through `accounts:`, as the gate does
         if (not isinstance(user, str) or (isinstance(pusher, dict) and pusher.get("deploy_key") is not False)
-                or user not in policy.members(policy.break_glass)):
+                or person is None or person not in policy.members(policy.break_glass)):
             self.out.error("unjustified", f"break-glass by {user!r}, who is not in the policy's break_glass list "
                            "(or is a deploy key)", seq)
 

@@ -82,7 +82,7 @@ def approve(
         or default_repository(repo, remote)
     if not repository:
         raise ApproveError("cannot tell the repository id", hint="pass --repository ID (the policy's 'repository')")
-    approver = approver or _approver(repo, policy)
+    approver = _person(approver, policy) if approver else _approver(repo, policy)
     head = repo.resolve(rev)
     if base is not None:
         base_id = repo.resolve(base)
@@ -166,6 +166,7 @@ def _approver(repo: object, policy: object) -> str:
 
     person = repo.config_value("gatekeeper.person")  # type: ignore[attr-defined]
     email = repo.config_value("user.email") or ""  # type: ignore[attr-defined]
+    person = _person(person, policy) if person else person
     if not person and policy is not None and email:
         person = policy.person_for_email(email)  # type: ignore[attr-defined]
     if not person and email:
@@ -174,6 +175,14 @@ def _approver(repo: object, policy: object) -> str:
         raise ApproveError("cannot tell who you are in the policy",
                            hint="pass --as NAME or run: git config gatekeeper.person NAME")
     return person
+
+
+def _person(name: str, policy: object) -> str:
+    """A person of the policy, or a platform login that the policy's ``accounts:`` maps to one (as the hook maps
+    pushers)."""
+    if policy is not None and name not in policy.people:  # type: ignore[attr-defined]
+        return policy.person_for_account(name) or name  # type: ignore[attr-defined,no-any-return]
+    return name
 
 
 def _confirm(prompt: str) -> bool:

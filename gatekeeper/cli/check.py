@@ -22,7 +22,8 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
     parser.add_argument("--allowed-signers", type=Path, help="a copy of the server's trust store")
     parser.add_argument("--remote", default="origin")
     parser.add_argument("--base", help="compare with this commit instead of the remote's current REF")
-    parser.add_argument("--as", dest="pusher", help="your account on the server (default: from user.email)")
+    parser.add_argument("--as", dest="pusher", help="your login on the server, mapped to a person by the policy's "
+                        "accounts: (default: from user.email)")
     parser.add_argument("--repository", help="repository id (default: the policy's, else git config or remote URL)")
     parser.add_argument("--no-fetch", action="store_true", help="use the local refs only")
 
@@ -66,8 +67,7 @@ def check(*, rev: str, ref: str, config: Path, allowed_signers: Path | None, rem
     repository = repository or policy.repository or default_repository(repo, remote)
     if not repository:
         raise ApproveError("cannot tell the repository id", hint="pass --repository ID")
-    email = repo.config_value("user.email") or ""
-    user = pusher or policy.person_for_email(email) or email.split("@", 1)[0] or "unknown"
+    user = pusher or _default_login(policy, repo.config_value("user.email") or "")
     analysis = client_analysis(repo, policy, base=base_id, head=head, ref=ref, note=f"{remote}'s {ref}")
     report = scan(repo, policy, analysis)
     trust_path = allowed_signers or policy.trust.allowed_signers
@@ -96,3 +96,12 @@ def check(*, rev: str, ref: str, config: Path, allowed_signers: Path | None, rem
         print("note: signatures were not verified (no trust store here; pass --allowed-signers FILE)",
               file=sys.stderr)
     return 0 if not decision.blocked else 1
+
+
+def _default_login(policy: object, email: str) -> str:
+    """Without ``--as``: the platform login of the person whose commit email this is (the evaluator maps logins to
+    people through the policy's ``accounts:``, as the hook does), else the email's local part."""
+    person = policy.person_for_email(email) if email else None  # type: ignore[attr-defined]
+    if person is not None:
+        return policy.people[person].accounts[0]  # type: ignore[attr-defined,no-any-return]
+    return email.split("@", 1)[0] or "unknown"

@@ -43,6 +43,10 @@ class FakePolicy:
     def reviewers_of(self, rule: object) -> frozenset[str]:
         return self.members(rule.reviewers)  # type: ignore[attr-defined]
 
+    def person_for_account(self, account: str) -> str | None:
+        # Logins differ from person names: "dave-gl" is dave's account; "dave" is an unmapped login.
+        return {"dave-gl": "dave", "carol": "carol", "alice": "alice", "bob": "bob"}.get(account)
+
 
 POLICY = FakePolicy(
     rules=[FakeRule("model-code", ("models/*",), 1, ("ml-leads",)),
@@ -110,10 +114,11 @@ def test_monitor_mode_decides_but_never_blocks() -> None:
 
 def test_break_glass_only_for_listed_people_with_a_reason_never_deploy_keys() -> None:
     a = [analysis("models/x")]
-    assert decide(POLICY, a, pusher=Identity("dave", "t"), break_glass_reason="outage").verdict == "break-glass"
-    assert decide(POLICY, a, pusher=Identity("dave", "t"), break_glass_reason=" ").verdict == "deny"
+    assert decide(POLICY, a, pusher=Identity("dave-gl", "t"), break_glass_reason="outage").verdict == "break-glass"
+    assert decide(POLICY, a, pusher=Identity("dave", "t"), break_glass_reason="outage").verdict == "deny"
+    assert decide(POLICY, a, pusher=Identity("dave-gl", "t"), break_glass_reason=" ").verdict == "deny"
     assert decide(POLICY, a, pusher=CAROL, break_glass_reason="outage").verdict == "deny"
-    assert decide(POLICY, a, pusher=Identity("dave", "t", is_deploy_key=True),
+    assert decide(POLICY, a, pusher=Identity("dave-gl", "t", is_deploy_key=True),
                   break_glass_reason="x").verdict == "deny"
 
 
