@@ -91,7 +91,7 @@ def draft_statement(
     repo: Repo,
     *,
     base: ObjectId | None,
-    head: ObjectId,
+    head: ObjectId | None,
     ref: str,
     repository: str,
     approver: str,
@@ -99,12 +99,14 @@ def draft_statement(
     note: str = "",
     now: datetime | None = None,
 ) -> Statement:
-    """The statement for approving ``base..head`` (``base`` None: against the empty tree)."""
+    """The statement for approving ``base..head`` (``base`` None: against the empty tree; ``head`` None: deleting
+    the ref, i.e. every path of ``base`` removed)."""
     now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
     base_tree = repo.commit_tree(base) if base else None
-    changes = tuple(repo.diff_trees(base_tree, repo.commit_tree(head)))
+    changes = tuple(repo.diff_trees(base_tree, repo.commit_tree(head) if head else None))
     statement = Statement(
-        repository=repository, ref=ref, approver=approver, base=base or repo.null_id, head=head, created=now,
+        repository=repository, ref=ref, approver=approver, base=base or repo.null_id, head=head or repo.null_id,
+        created=now,
         expires=now + expires_in, nonce=secrets.token_hex(16), note=note, changes=changes,
     )
     # The parser is the contract: a statement this code makes must be one the gate reads.

@@ -36,6 +36,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from gatekeeper.analysis import LimitExceeded, RefAnalysis
+from gatekeeper.approvals.ledger import Ledger, LedgerUpdate
 from gatekeeper.approvals.statement import MalformedApproval, format_time, project
 from gatekeeper.approvals.store import StoredApproval, is_approval_ref, read_approval, stored_approval_refs
 from gatekeeper.errors import GitAccessError, SignatureError
@@ -88,6 +89,7 @@ class Approvals:
         refusals: Sequence[str] = (),
         trust: AllowedSigners | None = None,
         verify_signatures: bool = True,
+        ledger: Ledger | None = None,
     ) -> None:
         self._repo = repo
         self._policy = policy
@@ -104,6 +106,11 @@ class Approvals:
         self._unreadable: list[str] = []
         self._checked: dict[str, _Checked] = {}
         self._authorship: dict[str, _Authorship] = {}
+        # The hook's ledger of live approvals (None in a clone: `gatekeeper check` reads the fetched refs instead).
+        self._ledger = ledger
+        self._consumed_on: dict[str, dict[str, int | None]] = {}  # commit -> refs it is used up on (pattern approvals)
+        self.ledger_update = LedgerUpdate()
+        self.withdrawn: dict[str, dict[str, object]] = {}  # withdrawal ref -> audit evidence
 
     # -- what the hook reads ---------------------------------------------------------------------------------------
 
@@ -131,7 +138,9 @@ class Approvals:
         approvers: set[str] = set()
         used: list[dict[str, object]] = []
         notes: list[tuple[str, str]] = []  # (person named in the approval, note)
-        for approval in self._candidates():
+        candidates, dead = self._candidates(pushed.keys())
+        notes.extend((person, f"approval by {person} ({why})") for person, why in dead)
+        for approval in candidates:
             st = approval.statement
             if st.approver in approvers:
                 continue  # a person counts once
@@ -145,6 +154,7 @@ class Approvals:
             checked = self._check(approval)
             approvers.add(st.approver)
             used.append(checked.evidence)
+            self.ledger_update.consume.append((approval.commit, analysis.update.ref))
         shown = tuple(text for person, text in notes if person not in approvers)
         return ApprovalResult(approvers=frozenset(approvers), notes=tuple(dict.fromkeys(shown)), used=tuple(used))
 
@@ -162,7 +172,12 @@ class Approvals:
         if not self._ref_matches(st.ref, analysis.update.ref):
             return f"for {st.ref}, not {analysis.update.ref}"
         if self._now >= st.expires:
+            self.ledger_update.expired.add(approval.commit)
             return f"expired at {format_time(st.expires)}"
+        used_on = self._consumed_on.get(approval.commit, {})
+        if analysis.update.ref in used_on:
+            seq = used_on[analysis.update.ref]
+            return f"already used on {analysis.update.ref}" + (f" (audit record #{seq})" if seq is not None else "")
         if st.created > self._now + CLOCK_SKEW:
             return f"created in the future, at {format_time(st.created)}"
         difference = content_difference(approved, pushed)
@@ -203,7 +218,26 @@ class Approvals:
 
         return RefMatcher([approved], case_insensitive=self._policy.matching.case_insensitive).match(ref)
 
-    def _candidates(self) -> list[StoredApproval]:
+    def _candidates(self, paths: Collection[bytes]) -> tuple[list[StoredApproval], list[tuple[str, str]]]:
+        """The approvals that may be about ``paths`` (stored and pushed now), and (person, why) for indexed ones that
+        stopped counting. The hook asks its ledger (cost independent of how many approvals are stored); a clone
+        reads every fetched approval ref."""
+        pending = list(self._pending)
+        if self._ledger is None:
+            return self._all_stored() + pending, []
+        live, dead = self._ledger.live_for_paths(paths)
+        stored: list[StoredApproval] = []
+        for entry in sorted(live, key=lambda e: e.approval_ref):
+            try:
+                stored.append(read_approval(self._repo, entry.approval_ref, entry.commit))
+            except MalformedApproval:
+                self.ledger_update.gone.add(entry.commit)
+                continue
+            if entry.consumed_on:
+                self._consumed_on[entry.commit] = entry.consumed_on
+        return stored + pending, dead
+
+    def _all_stored(self) -> list[StoredApproval]:
         if self._stored is None:
             stored: list[StoredApproval] = []
             total = 0
@@ -222,7 +256,11 @@ class Approvals:
                     )
                 stored.append(approval)
             self._stored = stored
-        return self._stored + self._pending
+        return self._stored
+
+    @property
+    def ledger(self) -> Ledger | None:
+        return self._ledger
 
     def trust(self) -> AllowedSigners:
         if self._trust is None:
@@ -351,45 +389,133 @@ def load_evaluator(
     pusher: Identity,
     repository: str,
     now: datetime | None = None,
+    ledger: Ledger | None = None,
 ) -> Approvals:
-    """The evaluator for one push, with the approval refs this push creates validated (append-only namespace).
+    """The evaluator for one push, with the approval and withdrawal refs this push creates validated (append-only
+    namespaces; only people who may review something store approvals, each a bounded number per ref).
 
-    Cheap when nothing needs it: stored approvals are read and the trust store loaded only when a protected
+    Cheap when nothing needs it: approvals are looked up and the trust store loaded only when a protected
     requirement is evaluated or an approval ref is pushed.
 
     Raises:
         ConfigError: the trust store is invalid (only when an approval ref is pushed; otherwise on first use).
+        LedgerError: the approvals ledger cannot be read or built.
     """
+    from gatekeeper.approvals.withdraw import is_withdrawal_ref
+
     now = now or datetime.now(timezone.utc)
-    approvals = Approvals(repo=repo, policy=policy, repository=repository, pusher=pusher, now=now)
+    approvals = Approvals(repo=repo, policy=policy, repository=repository, pusher=pusher, now=now, ledger=ledger)
+    if ledger is not None and not ledger.built:
+        ledger.build(_existing_approvals(repo, now))
     pending: list[StoredApproval] = []
     refusals: list[str] = []
     for update in updates:
-        if not is_approval_ref(update.ref) or (is_null(update.old) and is_null(update.new)):
-            continue
-        if update.old == update.new:
+        namespace = "approval" if is_approval_ref(update.ref) else "withdrawal" if is_withdrawal_ref(update.ref) \
+            else None
+        if namespace is None or update.old == update.new:
             continue
         if is_null(update.new):
-            refusals.append(f"{update.ref}: deleting an approval is not allowed (approvals are append-only)")
+            refusals.append(f"{update.ref}: deleting an {namespace} is not allowed ({namespace}s are append-only)")
             continue
         if not is_null(update.old):
-            refusals.append(f"{update.ref}: rewriting an approval is not allowed (approvals are append-only; "
-                            "sign a new one)")
+            refusals.append(f"{update.ref}: rewriting an {namespace} is not allowed ({namespace}s are append-only; "
+                            f"sign a new one)")
             continue
-        try:
-            approval = read_approval(repo, update.ref, update.new)
-        except MalformedApproval as exc:
-            refusals.append(exc.message if exc.message.startswith(update.ref) else f"{update.ref}: {exc.message}")
-            continue
-        if approval.statement.repository != repository:
-            refusals.append(f"{update.ref}: the approval is for repository {approval.statement.repository}, "
-                            f"not {repository}")
-            continue
-        checked = approvals._check(approval)
-        if checked.problem is not None:
-            refusals.append(f"{update.ref}: {checked.problem}")
-            continue
-        pending.append(approval)
+        problem = (_check_withdrawal(approvals, update) if namespace == "withdrawal"
+                   else _check_new_approval(approvals, update, pending))
+        if problem is not None:
+            refusals.append(problem if problem.startswith(update.ref) else f"{update.ref}: {problem}")
     approvals._pending = pending
     approvals._refusals = refusals
     return approvals
+
+
+def _check_new_approval(approvals: Approvals, update: RefUpdate, pending: list[StoredApproval]) -> str | None:
+    """Why the approval ``update`` creates may not be stored, else None (and it joins ``pending``)."""
+    policy, ledger = approvals._policy, approvals._ledger
+    try:
+        approval = read_approval(approvals._repo, update.ref, update.new)
+    except MalformedApproval as exc:
+        return exc.message
+    st = approval.statement
+    if st.repository != approvals._repository:
+        return f"the approval is for repository {st.repository}, not {approvals._repository}"
+    checked = approvals._check(approval)
+    if checked.problem is not None:
+        return checked.problem
+    # Storing approvals costs every later push a look-up: only people who may review something can store them.
+    if st.approver not in frozenset().union(*(policy.reviewers_of(r) for r in policy.rules)):
+        return f"{st.approver} may not review anything under this policy, so cannot store approvals"
+    if ledger is not None:
+        cap = policy.approvals.max_live_per_person
+        live = [e for e in ledger.live_of(st.approver) if e.target == st.ref and approvals._now < e.expires]
+        live_count = len(live) + sum(1 for a in pending if a.statement.approver == st.approver
+                                     and a.statement.ref == st.ref)
+        if live_count >= cap:
+            return (f"{st.approver} already holds {live_count} unused approvals for {st.ref} (the policy allows "
+                    f"{cap}: approvals.max_live_per_person); withdraw one with 'gatekeeper approvals withdraw REF', "
+                    "or wait until they are used or expire")
+    pending.append(approval)
+    approvals.ledger_update.add.append((approval, _approves_the_past(approvals._repo, approval)))
+    return None
+
+
+def _approves_the_past(repo: Repo, approval: StoredApproval) -> str | None:
+    """An approval whose head is already on its ref reviews a change that landed (a break-glass push reviewed after
+    the fact): it is recorded, and used up at once, so it can never let the same content land again."""
+    st = approval.statement
+    if st.is_pattern() or is_null(st.head) or repo.object_type(st.head) != "commit":
+        return None
+    tip = repo.ref_target(st.ref)
+    if tip is None or repo.object_type(tip) != "commit" or not (tip == st.head or repo.is_ancestor(st.head, tip)):
+        return None
+    return f"already used on {st.ref}: it approves {st.head[:12]}, which was already there when it was stored"
+
+
+def _existing_approvals(repo: Repo, now: datetime) -> list[tuple[StoredApproval, str | None]]:
+    """The approvals already in the repository when the ledger is first built, with why each no longer counts
+    (expired; its change already on its ref), else None. Malformed ones never count and are left out."""
+    out: list[tuple[StoredApproval, str | None]] = []
+    for ref, target in stored_approval_refs(repo):
+        try:
+            approval = read_approval(repo, ref, target)
+        except MalformedApproval:
+            continue
+        if now >= approval.statement.expires:
+            out.append((approval, f"expired at {format_time(approval.statement.expires)}"))
+        else:
+            out.append((approval, _approves_the_past(repo, approval)))
+    return out
+
+
+def _check_withdrawal(approvals: Approvals, update: RefUpdate) -> str | None:
+    """Why the withdrawal ``update`` creates is refused, else None (and the ledger will drop the approval)."""
+    from gatekeeper.approvals.withdraw import read_withdrawal
+
+    repo, policy = approvals._repo, approvals._policy
+    try:
+        withdrawal, data, signature = read_withdrawal(repo, update.ref, update.new)
+    except MalformedApproval as exc:
+        return exc.message
+    if withdrawal.repository != approvals._repository:
+        return f"the withdrawal is for repository {withdrawal.repository}, not {approvals._repository}"
+    if repo.ref_target(withdrawal.approval_ref) != withdrawal.approval_commit:
+        return f"it withdraws {withdrawal.approval_ref} at {withdrawal.approval_commit[:12]}, which is not stored here"
+    try:
+        approval = read_approval(repo, withdrawal.approval_ref, withdrawal.approval_commit)
+        verified = approvals.trust().verify(signature, data, namespace=policy.trust.namespace, now=approvals._now)
+    except (MalformedApproval, SignatureError) as exc:
+        return f"the withdrawal is not accepted: {exc.message}"
+    by = withdrawal.withdrawn_by
+    if by not in verified.principals:
+        return f"signed with a key of {', '.join(verified.principals) or 'nobody'}, not of {by}"
+    if by != approval.statement.approver and by not in policy.members(policy.approvals.admins):
+        return (f"{by} may not withdraw {approval.statement.approver}'s approval (only the approver or one of "
+                "approvals.admins)")
+    approvals.ledger_update.withdraw.append((withdrawal.approval_commit, by))
+    approvals.withdrawn[update.ref] = {
+        "ref": update.ref, "commit": update.new, "withdrawn_by": by, "approval_ref": withdrawal.approval_ref,
+        "approval_commit": withdrawal.approval_commit, "key_fingerprint": verified.key_fingerprint,
+        "statement": data.decode("ascii"), "signature": signature.decode("ascii", "replace"),
+    }
+    return None

@@ -47,22 +47,22 @@ def finding_lines(report: object) -> list[str]:
     return lines
 
 
-def remote_base(repo: Repo, workdir: Path, remote: str, ref: str, head: ObjectId, *, default_branch: str) -> ObjectId:
+def remote_base(repo: Repo, workdir: Path, remote: str, ref: str, head: ObjectId, *,
+                default_branch: str) -> ObjectId | None:
     """The base the server will diff against: the remote's current tip of ``ref``; for a ref that does not exist
-    there yet, its merge-base with the default branch (as the hook computes it for a new protected ref)."""
+    there yet, its merge-base with the default branch (as the hook computes it for a new protected ref); without a
+    default branch there either (an empty repository), None: the empty tree, as the hook uses."""
     from gatekeeper.approvals.create import ApproveError, git
-    from gatekeeper.errors import GatekeeperError
 
-    listed = git(workdir, "ls-remote", "--refs", remote, ref).split()
+    listed = git(workdir, "ls-remote", "--refs", remote, ref, default_branch).split()
     if ref.encode() in listed:
         git(workdir, "fetch", "--quiet", remote, ref)
         return repo.resolve("FETCH_HEAD")
-    if ref == default_branch:
-        raise ApproveError(f"{ref} does not exist on {remote}", hint="pass --base REV")
-    try:
-        git(workdir, "fetch", "--quiet", remote, default_branch)
-    except GatekeeperError as exc:
-        raise ApproveError(f"neither {ref} nor {default_branch} exists on {remote}", hint="pass --base REV") from exc
+    if default_branch.encode() not in listed:
+        print(f"{ref} is new on {remote} and {default_branch} does not exist there: comparing with the empty tree, "
+              "as the server will")
+        return None
+    git(workdir, "fetch", "--quiet", remote, default_branch)
     base = repo.merge_base(head, repo.resolve("FETCH_HEAD"))
     if base is None:
         raise ApproveError(f"{ref} is new and shares no history with {default_branch}", hint="pass --base REV")

@@ -23,7 +23,9 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
         parser.add_argument("rev", metavar="REV", help="the reviewed commit, e.g. origin/feature")
         parser.add_argument("--ref", required=True, help="the target ref (or ref pattern), e.g. refs/heads/main")
         parser.add_argument("--remote", default="origin", help="the remote to fetch the base from and push to")
-        parser.add_argument("--base", help="compare with this commit instead of the remote's current REF")
+        parser.add_argument("--base", help="compare with this commit instead of the remote's current REF (all "
+                            "zeros: the empty tree; break-glass banners print it for after-the-fact reviews)")
+        parser.add_argument("--delete", action="store_true", help="approve deleting REF, whose tip is REV")
         parser.add_argument("--config", type=Path, help="a copy of the server's policy: show files by rule")
         parser.add_argument("--key", help="the signing key (default: git config user.signingkey)")
         parser.add_argument("--as", dest="approver", help="your person name in the policy (default: git config "
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace, verb: str) -> int:
         return approve(
             rev=args.rev, ref=args.ref, remote=args.remote, base=args.base, config=args.config, key=args.key,
             approver=args.approver, expires=args.expires, note=args.note, repository=args.repository,
-            namespace=args.namespace, yes=args.yes, push=not args.no_push, output=args.output,
+            namespace=args.namespace, yes=args.yes, push=not args.no_push, output=args.output, delete=args.delete,
         )
     if args.action == "list":
         return list_approvals()
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace, verb: str) -> int:
 def approve(
     *, rev: str, ref: str, remote: str, base: str | None, config: Path | None, key: str | None,
     approver: str | None, expires: str, note: str, repository: str | None, namespace: str | None, yes: bool,
-    push: bool, output: str | None,
+    push: bool, output: str | None, delete: bool = False,
 ) -> int:
     from gatekeeper.approvals.create import (
         ApproveError, bundle, default_repository, draft_statement, git, parse_duration, store_approval,
@@ -84,8 +86,12 @@ def approve(
         raise ApproveError("cannot tell the repository id", hint="pass --repository ID (the policy's 'repository')")
     approver = _person(approver, policy) if approver else _approver(repo, policy)
     head = repo.resolve(rev)
+    if delete:
+        # Deleting REF removes every path of its tip: the change set is tip -> empty, and the statement's head is
+        # the null id (what the ref will point at).
+        base, head = base or rev, None
     if base is not None:
-        base_id = repo.resolve(base)
+        base_id = None if base.strip("0") == "" else repo.resolve(base)
     else:
         if any(ch in ref for ch in "*?["):
             raise ApproveError(f"{ref} is a pattern: there is no single remote tip to compare with",
@@ -98,7 +104,7 @@ def approve(
                                 expires_in=expires_in, note=note)
     for line in summary_lines(statement, policy):
         print(line)
-    if policy is not None:
+    if policy is not None and head is not None:
         from gatekeeper.approvals.review import client_analysis, finding_lines, scan
 
         analysis = client_analysis(repo, policy, base=base_id, head=head, ref=ref, note="reviewed range")

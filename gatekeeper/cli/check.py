@@ -89,7 +89,7 @@ def check(*, rev: str, ref: str, config: Path, allowed_signers: Path | None, rem
     lines = render_decision(decision, audit_seq=None, pusher=user)
     lines[0] = lines[0].replace("push allowed", "this push would be allowed").replace(
         "push REFUSED", "this push would be REFUSED")
-    print(f"gatekeeper check: {rev} -> {ref} as {user} (base {base_id[:12]}, repository {repository})")
+    print(f"gatekeeper check: {rev} -> {ref} as {user} (base {(base_id or 'empty tree')[:12]}, repository {repository})")
     for line in lines:
         print(line)
     if trust is None:
