@@ -34,7 +34,7 @@ __all__ = [
 SIGNATURE_BEGIN = b"-----BEGIN SSH SIGNATURE-----"
 # In a canonical statement every newline is structural (strings escape theirs), so this cannot occur inside it.
 BUNDLE_SEPARATOR = b"\n" + SIGNATURE_BEGIN
-MAX_BUNDLE_BYTES = 33 * 1024 * 1024
+MAX_BUNDLE_BYTES = 1024 * 1024  # a statement (512 KiB at most) and its signature
 MAX_EXPIRY = timedelta(days=366)
 _DURATION_RE = re.compile(r"(\d{1,6})([mhdw])\Z")
 _UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
@@ -117,17 +117,26 @@ def draft_statement(
 def store_approval(workdir: Path, statement_bytes: bytes, signature: bytes) -> tuple[str, str]:
     """Write the approval commit and create its ref in the clone (never overwriting). Returns (ref, commit)."""
     statement = parse_statement(statement_bytes)
-    blob_s = git(workdir, "hash-object", "-w", "--stdin", input=statement_bytes).decode().strip()
-    blob_g = git(workdir, "hash-object", "-w", "--stdin", input=signature).decode().strip()
-    listing = f"100644 blob {blob_s}\tapproval.json\n100644 blob {blob_g}\tapproval.json.sig\n"
-    tree = git(workdir, "mktree", input=listing.encode()).decode().strip()
     message = (f"gatekeeper approval by {statement.approver}\n\n"
                f"{statement.ref} {statement.base[:12]}..{statement.head[:12]} in {statement.repository}\n")
     env_message = message + (f"\n{statement.note}\n" if statement.note else "")
-    commit = git(workdir, "commit-tree", tree, "-m", env_message).decode().strip()
     ref = approval_ref(statement.approver, statement.nonce)
-    git(workdir, "update-ref", ref, commit, "0" * len(commit))
+    commit = store_signed(workdir, ref, {b"approval.json": statement_bytes, b"approval.json.sig": signature},
+                          message=env_message)
     return ref, commit
+
+
+def store_signed(workdir: Path, ref: str, files: dict[bytes, bytes], *, message: str) -> str:
+    """A parentless commit holding ``files`` (name -> content) as regular files, stored as the new ``ref`` (never
+    overwriting). Returns the commit id."""
+    listing = ""
+    for name, content in sorted(files.items()):
+        blob = git(workdir, "hash-object", "-w", "--stdin", input=content).decode().strip()
+        listing += f"100644 blob {blob}\t{name.decode()}\n"
+    tree = git(workdir, "mktree", input=listing.encode()).decode().strip()
+    commit = git(workdir, "commit-tree", tree, "-m", message).decode().strip()
+    git(workdir, "update-ref", ref, commit, "0" * len(commit))
+    return commit
 
 
 def bundle(statement_bytes: bytes, signature: bytes) -> bytes:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from gatekeeper.analysis import LimitExceeded, RefAnalysis
 from gatekeeper.approvals.ledger import Ledger, LedgerUpdate
-from gatekeeper.approvals.statement import MalformedApproval, format_time, project
+from gatekeeper.approvals.statement import MAX_STATEMENT_BYTES, MalformedApproval, format_time, project
 from gatekeeper.approvals.store import StoredApproval, is_approval_ref, read_approval, stored_approval_refs
 from gatekeeper.errors import GitAccessError, SignatureError
 from gatekeeper.gate import HISTORY_RULE, ApprovalResult, Requirement
@@ -52,7 +52,7 @@ __all__ = ["Approvals", "load_evaluator"]
 
 CLOCK_SKEW = timedelta(minutes=5)  # a statement "created" this far ahead of the server clock is still accepted
 MAX_AUTHOR_COMMITS = 10_000  # commits walked to find authors of protected changes; more -> approvals do not count
-MAX_STATEMENT_IN_RECORD = 256 * 1024  # bigger statements are recorded by hash (the commit stays in the repository)
+MAX_STATEMENT_IN_RECORD = MAX_STATEMENT_BYTES  # every statement is recorded whole: offline re-verification needs it
 MAX_PATHS_IN_NOTE = 2
 # Every protected push reads every stored approval. Past this many statement bytes the push is refused rather than
 # judged on a partial view; an admin archives expired approvals on the server (see the module docstring).
@@ -414,12 +414,13 @@ def load_evaluator(
             else None
         if namespace is None or update.old == update.new:
             continue
+        one = "an approval" if namespace == "approval" else "a withdrawal"
         if is_null(update.new):
-            refusals.append(f"{update.ref}: deleting an {namespace} is not allowed ({namespace}s are append-only)")
+            refusals.append(f"{update.ref}: deleting {one} is not allowed ({namespace}s are append-only)")
             continue
         if not is_null(update.old):
-            refusals.append(f"{update.ref}: rewriting an {namespace} is not allowed ({namespace}s are append-only; "
-                            f"sign a new one)")
+            refusals.append(f"{update.ref}: rewriting {one} is not allowed ({namespace}s are append-only; "
+                            "sign a new one)")
             continue
         problem = (_check_withdrawal(approvals, update) if namespace == "withdrawal"
                    else _check_new_approval(approvals, update, pending))

@@ -195,12 +195,12 @@ class Ledger:
         for approval, dead in update.add:
             st = approval.statement
             if dead is not None:
-                self._bury(approval.commit, dead)
-                continue
-            entry = LiveEntry(approval.commit, approval.ref, st.approver, st.ref, st.expires)
-            folder = self.directory / "live" / st.approver
-            folder.mkdir(parents=True, exist_ok=True)
-            replace_file(folder / f"{approval.commit}.json", entry.to_bytes(), mode=0o644)
+                self._bury(approval.commit, dead)  # indexed all the same: a refusal can say why it does not count
+            else:
+                entry = LiveEntry(approval.commit, approval.ref, st.approver, st.ref, st.expires)
+                folder = self.directory / "live" / st.approver
+                folder.mkdir(parents=True, exist_ok=True)
+                replace_file(folder / f"{approval.commit}.json", entry.to_bytes(), mode=0o644)
             for path in {c.path for c in st.changes}:
                 key = _path_key(path)
                 self._append_line(self.directory / "paths" / key[:2] / key, f"{st.approver}/{approval.commit}")

@@ -1,4 +1,4 @@
-"""``gatekeeper approve REV --ref REF`` and ``gatekeeper approvals list|import``: the reviewer's side.
+"""``gatekeeper approve REV --ref REF`` and ``gatekeeper approvals list|import|withdraw``: the reviewer's side.
 
 ``approve`` computes the change set from the remote's current tip of REF (fetched) to REV, shows it (grouped by the
 policy's rules when ``--config`` names a copy of the server's policy; otherwise a plain list, since the rules live on
@@ -44,6 +44,13 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
         imp = sub.add_parser("import", help="store an approval file (from approve --no-push) as its ref")
         imp.add_argument("file", metavar="FILE")
         imp.add_argument("--namespace", help="signature namespace to check (default: the built-in one)")
+        wd = sub.add_parser("withdraw", help="withdraw an approval that was not used yet (signed, then pushed)")
+        wd.add_argument("approval_ref", metavar="APPROVAL_REF", help="refs/gatekeeper/approvals/<person>/<nonce>")
+        wd.add_argument("--key", help="the signing key (default: git config user.signingkey)")
+        wd.add_argument("--as", dest="person", help="your person name (the approver, or one of approvals.admins)")
+        wd.add_argument("--note", default="", help="why, one line")
+        wd.add_argument("--remote", default="origin")
+        wd.add_argument("--namespace", help="signature namespace (default: the built-in one)")
 
 
 def run(args: argparse.Namespace, verb: str) -> int:
@@ -55,6 +62,11 @@ def run(args: argparse.Namespace, verb: str) -> int:
         )
     if args.action == "list":
         return list_approvals()
+    if args.action == "withdraw":
+        from gatekeeper.approvals.withdraw_client import withdraw
+
+        return withdraw(approval_ref=args.approval_ref, key=args.key, person=args.person, note=args.note,
+                        remote=args.remote, namespace=args.namespace)
     return import_approval(file=args.file, namespace=args.namespace)
 
 
