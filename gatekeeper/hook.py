@@ -169,6 +169,10 @@ def _decide(
     )
     if approvals.trust_store_sha256:
         event["trust_store_sha256"] = approvals.trust_store_sha256
+    from gatekeeper.audit.archive import archive_inputs
+
+    # Before the record names them: every decision stays re-verifiable without admins keeping old files.
+    archive_inputs(Path(policy.audit.log), policy, approvals.trust_store_sha256)  # type: ignore[attr-defined,arg-type]
     findings = [f for rc in content.refs.values() for f in rc.findings]
     if findings:
         event["findings"] = [_finding_record(f) for f in findings[:MAX_FINDINGS_RECORDED]]

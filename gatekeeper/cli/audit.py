@@ -99,7 +99,7 @@ def run(args: argparse.Namespace, verb: str) -> int:
             log, vkeys=args.vkey, vkey_files=args.vkey_file, trusted=args.trusted_checkpoint,
             update_trusted=args.update_trusted, checkpoints=args.checkpoint, origin=args.origin, strict=args.strict,
             fmt=args.format,
-            approvals=_approvals_inputs(args) if args.approvals else None,
+            approvals=_approvals_inputs(args, log) if args.approvals else None,
         )
     if args.action == "query":
         return _query(
@@ -143,9 +143,11 @@ def _clean(text: object) -> str:
 
 # -- verify -----------------------------------------------------------------------------------------------------------
 
-def _approvals_inputs(args: argparse.Namespace) -> tuple[list[Path], list[Path], list[Path]]:
+def _approvals_inputs(args: argparse.Namespace, log: Path) -> tuple[list[Path], list[Path], list[Path]]:
     policies = list(args.policy) or ([args.config] if args.config is not None else [])
-    if not policies:
+    from gatekeeper.audit.archive import archive_dir
+
+    if not policies and not archive_dir(log).is_dir():
         raise AuditError("--approvals needs the policy in force",
                          hint="pass --config POLICY (or --policy FILE, once per policy that was in force)")
     return policies, list(args.allowed_signers), list(args.trust_dir)
@@ -209,9 +211,12 @@ def _semantic(log: Path, inputs: tuple[list[Path], list[Path], list[Path]]) -> A
     from gatekeeper.audit.query import query
     from gatekeeper.audit.semantic import load_policies, load_trust_stores, verify_approvals
 
+    from gatekeeper.audit.archive import archived_policies, stores_for
+
     policy_files, signer_files, trust_dirs = inputs
-    policies = load_policies(policy_files)
-    stores = load_trust_stores(signer_files, trust_dirs, policies.values())
+    # The archive next to the log first (what the hook kept), then what the auditor passes.
+    policies = {**archived_policies(log), **load_policies(policy_files)}
+    stores = {**stores_for(log), **load_trust_stores(signer_files, trust_dirs, policies.values())}
     return verify_approvals(query(log, index=False), policies=policies, stores=stores)
 
 
