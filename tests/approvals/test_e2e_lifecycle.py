@@ -225,3 +225,41 @@ def test_deleting_a_protected_ref_is_approved_by_following_the_message(world: Wo
     again = dave.push(":refs/heads/release/1", env=DAVE)
     assert again.ok, again.output
     assert srv.ref("refs/heads/release/1") is None
+
+
+# -- 6. every allow stays re-verifiable -------------------------------------------------------------------------------
+
+def test_verify_after_the_approvers_key_was_removed_and_revoked_uses_the_archive(world: World, tmp_path) -> None:  # noqa: ANN001
+    srv = world.server
+    dave = feature(world)
+    approve(reviewer(world, "alice"), "origin/feature", world.keys["alice"], "alice")
+    assert dave.push(env=DAVE).ok
+    # alice leaves: her key is removed and revoked, and the policy is edited. No admin kept the old files.
+    world.trust.lines = [line for line in world.trust.lines if not line.startswith("alice ")]
+    world.trust.write()
+    world.trust.revoke(world.keys["alice"])
+    srv.config.write_text(srv.config.read_text() + "# alice left\n")
+    verify = gatekeeper("audit", "verify", "--log", str(srv.log), "--approvals", cwd=srv.root)
+    assert verify.returncode == 0 and "APPROVALS OK: 2 allow(s) re-verified" in verify.stdout, verify.stdout
+    export = tmp_path / "evidence"
+    assert gatekeeper("audit", "export", "--log", str(srv.log), "--out", str(export), cwd=srv.root).returncode == 0
+    srv.log.with_name("audit.jsonl.archive").rename(tmp_path / "moved-away")
+    again = gatekeeper("audit", "verify", "--log", str(export / "audit.jsonl"), "--approvals", cwd=tmp_path)
+    assert again.returncode == 0 and "APPROVALS OK: 2 allow(s) re-verified" in again.stdout, again.stdout
+
+
+def test_verify_flags_an_allow_that_reused_a_consumed_approval(world: World) -> None:
+    from gatekeeper.audit.log import AuditLog
+
+    srv = world.server
+    dave = feature(world)
+    approve(reviewer(world, "alice"), "origin/feature", world.keys["alice"], "alice")
+    assert dave.push(env=DAVE).ok
+    landed = srv.records()[-1]
+    # A server that skipped its ledger would let the same approval count again on the same ref.
+    replay = dict(landed["event"])
+    replay["push_id"] = "replayed"
+    AuditLog(srv.log, signing_key=srv.log.parent / "audit-signing.key", origin="test").append(replay)
+    verify = gatekeeper("audit", "verify", "--log", str(srv.log), "--approvals", cwd=srv.root)
+    assert verify.returncode == 1
+    assert f"it was already used on refs/heads/main in record #{landed['seq']}" in verify.stdout, verify.stdout
