@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_hook import REPO_ROOT, git, measure, setup  # noqa: E402
 
-from gatekeeper.policy import DEFAULT_NAMESPACE  # noqa: E402
+from gatekeeper.policy.config import DEFAULT_NAMESPACE  # noqa: E402
 
 
 def keygen(directory: Path, name: str) -> Path:
@@ -55,7 +55,7 @@ def use_this_checkout(bare: Path, root: Path) -> None:
 def make_approval(work: Path, *, base: str, head: str, person: str, key: Path) -> str:
     from gatekeeper.approvals.create import draft_statement, store_approval
     from gatekeeper.approvals.sign import sign
-    from gatekeeper.gitrepo import Repo
+    from gatekeeper.push.gitrepo import Repo
 
     st = draft_statement(Repo.open(work), base=base, head=head, ref="refs/heads/main",  # type: ignore[arg-type]
                          repository="bench/repo", approver=person, expires_in=timedelta(days=1))
@@ -107,10 +107,10 @@ def main() -> int:
             person = ("alice", "bob")[i % 2]
             make_approval(work, base=main_tip, head=new, person=person, key=keys[person])
         make_s = time.perf_counter() - t0
-        from gatekeeper.allowed_signers import AllowedSigners
+        from gatekeeper.trust.allowed_signers import AllowedSigners
         from gatekeeper.approvals.evaluate import check_signature
         from gatekeeper.approvals.store import read_approval, stored_approval_refs
-        from gatekeeper.gitrepo import Repo
+        from gatekeeper.push.gitrepo import Repo
 
         repo = Repo.open(work)
         samples = []

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gitserver import REPO_ROOT, run_git
 
-NETWORK_MODULES = ("requests", "urllib3", "http.client", "gatekeeper.trustsync", "gatekeeper.forgeapi")
+NETWORK_MODULES = ("requests", "urllib3", "http.client", "gatekeeper.hosting.trustsync", "gatekeeper.hosting.forgeapi")
 
 POLICY = """\
 version: 1
@@ -38,13 +38,13 @@ audit:
 
 PROBE = """\
 import json, sys
-import gatekeeper.hook, gatekeeper.cli.hook, gatekeeper.policy, gatekeeper.content_gate
+import gatekeeper.push.hook, gatekeeper.cli.hook, gatekeeper.policy.config, gatekeeper.push.content_gate
 import gatekeeper.approvals.evaluate
 import gatekeeper.main
 from pathlib import Path
 stdin = sys.stdin.buffer.read()
 env = json.loads(sys.argv[2])
-result = gatekeeper.hook.run_pre_receive(stdin, env, config=Path(sys.argv[1]))
+result = gatekeeper.push.hook.run_pre_receive(stdin, env, config=Path(sys.argv[1]))
 print(json.dumps({"exit": result.exit_code, "lines": result.lines,
                   "loaded": [m for m in json.loads(sys.argv[3]) if m in sys.modules]}))
 """
@@ -89,7 +89,7 @@ def test_the_push_path_imports_no_network_modules(tmp_path: Path) -> None:
 
 
 def test_the_check_can_fail() -> None:
-    code = ("import json, sys; import gatekeeper.trustsync; "
+    code = ("import json, sys; import gatekeeper.hosting.trustsync; "
             f"print(json.dumps([m for m in {NETWORK_MODULES!r} if m in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT,
                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}).stdout

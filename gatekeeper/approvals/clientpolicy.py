@@ -5,7 +5,7 @@ loader also insists that the trust store and the audit log's directory exist, wh
 loader runs the same validation of everything else (rules, people, groups, refs) and skips only those two file checks.
 A trust store given with ``--allowed-signers`` (or present at the policy's path) lets ``check`` verify signatures too.
 
-NOTE: this reuses ``gatekeeper.policy``'s private checker; a ``load_policy(path, client=True)`` switch in that module
+NOTE: this reuses ``gatekeeper.policy.config``'s private checker; a ``load_policy(path, client=True)`` switch in that module
 would be the cleaner home for it.
 """
 
@@ -16,8 +16,8 @@ import os
 from pathlib import Path
 
 from gatekeeper.errors import ConfigError
-from gatekeeper.policy import AUDIT_SIGNING_KEY_NAME, AuditConfig, Policy, Problem, _Checker
-from gatekeeper.yamlsafe import YamlProblem, YMap, load_yaml
+from gatekeeper.policy.config import AUDIT_SIGNING_KEY_NAME, AuditConfig, Policy, Problem, _Checker
+from gatekeeper.policy.yamlsafe import YamlProblem, YMap, load_yaml
 
 __all__ = ["load_client_policy"]
 

@@ -1,6 +1,6 @@
 """What ``gatekeeper approve`` and ``gatekeeper approvals import`` do in a reviewer's clone.
 
-Client side only: it runs ``git`` for the few writes (the hook-side :class:`gatekeeper.gitrepo.Repo` stays read-only)
+Client side only: it runs ``git`` for the few writes (the hook-side :class:`gatekeeper.push.gitrepo.Repo` stays read-only)
 and ``ssh-keygen`` to sign. The reviewed change set is computed exactly as the server computes a protected ref's net
 change set (a tree-to-tree diff of base and head, raw byte paths, no rename detection), so what the reviewer sees and
 signs is what the gate will compare.
@@ -18,7 +18,7 @@ from pathlib import Path
 from gatekeeper.approvals.statement import MalformedApproval, Statement, parse_statement
 from gatekeeper.approvals.store import approval_ref
 from gatekeeper.errors import GatekeeperError, GitAccessError
-from gatekeeper.gitrepo import Repo
+from gatekeeper.push.gitrepo import Repo
 from gatekeeper.model import ObjectId
 
 __all__ = [

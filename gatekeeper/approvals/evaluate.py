@@ -35,18 +35,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from gatekeeper.analysis import LimitExceeded, RefAnalysis
+from gatekeeper.push.analysis import LimitExceeded, RefAnalysis
 from gatekeeper.approvals.ledger import Ledger, LedgerUpdate
 from gatekeeper.approvals.statement import MAX_STATEMENT_BYTES, MalformedApproval, format_time, project
 from gatekeeper.approvals.store import StoredApproval, is_approval_ref, read_approval, stored_approval_refs
 from gatekeeper.errors import GitAccessError, SignatureError
-from gatekeeper.gate import HISTORY_RULE, ApprovalResult, Requirement
+from gatekeeper.push.gate import HISTORY_RULE, ApprovalResult, Requirement
 from gatekeeper.model import Change, Identity, ObjectId, RefUpdate, display_path, is_null
 
 if TYPE_CHECKING:
-    from gatekeeper.allowed_signers import AllowedSigners
-    from gatekeeper.gitrepo import Repo
-    from gatekeeper.policy import Policy
+    from gatekeeper.trust.allowed_signers import AllowedSigners
+    from gatekeeper.push.gitrepo import Repo
+    from gatekeeper.policy.config import Policy
 
 __all__ = ["Approvals", "load_evaluator"]
 
@@ -75,7 +75,7 @@ class _Authorship:
 
 
 class Approvals:
-    """The gate's :class:`~gatekeeper.gate.ApprovalEvaluator` for one push. Build it with :func:`load_evaluator`."""
+    """The gate's :class:`~gatekeeper.push.gate.ApprovalEvaluator` for one push. Build it with :func:`load_evaluator`."""
 
     def __init__(
         self,
@@ -214,7 +214,7 @@ class Approvals:
     def _ref_matches(self, approved: str, ref: str) -> bool:
         if not any(ch in approved for ch in "*?["):
             return approved == ref
-        from gatekeeper.pathmatch import RefMatcher
+        from gatekeeper.policy.pathmatch import RefMatcher
 
         return RefMatcher([approved], case_insensitive=self._policy.matching.case_insensitive).match(ref)
 
@@ -264,7 +264,7 @@ class Approvals:
 
     def trust(self) -> AllowedSigners:
         if self._trust is None:
-            from gatekeeper.allowed_signers import AllowedSigners
+            from gatekeeper.trust.allowed_signers import AllowedSigners
 
             self._trust = AllowedSigners.load(self._policy.trust.allowed_signers,
                                               revoked=self._policy.trust.revoked_keys)

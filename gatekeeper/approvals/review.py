@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gatekeeper.analysis import RefAnalysis
-from gatekeeper.gitrepo import Repo
+from gatekeeper.push.analysis import RefAnalysis
+from gatekeeper.push.gitrepo import Repo
 from gatekeeper.model import ObjectId, RefUpdate, UpdateKind
 
 __all__ = ["client_analysis", "finding_lines", "remote_base", "scan"]
@@ -34,7 +34,7 @@ def client_analysis(repo: Repo, policy: object, *, base: ObjectId | None, head: 
 
 def scan(repo: Repo, policy: object, analysis: RefAnalysis) -> object:
     """The content report for one analysed update (no verdict cache: a clone is not the server)."""
-    from gatekeeper.content_gate import scan_push
+    from gatekeeper.push.content_gate import scan_push
 
     return scan_push(repo, policy, [analysis], cache_dir=None)
 

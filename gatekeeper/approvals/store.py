@@ -8,7 +8,7 @@ Layout (DESIGN.md "Approvals live in the repository")::
 
 ``git show refs/gatekeeper/approvals/bob/<nonce>:approval.json`` prints the statement, and stock
 ``ssh-keygen -Y verify`` checks the signature (see the README commands in ``gatekeeper/approvals/__init__.py``).
-This module only reads, through :class:`gatekeeper.gitrepo.Repo`, and is strict: anything but exactly those two
+This module only reads, through :class:`gatekeeper.push.gitrepo.Repo`, and is strict: anything but exactly those two
 regular files in a parentless commit under a well-formed ref name is malformed.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from gatekeeper.approvals.statement import PERSON_RE, MalformedApproval, Statement, parse_statement
 from gatekeeper.errors import GitAccessError
-from gatekeeper.gitrepo import Repo
+from gatekeeper.push.gitrepo import Repo
 from gatekeeper.model import MODE_BLOB, ObjectId
 
 __all__ = [

@@ -25,7 +25,7 @@ from datetime import datetime
 
 from gatekeeper.approvals.statement import PERSON_RE, MalformedApproval, format_time, parse_time
 from gatekeeper.approvals.store import APPROVALS_PREFIX, read_signed_commit, split_approval_ref
-from gatekeeper.gitrepo import Repo
+from gatekeeper.push.gitrepo import Repo
 
 __all__ = [
     "WITHDRAWALS_PREFIX",

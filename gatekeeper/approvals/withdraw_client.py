@@ -10,14 +10,14 @@ from gatekeeper.approvals.sign import sign
 from gatekeeper.approvals.store import read_approval
 from gatekeeper.approvals.withdraw import SIGNATURE_FILE, STATEMENT_FILE, Withdrawal, withdrawal_ref
 from gatekeeper.errors import GatekeeperError
-from gatekeeper.gitrepo import Repo
+from gatekeeper.push.gitrepo import Repo
 
 __all__ = ["withdraw"]
 
 
 def withdraw(*, approval_ref: str, key: str | None, person: str | None, note: str, remote: str,
              namespace: str | None) -> int:
-    from gatekeeper.policy import DEFAULT_NAMESPACE
+    from gatekeeper.policy.config import DEFAULT_NAMESPACE
 
     repo = Repo.open(Path.cwd())
     workdir = Path(repo.workdir or repo.path)

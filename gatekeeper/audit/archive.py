@@ -26,8 +26,8 @@ from gatekeeper.errors import AuditError
 from gatekeeper.fsutil import fsync_dir, replace_file
 
 if TYPE_CHECKING:
-    from gatekeeper.allowed_signers import AllowedSigners
-    from gatekeeper.policy import Policy
+    from gatekeeper.trust.allowed_signers import AllowedSigners
+    from gatekeeper.policy.config import Policy
 
 __all__ = ["archive_dir", "archive_inputs", "archived_policies", "archived_trust_dir", "copy_archive"]
 
@@ -65,7 +65,7 @@ def archive_inputs(log: Path, policy: Policy, trust_sha256: str | None) -> None:
 
 
 def _archive_trust(folder: Path, policy: Policy, sha: str) -> None:
-    from gatekeeper.allowed_signers import _digest
+    from gatekeeper.trust.allowed_signers import _digest
 
     allowed = _read(policy.trust.allowed_signers)
     revoked = _read(policy.trust.revoked_keys) if policy.trust.revoked_keys is not None else None

@@ -31,7 +31,7 @@ from gatekeeper.errors import AuditError
 
 if TYPE_CHECKING:
     from gatekeeper.audit.query import Filters
-    from gatekeeper.policy import Policy
+    from gatekeeper.policy.config import Policy
 
 __all__ = ["BreakGlassStatus", "BreakGlassTracker", "Review", "is_break_glass", "track_break_glass", "unreviewed_break_glass"]
 

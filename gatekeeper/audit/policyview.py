@@ -17,7 +17,7 @@ from gatekeeper.errors import AuditError
 
 if TYPE_CHECKING:
     from gatekeeper.approvals.statement import Statement
-    from gatekeeper.policy import Policy
+    from gatekeeper.policy.config import Policy
 
 __all__ = ["RecordedApproval", "RuleNeed", "pusher_person", "read_evidence", "ref_matches", "rule_need"]
 
@@ -39,7 +39,7 @@ def rule_need(policy: Policy, name: str) -> RuleNeed:
     try:
         rule = policy.rule(name)
     except KeyError:
-        from gatekeeper.gate import builtin_requirement
+        from gatekeeper.push.gate import builtin_requirement
 
         req = builtin_requirement(policy, name, (), "")  # type: ignore[arg-type]  # Policy satisfies PolicyView
         return RuleNeed(name, req.approvals, req.reviewers, True)
@@ -62,7 +62,7 @@ def ref_matches(policy: Policy | None, approved: str, ref: str) -> bool:
     """Whether a statement's ``ref`` (a ref or a pattern) covers ``ref`` (as the gate's evaluator decides)."""
     if not any(ch in approved for ch in "*?["):
         return approved == ref
-    from gatekeeper.pathmatch import RefMatcher
+    from gatekeeper.policy.pathmatch import RefMatcher
 
     case_insensitive = policy.matching.case_insensitive if policy is not None else False
     return RefMatcher([approved], case_insensitive=case_insensitive).match(ref)

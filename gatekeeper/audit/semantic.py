@@ -45,8 +45,8 @@ from gatekeeper.audit.verify import Issue
 from gatekeeper.errors import AuditError, ConfigError, SignatureError
 
 if TYPE_CHECKING:
-    from gatekeeper.allowed_signers import AllowedSigners
-    from gatekeeper.policy import Policy
+    from gatekeeper.trust.allowed_signers import AllowedSigners
+    from gatekeeper.policy.config import Policy
 
 __all__ = ["ApprovalsReport", "BreakGlassEntry", "load_policies", "load_trust_stores", "verify_approvals"]
 
@@ -99,7 +99,7 @@ def load_policies(paths: Sequence[Path]) -> dict[str, Policy]:
     Raises:
         ConfigError: a policy does not load (it names the trust store and log directory; they must exist).
     """
-    from gatekeeper.policy import load_policy
+    from gatekeeper.policy.config import load_policy
 
     return {p.source_sha256: p for p in (load_policy(Path(path)) for path in paths)}
 
@@ -118,7 +118,7 @@ def load_trust_stores(
         AuditError: a given file or directory is unreadable, or a store in it is invalid (the hook would have
             refused every approval under it, so it cannot be the store of an allowed push).
     """
-    from gatekeeper.allowed_signers import AllowedSigners
+    from gatekeeper.trust.allowed_signers import AllowedSigners
 
     stores: dict[str, AllowedSigners] = {}
 
@@ -325,7 +325,7 @@ class _Checker:
                     self.out.error("unjustified", f"{ref}: {path} matches rule {rule.name}, which the record does "
                                    "not list", seq)
                     rules.append(rule.name)  # report once, and demand its approvals below
-        from gatekeeper.gate import HISTORY_RULE
+        from gatekeeper.push.gate import HISTORY_RULE
 
         if upd.get("kind") in ("delete", "force") and HISTORY_RULE not in rules:
             self.out.error("unjustified", f"{ref}: a {upd.get('kind')} of a protected ref without the "
@@ -436,7 +436,7 @@ def record_time(ts: datetime) -> str:
 
 def _coverage_gap(policy: Policy, rule_name: str, st: Any, paths: list[str], truncated: bool) -> str:
     """Compare the statement's paths with the recorded paths under one rule (paths only: ids are not recorded)."""
-    from gatekeeper.gate import HISTORY_RULE
+    from gatekeeper.push.gate import HISTORY_RULE
     from gatekeeper.model import display_path
 
     if rule_name == HISTORY_RULE:

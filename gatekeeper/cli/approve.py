@@ -79,8 +79,8 @@ def approve(
         ApproveError, bundle, default_repository, draft_statement, git, parse_duration, store_approval,
     )
     from gatekeeper.approvals.sign import sign
-    from gatekeeper.gitrepo import Repo
-    from gatekeeper.policy import DEFAULT_NAMESPACE
+    from gatekeeper.push.gitrepo import Repo
+    from gatekeeper.policy.config import DEFAULT_NAMESPACE
 
     repo = Repo.open(Path.cwd())
     workdir = repo.workdir or repo.path
@@ -157,7 +157,7 @@ def approve(
 def summary_lines(statement: object, policy: object) -> list[str]:
     """What the reviewer is about to sign: target, range, and each changed path (with its rules if known)."""
     from gatekeeper.approvals.statement import Statement, format_time
-    from gatekeeper.messages import _status
+    from gatekeeper.push.messages import _status
 
     assert isinstance(statement, Statement)
     st = statement
@@ -217,7 +217,7 @@ def _confirm(prompt: str) -> bool:
 def list_approvals() -> int:
     from gatekeeper.approvals.statement import MalformedApproval, format_time
     from gatekeeper.approvals.store import read_approval, stored_approval_refs
-    from gatekeeper.gitrepo import Repo
+    from gatekeeper.push.gitrepo import Repo
 
     repo = Repo.open(Path.cwd())
     refs = stored_approval_refs(repo)
@@ -236,9 +236,9 @@ def list_approvals() -> int:
 
 def import_approval(*, file: str, namespace: str | None) -> int:
     from gatekeeper.approvals.create import read_file, store_approval, unbundle
-    from gatekeeper.gitrepo import Repo
-    from gatekeeper.policy import DEFAULT_NAMESPACE
-    from gatekeeper.sshsig import parse_armored, verify_signature
+    from gatekeeper.push.gitrepo import Repo
+    from gatekeeper.policy.config import DEFAULT_NAMESPACE
+    from gatekeeper.trust.sshsig import parse_armored, verify_signature
 
     repo = Repo.open(Path.cwd())
     statement, signature = unbundle(read_file(file))

@@ -341,7 +341,7 @@ def _unreviewed(log: Path, *, index: bool, policy: Path | None, **filters: Any) 
 
     loaded = None
     if policy is not None:
-        from gatekeeper.policy import load_policy
+        from gatekeeper.policy.config import load_policy
 
         loaded = load_policy(policy)
     flt = Filters(

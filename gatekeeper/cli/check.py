@@ -42,11 +42,11 @@ def check(*, rev: str, ref: str, config: Path, allowed_signers: Path | None, rem
     from gatekeeper.approvals.create import ApproveError, default_repository, git
     from gatekeeper.approvals.evaluate import Approvals
     from gatekeeper.approvals.review import client_analysis, remote_base, scan
-    from gatekeeper.content_gate import content_requirements
+    from gatekeeper.push.content_gate import content_requirements
     from gatekeeper.errors import GatekeeperError
-    from gatekeeper.gate import decide
-    from gatekeeper.gitrepo import Repo
-    from gatekeeper.messages import render_decision
+    from gatekeeper.push.gate import decide
+    from gatekeeper.push.gitrepo import Repo
+    from gatekeeper.push.messages import render_decision
     from gatekeeper.model import Identity
 
     policy = load_client_policy(config)
@@ -73,7 +73,7 @@ def check(*, rev: str, ref: str, config: Path, allowed_signers: Path | None, rem
     trust_path = allowed_signers or policy.trust.allowed_signers
     trust = None
     if trust_path.is_file():
-        from gatekeeper.allowed_signers import AllowedSigners
+        from gatekeeper.trust.allowed_signers import AllowedSigners
 
         trust = AllowedSigners.load(trust_path, revoked=policy.trust.revoked_keys if allowed_signers is None
                                     else None)

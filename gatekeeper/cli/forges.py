@@ -32,7 +32,7 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
 
 
 def run(args: argparse.Namespace, verb: str) -> int:
-    from gatekeeper import forges
+    from gatekeeper.hosting import forges
 
     report = forges.run_forge(
         gitea=args.gitea,
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace, verb: str) -> int:
 
 def print_report(report: object, verb: str, *, quiet: bool = False) -> int:
     """Changes on stdout, problems on stderr, one summary line; exit 1 if any gap remains."""
-    from gatekeeper.forges import ForgeReport
+    from gatekeeper.hosting.forges import ForgeReport
 
     assert isinstance(report, ForgeReport)
     for site in report.changed:

@@ -1,7 +1,7 @@
 """``gatekeeper hook pre-receive|post-receive``: what the installed shims run. Not for people.
 
 Reads stdin once as bytes, runs the library hook, writes its message as one block on stderr, exits with its code.
-Nothing here may raise: :func:`gatekeeper.hook.run_pre_receive` already turns every failure into a refusal, and the
+Nothing here may raise: :func:`gatekeeper.push.hook.run_pre_receive` already turns every failure into a refusal, and the
 last-resort handler below refuses too (exit 1) if even that goes wrong.
 """
 
@@ -22,7 +22,7 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
 
 def run(args: argparse.Namespace, verb: str) -> int:
     try:
-        from gatekeeper import hook
+        from gatekeeper.push import hook
 
         stdin = sys.stdin.buffer.read()
         if args.hook_name == "pre-receive":

@@ -2,7 +2,7 @@
 
 One bare repository (the gate in ``hooks/``, existing hooks chained), every repository of a Gitea/Forgejo server (the
 gate in each ``hooks/<hook>.d/``), or GitLab's server-wide custom hooks directory (``<dir>/<hook>.d/``). Forge
-installs are :func:`gatekeeper.forges.run_forge` with ``fix=True``, i.e. exactly what ``gatekeeper sync`` does.
+installs are :func:`gatekeeper.hosting.forges.run_forge` with ``fix=True``, i.e. exactly what ``gatekeeper sync`` does.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace, verb: str) -> int:
         )
     if args.repo is None:
         return _run_forge(args, verb)
-    from gatekeeper import install as installer
+    from gatekeeper.hosting import install as installer
 
     if verb == "uninstall":
         actions = installer.uninstall(args.repo)
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace, verb: str) -> int:
 
 
 def _run_forge(args: argparse.Namespace, verb: str) -> int:
-    from gatekeeper import forges
+    from gatekeeper.hosting import forges
     from gatekeeper.cli.forges import print_report
 
     if verb == "uninstall":

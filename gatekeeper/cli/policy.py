@@ -58,7 +58,7 @@ def _split(data: bytes, sep: bytes) -> list[bytes]:
 
 def lint(*, config: Path, out: TextIO | None = None) -> int:
     """Print every problem of the policy at ``config``; 1 if any is an error, else 0 with a summary."""
-    from gatekeeper.policy import lint_and_load
+    from gatekeeper.policy.config import lint_and_load
 
     out = out or sys.stdout
     policy, problems = lint_and_load(config)
@@ -82,7 +82,7 @@ def lint(*, config: Path, out: TextIO | None = None) -> int:
 def explain(*, config: Path, ref: str, paths: Sequence[bytes], out: TextIO | None = None) -> int:
     """Print, per path, the rules protecting it on ``ref``. Raises ConfigError when the policy is invalid."""
     from gatekeeper.model import display_path
-    from gatekeeper.policy import load_policy
+    from gatekeeper.policy.config import load_policy
 
     out = out or sys.stdout
     policy = load_policy(config)

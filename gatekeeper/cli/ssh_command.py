@@ -22,7 +22,7 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
 
 
 def run(args: argparse.Namespace, verb: str) -> int:
-    from gatekeeper import sshcommand
+    from gatekeeper.hosting import sshcommand
 
     command = sshcommand.parse(
         os.environ.get("SSH_ORIGINAL_COMMAND"), user=args.user, roots=tuple(args.root),

@@ -58,7 +58,7 @@ def _seconds(text: str) -> float:
 
 
 def run(args: argparse.Namespace, verb: str) -> int:
-    from gatekeeper import trustsync
+    from gatekeeper.hosting import trustsync
 
     settings = trustsync.HttpSettings(connect_timeout=min(5.0, args.timeout), read_timeout=args.timeout,
                                       retries=args.retries, deadline=args.deadline)

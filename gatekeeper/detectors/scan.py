@@ -374,7 +374,7 @@ def implicit_protected_paths(changes: Iterable[Change], is_protected: Callable[[
 
 
 class RepoReader(Protocol):
-    """The part of ``gatekeeper.gitrepo.Repo`` the tree adapter needs (duck-typed: no import of the git module)."""
+    """The part of ``gatekeeper.push.gitrepo.Repo`` the tree adapter needs (duck-typed: no import of the git module)."""
 
     def iter_tree(self, tree: str) -> Iterator[tuple[bytes, int, Any]]: ...
 

@@ -16,8 +16,8 @@ from gitserver import REPO_ROOT, Clone, Server, run_git, seed_content
 
 from gatekeeper.approvals.statement import Statement
 from gatekeeper.approvals.store import approval_ref
-from gatekeeper.gitrepo import Repo
-from gatekeeper.policy import DEFAULT_NAMESPACE
+from gatekeeper.push.gitrepo import Repo
+from gatekeeper.policy.config import DEFAULT_NAMESPACE
 
 REPOSITORY = "ml/llama-train"
 

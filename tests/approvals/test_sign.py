@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from approvals.approvals_testlib import keygen, pub
-from gatekeeper.allowed_signers import AllowedSigners
+from gatekeeper.trust.allowed_signers import AllowedSigners
 from gatekeeper.approvals.sign import SigningError, sign
 
 

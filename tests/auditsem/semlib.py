@@ -16,7 +16,7 @@ from gatekeeper.approvals.statement import Statement, format_time
 from gatekeeper.approvals.store import approval_ref
 from gatekeeper.audit.log import AuditLog
 from gatekeeper.model import MODE_BLOB, Change
-from gatekeeper.policy import DEFAULT_NAMESPACE
+from gatekeeper.policy.config import DEFAULT_NAMESPACE
 
 REPOSITORY = "ml/llama-train"
 OLD = "1" * 40

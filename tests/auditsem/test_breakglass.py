@@ -13,7 +13,7 @@ from gitserver import REPO_ROOT
 
 from gatekeeper.audit.breakglass import track_break_glass
 from gatekeeper.audit.query import query
-from gatekeeper.policy import load_policy
+from gatekeeper.policy.config import load_policy
 
 from .semlib import ANOTHER, OLD, Setup, approval_push, break_glass, evidence, statement, update
 

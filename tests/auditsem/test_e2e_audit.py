@@ -18,7 +18,7 @@ from gitserver import Clone, Server, run_git, seed_content
 from approvals.approvals_testlib import Trust, approve, as_person, gatekeeper, use_this_checkout
 from gatekeeper.approvals.statement import parse_statement
 from gatekeeper.audit.log import AuditLog
-from gatekeeper.hook import audit_origin
+from gatekeeper.push.hook import audit_origin
 
 from .semlib import evidence
 

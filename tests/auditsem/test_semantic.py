@@ -256,7 +256,7 @@ def test_a_forged_stored_approval_does_not_review_break_glass(setup: Setup) -> N
 
 
 def test_historical_store_with_revocations_from_a_trust_dir(setup: Setup, tmp_path: Path) -> None:
-    from gatekeeper.allowed_signers import AllowedSigners
+    from gatekeeper.trust.allowed_signers import AllowedSigners
 
     bob_pub = setup.keys["bob"].with_name("bob.pub").read_bytes()
     store = AllowedSigners.from_bytes(setup.signers.read_bytes(), revoked=bob_pub)

@@ -98,7 +98,7 @@ def test_api_on_a_real_push(repo: Path) -> None:
 
 
 class FakeRepo:
-    """The three methods of gatekeeper.gitrepo.Repo that RepoTreeView uses, over a real pygit2 repository."""
+    """The three methods of gatekeeper.push.gitrepo.Repo that RepoTreeView uses, over a real pygit2 repository."""
 
     def __init__(self, path: Path) -> None:
         self.r = pygit2.Repository(str(path))

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from forges.forgelib import cli, write_policy
-from gatekeeper.forges import (
+from gatekeeper.hosting.forges import (
     ForgeError, gitea_repositories, gitea_root, gitea_root_from_app_ini, read_app_ini, sync_lock,
 )
-from gatekeeper.install import ShimSpec, inspect_shim, write_shim
+from gatekeeper.hosting.install import ShimSpec, inspect_shim, write_shim
 
 
 def ini(tmp_path: Path, text: str, rel: str = "app.ini") -> Path:
@@ -170,7 +170,7 @@ def test_cli_wants_exactly_one_target(tmp_path: Path) -> None:
 
 def test_pinned_gitea_refuses_a_push_that_bypassed_gitea() -> None:
     from gatekeeper.errors import InputError
-    from gatekeeper.platform import detect_context
+    from gatekeeper.push.platform import detect_context
 
     env = {"GITEA_PUSHER_NAME": "alice", "GITEA_REPO_USER_NAME": "ml", "GITEA_REPO_NAME": "x"}
     with pytest.raises(InputError, match="did not come through Gitea"):
@@ -189,7 +189,7 @@ def test_pinned_gitea_refuses_a_push_that_bypassed_gitea() -> None:
 ])
 def test_every_error_line_carries_the_gitlab_prefix(tmp_path: Path, env: dict[str, str], prefixed: bool) -> None:
     # The policy cannot even be loaded: the platform is unknown, yet GitLab's web UI must still show the reason.
-    from gatekeeper.hook import run_pre_receive
+    from gatekeeper.push.hook import run_pre_receive
 
     result = run_pre_receive(b"", env, config=tmp_path / "missing.yaml", fallback_log=tmp_path / "audit.jsonl")
     assert result.exit_code == 1
@@ -199,7 +199,7 @@ def test_every_error_line_carries_the_gitlab_prefix(tmp_path: Path, env: dict[st
 
 
 def test_prefix_covers_every_physical_line() -> None:
-    from gatekeeper.hook import _prefixed
+    from gatekeeper.push.hook import _prefixed
 
     assert _prefixed("GL-HOOK-ERR: ", ["a\nb", "c"]) == ["GL-HOOK-ERR: a", "GL-HOOK-ERR: b", "GL-HOOK-ERR: c"]
 

@@ -56,7 +56,7 @@ def write_policy(policy_dir: Path) -> Callable[[str], Path]:
 @pytest.fixture
 def lint_text(write_policy: Callable[[str], Path]) -> Callable[[str], list[str]]:
     """Lint policy text; problems as 'LINE: message' (or 'FILE:LINE: message' for other files)."""
-    from gatekeeper.policy import lint_policy
+    from gatekeeper.policy.config import lint_policy
 
     def lint(text: str) -> list[str]:
         path = write_policy(text)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gatekeeper.pathmatch import (
+from gatekeeper.policy.pathmatch import (
     MatchOptions,
     PathMatcher,
     PathNormaliser,
@@ -162,7 +162,7 @@ def test_normalise_path() -> None:
 
 
 def test_normaliser_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    import gatekeeper.pathmatch as pathmatch
+    import gatekeeper.policy.pathmatch as pathmatch
 
     monkeypatch.setattr(pathmatch, "_CACHE_MAX", 4)
     normaliser = PathNormaliser(DEFAULT)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from gatekeeper.errors import ConfigError
-from gatekeeper.policy import lint_policy, load_policy
-from gatekeeper.yamlsafe import MAX_BYTES, MAX_DEPTH, YamlProblem, load_yaml
+from gatekeeper.policy.config import lint_policy, load_policy
+from gatekeeper.policy.yamlsafe import MAX_BYTES, MAX_DEPTH, YamlProblem, load_yaml
 
 BILLION_LAUGHS = """\
 version: 1
@@ -202,7 +202,7 @@ def test_device_as_policy(tmp_path: Path) -> None:
 
 
 def test_too_many_patterns(tmp_path: Path, write_policy: Callable[[str], Path], base_text: str) -> None:
-    from gatekeeper.policy import MAX_PATTERNS
+    from gatekeeper.policy.config import MAX_PATTERNS
 
     many = ", ".join(f'"d{i}/**"' for i in range(MAX_PATTERNS + 5))
     path = write_policy(base_text.replace('paths: ["models/**", "**/modeling_*.py"]', f"paths: [{many}]"))

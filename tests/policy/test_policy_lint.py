@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gatekeeper.policy import Problem, lint_policy
+from gatekeeper.policy.config import Problem, lint_policy
 
 Lint = Callable[[str], list[str]]
 
@@ -311,7 +311,7 @@ def test_people_and_group_problems(lint_text: Lint) -> None:
 
 
 def test_nested_groups_expand(write_policy: Callable[[str], Path], base_text: str) -> None:
-    from gatekeeper.policy import load_policy
+    from gatekeeper.policy.config import load_policy
 
     text = base_text.replace("  leads: [alice, bob]", "  leads: [core, bob]\n  core: [alice]")
     text = text.replace("people:", "people:\n  carol: {}")
@@ -447,7 +447,7 @@ def test_lint_unreadable_policy(tmp_path: Path) -> None:
 
 
 def test_allowed_signers_too_big(lint_text: Lint, base_text: str, policy_dir: Path) -> None:
-    from gatekeeper.policy import MAX_ALLOWED_SIGNERS_BYTES
+    from gatekeeper.policy.config import MAX_ALLOWED_SIGNERS_BYTES
 
     with open(policy_dir / "allowed_signers", "wb") as fh:
         fh.truncate(MAX_ALLOWED_SIGNERS_BYTES + 1)

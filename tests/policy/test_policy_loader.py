@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gatekeeper.errors import ConfigError
-from gatekeeper.policy import (
+from gatekeeper.policy.config import (
     DEFAULT_NAMESPACE,
     AuditConfig,
     Limits,
@@ -273,10 +273,10 @@ def test_hot_path_imports_stay_small(write_policy: WritePolicy, base_text: str) 
 
     path = write_policy(base_text)
     code = (
-        "import sys; from pathlib import Path; from gatekeeper.policy import load_policy; "
+        "import sys; from pathlib import Path; from gatekeeper.policy.config import load_policy; "
         f"p = load_policy(Path({str(path)!r})); p.rules_for(b'models/x'); p.is_protected_ref('refs/heads/main'); "
         "print(' '.join(sorted(m for m in ('requests', 'pygit2', 'cryptography', 'difflib', "
-        "'gatekeeper._signers_lint') if m in sys.modules)))"
+        "'gatekeeper.trust._signers_lint') if m in sys.modules)))"
     )
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)

@@ -17,11 +17,11 @@ from sshsig_testlib import make_cert
 from sshsig_testlib import make_sig
 from sshsig_testlib import pub_line
 
-from gatekeeper.allowed_signers import AllowedSigners
-from gatekeeper.allowed_signers import lint_allowed_signers
-from gatekeeper.allowed_signers import match_pattern
-from gatekeeper.allowed_signers import match_pattern_list
-from gatekeeper.allowed_signers import parse_allowed_signers
+from gatekeeper.trust.allowed_signers import AllowedSigners
+from gatekeeper.trust.allowed_signers import lint_allowed_signers
+from gatekeeper.trust.allowed_signers import match_pattern
+from gatekeeper.trust.allowed_signers import match_pattern_list
+from gatekeeper.trust.allowed_signers import parse_allowed_signers
 from gatekeeper.errors import BadSignature
 from gatekeeper.errors import ConfigError
 from gatekeeper.errors import UntrustedSignature
@@ -94,7 +94,7 @@ def test_exact_principal(alice: Ed25519Signer, bob: Ed25519Signer, alice_sig: st
 
 def test_unknown_key_is_untrusted_with_exact_message(alice: Ed25519Signer, bob: Ed25519Signer,
                                                      alice_sig: str) -> None:
-    from gatekeeper.sshsig import fingerprint
+    from gatekeeper.trust.sshsig import fingerprint
 
     st = store(f"bob {bob.line()}\n")
     message = untrusted(st, alice_sig, "not in allowed_signers")
@@ -350,7 +350,7 @@ def test_lint_same_key_for_two_people(key: str) -> None:
 def _fp(line: str) -> str:
     import base64
 
-    from gatekeeper.sshsig import fingerprint
+    from gatekeeper.trust.sshsig import fingerprint
 
     return fingerprint(base64.b64decode(line.split()[1]))
 

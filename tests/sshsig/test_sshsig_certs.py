@@ -23,8 +23,8 @@ from sshsig_testlib import make_sig
 from sshsig_testlib import pub_line
 from sshsig_testlib import s
 
-from gatekeeper import sshsig
-from gatekeeper.allowed_signers import AllowedSigners
+from gatekeeper.trust import sshsig
+from gatekeeper.trust.allowed_signers import AllowedSigners
 from gatekeeper.errors import BadSignature
 from gatekeeper.errors import UntrustedSignature
 

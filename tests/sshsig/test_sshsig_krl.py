@@ -22,9 +22,9 @@ from sshsig_testlib import mpint
 from sshsig_testlib import s
 from sshsig_testlib import u64
 
-from gatekeeper.allowed_signers import AllowedSigners
-from gatekeeper.allowed_signers import lint_allowed_signers
-from gatekeeper.allowed_signers import parse_revoked_keys
+from gatekeeper.trust.allowed_signers import AllowedSigners
+from gatekeeper.trust.allowed_signers import lint_allowed_signers
+from gatekeeper.trust.allowed_signers import parse_revoked_keys
 from gatekeeper.errors import ConfigError
 from gatekeeper.errors import UntrustedSignature
 
@@ -107,7 +107,7 @@ def test_revoked_ca_revokes_its_certificates(ca: Ed25519Signer, user: Ed25519Sig
 
 
 def _fp(signer: Ed25519Signer) -> str:
-    from gatekeeper.sshsig import fingerprint
+    from gatekeeper.trust.sshsig import fingerprint
 
     return fingerprint(signer.pub_blob)
 
@@ -213,7 +213,7 @@ def test_krl_header_layout() -> None:
 
 def test_parse_krl_needs_magic() -> None:
     from gatekeeper.errors import BadSignature
-    from gatekeeper.sshkrl import parse_krl
+    from gatekeeper.trust.sshkrl import parse_krl
 
     with pytest.raises(BadSignature, match="not an OpenSSH KRL"):
         parse_krl(b"ssh-ed25519 AAAA\n")

@@ -30,7 +30,7 @@ from sshsig_testlib import armor
 from sshsig_testlib import dearmor
 from sshsig_testlib import make_sig
 
-from gatekeeper.allowed_signers import AllowedSigners
+from gatekeeper.trust.allowed_signers import AllowedSigners
 from gatekeeper.errors import BadSignature
 from gatekeeper.errors import ConfigError
 from gatekeeper.errors import UntrustedSignature
@@ -339,7 +339,7 @@ def test_divergence_whitespace_in_armor(world: World) -> None:
 
 
 def test_fingerprints_match_ssh_keygen(world: World, keys: dict[str, Path]) -> None:
-    from gatekeeper import sshsig
+    from gatekeeper.trust import sshsig
 
     for name in ("ed25519", "ecdsa256", "ecdsa384", "ecdsa521", "rsa3072"):
         out = world.keygen.run("-l", "-E", "sha256", "-f", f"{keys[name]}.pub").stdout.decode().split()[1]

@@ -28,7 +28,7 @@ from sshsig_testlib import s
 from sshsig_testlib import signed_data
 from sshsig_testlib import sshsig_blob
 
-from gatekeeper import sshsig
+from gatekeeper.trust import sshsig
 from gatekeeper.errors import BadSignature
 
 NS = "review-approval@gate.example.com"

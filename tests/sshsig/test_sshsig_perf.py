@@ -15,7 +15,7 @@ from sshsig_testlib import Signer
 from sshsig_testlib import armor
 from sshsig_testlib import make_sig
 
-from gatekeeper.allowed_signers import AllowedSigners
+from gatekeeper.trust.allowed_signers import AllowedSigners
 
 NS = "review-approval@gate.example.com"
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
@@ -55,7 +55,7 @@ def test_cold_process_import_and_first_verification() -> None:
     code = (
         "import sys, time, datetime\n"
         "t0 = time.perf_counter()\n"
-        "import gatekeeper.allowed_signers as a\n"
+        "import gatekeeper.trust.allowed_signers as a\n"
         "t1 = time.perf_counter()\n"
         "assert 'cryptography' not in sys.modules, 'cryptography imported eagerly'\n"
         "line, text = sys.stdin.read().split('\\0')\n"
@@ -68,5 +68,5 @@ def test_cold_process_import_and_first_verification() -> None:
                          text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
     assert out.returncode == 0, out.stderr
     imp, first = out.stdout.split()
-    print(f"\ncold process: import gatekeeper.allowed_signers {imp} ms; first load+verify (imports cryptography) "
+    print(f"\ncold process: import gatekeeper.trust.allowed_signers {imp} ms; first load+verify (imports cryptography) "
           f"{first} ms")

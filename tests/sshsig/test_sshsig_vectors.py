@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sshsig_testlib import CORPUS
 
-from gatekeeper import sshsig
+from gatekeeper.trust import sshsig
 from gatekeeper.errors import BadSignature
 
 ORIGIN = "https://www.mindrot.org"

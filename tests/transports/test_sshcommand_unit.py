@@ -1,4 +1,4 @@
-"""``gatekeeper.sshcommand`` without a server: what the forced command accepts, resolves and passes on to git."""
+"""``gatekeeper.hosting.sshcommand`` without a server: what the forced command accepts, resolves and passes on to git."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from gatekeeper.install import MARKER
-from gatekeeper.platform import detect_context
-from gatekeeper.sshcommand import GitCommand, SSHCommandError, git_environment, parse
+from gatekeeper.hosting.install import MARKER
+from gatekeeper.push.platform import detect_context
+from gatekeeper.hosting.sshcommand import GitCommand, SSHCommandError, git_environment, parse
 from gitserver import run_git
 
 

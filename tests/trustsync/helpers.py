@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gatekeeper import trustsync
+from gatekeeper.hosting import trustsync
 
 from .conftest import Keys, gitea_key, gitlab_key
 from .fakeforge import FakeForge

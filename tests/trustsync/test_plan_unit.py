@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from gatekeeper.trustsync import AccountKeys, ForgeKey, SyncPlan, plan_trust_store, refuse_large_drop
+from gatekeeper.hosting.trustsync import AccountKeys, ForgeKey, SyncPlan, plan_trust_store, refuse_large_drop
 
 from .conftest import NAMESPACE, Keys
 

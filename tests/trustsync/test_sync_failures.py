@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from gatekeeper import trustsync
-from gatekeeper.allowed_signers import lint_allowed_signers
+from gatekeeper.hosting import trustsync
+from gatekeeper.trust.allowed_signers import lint_allowed_signers
 from gatekeeper.errors import ConfigError
-from gatekeeper.trustsync import ForgeError, HttpSettings, TrustSyncError
+from gatekeeper.hosting.trustsync import ForgeError, HttpSettings, TrustSyncError
 
 from .conftest import NAMESPACE, Keys, gitlab_key
 from .fakeforge import FakeForge, Fault, serve
@@ -290,7 +290,7 @@ def test_a_missing_trust_store_gets_a_bootstrap_hint(etc: Path, world: FakeForge
 
 
 def _plan_keys(etc: Path, forge: FakeForge) -> tuple[trustsync.TrustedKey, ...]:
-    from gatekeeper.policy import load_policy
+    from gatekeeper.policy.config import load_policy
 
     policy = load_policy(etc / "policy.yaml")
     people = trustsync.people_accounts(policy.people.values())

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from gatekeeper.allowed_signers import AllowedSigners, lint_allowed_signers
+from gatekeeper.trust.allowed_signers import AllowedSigners, lint_allowed_signers
 from gatekeeper.errors import UntrustedSignature
-from gatekeeper.policy import lint_policy
+from gatekeeper.policy.config import lint_policy
 
 from .conftest import NAMESPACE, Keys
 from .fakeforge import FakeForge

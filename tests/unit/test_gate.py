@@ -6,9 +6,9 @@ import fnmatch
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from gatekeeper.analysis import RefAnalysis
-from gatekeeper.gate import HISTORY_RULE, ApprovalResult, Requirement, decide
-from gatekeeper.messages import render_decision
+from gatekeeper.push.analysis import RefAnalysis
+from gatekeeper.push.gate import HISTORY_RULE, ApprovalResult, Requirement, decide
+from gatekeeper.push.messages import render_decision
 from gatekeeper.model import MODE_ABSENT, MODE_BLOB, Change, Identity, ObjectId, RefUpdate, UpdateKind
 
 Z = "0" * 40

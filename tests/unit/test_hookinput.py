@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from gatekeeper.errors import InputError
-from gatekeeper.hookinput import parse_updates, ref_name_problem
+from gatekeeper.push.hookinput import parse_updates, ref_name_problem
 from gatekeeper.model import is_null
 
 A, B = "a" * 40, "b" * 40

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from gatekeeper.errors import InputError
-from gatekeeper.platform import detect_context, message_prefix
+from gatekeeper.push.platform import detect_context, message_prefix
 
 
 def test_gitlab() -> None:

@@ -16,7 +16,7 @@ Semantics follow OpenSSH's ``sshsig.c`` (``check_allowed_keys_line``), with the 
   listed for different people is rejected: one key is one person, or two-person approval fails.
 * Verification time is the server's time passed in by the caller, never a time from the signed content.
 
-Revocation (:mod:`gatekeeper.sshkrl`): a plain list of public keys (one ``type base64 [comment]`` per line) or an
+Revocation (:mod:`gatekeeper.trust.sshkrl`): a plain list of public keys (one ``type base64 [comment]`` per line) or an
 OpenSSH KRL from ``ssh-keygen -k``. A revoked key revokes every certificate for it, and a revoked CA every certificate
 it signed (``sshkey_in_file(..., check_ca=1)``, ``ssh_krl_check_key``).
 """
@@ -34,16 +34,16 @@ from pathlib import Path
 from gatekeeper.errors import BadSignature
 from gatekeeper.errors import ConfigError
 from gatekeeper.errors import UntrustedSignature
-from gatekeeper.sshkrl import KRL_MAGIC
-from gatekeeper.sshkrl import Revocations
-from gatekeeper.sshkrl import parse_krl
-from gatekeeper.sshsig import CERT_KEY_TYPES
-from gatekeeper.sshsig import Certificate
-from gatekeeper.sshsig import PLAIN_KEY_TYPES
-from gatekeeper.sshsig import PublicKey
-from gatekeeper.sshsig import parse_armored
-from gatekeeper.sshsig import parse_public_key_line
-from gatekeeper.sshsig import verify_signature
+from gatekeeper.trust.sshkrl import KRL_MAGIC
+from gatekeeper.trust.sshkrl import Revocations
+from gatekeeper.trust.sshkrl import parse_krl
+from gatekeeper.trust.sshsig import CERT_KEY_TYPES
+from gatekeeper.trust.sshsig import Certificate
+from gatekeeper.trust.sshsig import PLAIN_KEY_TYPES
+from gatekeeper.trust.sshsig import PublicKey
+from gatekeeper.trust.sshsig import parse_armored
+from gatekeeper.trust.sshsig import parse_public_key_line
+from gatekeeper.trust.sshsig import verify_signature
 
 __all__ = [
     "AllowedSigners",

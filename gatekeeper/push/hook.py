@@ -87,7 +87,7 @@ def run_pre_receive(
     # Known before anything can fail, so that error paths carry GitLab's GL-HOOK-ERR: prefix too.
     prefix = env_message_prefix(env)
     try:
-        from gatekeeper.policy import load_policy
+        from gatekeeper.policy.config import load_policy
 
         policy = load_policy(config)
         event["config_sha256"] = policy.source_sha256
@@ -120,15 +120,15 @@ def run_pre_receive(
 def _decide(
     stdin: bytes, env: Mapping[str, str], policy: object, event: dict[str, object], chain: Path | None,
 ) -> tuple[list[str], str, bool, Callable[[int], None]]:
-    from gatekeeper.analysis import analyse_updates
+    from gatekeeper.push.analysis import analyse_updates
     from gatekeeper.approvals.evaluate import load_evaluator
     from gatekeeper.approvals.ledger import Ledger
-    from gatekeeper.content_gate import content_requirements, scan_push
-    from gatekeeper.gate import decide
-    from gatekeeper.gitrepo import Repo, read_push_options
-    from gatekeeper.hookinput import parse_updates
-    from gatekeeper.messages import render_decision
-    from gatekeeper.platform import detect_context, message_prefix
+    from gatekeeper.push.content_gate import content_requirements, scan_push
+    from gatekeeper.push.gate import decide
+    from gatekeeper.push.gitrepo import Repo, read_push_options
+    from gatekeeper.push.hookinput import parse_updates
+    from gatekeeper.push.messages import render_decision
+    from gatekeeper.push.platform import detect_context, message_prefix
 
     context = detect_context(env, platform=policy.platform)  # type: ignore[attr-defined]
     prefix = message_prefix(context.platform)
@@ -227,7 +227,7 @@ def repository_id(policy: object, platform_repo: str | None, env: Mapping[str, s
         return str(configured)
     if platform_repo:
         return platform_repo
-    from gatekeeper.gitrepo import hook_git_dir
+    from gatekeeper.push.gitrepo import hook_git_dir
 
     name = Path(os.path.abspath(hook_git_dir(env))).name
     return name[:-4] if name.endswith(".git") else name
@@ -246,7 +246,7 @@ def _update_stub(update: RefUpdate) -> dict[str, object]:
 
 
 def _decision_fields(decision: object) -> dict[str, object]:
-    from gatekeeper.gate import Decision
+    from gatekeeper.push.gate import Decision
 
     assert isinstance(decision, Decision)
     updates = []
@@ -367,7 +367,7 @@ def _refuse_with_error(
         seq = _append(event, policy, fallback_log)
     except Exception:  # noqa: BLE001 -- the push is refused anyway; say that it was not recorded
         seq = None
-    from gatekeeper.messages import render_error
+    from gatekeeper.push.messages import render_error
 
     return HookResult(1, _prefixed(prefix, render_error(summary, hint=hint, audit_seq=seq)))
 
@@ -390,20 +390,20 @@ def _prefixed(prefix: str, lines: list[str]) -> list[str]:
 def env_message_prefix(env: Mapping[str, str]) -> str:
     """The message prefix from the environment alone (before the policy is loaded): GitLab's if any GitLab variable
     is present (gitolite's ``GL_USER``/``GL_REPO`` are not GitLab's)."""
-    from gatekeeper.platform import GITLAB_MARKERS, message_prefix
+    from gatekeeper.push.platform import GITLAB_MARKERS, message_prefix
 
     return message_prefix("gitlab") if any(env.get(name) for name in GITLAB_MARKERS) else ""
 
 
 def run_post_receive(stdin: bytes, env: Mapping[str, str], *, config: Path, fallback_log: Path | None) -> HookResult:
     """Record the ref updates that actually happened (post-receive lists only refs that were updated)."""
-    from gatekeeper.hookinput import parse_updates
+    from gatekeeper.push.hookinput import parse_updates
 
     event: dict[str, object] = {"type": "push.outcome", "push_id": None, "gate_version": __version__}
     policy = None
     try:
-        from gatekeeper.platform import detect_context
-        from gatekeeper.policy import load_policy
+        from gatekeeper.push.platform import detect_context
+        from gatekeeper.policy.config import load_policy
 
         policy = load_policy(config)
         context = detect_context(env, platform=policy.platform)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from gatekeeper.errors import GatekeeperError
 
-# The same names the policy accepts for people (gatekeeper/policy.py _NAME_RE).
+# The same names the policy accepts for people (gatekeeper/policy/config.py _NAME_RE).
 _USER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}\Z")
 MAX_COMMAND = 4096
 SERVICES = {"git-receive-pack": "receive-pack", "git-upload-pack": "upload-pack"}
@@ -83,7 +83,7 @@ def parse(original: str | None, *, user: str, roots: tuple[Path, ...], require_g
         raise SSHCommandError(f"ssh-command: {user} may fetch but not push here", hint="ask an admin for push access")
     repository = resolve_repository(words[1], roots)
     if require_gate and service == "receive-pack":
-        from gatekeeper.install import is_ours
+        from gatekeeper.hosting.install import is_ours
 
         if not is_ours(repository / "hooks" / "pre-receive"):
             raise SSHCommandError(

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gatekeeper.analysis import RefAnalysis
+from gatekeeper.push.analysis import RefAnalysis
 from gatekeeper.model import Change, Finding, Identity, UpdateKind
 
 HISTORY_RULE = "protected-ref-history"
@@ -81,7 +81,7 @@ class Decision:
 
 
 class PolicyView(Protocol):
-    """The part of :class:`gatekeeper.policy.Policy` the gate needs (kept narrow so the gate is testable alone)."""
+    """The part of :class:`gatekeeper.policy.config.Policy` the gate needs (kept narrow so the gate is testable alone)."""
 
     mode: str
     break_glass: tuple[str, ...]

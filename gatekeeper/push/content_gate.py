@@ -27,9 +27,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gatekeeper.analysis import LimitExceeded, RefAnalysis
-from gatekeeper.gate import Requirement, builtin_requirement
-from gatekeeper.gitrepo import Repo
+from gatekeeper.push.analysis import LimitExceeded, RefAnalysis
+from gatekeeper.push.gate import Requirement, builtin_requirement
+from gatekeeper.push.gitrepo import Repo
 from gatekeeper.model import MODE_BLOB, MODE_EXEC, Change, Finding, ObjectId, UpdateKind, Verdict, display_path
 
 MAX_NEW_COMMITS = 20_000  # per push; above it the push is refused (never a partial scan)

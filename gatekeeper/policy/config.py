@@ -1,7 +1,7 @@
 """The server-side policy: YAML (version 1) -> a validated, frozen :class:`Policy`, and a linter that finds every problem.
 
 ``load_policy`` is on the hook's hot path: it reads the file once, builds plain values with line numbers
-(:mod:`gatekeeper.yamlsafe`, libyaml events), validates everything, checks that the trust store and the audit log's
+(:mod:`gatekeeper.policy.yamlsafe`, libyaml events), validates everything, checks that the trust store and the audit log's
 directory exist, and raises :class:`~gatekeeper.errors.ConfigError` listing *all* problems when anything is wrong, so
 a push is refused (fail closed) rather than judged by a half-understood policy. ``lint_policy`` runs the same checks
 without raising, and adds the slower ones the hook does not need (the contents of ``allowed_signers``) and warnings.
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from gatekeeper.errors import ConfigError
-from gatekeeper.pathmatch import (
+from gatekeeper.policy.pathmatch import (
     MatchOptions,
     PathMatcher,
     PathNormaliser,
@@ -40,7 +40,7 @@ from gatekeeper.pathmatch import (
     check_path_pattern,
     check_ref_pattern,
 )
-from gatekeeper.yamlsafe import MAX_BYTES, YamlProblem, YList, YMap, load_yaml
+from gatekeeper.policy.yamlsafe import MAX_BYTES, YamlProblem, YList, YMap, load_yaml
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -782,7 +782,7 @@ class _Checker:
         if signers is None:
             return None
         if deep and os.path.isfile(signers):
-            from gatekeeper import _signers_lint
+            from gatekeeper.trust import _signers_lint
 
             found = _signers_lint.check(signers, people, namespace, MAX_ALLOWED_SIGNERS_BYTES, _read_regular)
             self.problems.extend(Problem(str(signers), line, message, severity) for line, message, severity in found)

@@ -8,7 +8,7 @@
 * Install validates the policy first and refuses to install a broken one, creates the audit log folder and the
   Ed25519 key that signs the log's checkpoints, and enables push options (for break-glass).
 * One shim writer serves every layout: a plain repository's ``hooks/<hook>``, a Gitea/Forgejo repository's
-  ``hooks/<hook>.d/gatekeeper`` and GitLab's ``<custom_hooks_dir>/<hook>.d/gatekeeper`` (see :mod:`gatekeeper.forges`).
+  ``hooks/<hook>.d/gatekeeper`` and GitLab's ``<custom_hooks_dir>/<hook>.d/gatekeeper`` (see :mod:`gatekeeper.hosting.forges`).
   :func:`inspect_shim` is the other half: it says whether a file is exactly the shim the writer would write now.
 """
 
@@ -267,7 +267,7 @@ def prepare(
     """Validate the policy (a broken one is never installed) and the interpreter, and say what every shim of this
     installation records. With ``create_key``, also create the audit log folder and checkpoint signing key.
     Returns the spec, the loaded policy and the key created (if any)."""
-    from gatekeeper.policy import load_policy
+    from gatekeeper.policy.config import load_policy
 
     config = config.absolute()
     policy = load_policy(config)
@@ -299,7 +299,7 @@ def uninstall(repo: Path, *, hooks_dir: Path | None = None) -> list[str]:
 
 def _ensure_audit_key(policy: object) -> Path | None:
     from gatekeeper.audit.keys import generate_signing_key
-    from gatekeeper.hook import audit_origin
+    from gatekeeper.push.hook import audit_origin
 
     log = Path(policy.audit.log)  # type: ignore[attr-defined]
     log.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """The forges' REST APIs for the trust sync: who has which SSH keys on GitLab (v4) or Gitea/Forgejo (v1).
 
 The only gatekeeper module that imports ``requests`` (about 120 ms, reference style.md §3). It is imported by
-:mod:`gatekeeper.trustsync` alone, which only the ``trust`` verb imports: never on the push path
+:mod:`gatekeeper.hosting.trustsync` alone, which only the ``trust`` verb imports: never on the push path
 (``tests/test_import_graph.py``).
 
 Endpoints and fields: reference git-and-platforms.md §9.4 (Gitea) and §10.4 (GitLab). Every request has

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from dataclasses import field
 
 from gatekeeper.errors import BadSignature
-from gatekeeper.sshsig import Certificate
-from gatekeeper.sshsig import PublicKey
-from gatekeeper.sshsig import WireReader
-from gatekeeper.sshsig import parse_public_key
+from gatekeeper.trust.sshsig import Certificate
+from gatekeeper.trust.sshsig import PublicKey
+from gatekeeper.trust.sshsig import WireReader
+from gatekeeper.trust.sshsig import parse_public_key
 
 __all__ = ["KRL_MAGIC", "CertRevocations", "Revocations", "parse_krl"]
 

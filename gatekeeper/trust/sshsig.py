@@ -9,7 +9,7 @@ An SSH signature made by ``ssh-keygen -Y sign`` is an armored binary blob (``PRO
 This module parses that blob strictly (every length bounded, no trailing data, no NUL in text fields, canonical
 mpints) and checks the cryptography: the signature over the message, the namespace (exact), and for certificates the
 CA's signature over the certificate. It does *not* decide whether a key is trusted: the key inside a signature is
-attacker-chosen; trust comes only from :mod:`gatekeeper.allowed_signers`.
+attacker-chosen; trust comes only from :mod:`gatekeeper.trust.allowed_signers`.
 
 Deliberately stricter than OpenSSH 9.2 (each is a test in ``tests/sshsig``):
 

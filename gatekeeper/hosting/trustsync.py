@@ -1,7 +1,7 @@
 """Build the trust store (``allowed_signers``) from the SSH signing keys people registered on GitLab or Gitea.
 
 ``gatekeeper trust sync`` runs from cron or a systemd timer, never on the push path: only the ``trust`` verb imports
-this module (and through it :mod:`gatekeeper.forgeapi` and ``requests``); ``tests/test_import_graph.py`` keeps it so.
+this module (and through it :mod:`gatekeeper.hosting.forgeapi` and ``requests``); ``tests/test_import_graph.py`` keeps it so.
 
 Who: the people of the policy. ``people.<name>.accounts`` (default: the name) are their platform user names; each
 written line names the *person* (the gate's identity), never the account: ``name namespaces="<ns>" TYPE BASE64``.
@@ -41,7 +41,7 @@ from typing import Any, TextIO
 
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.fsutil import fsync_dir, replace_file
-from gatekeeper.forgeapi import (
+from gatekeeper.hosting.forgeapi import (
     AccountKeys,
     Forge,
     ForgeError,
@@ -177,7 +177,7 @@ def _parse_expiry(value: str) -> datetime:
 
 def _check_key(person: str, account: str, kind: str, item: ForgeKey, now: datetime) -> TrustedKey | SkippedKey:
     from gatekeeper.errors import BadSignature
-    from gatekeeper.sshsig import Certificate, parse_public_key_line
+    from gatekeeper.trust.sshsig import Certificate, parse_public_key_line
 
     title = _sanitize(item.title)
 
@@ -284,7 +284,7 @@ def validate_plan(plan: SyncPlan) -> bytes:
     Raises:
         TrustSyncError: a key registered for two people, no key at all, or a file the gate would reject.
     """
-    from gatekeeper.allowed_signers import AllowedSigners
+    from gatekeeper.trust.allowed_signers import AllowedSigners
     from gatekeeper.errors import ConfigError
 
     if plan.conflicts:
@@ -316,7 +316,7 @@ def refuse_large_drop(previous: bytes | None, plan: SyncPlan, *, max_drop_percen
     """
     if not previous:
         return None
-    from gatekeeper.allowed_signers import parse_allowed_signers
+    from gatekeeper.trust.allowed_signers import parse_allowed_signers
 
     entries, _ = parse_allowed_signers(previous)
     had = {p for e in entries if not e.cert_authority for p in e.principals if p in plan.people}
@@ -464,7 +464,7 @@ EXIT_PEOPLE_WITHOUT_KEY = 4  # written, but somebody cannot approve (3 is the CL
 
 def _load_policy(config: Path) -> Any:
     from gatekeeper.errors import ConfigError
-    from gatekeeper.policy import load_policy
+    from gatekeeper.policy.config import load_policy
 
     try:
         return load_policy(config)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from gatekeeper.gate import Decision, RefDecision, RequirementOutcome
+from gatekeeper.push.gate import Decision, RefDecision, RequirementOutcome
 from gatekeeper.model import MODE_ABSENT, MODE_GITLINK, MODE_LINK, Change, Finding, UpdateKind, display_path
 
 MAX_PATHS_SHOWN = 5

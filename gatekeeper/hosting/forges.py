@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gatekeeper.errors import GatekeeperError
-from gatekeeper.install import HOOKS, InstallError, ShimSpec, inspect_shim, write_shim
+from gatekeeper.hosting.install import HOOKS, InstallError, ShimSpec, inspect_shim, write_shim
 
 GATE_NAME = "gatekeeper"  # not "gitea" (Gitea's own), not "<hook>" (Gitea's web hook editor)
 GITEA_DEFAULT_ROOT = "gitea-repositories"  # under APP_DATA_PATH (modules/setting/repository.go)
@@ -352,7 +352,7 @@ def run_forge(
     The policy is validated first (a broken one is never installed); with ``fix`` the audit signing key is created
     if missing and every site is written under one lock, so overlapping cron runs cannot interleave.
     """
-    from gatekeeper.install import prepare
+    from gatekeeper.hosting.install import prepare
 
     if (gitea is None) == (gitlab is None):
         raise ForgeError("give exactly one of --gitea and --gitlab-custom-hooks-dir")
@@ -398,7 +398,7 @@ def _same_owner_as(path: Path, model: Path) -> None:
 
 def remove_site(site: Site) -> list[Path]:
     """Remove the gate's files at ``site`` (only files carrying our marker)."""
-    from gatekeeper.install import is_ours
+    from gatekeeper.hosting.install import is_ours
 
     removed = []
     for hook in HOOKS:
@@ -413,7 +413,7 @@ def _hooks_path(git_dir: Path) -> str | None:
     """``core.hooksPath`` as git sees it for this repository, read in-process through the git access module (a ``git
     config`` process per repository costs seconds on a server with thousands). An unreadable repository is reported
     as if it set one: the gate's state there is unknown."""
-    from gatekeeper.gitrepo import Repo
+    from gatekeeper.push.gitrepo import Repo
 
     try:
         return Repo.open(git_dir).config_value("core.hooksPath")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gatekeeper.errors import GatekeeperError, GitAccessError
-from gatekeeper.gitrepo import Repo
+from gatekeeper.push.gitrepo import Repo
 from gatekeeper.model import Change, ObjectId, RefUpdate, UpdateKind, is_null
 
 

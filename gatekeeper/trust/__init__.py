@@ -1,0 +1,1 @@
+"""Who is trusted to sign: the SSHSIG verifier, ``allowed_signers`` parsing and KRL revocations."""
