@@ -134,7 +134,13 @@ def test_message_names_rule_paths_count_people_and_command() -> None:
     assert "push REFUSED (audit record #7)" in text
     assert "rule model-code needs 1 approval from ml-leads" in text
     assert "modified models/f0.py" in text and "... and 3 more protected paths" in text
-    assert "next: ask alice or bob" in text and "gatekeeper approve bbbbbbbbbbbb --ref refs/heads/main" in text
+    assert "next: ask alice or bob" in text
+    # The refused commit is not on the server: the message first has it published on an unprotected review ref.
+    assert "you:      git push origin bbbbbbbbbbbb:refs/heads/review/bbbbbbbbbbbb" in text
+    assert ("reviewer: git fetch origin refs/heads/review/bbbbbbbbbbbb && gatekeeper approve FETCH_HEAD "
+            "--ref refs/heads/main") in text
+    protected = "\n".join(render_decision(d, audit_seq=7, pusher="carol", is_protected=lambda r: "heads" in r))
+    assert "you:      git push origin bbbbbbbbbbbb:refs/review/bbbbbbbbbbbb" in protected
 
 
 def test_added_and_deleted_statuses() -> None:
