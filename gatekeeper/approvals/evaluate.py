@@ -70,7 +70,8 @@ class _Checked:
 
 @dataclass(frozen=True)
 class _Authorship:
-    commits: tuple[tuple[ObjectId, frozenset[str], frozenset[bytes]], ...]  # (commit, people, paths it changes)
+    # (commit, people, paths it changes, whether a trusted key signed it)
+    commits: tuple[tuple[ObjectId, frozenset[str], frozenset[bytes], bool], ...]
     overflow: bool
 
 
@@ -138,6 +139,9 @@ class Approvals:
         approvers: set[str] = set()
         used: list[dict[str, object]] = []
         notes: list[tuple[str, str]] = []  # (person named in the approval, note)
+        unsigned = self._unsigned(pushed.keys(), analysis)
+        if unsigned is not None:
+            return ApprovalResult(notes=(unsigned,))
         candidates, dead = self._candidates(pushed.keys())
         notes.extend((person, f"approval by {person} ({why})") for person, why in dead)
         for approval in candidates:
@@ -289,9 +293,25 @@ class Approvals:
             info = self._authorship[analysis.update.ref] = self._walk(analysis)
         if info.overflow:
             return f"the push has over {MAX_AUTHOR_COMMITS} new commits; their authors could not be checked"
-        for commit, people, paths in info.commits:
+        for commit, people, paths, _ in info.commits:
             if person in people and not paths.isdisjoint(protected):
-                return f"authored or committed {commit[:12]}, which changes a protected path"
+                return f"authored, committed or signed {commit[:12]}, which changes a protected path"
+        return None
+
+    def _unsigned(self, protected: Collection[bytes], analysis: RefAnalysis) -> str | None:
+        """With ``approvals.require_signed_commits``: why no approval can count (a pushed commit that changes a
+        protected path carries no signature by a trusted key), else None."""
+        if not self._policy.approvals.require_signed_commits or not self._verify:
+            return None
+        info = self._authorship.get(analysis.update.ref)
+        if info is None:
+            info = self._authorship[analysis.update.ref] = self._walk(analysis)
+        if info.overflow:
+            return f"the push has over {MAX_AUTHOR_COMMITS} new commits; their signatures could not be checked"
+        for commit, _, paths, signed in info.commits:
+            if not signed and not paths.isdisjoint(protected):
+                return (f"commit {commit[:12]} changes a protected path but is not signed by a key in the trust "
+                        "store (approvals.require_signed_commits): sign it with git commit -S (gpg.format=ssh)")
         return None
 
     def _walk(self, analysis: RefAnalysis) -> _Authorship:
@@ -312,14 +332,29 @@ class Approvals:
             tree = self._repo.commit_tree(commit)
             people = {self._policy.person_for_email(e) for e in (info.author_email, info.committer_email)}
             people.discard(None)
+            # Signers are authors too (authorship.py): what the emails say is the pusher's to write, a signature
+            # by a trusted key is not.
+            signers = self._signers(commit)
+            people |= signers
             if not info.parents or any(self._repo.object_type(p) != "commit" for p in info.parents):
                 # A root commit, or a shallow/grafted parent whose tree is unknown: it counts as changing everything.
                 paths = {c.path for c in self._repo.diff_trees(None, tree)}
             else:
                 sets = [{c.path for c in self._repo.diff_trees(self._repo.commit_tree(p), tree)} for p in info.parents]
                 paths = set.intersection(*sets)
-            out.append((commit, frozenset(p for p in people if p), frozenset(paths)))
+            out.append((commit, frozenset(p for p in people if p), frozenset(paths), bool(signers)))
         return _Authorship(tuple(out), False)
+
+    def _signers(self, commit: ObjectId) -> frozenset[str]:
+        if not self._verify:
+            return frozenset()  # a clone without the trust store cannot tell
+        from gatekeeper.approvals.authorship import commit_signers
+
+        try:
+            raw = self._repo.commit_raw(commit)
+        except GitAccessError:
+            return frozenset()
+        return commit_signers(raw, self.trust(), now=self._now)
 
 
 def content_difference(approved: dict[bytes, Change], pushed: dict[bytes, Change]) -> str:

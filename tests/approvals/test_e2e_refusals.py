@@ -33,7 +33,7 @@ def test_approval_by_an_author_of_the_change_does_not_count(world: World) -> Non
     bob = feature(world, author="bob")
     approve(reviewer(world, "bob"), "origin/feature", world.keys["bob"], "bob")
     out = refused(bob, env={"REMOTE_USER": "carol"})
-    assert f"found: approval by bob (authored or committed {bob.head()[:12]}, which changes a protected path)" in out
+    assert f"found: approval by bob (authored, committed or signed {bob.head()[:12]}, which changes a protected path)" in out
 
 
 def test_different_content_does_not_count(world: World) -> None:
