@@ -142,7 +142,7 @@ class Approvals:
         unsigned = self._unsigned(pushed.keys(), analysis)
         if unsigned is not None:
             return ApprovalResult(notes=(unsigned,))
-        candidates, dead = self._candidates(pushed.keys())
+        candidates, dead = self._candidates(analysis.update.ref, pushed.keys())
         notes.extend((person, f"approval by {person} ({why})") for person, why in dead)
         for approval in candidates:
             st = approval.statement
@@ -222,14 +222,14 @@ class Approvals:
 
         return RefMatcher([approved], case_insensitive=self._policy.matching.case_insensitive).match(ref)
 
-    def _candidates(self, paths: Collection[bytes]) -> tuple[list[StoredApproval], list[tuple[str, str]]]:
+    def _candidates(self, ref: str, paths: Collection[bytes]) -> tuple[list[StoredApproval], list[tuple[str, str]]]:
         """The approvals that may be about ``paths`` (stored and pushed now), and (person, why) for indexed ones that
         stopped counting. The hook asks its ledger (cost independent of how many approvals are stored); a clone
         reads every fetched approval ref."""
         pending = list(self._pending)
         if self._ledger is None:
             return self._all_stored() + pending, []
-        live, dead = self._ledger.live_for_paths(paths)
+        live, dead = self._ledger.live_for_paths(ref, paths, self._ref_matches)
         stored: list[StoredApproval] = []
         for entry in sorted(live, key=lambda e: e.approval_ref):
             try:
@@ -482,13 +482,21 @@ def _check_new_approval(approvals: Approvals, update: RefUpdate, pending: list[S
     # Storing approvals costs every later push a look-up: only people who may review something can store them.
     if st.approver not in frozenset().union(*(policy.reviewers_of(r) for r in policy.rules)):
         return f"{st.approver} may not review anything under this policy, so cannot store approvals"
+    if not st.is_pattern() and not policy.is_protected_ref(st.ref):
+        return f"it approves changes to {st.ref}, which the policy does not protect (an approval there counts for nothing)"
     if ledger is not None:
+        # Per ref; all ref patterns of one person count as one "ref", so patterns cannot multiply the look-ups.
         cap = policy.approvals.max_live_per_person
-        live = [e for e in ledger.live_of(st.approver) if e.target == st.ref and approvals._now < e.expires]
+
+        def same(target: str) -> bool:
+            return target == st.ref or (st.is_pattern() and any(ch in target for ch in "*?["))
+
+        live = [e for e in ledger.live_of(st.approver) if same(e.target) and approvals._now < e.expires]
         live_count = len(live) + sum(1 for a in pending if a.statement.approver == st.approver
-                                     and a.statement.ref == st.ref)
+                                     and same(a.statement.ref))
         if live_count >= cap:
-            return (f"{st.approver} already holds {live_count} unused approvals for {st.ref} (the policy allows "
+            what = "ref patterns" if st.is_pattern() else st.ref
+            return (f"{st.approver} already holds {live_count} unused approvals for {what} (the policy allows "
                     f"{cap}: approvals.max_live_per_person); withdraw one with 'gatekeeper approvals withdraw REF', "
                     "or wait until they are used or expire")
     pending.append(approval)

@@ -6,9 +6,9 @@ whose change already landed. So the hook keeps this ledger beside the repository
 
 * ``live/<person>/<commit>.json``: one small file per approval that can still count (stored through the gate, not
   expired, not withdrawn, not consumed on every ref it names);
-* ``paths/<xx>/<sha256 of a path>``: for each path an approval changes, the approvals (``person/commit``) that change
-  it. A push looks up only the paths it changes, so its cost follows the approvals about *its* content, never the
-  number stored;
+* ``paths/<xx>/<sha256 of ref and path>``: for each path an approval changes, the approvals (``person/commit``) for
+  that ref (or ref pattern, listed in ``patterns``) that change it. A push looks up only the paths it changes on the
+  refs it updates, so its cost follows the approvals about *its* content, never the number stored;
 * ``dead/<commit>.json``: why an approval stopped counting (consumed on a ref with the audit record, withdrawn,
   expired), so a refusal can say "already used";
 * ``version``: written once the ledger was built (from the approval refs already in the repository, on first use).
@@ -30,7 +30,7 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -95,8 +95,8 @@ class LedgerUpdate:
         return bool(self.add or self.consume or self.withdraw or self.expired or self.gone)
 
 
-def _path_key(path: bytes) -> str:
-    return hashlib.sha256(path).hexdigest()
+def _path_key(target: str, path: bytes) -> str:
+    return hashlib.sha256(target.encode() + b"\0" + path).hexdigest()
 
 
 class Ledger:
@@ -114,13 +114,15 @@ class Ledger:
 
     # -- reading (no lock) -----------------------------------------------------------------------------------------
 
-    def live_for_paths(self, paths: Iterable[bytes]) -> tuple[list[LiveEntry], list[tuple[str, str]]]:
-        """The live approvals that change at least one of ``paths`` (each once), and (person, why) for indexed ones
-        that stopped counting (until their index lines are compacted away)."""
+    def live_for_paths(self, ref: str, paths: Iterable[bytes], covers: Callable[[str, str], bool],
+                       ) -> tuple[list[LiveEntry], list[tuple[str, str]]]:
+        """The live approvals for ``ref`` (or a pattern that ``covers`` it) that change at least one of ``paths``
+        (each once), and (person, why) for indexed ones that stopped counting (until compacted away)."""
         seen: dict[str, LiveEntry] = {}
         dead: dict[str, tuple[str, str]] = {}
-        for path in paths:
-            key = _path_key(path)
+        targets = [ref] + [p for p in self._read_lines(self.directory / "patterns") if covers(p, ref)]
+        for target, path in ((t, p) for t in dict.fromkeys(targets) for p in paths):
+            key = _path_key(target, path)
             for line in self._read_lines(self.directory / "paths" / key[:2] / key):
                 if line in seen or line in dead:
                     continue
@@ -201,8 +203,10 @@ class Ledger:
                 folder = self.directory / "live" / st.approver
                 folder.mkdir(parents=True, exist_ok=True)
                 replace_file(folder / f"{approval.commit}.json", entry.to_bytes(), mode=0o644)
+            if st.is_pattern() and st.ref not in self._read_lines(self.directory / "patterns"):
+                self._append_line(self.directory / "patterns", st.ref)
             for path in {c.path for c in st.changes}:
-                key = _path_key(path)
+                key = _path_key(st.ref, path)
                 self._append_line(self.directory / "paths" / key[:2] / key, f"{st.approver}/{approval.commit}")
         for commit, ref in update.consume:
             entry = self._find(commit)
