@@ -167,3 +167,17 @@ def read_file(path: str) -> bytes:
             return fh.read(MAX_BUNDLE_BYTES + 1)
     except OSError as exc:
         raise ApproveError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def push_new_ref(workdir: Path, remote: str, ref: str, commit: str, *, what: str, hint: str) -> None:
+    """Push the new ``ref`` (an approval or a withdrawal). If the server refuses it, the local ref is removed, so a
+    later wildcard push does not just retry it.
+
+    Raises:
+        ApproveError: the server refused (its lines were shown above).
+    """
+    try:
+        git(workdir, "push", "--quiet", remote, f"{ref}:{ref}")
+    except GatekeeperError as exc:
+        git(workdir, "update-ref", "-d", ref, commit)
+        raise ApproveError(f"the server refused the {what}: {exc.message}", hint=hint) from exc

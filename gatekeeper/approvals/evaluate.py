@@ -287,10 +287,14 @@ class Approvals:
             )
         return cached
 
-    def _authored(self, person: str, protected: Collection[bytes], analysis: RefAnalysis) -> str | None:
+    def _authorship_of(self, analysis: RefAnalysis) -> _Authorship:
         info = self._authorship.get(analysis.update.ref)
         if info is None:
             info = self._authorship[analysis.update.ref] = self._walk(analysis)
+        return info
+
+    def _authored(self, person: str, protected: Collection[bytes], analysis: RefAnalysis) -> str | None:
+        info = self._authorship_of(analysis)
         if info.overflow:
             return f"the push has over {MAX_AUTHOR_COMMITS} new commits; their authors could not be checked"
         for commit, people, paths, _ in info.commits:
@@ -303,9 +307,7 @@ class Approvals:
         protected path carries no signature by a trusted key), else None."""
         if not self._policy.approvals.require_signed_commits or not self._verify:
             return None
-        info = self._authorship.get(analysis.update.ref)
-        if info is None:
-            info = self._authorship[analysis.update.ref] = self._walk(analysis)
+        info = self._authorship_of(analysis)
         if info.overflow:
             return f"the push has over {MAX_AUTHOR_COMMITS} new commits; their signatures could not be checked"
         for commit, _, paths, signed in info.commits:

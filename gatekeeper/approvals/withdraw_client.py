@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gatekeeper.approvals.create import ApproveError, git, store_signed
+from gatekeeper.approvals.create import ApproveError, git, push_new_ref, store_signed
 from gatekeeper.approvals.sign import sign
 from gatekeeper.approvals.store import read_approval
 from gatekeeper.approvals.withdraw import SIGNATURE_FILE, STATEMENT_FILE, Withdrawal, withdrawal_ref
-from gatekeeper.errors import GatekeeperError
 from gatekeeper.push.gitrepo import Repo
 
 __all__ = ["withdraw"]
@@ -35,11 +34,7 @@ def withdraw(*, approval_ref: str, key: str | None, person: str | None, note: st
     ref = withdrawal_ref(by, approval_ref)
     stored = store_signed(workdir, ref, {STATEMENT_FILE: data, SIGNATURE_FILE: signature},
                           message=f"gatekeeper withdrawal of {approval_ref} by {by}\n")
-    try:
-        git(workdir, "push", "--quiet", remote, f"{ref}:{ref}")
-    except GatekeeperError as exc:
-        git(workdir, "update-ref", "-d", ref, stored)
-        raise ApproveError(f"the server refused the withdrawal: {exc.message}",
-                           hint="only the approver or one of the policy's approvals.admins may withdraw it") from exc
+    push_new_ref(workdir, remote, ref, stored, what="withdrawal",
+                 hint="only the approver or one of the policy's approvals.admins may withdraw it")
     print(f"gatekeeper: {approval_ref} withdrawn by {by} ({ref}); it no longer counts from the next push")
     return 0

@@ -76,7 +76,7 @@ def approve(
     push: bool, output: str | None, delete: bool = False,
 ) -> int:
     from gatekeeper.approvals.create import (
-        ApproveError, bundle, default_repository, draft_statement, git, parse_duration, store_approval,
+        ApproveError, bundle, default_repository, draft_statement, parse_duration, push_new_ref, store_approval,
     )
     from gatekeeper.approvals.sign import sign
     from gatekeeper.push.gitrepo import Repo
@@ -143,13 +143,8 @@ def approve(
               f"{target.name}")
         return 0
     approval_ref, commit = store_approval(Path(workdir), data, signature)
-    try:
-        git(workdir, "push", "--quiet", remote, f"{approval_ref}:{approval_ref}")
-    except GatekeeperError as exc:
-        # Do not leave an approval behind that the server refused: a later wildcard push would only retry it.
-        git(workdir, "update-ref", "-d", approval_ref, commit)
-        raise ApproveError(f"the server refused the approval: {exc.message}",
-                           hint="the lines above say why; ask an admin to check allowed_signers for your key") from exc
+    push_new_ref(Path(workdir), remote, approval_ref, commit, what="approval",
+                 hint="the lines above say why; ask an admin to check allowed_signers for your key")
     print(f"gatekeeper: approval {approval_ref} ({commit[:12]}) pushed to {remote}")
     return 0
 

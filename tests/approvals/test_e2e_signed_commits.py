@@ -30,6 +30,10 @@ def signed_commit(c: Clone, message: str, key: Path, *, author: str) -> str:
     return c.head()
 
 
+def resign(c: Clone, key: Path) -> None:
+    c.git("-c", "gpg.format=ssh", "-c", f"user.signingkey={key}", "commit", "-q", "--amend", "--no-edit", "-S")
+
+
 def test_a_reviewer_who_signed_one_of_the_commits_cannot_approve(world: World) -> None:
     trust_commit_signatures(world, "bob", "dave")
     dave = world.server.clone("dave")
@@ -63,11 +67,9 @@ def test_required_signatures_make_the_rule_cryptographic(world: World) -> None:
     assert f"commit {unsigned[:12]} changes a protected path but is not signed by a key in the trust store" \
         in result.remote
     # A signature by a key the trust store does not list for `git` proves nothing either.
-    dave.git("-c", "gpg.format=ssh", "-c", f"user.signingkey={world.keys['carol']}", "commit", "-q", "--amend",
-             "--no-edit", "-S")
+    resign(dave, world.keys["carol"])
     assert "is not signed by a key in the trust store" in dave.push(env=DAVE).remote
     # Signed by dave's trusted key: same content, so alice's content-bound approval counts.
-    dave.git("-c", "gpg.format=ssh", "-c", f"user.signingkey={world.keys['dave']}", "commit", "-q", "--amend",
-             "--no-edit", "-S")
+    resign(dave, world.keys["dave"])
     result = dave.push(env=DAVE)
     assert result.ok, result.output
