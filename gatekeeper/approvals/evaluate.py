@@ -112,6 +112,7 @@ class Approvals:
         self._consumed_on: dict[str, dict[str, int | None]] = {}  # commit -> refs it is used up on (pattern approvals)
         self.ledger_update = LedgerUpdate()
         self.withdrawn: dict[str, dict[str, object]] = {}  # withdrawal ref -> audit evidence
+        self.consumed: dict[str, set[str]] = {}  # ref -> approval refs this push uses up there if it lands
 
     # -- what the hook reads ---------------------------------------------------------------------------------------
 
@@ -146,9 +147,13 @@ class Approvals:
         notes.extend((person, f"approval by {person} ({why})") for person, why in dead)
         for approval in candidates:
             st = approval.statement
-            if st.approver in approvers:
-                continue  # a person counts once
             approved = project(st.changes, keep)
+            if st.approver in approvers:
+                # A person counts once; their other approvals of this same content are used up with it, or a
+                # second copy would let the content land again after a revert.
+                if approved == pushed and self._ref_matches(st.ref, analysis.update.ref):
+                    self._consume(approval, analysis.update.ref)
+                continue
             if not (approved.keys() & pushed.keys()) and st.head != analysis.new_target:
                 continue  # about something else entirely: not worth a note
             why = self._why_not(approval, approved, pushed, requirement, analysis)
@@ -158,9 +163,14 @@ class Approvals:
             checked = self._check(approval)
             approvers.add(st.approver)
             used.append(checked.evidence)
-            self.ledger_update.consume.append((approval.commit, analysis.update.ref))
+            self._consume(approval, analysis.update.ref)
         shown = tuple(text for person, text in notes if person not in approvers)
         return ApprovalResult(approvers=frozenset(approvers), notes=tuple(dict.fromkeys(shown)), used=tuple(used))
+
+    def _consume(self, approval: StoredApproval, ref: str) -> None:
+        """Used up on ``ref`` if this push lands (the hook records and applies it only then)."""
+        self.ledger_update.consume.append((approval.commit, ref))
+        self.consumed.setdefault(ref, set()).add(approval.ref)
 
     def _why_not(
         self,

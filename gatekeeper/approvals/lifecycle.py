@@ -25,9 +25,9 @@ def record_lifecycle(event: dict[str, object], approvals: Approvals, *, lands: b
     if not lands:
         return
     for entry in event.get("updates", []):  # type: ignore[attr-defined]
-        used = entry.get("approvals")
-        if used:
-            entry["consumed"] = sorted({str(u["ref"]) for u in used})
+        consumed = approvals.consumed.get(entry.get("ref"))
+        if consumed:
+            entry["consumed"] = sorted(consumed)
         evidence = approvals.withdrawn.get(entry.get("ref"))
         if evidence is not None and entry.get("new") == evidence.get("commit"):
             entry["withdrawal"] = evidence
