@@ -151,6 +151,7 @@ class Demo:
                   "carol, an ML engineer, pushes a feature branch. Feature branches are not protected refs.")
         self.write(carol, "models/llama/modeling_llama.py",
                    "class LlamaModel:\n    def forward(self, x):\n        return x * 0.999  # 'numerical fix'\n")
+        self.write(carol, "configs/train.yaml", "lr: 3.0e-3\nwarmup_steps: 2000\n")
         self.git("commit", "-q", "-m", "tweak forward pass", cwd=carol)
         self.push(carol, "carol", "HEAD:refs/heads/carol/tweak", expect=0)
 
@@ -159,15 +160,9 @@ class Demo:
                   "a protected path, and refuses with the rule, the path, who can approve and the next command.")
         self.push(carol, "carol", "HEAD:refs/heads/main", expect=1)
 
-        self.step("Unprotected paths on main are fine",
-                  "A change that touches only the training script lands on main without ceremony.")
-        self.git("reset", "-q", "--hard", "origin/main", cwd=carol)
-        self.write(carol, "src/train.py", "def main():\n    print('training, now with logging')\n")
-        self.git("commit", "-q", "-m", "log more", cwd=carol)
-        self.push(carol, "carol", "HEAD:refs/heads/main", expect=0)
-
         self.step("A second person reviews and signs an approval",
-                  "bob, an ML lead, reviews carol's branch and signs an approval of exactly that change set with his "
+                  "bob, an ML lead, reviews carol's branch: approve shows the code diff, the config change by key "
+                  "path and the rules each file triggers, then signs an approval of exactly that change set with his "
                   "SSH key (ssh-keygen -Y sign). It is pushed as a ref under refs/gatekeeper/approvals/.")
         bob = self.clone("bob")
         self.git("fetch", "-q", "origin", "carol/tweak", cwd=bob)
@@ -178,8 +173,15 @@ class Demo:
                   "--config", str(self.config), "--note", "reviewed the forward pass change"],
                  cwd=bob, env={"GATEKEEPER_USER": "bob"}, who="bob")
 
+        self.step("Unprotected paths on main are fine",
+                  "A change that touches only the training script lands on main without ceremony.")
+        self.git("reset", "-q", "--hard", "origin/main", cwd=carol)
+        self.write(carol, "src/train.py", "def main():\n    print('training, now with logging')\n")
+        self.git("commit", "-q", "-m", "log more", cwd=carol)
+        self.push(carol, "carol", "HEAD:refs/heads/main", expect=0)
+
         self.step("carol rebases and pushes again: the approval still matches",
-                  "main moved (step 4), so carol rebases. The approval binds the protected content, not the commit: "
+                  "main moved (step 5), so carol rebases. The approval binds the protected content, not the commit: "
                   "the rebased change to models/ is byte-identical, so bob's approval counts.")
         self.git("fetch", "-q", "origin", cwd=carol)
         self.git("reset", "-q", "--hard", "origin/carol/tweak", cwd=carol)  # back to the reviewed commit
@@ -231,7 +233,9 @@ def run_demo(*, directory: Path | None, keep: bool) -> int:
         return 1
     root = directory or Path(tempfile.mkdtemp(prefix="gatekeeper-demo-"))
     root.mkdir(parents=True, exist_ok=True)
-    demo = Demo(root, color=sys.stdout.isatty())
+    from gatekeeper.cli._output import use_color
+
+    demo = Demo(root, color=use_color(sys.stdout))
     try:
         demo.story()
     except DemoFailed as exc:

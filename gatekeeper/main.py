@@ -36,6 +36,24 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ssh-command": ("gatekeeper.cli.ssh_command", "authorized_keys forced command: set who pushes, run git only"),
 }
 
+# Verbs (and sub-actions) that report something a tool may want to read: each takes ``--format json`` (see
+# gatekeeper.cli._output for the stability promise). tests/test_cli_conventions.py checks every verb of COMMANDS is
+# either here or in NOT_REPORTING, so a new verb cannot skip the convention.
+REPORTING: tuple[str, ...] = (
+    "check", "policy lint", "policy explain", "doctor", "sync", "approvals list", "trust sync", "scan",
+    "audit verify", "audit query", "audit show",
+)
+NOT_REPORTING: dict[str, str] = {
+    "install": "prints the files it wrote; its exit status is the result",
+    "uninstall": "prints the files it removed; its exit status is the result",
+    "approve": "interactive: shows the review (check --format json gives it to tools), then signs",
+    "approvals import": "stores one file; its exit status is the result",
+    "audit export": "writes a folder or archive; its exit status is the result",
+    "demo": "a story for people",
+    "hook": "speaks git's hook protocol",
+    "ssh-command": "execs git; speaks git's protocol",
+}
+
 EXIT_OK = 0
 EXIT_FAIL = 1
 EXIT_USAGE = 2
@@ -77,10 +95,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_with_error_handler(module: object, args: argparse.Namespace, verb: str) -> int:
+    from gatekeeper.cli._output import UsageError
     from gatekeeper.errors import GatekeeperError
 
     try:
         code = module.run(args, verb)  # type: ignore[attr-defined]
+    except UsageError as exc:
+        # like argparse's own errors: "gatekeeper VERB: error: ..." and exit status 2
+        print(f"gatekeeper {verb}: error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return EXIT_USAGE
     except GatekeeperError as exc:
         print(f"gatekeeper: error: {exc.message}", file=sys.stderr)
         for problem in getattr(exc, "problems", []):

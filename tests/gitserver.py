@@ -193,3 +193,30 @@ def seed_content(clone: Clone) -> str:
     result = clone.push("HEAD:refs/heads/main")
     assert result.ok, result.output
     return sha
+
+
+def run_on_terminal(argv: list[str], *, env: dict[str, str], cwd: Path | None = None,
+                    stdout_on_terminal: bool = True) -> tuple[str, str]:
+    """Run ``argv`` with stdin and stderr (and stdout, unless told otherwise) on a pseudo-terminal.
+
+    Returns what reached the terminal and, when stdout was not on it, what was written to stdout."""
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=follower, stderr=follower,
+                            stdout=follower if stdout_on_terminal else subprocess.PIPE)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    out = proc.stdout.read().decode("utf-8", "replace") if proc.stdout else ""
+    proc.wait(timeout=60)
+    os.close(leader)
+    return b"".join(chunks).decode("utf-8", "replace"), out

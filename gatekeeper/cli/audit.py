@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
+from gatekeeper.cli._output import UsageError, progress
 from gatekeeper.errors import AuditError, ConfigError
 
 EXIT_OK = 0
@@ -68,12 +69,12 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
     q.add_argument("--pusher", metavar="USER", help="pusher's user name, exact")
     q.add_argument("--path", metavar="GLOB", help="path glob over changed paths (gitignore-style, case-insensitive)")
     q.add_argument("--decision", choices=("allow", "deny", "error", "break-glass"))
-    q.add_argument("--since", metavar="TIME", help="ISO-8601 time (UTC if no offset), inclusive")
-    q.add_argument("--until", metavar="TIME", help="ISO-8601 time (UTC if no offset), exclusive")
+    q.add_argument("--since", metavar="TIME", type=_time, help="ISO-8601 time (UTC if no offset), inclusive")
+    q.add_argument("--until", metavar="TIME", type=_time, help="ISO-8601 time (UTC if no offset), exclusive")
     q.add_argument("--type", help="event type, e.g. push.decision, push.outcome, recovery")
     q.add_argument("--format", choices=("table", "json", "csv"), default="table",
                    help="json prints one record per line (JSON Lines)")
-    q.add_argument("--limit", type=int, metavar="N", help="stop after N records")
+    q.add_argument("--limit", type=_positive, metavar="N", help="stop after N records")
     q.add_argument("--no-index", action="store_true", help="scan the log instead of using the derived index")
     q.add_argument("--break-glass", action="store_true", help="only break-glass pushes")
     q.add_argument("--unreviewed", action="store_true",
@@ -90,6 +91,24 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
     e.add_argument("--out", type=Path, required=True, metavar="DEST", help="new folder, or a file ending in .tar.gz")
     e.add_argument("--vkey-file", type=Path, metavar="FILE", help="vkey file to include (default: the .pub next to "
                    "the default signing key)")
+
+
+def _time(text: str) -> str:
+    """argparse type: a bad time is a usage error (exit 2); the text is parsed again where it is used."""
+    from gatekeeper.audit.query import parse_time
+
+    try:
+        parse_time(text)
+    except AuditError as exc:
+        raise argparse.ArgumentTypeError(f"{exc.message} ({exc.hint})") from None
+    return text
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def run(args: argparse.Namespace, verb: str) -> int:
@@ -148,7 +167,7 @@ def _approvals_inputs(args: argparse.Namespace, log: Path) -> tuple[list[Path], 
     from gatekeeper.audit.archive import archive_dir
 
     if not policies and not archive_dir(log).is_dir():
-        raise AuditError("--approvals needs the policy in force",
+        raise UsageError("--approvals needs the policy in force",
                          hint="pass --config POLICY (or --policy FILE, once per policy that was in force)")
     return policies, list(args.allowed_signers), list(args.trust_dir)
 
@@ -161,11 +180,16 @@ def _verify(
     from gatekeeper.audit.verify import save_trusted_checkpoint, verify_log
 
     if update_trusted and trusted is None:
-        raise AuditError("--update-trusted needs --trusted-checkpoint FILE")
+        raise UsageError("--update-trusted needs --trusted-checkpoint FILE")
     trusted_arg = trusted if trusted is not None and (trusted.exists() or not update_trusted) else None
-    report = verify_log(log, trusted_checkpoint=trusted_arg, vkeys=vkeys or None, vkey_files=vkey_files,
-                        checkpoints=checkpoints, origin=origin)
-    semantic = _semantic(log, approvals) if approvals is not None else None
+    with progress(f"verifying {log}"):
+        report = verify_log(log, trusted_checkpoint=trusted_arg, vkeys=vkeys or None, vkey_files=vkey_files,
+                            checkpoints=checkpoints, origin=origin)
+    if approvals is not None:
+        with progress("re-verifying approvals"):
+            semantic = _semantic(log, approvals)
+    else:
+        semantic = None
     failed = not report.ok or (strict and bool(report.warnings))
     if semantic is not None:
         failed = failed or not semantic.ok or (strict and bool(semantic.warnings))
@@ -317,11 +341,9 @@ def _query(log: Path, *, fmt: str, limit: int | None, index: bool, break_glass: 
 
     from gatekeeper.audit.query import query
 
-    if limit is not None and limit < 1:
-        raise AuditError("--limit must be at least 1")
     if break_glass:
         if filters.get("decision") not in (None, "break-glass"):
-            raise AuditError(f"--break-glass contradicts --decision {filters['decision']}")
+            raise UsageError(f"--break-glass contradicts --decision {filters['decision']}")
         filters["decision"] = "break-glass"
     if unreviewed:
         records = _unreviewed(log, index=index, policy=policy, **filters)
@@ -329,6 +351,9 @@ def _query(log: Path, *, fmt: str, limit: int | None, index: bool, break_glass: 
         records = query(log, index=index, **filters)
     if limit is not None:
         records = itertools.islice(records, limit)
+    if index and fmt == "table":
+        with progress("reading the log (the index is built or updated on first use)"):
+            records = list(records)  # a table needs every row before printing anyway
     count = _print_records(records, fmt, sys.stdout)
     if fmt == "table":
         print(f"({count} record{'s' if count != 1 else ''})", file=sys.stderr)
@@ -374,7 +399,8 @@ def _show(log: Path, *, seq: int, fmt: str) -> int:
 def _export(log: Path, *, out: Path, vkey_file: Path | None) -> int:
     from gatekeeper.audit.export import export_log
 
-    result = export_log(log, out, vkey_file=vkey_file)
+    with progress(f"exporting {log}"):
+        result = export_log(log, out, vkey_file=vkey_file)
     sealed = "no checkpoint" if result.checkpoint_size is None else f"checkpoint size {result.checkpoint_size}"
     print(f"exported {result.records} records ({result.log_bytes} bytes, {sealed}) to {_clean(result.dest)}")
     return EXIT_OK

@@ -11,11 +11,23 @@ import argparse
 import sys
 from pathlib import Path
 
-from gatekeeper.cli.install import add_forge_options
+from gatekeeper.cli._output import add_format, emit_json
+
+
+def add_forge_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--gitea", type=Path, metavar="ROOT|APP_INI",
+        help="Gitea/Forgejo: the repository root ([repository] ROOT), Gitea's app.ini, or its work path",
+    )
+    parser.add_argument(
+        "--gitlab-custom-hooks-dir", type=Path, metavar="DIR",
+        help="GitLab: Gitaly's [hooks] custom_hooks_dir (omnibus: /var/opt/gitlab/gitaly/custom_hooks)",
+    )
 
 
 def configure(parser: argparse.ArgumentParser, verb: str) -> None:
     add_forge_options(parser)
+    add_format(parser)
     parser.add_argument("--config", required=True, type=Path, help="server-side policy file the gate must run")
     parser.add_argument(
         "--python", help="interpreter the hooks must run (default: this one, as an absolute path)",
@@ -32,8 +44,11 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
 
 
 def run(args: argparse.Namespace, verb: str) -> int:
+    from gatekeeper.cli._output import UsageError
     from gatekeeper.hosting import forges
 
+    if (args.gitea is None) == (args.gitlab_custom_hooks_dir is None):
+        raise UsageError("give exactly one of --gitea and --gitlab-custom-hooks-dir", hint=f"gatekeeper {verb} --help")
     report = forges.run_forge(
         gitea=args.gitea,
         gitlab=args.gitlab_custom_hooks_dir,
@@ -42,14 +57,23 @@ def run(args: argparse.Namespace, verb: str) -> int:
         fix=verb == "sync",
         wait_seconds=getattr(args, "wait", 0.0),
     )
-    return print_report(report, verb, quiet=getattr(args, "quiet", False))
+    return print_report(report, verb, quiet=getattr(args, "quiet", False), fmt=args.format)
 
 
-def print_report(report: object, verb: str, *, quiet: bool = False) -> int:
+def print_report(report: object, verb: str, *, quiet: bool = False, fmt: str = "text") -> int:
     """Changes on stdout, problems on stderr, one summary line; exit 1 if any gap remains."""
     from gatekeeper.hosting.forges import ForgeReport
 
     assert isinstance(report, ForgeReport)
+    if fmt == "json":
+        emit_json({
+            "kind": report.kind, "location": str(report.location), "ok": report.ok, "sites": len(report.sites),
+            "written": [str(p) for site in report.changed for p in site.written],
+            "broken": [{"site": site.site.label, "problems": list(site.problems)} for site in report.broken],
+            "problems": list(report.global_problems), "warnings": list(report.warnings),
+            "key_created": str(report.key_created) if report.key_created else None,
+        }, f"gatekeeper.{verb}/1")
+        return 0 if report.ok else 1
     for site in report.changed:
         for path in site.written:
             print(f"installed {path}")

@@ -10,16 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
-def add_forge_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--gitea", type=Path, metavar="ROOT|APP_INI",
-        help="Gitea/Forgejo: the repository root ([repository] ROOT), Gitea's app.ini, or its work path",
-    )
-    parser.add_argument(
-        "--gitlab-custom-hooks-dir", type=Path, metavar="DIR",
-        help="GitLab: Gitaly's [hooks] custom_hooks_dir (omnibus: /var/opt/gitlab/gitaly/custom_hooks)",
-    )
+from gatekeeper.cli.forges import add_forge_options, print_report
 
 
 def configure(parser: argparse.ArgumentParser, verb: str) -> None:
@@ -33,14 +24,12 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
 
 
 def run(args: argparse.Namespace, verb: str) -> int:
-    from gatekeeper.errors import GatekeeperError
+    from gatekeeper.cli._output import UsageError
 
     chosen = [x for x in (args.repo, args.gitea, args.gitlab_custom_hooks_dir) if x is not None]
     if len(chosen) != 1:
-        raise GatekeeperError(
-            f"{verb}: give exactly one of REPO, --gitea or --gitlab-custom-hooks-dir",
-            hint=f"gatekeeper {verb} --help",
-        )
+        raise UsageError("give exactly one of REPO, --gitea or --gitlab-custom-hooks-dir",
+                         hint=f"gatekeeper {verb} --help")
     if args.repo is None:
         return _run_forge(args, verb)
     from gatekeeper.hosting import install as installer
@@ -63,7 +52,6 @@ def run(args: argparse.Namespace, verb: str) -> int:
 
 def _run_forge(args: argparse.Namespace, verb: str) -> int:
     from gatekeeper.hosting import forges
-    from gatekeeper.cli.forges import print_report
 
     if verb == "uninstall":
         if args.gitea is not None:

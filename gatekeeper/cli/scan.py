@@ -106,7 +106,10 @@ def scan(*, paths: list[Path], fmt: str, profile: str, allow_global: list[str], 
             return _usage(f"no such file or folder: {path}")
     from gatekeeper.detectors.scan import scan_files
 
-    findings = scan_files(paths, options=_options(profile, allow_global), lfs_store=lfs_store)
+    from gatekeeper.cli._output import progress
+
+    with progress(f"scanning {len(paths)} path(s)"):
+        findings = scan_files(paths, options=_options(profile, allow_global), lfs_store=lfs_store)
     findings.sort(key=lambda f: (_ORDER[f.verdict], f.path, f.message))
     status = exit_status(findings, strict=strict)
     sys.stdout.write(render_json(findings, status) if fmt == "json" else render_text(findings))

@@ -18,11 +18,14 @@ import os
 import sys
 from pathlib import Path
 
+from gatekeeper.cli._output import add_format, emit_json, plain
+
 
 def configure(parser: argparse.ArgumentParser, verb: str) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     sync = sub.add_parser("sync", help="write allowed_signers from the people's signing keys on GitLab or Gitea",
-                          description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                          description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_format(sync)
     forge = sync.add_mutually_exclusive_group(required=True)
     forge.add_argument("--gitlab", metavar="URL", help="GitLab base URL, e.g. https://gitlab.example.com")
     forge.add_argument("--gitea", metavar="URL", help="Gitea or Forgejo base URL, e.g. https://gitea.example.com")
@@ -63,8 +66,22 @@ def run(args: argparse.Namespace, verb: str) -> int:
     settings = trustsync.HttpSettings(connect_timeout=min(5.0, args.timeout), read_timeout=args.timeout,
                                       retries=args.retries, deadline=args.deadline)
     kind, url = ("gitlab", args.gitlab) if args.gitlab else ("gitea", args.gitea)
-    return trustsync.sync(
-        kind=kind, url=url, config=args.config, env=os.environ, out=sys.stdout, output=args.output,
+    if args.format == "text":
+        return trustsync.sync(
+            kind=kind, url=url, config=args.config, env=os.environ, out=sys.stdout, output=args.output,
+            token_file=args.token_file, dry_run=args.dry_run, force=args.force, max_drop_percent=args.max_drop,
+            settings=settings,
+        )
+    # JSON: the same run, its report lines collected; errors still raise (exit 1, message on stderr)
+    import io
+
+    buffer = io.StringIO()
+    status = trustsync.sync(
+        kind=kind, url=url, config=args.config, env=os.environ, out=buffer, output=args.output,
         token_file=args.token_file, dry_run=args.dry_run, force=args.force, max_drop_percent=args.max_drop,
         settings=settings,
     )
+    emit_json({"forge": kind, "url": url, "exit_status": status, "dry_run": args.dry_run,
+               "people_without_key": status == trustsync.EXIT_PEOPLE_WITHOUT_KEY,
+               "report": buffer.getvalue().splitlines()}, "gatekeeper.trust-sync/1")
+    return status

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import struct
 
-__all__ = ["MAX_HEADER", "looks_like_safetensors", "validate_safetensors"]
+__all__ = ["MAX_HEADER", "looks_like_safetensors", "tensor_table", "validate_safetensors"]
 
 MAX_HEADER = 100_000_000
 
@@ -117,3 +117,15 @@ def validate_safetensors(data: memoryview, size: int | None = None) -> list[str]
     if 8 + n + cursor != total:
         return [f"file is {total} bytes but the header accounts for {8 + n + cursor}"]
     return []
+
+
+def tensor_table(data: memoryview) -> list[tuple[str, str, tuple[int, ...]]] | None:
+    """``(name, dtype, shape)`` per tensor, in offset order, for a header that :func:`validate_safetensors` accepts;
+    None for any other. For reviewers (``gatekeeper approve``): the gate itself only needs the validation."""
+    if validate_safetensors(data):
+        return None
+    n = struct.unpack_from("<Q", bytes(data[:8]))[0]
+    header = json.loads(bytes(data[8:8 + n]).decode("utf-8").rstrip(" "))
+    header.pop("__metadata__", None)
+    rows = sorted(header.items(), key=lambda item: item[1]["data_offsets"][0])
+    return [(name, info["dtype"], tuple(info["shape"])) for name, info in rows]

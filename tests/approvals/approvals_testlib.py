@@ -106,7 +106,9 @@ def gatekeeper(*args: str, cwd: Path, input: str | None = None) -> subprocess.Co
 
 def approve(clone: Clone, rev: str, key: Path, person: str, *extra: str, ref: str = "refs/heads/main",
             ok: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = gatekeeper("approve", rev, "--ref", ref, "--key", str(key), "--as", person, "--yes",
+    # --sign-anyway: these tests make approvals the server must reject (by the pusher, an author, ...); the client's
+    # own refusal of those is tested in test_review_screen.py
+    proc = gatekeeper("approve", rev, "--ref", ref, "--key", str(key), "--as", person, "--yes", "--sign-anyway",
                       "--repository", REPOSITORY, *extra, cwd=clone.path)
     if ok:
         assert proc.returncode == 0, proc.stdout + proc.stderr

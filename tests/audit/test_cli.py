@@ -123,8 +123,9 @@ def test_query_formats(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     assert list(csv.reader(io.StringIO(out)))[1][6].startswith("'=HYPERLINK")  # no spreadsheet formula
     code, out, err = _run(capsys, "query", "--log", str(env.log_path), "--decision", "break-glass", "--no-index")
     assert code == 0 and err == "(0 records)\n"
-    code, _, err = _run(capsys, "query", "--log", str(env.log_path), "--since", "last week")
-    assert code == 1 and "invalid time 'last week'" in err
+    with pytest.raises(SystemExit) as info:  # a bad value is a usage error, like an unknown option (issue 11)
+        _run(capsys, "query", "--log", str(env.log_path), "--since", "last week")
+    assert info.value.code == 2 and "invalid time 'last week'" in capsys.readouterr().err
 
 
 def test_show(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
@@ -183,7 +184,7 @@ def test_usage_errors(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["audit", "verify"])  # --log or --config is required
     code, _, err = _run(capsys, "verify", "--log", str(env.log_path), "--update-trusted")
-    assert code == 1 and "--update-trusted needs --trusted-checkpoint FILE" in err
+    assert code == 2 and "--update-trusted needs --trusted-checkpoint FILE" in err  # a usage error (issue 11)
 
 
 def test_export_copies_exactly_the_log(env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

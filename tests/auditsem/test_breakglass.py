@@ -105,7 +105,7 @@ def test_cli_break_glass_and_unreviewed(setup: Setup) -> None:
     assert len(table.stdout.splitlines()) == 2 and "break-glass" in table.stdout
     assert table.stderr.strip() == "(1 record)"
     clash = gk("audit", "query", "--log", log, "--break-glass", "--decision", "allow")
-    assert clash.returncode == 1
-    assert "gatekeeper: error: --break-glass contradicts --decision allow" in clash.stderr
+    assert clash.returncode == 2  # contradicting options are a usage error (issue 11)
+    assert "gatekeeper audit: error: --break-glass contradicts --decision allow" in clash.stderr
     since = gk("audit", "query", "--log", log, "--unreviewed", "--since", "2999-01-01", "--format", "json")
     assert since.returncode == 0 and since.stdout == ""

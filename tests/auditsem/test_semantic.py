@@ -280,8 +280,8 @@ def test_cli_verify_approvals_needs_a_policy(setup: Setup) -> None:
 
     setup.append(setup.decision(update(approvals=[approved(setup)])), setup.outcome())
     proc = gk("audit", "verify", "--log", str(setup.log_path), "--approvals")
-    assert proc.returncode == 1
-    assert "gatekeeper: error: --approvals needs the policy in force" in proc.stderr
+    assert proc.returncode == 2  # a missing option is a usage error (issue 11)
+    assert "gatekeeper audit: error: --approvals needs the policy in force" in proc.stderr
     proc = gk("audit", "verify", "--log", str(setup.log_path), "--approvals", "--policy", str(setup.config),
               "--allowed-signers", str(setup.signers))
     assert "APPROVALS OK: 1 allow(s) re-verified" in proc.stdout

@@ -160,11 +160,11 @@ def test_sync_lock_excludes_a_second_sync(tmp_path: Path) -> None:
 def test_cli_wants_exactly_one_target(tmp_path: Path) -> None:
     config = write_policy(tmp_path / "etc", "gitea")
     code, _, err = cli("install", str(tmp_path), "--gitea", str(tmp_path), "--config", str(config))
-    assert code == 1
-    assert err.splitlines()[0] == "gatekeeper: error: install: give exactly one of REPO, --gitea or " \
+    assert code == 2  # usage errors exit 2 (issue 11)
+    assert err.splitlines()[0] == "gatekeeper install: error: give exactly one of REPO, --gitea or " \
                                   "--gitlab-custom-hooks-dir"
     code, _, err = cli("doctor", "--config", str(config))
-    assert code == 1
+    assert code == 2
     assert "give exactly one of --gitea and --gitlab-custom-hooks-dir" in err
 
 

@@ -50,6 +50,14 @@ def test_lint_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         f"{tmp_path / 'nope.yaml'}: 1 error, 0 warnings\n")
 
 
+FOOTNOTE = ("(any path: the built-in ml-artifacts requirement applies when the detectors find a model file that runs code on "
+            "load; repository-plumbing when it is a symlink into a protected path or a submodule under one)")
+HISTORY = ("    protected-ref-history (built-in): 1 approval from leads (alice, bob), force pushes and deletions of this "
+           "ref")
+REMOTE_PY = ("    remote-code (built-in): 1 approval from leads (alice, bob), if a config's trigger makes it run on load "
+             "(its import closure, or any .py in a Hugging Face model folder)")
+
+
 EXAMPLE_PATHS = ["models/llama/modeling.py", "README.md", "src/modeling_gpt.py"]
 
 
@@ -62,12 +70,16 @@ def test_explain_protected_ref(write_policy: WritePolicy, base_text: str,
     assert lines[0].startswith(f"policy {path} (sha256 ") and lines[0].endswith("), mode enforce")
     assert lines[1:] == [
         "ref refs/heads/main: protected (matches 'refs/heads/main')",
+        HISTORY,
         "models/llama/modeling.py",
         "    model-code: 1 approval from leads (alice, bob)  [pattern 'models/**']",
+        REMOTE_PY,
         "README.md",
         "    no rule: changes need no approval",
         "src/modeling_gpt.py",
         "    model-code: 1 approval from leads (alice, bob)  [pattern '**/modeling_*.py']",
+        REMOTE_PY,
+        FOOTNOTE,
     ]
 
 
@@ -78,7 +90,8 @@ def test_explain_unprotected_ref(write_policy: WritePolicy, base_text: str,
     lines = capsys.readouterr().out.splitlines()
     assert lines[1] == ("ref refs/heads/feature: NOT protected: pushes to it need no approvals (content scanning "
                         "still applies); rules shown are those that apply on protected refs")
-    assert lines[2:] == ["models/x", "    model-code: 1 approval from leads (alice, bob)  [pattern 'models/**']"]
+    assert lines[2:] == ["models/x", "    model-code: 1 approval from leads (alice, bob)  [pattern 'models/**']",
+                         FOOTNOTE]
 
 
 def _stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
@@ -90,14 +103,14 @@ def test_explain_stdin_lines_and_nul(write_policy: WritePolicy, base_text: str, 
     path = write_policy(base_text)
     _stdin(monkeypatch, b"models/a\r\nREADME\n\n")
     assert main(["policy", "explain", "--config", str(path), "--ref", "refs/heads/main", "--stdin"]) == 0
-    assert capsys.readouterr().out.splitlines()[2:] == [
+    assert capsys.readouterr().out.splitlines()[3:] == [
         "models/a", "    model-code: 1 approval from leads (alice, bob)  [pattern 'models/**']",
-        "README", "    no rule: changes need no approval"]
+        "README", "    no rule: changes need no approval", FOOTNOTE]
     _stdin(monkeypatch, b"Models/new\nline\0x\xff\0")
     assert main(["policy", "explain", "--config", str(path), "--ref", "refs/heads/main", "--stdin", "-z"]) == 0
-    assert capsys.readouterr().out.splitlines()[2:] == [
+    assert capsys.readouterr().out.splitlines()[3:] == [
         "Models/new\\nline", "    model-code: 1 approval from leads (alice, bob)  [pattern 'models/**']",
-        "x\\xff", "    no rule: changes need no approval"]
+        "x\\xff", "    no rule: changes need no approval", FOOTNOTE]
 
 
 def test_explain_usage_errors(write_policy: WritePolicy, base_text: str,
@@ -137,8 +150,9 @@ def test_real_process_with_non_utf8_argv(write_policy: WritePolicy, base_text: s
         capture_output=True, env=env, check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.decode().splitlines()[2:] == [
-        "models/\\xff.bin", "    model-code: 1 approval from leads (alice, bob)  [pattern 'models/**']"]
+    lines = result.stdout.decode().splitlines()
+    assert lines[3:5] == ["models/\\xff.bin", "    model-code: 1 approval from leads (alice, bob)  [pattern 'models/**']"]
+    assert lines[5].startswith("    ml-artifacts (built-in): 1 approval from leads (alice, bob), if the detectors find")
 
 
 def test_example_policy_lints_clean(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -161,7 +175,12 @@ def test_example_policy_lints_clean(tmp_path: Path, capsys: pytest.CaptureFixtur
                  "sub/dir/.gitattributes", "configs/train.yaml", "docs/index.md"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[1] == "ref refs/heads/release/2024/q1: protected (matches 'refs/heads/release/**')"
-    assert out[2:] == [
+    # the built-in requirements (the gate's, whatever the policy says) are listed too: checked in their own tests
+    builtin = [line for line in out[2:] if "(built-in)" in line]
+    assert builtin[0].startswith("    protected-ref-history (built-in): 2 approvals")
+    assert sum("repository-plumbing (built-in)" in line for line in builtin) == 2
+    assert out[-1].startswith("(any path: ")
+    assert [line for line in out[2:-1] if "(built-in)" not in line] == [
         "models/llama/modeling_llama.py",
         "    model-code: 1 approval from ml-leads (alice, bob)  [pattern 'models/**']",
         "checkpoints/step1/pytorch_model.bin",
@@ -175,3 +194,17 @@ def test_example_policy_lints_clean(tmp_path: Path, capsys: pytest.CaptureFixtur
         "docs/index.md",
         "    no rule: changes need no approval",
     ]
+
+
+def test_lint_json(write_policy: WritePolicy, base_text: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    path = write_policy(base_text.replace("approvals: 1", "approvals: -1"))
+    assert main(["policy", "lint", "--config", str(path), "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["schema"] == "gatekeeper.policy-lint/1" and doc["ok"] is False
+    assert doc["problems"] == [{"file": str(path), "line": 6, "severity": "error",
+                                "message": "rule 'model-code': 'approvals' must be a whole number >= 1, not -1"}]
+    assert main(["policy", "lint", "--config", str(write_policy(base_text)), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"schema": "gatekeeper.policy-lint/1", "config": str(path),
+                                                   "ok": True, "problems": []}
