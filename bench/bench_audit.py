@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/bench_audit.py [--records 1000000] [--appends 300] [--dir DIR] [--keep]
+    python bench/bench_audit.py [--records 1000000] [--appends 300] [--dir DIR] [--keep] [--quick]
 
 It appends ``--appends`` records through :class:`AuditLog` (the real path: flock, one write, fsync, Ed25519 checkpoint,
 two durable renames), then generates a log of ``--records`` realistic push records directly (same canonical lines, same
@@ -96,7 +96,10 @@ def main() -> int:
     parser.add_argument("--appends", type=int, default=300)
     parser.add_argument("--dir", type=Path, default=None, help="work directory (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--quick", action="store_true", help="100,000 records and 50 appends")
     args = parser.parse_args()
+    if args.quick:
+        args.records, args.appends = 100_000, 50
     work = Path(tempfile.mkdtemp(prefix="bench-audit-", dir=args.dir))
     origin = "bench.example/audit"
     try:
@@ -126,19 +129,48 @@ def main() -> int:
 
         from gatekeeper.audit.verify import default_jobs, verify_log
 
+        import resource
+        import subprocess
+
+        # Wall time and CPU time both: on a shared machine CPU time is the steadier measure of "1 core".
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t = time.perf_counter()
+        subprocess.run(["sha256sum", str(big)], check=True, capture_output=True)
+        floor = time.perf_counter() - t
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        floor_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+        print(f"floor: sha256sum of the log: {floor:.2f} s wall, {floor_cpu:.2f} s CPU ({size_mb / floor:.0f} MB/s)")
+        from gatekeeper.audit import canonical as _canonical
+
+        codec = "orjson" if _canonical._orjson is not None else "stdlib json"
         for jobs in sorted({1, default_jobs()}):
             t = time.perf_counter()
+            cpu = time.process_time()
             report = verify_log(big, vkeys=[vkey], jobs=jobs)
             dt = time.perf_counter() - t
+            cpu = time.process_time() - cpu
             assert report.ok, report.errors
-            print(f"verify (jobs={jobs}): {report.records} records in {dt:.2f} s = {report.records / dt:.0f} "
-                  f"records/s ({size_mb / dt:.0f} MB/s), ok={report.ok}")
+            line = (f"verify (jobs={jobs}, {codec}): {report.records} records in {dt:.2f} s wall = "
+                    f"{report.records / dt:.0f} records/s ({size_mb / dt:.0f} MB/s) = {dt / floor:.1f}x sha256sum")
+            if jobs == 1:  # in-process: its CPU time is the one core's work
+                rate = report.records / cpu
+                line += (f"; CPU {cpu:.2f} s = {rate:.0f} records/s = {cpu / floor_cpu:.1f}x sha256sum's CPU; goal "
+                         f">= 150,000 records/s on 1 core: {'met' if rate >= 150_000 else 'missed'} (CPU time)")
+            print(line)
 
         from gatekeeper.audit.query import Index, query
 
+        # The hook refreshes the index after every append (gatekeeper.audit.indexer), off the push's path; a generated
+        # log gets the same catch-up once here, so the first query below meets an index that is current, as in use.
         t = time.perf_counter()
         Index(big).update().close()
-        print(f"query index build (first query only, then incremental): {time.perf_counter() - t:.1f} s")
+        print(f"index catch-up for {args.records} generated records (done by the hook's background refresh in use, "
+              f"one record at a time): {time.perf_counter() - t:.1f} s")
+        t = time.perf_counter()
+        w = AuditLog(big, signing_key=key, origin=origin)
+        w.append(make_event(rng))
+        Index(big).update().close()
+        print(f"append one record + its index refresh: {(time.perf_counter() - t) * 1e3:.1f} ms")
         queries = {
             "--pusher user07": dict(pusher="user07"),
             "--repo ml/repo03 --decision deny": dict(repo="ml/repo03", decision="deny"),
@@ -149,9 +181,13 @@ def main() -> int:
                                                                 until=utc_timestamp(START + 90000)),
         }
         for label, kwargs in queries.items():
-            t = time.perf_counter()
-            count = sum(1 for _ in query(big, **kwargs))  # type: ignore[arg-type]
-            print(f"query {label}: {count} records in {time.perf_counter() - t:.2f} s")
+            timings = []
+            for _ in range(2):  # first query, then a later one
+                t = time.perf_counter()
+                count = sum(1 for _ in query(big, **kwargs))  # type: ignore[arg-type]
+                timings.append(time.perf_counter() - t)
+            print(f"query {label}: {count} records, first {timings[0]:.2f} s, later {timings[1]:.2f} s "
+                  f"(goal <= 2 s)")
         t = time.perf_counter()
         count = sum(1 for _ in query(big, pusher="user07", index=False))
         print(f"query --pusher user07 without index (full scan): {count} records in {time.perf_counter() - t:.2f} s")

@@ -50,6 +50,7 @@ NOT_REPORTING: dict[str, str] = {
     "approvals import": "stores one file; its exit status is the result",
     "approvals withdraw": "signs and pushes one withdrawal; its exit status is the result",
     "audit export": "writes a folder or archive; its exit status is the result",
+    "audit rotate": "moves the log and starts the linked segment; its exit status is the result",
     "demo": "a story for people",
     "hook": "speaks git's hook protocol",
     "ssh-command": "execs git; speaks git's protocol",

@@ -5,6 +5,11 @@ read *before* the log, so the copy always holds at least the records the checkpo
 appending; no lock is needed because the log only grows), ``audit-signing.key.pub`` (the server's vkey, for
 convenience only: an auditor pins the key out of band), ``MANIFEST.json`` (sizes and SHA-256 of each file, origin,
 tree size and root) and ``README.txt`` with the command to run.
+
+With a selection (a :class:`~gatekeeper.audit.query.Filters`, the same filters as ``audit query``), the whole log is
+still exported (only a whole log verifies), plus ``selection.jsonl`` (the matching records, each line byte-identical to
+its line in the log, so its leaf hash can be checked against the verified log) and ``selection.csv`` (the same rows as
+``audit query --format csv``: every recorded path, nothing truncated); the manifest names the filters.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gatekeeper.audit.keys import DEFAULT_KEY_NAME, default_key_path, public_path
 from gatekeeper.audit.log import sidecar
@@ -74,7 +80,7 @@ def _copy_lines(src: Path, dst: Path) -> tuple[int, int, str]:
     return count, total, digest.hexdigest()
 
 
-def export_log(log: Path, dest: Path, *, vkey_file: Path | None = None) -> ExportResult:
+def export_log(log: Path, dest: Path, *, vkey_file: Path | None = None, selection: Any = None) -> ExportResult:
     """Write the export to ``dest``: a new directory, or a tarball if ``dest`` ends in ``.tar.gz``/``.tgz``.
 
     Raises:
@@ -91,6 +97,8 @@ def export_log(log: Path, dest: Path, *, vkey_file: Path | None = None) -> Expor
             folder = Path(tmp) / (dest.name.split(".tar.gz")[0].removesuffix(".tgz") if tarball else dest.name)
             folder.mkdir()
             result = _fill(log, folder, vkey_file)
+            if selection is not None:
+                _select(folder, selection)
             if tarball:
                 with tarfile.open(dest, "w:gz") as tar:
                     tar.add(folder, arcname=folder.name)
@@ -136,3 +144,27 @@ def _add_archive(log: Path, folder: Path, files: dict[str, dict[str, object]]) -
     for path in copy_archive(log, folder / LOG_NAME):
         data = path.read_bytes()
         files[path.relative_to(folder).as_posix()] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _select(folder: Path, selection: Any) -> None:
+    """Write selection.jsonl/.csv from the exported copy (not the live log) and add them to the manifest."""
+    from gatekeeper.audit import canonical
+    from gatekeeper.audit.query import query_filters
+    from gatekeeper.audit.rows import write_csv
+
+    copy = folder / LOG_NAME
+    count = 0
+    with open(folder / "selection.jsonl", "wb") as out:
+        for record in query_filters(copy, selection, index=False):
+            out.write(canonical.encode(record) + b"\n")
+            count += 1
+    with open(folder / "selection.csv", "w", encoding="utf-8", newline="") as out_csv:
+        write_csv(query_filters(copy, selection, index=False), out_csv)
+    names = ["selection.jsonl", "selection.csv"]
+    manifest_path = folder / "MANIFEST.json"
+    manifest = json.loads(manifest_path.read_text())
+    for name in names:
+        data = (folder / name).read_bytes()
+        manifest["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    manifest["selection"] = {"filters": selection.describe(), "records": count}
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

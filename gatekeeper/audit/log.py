@@ -18,6 +18,11 @@ and SHA-256); one ``write()`` of the whole line on an ``O_APPEND`` descriptor, c
 any ``OSError`` truncate back and fail (``fsync`` is never retried: after EIO the dirty pages may be gone); sign and
 replace the checkpoint, then the state, each by temp file + ``fsync`` + ``rename`` + ``fsync(dir)``; unlock. Only
 then does :meth:`AuditLog.append` return, so an accepted push always has a durable, sealed record.
+
+Every event is recordable (:func:`recordable_event`): what pushed data can put into it is escaped or truncated, never a
+reason to drop the record. A log file that was renamed away or emptied continues the chain in a new segment
+(:mod:`gatekeeper.audit.segments`); :meth:`AuditLog.rotate` does that on purpose. The checkpoint origin is configured,
+else kept from the log's current checkpoint, else the signing key's name: never the host name of the moment.
 """
 
 from __future__ import annotations
@@ -170,6 +175,36 @@ def read_last_line(fd: int, end: int) -> bytes:
     raise AuditError("audit log: last record is longer than the record size limit")
 
 
+MAX_EVENT_BYTES = MAX_RECORD_BYTES - 4096  # room for the record's own fields
+_SHRUNK_STRING = 4096
+_SHRUNK_ITEMS = 1000
+_SUMMARY_KEYS = ("type", "push_id", "repo", "pusher", "protocol", "platform", "mode", "decision", "blocked",
+                 "break_glass", "config_sha256", "trust_store_sha256", "gate_version", "error")
+
+
+def recordable_event(event: dict[str, Any]) -> dict[str, Any]:
+    """``event`` as it can be recorded: unchanged in the common case; otherwise escaped, then shrunk, then reduced to
+    its summary, with ``record_notes`` saying what changed. A decision is never dropped for its content (issue 8.8).
+    """
+    try:
+        canonical.check_value(event, where="event")
+        size = len(canonical.encode(event))
+        notes: list[str] = []
+    except canonical.CanonicalError:
+        event, notes = canonical.recordable(event)
+        size = len(canonical.encode(event))
+    if size > MAX_EVENT_BYTES:
+        event, more = canonical.recordable(event, max_string=_SHRUNK_STRING, max_items=_SHRUNK_ITEMS)
+        notes += more
+        if len(canonical.encode(event)) > MAX_EVENT_BYTES:
+            summary = {key: event[key] for key in _SUMMARY_KEYS if key in event}
+            event, more = canonical.recordable(summary, max_string=_SHRUNK_STRING, max_items=100)
+            notes += more + [f"event of {size} bytes exceeded the record limit: only its summary fields are kept"]
+    if notes:
+        event = {**event, "record_notes": notes}
+    return event
+
+
 class AuditLog:
     """Appender for one audit log file. Safe across processes (flock) and threads (one lock per append)."""
 
@@ -178,7 +213,7 @@ class AuditLog:
         path: Path,
         *,
         signing_key: Path | None,
-        origin: str,
+        origin: str | None,
         lock_timeout: float = 10.0,
         node: str | None = None,
     ) -> None:
@@ -187,11 +222,13 @@ class AuditLog:
             path: the log file (created on first append; its directory must exist).
             signing_key: the Ed25519 key from :func:`gatekeeper.audit.keys.generate_signing_key`; ``None`` writes no
                 checkpoint (``verify`` then reports the log as unsealed: for tests and dry runs only).
-            origin: the checkpoint's first line, e.g. ``git.example.com/gatekeeper-audit``; auditors pin it.
+            origin: the checkpoint's first line, e.g. ``git.example.com/gatekeeper-audit``; auditors pin it. None
+                keeps the origin of the log's current checkpoint, else uses the signing key's name: stable across
+                host renames, and shared by every node that writes the log with the same key (issue 12.3).
             lock_timeout: seconds to wait for other appenders before failing (the hook then refuses the push).
             node: the host name written into each record (default: the kernel's node name).
         """
-        if not origin or "\n" in origin:
+        if origin is not None and (not origin or "\n" in origin):
             raise AuditError(f"invalid audit log origin {origin!r}", hint="use a name like git.example.com/audit")
         self.path = Path(path)
         self.signing_key = None if signing_key is None else Path(signing_key)
@@ -217,10 +254,7 @@ class AuditLog:
         """
         if not isinstance(event, dict) or not isinstance(event.get("type"), str) or not event["type"]:
             raise AuditError("audit event must be a dict with a non-empty string 'type'")
-        try:
-            canonical.check_value(event, where="event")
-        except canonical.CanonicalError as exc:
-            raise AuditError(f"audit event cannot be recorded canonically: {exc}") from None
+        event = recordable_event(event)
         signer = None
         if self.signing_key is not None:
             from gatekeeper.audit.keys import load_signer
@@ -229,23 +263,69 @@ class AuditLog:
         with file_lock(self.lock_path, self.lock_timeout):
             fd = self._open_log()
             try:
-                state, recovery = self._reconcile(fd)
-                if recovery is not None:
-                    _, state = self._write_record(fd, state, recovery)
-                before = state
-                record, state = self._write_record(fd, state, event)
-                seal_error = self._seal_checkpoint(state, signer)
-                if seal_error is not None:
-                    # Not sealed: take the record back so that the log never holds an unsealed decision for a push
-                    # we are about to refuse (a crash here leaves it unsealed; verify warns, the next append seals).
-                    self._truncate(fd, before.length)
-                    raise AuditError(
-                        f"cannot sign the audit checkpoint {self.checkpoint_path}: {seal_error}",
-                        hint="free space on the log's filesystem or fix its permissions; the push was not recorded",
-                    )
-                self._save_state(state)
+                record = self._append_locked(fd, signer, event)
             finally:
                 os.close(fd)
+        assert record is not None
+        return record
+
+    def rotate(self, dest: Path | None = None) -> tuple[Path | None, dict[str, object]]:
+        """Start a new segment: rename the log to ``dest`` (default ``<log>.<UTC time>``) unless it is already gone or
+        empty (logrotate renamed it), and write the new file's ``log.segment`` record linking it to the old one.
+
+        Returns where the old file went (None if it was already gone) and the segment record.
+        """
+        signer = None
+        if self.signing_key is not None:
+            from gatekeeper.audit.keys import load_signer
+
+            signer = load_signer(self.signing_key)
+        moved = None
+        with file_lock(self.lock_path, self.lock_timeout):
+            if self.path.exists() and self.path.stat().st_size > 0:
+                target = Path(dest) if dest is not None else sidecar(
+                    self.path, "." + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+                if target.exists() or target.is_symlink():
+                    raise AuditError(f"refusing to rotate onto existing file {target}", hint="choose another --to")
+                fd = self._open_log()
+                try:
+                    self._append_locked(fd, signer, None)  # fold in a torn tail or unsealed lines first
+                finally:
+                    os.close(fd)
+                os.rename(self.path, target)
+                _fsync_dir(self.path.parent)
+                moved = target
+            fd = self._open_log()
+            try:
+                record = self._append_locked(fd, signer, None)
+            finally:
+                os.close(fd)
+        if record is None:
+            raise AuditError(f"nothing to rotate: {self.path} holds no records yet")
+        return moved, record
+
+    def _append_locked(self, fd: int, signer: Any, event: dict[str, Any] | None) -> dict[str, object] | None:
+        """Reconcile, write the pending recovery or segment record and then ``event`` (if any), seal, save state."""
+        state, pending = self._reconcile(fd)
+        before = state
+        record = None
+        if pending is not None:
+            record, state = self._write_record(fd, state, pending)
+        if event is not None:
+            before = state
+            record, state = self._write_record(fd, state, event)
+        if record is None:
+            return None
+        seal_error = self._seal_checkpoint(state, signer)
+        if seal_error is not None:
+            # Not sealed: take the record back so that the log never holds an unsealed decision for a push we are
+            # about to refuse (a crash here leaves it unsealed; verify warns, the next append seals).
+            self._truncate(fd, before.length)
+            raise AuditError(
+                f"cannot sign the audit checkpoint {self.checkpoint_path}: {seal_error}",
+                hint="free space on the log's filesystem or fix its permissions; the push was not recorded",
+            )
+        self._save_state(state)
         return record
 
     def state(self) -> State:
@@ -281,6 +361,11 @@ class AuditLog:
         state = self._load_state()
         size = os.fstat(fd).st_size
         hint = _HINT_VERIFY.format(log=self.path)
+        if size == 0 and state.size > 0:
+            # The file was renamed away (audit rotate, logrotate) or emptied: continue the chain in a new segment whose
+            # first record links to what the state says the old file ended with. A log emptied by an attacker is
+            # caught by verify, which cannot find the segment the link names.
+            return State(state.size, 0, state.last_leaf, state.compact), self._segment_event(state)
         if size < state.length:
             raise AuditError(
                 f"audit log {self.path} is shorter ({size} bytes) than recorded in its state ({state.length} bytes, "
@@ -340,16 +425,29 @@ class AuditLog:
         }
         return state, recovery
 
+    def _segment_event(self, state: State) -> dict[str, object]:
+        from gatekeeper.audit.segments import segment_event
+
+        try:
+            with open(self.checkpoint_path, "rb") as fh:
+                checkpoint: bytes | None = fh.read(64 * 1024)
+        except OSError:
+            checkpoint = None
+        return segment_event(state.size, state.last_leaf, state.compact, checkpoint,
+                             "the log file was renamed or emptied: a new segment continues the chain")
+
     @staticmethod
     def _check_extra_line(line: bytes, seq: int, prev: str, offset: int, hint: str) -> None:
         """A complete line found after the state's end (a crash between fsync and sealing) must chain on."""
         try:
             record = canonical.decode_line(line)
         except canonical.CanonicalError as exc:
-            raise AuditError(f"audit log: unexpected line at byte {offset}: {exc}; refusing to append", hint=hint) from None
+            raise AuditError(f"audit log: unexpected line at byte {offset}: {exc}; refusing to append",
+                             hint=hint) from None
         if record.get("seq") != seq or record.get("prev") != prev:
             raise AuditError(
-                f"audit log: line at byte {offset} does not continue the chain (expected seq {seq}); refusing to append",
+                f"audit log: line at byte {offset} does not continue the chain (expected seq {seq}); refusing to "
+                "append",
                 hint=hint,
             )
 
@@ -401,7 +499,7 @@ class AuditLog:
             return None
         from gatekeeper.audit.note import Checkpoint, sign_note
 
-        note = sign_note(Checkpoint(self.origin, state.size, state.range().root()).text(), signer)
+        note = sign_note(Checkpoint(self.checkpoint_origin(signer), state.size, state.range().root()).text(), signer)
         try:
             atomic_write(self.checkpoint_path, note)
         except OSError as exc:
@@ -413,6 +511,19 @@ class AuditLog:
                 in_place = False
             return None if in_place else str(exc.strerror or exc)
         return None
+
+    def checkpoint_origin(self, signer: Any) -> str:
+        """The configured origin, else the current checkpoint's (read, not verified: it only names the log), else the
+        signing key's name."""
+        if self.origin:
+            return self.origin
+        from gatekeeper.audit.note import Checkpoint, NoteError, split_note
+
+        try:
+            with open(self.checkpoint_path, "rb") as fh:
+                return Checkpoint.parse(split_note(fh.read(64 * 1024))[0]).origin
+        except (OSError, NoteError):
+            return str(signer.name)
 
     def _save_state(self, state: State) -> None:
         """Save the state cache. The record is durable and sealed by now, so a failure here is not fatal: the next

@@ -37,9 +37,13 @@ from gatekeeper.audit.log import sidecar
 from gatekeeper.audit.merkle import leaf_hash
 from gatekeeper.errors import AuditError
 
+try:  # records are read back (and indexed) by the thousand: the C codec where installed; the results are the same
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover
+    _loads = json.loads
+
 Record = dict[str, Any]
-INDEX_VERSION = "1"
-_READ_CHUNK = 4 * 1024 * 1024
+INDEX_VERSION = "2"
 _BATCH = 20_000
 MAX_LINE_BYTES = 64 * 1024 * 1024  # as in verify: no record is that long
 _GLOB_META = set("*?[]\\")
@@ -157,10 +161,36 @@ def _updates(event: Record) -> list[Record]:
     return [u for u in updates if isinstance(u, dict)] if isinstance(updates, list) else []
 
 
+def _approvers(update: Record) -> list[Any]:
+    used = update.get("approvals")
+    return [a.get("person") for a in used if isinstance(a, dict)] if isinstance(used, list) else []
+
+
+def _rules(update: Record) -> list[Any]:
+    rules = update.get("rules")
+    return rules if isinstance(rules, list) else []
+
+
+def decision_label(event: Record) -> str:
+    """The decision as an auditor should read it: a monitor-mode push the gate would have refused was let through,
+    so it is "would deny, allowed (monitor)", never a bare "deny" (issue 12.5)."""
+    decision = event.get("decision")
+    text = "" if decision is None else str(decision)
+    if event.get("mode") == "monitor" and decision in ("deny", "error") and event.get("blocked") is False:
+        return f"would {text}, allowed (monitor)"
+    return text
+
+
 @dataclass(frozen=True)
 class Filters:
-    """All given filters must match (``None`` = no filter). ``since`` inclusive, ``until`` exclusive, both ``ts``-form
-    strings from :func:`parse_time`. ``extra`` predicates run last, on the full record."""
+    """The one description of "which records" shared by ``audit query``, ``audit export`` and other backends (the
+    report, the database): all given filters must match (``None``/False = no filter). ``since`` inclusive, ``until``
+    exclusive, both ``ts``-form strings from :func:`parse_time`. ``extra`` predicates run last, on the full record
+    (in Python only: a backend that cannot run them must fetch candidates and call :meth:`matches`).
+
+    Build one from user input with :meth:`build`; :meth:`describe` gives the filters as given (for manifests and
+    report headers); :meth:`matches` is the exact predicate every backend's result must satisfy.
+    """
 
     repo: str | None = None
     ref: Glob | None = None
@@ -170,7 +200,43 @@ class Filters:
     since: str | None = None
     until: str | None = None
     type: str | None = None
+    approver: str | None = None  # a person whose approval was used (updates[].approvals[].person)
+    rule: str | None = None  # a rule that applied to an update (updates[].rules)
+    break_glass: bool = False  # only break-glass pushes
     extra: tuple[Callable[[Record], bool], ...] = ()
+
+    @classmethod
+    def build(
+        cls, *, repo: str | None = None, ref: str | None = None, pusher: str | None = None, path: str | None = None,
+        decision: str | None = None, since: str | None = None, until: str | None = None, type: str | None = None,
+        approver: str | None = None, rule: str | None = None, break_glass: bool = False,
+        extra: tuple[Callable[[Record], bool], ...] = (),
+    ) -> Filters:
+        """Filters from user input (globs and ISO-8601 times as text). Raises :class:`AuditError`."""
+        if break_glass and decision not in (None, "break-glass"):
+            raise AuditError(f"--break-glass contradicts --decision {decision}")
+        return cls(
+            repo=repo, pusher=pusher, decision=decision, type=type, approver=approver, rule=rule,
+            break_glass=break_glass, extra=tuple(extra),
+            ref=None if ref is None else Glob.ref(ref),
+            path=None if path is None else Glob.path(path),
+            since=None if since is None else parse_time(since),
+            until=None if until is None else parse_time(until),
+        )
+
+    def describe(self) -> dict[str, object]:
+        """The filters that are set, as plain JSON values (globs as their patterns)."""
+        doc: dict[str, object] = {}
+        for name in ("repo", "pusher", "decision", "since", "until", "type", "approver", "rule"):
+            if getattr(self, name) is not None:
+                doc[name] = getattr(self, name)
+        for name in ("ref", "path"):
+            glob = getattr(self, name)
+            if glob is not None:
+                doc[name] = glob.pattern
+        if self.break_glass:
+            doc["break_glass"] = True
+        return doc
 
     def is_empty(self) -> bool:
         return self == Filters()
@@ -202,6 +268,12 @@ class Filters:
             glob = self.path
             if not any(isinstance(p, str) and glob.match(p) for u in _updates(event) for p in _paths(u)):
                 return False
+        if self.break_glass and event.get("decision") != "break-glass":  # as gatekeeper.audit.breakglass reads it
+            return False
+        if self.approver is not None and not any(self.approver in _approvers(u) for u in _updates(event)):
+            return False
+        if self.rule is not None and not any(self.rule in _rules(u) for u in _updates(event)):
+            return False
         return all(pred(record) for pred in self.extra)
 
 
@@ -218,6 +290,8 @@ CREATE TABLE rec(line INTEGER PRIMARY KEY, seq INTEGER, off INTEGER NOT NULL, le
                  type TEXT, repo TEXT, user TEXT, decision TEXT);
 CREATE TABLE upd(line INTEGER NOT NULL, ref TEXT);
 CREATE TABLE path(line INTEGER NOT NULL, path TEXT);
+CREATE TABLE appr(line INTEGER NOT NULL, person TEXT);
+CREATE TABLE rule(line INTEGER NOT NULL, rule TEXT);
 """
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS rec_seq ON rec(seq);
@@ -228,6 +302,8 @@ CREATE INDEX IF NOT EXISTS rec_decision ON rec(decision);
 CREATE INDEX IF NOT EXISTS rec_type ON rec(type);
 CREATE INDEX IF NOT EXISTS upd_ref ON upd(ref);
 CREATE INDEX IF NOT EXISTS path_path ON path(path);
+CREATE INDEX IF NOT EXISTS appr_person ON appr(person);
+CREATE INDEX IF NOT EXISTS rule_rule ON rule(rule);
 """
 
 
@@ -253,7 +329,16 @@ class Index:
         return conn
 
     def update(self) -> sqlite3.Connection:
-        """Open the index, index new complete lines of the log, rebuild if the log changed underneath."""
+        """Open the index, index new complete lines of the log, rebuild if the log changed underneath.
+
+        Updaters (the hook's background refresh, queries) take ``<log>.index.lock`` so two never index the same
+        lines twice."""
+        from gatekeeper.audit.log import file_lock
+
+        with file_lock(sidecar(self.log, ".index.lock"), 60.0):
+            return self._update_locked()
+
+    def _update_locked(self) -> sqlite3.Connection:
         try:
             conn = self._connect()
             state = self._state(conn)
@@ -309,51 +394,50 @@ class Index:
         recs: list[tuple[Any, ...]] = []
         upds: list[tuple[int, str | None]] = []
         paths: list[tuple[int, str]] = []
-        tail = b""
+        apprs: list[tuple[int, str]] = []
+        rules: list[tuple[int, str]] = []
         last_line = b""
 
         def flush() -> None:
             conn.executemany("INSERT INTO rec VALUES (?,?,?,?,?,?,?,?,?)", recs)
             conn.executemany("INSERT INTO upd VALUES (?,?)", upds)
             conn.executemany("INSERT INTO path VALUES (?,?)", paths)
-            recs.clear()
-            upds.clear()
-            paths.clear()
+            conn.executemany("INSERT INTO appr VALUES (?,?)", apprs)
+            conn.executemany("INSERT INTO rule VALUES (?,?)", rules)
+            for rows in (recs, upds, paths, apprs, rules):
+                rows.clear()
 
-        while True:
-            chunk = fh.read(_READ_CHUNK)
-            if not chunk:
-                break
-            parts = (tail + chunk).split(b"\n")
-            tail = parts.pop()
-            _check_tail(self.log, tail)
-            for line in parts:
-                line_no += 1
-                length = len(line) + 1
-                try:
-                    rec = json.loads(line)
-                except (ValueError, RecursionError):  # hostile nesting too: verify reports such lines
-                    rec = None
-                if isinstance(rec, dict):
-                    event = rec.get("event")
-                    event = event if isinstance(event, dict) else {}
-                    pusher = event.get("pusher")
-                    recs.append((
-                        line_no, rec.get("seq") if isinstance(rec.get("seq"), int) else None, offset, len(line),
-                        _str_or_none(rec.get("ts")), _str_or_none(event.get("type")),
-                        _str_or_none(event.get("repo")),
-                        _str_or_none(pusher.get("user")) if isinstance(pusher, dict) else None,
-                        _str_or_none(event.get("decision")),
-                    ))
-                    for upd in _updates(event):
-                        upds.append((line_no, _str_or_none(upd.get("ref"))))
-                        paths.extend((line_no, normalise_path(p)) for p in _paths(upd) if isinstance(p, str))
-                else:
-                    # Unparsable lines (verify reports them) are indexed without fields: only unfiltered queries
-                    # see them, exactly as without the index.
-                    recs.append((line_no, None, offset, len(line), None, None, None, None, None))
-                offset += length
-                last_line = line
+        from gatekeeper.audit.segments import complete_lines
+
+        for line in complete_lines(fh, lambda pending: _check_tail(self.log, pending)):
+            line_no += 1
+            length = len(line) + 1
+            try:
+                rec = _loads(line)
+            except (ValueError, RecursionError):  # hostile nesting too: verify reports such lines
+                rec = None
+            if isinstance(rec, dict):
+                event = rec.get("event")
+                event = event if isinstance(event, dict) else {}
+                pusher = event.get("pusher")
+                recs.append((
+                    line_no, rec.get("seq") if isinstance(rec.get("seq"), int) else None, offset, len(line),
+                    _str_or_none(rec.get("ts")), _str_or_none(event.get("type")),
+                    _str_or_none(event.get("repo")),
+                    _str_or_none(pusher.get("user")) if isinstance(pusher, dict) else None,
+                    _str_or_none(event.get("decision")),
+                ))
+                for upd in _updates(event):
+                    upds.append((line_no, _str_or_none(upd.get("ref"))))
+                    paths.extend((line_no, normalise_path(p)) for p in _paths(upd) if isinstance(p, str))
+                    apprs.extend((line_no, a) for a in _approvers(upd) if isinstance(a, str))
+                    rules.extend((line_no, r) for r in _rules(upd) if isinstance(r, str))
+            else:
+                # Unparsable lines (verify reports them) are indexed without fields: only unfiltered queries
+                # see them, exactly as without the index.
+                recs.append((line_no, None, offset, len(line), None, None, None, None, None))
+            offset += length
+            last_line = line
             if len(recs) >= _BATCH:
                 flush()
         flush()
@@ -398,6 +482,12 @@ def _candidates(conn: sqlite3.Connection, flt: Filters) -> Iterator[tuple[int, i
         if value is not None:
             where.append(f"r.{column} = ?")
             args.append(value)
+    if flt.break_glass:
+        where.append("r.decision = 'break-glass'")
+    for table, column, value in (("appr", "person", flt.approver), ("rule", "rule", flt.rule)):
+        if value is not None:
+            where.append(f"r.line IN (SELECT line FROM {table} WHERE {column} = ?)")
+            args.append(value)
     if flt.since is not None:
         where.append("r.ts >= ?")
         args.append(flt.since)
@@ -423,24 +513,15 @@ def _candidates(conn: sqlite3.Connection, flt: Filters) -> Iterator[tuple[int, i
 # -- public -----------------------------------------------------------------------------------------------------------
 
 def _scan(log: Path) -> Iterator[tuple[int, bytes]]:
+    from gatekeeper.audit.segments import complete_lines
+
     with open(log, "rb") as fh:
-        tail = b""
-        line_no = 0
-        while True:
-            chunk = fh.read(_READ_CHUNK)
-            if not chunk:
-                return
-            parts = (tail + chunk).split(b"\n")
-            tail = parts.pop()
-            _check_tail(log, tail)
-            for line in parts:
-                line_no += 1
-                yield line_no, line
+        yield from enumerate(complete_lines(fh, lambda tail: _check_tail(log, tail)), 1)
 
 
 def _decode(line: bytes) -> Record | None:
     try:
-        rec = json.loads(line)
+        rec = _loads(line)
     except (ValueError, RecursionError):
         return None
     return rec if isinstance(rec, dict) else None
@@ -459,6 +540,9 @@ def query(
     type_: str | None = None,
     extra: tuple[Callable[[Record], bool], ...] = (),
     index: bool = True,
+    approver: str | None = None,
+    rule: str | None = None,
+    break_glass: bool = False,
 ) -> Iterator[Record]:
     """Yield the records of the log at ``path`` that match every given filter, in log order.
 
@@ -469,18 +553,15 @@ def query(
         ref: glob over ``event.updates[].ref``; path_glob: glob over ``event.updates[].paths`` (module docstring).
         since, until: ISO-8601 times (UTC if no offset); since inclusive, until exclusive.
         extra: more predicates (record -> bool), all must hold.
+        approver, rule: a person whose approval was used / a rule that applied, on any update; break_glass: only
+            break-glass pushes.
         index: use (and update) the derived SQLite index; without it the log is scanned.
 
     Raises:
         AuditError: the log cannot be read or a filter is invalid.
     """
-    flt = Filters(
-        repo=repo, pusher=pusher, decision=decision, type=type_, extra=tuple(extra),
-        ref=None if ref is None else Glob.ref(ref),
-        path=None if path_glob is None else Glob.path(path_glob),
-        since=None if since is None else parse_time(since),
-        until=None if until is None else parse_time(until),
-    )
+    flt = Filters.build(repo=repo, ref=ref, pusher=pusher, path=path_glob, decision=decision, since=since, until=until,
+                        type=type_, approver=approver, rule=rule, break_glass=break_glass, extra=tuple(extra))
     return query_filters(Path(path), flt, index=index)
 
 
@@ -492,8 +573,8 @@ def query_filters(log: Path, flt: Filters, *, index: bool = True) -> Iterator[Re
     if index and not flt.is_empty():
         try:
             conn = Index(log).update()
-        except (sqlite3.Error, OSError):
-            conn = None  # read-only directory or broken database: fall back to scanning, same results
+        except (sqlite3.Error, OSError, AuditError):
+            conn = None  # read-only directory, broken database, lock timeout: fall back to scanning, same results
     return _run(log, flt, conn)
 
 
@@ -530,7 +611,7 @@ def find_record(log: Path, seq: int, *, index: bool = True) -> Located | None:
     if index:
         try:
             conn = Index(log).update()
-        except (sqlite3.Error, OSError):
+        except (sqlite3.Error, OSError, AuditError):
             conn = None
         if conn is not None:
             try:
@@ -551,3 +632,4 @@ def find_record(log: Path, seq: int, *, index: bool = True) -> Located | None:
         if rec is not None and rec.get("seq") == seq:
             return Located(rec, line_no, leaf_hash(line).hex())
     return None
+

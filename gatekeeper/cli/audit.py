@@ -12,13 +12,13 @@ Human output goes to stdout; ``--format json`` output is machine-readable.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
+from gatekeeper.audit.rows import flat_row, printable, write_csv
 from gatekeeper.cli._output import UsageError, progress
 from gatekeeper.errors import AuditError, ConfigError
 
@@ -48,6 +48,9 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
     v.add_argument("--checkpoint", action="append", default=[], type=Path, metavar="FILE",
                    help="another checkpoint to check against the log (copies from WORM storage, a SIEM, ...)")
     v.add_argument("--origin", help="expected checkpoint origin (default: the log's own checkpoint's)")
+    v.add_argument("--segment", action="append", default=[], type=Path, metavar="FILE",
+                   help="a file that may hold an earlier segment of a rotated log (repeatable; <log>.* next to the "
+                        "log, .gz too, are always tried)")
     v.add_argument("--strict", action="store_true", help="fail on warnings too")
     v.add_argument("--format", choices=("text", "json"), default="text")
     v.add_argument("--approvals", action="store_true",
@@ -63,20 +66,26 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
                    help="a directory of historical trust stores: files, or subdirectories with allowed_signers and "
                         "revoked_keys (repeatable)")
 
+    def add_filters(p: argparse.ArgumentParser) -> None:
+        """The filters of gatekeeper.audit.query.Filters, identical for query and export."""
+        p.add_argument("--repo", help="repository id, exact")
+        p.add_argument("--ref", metavar="GLOB", help="ref glob over the pushed refs, e.g. 'refs/heads/release/**'")
+        p.add_argument("--pusher", metavar="USER", help="pusher's user name, exact")
+        p.add_argument("--path", metavar="GLOB", help="path glob over changed paths (gitignore-style, case-insensitive)")
+        p.add_argument("--decision", choices=("allow", "deny", "error", "break-glass"))
+        p.add_argument("--approver", metavar="PERSON", help="a person whose approval was used, exact")
+        p.add_argument("--rule", metavar="NAME", help="a policy rule that applied to a pushed ref, exact")
+        p.add_argument("--break-glass", action="store_true", help="only break-glass pushes")
+        p.add_argument("--since", metavar="TIME", type=_time, help="ISO-8601 time (UTC if no offset), inclusive")
+        p.add_argument("--until", metavar="TIME", type=_time, help="ISO-8601 time (UTC if no offset), exclusive")
+        p.add_argument("--type", help="event type, e.g. push.decision, push.outcome, recovery")
+
     q = add("query", "list records matching all given filters")
-    q.add_argument("--repo", help="repository id, exact")
-    q.add_argument("--ref", metavar="GLOB", help="ref glob over the pushed refs, e.g. 'refs/heads/release/**'")
-    q.add_argument("--pusher", metavar="USER", help="pusher's user name, exact")
-    q.add_argument("--path", metavar="GLOB", help="path glob over changed paths (gitignore-style, case-insensitive)")
-    q.add_argument("--decision", choices=("allow", "deny", "error", "break-glass"))
-    q.add_argument("--since", metavar="TIME", type=_time, help="ISO-8601 time (UTC if no offset), inclusive")
-    q.add_argument("--until", metavar="TIME", type=_time, help="ISO-8601 time (UTC if no offset), exclusive")
-    q.add_argument("--type", help="event type, e.g. push.decision, push.outcome, recovery")
+    add_filters(q)
     q.add_argument("--format", choices=("table", "json", "csv"), default="table",
                    help="json prints one record per line (JSON Lines)")
     q.add_argument("--limit", type=_positive, metavar="N", help="stop after N records")
     q.add_argument("--no-index", action="store_true", help="scan the log instead of using the derived index")
-    q.add_argument("--break-glass", action="store_true", help="only break-glass pushes")
     q.add_argument("--unreviewed", action="store_true",
                    help="only break-glass pushes without an approval recorded after the fact (implies --break-glass)")
     q.add_argument("--policy", type=Path, metavar="FILE",
@@ -87,10 +96,17 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
     s.add_argument("seq", type=int, metavar="SEQ")
     s.add_argument("--format", choices=("text", "json"), default="text")
 
+    r = add("rotate", "start a new log file linked to the old one (run after logrotate renamed the log, or instead of it)")
+    r.add_argument("--to", type=Path, metavar="FILE", help="where to move the current log (default: <log>.<UTC time>);"
+                   " ignored when the log was already renamed away")
+    r.add_argument("--signing-key", type=Path, metavar="FILE",
+                   help="the audit signing key (default: the policy's, else audit-signing.key next to the log)")
+
     e = add("export", "write the log, its checkpoint and the vkey as a folder or .tar.gz an auditor verifies offline")
     e.add_argument("--out", type=Path, required=True, metavar="DEST", help="new folder, or a file ending in .tar.gz")
     e.add_argument("--vkey-file", type=Path, metavar="FILE", help="vkey file to include (default: the .pub next to "
                    "the default signing key)")
+    add_filters(e)  # the whole log is always exported (it must verify); filters add a selection.jsonl/.csv
 
 
 def _time(text: str) -> str:
@@ -117,21 +133,32 @@ def run(args: argparse.Namespace, verb: str) -> int:
         return _verify(
             log, vkeys=args.vkey, vkey_files=args.vkey_file, trusted=args.trusted_checkpoint,
             update_trusted=args.update_trusted, checkpoints=args.checkpoint, origin=args.origin, strict=args.strict,
-            fmt=args.format,
+            fmt=args.format, segments=args.segment,
             approvals=_approvals_inputs(args, log) if args.approvals else None,
         )
     if args.action == "query":
         return _query(
-            log, repo=args.repo, ref=args.ref, pusher=args.pusher, path_glob=args.path, decision=args.decision,
-            since=args.since, until=args.until, type_=args.type, fmt=args.format, limit=args.limit,
-            index=not args.no_index, break_glass=args.break_glass or args.unreviewed, unreviewed=args.unreviewed,
+            log, _filters(args, break_glass=args.break_glass or args.unreviewed), fmt=args.format, limit=args.limit,
+            index=not args.no_index, unreviewed=args.unreviewed,
             policy=args.policy or args.config if args.unreviewed else None,
         )
     if args.action == "show":
         return _show(log, seq=args.seq, fmt=args.format)
+    if args.action == "rotate":
+        return _rotate(log, to=args.to, signing_key=args.signing_key, config=args.config)
     if args.action == "export":
-        return _export(log, out=args.out, vkey_file=args.vkey_file)
+        return _export(log, out=args.out, vkey_file=args.vkey_file, flt=_filters(args, break_glass=args.break_glass))
     raise AssertionError(f"unknown audit action {args.action!r}")
+
+
+def _filters(args: argparse.Namespace, *, break_glass: bool) -> Any:
+    from gatekeeper.audit.query import Filters
+
+    if break_glass and args.decision not in (None, "break-glass"):
+        raise UsageError(f"--break-glass contradicts --decision {args.decision}")
+    return Filters.build(repo=args.repo, ref=args.ref, pusher=args.pusher, path=args.path, decision=args.decision,
+                         since=args.since, until=args.until, type=args.type, approver=args.approver, rule=args.rule,
+                         break_glass=break_glass)
 
 
 def _log_path(log: Path | None, config: Path | None) -> Path:
@@ -153,11 +180,7 @@ def _log_path(log: Path | None, config: Path | None) -> Path:
     return path if path.is_absolute() else config.parent / path
 
 
-def _clean(text: object) -> str:
-    """One line of terminal-safe text: log fields are user-controlled (paths, ref names), so control and bidi
-    characters are escaped rather than sent to the terminal."""
-    s = "" if text is None else str(text)
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in s)
+_clean = printable  # log fields are user-controlled: escape, never send control or bidi characters to the terminal
 
 
 # -- verify -----------------------------------------------------------------------------------------------------------
@@ -175,7 +198,7 @@ def _approvals_inputs(args: argparse.Namespace, log: Path) -> tuple[list[Path], 
 def _verify(
     log: Path, *, vkeys: list[str], vkey_files: list[Path], trusted: Path | None, update_trusted: bool,
     checkpoints: list[Path], origin: str | None, strict: bool, fmt: str,
-    approvals: tuple[list[Path], list[Path], list[Path]] | None = None,
+    approvals: tuple[list[Path], list[Path], list[Path]] | None = None, segments: list[Path] | None = None,
 ) -> int:
     from gatekeeper.audit.verify import save_trusted_checkpoint, verify_log
 
@@ -184,7 +207,7 @@ def _verify(
     trusted_arg = trusted if trusted is not None and (trusted.exists() or not update_trusted) else None
     with progress(f"verifying {log}"):
         report = verify_log(log, trusted_checkpoint=trusted_arg, vkeys=vkeys or None, vkey_files=vkey_files,
-                            checkpoints=checkpoints, origin=origin)
+                            checkpoints=checkpoints, origin=origin, segments=segments or ())
     if approvals is not None:
         with progress("re-verifying approvals"):
             semantic = _semantic(log, approvals)
@@ -211,6 +234,8 @@ def _verify(
         where = f"; first bad record: line {first.line} (seq {first.seq})" if first.line is not None else ""
         print(f"FAIL: {_clean(log)}: {len(report.errors)} error(s){where}", file=out)
     print(f"  verifier keys: {_clean(report.vkey_source)}", file=out)
+    if len(report.segments) > 1:
+        print(f"  segments, oldest first: {_clean(', '.join(report.segments))}", file=out)
     for info in report.checkpoints:
         label = "log checkpoint" if info.source == "log" else f"{info.source} checkpoint {info.path}"
         print(f"  {_clean(label)}: origin {_clean(info.origin)}, size {info.size}, signed by "
@@ -270,43 +295,6 @@ def _print_semantic(report: Any, out: TextIO) -> None:
 
 # -- query / show -----------------------------------------------------------------------------------------------------
 
-def _row(record: dict[str, Any]) -> dict[str, str]:
-    """One flat table/CSV row; tolerant of any shape (the log may hold other event types or damaged records)."""
-    raw_event = record.get("event")
-    event: dict[str, Any] = raw_event if isinstance(raw_event, dict) else {}
-    pusher = event.get("pusher")
-    raw_updates = event.get("updates")
-    updates = [u for u in raw_updates if isinstance(u, dict)] if isinstance(raw_updates, list) else []
-    refs = []
-    paths: list[str] = []
-    total = 0
-    for upd in updates:
-        ref = str(upd.get("ref", ""))
-        refs.append(f"{ref}({upd['kind']})" if "kind" in upd else ref)
-        upd_paths = upd.get("paths") if isinstance(upd.get("paths"), list) else []
-        assert isinstance(upd_paths, list)
-        paths.extend(str(p) for p in upd_paths)
-        declared = upd.get("paths_total")
-        total += declared if isinstance(declared, int) and not isinstance(declared, bool) else len(upd_paths)
-    total = max(total, len(paths))
-    path_text = " ".join(paths[:3]) + (f" (+{total - 3} more)" if total > 3 else "")
-    return {
-        "seq": str(record.get("seq", "")),
-        "ts": str(record.get("ts", "")),
-        "type": str(event.get("type", "")),
-        "repo": str(event.get("repo", "")),
-        "pusher": str(pusher.get("user", "")) if isinstance(pusher, dict) else "",
-        "decision": str(event.get("decision", "")),
-        "refs": " ".join(refs),
-        "paths": path_text,
-    }
-
-
-def _csv_cell(text: str) -> str:
-    # Spreadsheet formula injection: a ref or path named "=HYPERLINK(...)" must stay text.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def _print_records(records: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> int:
     count = 0
     if fmt == "json":
@@ -315,14 +303,8 @@ def _print_records(records: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> 
             count += 1
         return count
     if fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(TABLE_COLUMNS)
-        for rec in records:
-            row = _row(rec)
-            writer.writerow([_csv_cell(row[c]) for c in TABLE_COLUMNS])
-            count += 1
-        return count
-    rows = [_row(rec) for rec in records]  # a table needs widths; use --format json/csv to stream huge results
+        return write_csv(records, out)
+    rows = [flat_row(rec) for rec in records]  # a table needs widths; use --format json/csv to stream huge results
     widths = {c: len(c) for c in TABLE_COLUMNS}
     clean_rows = [{c: _clean(r[c]) for c in TABLE_COLUMNS} for r in rows]
     for row in clean_rows:
@@ -335,20 +317,16 @@ def _print_records(records: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> 
     return len(rows)
 
 
-def _query(log: Path, *, fmt: str, limit: int | None, index: bool, break_glass: bool = False,
-           unreviewed: bool = False, policy: Path | None = None, **filters: Any) -> int:
+def _query(log: Path, flt: Any, *, fmt: str, limit: int | None, index: bool, unreviewed: bool = False,
+           policy: Path | None = None) -> int:
     import itertools
 
-    from gatekeeper.audit.query import query
+    from gatekeeper.audit.query import query_filters
 
-    if break_glass:
-        if filters.get("decision") not in (None, "break-glass"):
-            raise UsageError(f"--break-glass contradicts --decision {filters['decision']}")
-        filters["decision"] = "break-glass"
     if unreviewed:
-        records = _unreviewed(log, index=index, policy=policy, **filters)
+        records = _unreviewed(log, flt, index=index, policy=policy)
     else:
-        records = query(log, index=index, **filters)
+        records = query_filters(log, flt, index=index)
     if limit is not None:
         records = itertools.islice(records, limit)
     if index and fmt == "table":
@@ -360,22 +338,14 @@ def _query(log: Path, *, fmt: str, limit: int | None, index: bool, break_glass: 
     return EXIT_OK
 
 
-def _unreviewed(log: Path, *, index: bool, policy: Path | None, **filters: Any) -> Iterable[dict[str, Any]]:
+def _unreviewed(log: Path, flt: Any, *, index: bool, policy: Path | None) -> Iterable[dict[str, Any]]:
     from gatekeeper.audit.breakglass import unreviewed_break_glass
-    from gatekeeper.audit.query import Filters, Glob, parse_time
 
     loaded = None
     if policy is not None:
         from gatekeeper.policy.config import load_policy
 
         loaded = load_policy(policy)
-    flt = Filters(
-        repo=filters["repo"], pusher=filters["pusher"], decision=filters["decision"], type=filters["type_"],
-        ref=None if filters["ref"] is None else Glob.ref(filters["ref"]),
-        path=None if filters["path_glob"] is None else Glob.path(filters["path_glob"]),
-        since=None if filters["since"] is None else parse_time(filters["since"]),
-        until=None if filters["until"] is None else parse_time(filters["until"]),
-    )
     if not log.is_file():
         raise AuditError(f"audit log {log} does not exist or is not a file", hint="pass the log with --log FILE")
     return unreviewed_break_glass(log, flt, policy=loaded, index=index)
@@ -396,11 +366,32 @@ def _show(log: Path, *, seq: int, fmt: str) -> int:
     return EXIT_OK
 
 
-def _export(log: Path, *, out: Path, vkey_file: Path | None) -> int:
+def _export(log: Path, *, out: Path, vkey_file: Path | None, flt: Any = None) -> int:
     from gatekeeper.audit.export import export_log
 
     with progress(f"exporting {log}"):
-        result = export_log(log, out, vkey_file=vkey_file)
+        result = export_log(log, out, vkey_file=vkey_file,
+                            selection=None if flt is None or flt.is_empty() else flt)
     sealed = "no checkpoint" if result.checkpoint_size is None else f"checkpoint size {result.checkpoint_size}"
     print(f"exported {result.records} records ({result.log_bytes} bytes, {sealed}) to {_clean(result.dest)}")
     return EXIT_OK
+
+
+def _rotate(log: Path, *, to: Path | None, signing_key: Path | None, config: Path | None) -> int:
+    from gatekeeper.audit.keys import default_key_path
+    from gatekeeper.audit.log import AuditLog
+
+    key = signing_key
+    origin = None
+    if key is None and config is not None:
+        from gatekeeper.policy.config import load_policy
+
+        audit = load_policy(config).audit
+        key, origin = audit.signing_key, audit.origin
+    key = key or default_key_path(log)
+    writer = AuditLog(log, signing_key=key if Path(key).exists() else None, origin=origin)
+    moved, record = writer.rotate(to)
+    where = f"moved to {_clean(moved)}" if moved is not None else "already renamed away"
+    print(f"rotated {_clean(log)}: old file {where}; new segment starts at seq {record['seq']}")
+    return EXIT_OK
+

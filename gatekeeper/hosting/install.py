@@ -307,7 +307,7 @@ def _ensure_audit_key(policy: object) -> Path | None:
     if key.exists():
         return None
     key.parent.mkdir(parents=True, exist_ok=True)
-    generate_signing_key(key, name=audit_origin())
+    generate_signing_key(key, name=policy.audit.origin or audit_origin())  # type: ignore[attr-defined]
     return key
 
 

@@ -81,7 +81,7 @@ TOP_KEYS = (
 RULE_KEYS = ("name", "description", "paths", "approvals", "reviewers")
 PERSON_KEYS = ("emails", "accounts")
 TRUST_KEYS = ("allowed_signers", "revoked_keys", "namespace")
-AUDIT_KEYS = ("log", "signing_key")
+AUDIT_KEYS = ("log", "signing_key", "origin")
 MATCHING_KEYS = ("case_insensitive", "unicode_nfc")
 SCAN_KEYS = ("unscannable", "extra_pickle_globals", "lfs_store")
 LIMITS_KEYS = ("max_changed_paths", "timeout_seconds")
@@ -157,6 +157,9 @@ class TrustConfig:
 class AuditConfig:
     log: Path
     signing_key: Path
+    # The checkpoint origin auditors pin. None: keep the log's current origin (else the signing key's name), so a
+    # renamed host never changes it; set it explicitly when several nodes write one log.
+    origin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -804,13 +807,18 @@ class _Checker:
             return None
         log, log_line = self.path(section, "log", "audit.log", required=True)
         key, _ = self.path(section, "signing_key", "audit.signing_key", required=False)
+        origin = self.string(section, "origin", None, label="audit.origin")
+        if origin is not None and (any(ch.isspace() or not ch.isprintable() for ch in origin) or len(origin) > 200):
+            self.error(section.lines["origin"], f"'audit.origin' {origin!r} must be printable, without white space "
+                       "(a name like git.example.com/gatekeeper-audit)")
+            origin = None
         if log is None:
             return None
         if not os.path.isdir(log.parent):
             self.error(log_line, f"the directory of 'audit.log' {str(log.parent)!r} does not exist")
         elif os.path.isdir(log):
             self.error(log_line, f"'audit.log' {str(log)!r} is a directory; name the log file")
-        return AuditConfig(log=log, signing_key=key or log.parent / AUDIT_SIGNING_KEY_NAME)
+        return AuditConfig(log=log, signing_key=key or log.parent / AUDIT_SIGNING_KEY_NAME, origin=origin)
 
     def _scan(self, doc: YMap) -> ScanConfig:
         section = self.section(doc, "scan", "", SCAN_KEYS, required=False)

@@ -81,7 +81,8 @@ def run_pre_receive(
         "repo": None,
         "pusher": None,
         "protocol": None,
-        "updates": [],
+        # Refined by _decide; on an error before that (a broken policy, say) the record still names what was tried.
+        "updates": attempted_updates(stdin),
     }
     policy = None
     # Known before anything can fail, so that error paths carry GitLab's GL-HOOK-ERR: prefix too.
@@ -245,6 +246,18 @@ def _update_stub(update: RefUpdate) -> dict[str, object]:
     return {"ref": update.ref, "old": update.old, "new": update.new}
 
 
+def attempted_updates(stdin: bytes, limit: int = 1000) -> list[dict[str, object]]:
+    """The ref updates the pusher asked for, read leniently (never raises): for records written before, or instead
+    of, the strict parse. Undecodable bytes stay as surrogates here; the audit writer escapes them."""
+    updates: list[dict[str, object]] = []
+    for line in stdin.splitlines()[:limit]:
+        parts = line.split(b" ", 2)
+        if len(parts) == 3:
+            old, new, ref = (part.decode("utf-8", "surrogateescape") for part in parts)
+            updates.append({"ref": ref, "old": old, "new": new})
+    return updates
+
+
 def _decision_fields(decision: object) -> dict[str, object]:
     from gatekeeper.push.gate import Decision
 
@@ -324,20 +337,43 @@ def _run_chained(chain: Path, stdin: bytes, env: Mapping[str, str]) -> str | Non
 def _append(event: dict[str, object], policy: object, fallback_log: Path | None) -> int:
     from gatekeeper.audit.log import AuditLog
 
+    origin = None  # without a configured one the log keeps its own (a broken policy must not change it)
     if policy is not None:
         log_path = Path(policy.audit.log)  # type: ignore[attr-defined]
         key = policy.audit.signing_key  # type: ignore[attr-defined]
+        origin = policy.audit.origin  # type: ignore[attr-defined]
     elif fallback_log is not None:
         log_path, key = fallback_log, None
     else:
         raise AuditError("no audit log is configured and the install recorded no fallback log")
     signing_key = Path(key) if key else log_path.parent / "audit-signing.key"
-    log = AuditLog(log_path, signing_key=signing_key if signing_key.exists() else None, origin=audit_origin())
+    log = AuditLog(log_path, signing_key=signing_key if signing_key.exists() else None, origin=origin)
     record = log.append(event)
+    from gatekeeper.audit.indexer import refresh_in_background
+
+    refresh_in_background(log_path)  # off the push's path: the query index stays current
     return int(record["seq"])  # type: ignore[call-overload]
 
 
+def _decision_push_id(event: dict[str, object], policy: object, fallback_log: Path | None) -> str | None:
+    """The push_id of the decision this outcome follows: git gives the two hooks no shared value, so the decision is
+    found in the log's newest records by repository, pusher and the exact (ref, old, new) triples that moved."""
+    try:  # pairing is a courtesy to auditors: it must never cost the outcome record itself
+        from gatekeeper.audit.pairing import find_decision
+
+        log_path = Path(policy.audit.log) if policy is not None else fallback_log  # type: ignore[attr-defined]
+        if log_path is None:
+            return None
+        pusher = event.get("pusher")
+        user = pusher.get("user") if isinstance(pusher, dict) else None
+        return find_decision(log_path, repo=event.get("repo"), user=user, updates=event.get("updates"))  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def audit_origin() -> str:
+    """The default name of a new audit signing key (and so of the log's checkpoints, unless ``audit.origin`` is set):
+    fixed when the key is created, so renaming the host later changes nothing."""
     return f"{socket.gethostname()}/gatekeeper"
 
 
@@ -413,8 +449,9 @@ def run_post_receive(stdin: bytes, env: Mapping[str, str], *, config: Path, fall
         event["updates"] = [_update_stub(u) for u in parse_updates(stdin)]
     except Exception as exc:  # noqa: BLE001 -- still record what we can: the refs already moved
         event["error"] = {"type": type(exc).__name__, "message": str(exc)[:2000]}
-        event.setdefault("updates", [])
+        event.setdefault("updates", attempted_updates(stdin))
         event["raw_input"] = stdin[:65536].decode("utf-8", "backslashreplace")
+    event["push_id"] = _decision_push_id(event, policy, fallback_log)
     try:
         _append(event, policy, fallback_log)
     except Exception as exc:  # noqa: BLE001

@@ -117,10 +117,12 @@ def test_query_formats(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     assert [json.loads(line)["seq"] for line in out.splitlines()] == [1]
     code, out, _ = _run(capsys, "query", "--log", str(env.log_path), "--format", "csv", "--limit", "2")
     rows = list(csv.reader(io.StringIO(out)))
-    assert rows[0] == ["seq", "ts", "type", "repo", "pusher", "decision", "refs", "paths"]
+    assert rows[0] == ["seq", "ts", "type", "push_id", "repo", "pusher", "mode", "decision", "refs", "rules",
+                       "approvers", "break_glass_reason", "paths_total", "paths"]
     assert [r[0] for r in rows[1:]] == ["0", "1"]
+    assert rows[2][-1] == "weights/x.pkl\nevil\\x1b[2Jname.py"  # every path, one per line, escapes shown
     code, out, _ = _run(capsys, "query", "--log", str(env.log_path), "--format", "csv", "--pusher", "carol")
-    assert list(csv.reader(io.StringIO(out)))[1][6].startswith("'=HYPERLINK")  # no spreadsheet formula
+    assert list(csv.reader(io.StringIO(out)))[1][8].startswith("'=HYPERLINK")  # no spreadsheet formula
     code, out, err = _run(capsys, "query", "--log", str(env.log_path), "--decision", "break-glass", "--no-index")
     assert code == 0 and err == "(0 records)\n"
     with pytest.raises(SystemExit) as info:  # a bad value is a usage error, like an unknown option (issue 11)
@@ -212,7 +214,7 @@ def test_export_of_an_unsealed_log_and_extra_checkpoints(env: Env, tmp_path: Pat
 
 
 def test_table_rows_tolerate_any_record_shape() -> None:
-    from gatekeeper.cli.audit import _row
+    from gatekeeper.audit.rows import flat_row as _row
 
     assert _row({"seq": 1, "event": "not an object"})["type"] == ""
     row = _row({"seq": 2, "ts": "t", "event": {"type": "push.decision", "pusher": "x", "updates": [
