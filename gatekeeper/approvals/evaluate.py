@@ -10,9 +10,13 @@ An approval counts for a requirement (one rule on one ref update) only if all of
    identical, and dies on a one-byte difference;
 4. its signature verifies in-process, in the gate's namespace, under a key that ``allowed_signers`` trusts *now* and
    that is not revoked; the key's principal is the statement's ``approver`` (identity comes from the key);
-5. that person is among the rule's reviewers, is not the pusher, and did not author or commit any pushed commit that
-   changes one of the rule's changed paths (commit emails mapped to people through the policy);
-6. each person counts once, however many keys or approvals they used.
+5. that person is among the rule's reviewers, is not the pusher, and did not author, commit or sign any pushed commit
+   that changes one of the rule's changed paths (commit emails mapped to people through the policy, plus the people
+   whose trusted keys signed the commit: :mod:`gatekeeper.approvals.authorship`);
+6. each person counts once, however many keys or approvals they used;
+7. it was not used up on this ref by an earlier push that landed, nor withdrawn (the hook's ledger,
+   :mod:`gatekeeper.approvals.ledger`, is where the hook finds candidates at all: only live approvals for this ref and
+   these paths are read).
 
 Approvals that fail are explained in ``ApprovalResult.notes`` ("approval by alice (is the pusher)") when they are
 relevant to the change (they touch one of its protected paths, or name its new tip), so old approvals for other
@@ -21,10 +25,10 @@ changes do not drown the message.
 The approvals namespace is append-only: a push that deletes or rewrites an approval ref, or creates one that is
 malformed, for another repository, or not signed by a trusted key of its approver, is refused as a whole
 (:attr:`Approvals.refusal`), in monitor mode and with break-glass too: the store of evidence is not part of a
-rollout. Expired approvals stay (they are the record); an admin who must archive them deletes their refs in the
-server's repository directly, e.g.
-``git -C REPO.git for-each-ref --format='%(refname)' refs/gatekeeper/approvals/`` then ``git update-ref -d REF``.
-Stored approvals that are malformed (written before the gate was installed, or on the server) never count.
+rollout; withdrawals (``refs/gatekeeper/withdrawals/``) likewise. Only people who review under some rule may store
+approvals, only for protected refs, a bounded number per person and ref (``approvals.max_live_per_person``). Expired,
+used and withdrawn approvals stay as refs (they are the record) but are no longer read. Stored approvals that are
+malformed, or that did not pass the gate (written on the server), never count.
 """
 
 from __future__ import annotations
@@ -54,8 +58,8 @@ CLOCK_SKEW = timedelta(minutes=5)  # a statement "created" this far ahead of the
 MAX_AUTHOR_COMMITS = 10_000  # commits walked to find authors of protected changes; more -> approvals do not count
 MAX_STATEMENT_IN_RECORD = MAX_STATEMENT_BYTES  # every statement is recorded whole: offline re-verification needs it
 MAX_PATHS_IN_NOTE = 2
-# Every protected push reads every stored approval. Past this many statement bytes the push is refused rather than
-# judged on a partial view; an admin archives expired approvals on the server (see the module docstring).
+# Without a ledger (`gatekeeper check` in a clone) every fetched approval is read. Past this many statement bytes it
+# refuses rather than judging on a partial view.
 MAX_STORED_STATEMENT_BYTES = 256 * 1024 * 1024
 
 
