@@ -63,6 +63,15 @@ class Change(NamedTuple):
         return display_path(self.path)
 
 
+class OddMode(NamedTuple):
+    """A tree entry whose raw mode is not one git writes (``100600``, ``120755``, ...): it is judged by what git's
+    checkout makes of it (:func:`gatekeeper.checkout.canon_mode`), and is itself a finding."""
+
+    path: bytes
+    mode: int  # the raw mode as stored in the tree
+    id: str
+
+
 def display_path(path: bytes) -> str:
     """A path made safe for one line of terminal output: escapes control characters and undecodable bytes."""
     text = path.decode("utf-8", "backslashreplace")
@@ -78,6 +87,9 @@ class Verdict(str, enum.Enum):
     REVIEW = "review-required"  # a protected change on protected refs; recorded elsewhere
     UNSCANNABLE = "unscannable"  # refused by default (policy may downgrade to review-required)
     HINT = "hint"  # shown to reviewers, never blocks
+    # Not a content verdict: what git or a checkout would make of the push cannot be reviewed (an odd tree mode, a
+    # Windows short name, object substitution); refused on the ref it applies to, no approval or break-glass lifts it.
+    REFUSED = "refused"
 
 
 @dataclass(frozen=True)

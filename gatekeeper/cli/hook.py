@@ -23,8 +23,10 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
 def run(args: argparse.Namespace, verb: str) -> int:
     try:
         from gatekeeper.push import hook
+        from gatekeeper.push.hookinput import MAX_STDIN_BYTES
 
-        stdin = sys.stdin.buffer.read()
+        # Bounded before it is read: one byte over the limit is enough for parse_updates to refuse the push.
+        stdin = sys.stdin.buffer.read(MAX_STDIN_BYTES + 1)
         if args.hook_name == "pre-receive":
             result = hook.run_pre_receive(
                 stdin, os.environ, config=args.config, fallback_log=args.fallback_log, chain=args.chain,

@@ -22,6 +22,7 @@ EXIT_REFUSED = 1
 EXIT_USAGE = 2
 
 _GLOBAL = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
+# Content verdicts only: Verdict.REFUSED is the hook's, for what git makes of a push (never a file's verdict).
 _ORDER = {Verdict.MALICIOUS: 0, Verdict.UNSCANNABLE: 1, Verdict.REVIEW: 2, Verdict.HINT: 3}
 
 EPILOG = """\
@@ -71,7 +72,7 @@ def render_text(findings: list[Finding]) -> str:
         lines = [f"{f.verdict.value}: {f.path}", f"  {f.message} [{f.detector}]"]
         lines.extend(f"    {e}" for e in f.evidence)
         blocks.append("\n".join(lines))
-    counts = {v: sum(1 for f in findings if f.verdict == v) for v in Verdict}
+    counts = {v: sum(1 for f in findings if f.verdict == v) for v in _ORDER}
     summary = ", ".join(f"{n} {v.value}" for v, n in counts.items() if n) or "no findings"
     return "\n\n".join([*blocks, f"summary: {summary}"]) + "\n"
 
@@ -83,7 +84,7 @@ def render_json(findings: list[Finding], status: int) -> str:
              "evidence": list(f.evidence)}
             for f in findings
         ],
-        "summary": {v.value: sum(1 for f in findings if f.verdict == v) for v in Verdict},
+        "summary": {v.value: sum(1 for f in findings if f.verdict == v) for v in _ORDER},
         "exit_status": status,
     }
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

@@ -28,7 +28,7 @@ from gatekeeper.errors import ScanError
 from gatekeeper.model import Finding
 from gatekeeper.model import Verdict
 
-__all__ = ["VerdictCache", "scan_cached"]
+__all__ = ["CleanIndex", "VerdictCache", "scan_cached"]
 
 _FORMAT = 1
 
@@ -133,6 +133,73 @@ class VerdictCache:
             except OSError:
                 continue
         return removed
+
+
+class CleanIndex:
+    """Which small blobs were already found clean, so a re-push of scanned content (a feature branch, then ``main``)
+    costs a lookup per blob instead of a scan.
+
+    One entry per blob *and* path *and* everything a verdict depends on: the key is the SHA-256 of the blob id (a
+    digest of the content), the path, :meth:`ScanOptions.digest`, :data:`DETECTOR_VERSION` and a caller's ``salt``
+    (the LFS store). Only empty verdicts are kept: anything with a finding is scanned again every time. Keys live in
+    256 shard files of raw 32-byte keys under ``clean/`` in a :class:`VerdictCache` directory (same ownership check),
+    so a push reads only the shards of the keys it asks about. A file whose length is not a multiple of 32 (a torn
+    append) is ignored, and a shard over :data:`SHARD_MAX_KEYS` is emptied: either way the cost is a rescan, never a
+    wrong verdict (a false hit would need a SHA-256 collision).
+    """
+
+    SHARD_MAX_KEYS = 8192  # about 2M keys in all, 64 MiB of disk at most
+
+    def __init__(self, cache: VerdictCache, options: ScanOptions, salt: str = "") -> None:
+        self.directory = cache.directory / "clean"
+        self._prefix = f"{options.digest()}\0{DETECTOR_VERSION}\0{salt}\0".encode()
+        self._shards: dict[int, set[bytes]] = {}
+        self._new: dict[int, list[bytes]] = {}
+
+    def key(self, blob_id: str, path: str) -> bytes:
+        raw_path = path.encode("utf-8", "surrogateescape")
+        return hashlib.sha256(self._prefix + blob_id.encode() + b"\0" + raw_path).digest()
+
+    def _shard(self, index: int) -> set[bytes]:
+        keys = self._shards.get(index)
+        if keys is None:
+            keys = set()
+            try:
+                raw = (self.directory / f"{index:02x}").read_bytes()
+            except OSError:
+                raw = b""
+            if len(raw) % 32 == 0:
+                keys = {raw[i:i + 32] for i in range(0, len(raw), 32)}
+            self._shards[index] = keys
+        return keys
+
+    def __contains__(self, key: bytes) -> bool:
+        return key in self._shard(key[0])
+
+    def add(self, key: bytes) -> None:
+        if key not in self._shard(key[0]):
+            self._shard(key[0]).add(key)
+            self._new.setdefault(key[0], []).append(key)
+
+    def flush(self) -> None:
+        """Append this push's new keys, one write per shard. Errors are ignored (the index is an optimisation)."""
+        try:
+            self.directory.mkdir(mode=0o700, exist_ok=True)
+        except OSError:
+            return
+        for index, keys in self._new.items():
+            path = self.directory / f"{index:02x}"
+            try:
+                full = len(self._shards.get(index, ())) > self.SHARD_MAX_KEYS
+                flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if full else os.O_APPEND)
+                fd = os.open(path, flags, 0o600)
+                try:
+                    os.write(fd, b"".join(keys))
+                finally:
+                    os.close(fd)
+            except OSError:
+                continue
+        self._new.clear()
 
 
 def scan_cached(cache: VerdictCache | None, blob_id: str, path: str, data: Data,

@@ -195,19 +195,36 @@ def _probe_pickle(view: memoryview) -> bool:
     """A protocol 0/1 pickle (no PROTO opcode): see :func:`_pickle_evidence`."""
     if not view:
         return False
-    return _pickle_evidence(pickle_vm.analyse_pickle(view, limits=pickle_vm.Limits(max_opcodes=100_000, max_depth=0)))
+    return _pickle_evidence(pickle_vm.analyse_pickle(view, limits=pickle_vm.Limits(max_opcodes=100_000, max_depth=0)),
+                            "probe.txt")
 
 
-def _pickle_evidence(report: pickle_vm.PickleReport) -> bool:
-    """Whether data without a PROTO opcode is a pickle rather than text that happens to start like one.
+def _pickle_evidence(report: pickle_vm.PickleReport, path: str = "") -> bool:
+    """Whether data without a PROTO opcode is judged as a pickle rather than as data that happens to start like one.
 
-    Text trips the GLOBAL opcode easily (``requirements.txt`` starting ``cython\nnumpy\n`` is ``GLOBAL ython.numpy``),
-    so an *unknown* global followed by a parse error is not evidence. Evidence is: a parse to the end of the data, a
-    call that executed (REDUCE/NEWOBJ/OBJ/INST), or a global that is known (deny- or allow-listed).
+    ``pickle.load`` calls ``find_class`` for every GLOBAL it reads before it fails, so any global is evidence: an
+    unknown module is imported (its import-time code runs) even when the stream breaks right after. Evidence is also
+    a parse to the end of the data or a call that executed (REDUCE/NEWOBJ/OBJ/INST).
+
+    One deliberate exception, for files *named* as text (``requirements.txt``, ``*.py``, ``*.md``...): text trips the
+    GLOBAL opcode easily (``cython\nnumpy\n`` is ``GLOBAL ython.numpy``), and refusing every such file would gate
+    ordinary source; there an *unknown* global followed by a parse error is not evidence (what remains possible is
+    ``pickle.load`` of a text file importing a module that is already installed, and nothing runs after it).
     """
-    return report.complete or report.calls > 0 or any(
-        g.classification is not Classification.REVIEW for g in report.globals
-    )
+    if report.complete or report.calls > 0:
+        return True
+    if _named_as_text(path):
+        return any(g.classification is not Classification.REVIEW for g in report.globals)
+    return bool(report.globals)
+
+
+_TEXT_NAMES = (".py", ".pyi", ".json", ".yaml", ".yml", ".md", ".rst", ".txt", ".cfg", ".toml", ".ini", ".sh",
+               ".c", ".h", ".cc", ".cpp", ".js", ".ts", ".html", ".css", ".csv", ".tsv", ".xml", ".gitattributes",
+               ".gitignore", ".gitmodules", ".lfsconfig", "LICENSE", "Makefile", "Dockerfile")
+
+
+def _named_as_text(path: str) -> bool:
+    return path.rsplit("!", 1)[-1].endswith(_TEXT_NAMES)
 
 
 # ------------------------------------------------------------------------------------------------------ reporting
@@ -247,14 +264,32 @@ def _nested_callback(ctx: _Ctx, path: str) -> pickle_vm.NestedScan:
 
 
 def _scan_pickle(ctx: _Ctx, view: memoryview, path: str, depth: int, *, profile: str | None = None,
-                 candidate: bool = False) -> None:
-    report = pickle_vm.analyse_pickle(
-        view, profile=profile or _profile(ctx), extra_globals=ctx.options.extra_globals, limits=ctx.limits(depth),
-        depth=depth, nested=_nested_callback(ctx, path), joblib=True,
-    )
-    if candidate and not _pickle_evidence(report):
+                 candidate: bool = False, persistent_load: bool = True) -> None:
+    """The data as ``pickle.load`` reads it and, when it holds joblib array wrappers, as ``joblib.load`` reads it.
+
+    joblib writes raw array bytes right after each ``NumpyArrayWrapper``; ``joblib.load`` skips them, ``pickle.load``
+    runs them as opcodes. Both loaders accept the file, so it is judged under both: the joblib reading in full, and
+    from the plain reading every global that the joblib reading does not see (its parse errors are not evidence: a
+    joblib file is not meant for ``pickle.load``).
+    """
+    kw = {"profile": profile or _profile(ctx), "extra_globals": ctx.options.extra_globals,
+          "limits": ctx.limits(depth), "depth": depth, "nested": _nested_callback(ctx, path),
+          "persistent_load": persistent_load}
+    report = pickle_vm.analyse_pickle(view, joblib=False, **kw)  # type: ignore[arg-type]
+    if candidate and not _pickle_evidence(report, path):
         return  # not a pickle after all
-    _report_pickle(ctx, path, report)
+    if not any(pickle_vm.is_joblib_wrapper_global(g) for g in report.globals):
+        _report_pickle(ctx, path, report)
+        return
+    framed = pickle_vm.analyse_pickle(view, joblib=True, **kw)  # type: ignore[arg-type]
+    _report_pickle(ctx, path, framed)
+    seen = {(g.module, g.name, g.offset) for g in framed.globals}
+    for g in report.globals:
+        if (g.module, g.name, g.offset) in seen or g.classification is Classification.ALLOW:
+            continue
+        verdict = Verdict.MALICIOUS if g.classification is Classification.DENY else Verdict.REVIEW
+        ctx.add(verdict, path, "pickle", f"global {g.dotted} ({g.reason}) at offset {g.offset}, read by pickle.load "
+                "inside what joblib.load skips as raw array bytes")
 
 
 def _scan_torch_legacy(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
@@ -298,22 +333,18 @@ def _scan_safetensors(ctx: _Ctx, view: memoryview, path: str) -> None:
                 tuple(problems[:_MAX_EVIDENCE]))
 
 
-def _scan_zip(ctx: _Ctx, view: memoryview, path: str, depth: int, kind: str) -> None:
+def _scan_zip(ctx: _Ctx, view: memoryview, path: str, depth: int, kind: str, *, flag_prefix: bool = True) -> None:
     try:
         layout = zip_walk.read_layout(view, max_members=ctx.options.max_members)
     except zip_walk.ZipFormatError as exc:
         ctx.add(Verdict.UNSCANNABLE, path, "zip", f"unreadable zip archive: {exc}")
         return
-    if layout.prefix:
+    if layout.prefix and flag_prefix:
         # torch.load takes the zip path only when the file starts with PK\x03\x04; otherwise it unpickles from
-        # offset 0 (legacy path). So the prefix is a pickle candidate (reference §2, torch-legacy polyglot).
-        before = len(ctx.findings)
-        prefix_view = view[:layout.prefix]
-        if pickle_vm.looks_like_pickle(bytes(prefix_view[:2])) or _probe_pickle(prefix_view):
-            _scan_pickle(ctx, view, path + "!<data before the zip>", depth + 1)
-        if len(ctx.findings) == before:
-            ctx.add(Verdict.REVIEW, path, "zip", f"{layout.prefix} bytes of data before the first zip header",
-                    ("loaders disagree about archives with a prefix (torch reads it as a legacy pickle)",))
+        # offset 0 (legacy path), which the caller checks as the pickle reading of the file.
+        ctx.add(Verdict.REVIEW, path, "zip", f"{layout.prefix} bytes of data before the first zip header",
+                ("loaders disagree about archives with a prefix (torch reads it as a legacy pickle)",))
+    storages = _torch_storage_folders(layout) if kind == "torch-zip" else ()
     seen: dict[str, int] = {}
     for entry in layout.entries:
         seen[entry.name] = seen.get(entry.name, 0) + 1
@@ -337,6 +368,11 @@ def _scan_zip(ctx: _Ctx, view: memoryview, path: str, depth: int, kind: str) -> 
     for entry in layout.entries:
         ctx.check_time()
         member_path = f"{path}!{entry.name}"
+        if storages and entry.name.startswith(storages) and "/" not in entry.name[entry.name.index("/data/") + 6:]:
+            # Raw tensor storage (reference §4): torch.load reads these bytes with get_record, never unpickles or
+            # decompresses them. Random weights start with pickle or gzip magic often enough (about one checkpoint
+            # in five of a few thousand tensors) that sniffing them would refuse real checkpoints.
+            continue
         try:
             member = zip_walk.member_data(view, entry, max_bytes=ctx.options.max_decompressed - ctx.decompressed)
         except zip_walk.ZipFormatError as exc:
@@ -356,6 +392,12 @@ def _scan_zip(ctx: _Ctx, view: memoryview, path: str, depth: int, kind: str) -> 
             _scan_keras_config(ctx, member, member_path)
             continue
         _scan(ctx, member, member_path, depth + 1)
+
+
+def _torch_storage_folders(layout: zip_walk.ZipLayout) -> tuple[str, ...]:
+    """``<prefix>/data/`` for every ``<prefix>/data.pkl`` of a PyTorch archive: where its raw storages live."""
+    return tuple(e.name[: -len("data.pkl")] + "data/" for e in layout.entries
+                 if e.name.endswith("/data.pkl") and e.name.count("/") == 1)
 
 
 _KERAS_SAFE_MODULE = re.compile(r"^(keras|tf_keras|keras_hub|keras_nlp|keras_cv)(\.|$)")
@@ -396,24 +438,48 @@ def _scan_keras_config(ctx: _Ctx, view: memoryview, path: str) -> None:
     _walk_keras(ctx, config, "config", path, 0)
 
 
-_H5_LAMBDA = re.compile(rb'"class_name":\s*"(Lambda|TFSMLayer)"')
-_H5_MODULE = re.compile(rb'"module":\s*"([^"]{1,200})",\s*"class_name":\s*"([^"]{1,200})"')
+_JSON_START = re.compile(rb'\{\s*"')
+_MAX_H5_ATTEMPTS = 10_000
 
 
 def _scan_hdf5(ctx: _Ctx, view: memoryview, path: str) -> None:
-    # Without h5py: byte-search the model_config attribute (reference §4). One C-speed pass over the mapping.
-    blob = view  # re scans any buffer in C, without copying it
-    for match in _H5_LAMBDA.finditer(blob):
-        ctx.add(Verdict.REVIEW, path, "keras", f"Keras {match.group(1).decode()} layer in HDF5 model config",
-                (f"at offset {match.start()}",))
-        break
-    for match in _H5_MODULE.finditer(blob):
-        module, cls = match.group(1).decode("utf-8", "replace"), match.group(2).decode("utf-8", "replace")
-        if not _KERAS_SAFE_MODULE.match(module):
-            verdict = classify_global(module, cls, frozenset())[0]
-            level = Verdict.MALICIOUS if verdict is Classification.DENY else Verdict.REVIEW
-            ctx.add(level, path, "keras", f"Keras config imports {module}.{cls} (outside keras)",
-                    (f"at offset {match.start()}",))
+    """Keras ``.h5``: the ``model_config`` attribute is a JSON string inside the file; parse it as JSON.
+
+    Without h5py the attribute is found by content: every ``{"`` starts a decode attempt with ``json.raw_decode`` (up
+    to the next NUL, where HDF5 ends the string), so escapes (``"\u004cambda"``) and any whitespace read as Keras
+    reads them. Every object that parses is walked like a ``.keras`` config. A file that mentions a layer class but
+    yields no parsable config is unscannable (fail closed).
+    """
+    decoder = json.JSONDecoder()
+    parsed = 0
+    resume = 0
+    for attempt, match in enumerate(_JSON_START.finditer(view)):
+        if attempt >= _MAX_H5_ATTEMPTS:
+            ctx.add(Verdict.UNSCANNABLE, path, "keras", f"more than {_MAX_H5_ATTEMPTS} JSON candidates in HDF5 file")
+            return
+        start = match.start()
+        if start < resume:
+            continue  # inside an object already parsed
+        ctx.check_time()
+        stop = pickle_vm.find_byte(view, b"\0", start, _MAX_CONFIG)
+        text = bytes(view[start:stop if stop >= 0 else min(len(view), start + _MAX_CONFIG)]).decode(
+            "utf-8", "surrogateescape")
+        try:
+            config, end = decoder.raw_decode(text)
+        except (ValueError, RecursionError):
+            continue
+        resume = start + len(text[:end].encode("utf-8", "surrogateescape"))
+        if isinstance(config, dict) and ("class_name" in config or "config" in config):
+            parsed += 1
+            before = len(ctx.findings)
+            _walk_keras(ctx, config, f"config@{start}", path, 0)
+            for i in range(before, len(ctx.findings)):
+                f = ctx.findings[i]
+                ctx.findings[i] = Finding(f.verdict, f.path, f.detector, f.message.replace("Keras", "Keras HDF5", 1),
+                                          f.evidence)
+    if not parsed and (re.search(rb"class_name|Lambda|TFSMLayer", view) is not None):
+        ctx.add(Verdict.UNSCANNABLE, path, "keras", "HDF5 file mentions Keras layers but no model config parses as "
+                "JSON")
 
 
 _TARGET = re.compile(rb"""["']?_target_["']?\s*[:=]\s*["']?([A-Za-z_][\w.]{0,300})""")
@@ -451,8 +517,9 @@ def _decompress(ctx: _Ctx, view: memoryview, kind: str, path: str) -> memoryview
     import lzma
     import zlib
 
+    from gatekeeper.detectors.inflate import OverBudget, inflate
+
     budget = ctx.options.max_decompressed - ctx.decompressed
-    raw = bytes(view)
     try:
         dec: zlib._Decompress | bz2.BZ2Decompressor | lzma.LZMADecompressor
         if kind in ("gzip", "zlib"):
@@ -465,18 +532,17 @@ def _decompress(ctx: _Ctx, view: memoryview, kind: str, path: str) -> memoryview
             ctx.add(Verdict.UNSCANNABLE, path, "compression", f"{kind} compression needs an optional parser that "
                     "is not installed")
             return None
-        out = dec.decompress(raw, budget + 1)
-        if len(out) <= budget and not dec.eof:
-            raise EOFError("compressed stream is truncated")
+        # Bounded memory (issue: a 1 MB push must not allocate gigabytes): fed in slices, spooled to disk past 16 MiB.
+        out = inflate(dec, view, budget)
+    except OverBudget:
+        raise _Budget(f"decompressed data over {ctx.options.max_decompressed} bytes") from None
     except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError) as exc:
         if kind in ("zlib", "lzma"):
             return None  # weak magic: not compressed after all
         ctx.add(Verdict.UNSCANNABLE, path, "compression", f"corrupt {kind} data: {str(exc)[:80]}")
         return None
-    if len(out) > budget:
-        raise _Budget(f"decompressed data over {ctx.options.max_decompressed} bytes")
     ctx.decompressed += len(out)
-    return memoryview(out)
+    return out
 
 
 def _scan_tar(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
@@ -564,32 +630,65 @@ _PICKLE_FIRST_BYTES = frozenset(
 )
 
 
+_ZIP_KINDS = frozenset({"torch-zip", "torchscript", "keras", "npz", "zip"})
+_PICKLE_KINDS = frozenset({"pickle", "torch-legacy"})
+
+
 def _scan(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
+    """Judge ``view`` under every interpretation some loader applies to it; every finding is kept, the worst wins.
+
+    * by the magic at byte 0 (what ``sniff`` finds: tar, gzip, npy, HDF5, GGUF, safetensors, a zip starting PK...);
+    * as a zip read from its end record (``zipfile``, ``np.load`` and Keras find the end record wherever the archive
+      starts: a zip behind a prefix, or at the end of a tar, gzip or pickle);
+    * as a pickle read from byte 0 (``pickle.load``, ``torch.load`` of anything not starting ``PK\x03\x04``,
+      ``np.load`` of anything that is neither npy nor zip, ``joblib.load``), whatever the magic says: a GGUF, tar or
+      ``BZh`` header can start a valid pickle.
+    """
     if depth > ctx.options.max_depth:
         ctx.add(Verdict.UNSCANNABLE, path, "content", f"containers nested deeper than {ctx.options.max_depth}")
         return
     ctx.check_time()
-    # An end record found from the end (a zip behind a prefix) matters for files torch.load opens; inside a
-    # container only members that start like a zip are archives, so huge tensor members are not read at their tail.
-    kind = sniff(view, probe=False, eocd_anywhere=depth == 0)
-    if kind is None and depth > 0 and path.lower().endswith((".yaml", ".yml", ".json")):
-        # Text configs inside archives (NeMo's model_config.yaml in a .nemo tar) are invisible to the text
-        # detectors, which see repository files only: look for Hydra targets here.
-        _scan_archived_config(ctx, view, path)
+    kind = sniff(view, probe=False, eocd_anywhere=False)
+    zip_kind = None
+    if kind not in _ZIP_KINDS and zip_walk.find_eocd(view) >= 0:
+        zip_kind = _zip_kind(view, 100_000, False)
+    as_pickle = kind not in _PICKLE_KINDS and bool(view) and view[0] in _PICKLE_FIRST_BYTES
+    before = len(ctx.findings)
+    if kind is None and zip_kind is None:
+        if depth > 0 and path.lower().endswith((".yaml", ".yml", ".json")):
+            # Text configs inside archives (NeMo's model_config.yaml in a .nemo tar) are invisible to the text
+            # detectors, which see repository files only: look for Hydra targets here.
+            _scan_archived_config(ctx, view, path)
+        elif path.endswith("saved_model.pb"):
+            _scan_saved_model(ctx, view, path)
+        else:
+            # A protocol 0/1 pickle has no magic: the full analysis doubles as the probe (candidate=True reports
+            # nothing unless it meets a global or a call, or parses to the end).
+            if as_pickle:
+                _scan_pickle(ctx, view, path, depth, candidate=True)
+            if len(ctx.findings) == before and path.endswith(".safetensors") and len(view) >= 8:
+                _scan_safetensors(ctx, view, path)  # too broken to sniff, but it claims to be safetensors
         return
-    if kind is None and path.endswith("saved_model.pb"):
-        _scan_saved_model(ctx, view, path)
-        return
-    if kind is None:
-        # A protocol 0/1 pickle has no magic: the full analysis doubles as the probe (candidate=True reports
-        # nothing unless it meets a global or a call, or parses to the end).
-        before = len(ctx.findings)
-        if view and view[0] in _PICKLE_FIRST_BYTES:
-            _scan_pickle(ctx, view, path, depth, candidate=True)
-        if len(ctx.findings) == before and path.endswith(".safetensors") and len(view) >= 8:
-            _scan_safetensors(ctx, view, path)  # too broken to sniff, but it claims to be safetensors
-        return
-    if kind in ("torch-zip", "torchscript", "keras", "npz", "zip"):
+    if kind is not None:
+        _scan_by_magic(ctx, view, path, depth, kind)
+    if as_pickle:
+        # The first pickle of a file is read without a persistent_load by every loader (pickle.load; torch.load's
+        # legacy path reads a magic-number pickle first), so a PERSID there ends the load: a zip's "PK" is one.
+        _scan_pickle(ctx, view, path if kind is None else f"{path}!<read as a pickle from byte 0>", depth,
+                     candidate=True, persistent_load=False)
+    if zip_kind is not None:
+        # A prefix that no other reading explains is itself suspicious (loaders disagree about it); a tar whose last
+        # member is a zip ends like one for good reasons.
+        explained = kind == "tar" or len(ctx.findings) > before
+        _scan_zip(ctx, view, path, depth, zip_kind, flag_prefix=not explained)
+    if kind != "safetensors" and safetensors_header.looks_like_safetensors(bytes(view[:16])):
+        n = int.from_bytes(bytes(view[:8]), "little")
+        if n <= safetensors_header.MAX_HEADER and 8 + n <= len(view) or path.endswith(".safetensors"):
+            _scan_safetensors(ctx, view, path)
+
+
+def _scan_by_magic(ctx: _Ctx, view: memoryview, path: str, depth: int, kind: str) -> None:
+    if kind in _ZIP_KINDS:
         _scan_zip(ctx, view, path, depth, kind)
     elif kind in ("7z", "rar"):
         ctx.add(Verdict.UNSCANNABLE, path, "content", f"{kind} archives cannot be scanned (no {kind} parser installed)")
@@ -612,18 +711,13 @@ def _scan(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
         _scan_npy(ctx, view, path, depth)
     elif kind == "hdf5":
         _scan_hdf5(ctx, view, path)
-    elif kind == "safetensors":
-        pass  # sniff() only returns it for a valid header
     elif kind == "torch-legacy":
         _scan_torch_legacy(ctx, view, path, depth)
     elif kind == "pickle":
         head = bytes(view[:2])
         _scan_pickle(ctx, view, path, depth, candidate=not pickle_vm.looks_like_pickle(head))
-    # gguf: weights and metadata only; chat templates are text (not scanned here).
-    if kind != "safetensors" and safetensors_header.looks_like_safetensors(bytes(view[:16])):
-        n = int.from_bytes(bytes(view[:8]), "little")
-        if n <= safetensors_header.MAX_HEADER and 8 + n <= len(view) or path.endswith(".safetensors"):
-            _scan_safetensors(ctx, view, path)
+    # safetensors: sniff() only returns it for a valid header; gguf: weights and metadata (its pickle reading is
+    # checked by the caller).
 
 
 def scan_blob(path: str, data: Data, options: ScanOptions = ScanOptions()) -> list[Finding]:

@@ -10,6 +10,7 @@ an ``O`` field anywhere, means the data is ``pickle.dump(array)`` and ``np.load(
 from __future__ import annotations
 
 import ast
+import re
 import struct
 from dataclasses import dataclass
 
@@ -31,14 +32,27 @@ class NpyHeader:
     has_object: bool
 
 
+# dtype strings that are certainly not object dtypes: one type code with an optional byte order and size, datetime
+# units, or a plain numeric name. numpy accepts much more as a *string* (``'object'``, ``'object_'``, ``'O8'``,
+# comma-separated fields ``'f8,O'``, subarrays ``'(2,)O'``...): anything not matched here is treated as object, so
+# the data is analysed as the pickle np.load would unpickle (fail closed; numpy itself never writes such strings).
+_PLAIN_DTYPE = re.compile(
+    r"[<>|=]?(?:[?bBhHiIlLqQpPnNefdgFDGSaUVc]|[biufcSaUV]\d{1,5}|[mM]8(?:\[\d*[a-zA-Z]{1,2}\])?)"
+    r"|(?:bool|int|uint|float|complex)(?:8|16|32|64|128|256)?|bytes|str|void|datetime64|timedelta64"
+)
+
+
 def _has_object(descr: object, depth: int = 0) -> bool:
+    """Whether numpy's ``descr_to_dtype(descr).hasobject`` can be true (``lib/format.py``), erring towards yes."""
     if depth > 32:
         return True  # absurd nesting: assume the worst, the caller analyses the data as a pickle
     if isinstance(descr, str):
-        return descr.lstrip("<>|=").startswith("O")
-    if isinstance(descr, list):
+        return _PLAIN_DTYPE.fullmatch(descr) is None
+    if isinstance(descr, tuple):  # (subtype, shape): a subarray
+        return len(descr) != 2 or _has_object(descr[0], depth + 1)
+    if isinstance(descr, list):  # structured: (name, descr) or (name, descr, shape) per field, nested at will
         for field in descr:
-            if isinstance(field, tuple) and len(field) >= 2 and _has_object(field[1], depth + 1):
+            if not isinstance(field, tuple | list) or len(field) not in (2, 3) or _has_object(field[1], depth + 1):
                 return True
         return False
     return True  # anything else is not a dtype numpy writes: treat as object

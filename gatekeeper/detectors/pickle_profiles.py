@@ -22,6 +22,8 @@ import enum
 import functools
 from collections.abc import Iterable
 
+from gatekeeper.detectors.pickle_reach import MODULE_ALIASES, REACHES
+
 __all__ = ["Classification", "PROFILES", "classify_global", "profile_globals", "LOADS_LIKE", "UnknownProfile"]
 
 
@@ -194,13 +196,43 @@ LOADS_LIKE = frozenset(
 )
 
 
-def _denied(dotted: list[str]) -> bool:
-    for i in range(1, len(dotted) + 1):
-        if ".".join(dotted[:i]) in _DENY_MODULES:
-            return True
-    return False
+def _resolve_aliases(parts: list[str]) -> list[str]:
+    """``parts`` with every module alias replaced by the module it is (``random._os.system`` -> ``os.system``)."""
+    for _ in range(8):  # alias chains are short; the bound only guards against a cycle in the table
+        for i in range(len(parts), 0, -1):
+            target = MODULE_ALIASES.get(".".join(parts[:i]))
+            if target is not None:
+                parts = target.split(".") + parts[i:]
+                break
+        else:
+            return parts
+    return parts
 
 
+def _denied(dotted: list[str]) -> str | None:
+    """Why the path is refused: a dotted prefix, after resolving module aliases, is deny-listed or reaches a sink."""
+    resolved = _resolve_aliases(dotted)
+    alias = "" if resolved == dotted else f" (the alias of {'.'.join(resolved)})"
+    for parts in (dotted, resolved):
+        for i in range(1, len(parts) + 1):
+            prefix = ".".join(parts[:i])
+            if prefix in _DENY_MODULES:
+                return f"on the deny list{alias}"
+            if prefix in REACHES:
+                return f"{prefix} opens files, imports or runs code{alias}"
+        if parts is resolved and alias and parts[0] in ("builtins", "__builtin__", "__builtins__") and not (
+                len(parts) == 2 and parts[1] in _SAFE_BUILTINS):
+            return f"builtins outside the inert set{alias}"
+    return None
+
+
+def _private_alias(part: str) -> bool:
+    # ``import os as _os`` is the idiom: a private attribute named like a deny-listed module is that module, in any
+    # package (the derived alias table covers the standard library only).
+    return part.startswith("_") and part.lstrip("_") in _DENY_MODULES
+
+
+@functools.lru_cache(maxsize=8192)  # pure; a checkpoint names the same few globals thousands of times
 def classify_global(module: str, name: str, allowed: frozenset[str]) -> tuple[Classification, str]:
     """Classify ``module``/``name`` as a pickle ``find_class`` would resolve it.
 
@@ -210,6 +242,12 @@ def classify_global(module: str, name: str, allowed: frozenset[str]) -> tuple[Cl
     mod_parts = module.split(".")
     name_parts = name.split(".")
     full = mod_parts + name_parts
+    if not name and all(mod_parts):
+        # find_class(module, "") imports the module (its import-time code runs), then getattr fails: what a GLOBAL
+        # cut off at the end of the data does in the pure-Python unpickler. The module decides.
+        if _denied(mod_parts) or mod_parts[0] in ("builtins", "__builtin__", "__builtins__"):
+            return Classification.DENY, "imports a deny-listed module"
+        return Classification.REVIEW, "imports a module (empty name)"
     if any(not part for part in full):
         # ``find_class("os.", "system")`` or an empty name: not resolvable by any loader in a benign way.
         return Classification.DENY, "empty dotted component"
@@ -221,11 +259,12 @@ def classify_global(module: str, name: str, allowed: frozenset[str]) -> tuple[Cl
                 return Classification.ALLOW, "on the allow-list"
             return Classification.REVIEW, "builtin constructor outside the allow-list profile"
         return Classification.DENY, "builtins outside the inert set"
-    if _denied(full):
-        return Classification.DENY, "on the deny list"
+    why = _denied(full)
+    if why is not None:
+        return Classification.DENY, why
     # getattr traversal through the name: every chain that starts at a name component is checked as a module path.
     for start in range(len(mod_parts), len(full)):
-        if _denied(full[start:]) or full[start] in ("__builtins__", "__globals__", "__import__", "__class__",
+        if _denied(full[start:]) or _private_alias(full[start]) or full[start] in ("__builtins__", "__globals__", "__import__", "__class__",
                                                     "__subclasses__", "__reduce__", "__reduce_ex__", "__code__",
                                                     "__dict__", "__getattribute__", "__setattr__"):
             return Classification.DENY, f"attribute traversal reaches {'.'.join(full[start:])}"

@@ -25,12 +25,14 @@ whether they are nested pickles.
 from __future__ import annotations
 
 import codecs
+import copyreg
 import struct
 import time
 from struct import unpack_from as _unpack_from
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gatekeeper.detectors import pickle_text
 from gatekeeper.detectors.pickle_profiles import LOADS_LIKE
 from gatekeeper.detectors.pickle_profiles import Classification
 from gatekeeper.detectors.pickle_profiles import classify_global
@@ -195,6 +197,25 @@ _NESTED_PREVIEW = 16  # bytes looked at to decide whether a bytes constant is a 
 _SMALL_CONST = 1 << 16  # byte/str constants up to this size are materialised (STACK_GLOBAL operands, loads args)
 
 
+_MAX_LINE = 1 << 20  # protocol 0 text arguments longer than this are a resource limit (CPython has none)
+
+
+def find_byte(data: memoryview, needle: bytes, start: int, limit: int) -> int:
+    """Index of ``needle`` (one byte) in ``data[start:start + limit + 1]``, or -1; looks in growing windows, so a
+    long search over an mmap never copies more than it has to."""
+    window = 256
+    pos = start
+    size = min(len(data), start + limit + 1)
+    while pos < size:
+        end = min(size, pos + window)
+        idx = bytes(data[pos:end]).find(needle)
+        if idx >= 0:
+            return pos + idx
+        pos = end
+        window = min(window * 4, 1 << 24)
+    return -1
+
+
 def looks_like_pickle(head: bytes) -> bool:
     """The cheap sniff: a protocol 2-5 PROTO opcode at offset 0."""
     return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
@@ -216,7 +237,9 @@ class _Machine:
         profile: str,
         extra_globals: frozenset[str],
         joblib: bool,
+        persistent_load: bool = True,
     ) -> None:
+        self.persistent_load = persistent_load
         self.data = data
         self.size = len(data)
         self.pos = start
@@ -239,6 +262,7 @@ class _Machine:
         self.gets = 0
         self.puts = 0
         self.frame_end = -1
+        self.c_buffer_end = -1  # end of the C unpickler's read buffer (the last frame it fetched)
         self.proto_seen = False
         self.bad_global = False
 
@@ -272,13 +296,34 @@ class _Machine:
             if self.pos >= self.frame_end:
                 self.frame_end = -1
 
-    def _readline(self, op_offset: int) -> bytes:
-        limit = min(self.size, self.pos + _SMALL_CONST)
-        view = self.data[self.pos:limit]
-        idx = bytes(view).find(b"\n")
+    def _readline(self, op_offset: int, *, at_eof: bool = False) -> bytes:
+        """The next line *with* its newline, as ``readline`` returns it (CPython reads lines of any length).
+
+        Without a newline before the end of the data: a parse error, or with ``at_eof`` the rest of the data, as the
+        pure-Python unpickler's ``readline`` returns it (it then drops the last character and still calls
+        ``find_class`` for GLOBAL/INST: ``(itorch`` at the end of a file imports ``torch``).
+        """
+        idx = find_byte(self.data, b"\n", self.pos, _MAX_LINE)
+        if idx < 0 and self.size - self.pos > _MAX_LINE:
+            if at_eof and b"\0" in bytes(self.data[self.pos:self.pos + _MAX_LINE]):
+                # A module name with a NUL byte cannot be imported: every loader fails here, nothing resolved.
+                raise _ParseError(f"GLOBAL operand over {_MAX_LINE} bytes with a NUL byte", op_offset)
+            raise _LimitError(f"text argument longer than {_MAX_LINE} bytes", op_offset)
         if idx < 0:
-            raise _ParseError("unterminated text argument", op_offset)
-        return self._read(idx + 1, op_offset)[:-1]
+            if not at_eof:
+                raise _ParseError("unterminated text argument", op_offset)
+            idx = self.size - 1
+        return self._read(idx + 1 - self.pos, op_offset)
+
+    def _fixed(self, n: int, offset: int) -> int:
+        """Claim the ``n``-byte argument of the opcode at ``offset``; returns where it starts (hot path: no copy)."""
+        end = offset + 1 + n
+        if end > self.size:
+            raise _ParseError(f"truncated: {n} bytes needed, {self.size - offset - 1} left", offset)
+        if offset < self.frame_end < end:
+            self._anomaly("opcode argument straddles a FRAME boundary", offset)
+        self.pos = end
+        return offset + 1
 
     def _uint(self, n: int, op_offset: int) -> int:
         return int.from_bytes(self._read(n, op_offset), "little")
@@ -307,7 +352,12 @@ class _Machine:
 
     def _add_global(self, module: str, name: str, offset: int, opcode: str) -> _Global:
         classification, reason = classify_global(module, name, self.allowed)
-        ref = GlobalRef(module, name, offset, opcode, classification, reason)
+        return self._record_global(GlobalRef(module, name, offset, opcode, classification, reason))
+
+    def _record_global(self, ref: GlobalRef) -> _Global:
+        classification = ref.classification
+        reason = ref.reason
+        offset = ref.offset
         self.globals.append(ref)
         if classification is Classification.DENY:
             self.bad_global = True
@@ -355,12 +405,27 @@ class _Machine:
             for issue in self.nested(view, why, self.depth + 1):
                 self._issue(issue.verdict, f"nested archive ({why}): {issue.message}", offset)
 
+    def _scan_encoded(self, raw: bytes, offset: int) -> None:
+        """A str or bytes constant that is an encoded pickle, zip or compressed stream: decode it and scan it.
+
+        Nothing in the pickle has to call a decoder: a checkpoint can carry ``base64(zlib(pickle))`` as plain data
+        for code that decodes and loads it later (the decode-then-load chain lives outside the file).
+        """
+        decoded = _decode_constant(raw)
+        if decoded is None and max(raw[:4]) >= 0x80:
+            try:  # a str carrying binary the latin-1 way (what ``s.encode("latin-1")`` gives back)
+                decoded = _decode_constant(raw.decode("utf-8").encode("latin-1"))
+            except (UnicodeDecodeError, UnicodeEncodeError):
+                decoded = None
+        if decoded is not None:
+            self._scan_nested_bytes(decoded, offset, "encoded payload in a constant")
+
     # -- main loop ----------------------------------------------------------------------------------------------
     def run(self) -> int:
         """Execute opcodes up to STOP; returns the offset after STOP. Raises _ParseError.
 
-        The most frequent opcodes of real checkpoints (memo traffic, small ints, marks, short strings) are handled
-        inline; everything else goes through the per-opcode methods via a 256-entry table.
+        The loop only fetches, counts and checks limits; every opcode is one ``op_*`` method, found through a
+        256-entry table (``_DISPATCH``), so each opcode's semantics can be read and reviewed on its own.
         """
         data = self.data
         size = self.size
@@ -368,14 +433,12 @@ class _Machine:
         max_opcodes = limits.max_opcodes
         max_stack = limits.max_stack
         table = _DISPATCH
-        memo = self.memo
         while True:
             offset = self.pos
             if offset >= size:
                 raise _ParseError("pickle ends without STOP", offset)
-            fe = self.frame_end
-            if fe >= 0 and offset >= fe:
-                self.frame_end = fe = -1
+            if 0 <= self.frame_end <= offset:
+                self.frame_end = -1
             code = data[offset]
             self.opcodes = count = self.opcodes + 1
             if count > max_opcodes:
@@ -385,123 +448,6 @@ class _Machine:
                     raise _LimitError("time budget exhausted", offset)
                 if len(self.stack) + len(self.metastack) > max_stack:
                     raise _LimitError(f"stack depth over {max_stack}", offset)
-            if code == 0x71 or code == 0x68:  # BINPUT / BINGET
-                if offset + 2 > size:
-                    raise _ParseError("truncated: 1 bytes needed, 0 left", offset)
-                if fe >= 0 and offset < fe < offset + 2:
-                    self._anomaly("opcode argument straddles a FRAME boundary", offset)
-                key = data[offset + 1]
-                self.pos = offset + 2
-                if code == 0x71:
-                    if not self.stack:
-                        raise _ParseError("PUT on an empty stack", offset)
-                    self.puts += 1
-                    memo[key] = self.stack[-1]
-                    if len(memo) > limits.max_memo:
-                        raise _LimitError(f"memo larger than {limits.max_memo}", offset)
-                else:
-                    self.gets += 1
-                    try:
-                        self.stack.append(memo[key])
-                    except KeyError:
-                        raise _ParseError(f"GET of memo key {key} that was never stored (GET before PUT)",
-                                          offset) from None
-                    if self.gets > 10_000 and self.gets > limits.max_get_ratio * max(self.puts, 1):
-                        raise _LimitError(f"memo GET/PUT ratio over {limits.max_get_ratio} (expansion attack)",
-                                          offset)
-                continue
-            if code == 0x8C:  # SHORT_BINUNICODE
-                if offset + 2 > size:
-                    raise _ParseError("truncated: 1 bytes needed, 0 left", offset)
-                end = offset + 2 + data[offset + 1]
-                if end > size:
-                    raise _ParseError(f"truncated: {end - offset - 2} bytes needed, {size - offset - 2} left", offset)
-                if fe >= 0 and offset < fe < end:
-                    self._anomaly("opcode argument straddles a FRAME boundary", offset)
-                try:
-                    self.stack.append(_Const(bytes(data[offset + 2:end]).decode("utf-8", "surrogatepass")))
-                except UnicodeDecodeError:
-                    raise _ParseError("invalid UTF-8 in a unicode argument", offset) from None
-                self.pos = end
-                continue
-            if code == 0x47 or code == 0x4A:  # BINFLOAT, BININT
-                end = offset + (9 if code == 0x47 else 5)
-                if end > size:
-                    raise _ParseError(f"truncated: {end - offset - 1} bytes needed, {size - offset - 1} left", offset)
-                if fe >= 0 and offset < fe < end:
-                    self._anomaly("opcode argument straddles a FRAME boundary", offset)
-                self.stack.append(_Const(_unpack_from(">d" if code == 0x47 else "<i", data, offset + 1)[0]))
-                self.pos = end
-                continue
-            if code == 0x94:  # MEMOIZE
-                self.pos = offset + 1
-                if not self.stack:
-                    raise _ParseError("PUT on an empty stack", offset)
-                self.puts += 1
-                memo[len(memo)] = self.stack[-1]
-                if len(memo) > limits.max_memo:
-                    raise _LimitError(f"memo larger than {limits.max_memo}", offset)
-                continue
-            if code == 0x4B:  # BININT1
-                if offset + 2 > size:
-                    raise _ParseError("truncated: 1 bytes needed, 0 left", offset)
-                if fe >= 0 and offset < fe < offset + 2:
-                    self._anomaly("opcode argument straddles a FRAME boundary", offset)
-                self.stack.append(_Const(data[offset + 1]))
-                self.pos = offset + 2
-                continue
-            if code == 0x28:  # MARK
-                self.pos = offset + 1
-                self.metastack.append(self.stack)
-                self.stack = []
-                if len(self.metastack) > max_stack:
-                    raise _LimitError(f"stack depth over {max_stack}", offset)
-                continue
-            if code == 0x4E or code == 0x88 or code == 0x89:  # NONE, NEWTRUE, NEWFALSE
-                self.pos = offset + 1
-                self.stack.append(_Const(None if code == 0x4E else code == 0x88))
-                continue
-            if code == 0x29 or code == 0x5D or code == 0x7D:  # EMPTY_TUPLE, EMPTY_LIST, EMPTY_DICT
-                self.pos = offset + 1
-                self.stack.append(_Seq("tuple" if code == 0x29 else "list" if code == 0x5D else "dict"))
-                continue
-            if code == 0x58:  # BINUNICODE
-                if offset + 5 > size:
-                    raise _ParseError(f"truncated: 4 bytes needed, {size - offset - 1} left", offset)
-                n = _unpack_from("<I", data, offset + 1)[0]
-                end = offset + 5 + n
-                if n <= _SMALL_CONST and end <= size:
-                    if fe >= 0 and offset < fe < end:
-                        self._anomaly("opcode argument straddles a FRAME boundary", offset)
-                    try:
-                        self.stack.append(_Const(bytes(data[offset + 5:end]).decode("utf-8", "surrogatepass")))
-                    except UnicodeDecodeError:
-                        raise _ParseError("invalid UTF-8 in a unicode argument", offset) from None
-                    self.pos = end
-                    continue
-            elif 0x85 <= code <= 0x87:  # TUPLE1, TUPLE2, TUPLE3
-                n = code - 0x84
-                stack = self.stack
-                if len(stack) < n:
-                    raise _ParseError("stack underflow", offset)
-                items = stack[-n:]
-                del stack[-n:]
-                stack.append(_Seq("tuple", items))
-                self.pos = offset + 1
-                continue
-            elif code == 0x72:  # LONG_BINPUT
-                if offset + 5 > size:
-                    raise _ParseError(f"truncated: 4 bytes needed, {size - offset - 1} left", offset)
-                if fe >= 0 and offset < fe < offset + 5:
-                    self._anomaly("opcode argument straddles a FRAME boundary", offset)
-                if not self.stack:
-                    raise _ParseError("PUT on an empty stack", offset)
-                self.puts += 1
-                memo[_unpack_from("<I", data, offset + 1)[0]] = self.stack[-1]
-                if len(memo) > limits.max_memo:
-                    raise _LimitError(f"memo larger than {limits.max_memo}", offset)
-                self.pos = offset + 5
-                continue
             handler = table[code]
             if handler is None:
                 raise _ParseError(f"unknown opcode 0x{code:02x}", offset)
@@ -521,10 +467,16 @@ class _Machine:
     def op_FRAME(self, offset: int) -> None:
         length = self._uint(8, offset)
         if self.pos + length > self.size:
-            raise _ParseError(f"FRAME of {length} bytes runs past the end of the data", offset)
+            # The C unpickler fails here; the pure-Python one reads what there is and runs the opcodes in it.
+            self._anomaly(f"FRAME of {length} bytes runs past the end of the data", offset)
+            length = self.size - self.pos
         if self.frame_end >= 0 and self.pos < self.frame_end:
             self._anomaly("FRAME inside a frame", offset)
         self.frame_end = self.pos + length
+        # The C unpickler buffers a frame only when it does not fit in what it already holds (a FRAME inside a
+        # frame that fits changes nothing there): where its buffer ends is where a straddling line is re-read.
+        if self.pos + length > self.c_buffer_end:
+            self.c_buffer_end = self.pos + length
 
     def op_STOP(self, offset: int) -> bool:
         self._pop(offset)
@@ -565,41 +517,33 @@ class _Machine:
     def op_NEWFALSE(self, offset: int) -> None:
         self._const(False, offset)
 
-    def op_INT(self, offset: int) -> None:
+    def _text_number(self, parse: Callable[[bytes], object], what: str, offset: int) -> None:
         line = self._readline(offset)
-        if line in (b"00", b"01"):
-            self._const(line == b"01", offset)
-            return
         try:
-            self._const(int(line, 0 if line.strip().lower().startswith((b"0x", b"-0x")) else 10), offset)
-        except ValueError:
-            raise _ParseError("invalid INT literal", offset) from None
+            self._const(parse(line), offset)
+        except (ValueError, OverflowError):
+            raise _ParseError(f"invalid {what} literal", offset) from None
+
+    def op_INT(self, offset: int) -> None:
+        self._text_number(pickle_text.parse_int, "INT", offset)
 
     def op_LONG(self, offset: int) -> None:
-        line = self._readline(offset)
-        try:
-            self._const(int(line[:-1] if line.endswith(b"L") else line), offset)
-        except ValueError:
-            raise _ParseError("invalid LONG literal", offset) from None
+        self._text_number(pickle_text.parse_long, "LONG", offset)
 
     def op_FLOAT(self, offset: int) -> None:
-        line = self._readline(offset)
-        try:
-            self._const(float(line), offset)
-        except ValueError:
-            raise _ParseError("invalid FLOAT literal", offset) from None
+        self._text_number(pickle_text.parse_float, "FLOAT", offset)
 
     def op_BININT(self, offset: int) -> None:
-        self._const(struct.unpack("<i", self._read(4, offset))[0], offset)
+        self.stack.append(_Const(_unpack_from("<i", self.data, self._fixed(4, offset))[0]))
 
     def op_BININT1(self, offset: int) -> None:
-        self._const(self._uint(1, offset), offset)
+        self.stack.append(_Const(self.data[self._fixed(1, offset)]))
 
     def op_BININT2(self, offset: int) -> None:
         self._const(self._uint(2, offset), offset)
 
     def op_BINFLOAT(self, offset: int) -> None:
-        self._const(struct.unpack(">d", self._read(8, offset))[0], offset)
+        self.stack.append(_Const(_unpack_from(">d", self.data, self._fixed(8, offset))[0]))
 
     def _long(self, nbytes: int, offset: int) -> None:
         n = self._uint(nbytes, offset)
@@ -618,7 +562,7 @@ class _Machine:
         self._long(4, offset)
 
     def op_STRING(self, offset: int) -> None:
-        line = self._readline(offset)
+        line = self._readline(offset)[:-1]
         if len(line) >= 2 and line[0] == line[-1] and line[:1] in (b"'", b'"'):
             line = line[1:-1]
         else:
@@ -642,6 +586,8 @@ class _Machine:
                 self._scan_nested_bytes(span, offset, "bytes constant")
             return
         raw = self._read(n, offset)
+        if n >= 24 and raw[:2] in _ENCODED_HEADS:
+            self._scan_encoded(raw, offset)
         if text:
             try:
                 self._const(raw.decode("utf-8", "surrogatepass"), offset)
@@ -676,13 +622,27 @@ class _Machine:
         self._bytes_arg(4, offset, text=True)
 
     def op_SHORT_BINUNICODE(self, offset: int) -> None:
-        self._bytes_arg(1, offset, text=True)
+        # the commonest opcode of real checkpoints (dict keys, STACK_GLOBAL operands): read in place
+        start = self._fixed(1, offset) + 1
+        end = start + self.data[start - 1]
+        if end > self.size:
+            raise _ParseError(f"truncated: {end - start} bytes needed, {self.size - start} left", offset)
+        if offset < self.frame_end < end:
+            self._anomaly("opcode argument straddles a FRAME boundary", offset)
+        raw = bytes(self.data[start:end])
+        try:
+            self.stack.append(_Const(raw.decode("utf-8", "surrogatepass")))
+        except UnicodeDecodeError:
+            raise _ParseError("invalid UTF-8 in a unicode argument", offset) from None
+        if end - start >= 24 and raw[:2] in _ENCODED_HEADS:
+            self._scan_encoded(raw, offset)
+        self.pos = end
 
     def op_BINUNICODE8(self, offset: int) -> None:
         self._bytes_arg(8, offset, text=True)
 
     def op_UNICODE(self, offset: int) -> None:
-        line = self._readline(offset)
+        line = self._readline(offset)[:-1]
         try:
             self._const(line.decode("raw-unicode-escape"), offset)
         except UnicodeDecodeError:
@@ -704,11 +664,12 @@ class _Machine:
         self.stack.append(_Seq("tuple", items))
 
     def _tuple_n(self, n: int, offset: int) -> None:
-        if len(self.stack) < n:
+        stack = self.stack
+        if len(stack) < n:
             raise _ParseError("stack underflow", offset)
-        items = self.stack[len(self.stack) - n:]
-        del self.stack[len(self.stack) - n:]
-        self.stack.append(_Seq("tuple", items))
+        items = stack[-n:]
+        del stack[-n:]
+        stack.append(_Seq("tuple", items))
 
     def op_TUPLE1(self, offset: int) -> None:
         self._tuple_n(1, offset)
@@ -743,6 +704,8 @@ class _Machine:
         self.stack.append(_Seq("frozenset", items))
 
     def _extend(self, target: object, items: list[object], what: str, offset: int) -> None:
+        if not items:
+            return  # the C unpickler returns before it looks at the target (any type) when there is nothing to add
         self._check_mutation(target, what, offset)
         if isinstance(target, _Seq):
             if len(target.items) < 64:  # enough to see small argument tuples; big containers need no contents
@@ -805,7 +768,7 @@ class _Machine:
     def _text_key(self, offset: int) -> int:
         line = self._readline(offset)
         try:
-            return int(line)
+            return pickle_text.parse_memo_key(line)
         except ValueError:
             raise _ParseError("invalid memo key", offset) from None
 
@@ -813,7 +776,7 @@ class _Machine:
         self._memo_get(self._text_key(offset), offset)
 
     def op_BINGET(self, offset: int) -> None:
-        self._memo_get(self._uint(1, offset), offset)
+        self._memo_get(self.data[self._fixed(1, offset)], offset)
 
     def op_LONG_BINGET(self, offset: int) -> None:
         self._memo_get(self._uint(4, offset), offset)
@@ -822,27 +785,44 @@ class _Machine:
         self._memo_put(self._text_key(offset), offset)
 
     def op_BINPUT(self, offset: int) -> None:
-        self._memo_put(self._uint(1, offset), offset)
+        self._memo_put(self.data[self._fixed(1, offset)], offset)
 
     def op_LONG_BINPUT(self, offset: int) -> None:
-        self._memo_put(self._uint(4, offset), offset)
+        self._memo_put(_unpack_from("<I", self.data, self._fixed(4, offset))[0], offset)
 
     def op_MEMOIZE(self, offset: int) -> None:
         self._memo_put(len(self.memo), offset)
 
     # -- globals ------------------------------------------------------------------------------------------------
-    def _text_pair(self, offset: int) -> tuple[str, str]:
-        module = self._readline(offset)
-        name = self._readline(offset)
+    def _text_line(self, offset: int) -> tuple[bytes, bytes | None]:
+        """A GLOBAL/INST operand line, and how the C unpickler reading a file reads it when it straddles a FRAME end.
+
+        The C unpickler holds exactly the frame in its buffer; a line that runs past the frame end is read again from
+        the file, and the buffered part is dropped (``_Unpickler_ReadFromFile`` replaces the buffer). The straddle is
+        an anomaly of its own; the second reading is returned so that its global is reported too.
+        """
+        buffer_end = self.c_buffer_end
+        start = self.pos
+        line = self._readline(offset, at_eof=True)
+        if start < buffer_end < self.pos:
+            return line[:-1], bytes(self.data[buffer_end:self.pos - 1])
+        return line[:-1], None
+
+    def _text_global(self, offset: int, opcode: str) -> _Global:
+        module, c_module = self._text_line(offset)
+        name, c_name = self._text_line(offset)
         try:
-            # CPython's load_global decodes both lines as UTF-8.
-            return module.decode("utf-8"), name.decode("utf-8")
+            # CPython's load_global decodes both lines as UTF-8 (load_inst as ASCII: UTF-8 is the wider reading).
+            if c_module is not None or c_name is not None:
+                other_module = (module if c_module is None else c_module).decode("utf-8", "replace")
+                other_name = (name if c_name is None else c_name).decode("utf-8", "replace")
+                self._add_global(other_module, other_name, offset, opcode)
+            return self._add_global(module.decode("utf-8"), name.decode("utf-8"), offset, opcode)
         except UnicodeDecodeError:
-            raise _ParseError("GLOBAL operands are not UTF-8", offset) from None
+            raise _ParseError(f"{opcode} operands are not UTF-8", offset) from None
 
     def op_GLOBAL(self, offset: int) -> None:
-        module, name = self._text_pair(offset)
-        self.stack.append(self._add_global(module, name, offset, "GLOBAL"))
+        self.stack.append(self._text_global(offset, "GLOBAL"))
 
     def op_STACK_GLOBAL(self, offset: int) -> None:
         name = self._pop(offset)
@@ -860,10 +840,18 @@ class _Machine:
 
     def _ext(self, nbytes: int, offset: int) -> None:
         code = self._uint(nbytes, offset)
-        # copyreg's extension registry is empty unless something registered a code (copyreg.add_extension, which is
-        # deny-listed): treat the code as an unknown global (reference §3.1).
+        opcode = f"EXT{nbytes}"
+        # CPython resolves an extension code through copyreg's registry and then calls find_class on what it finds:
+        # a registered code is that global. The registry is empty in a fresh interpreter (registering is
+        # copyreg.add_extension, deny-listed); what the loading process registered cannot be seen from here, so an
+        # unregistered code is refused: it fails in a plain interpreter and means something else where registered.
+        key = copyreg._inverted_registry.get(code)  # type: ignore[attr-defined]
+        if key is not None:
+            self.stack.append(self._add_global(key[0], key[1], offset, opcode))
+            return
         self.bad_global = True
-        self._issue(Verdict.REVIEW, f"extension code {code} (copyreg registry global)", offset)
+        self._issue(Verdict.UNSCANNABLE, f"{opcode} extension code {code} is not registered (copyreg): it fails in a "
+                    "plain interpreter and resolves to whatever the loading process registered", offset)
         self.stack.append(_Obj(f"extension {code}", offset))
 
     def op_EXT1(self, offset: int) -> None:
@@ -916,9 +904,8 @@ class _Machine:
         self._call(items[0], _Seq("tuple", items[1:]), offset, "OBJ")
 
     def op_INST(self, offset: int) -> None:
-        module, name = self._text_pair(offset)
+        cls = self._text_global(offset, "INST")
         items = self._pop_mark(offset)
-        cls = self._add_global(module, name, offset, "INST")
         self._call(cls, _Seq("tuple", items), offset, "INST")
 
     def op_BUILD(self, offset: int) -> None:
@@ -927,8 +914,8 @@ class _Machine:
             raise _ParseError("BUILD without an object", offset)
         target = self.stack[-1]
         self._check_mutation(target, "BUILD", offset)
-        if isinstance(target, _Const):
-            raise _ParseError("BUILD on a constant", offset)
+        # BUILD on a constant is no error for the pure-Python unpickler when the state is falsy (it does nothing),
+        # so the emulator keeps going whatever the state.
         if isinstance(target, _Obj):
             # Slot state is applied with setattr(): a dunder key can swap __class__ or reach __dict__ internals.
             parts = state.items if isinstance(state, _Seq) and state.kind == "tuple" else [state]
@@ -943,6 +930,9 @@ class _Machine:
                 self._joblib_array(target, offset)
 
     def _persid(self, pid: object, offset: int, opcode: str) -> None:
+        if not self.persistent_load:
+            # pickle.load without a persistent_load raises UnpicklingError here, before anything else runs.
+            raise _ParseError(f"{opcode} without a persistent_load (the loader fails here)", offset)
         ok = (
             self.torch_context
             and opcode == "BINPERSID"
@@ -958,7 +948,7 @@ class _Machine:
         self.stack.append(_Obj(("persistent", pid), offset))
 
     def op_PERSID(self, offset: int) -> None:
-        line = self._readline(offset)
+        line = self._readline(offset, at_eof=True)[:-1]
         self._persid(_Const(line.decode("latin-1")), offset, "PERSID")
 
     def op_BINPERSID(self, offset: int) -> None:
@@ -1019,6 +1009,47 @@ _DECODERS = frozenset({
     "zlib.decompress", "bz2.decompress", "lzma.decompress", "gzip.decompress", "builtins.bytes.fromhex",
 })
 _DECODE_CAP = 16 << 20
+
+# First two bytes of a constant that may be an encoded payload: base64 of a PROTO 2-5 pickle ("gA"), of zlib ("eJ",
+# "eN", "eF", "eA"), gzip ("H4"), zip ("UE"); hex of the same ("80", "78", "1f", "50"); raw zlib ("x\x9c" ...).
+_ENCODED_HEADS = frozenset({b"gA", b"eJ", b"eN", b"eF", b"eA", b"H4", b"UE", b"80", b"78", b"1f", b"50",
+                            b"x\x9c", b"x\xda", b"x\x01", b"x^", b"x\xc2", b"x\xc3",
+                            b"Z0", b"ZU", b"SD", b"VU"})  # base64 of base64
+
+
+def _decode_constant(raw: bytes) -> bytes | None:
+    """What an encoded constant decodes to, when it is a pickle, zip or compressed pickle; else None."""
+    import base64
+    import binascii
+    import zlib
+
+    for _ in range(4):  # base64(zlib(hex(...))) and friends, a few layers deep
+        decoded: bytes | None = None
+        if raw[:1] == b"x":
+            try:
+                decoded = zlib.decompressobj().decompress(raw, _DECODE_CAP)
+            except zlib.error:
+                return None
+        elif raw[:2] == b"\x1f\x8b":
+            try:
+                decoded = zlib.decompressobj(31).decompress(raw, _DECODE_CAP)
+            except zlib.error:
+                return None
+        else:
+            text = raw.strip()
+            try:
+                if len(text) % 2 == 0 and all(c in b"0123456789abcdefABCDEF" for c in text[:64]):
+                    decoded = binascii.unhexlify(text)
+                else:
+                    decoded = base64.b64decode(text, validate=True)
+            except (ValueError, binascii.Error):
+                return None
+        if looks_like_pickle(decoded[:2]) or decoded.startswith(b"PK\x03\x04"):
+            return decoded
+        if not decoded or decoded[:2] not in _ENCODED_HEADS and decoded[:2] != b"\x1f\x8b":
+            return None
+        raw = decoded
+    return None
 
 
 def _decode_chain(value: object, data: memoryview, depth: int) -> bytes | None:
@@ -1093,9 +1124,13 @@ def _dict_items(value: object) -> dict[str, object]:
     return {}
 
 
+def is_joblib_wrapper_global(ref: GlobalRef) -> bool:
+    """Whether ``ref`` is joblib's array wrapper, after whose BUILD ``joblib.load`` reads raw array bytes."""
+    return ref.name == "NumpyArrayWrapper" and ref.module.startswith("joblib.")
+
+
 def _is_joblib_wrapper(obj: _Obj) -> bool:
-    return isinstance(obj.origin, _Global) and obj.origin.ref.name == "NumpyArrayWrapper" and \
-        obj.origin.ref.module.startswith("joblib.")
+    return isinstance(obj.origin, _Global) and is_joblib_wrapper_global(obj.origin.ref)
 
 
 def _dtype_descr(dtype: object) -> str | None:
@@ -1156,6 +1191,7 @@ def analyse_one(
     nested: NestedScan | None = None,
     torch_context: bool = True,
     joblib: bool = False,
+    persistent_load: bool = True,
 ) -> tuple[PickleReport, int | None]:
     """Analyse the single pickle starting at ``start``.
 
@@ -1166,6 +1202,7 @@ def analyse_one(
     machine = _Machine(
         view, start, allowed=profile_globals(profile, extra_globals), torch_context=torch_context, limits=limits,
         depth=depth, nested=nested, profile=profile, extra_globals=extra_globals, joblib=joblib,
+        persistent_load=persistent_load,
     )
     end: int | None
     try:
@@ -1201,6 +1238,7 @@ def analyse_pickle(
     torch_context: bool = True,
     joblib: bool = False,
     start: int = 0,
+    persistent_load: bool = True,
 ) -> PickleReport:
     """Analyse every concatenated pickle in ``data`` from ``start`` to the end (reference §3.1: scan to EOF).
 
@@ -1214,6 +1252,8 @@ def analyse_pickle(
         nested: scanner for zip archives found inside bytes constants.
         torch_context: BINPERSID ``('storage', ...)`` ids are torch storages (allowed).
         joblib: emulate joblib's inline NumpyArrayWrapper arrays.
+        persistent_load: the loader resolves persistent ids (torch's ``data.pkl``); without one PERSID/BINPERSID
+            ends the load, as plain ``pickle.load`` does.
 
     Returns:
         A :class:`PickleReport`; never raises for malformed input.
@@ -1229,7 +1269,7 @@ def analyse_pickle(
     while True:
         report, end = analyse_one(
             view, pos, profile=profile, extra_globals=extra_globals, limits=remaining, depth=depth, nested=nested,
-            torch_context=torch_context, joblib=joblib,
+            torch_context=torch_context, joblib=joblib, persistent_load=persistent_load,
         )
         known = any(g.classification is not Classification.REVIEW for g in report.globals)
         if end is None and pickles and not known and not report.calls:

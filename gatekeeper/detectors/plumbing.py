@@ -4,7 +4,8 @@
   ``.gitmodules`` (submodule URLs: what is fetched), ``.lfsconfig`` (``lfs.url`` redirects every client's LFS
   downloads) at any depth, recognised the way git itself recognises them on case-insensitive and HFS+/NTFS checkouts
   (git ``path.c`` ``is_hfs_dotgit*``/``is_ntfs_dotgit*``: any letter case, HFS ignorable code points, NTFS trailing
-  dots and spaces, 8.3 short names ``GITATT~1``/``GITMOD~1``);
+  dots and spaces, NTFS streams, 8.3 short names ``GITATT~1`` and git's hashed ``GI7D29~1``/``GI7EBA~1``; see
+  :mod:`gatekeeper.checkout`);
 * symlinks whose target (read from the blob) lies inside a protected path, leaves the repository, or cannot be read;
 * submodule pointers (gitlinks) under protected paths.
 
@@ -16,26 +17,24 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Callable, Iterable
 
+from gatekeeper.checkout import HFS_IGNORABLE, git_dotfiles
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.model import MODE_GITLINK, MODE_LINK, Change, is_null
 
-# HFS+ ignores these code points in file names (git utf8.c next_hfs_char).
-_HFS_IGNORABLE = dict.fromkeys(map(ord, "\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u206a\u206b\u206c"
-                                         "\u206d\u206e\u206f\ufeff"))
-_DOTFILES = {".gitattributes": "gitatt", ".gitmodules": "gitmod", ".lfsconfig": None}
+_PLUMBING_DOTFILES = (".gitattributes", ".gitmodules")  # what git itself reads; .lfsconfig is git-lfs's
 _PROBE = b"/.gatekeeper-probe"  # a child name to test whether a folder lies under a protected pattern ("models/**")
 
 
 def dotfile_kind(path: bytes) -> str | None:
-    """The plumbing file a path stands for on any client checkout, or None."""
-    base = posixpath.basename(path).decode("utf-8", "surrogateescape")
-    name = base.translate(_HFS_IGNORABLE).rstrip(" .").lower()
-    if name in _DOTFILES:
-        return name
-    for full, short in _DOTFILES.items():
-        if short and len(name) == 8 and name.startswith(short + "~") and name[-1] in "123456789":
-            return full
-    return None
+    """The plumbing file a path stands for on any client checkout, or None. ``\\`` separates folders for Windows
+    tools, so ``sub\\.gitattributes`` is read as ``sub/.gitattributes`` there."""
+    base = posixpath.basename(path.replace(b"\\", b"/"))
+    kinds = git_dotfiles(base)
+    for kind in _PLUMBING_DOTFILES:
+        if kind in kinds:
+            return kind
+    name = base.decode("utf-8", "surrogateescape").translate(HFS_IGNORABLE).split(":", 1)[0].rstrip(" .").lower()
+    return ".lfsconfig" if name == ".lfsconfig" else None
 
 
 def _link_target(link: bytes, target: bytes) -> bytes | None:

@@ -140,8 +140,24 @@ def may_hold_trigger(data: bytes, *, yaml_file: bool) -> bool:
 # --- module references ----------------------------------------------------------------------------------------------
 
 
+def _name_bytes(name: str) -> bytes | None:
+    """A module name from a parsed config as repository path bytes, or None when no path can spell it.
+
+    Parsers hand us text; bytes that were not UTF-8 come back as surrogate escapes and map to those bytes again. A
+    lone surrogate written as a JSON ``\\ud800`` escape has no byte form at all, so no file in a checkout can be that
+    module (the caller reports the reference as a problem instead of failing the whole scan).
+    """
+    try:
+        return name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return None
+
+
 def _mod_path(base: bytes, module: str) -> bytes | None:
-    rel = module.encode("utf-8", "surrogateescape") + b".py"
+    name = _name_bytes(module)
+    if name is None:
+        return None
+    rel = name + b".py"
     if rel.startswith(b"/"):
         return None
     joined = posixpath.normpath(posixpath.join(base, rel)) if base else posixpath.normpath(rel)
@@ -171,7 +187,9 @@ def class_reference(config: bytes, kind: str, key: str, ref: str) -> Trigger:
         return Trigger(config, kind, key, ref, external=external)
     module = pieces[0]
     alternatives = tuple(dict.fromkeys(p for p in (_mod_path(here, module), _mod_path(b"", module)) if p is not None))
-    if not alternatives:
+    if _name_bytes(module) is None:
+        problem = f"reference {ref!r} names a module no file can hold (not valid text); its loader cannot resolve it"
+    elif not alternatives:
         problem = f"reference {ref!r} points outside the repository"
     return Trigger(config, kind, key, ref, modules=(alternatives,) if alternatives else (), problem=problem)
 
@@ -298,7 +316,10 @@ def _module_candidates(dotted: str) -> tuple[bytes, ...]:
     out: list[bytes] = []
     for root in (b"", b"src/"):
         for i in range(1, len(parts) + 1):
-            rel = root + "/".join(parts[:i]).encode("utf-8", "surrogateescape")
+            name = _name_bytes("/".join(parts[:i]))
+            if name is None:  # no file can have this name: nothing more under it to protect
+                break
+            rel = root + name
             out.extend((rel + b".py", rel + b"/__init__.py"))
     return tuple(out)
 

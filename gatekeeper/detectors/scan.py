@@ -251,6 +251,15 @@ def analyse_remote_code(tree: TreeView, changed: Iterable[bytes], *, old: TreeVi
     for config, triggers in per_config:
         if config in changed_set:
             _config_findings(report, config, triggers, closures, cached, old_signatures.get(config))
+            if old_signatures.get(config) == frozenset(t.signature() for t in triggers):
+                # Only other keys changed: the code this config makes run is what it was, so the edit needs only
+                # the policy's own rules (the files its triggers name stay protected, and a change to them is
+                # reviewed on its own).
+                report.protected.pop(config, None)
+                report.findings.append(Finding(
+                    Verdict.HINT, _show(config), DETECTOR,
+                    "config edited; its remote-code triggers are unchanged, so no extra approval is needed for it",
+                    tuple(_trigger_line(t, closures, cached) for t in triggers)))
         else:
             _dangling_findings(report, config, triggers, cached, changed_set)
     flagged = {f.path for f in report.findings if f.verdict in (Verdict.REVIEW, Verdict.MALICIOUS)}
@@ -321,10 +330,7 @@ def _config_findings(report: RemoteCodeReport, config: bytes, triggers: list[Tri
     shown = _show(config)
     for trigger in triggers:
         if trigger.danger:
-            report.findings.append(Finding(
-                Verdict.MALICIOUS, shown, DETECTOR,
-                f"{trigger.kind} target {trigger.value} calls a deny-listed function when the config is instantiated",
-                (f"key {trigger.key}", trigger.danger)))
+            report.findings.append(_danger_finding(shown, trigger))
         if trigger.external:
             report.findings.append(Finding(
                 Verdict.REVIEW, shown, DETECTOR,
@@ -337,13 +343,35 @@ def _config_findings(report: RemoteCodeReport, config: bytes, triggers: list[Tri
     new = frozenset(t.signature() for t in triggers)
     if old is not None and old == new:
         return
-    added = sorted(new - old) if old is not None else None
-    lines = tuple(_trigger_line(t, closures, tree) for t in triggers
-                  if added is None or t.signature() in set(added))
+    added = set(new - old) if old is not None else None
+    lines = tuple(("added: " if old is not None else "") + _trigger_line(t, closures, tree) for t in triggers
+                  if added is None or t.signature() in added)
+    removed = tuple(f"removed: {key} = {value}" for _, key, value in sorted(old - new)) if old is not None else ()
+    what = ("added or changed" if old is None else "changed" if lines and removed else "added" if lines
+            else "removed")
     report.findings.append(Finding(
         Verdict.REVIEW, shown, DETECTOR,
-        f"remote-code trigger added or changed ({len(lines)} trigger(s)): the code they name runs when the model or "
-        f"config is loaded", lines))
+        f"remote-code trigger {what} ({len(lines) + len(removed)} trigger(s)): the code they name runs when the "
+        f"model or config is loaded", lines + removed))
+
+
+def _danger_finding(shown: str, trigger: Trigger) -> Finding:
+    return Finding(Verdict.MALICIOUS, shown, DETECTOR,
+                   f"{trigger.kind} target {trigger.value} calls a deny-listed function when the config is instantiated",
+                   (f"key {trigger.key}", str(trigger.danger)))
+
+
+def dangerous_config_findings(config: bytes, data: bytes) -> list[Finding]:
+    """Configs that are malicious in themselves (a Hydra ``_target_`` that is a shell call), judged from the one file
+    alone, for every ref: no tree, no import closure. A file that cannot be parsed is no finding here (the protected
+    refs' full analysis reports it)."""
+    if not is_config_name(config):
+        return []
+    try:
+        triggers = extract_triggers(config, data).triggers
+    except (ConfigError, RecursionError, ValueError):
+        return []
+    return [_danger_finding(_show(config), t) for t in triggers if t.danger]
 
 
 def _dangling_findings(report: RemoteCodeReport, config: bytes, triggers: list[Trigger], tree: _CachedTree,

@@ -19,6 +19,8 @@ import zlib
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from gatekeeper.detectors.inflate import OverBudget, inflate
+
 __all__ = ["ZipEntry", "ZipLayout", "ZipFormatError", "read_layout", "member_data", "find_eocd"]
 
 _EOCD = b"PK\x05\x06"
@@ -78,7 +80,11 @@ def find_eocd(data: memoryview) -> int:
 
 def _decode(raw: bytes, flags: int) -> str:
     # Bit 11: UTF-8 names; otherwise cp437 as zipfile does. Both are shown to reviewers, never used as paths on disk.
-    return raw.decode("utf-8", "replace") if flags & 0x800 else raw.decode("cp437")
+    # zipfile.ZipInfo cuts a name at its first NUL ("config.json\0.txt" is config.json to Keras and numpy), and so do
+    # C readers that treat names as strings: the member is judged by the name its loaders look it up by.
+    name = raw.decode("utf-8", "replace") if flags & 0x800 else raw.decode("cp437")
+    cut = name.find("\0")
+    return name if cut < 0 else name[:cut]
 
 
 def _zip64_extra(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int, int, int]:
@@ -238,33 +244,32 @@ def member_data(data: memoryview, entry: ZipEntry, *, max_bytes: int) -> memoryv
     if entry.method == 0:
         return raw
     if entry.method == 8:
-        dec = zlib.decompressobj(-15)
-        try:
-            out = dec.decompress(raw, max_bytes + 1)
+        try:  # bounded memory: fed in slices, spooled to disk past 16 MiB (detectors/inflate.py)
+            return inflate(zlib.decompressobj(-15), raw, max_bytes, require_eof=False)
+        except OverBudget:
+            raise ZipFormatError(f"member {entry.name!r} decompresses to more than {max_bytes} bytes") from None
         except zlib.error as exc:
             raise ZipFormatError(f"member {entry.name!r}: corrupt deflate data ({exc})") from None
-        if len(out) > max_bytes:
-            raise ZipFormatError(f"member {entry.name!r} decompresses to more than {max_bytes} bytes")
-        return memoryview(out)
     if entry.method in (12, 14):
         import bz2
         import lzma
 
         try:
+            dec: bz2.BZ2Decompressor | lzma.LZMADecompressor
+            body = raw
             if entry.method == 12:
-                out = bz2.BZ2Decompressor().decompress(bytes(raw), max_bytes + 1)
+                dec = bz2.BZ2Decompressor()
             else:
                 # zip's LZMA: 2-byte version, 2-byte props size, props, then raw LZMA1 data.
-                body = bytes(raw)
-                psize = struct.unpack_from("<H", body, 2)[0]
-                props = body[4:4 + psize]
+                psize = struct.unpack_from("<H", raw, 2)[0]
+                props = bytes(raw[4:4 + psize])
                 # NOTE: no public API turns LZMA1 properties into a filter dict; zipfile uses the same private helper.
                 filt = lzma._decode_filter_properties(lzma.FILTER_LZMA1, props)  # type: ignore[attr-defined]
-                raw_lzma = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[filt])
-                out = raw_lzma.decompress(body[4 + psize:], max_bytes + 1)
-        except (OSError, ValueError, lzma.LZMAError, struct.error) as exc:
+                dec = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[filt])
+                body = raw[4 + psize:]
+            return inflate(dec, body, max_bytes, require_eof=False)
+        except OverBudget:
+            raise ZipFormatError(f"member {entry.name!r} decompresses to more than {max_bytes} bytes") from None
+        except (OSError, ValueError, EOFError, lzma.LZMAError, struct.error) as exc:
             raise ZipFormatError(f"member {entry.name!r}: corrupt compressed data ({exc})") from None
-        if len(out) > max_bytes:
-            raise ZipFormatError(f"member {entry.name!r} decompresses to more than {max_bytes} bytes")
-        return memoryview(out)
     raise ZipFormatError(f"member {entry.name!r} uses unsupported compression method {entry.method}")

@@ -30,6 +30,7 @@ from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from gatekeeper.checkout import ntfs_alias
 from gatekeeper.errors import ConfigError
 from gatekeeper.policy.pathmatch import (
     MatchOptions,
@@ -263,7 +264,12 @@ class Policy:
         if self._index is None:
             return ()
         rules = self.rules
-        return tuple([rules[index] for index in self._index.which(path)])
+        which = self._index.which(path)
+        # A name a Windows checkout writes elsewhere is matched as where it lands too (gatekeeper/checkout.py).
+        alias = ntfs_alias(path)
+        if alias is not None:
+            which = sorted(set(which) | set(self._index.which(alias)))
+        return tuple([rules[index] for index in which])
 
     def rules_below(self, path: bytes) -> tuple[Rule, ...]:
         """Rules that match ``path`` or could match something inside it (conservative).
@@ -271,7 +277,9 @@ class Policy:
         For a submodule (gitlink) or a symlink at ``path``: the content it brings in is not part of the tree diff, so
         the gate should treat it as a change to every rule that could protect paths beneath it.
         """
-        return tuple(rule for rule in self.rules if rule.matches(path) or rule._matcher.may_match_below(path))
+        paths = [path] + [alias for alias in (ntfs_alias(path),) if alias is not None]
+        return tuple(rule for rule in self.rules
+                     if any(rule.matches(p) or rule._matcher.may_match_below(p) for p in paths))
 
     def rule(self, name: str) -> Rule:
         """The rule called ``name``; KeyError if there is none."""
@@ -549,6 +557,14 @@ class _Checker:
 
         protected_refs = self._protected_refs(doc)
         matching = self._matching(doc)
+        if self.ok and protected_refs and not RefMatcher(protected_refs, case_insensitive=matching.case_insensitive).match(
+                default_branch):
+            # analysis.py diffs a new protected ref against its merge-base with the default branch only when that
+            # branch is protected; otherwise every protected path in a new release branch needs approval.
+            self.warn(doc.lines.get("protected_refs", doc.line),
+                      f"the default branch {default_branch} is not protected: new protected refs are then diffed "
+                      "against the empty tree, so every protected path in them needs approval; add it to "
+                      "protected_refs (or set default_branch)")
         people = self._people(doc)
         groups = self._groups(doc, people)
         normaliser = PathNormaliser(matching.options())

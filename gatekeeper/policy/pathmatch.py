@@ -14,7 +14,12 @@ Matching is done on a *normalised* text form of the path, and the patterns are n
 - Unicode NFC (``unicode_nfc``), so a decomposed ``mode\\u0300le`` equals the composed ``mod\\u00e8le``, and the code
   points that HFS+ ignores in file names (git's ``is_hfs_dotgit`` list) are dropped, so ``mod\\u200cels/`` cannot
   stand in for ``models/`` on a macOS checkout;
-- Unicode case folding (``case_insensitive``), so ``Models/`` cannot slip past ``models/**``.
+- Unicode case folding (``case_insensitive``), so ``Models/`` cannot slip past ``models/**``, plus the one letter
+  NTFS's upcase table merges and ``casefold`` does not (the dotless ``ı``: ``confıgs/`` is ``CONFIGS/`` on Windows).
+
+Names that a Windows checkout writes elsewhere (``models./x``, ``models\\x``, ``models::$INDEX_ALLOCATION/x``) are
+matched by :meth:`gatekeeper.policy.config.Policy.rules_for` as both themselves and their alias
+(:func:`gatekeeper.checkout.ntfs_alias`).
 
 Both transformations only ever make *more* paths match a rule, never fewer. The regular expressions run with DOTALL
 and ``\\Z``, so a newline, tab or quote in a path is an ordinary character (pathspec's own ``.`` and ``$`` would let
@@ -33,6 +38,8 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from gatekeeper.checkout import HFS_IGNORABLE
+
 __all__ = [
     "MatchOptions",
     "PathMatcher",
@@ -44,11 +51,10 @@ __all__ = [
     "normalise_path",
 ]
 
-# Code points HFS+ ignores in file names (git's read-cache.c/utf8.c `next_hfs_char`): zero-width joiners and marks,
-# bidi embeddings, deprecated format characters and the BOM.
-_HFS_IGNORABLE = dict.fromkeys(
-    [*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF],
-)
+# NTFS compares names through its upcase table (simple, one-to-one upper-casing). Where that merges letters that
+# str.casefold keeps apart, fold them too; computed over all of Unicode, this is exactly the dotless i (U+0131, which
+# NTFS upcases to "I"). Tested against str.upper in tests/attacks/test_checkout_rules.py.
+_NTFS_UPCASE_FOLD = {0x0131: "i"}
 
 # pathspec's suffix for "this file, or a directory with paths beneath it" uses `$`, which also matches before a final
 # newline; we need the true end of the string.
@@ -74,10 +80,12 @@ def _normalise_text(text: str, options: MatchOptions) -> str:
     if options.unicode_nfc:
         text = unicodedata.normalize("NFC", text)
         if not text.isascii():
-            text = text.translate(_HFS_IGNORABLE)
+            text = text.translate(HFS_IGNORABLE)
     if options.case_insensitive:
         # Canonical caseless matching (Unicode 3.13): fold, then re-compose what folding decomposed.
         text = text.casefold()
+        if not text.isascii():
+            text = text.translate(_NTFS_UPCASE_FOLD)
         if options.unicode_nfc and not text.isascii():
             text = unicodedata.normalize("NFC", text)
     return text

@@ -4,18 +4,39 @@ change set (DESIGN.md "Net diff of each protected ref, not a walk of new commits
 The change set of a protected ref is ``diff(old tree, new tree)``. That sees everything a walk of new commits misses:
 a commit first pushed to a feature branch and then to ``main`` brings no new objects, and an "evil merge" that edits a
 file only in the merge commit is invisible to per-commit diffs. For a new protected ref the base is its merge-base
-with the default branch (so creating ``release/1`` from ``main`` is not a rewrite of every file), else the empty tree.
+with the default branch (so creating ``release/1`` from ``main`` is not a rewrite of every file) when the default
+branch is protected at least as strictly (the same rules apply to every protected ref, so: when it is protected);
+otherwise the empty tree, since "nothing changed since main" says nothing about review when ``main`` takes anything.
 A deletion is the removal of every path of the old tree.
+
+Which ref an update really changes, and whether it is protected, is decided here too:
+
+* a pushed name that is a symbolic ref in the server repository moves its target (receive-pack dereferences it), so
+  the update is judged as an update of the target (:func:`resolve_server_symrefs`);
+* a ref that a server-side reader would pick instead of a protected ref when resolving a short name (``refs/main``
+  and ``refs/tags/main`` come before ``refs/heads/main`` in git's lookup order, ``refs.c`` ``ref_rev_parse_rules``)
+  is protected like the ref it shadows (:func:`shadowed_protected_ref`);
+* updates no approval can justify are refused whatever the ref: object substitution under ``refs/replace/`` (it
+  changes what ``git show``, ``git archive``, web UIs and mirrors read for an object id, so no branch diff shows it),
+  and anything but an approval in the gate's own ``refs/gatekeeper/`` namespace (:func:`ref_refusal`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from gatekeeper.errors import GatekeeperError, GitAccessError
 from gatekeeper.push.gitrepo import Repo
-from gatekeeper.model import Change, ObjectId, RefUpdate, UpdateKind, is_null
+from gatekeeper.model import Change, ObjectId, OddMode, RefUpdate, UpdateKind, is_null
+
+# git's order for resolving a short name (refs.c ref_rev_parse_rules), without "%s" itself ($GIT_DIR/<name> is not
+# pushable): a ref earlier in this list wins over a later one with the same short name.
+_SHORT_NAME_RULES = ("refs/{}", "refs/tags/{}", "refs/heads/{}", "refs/remotes/{}", "refs/remotes/{}/HEAD")
+MAX_SYMREF_HOPS = 5  # git's own limit for symbolic refs is 5 (SYMREF_MAXDEPTH)
+GATE_NAMESPACE = "refs/gatekeeper/"
+REPLACE_NAMESPACE = "refs/replace/"
+APPROVALS_NAMESPACE = GATE_NAMESPACE + "approvals/"  # = approvals.store.APPROVALS_PREFIX (validated there)
 
 
 class LimitExceeded(GatekeeperError):
@@ -33,6 +54,10 @@ class RefAnalysis:
     base_note: str  # how the base was chosen, for messages and the record
     new_target: ObjectId | None  # the commit (or tree) the ref will point at, peeled
     changes: tuple[Change, ...]  # net change set; computed for protected refs only
+    odd_modes: tuple[OddMode, ...] = ()  # non-canonical modes on the new side of the change set
+    pushed_as: str | None = None  # the name pushed, when it is a server-side symbolic ref to update.ref
+    shadows: str | None = None  # the protected ref this one shadows for short-name readers
+    refusal: str | None = None  # why no approval can let this update through (object substitution, ...)
 
 
 def classify(repo: Repo, update: RefUpdate) -> UpdateKind:
@@ -59,13 +84,31 @@ def analyse_updates(
     is_protected: Callable[[str], bool],
     default_branch: str,
     max_changed_paths: int,
+    pushed_as: Mapping[str, str] | None = None,
 ) -> list[RefAnalysis]:
     out: list[RefAnalysis] = []
     total = 0
+    default_protected = bool(is_protected(default_branch))
+    pushed = {u.ref for u in updates if not is_null(u.new)}
+
+    def exists(ref: str) -> bool:
+        return ref in pushed or repo.ref_target(ref) is not None
+
     for update in updates:
+        shadows = None if is_protected(update.ref) else shadowed_protected_ref(update.ref, is_protected, exists)
         analysis = analyse_update(
-            repo, update, protected=bool(is_protected(update.ref)), default_branch=default_branch,
+            repo, update, protected=bool(is_protected(update.ref)) or shadows is not None,
+            default_branch=default_branch if default_protected else None,
         )
+        refusal = ref_refusal(repo, update)
+        if refusal is None and analysis.protected and analysis.kind == UpdateKind.CREATE:
+            # The other order of the shadowing attack: the unprotected name was pushed first, before this protected
+            # ref existed; short-name readers would keep reading it.
+            shadow = next((r for r in shadowing_refs(update.ref) if not is_protected(r) and exists(r)), None)
+            if shadow is not None:
+                refusal = (f"{shadow} exists and would be read instead of {update.ref} by anything that resolves "
+                           "the short name; ask an admin to delete it first")
+        analysis = replace(analysis, pushed_as=(pushed_as or {}).get(update.ref), shadows=shadows, refusal=refusal)
         total += len(analysis.changes)
         if total > max_changed_paths:
             raise LimitExceeded(
@@ -75,7 +118,8 @@ def analyse_updates(
     return out
 
 
-def analyse_update(repo: Repo, update: RefUpdate, *, protected: bool, default_branch: str) -> RefAnalysis:
+def analyse_update(repo: Repo, update: RefUpdate, *, protected: bool, default_branch: str | None) -> RefAnalysis:
+    """``default_branch`` is None when it may not serve as the base of new protected refs (it is not protected)."""
     kind = classify(repo, update)
     new_target = _target(repo, update.new) if kind not in (UpdateKind.DELETE, UpdateKind.NOOP) else None
     if not protected or kind == UpdateKind.NOOP:
@@ -90,11 +134,14 @@ def analyse_update(repo: Repo, update: RefUpdate, *, protected: bool, default_br
     else:
         base, note = _target(repo, update.old), f"previous tip {update.old[:12]}"
     base_tree = _tree_of(repo, base, side="base") if base else None
-    changes = repo.diff_trees(base_tree, new_tree)
-    return RefAnalysis(update, kind, protected, base, note, new_target, tuple(changes))
+    odd: list[OddMode] = []
+    changes = repo.diff_trees(base_tree, new_tree, odd=odd)
+    return RefAnalysis(update, kind, protected, base, note, new_target, tuple(changes), tuple(odd))
 
 
-def _creation_base(repo: Repo, update: RefUpdate, default_branch: str) -> tuple[ObjectId | None, str]:
+def _creation_base(repo: Repo, update: RefUpdate, default_branch: str | None) -> tuple[ObjectId | None, str]:
+    if default_branch is None:
+        return None, "new ref, and the default branch is not protected: diffed against the empty tree"
     if update.ref == default_branch:
         return None, "new default branch: diffed against the empty tree"
     default_tip = repo.ref_target(default_branch)
@@ -106,6 +153,87 @@ def _creation_base(repo: Repo, update: RefUpdate, default_branch: str) -> tuple[
     if base is None:
         return None, f"new ref with no history in common with {default_branch}: diffed against the empty tree"
     return base, f"new ref: diffed against its merge-base with {default_branch} ({base[:12]})"
+
+
+def resolve_server_symrefs(repo: Repo, updates: Sequence[RefUpdate]) -> tuple[list[RefUpdate], dict[str, str]]:
+    """The updates with each pushed name that is a symbolic ref in the server repository replaced by the ref it
+    (transitively) points to, which is what receive-pack really moves; and target -> pushed name for the record.
+
+    git refuses a push that updates a symref and its target inconsistently; a consistent pair stays two updates of
+    the same ref here, judged alike."""
+    out: list[RefUpdate] = []
+    pushed_as: dict[str, str] = {}
+    for update in updates:
+        target = update.ref
+        for _ in range(MAX_SYMREF_HOPS + 1):
+            nxt = repo.symbolic_target(target)
+            if nxt is None:
+                break
+            target = nxt
+        else:
+            raise GitAccessError(f"{update.ref} is a chain of symbolic refs deeper than {MAX_SYMREF_HOPS}")
+        if target != update.ref:
+            pushed_as[target] = update.ref
+            update = RefUpdate(update.old, update.new, target)
+        out.append(update)
+    return out, pushed_as
+
+
+def shadowed_protected_ref(ref: str, is_protected: Callable[[str], bool],
+                           exists: Callable[[str], bool] = lambda _ref: True) -> str | None:
+    """The existing protected ref that ``ref`` would win over when a reader resolves ``ref``'s own short name
+    (``main`` for ``refs/main`` and ``refs/tags/main``), or None. Only refs that exist (or are pushed now) count:
+    ``refs/notes/x`` must not become protected because ``refs/tags/**`` would protect a tag ``notes/x``."""
+    for index, rule in enumerate(_SHORT_NAME_RULES[:3]):  # refs/remotes/* shadow nothing a policy protects
+        prefix = rule[:-2]
+        short = ref[len(prefix):]
+        if index == 0 and short.startswith(("heads/", "tags/", "remotes/")):
+            continue  # refs/heads/x is named "x", not "heads/x"
+        if ref.startswith(prefix) and short:
+            for later in _SHORT_NAME_RULES[index + 1:]:
+                candidate = later.format(short)
+                if is_protected(candidate) and exists(candidate):
+                    return candidate
+            return None
+    return None
+
+
+def shadowing_refs(ref: str) -> list[str]:
+    """Refs that would win over ``ref`` when a reader resolves its own short name (``refs/main`` and
+    ``refs/tags/main`` for ``refs/heads/main``)."""
+    for index, rule in enumerate(_SHORT_NAME_RULES[:3]):
+        prefix = rule[:-2]
+        short = ref[len(prefix):]
+        if index == 0 and short.startswith(("heads/", "tags/", "remotes/")):
+            continue
+        if ref.startswith(prefix) and short:
+            return [earlier.format(short) for earlier in _SHORT_NAME_RULES[:index]]
+    return []
+
+
+def ref_refusal(repo: Repo, update: RefUpdate) -> str | None:
+    """Why no approval can let this update through, or None.
+
+    Object substitution is refused outright, not put behind an approval: a replace ref changes what every reader
+    sees for one object id in every tree and commit that contains it, on every branch at once, so no change set of a
+    branch describes it and no approval statement can bind it. An admin who truly needs one writes it on the server.
+    Letter case is ignored: on a case-insensitive disk ``refs/REPLACE/x`` is the same loose ref file.
+    """
+    if is_null(update.old) and is_null(update.new):
+        return None  # deleting a ref that does not exist changes nothing
+    folded = update.ref.casefold()
+    if folded.startswith(REPLACE_NAMESPACE):
+        replaced = update.ref[len(REPLACE_NAMESPACE):]
+        what = f"{replaced[:12]} ({repo.object_type(replaced) or 'not in this repository'})"
+        if is_null(update.new):
+            return (f"object substitution: deleting {update.ref} changes what every reader sees for {what}; "
+                    "replace refs are managed on the server only")
+        by = f"{update.new[:12]} ({repo.object_type(update.new) or 'missing'})"
+        return (f"object substitution: {update.ref} would make git show, git archive, web UIs and mirrors replace "
+                f"{what} by {by}; replace refs are refused")
+    if folded.startswith(GATE_NAMESPACE) and not update.ref.startswith(APPROVALS_NAMESPACE):
+        return f"{update.ref}: refs/gatekeeper/ holds only approvals ({APPROVALS_NAMESPACE}<person>/<nonce>)"
+    return None
 
 
 def _target(repo: Repo, oid: str) -> ObjectId | None:

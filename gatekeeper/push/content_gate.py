@@ -19,6 +19,22 @@ What the verdicts demand:
 * ``hint``: recorded, shown to reviewers, never blocking.
 
 Verdicts are cached by blob id (outside the repository) so a re-push of the same content costs nothing.
+
+Which objects (issue 8, "every object a push brings is scanned, whatever points at it"): a pushed ref may point at a
+commit, a tree or a blob, directly or through tags nested to any depth, in any namespace; commits are walked, a tree
+is scanned whole, a blob on its own. Configs that are malicious in themselves (``dangerous_config_findings``) refuse
+every ref, like malicious pickles.
+
+What git makes of the objects (:mod:`gatekeeper.checkout`): modes are canonical before anything is judged, and on
+protected refs two things no reviewer can judge are refused outright (``Verdict.REFUSED``):
+
+* a non-canonical tree entry mode (``100600``, ``120755``, ``040755``): no git since 2005 writes one, so only crafted
+  objects carry it; readers disagree on its meaning (libgit2 reads ``120755`` as an executable file, git's checkout as
+  a symlink), and an approval statement records canonical modes, so a reviewer would approve something other than
+  what some reader gets. On other refs it is recorded as a hint, and the entry is scanned as git checks it out;
+* a name a Windows checkout writes to a place the gate cannot know (an 8.3 short name such as ``MODELI~1.PY``, a
+  component of dots and spaces only). Names whose Windows or macOS alias is knowable are matched as that alias by the
+  policy instead (``Policy.rules_for``).
 """
 
 from __future__ import annotations
@@ -27,13 +43,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gatekeeper.checkout import describe_mode, windows_name_problem
+from gatekeeper.detectors.remote_code import is_config_name
+from gatekeeper.errors import GatekeeperError
+from gatekeeper.model import (
+    MODE_ABSENT,
+    MODE_BLOB,
+    MODE_EXEC,
+    Change,
+    Finding,
+    ObjectId,
+    OddMode,
+    UpdateKind,
+    Verdict,
+    display_path,
+)
 from gatekeeper.push.analysis import LimitExceeded, RefAnalysis
 from gatekeeper.push.gate import Requirement, builtin_requirement
 from gatekeeper.push.gitrepo import Repo
-from gatekeeper.model import MODE_BLOB, MODE_EXEC, Change, Finding, ObjectId, UpdateKind, Verdict, display_path
 
 MAX_NEW_COMMITS = 20_000  # per push; above it the push is refused (never a partial scan)
 MAX_BLOBS = 200_000
+MAX_INCOMING_OBJECTS = 2_000_000  # objects in one push's quarantine checked for malformed trees
 # Verdicts are cached only for blobs at least this big: below it, reading and sniffing the blob costs less than a
 # cache lookup (a file per entry), and a big push of source files must not turn into 100k cache files.
 CACHE_MIN_BYTES = 256 * 1024
@@ -41,6 +72,9 @@ CACHE_MIN_BYTES = 256 * 1024
 REMOTE_CODE_RULE = "remote-code"
 PLUMBING_RULE = "repository-plumbing"
 ARTIFACT_RULE = "ml-artifacts"
+TREE_MODE_DETECTOR = "tree-mode"
+CHECKOUT_NAME_DETECTOR = "checkout-name"
+CONFIG_READ_CAP = 1 << 20  # configs bigger than this are left to the protected refs' full remote-code analysis
 
 
 @dataclass
@@ -75,6 +109,9 @@ def scan_push(
     options = ScanOptions(extra_globals=frozenset(scan_cfg.extra_pickle_globals))
     unscannable_blocks = scan_cfg.unscannable != "review"
     cache = _open_cache(cache_dir)
+    # Big blobs are spooled next to the cache (on the server's disk, owner-only), else in the system's temp dir.
+    spool_dir = cache_dir if cache is not None else None
+    clean = _open_clean_index(cache, options, scan_cfg.lfs_store)
     report = ContentReport()
     hide = _existing_tips(repo)
     seen: dict[str, list[Finding]] = {}
@@ -84,29 +121,45 @@ def scan_push(
             continue
         content = report.for_ref(analysis.update.ref)
         blobs: dict[str, bytes] = {}  # blob id -> a path it appears at (the first seen)
-        kind, new_commit = repo.peel(analysis.update.new)
-        if kind == "commit" and new_commit is not None:
-            commits = repo.walk_new_commits(new_commit, hide, limit=MAX_NEW_COMMITS - commits_total)
+        odd: list[OddMode] = list(analysis.odd_modes)
+        configs: dict[tuple[str, bytes], None] = {}  # (blob id, path) of config-named files, in order
+        kind, new_object = repo.peel(analysis.update.new)
+        if kind == "commit" and new_object is not None:
+            commits = repo.walk_new_commits(new_object, hide, limit=MAX_NEW_COMMITS - commits_total)
             commits_total += len(commits)
             for commit in commits:
-                for change in repo.commit_blob_changes(commit):
-                    _collect(blobs, change)
+                for change in repo.commit_blob_changes(commit, odd=odd):
+                    _collect(blobs, change, configs)
+        elif kind == "tree" and new_object is not None:
+            for path, mode, oid in repo.iter_tree(new_object, odd=odd, each_tree_once=True):
+                _collect(blobs, Change(path, MODE_ABSENT, "", mode, oid), configs)
+                if len(blobs) > MAX_BLOBS:
+                    break
+        elif kind == "blob" and new_object is not None:
+            blobs[new_object] = analysis.update.ref.encode()
         for change in analysis.changes:
-            _collect(blobs, change)
+            _collect(blobs, change, configs)
         if len(blobs) > MAX_BLOBS:
             raise LimitExceeded(f"this push brings more than {MAX_BLOBS} blobs to scan")
         for blob_id, path in blobs.items():
             findings = seen.get(blob_id)
             if findings is None:
-                findings, hit = _scan_blob(repo, blob_id, display_path(path), options, scan_cfg.lfs_store, cache)
+                findings, hit = _scan_blob(repo, blob_id, display_path(path), options, scan_cfg.lfs_store, cache,
+                                           spool_dir, clean)
                 seen[blob_id] = findings
                 report.blobs_scanned += 1
                 report.cache_hits += int(hit)
             elif findings:
                 findings = [_at(f, display_path(path)) for f in findings]
             _route(content, analysis, path, findings, unscannable_blocks)
+        for blob_id, path in configs:
+            _route(content, analysis, path, _dangerous_config(repo, blob_id, path), unscannable_blocks)
+        _odd_modes(content, analysis, odd)
         if analysis.protected:
+            _windows_names(content, analysis)
             _remote_code(repo, policy, analysis, content, unscannable_blocks)
+    if clean is not None:
+        clean.flush()  # type: ignore[attr-defined]
     return report
 
 
@@ -126,13 +179,76 @@ def content_requirements(policy: object, report: ContentReport, analysis: RefAna
     for rule, paths in content.review.items():
         changes = [c for c in analysis.changes if c.path in paths]
         if changes:
-            out.append(builtin_requirement(policy, rule, changes, _WHY.get(rule, rule)))  # type: ignore[arg-type]
+            out.append(builtin_requirement(policy, rule, changes, _WHY.get(rule, rule), paths))  # type: ignore[arg-type]
     return out
 
 
-def _collect(blobs: dict[str, bytes], change: Change) -> None:
-    if change.new_mode in (MODE_BLOB, MODE_EXEC) and change.new_id not in blobs:
-        blobs[change.new_id] = change.path
+def _collect(blobs: dict[str, bytes], change: Change, configs: dict[tuple[str, bytes], None]) -> None:
+    if change.new_mode in (MODE_BLOB, MODE_EXEC):
+        if change.new_id not in blobs:
+            blobs[change.new_id] = change.path
+        if is_config_name(change.path):
+            configs[(change.new_id, change.path)] = None
+
+
+def _dangerous_config(repo: Repo, blob_id: str, path: bytes) -> list[Finding]:
+    from gatekeeper.detectors.scan import dangerous_config_findings
+
+    try:
+        data = repo.read_blob(blob_id, max_bytes=CONFIG_READ_CAP)
+    except GatekeeperError:
+        return []  # too big or unreadable: the content scan above already judged the blob
+    return [_with_blob(f, blob_id) for f in dangerous_config_findings(path, data)]
+
+
+class CraftedTreeError(GatekeeperError):
+    default_hint = ("git's fsck rejects such trees; recreate the commits with ordinary git "
+                    "(git fast-export | git fast-import)")
+
+
+def refuse_malformed_trees(repo: Repo) -> None:
+    """Refuse the whole push when it brings a tree no git writes and readers disagree on (duplicate or unsorted
+    entries, a name with '/', '.git' under some checkout's rules): which entry a reader takes decides what it shows,
+    so no diff of it can be trusted. Runs before any diff (libgit2 itself trips over such trees).
+
+    Raises:
+        CraftedTreeError: naming the first such tree.
+    """
+    found = repo.malformed_incoming_trees(limit=MAX_INCOMING_OBJECTS)
+    if found:
+        tree, problem = found[0]
+        more = f" (and {len(found) - 1} more trees)" if len(found) > 1 else ""
+        raise CraftedTreeError(f"crafted tree {tree[:12]}: {problem}{more}")
+
+
+def _odd_modes(content: RefContent, analysis: RefAnalysis, odd: Sequence[OddMode]) -> None:
+    """Non-canonical tree entry modes: refused on protected refs, recorded elsewhere (module docstring)."""
+    done: set[bytes] = set()
+    for entry in odd:
+        if entry.path in done:
+            continue
+        done.add(entry.path)
+        message = (f"tree entry mode {entry.mode:06o} is not one git writes; git checks it out as "
+                   f"{describe_mode(entry.mode)}")
+        if analysis.protected:
+            finding = Finding(Verdict.REFUSED, display_path(entry.path), TREE_MODE_DETECTOR,
+                              message + "; crafted modes are refused on protected refs", (), entry.id)
+            content.blocking.append(finding)
+        else:
+            finding = Finding(Verdict.HINT, display_path(entry.path), TREE_MODE_DETECTOR, message, (), entry.id)
+        content.findings.append(finding)
+
+
+def _windows_names(content: RefContent, analysis: RefAnalysis) -> None:
+    for change in analysis.changes:
+        if change.new_mode == MODE_ABSENT:
+            continue
+        problem = windows_name_problem(change.path)
+        if problem is not None:
+            finding = Finding(Verdict.REFUSED, display_path(change.path), CHECKOUT_NAME_DETECTOR,
+                              problem + "; such names are refused on protected refs")
+            content.blocking.append(finding)
+            content.findings.append(finding)
 
 
 def _existing_tips(repo: Repo) -> list[ObjectId]:
@@ -155,14 +271,29 @@ def _open_cache(cache_dir: Path | None) -> object | None:
         return None
 
 
+def _open_clean_index(cache: object | None, options: object, lfs_store: Path | None) -> object | None:
+    """Clean verdicts of small blobs, in the verdict cache's (ownership-checked) directory; None without a cache."""
+    if cache is None:
+        return None
+    from gatekeeper.detectors.cache import CleanIndex
+
+    return CleanIndex(cache, options, salt=str(lfs_store or ""))  # type: ignore[arg-type]
+
+
 def _scan_blob(
     repo: Repo, blob_id: str, path: str, options: object, lfs_store: Path | None, cache: object | None,
+    spool_dir: Path | None = None, clean: object | None = None,
 ) -> tuple[list[Finding], bool]:
     from gatekeeper.detectors import content, lfs
 
     size = repo.blob_size(blob_id)
+    clean_key: bytes | None = None
     if size is None or size < CACHE_MIN_BYTES:
         cache = None
+        if size is not None and clean is not None:
+            clean_key = clean.key(blob_id, path)  # type: ignore[attr-defined]
+            if clean_key in clean:  # type: ignore[operator]
+                return [], True
     if cache is not None:
         try:
             cached = cache.get(blob_id, options, path)  # type: ignore[attr-defined]
@@ -176,17 +307,20 @@ def _scan_blob(
     if size > max_bytes:
         return [Finding(Verdict.UNSCANNABLE, path, "content",
                         f"blob of {size} bytes is over the scan cap of {max_bytes} bytes")], False
-    data = repo.read_blob(blob_id)
     findings: list[Finding] | None = None
-    if size <= lfs.BLOB_SIZE_CUTOFF:
-        findings = lfs.lfs_findings(
-            path, data, lfs_store=lfs_store,
-            scan_blob=lambda p, d: content.scan_blob(p, d, options),  # type: ignore[arg-type]
-            max_object_bytes=max_bytes,
-        )
-    if findings is None:
-        findings = content.scan_blob(path, data, options)  # type: ignore[arg-type]
+    # Bounded memory whatever the size: big blobs are streamed to an unlinked temporary file and mapped.
+    with repo.scannable_blob(blob_id, size, spool_dir=spool_dir) as data:
+        if size <= lfs.BLOB_SIZE_CUTOFF:
+            findings = lfs.lfs_findings(
+                path, bytes(data), lfs_store=lfs_store,
+                scan_blob=lambda p, d: content.scan_blob(p, d, options),  # type: ignore[arg-type]
+                max_object_bytes=max_bytes,
+            )
+        if findings is None:
+            findings = content.scan_blob(path, data, options)  # type: ignore[arg-type]
     findings = [_with_blob(f, blob_id) for f in findings]
+    if clean_key is not None and not findings:
+        clean.add(clean_key)  # type: ignore[attr-defined]
     if cache is not None:
         try:
             cache.put(blob_id, options, path, findings)  # type: ignore[attr-defined]
@@ -231,7 +365,10 @@ def _remote_code(repo: Repo, policy: object, analysis: RefAnalysis, content: Ref
         # Hints (risky loader calls) are for reviewers: `gatekeeper check`/`scan` show them; the hook skips them so a
         # big push of Python files does not parse every file.
         result = analyse_remote_code(new_view, changed, old=old_view, hints=False)
+        already = {(f.path, f.message) for f in content.blocking}
         for finding in result.findings:
+            if (finding.path, finding.message) in already:
+                continue  # a dangerous config, already found by the every-ref check
             content.findings.append(finding)
             if finding.verdict == Verdict.MALICIOUS or (
                 finding.verdict == Verdict.UNSCANNABLE and unscannable_blocks
@@ -240,11 +377,12 @@ def _remote_code(repo: Repo, policy: object, analysis: RefAnalysis, content: Ref
             elif finding.verdict in (Verdict.REVIEW, Verdict.UNSCANNABLE):
                 for change in analysis.changes:
                     if display_path(change.path) == finding.path:
-                        content.review.setdefault(REMOTE_CODE_RULE, {})[change.path] = finding.message
+                        said = "; ".join((finding.message.partition(":")[0], *finding.evidence[:3]))
+                        content.review.setdefault(REMOTE_CODE_RULE, {}).setdefault(change.path, said)
         changed_set = set(changed)
         for path, reason in result.protected.items():
             if path in changed_set:
-                content.review.setdefault(REMOTE_CODE_RULE, {})[path] = reason
+                content.review.setdefault(REMOTE_CODE_RULE, {}).setdefault(path, reason)
 
     def is_protected(path: bytes) -> bool:
         return bool(policy.rules_for(path)) or bool(getattr(policy, "rules_below", lambda p: ())(path))  # type: ignore[attr-defined]

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from gatekeeper.push.analysis import RefAnalysis
-from gatekeeper.model import Change, Finding, Identity, UpdateKind
+from gatekeeper.model import Change, Finding, Identity, UpdateKind, Verdict
 
 HISTORY_RULE = "protected-ref-history"
+REF_RULES_DETECTOR = "ref-rules"
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Requirement:
     reviewer_spec: tuple[str, ...]  # as written in the policy (group or people names), for messages
     changes: tuple[Change, ...]  # the changed paths that made the rule match
     why: str = ""  # for built-in requirements: why it applies
+    reasons: tuple[tuple[bytes, str], ...] = ()  # for built-in requirements: path -> what the detector found there
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,8 @@ def _history_requirement(policy: PolicyView, analysis: RefAnalysis) -> Requireme
     return builtin_requirement(policy, HISTORY_RULE, analysis.changes, why)
 
 
-def builtin_requirement(policy: PolicyView, name: str, changes: Sequence[Change], why: str) -> Requirement:
+def builtin_requirement(policy: PolicyView, name: str, changes: Sequence[Change], why: str,
+                        reasons: Mapping[bytes, str] | None = None) -> Requirement:
     """A requirement no rule names but the gate imposes (history rewrites, remote code, plumbing, ML artifacts):
     as many approvals as the strictest rule, from anyone who may approve under some rule."""
     rules = list(policy.rules)
@@ -155,6 +158,7 @@ def builtin_requirement(policy: PolicyView, name: str, changes: Sequence[Change]
         reviewer_spec=tuple(spec),
         changes=tuple(changes),
         why=why,
+        reasons=tuple((c.path, reasons[c.path]) for c in changes if reasons and c.path in reasons),
     )
 
 
@@ -211,6 +215,9 @@ def _decide_ref(
     extra: Callable[[RefAnalysis], list[Requirement]] | None,
     blocking: tuple[Finding, ...] = (),
 ) -> RefDecision:
+    if analysis.refusal:
+        # Object substitution and the gate's own namespace: no approval can justify them (analysis.ref_refusal).
+        blocking = (Finding(Verdict.REFUSED, analysis.update.ref, REF_RULES_DETECTOR, analysis.refusal), *blocking)
     if blocking:
         reasons = tuple(f"{f.verdict.value}: {f.path}: {f.message}" for f in blocking)
         return RefDecision(analysis, False, (), reasons, blocking)

@@ -9,24 +9,50 @@ Why the care:
 * Paths are returned as raw bytes from tree entries, never parsed from ``git diff`` text (quoting bypasses).
 * Change sets come from a tree-to-tree diff without rename detection and without ``IGNORE_SUBMODULES``, with
   type changes included, so moves, deletions, mode flips, symlink swaps and gitlink updates are all visible.
+* Modes are git's, not libgit2's: every mode this module returns is canonicalised the way git's checkout does it
+  (:func:`gatekeeper.checkout.canon_mode`; libgit2 reports raw modes in diffs and its ``TreeEntry.filemode`` maps
+  ``120755`` to an executable file where git sees a symlink), and callers can collect the odd raw modes it met. Tree
+  listings parse the raw tree object for that reason.
 """
 
 from __future__ import annotations
 
+import mmap
+import os
+import re
+import subprocess
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pygit2
 from pygit2.enums import DiffOption, ObjectType, RepositoryOpenFlag, SortMode
 
 from gatekeeper.errors import GitAccessError
-from gatekeeper.model import MODE_ABSENT, Change, ObjectId
+from gatekeeper.checkout import canon_mode, is_dotgit, is_odd_mode
+from gatekeeper.model import MODE_ABSENT, MODE_TREE, Change, ObjectId, OddMode
 
 _DIFF_FLAGS = DiffOption.INCLUDE_TYPECHANGE | DiffOption.SKIP_BINARY_CHECK
 
 # git's well-known empty tree id in SHA-1 repositories (pygit2 1.21 cannot open SHA-256 repositories at all).
 _EMPTY_TREE_SHA1 = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+# One tree entry as git stores it (tree-walk.c decode_tree_entry): octal mode, space, name, NUL, the raw object id.
+_TREE_ENTRY_SHA1 = re.compile(rb"([0-7]+) ([^\x00]*)\x00(.{20})", re.DOTALL)
+_TREE_ENTRY_SHA256 = re.compile(rb"([0-7]+) ([^\x00]*)\x00(.{32})", re.DOTALL)
+
+# One tree object this big holds ~500k entries; no real repository has one, and compressed it may be a tiny push.
+MAX_TREE_BYTES = 16 * 1024 * 1024
+# Blobs at least this big are streamed to a temporary file and mapped, never held in memory (issue: a push of one
+# 1 GiB blob must peak under 256 MiB). Below it, one in-memory read is cheaper than a process and a mapping.
+SPOOL_MIN_BYTES = 16 << 20
+# git streams a non-delta packed blob through small windows, but rebuilds a delta-compressed one whole in memory: a
+# 1 MB push can carry a delta that expands to gigabytes. The reader's address space is capped, so such a blob fails to
+# read (and the push is refused) instead of taking the server's memory.
+CAT_FILE_MAX_ADDRESS_SPACE = 768 << 20
+_DIFF_MEMO_ENTRIES = 4  # change sets remembered per Repo (each can hold every path of a big push)
 
 _TYPE_NAMES = {
     ObjectType.COMMIT: "commit",
@@ -68,9 +94,11 @@ def in_quarantine(env: Mapping[str, str]) -> bool:
 class Repo:
     """A read-only view of one repository (bare or not)."""
 
-    def __init__(self, repo: pygit2.Repository) -> None:
+    def __init__(self, repo: pygit2.Repository, *, incoming: str | None = None) -> None:
         self._repo = repo
         self._empty_tree: ObjectId | None = None
+        self._incoming = incoming  # the quarantine object directory of the push being received, if any
+        self._diff_memo: dict[tuple[str | None, str | None], tuple[list[Change], list[OddMode]]] = {}
 
     # -- opening ---------------------------------------------------------------------------------------------------
 
@@ -82,7 +110,7 @@ class Repo:
             repo = pygit2.Repository(path, flags=RepositoryOpenFlag.FROM_ENV)
         except (pygit2.GitError, ValueError, KeyError) as exc:
             raise _open_error(path, exc) from exc
-        return cls(repo)
+        return cls(repo, incoming=_incoming_objects(env, repo))
 
     @classmethod
     def open(cls, path: str | Path) -> Repo:
@@ -133,14 +161,17 @@ class Repo:
     def peel(self, oid: str) -> tuple[str, ObjectId | None]:
         """Follow tags. Returns (final type, id): ``("commit", c)``, ``("tree", t)``, ``("blob", b)`` or
         ``("missing", None)``. Tag chains are bounded to defeat tag loops crafted with hash collisions."""
-        obj = self._lookup(oid)
         for _ in range(64):
-            if obj is None:
+            # The type from the object header first: a ref (or tag) naming a huge blob must not inflate it.
+            kind = self.object_type(oid)
+            if kind is None:
                 return "missing", None
-            if isinstance(obj, pygit2.Tag):
-                obj = self._lookup(str(obj.target))
-                continue
-            return _TYPE_NAMES.get(obj.type, "unknown"), ObjectId(str(obj.id))
+            if kind != "tag":
+                return kind, ObjectId(oid)
+            tag = self._lookup(oid)
+            if not isinstance(tag, pygit2.Tag):
+                return "missing", None
+            oid = str(tag.target)
         raise GitAccessError(f"tag chain starting at {oid} is too deep")
 
     def commit_tree(self, commit: str) -> ObjectId:
@@ -216,12 +247,132 @@ class Repo:
         return out
 
     def read_blob(self, oid: str, *, max_bytes: int | None = None) -> bytes:
-        obj = self._lookup(oid)
-        if not isinstance(obj, pygit2.Blob):
+        """The whole blob in memory, in one object-database read. ``max_bytes`` is checked against the object header
+        *before* anything is inflated."""
+        size = self.blob_size(oid)
+        if size is None:
             raise GitAccessError(f"{oid} is not a blob in this repository")
-        if max_bytes is not None and obj.size > max_bytes:
-            raise GitAccessError(f"blob {oid} is {obj.size} bytes, over the {max_bytes}-byte cap")
-        return bytes(obj.data)
+        if max_bytes is not None and size > max_bytes:
+            raise GitAccessError(f"blob {oid} is {size} bytes, over the {max_bytes}-byte cap")
+        return self._read_whole(oid)
+
+    def _read_whole(self, oid: str) -> bytes:
+        try:
+            kind, data = self._repo.odb.read(oid)
+        except (KeyError, ValueError, pygit2.GitError) as exc:
+            raise GitAccessError(f"blob {oid} could not be read: {exc}") from exc
+        if kind != ObjectType.BLOB:
+            raise GitAccessError(f"{oid} is not a blob in this repository")
+        return bytes(data)
+
+    # -- blob content for scanning: bounded memory whatever the blob size -----------------------------------------
+
+    @contextmanager
+    def scannable_blob(self, oid: str, size: int, *, spool_dir: Path | None = None) -> Iterator[bytes | mmap.mmap]:
+        """The content of blob ``oid`` (whose header said ``size``) for the detectors, in memory bounded by
+        :data:`SPOOL_MIN_BYTES` whatever the blob's size.
+
+        Small blobs: one object-database read. Big ones: ``git cat-file blob`` streams the blob (git inflates large
+        blobs in chunks) straight into an unlinked temporary file, which is then mapped read-only: the detectors
+        touch only the pages they read (headers and pickles of a checkpoint), and the page cache, not the hook,
+        holds the rest. libgit2 cannot do this: it inflates a whole object into memory, and copies it again.
+        """
+        if size < SPOOL_MIN_BYTES:
+            yield self._read_whole(oid)  # the caller read the header already: one object-database read
+            return
+        import tempfile
+
+        with tempfile.TemporaryFile(dir=spool_dir, prefix="gatekeeper-blob-") as spool:
+            self._stream_blob_into(oid, size, spool)
+            mapped = mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+            try:
+                yield mapped if mapped is not None else b""
+            finally:
+                if mapped is not None:
+                    try:
+                        mapped.close()
+                    except BufferError:  # a view of it is still referenced; it is unmapped when collected
+                        pass
+
+    def _stream_blob_into(self, oid: str, size: int, out: IO[bytes]) -> None:
+        loose = self._loose_object_path(oid)
+        if loose is not None:
+            self._inflate_loose_into(loose, oid, size, out)
+        else:
+            self._cat_file_into(oid, out)
+        written = os.fstat(out.fileno()).st_size
+        if written != size:
+            raise GitAccessError(f"blob {oid} could not be read ({written} of {size} bytes)")
+
+    def _loose_object_dirs(self) -> list[Path]:
+        """Where git looks for objects, quarantine first (receive-pack exports the quarantine as
+        GIT_OBJECT_DIRECTORY and the repository's own store as an alternate)."""
+        dirs = [Path(os.environ["GIT_OBJECT_DIRECTORY"])] if os.environ.get("GIT_OBJECT_DIRECTORY") else []
+        dirs += [Path(d) for d in os.environ.get("GIT_ALTERNATE_OBJECT_DIRECTORIES", "").split(os.pathsep) if d]
+        dirs.append(Path(self._repo.path) / "objects")
+        return dirs
+
+    def _loose_object_path(self, oid: str) -> Path | None:
+        for directory in self._loose_object_dirs():
+            candidate = directory / oid[:2] / oid[2:]
+            if candidate.is_file():
+                return candidate
+        return None
+
+    @staticmethod
+    def _inflate_loose_into(path: Path, oid: str, size: int, out: IO[bytes]) -> None:
+        """A loose object is one zlib stream of ``blob <size>\\0<content>``: inflate it in 1 MiB steps (git would
+        map the whole file, and hold as much of it in memory as the blob is big)."""
+        import zlib
+
+        header = f"blob {size}\0".encode()
+        dec = zlib.decompressobj()
+        head = b""  # the object header, until it is complete
+        try:
+            with open(path, "rb") as fh:
+                pending = b""
+                while not dec.eof:
+                    if not pending:
+                        pending = fh.read(1 << 20)
+                        if not pending:
+                            break
+                    data = dec.decompress(pending, 1 << 20)  # bounded output: a loose object can be a bomb too
+                    pending = dec.unconsumed_tail
+                    if len(head) < len(header):
+                        take = len(header) - len(head)
+                        head, data = head + data[:take], data[take:]
+                        if len(head) == len(header) and head != header:
+                            raise GitAccessError(f"loose object {oid} is not a blob of {size} bytes")
+                    if data:
+                        out.write(data)
+        except (OSError, zlib.error) as exc:
+            raise GitAccessError(f"loose object {oid} could not be read: {exc}") from exc
+        if not dec.eof or head != header:
+            raise GitAccessError(f"loose object {oid} is truncated")
+        out.flush()
+
+    def _cat_file_into(self, oid: str, out: IO[bytes]) -> None:
+        """A packed blob: ``git cat-file`` streams a non-delta packed object through small pack windows."""
+        import subprocess
+
+        # --git-dir pins the repository; the process environment carries the quarantine (GIT_OBJECT_DIRECTORY and
+        # GIT_ALTERNATE_OBJECT_DIRECTORIES), exactly what libgit2's FROM_ENV open honours. Small pack windows keep
+        # git's own mapping of the pack bounded.
+        argv = ["git", f"--git-dir={self._repo.path}", "-c", "core.packedGitWindowSize=16m",
+                "-c", "core.packedGitLimit=64m", "-c", "core.bigFileThreshold=1m", "cat-file", "blob", oid]
+        try:
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, check=False,
+                                  preexec_fn=_cap_address_space)
+        except OSError as exc:
+            raise GitAccessError(f"could not run git to read blob {oid}: {exc}") from exc
+        if proc.returncode != 0:
+            detail = proc.stderr.decode("utf-8", "replace").strip()[:200]
+            raise GitAccessError(
+                f"blob {oid} could not be read: {detail or 'git cat-file failed'}",
+                hint="a delta-compressed blob is rebuilt in memory, within a cap of "
+                     f"{CAT_FILE_MAX_ADDRESS_SPACE >> 20} MiB; push big files without deltas (they are not "
+                     "deltified above core.bigFileThreshold), or ask an admin",
+            )
 
     def blob_size(self, oid: str) -> int | None:
         """Size from the object header, without inflating the blob."""
@@ -239,10 +390,28 @@ class Repo:
             self._empty_tree = ObjectId(_EMPTY_TREE_SHA1)
         return self._empty_tree
 
-    def diff_trees(self, old_tree: str | None, new_tree: str | None) -> list[Change]:
-        """The canonical change set between two trees (None = empty tree): sorted, one entry per differing path."""
+    def diff_trees(self, old_tree: str | None, new_tree: str | None, *,
+                   odd: list[OddMode] | None = None) -> list[Change]:
+        """The canonical change set between two trees (None = empty tree): sorted, one entry per differing path,
+        modes as git's checkout sees them. Entries of the new side with a non-canonical mode go to ``odd``.
+
+        Remembered for the last few pairs of tree ids (objects are immutable, so the key is exact): the analysis of a
+        new ref and the content scan of its root commit ask for the same diff, once each."""
         if old_tree == new_tree:
             return []
+        key = (old_tree, new_tree)
+        cached = self._diff_memo.get(key)
+        if cached is None:
+            found_odd: list[OddMode] = []
+            cached = (self._diff_trees_uncached(old_tree, new_tree, found_odd), found_odd)
+            if len(self._diff_memo) >= _DIFF_MEMO_ENTRIES:
+                self._diff_memo.pop(next(iter(self._diff_memo)))
+            self._diff_memo[key] = cached
+        if odd is not None:
+            odd.extend(cached[1])
+        return list(cached[0])
+
+    def _diff_trees_uncached(self, old_tree: str | None, new_tree: str | None, odd: list[OddMode]) -> list[Change]:
         old = self._tree(old_tree)
         new = self._tree(new_tree)
         if old is None and new is None:
@@ -256,12 +425,35 @@ class Repo:
             else:
                 diff = old.diff_to_tree(new, flags=_DIFF_FLAGS)
         except (KeyError, ValueError, pygit2.GitError) as exc:
-            raise GitAccessError(f"could not diff trees {old_tree} and {new_tree}: {exc}") from exc
-        return _canonical_changes(diff, null=self.null_id)
+            raise GitAccessError(f"could not diff trees {old_tree} and {new_tree}: {exc}"
+                                 + self._odd_tree_note(new_tree)) from exc
+        return _canonical_changes(diff, null=self.null_id, odd=odd)
+
+    def _odd_tree_note(self, tree: str | None, *, limit: int = 100_000) -> str:
+        """Why libgit2 may have failed: a directory entry written with an odd mode (``040755``), which git reads as
+        a tree and libgit2 as a blob. Bounded; '' when none is found."""
+        seen = 0
+        stack = [(b"", tree)] if tree else []
+        while stack and seen < limit:
+            prefix, oid = stack.pop()
+            try:
+                entries = self._raw_entries(oid)
+            except GitAccessError:
+                continue
+            for name, raw, child in entries:
+                seen += 1
+                if canon_mode(raw) == MODE_TREE:
+                    if raw != MODE_TREE:
+                        shown = (prefix + name).decode("utf-8", "backslashreplace")
+                        return f" (tree entry {shown!r} has the non-canonical mode {raw:06o}, a crafted object)"
+                    stack.append((prefix + name + b"/", child))
+        return ""
 
     def _tree(self, tree: str | None) -> pygit2.Tree | None:
         if tree is None:
             return None
+        if self.object_type(tree) != "tree":  # from the header: never inflate a blob posing as a tree
+            raise GitAccessError(f"{tree} is not a tree in this repository")
         obj = self._lookup(tree)
         if obj is None or obj.type != ObjectType.TREE:
             raise GitAccessError(f"{tree} is not a tree in this repository")
@@ -289,7 +481,7 @@ class Repo:
                 raise GitAccessError(f"more than {limit} new commits in one update")
         return out
 
-    def commit_blob_changes(self, commit: str) -> list[Change]:
+    def commit_blob_changes(self, commit: str, *, odd: list[OddMode] | None = None) -> list[Change]:
         """Entries a commit adds or changes relative to each of its parents (the empty tree for a root commit).
 
         For content scanning: every blob a pushed commit brings appears here, including blobs that a later commit
@@ -298,48 +490,110 @@ class Repo:
         info = self.commit_info(commit)
         tree = self.commit_tree(commit)
         if not info.parents:
-            return self.diff_trees(None, tree)
+            return self.diff_trees(None, tree, odd=odd)
         out: list[Change] = []
         for parent in info.parents:
             if self.object_type(parent) != "commit":
                 continue  # a shallow or grafted parent: its tree is unknown, so everything counts as new
-            out.extend(self.diff_trees(self.commit_tree(parent), tree))
+            out.extend(self.diff_trees(self.commit_tree(parent), tree, odd=odd))
         if not out and any(self.object_type(p) != "commit" for p in info.parents):
-            out = self.diff_trees(None, tree)
+            out = self.diff_trees(None, tree, odd=odd)
         return out
 
-    def iter_tree(self, tree: str) -> Iterator[tuple[bytes, int, ObjectId]]:
-        """(path, mode, id) of every non-tree entry, recursively."""
-        stack: list[tuple[bytes, pygit2.Tree]] = []
-        root = self._tree(tree)
-        if root is None:
-            return
-        stack.append((b"", root))
+    def _raw_entries(self, tree: str, *, limit: int | None = None) -> list[tuple[bytes, int, ObjectId]]:
+        """(name, raw mode, id) of a tree's entries, parsed from the tree object the way git's ``decode_tree_entry``
+        reads it (libgit2's ``TreeEntry.filemode`` normalises modes differently from git)."""
+        try:
+            kind, size = self._repo.odb.read_header(tree)
+            if kind == ObjectType.TREE and size > MAX_TREE_BYTES:
+                raise GitAccessError(f"tree {tree} is {size} bytes, over the {MAX_TREE_BYTES}-byte cap for one tree")
+            kind, raw = self._repo.odb.read(tree)
+        except (KeyError, ValueError, pygit2.GitError) as exc:
+            raise GitAccessError(f"{tree} is not a tree in this repository") from exc
+        if kind != ObjectType.TREE:
+            raise GitAccessError(f"{tree} is not a tree in this repository")
+        data = bytes(raw)
+        entry = _TREE_ENTRY_SHA1 if len(tree) == 40 else _TREE_ENTRY_SHA256
+        out: list[tuple[bytes, int, ObjectId]] = []
+        pos = 0
+        for match in entry.finditer(data):
+            if match.start() != pos:
+                break
+            out.append((match.group(2), int(match.group(1), 8), ObjectId(match.group(3).hex())))
+            pos = match.end()
+            if limit is not None and len(out) > limit:
+                raise GitAccessError(f"tree {tree} has more than {limit} entries")
+        if pos != len(data):
+            raise GitAccessError(f"tree {tree} is malformed at byte {pos}")
+        return out
+
+    def malformed_incoming_trees(self, *, limit: int) -> list[tuple[ObjectId, str]]:
+        """(tree id, problem) for every tree object the push brings (the quarantine) that git's fsck calls an error
+        and readers may disagree on: duplicate or unsorted entries, names that are empty, contain ``/``, or are
+        ``.``, ``..`` or ``.git`` under some checkout's rules. The quarantine is not "the change" (it may hold base
+        objects of a thin pack), but every new tree passes through it, which is what matters here. GitAccessError
+        when it holds more than ``limit`` objects."""
+        if not self._incoming:
+            return []
+        out: list[tuple[ObjectId, str]] = []
+        for tree in self._incoming_trees(limit=limit):
+            problem = tree_shape_problem(self._raw_entries(tree))
+            if problem is not None:
+                out.append((tree, problem))
+        return out
+
+    def _incoming_trees(self, *, limit: int) -> list[ObjectId]:
+        """Ids of the tree objects in the quarantine alone. ``git cat-file --batch-all-objects`` with the alternates
+        cut off lists them in C, about four times faster than a ``read_header`` per object through pygit2 (measured
+        0.08 s against 0.3 s for 50,000 objects)."""
+        assert self._incoming is not None
+        env = {k: v for k, v in os.environ.items() if k not in ("GIT_ALTERNATE_OBJECT_DIRECTORIES",
+                                                                  "GIT_QUARANTINE_PATH")}
+        env["GIT_OBJECT_DIRECTORY"] = self._incoming
+        try:
+            proc = subprocess.run(
+                ["git", "--git-dir", str(self.path), "cat-file", "--batch-all-objects", "--unordered",
+                 "--batch-check=%(objecttype) %(objectname)"],
+                env=env, capture_output=True, check=False, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise GitAccessError(f"cannot list the pushed objects: {exc}") from exc
+        if proc.returncode != 0:
+            raise GitAccessError("cannot list the pushed objects: "
+                                 + proc.stderr.decode("utf-8", "replace").strip()[:300])
+        lines = proc.stdout.splitlines()
+        if len(lines) > limit:
+            raise GitAccessError(f"this push brings more than {limit} objects")
+        return [ObjectId(line[5:].decode()) for line in lines if line.startswith(b"tree ")]
+
+    def iter_tree(self, tree: str, *, odd: list[OddMode] | None = None,
+                  each_tree_once: bool = False) -> Iterator[tuple[bytes, int, ObjectId]]:
+        """(path, canonical mode, id) of every non-tree entry, recursively; odd raw modes go to ``odd``.
+
+        ``each_tree_once`` enters every distinct subtree once, at the first path it is met (for content scanning:
+        a "git bomb" of a million paths over a few shared trees then costs a few trees, not a million entries)."""
+        stack: list[tuple[bytes, str]] = [(b"", tree)]
+        entered: set[str] = {tree}
         while stack:
             prefix, node = stack.pop()
-            for entry in node:
-                name = _entry_name(entry)
+            for name, raw, oid in self._raw_entries(node):
                 path = prefix + name
-                if entry.type == ObjectType.TREE:
-                    sub = self._lookup(str(entry.id))
-                    if sub is not None:
-                        stack.append((path + b"/", sub))  # type: ignore[arg-type]
+                mode = canon_mode(raw)
+                if odd is not None and is_odd_mode(raw):
+                    odd.append(OddMode(path, raw, oid))
+                if mode == MODE_TREE:
+                    if each_tree_once and oid in entered:
+                        continue
+                    entered.add(oid)
+                    if self.object_type(oid) == "tree":
+                        stack.append((path + b"/", oid))
                 else:
-                    yield path, int(entry.filemode), ObjectId(str(entry.id))
+                    yield path, mode, oid
 
     def tree_entries(self, tree: str, *, limit: int | None = None) -> list[tuple[bytes, int, ObjectId]]:
-        """(name, mode, id) of the top-level entries of ``tree`` (not recursive), in tree order; GitAccessError when
-        there are more than ``limit`` (checked before anything is read)."""
-        node = self._tree(tree)
-        if node is None:
-            raise GitAccessError(f"{tree} is not a tree in this repository")
-        if limit is not None and len(node) > limit:
-            raise GitAccessError(f"tree {tree} has {len(node)} entries, over the limit of {limit}")
-        out: list[tuple[bytes, int, ObjectId]] = []
-        for entry in node:
-            name = _entry_name(entry)
-            out.append((name, int(entry.filemode), ObjectId(str(entry.id))))
-        return out
+        """(name, canonical mode, id) of the top-level entries of ``tree`` (not recursive), in tree order;
+        GitAccessError when there are more than ``limit``."""
+        entries = self._raw_entries(tree, limit=limit)  # stops parsing past the limit: hostile trees are huge
+        return [(name, canon_mode(raw), oid) for name, raw, oid in entries]
 
     def resolve(self, rev: str) -> ObjectId:
         """The commit a revision expression (``origin/feature``, ``HEAD~2``, an id) names, for client commands."""
@@ -353,54 +607,105 @@ class Repo:
         return peeled
 
     def tree_entry(self, tree: str, path: bytes) -> tuple[int, ObjectId] | None:
-        """(mode, id) of ``path`` in ``tree``, or None."""
-        node = self._tree(tree)
+        """(canonical mode, id) of ``path`` in ``tree``, or None."""
+        node: str | None = tree
         parts = path.split(b"/")
         for i, part in enumerate(parts):
             if node is None:
                 return None
-            found = None
-            for entry in node:
-                name = _entry_name(entry)
-                if name == part:
-                    found = entry
-                    break
+            found = next(((raw, oid) for name, raw, oid in self._raw_entries(node) if name == part), None)
             if found is None:
                 return None
+            mode, oid = canon_mode(found[0]), found[1]
             if i == len(parts) - 1:
-                return int(found.filemode), ObjectId(str(found.id))
-            node = self._lookup(str(found.id)) if found.type == ObjectType.TREE else None  # type: ignore[assignment]
+                return mode, oid
+            node = oid if mode == MODE_TREE and self.object_type(oid) == "tree" else None
         return None
 
+    def symbolic_target(self, ref: str) -> str | None:
+        """The ref a symbolic ref in this repository points to (one hop), or None for a direct or missing ref."""
+        try:
+            reference = self._repo.references.get(ref)
+        except (KeyError, ValueError, pygit2.GitError):
+            return None
+        if reference is None or reference.type != pygit2.enums.ReferenceType.SYMBOLIC:
+            return None
+        return str(reference.target)
 
-def _canonical_changes(diff: pygit2.Diff, *, null: str) -> list[Change]:
-    """Deltas -> sorted Change tuples. With INCLUDE_TYPECHANGE and no rename detection, libgit2 reports each path
-    at most once (a file<->symlink swap is one "T" delta), so no merging is needed; a duplicate would be a libgit2
-    bug, and is refused rather than silently collapsed."""
+
+def _incoming_objects(env: Mapping[str, str], repo: pygit2.Repository) -> str | None:
+    """The object directory that holds only this push's objects, or None. git (and Gitaly, whose quarantine is not
+    named ``incoming-``) point ``GIT_OBJECT_DIRECTORY`` at it and list the repository's own objects in
+    ``GIT_ALTERNATE_OBJECT_DIRECTORIES``; without that pair the directory may be the whole repository."""
+    incoming = env.get("GIT_OBJECT_DIRECTORY")
+    if not incoming or not (in_quarantine(env) or env.get("GIT_ALTERNATE_OBJECT_DIRECTORIES")):
+        return None
+    own = Path(repo.path) / "objects"
+    try:
+        if Path(incoming).resolve() == own.resolve():
+            return None
+    except OSError:
+        return None
+    return incoming
+
+
+def tree_shape_problem(entries: list[tuple[bytes, int, ObjectId]]) -> str | None:
+    """What git's fsck would call an error in a tree's entries (fsck.c ``fsck_tree``), or None."""
+    names: set[bytes] = set()
+    previous = b""
+    for name, raw, _oid in entries:
+        if not name or b"/" in name or name in (b".", b".."):
+            return f"entry {_shown(name)!r} is not a file name (empty, '.', '..' or containing '/')"
+        if (name[:1] in b".gG" or not name.isascii()) and is_dotgit(name):  # the cheap test first
+            return f"entry {_shown(name)!r} is .git under some checkout's rules"
+        if name in names:
+            return f"entry {_shown(name)!r} appears twice"
+        names.add(name)
+        key = name + b"/" if raw & 0o170000 == MODE_TREE else name  # git sorts a tree as if its name ended in '/'
+        if key < previous:
+            return f"entries are not in git's order at {_shown(name)!r}"
+        previous = key
+    return None
+
+
+def _shown(name: bytes) -> str:
+    return name.decode("utf-8", "backslashreplace")
+
+
+def _cap_address_space() -> None:
+    """In the ``git cat-file`` child, before exec: the address-space cap (see CAT_FILE_MAX_ADDRESS_SPACE)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (CAT_FILE_MAX_ADDRESS_SPACE, CAT_FILE_MAX_ADDRESS_SPACE))
+
+
+def _canonical_changes(diff: pygit2.Diff, *, null: str, odd: list[OddMode] | None = None) -> list[Change]:
+    """Deltas -> sorted Change tuples with git's canonical modes. With INCLUDE_TYPECHANGE and no rename detection,
+    libgit2 reports each path at most once (a file<->symlink swap is one "T" delta), so no merging is needed; a
+    duplicate would be a libgit2 bug, and is refused rather than silently collapsed. A delta that only differs in raw
+    mode (``100644`` -> ``100600``) is no change to a checkout and is dropped (its odd mode is still reported)."""
     changes: list[Change] = []
     append = changes.append
     for delta in diff.deltas:
         old, new = delta.old_file, delta.new_file
         status = delta.status_char()
+        old_mode, new_mode = int(old.mode), int(new.mode)
+        if odd is not None and status != "D" and is_odd_mode(new_mode):
+            odd.append(OddMode(new.raw_path, new_mode, str(new.id)))
         if status == "A":
-            append(Change(new.raw_path, MODE_ABSENT, null, int(new.mode), str(new.id)))
+            append(Change(new.raw_path, MODE_ABSENT, null, canon_mode(new_mode), str(new.id)))
         elif status == "D":
-            append(Change(old.raw_path, int(old.mode), str(old.id), MODE_ABSENT, null))
+            append(Change(old.raw_path, canon_mode(old_mode), str(old.id), MODE_ABSENT, null))
         else:  # M, T: same path on both sides
-            append(Change(new.raw_path, int(old.mode), str(old.id), int(new.mode), str(new.id)))
+            old_mode, new_mode = canon_mode(old_mode), canon_mode(new_mode)
+            if old_mode == new_mode and old.id == new.id:
+                continue
+            append(Change(new.raw_path, old_mode, str(old.id), new_mode, str(new.id)))
     changes.sort()
     for i in range(1, len(changes)):
         if changes[i].path == changes[i - 1].path:
             raise GitAccessError(f"the diff reported {changes[i].display_path()!r} twice")
     return changes
-
-
-def _entry_name(entry: pygit2.Object) -> bytes:
-    """A tree entry's name as raw bytes (pygit2 decodes ``name`` with the file-system encoding)."""
-    raw = getattr(entry, "raw_name", None)
-    if isinstance(raw, bytes):
-        return raw
-    return str(entry.name).encode("utf-8", "surrogateescape")
 
 
 def _decoded(raw: bytes) -> str:

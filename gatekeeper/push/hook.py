@@ -18,20 +18,18 @@ for exactly that case).
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import TextIO
 
 from gatekeeper import __version__
+from gatekeeper.push.deadline import DeadlineExceeded, hard_deadline, hard_grace, soft_deadline
 from gatekeeper.errors import AuditError, GatekeeperError
 from gatekeeper.model import RefUpdate, display_path
 
@@ -40,28 +38,10 @@ MAX_PATHS_RECORDED = 1000
 MAX_FINDINGS_RECORDED = 200
 
 
-class HookTimeout(GatekeeperError):
-    default_hint = "the push is too large to check in time; split it, or ask an admin to raise limits.timeout_seconds"
-
-
 @dataclass
 class HookResult:
     exit_code: int
     lines: list[str]
-
-
-@contextmanager
-def _deadline(seconds: int) -> Iterator[None]:
-    def _expired(signum: int, frame: FrameType | None) -> None:
-        raise HookTimeout(f"the gate did not finish within {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, _expired)
-    signal.alarm(max(1, seconds))
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def run_pre_receive(
@@ -93,38 +73,76 @@ def run_pre_receive(
         policy = load_policy(config)
         event["config_sha256"] = policy.source_sha256
         event["mode"] = policy.mode
-        timeout = int(getattr(policy.limits, "timeout_seconds", DEFAULT_TIMEOUT_S) or DEFAULT_TIMEOUT_S)
-        with _deadline(timeout):
-            result = _decide(stdin, env, policy, event, chain)
-        prefix = result[1] or prefix
-        decision_lines, blocked, after_record = result[0], result[2], result[3]
+        timeout = float(getattr(policy.limits, "timeout_seconds", DEFAULT_TIMEOUT_S) or DEFAULT_TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001 -- fail closed on anything, bugs included
         return _refuse_with_error(exc, event, policy, fallback_log, prefix)
-    # Record before exiting 0: an accepted push always has a durable decision record.
-    try:
-        seq = _append(event, policy, fallback_log)
-    except Exception as exc:  # noqa: BLE001
-        return HookResult(1, _prefixed(prefix, _audit_failure_lines(exc)))
-    # Then the approvals ledger (approvals stored, used up or withdrawn by this push). If that fails the push is
-    # refused: the record then reads as a decision that was not applied.
-    try:
-        after_record(seq)
-    except Exception as exc:  # noqa: BLE001
-        detail = exc.message if isinstance(exc, GatekeeperError) else f"{type(exc).__name__}: {exc}"
-        return HookResult(1, _prefixed(prefix, [
-            f"gatekeeper: push REFUSED (audit record #{seq}): the approvals ledger could not be updated",
-            f"  {detail}", "  hint: tell your gatekeeper admin; nothing of this push landed"]))
+    # The soft deadline interrupts Python code anywhere (no detector can catch it); the hard one kills the hook from a
+    # watchdog process if a call into C outlives the soft one, and records the refusal there.
+    killed = _KilledRecorder(event, policy, fallback_log, prefix, stdin, timeout, env)
+    with hard_deadline(timeout + hard_grace(timeout), killed):
+        try:
+            with soft_deadline(timeout):
+                result = _decide(stdin, env, policy, event, chain)
+            prefix = result[1] or prefix
+            decision_lines, blocked, after_record = result[0], result[2], result[3]
+        except (Exception, DeadlineExceeded) as exc:  # noqa: BLE001 -- fail closed on anything, bugs included
+            return _refuse_with_error(exc, event, policy, fallback_log, prefix)
+        # Record before exiting 0: an accepted push always has a durable decision record.
+        try:
+            seq = _append(event, policy, fallback_log)
+        except Exception as exc:  # noqa: BLE001
+            return HookResult(1, _prefixed(prefix, _audit_failure_lines(exc)))
+        # Then the approvals ledger (approvals stored, used up or withdrawn by this push). If that fails the push is
+        # refused: the record then reads as a decision that was not applied.
+        try:
+            after_record(seq)
+        except Exception as exc:  # noqa: BLE001
+            detail = exc.message if isinstance(exc, GatekeeperError) else f"{type(exc).__name__}: {exc}"
+            return HookResult(1, _prefixed(prefix, [
+                f"gatekeeper: push REFUSED (audit record #{seq}): the approvals ledger could not be updated",
+                f"  {detail}", "  hint: tell your gatekeeper admin; nothing of this push landed"]))
     lines = [line.replace("{AUDIT_SEQ}", str(seq)) for line in decision_lines]
     return HookResult(1 if blocked else 0, _prefixed(prefix, lines))
+
+
+@dataclass
+class _KilledRecorder:
+    """Run by the watchdog after it killed a hook stuck past the hard deadline: the refusal record and message."""
+
+    event: dict[str, object]
+    policy: object
+    fallback_log: Path | None
+    prefix: str
+    stdin: bytes
+    timeout: float
+    env: Mapping[str, str]
+
+    def __call__(self) -> None:
+        from gatekeeper.push.hookinput import parse_updates
+
+        try:  # what the hook had not filled in yet when the watchdog was forked, best effort
+            from gatekeeper.push.platform import detect_context
+
+            context = detect_context(self.env, platform=self.policy.platform)  # type: ignore[attr-defined]
+            self.event["repo"] = repository_id(self.policy, context.repository, self.env)
+            self.event["pusher"] = {"user": context.identity.user, "source": context.identity.source,
+                                    "deploy_key": context.identity.is_deploy_key}
+            self.event["updates"] = [_update_stub(u) for u in parse_updates(self.stdin)]
+        except Exception:  # noqa: BLE001 -- the refusal is recorded even when the input was the problem
+            pass
+        exc = DeadlineExceeded(self.timeout)
+        exc.message += f" and was killed {hard_grace(self.timeout):g} s later (stuck where it could not be interrupted)"
+        result = _refuse_with_error(exc, self.event, self.policy, self.fallback_log, self.prefix)
+        emit(result.lines, sys.stderr)
 
 
 def _decide(
     stdin: bytes, env: Mapping[str, str], policy: object, event: dict[str, object], chain: Path | None,
 ) -> tuple[list[str], str, bool, Callable[[int], None]]:
-    from gatekeeper.push.analysis import analyse_updates
+    from gatekeeper.push.analysis import analyse_updates, resolve_server_symrefs
     from gatekeeper.approvals.evaluate import load_evaluator
     from gatekeeper.approvals.ledger import Ledger
-    from gatekeeper.push.content_gate import content_requirements, scan_push
+    from gatekeeper.push.content_gate import content_requirements, refuse_malformed_trees, scan_push
     from gatekeeper.push.gate import decide
     from gatekeeper.push.gitrepo import Repo, read_push_options
     from gatekeeper.push.hookinput import parse_updates
@@ -148,12 +166,16 @@ def _decide(
     options = read_push_options(env)
     break_glass = _break_glass_option(options)
     repo = Repo.open_for_hook(env)
+    refuse_malformed_trees(repo)
+    # A pushed name that is a symbolic ref on the server moves its target: everything below judges the target.
+    updates, pushed_as = resolve_server_symrefs(repo, updates)
     analyses = analyse_updates(
         repo,
         updates,
         is_protected=policy.is_protected_ref,  # type: ignore[attr-defined]
         default_branch=policy.default_branch,  # type: ignore[attr-defined]
         max_changed_paths=int(policy.limits.max_changed_paths),  # type: ignore[attr-defined]
+        pushed_as=pushed_as,
     )
     content = scan_push(repo, policy, analyses, cache_dir=_scan_cache_dir(policy))
     # Approvals: stored ones plus those pushed now; a bad, deleted or rewritten approval ref refuses the whole push.
@@ -285,6 +307,10 @@ def _decision_fields(decision: object) -> dict[str, object]:
         if a.protected and a.base_note:
             entry["base"] = a.base
             entry["base_note"] = a.base_note
+        if a.pushed_as:
+            entry["pushed_as"] = a.pushed_as
+        if a.shadows:
+            entry["shadows"] = a.shadows
         missing = [
             {"rule": o.requirement.rule, "needed": o.requirement.approvals, "have": len(o.result.approvers),
              "from": list(o.requirement.reviewer_spec), "notes": list(o.result.notes)}
@@ -380,7 +406,7 @@ def audit_origin() -> str:
 def _refuse_with_error(
     exc: BaseException, event: dict[str, object], policy: object, fallback_log: Path | None, prefix: str,
 ) -> HookResult:
-    if isinstance(exc, GatekeeperError):
+    if isinstance(exc, (GatekeeperError, DeadlineExceeded)):
         summary, hint = exc.message, exc.hint
         problems = getattr(exc, "problems", [])
         if problems:

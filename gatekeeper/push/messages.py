@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from gatekeeper.push.gate import Decision, RefDecision, RequirementOutcome
-from gatekeeper.model import MODE_ABSENT, MODE_GITLINK, MODE_LINK, Change, Finding, UpdateKind, display_path
+from gatekeeper.model import MODE_ABSENT, MODE_GITLINK, MODE_LINK, Change, Finding, UpdateKind, Verdict, display_path
 
 MAX_PATHS_SHOWN = 5
 MAX_NOTES_SHOWN = 4
@@ -48,7 +48,8 @@ def render_decision(decision: Decision, *, audit_seq: int | None, pusher: str,
 
 def _render_ref(ref: RefDecision, is_protected: Callable[[str], bool] | None = None) -> list[str]:
     a = ref.analysis
-    head = f"gatekeeper: {a.update.ref}: {'allowed' if ref.allowed else 'needs approval'} ({_describe_update(ref)})"
+    name = f"{a.pushed_as} -> {a.update.ref}" if a.pushed_as else a.update.ref
+    head = f"gatekeeper: {name}: {'allowed' if ref.allowed else 'needs approval'} ({_describe_update(ref)})"
     if ref.allowed:
         if ref.outcomes:
             why = "; ".join(
@@ -58,8 +59,11 @@ def _render_ref(ref: RefDecision, is_protected: Callable[[str], bool] | None = N
             why = ref.reasons[0] if ref.reasons else ""
         return [head[:-1] + (f"; {why})" if why else ")")]
     if ref.blocking:
-        return [head.replace("needs approval", "REFUSED"), *_render_blocking(ref.blocking)]
+        return [head.replace("needs approval", "REFUSED", 1), *_render_blocking(ref.blocking)]
     lines = [head]
+    if a.shadows:
+        lines.append(f"  protected: {a.update.ref} shadows {a.shadows} for readers that resolve the short name "
+                     "(git rev-parse, git archive, git log)")
     missing = [o for o in ref.outcomes if not o.satisfied]
     for outcome in missing:
         lines.extend(_render_outcome(outcome))
@@ -91,14 +95,38 @@ def _approval_steps(ref: RefDecision, is_protected: Callable[[str], bool] | None
 
 
 def _render_blocking(findings: Sequence[Finding]) -> list[str]:
-    lines = ["  content that runs code when loaded (no approval can override this):"]
+    refused = [f for f in findings if f.verdict == Verdict.REFUSED]
+    content = [f for f in findings if f.verdict != Verdict.REFUSED]
+    lines: list[str] = []
+    if refused:
+        lines.append("  what git, a checkout or a server-side reader would make of this push (no approval can "
+                     "override this):")
+        lines.extend(_finding_lines(refused))
+        lines.append("  next: " + _NEXT_STEP.get(refused[0].detector, "push ordinary objects under ordinary names"))
+    if content:
+        lines.append("  content that runs code when loaded (no approval can override this):")
+        lines.extend(_finding_lines(content))
+        lines.append("  next: remove the file from every commit of this push (e.g. git rebase -i), or convert it to")
+        lines.append("        safetensors; check locally with: gatekeeper scan PATH")
+    return lines
+
+
+# What to do about a refusal no approval lifts, by the detector that made it.
+_NEXT_STEP = {
+    "tree-mode": "recreate the commits with ordinary git (e.g. git fast-export | git fast-import), which writes "
+                 "canonical modes",
+    "checkout-name": "rename the path to its long name without trailing dots or spaces",
+    "ref-rules": "replace refs and refs/gatekeeper/ are written by server admins only; push to another ref",
+}
+
+
+def _finding_lines(findings: Sequence[Finding]) -> list[str]:
+    lines = []
     for finding in findings[:MAX_PATHS_SHOWN]:
         lines.append(f"    {finding.verdict.value}: {finding.path}: {finding.message}")
         lines.extend(f"      {e}" for e in finding.evidence[:2])
     if len(findings) > MAX_PATHS_SHOWN:
         lines.append(f"    ... and {len(findings) - MAX_PATHS_SHOWN} more findings")
-    lines.append("  next: remove the file from every commit of this push (e.g. git rebase -i), or convert it to")
-    lines.append("        safetensors; check locally with: gatekeeper scan PATH")
     return lines
 
 
@@ -116,12 +144,16 @@ def _render_outcome(outcome: RequirementOutcome) -> list[str]:
         lines.append("    found: " + "; ".join(shown) + (f"; and {extra} more" if extra > 0 else ""))
     elif not have:
         lines.append("    found: no approvals")
-    lines.extend(_render_paths(req.changes))
+    lines.extend(_render_paths(req.changes, dict(req.reasons)))
     return lines
 
 
-def _render_paths(changes: Sequence[Change]) -> list[str]:
-    lines = [f"    {_status(c)} {display_path(c.path)}" for c in changes[:MAX_PATHS_SHOWN]]
+def _render_paths(changes: Sequence[Change], reasons: dict[bytes, str] | None = None) -> list[str]:
+    lines: list[str] = []
+    for c in changes[:MAX_PATHS_SHOWN]:
+        lines.append(f"    {_status(c)} {display_path(c.path)}")
+        if reasons and c.path in reasons:  # what a detector found there: the pusher sees what actually changed
+            lines.append(f"             {reasons[c.path][:300]}")
     if len(changes) > MAX_PATHS_SHOWN:
         lines.append(f"    ... and {len(changes) - MAX_PATHS_SHOWN} more protected paths")
     return lines

@@ -91,12 +91,18 @@ def test_pickle_with_undecodable_global_name_is_recorded(server: Server) -> None
 
 def test_huge_path_names_are_truncated_not_lost(server: Server) -> None:
     """git stores tree entry names of up to 64 KiB that libgit2 still reads, and the record lists up to 1,000 paths
-    per update: 300 names of 60,000 bytes under a protected folder make an 18 MB event, over the record limit."""
+    per update: 300 names of 60,000 bytes under protected folders make an 18 MB event, over the record limit."""
     clone = server.clone("mallory")
     blob = run_git("hash-object", "-w", "--stdin", cwd=clone.path, input=b"x\n").stdout.decode().strip()
-    entries = b"".join(b"100644 blob %s\t%s\n" % (blob.encode(), (b"%03d" % i) + b"A" * 60_000) for i in range(300))
-    models = run_git("mktree", cwd=clone.path, input=entries).stdout.decode().strip()
-    root = run_git("mktree", cwd=clone.path, input=f"040000 tree {models}\tmodels\n".encode()).stdout.decode().strip()
+    # Two folders of 150 names each: every tree stays under the gate's 16 MiB cap for one tree (which refuses a
+    # bigger one before any diff), while the event that lists all 300 paths is still over the record limit.
+    halves = []
+    for folder, first in ((b"configs", 0), (b"models", 150)):
+        entries = b"".join(b"100644 blob %s\t%s\n" % (blob.encode(), (b"%03d" % i) + b"A" * 60_000)
+                           for i in range(first, first + 150))
+        sub = run_git("mktree", cwd=clone.path, input=entries).stdout.decode().strip()
+        halves.append(b"040000 tree %s\t%s\n" % (sub.encode(), folder))
+    root = run_git("mktree", cwd=clone.path, input=b"".join(halves)).stdout.decode().strip()
     commit = run_git("commit-tree", root, "-p", "HEAD", "-m", "long names", cwd=clone.path).stdout.decode().strip()
     result = clone.push(f"{commit}:refs/heads/main")
     assert not result.ok

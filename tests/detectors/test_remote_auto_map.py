@@ -209,13 +209,17 @@ def test_unchanged_trigger_with_old_tree_gives_no_trigger_finding() -> None:
     old = DictTree({**MODEL, "config.json": cfg(auto_map={"AutoModel": "modeling_x.XModel"}, hidden_size=1)})
     new = DictTree({**MODEL, "config.json": cfg(auto_map={"AutoModel": "modeling_x.XModel"}, hidden_size=2)})
     report = analyse_remote_code(new, [b"config.json"], old=old)
-    assert [f.message for f in report.findings] == [
-        "changed file holds remote-code triggers (the triggers themselves are unchanged)"]
-    assert b"config.json" in report.protected and b"modeling_x.py" in report.protected
+    # Only hidden_size changed: the config needs the policy's own rules, no remote-code review (issue 10 item 7).
+    assert [(f.verdict, f.message) for f in report.findings] == [
+        (Verdict.HINT, "config edited; its remote-code triggers are unchanged, so no extra approval is needed for it")]
+    assert b"config.json" not in report.protected and b"modeling_x.py" in report.protected
     changed = DictTree({**MODEL, "config.json": cfg(auto_map={"AutoModel": "utils.XModel"}, hidden_size=2)})
     again = analyse_remote_code(changed, [b"config.json"], old=old)
-    (trigger,) = [f for f in again.findings if "trigger added or changed" in f.message]
-    assert trigger.evidence[0].startswith("auto_map.AutoModel = utils.XModel -> utils.py")
+    (trigger,) = [f for f in again.findings if "remote-code trigger changed" in f.message]
+    assert trigger.verdict == Verdict.REVIEW and b"config.json" in again.protected
+    # the pusher reads what actually changed: the new reference and the one it replaced
+    assert trigger.evidence[0].startswith("added: auto_map.AutoModel = utils.XModel -> utils.py")
+    assert trigger.evidence[1] == "removed: auto_map.AutoModel = modeling_x.XModel"
 
 
 def test_cost_reads_only_changed_files_and_relevant_configs() -> None:
@@ -281,3 +285,16 @@ def test_module_stored_in_lfs_is_reported_as_not_followed() -> None:
     (finding,) = report.findings
     assert finding.evidence[1] == ("modeling_x.py is a Git LFS pointer: the code that runs is the LFS object, whose "
                                    "imports are not followed")
+
+
+def test_a_lone_surrogate_in_a_reference_is_a_reported_problem_not_a_crash() -> None:
+    # JSON may spell a lone surrogate (\ud800); json.loads accepts it, yet no path in a checkout can hold that name.
+    # The reference is reported (it needs review like any trigger), and the rest of the scan goes on.
+    raw = '{"model_type": "x", "auto_map": {"AutoModel": "\\ud800mod.Net", "AutoConfig": "cfg.Config"}}'
+    tree = DictTree({"config.json": raw, "cfg.py": "class Config: pass\n"})
+    report = analyse_remote_code(tree, [b"config.json"])
+    found = review(report.findings, "config.json")
+    assert found, report.findings
+    text = [" ".join((f.message, *f.evidence)) for f in found]
+    assert any("no file can hold" in t for t in text), text
+    assert b"cfg.py" in report.protected

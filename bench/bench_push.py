@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""The gate against its floors, row by row (issue 13), every floor measured in the same run on this machine.
+
+| row | gate | floor |
+|---|---|---|
+| small push | whole ``git push`` (1 commit, 3 files) into a repository with the gate | the same push into a twin repository
+  whose pre-receive and post-receive are "floor hooks": one Python start + ``import pygit2, yaml`` each |
+| many new files | the pre-receive hook on N new files (a new protected branch, no common history) | ``git rev-list
+  --objects NEW --not --all | git cat-file --batch`` (reading every new object once) |
+| one big blob | the pre-receive hook on a push of one blob of B bytes; its peak RSS (hook and its children) | ``git
+  cat-file --batch`` on the same blob |
+| re-push | the hook for ``main`` after the same commits were pushed (and scanned) on a feature branch | ``git diff-tree
+  -r`` of the same update (the diff cost) |
+
+Timings are the best of several runs (min), which is the least noisy estimate on a shared machine.
+
+    python bench/bench_push.py            # 50,000 files, 1 GiB blob (several minutes)
+    python bench/bench_push.py --quick    # 5,000 files, 128 MiB blob, fewer runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_hook import fast_import_stream, git, setup  # noqa: E402
+from bench_scan import timed  # noqa: E402
+
+NULL = "0" * 40
+MIB = 1 << 20
+FLOOR_HOOK = "#!/bin/sh\nexec {python} -I -c 'import sys, pygit2, yaml; sys.stdin.buffer.read()'\n"
+
+
+def run_hook(bare: Path, stdin: bytes, env: dict[str, str]) -> tuple[float, int, float]:
+    """(seconds, exit code, peak RSS in MiB of the hook and the processes it ran)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([str(bare / "hooks" / "pre-receive")], cwd=bare, env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert proc.stdin is not None
+    proc.stdin.write(stdin)
+    proc.stdin.close()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - start, proc.returncode, usage.ru_maxrss / 1024
+
+
+def best_hook(bare: Path, stdin: bytes, env: dict[str, str], runs: int) -> tuple[float, int, float]:
+    results = [run_hook(bare, stdin, env) for _ in range(runs)]
+    return min(r[0] for r in results), results[0][1], max(r[2] for r in results)
+
+
+def shell(cmd: str, cwd: Path) -> None:
+    subprocess.run(["sh", "-c", cmd], cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+
+
+def floor_twin(root: Path, gated: Path) -> Path:
+    """A copy of the gated repository whose hooks are the floor hooks."""
+    twin = root / "floor.git"
+    shutil.copytree(gated, twin, symlinks=True)
+    for hook in ("pre-receive", "post-receive"):
+        path = twin / "hooks" / hook
+        path.write_text(FLOOR_HOOK.format(python=sys.executable))
+        path.chmod(0o755)
+    return twin
+
+
+def small_push_row(root: Path, bare: Path, env: dict[str, str], runs: int) -> dict[str, float]:
+    twin = floor_twin(root, bare)
+    work = root / "work"
+    gate_s = floor_s = float("inf")
+    for i in range(runs):
+        for rel in ("models/llama/modeling_llama.py", "src/train.py", "README.md"):
+            (work / rel).write_text(f"{rel} run {i}\n")
+        git("add", "-A", cwd=work)
+        git("commit", "-q", "-m", f"small {i}", cwd=work, env=env)
+        ref = f"HEAD:refs/heads/feature/small-{i}"
+        # Alternate which goes first, so a burst of load hits both alike.
+        for target in ((bare, twin) if i % 2 else (twin, bare)):
+            start = time.perf_counter()
+            subprocess.run(["git", "push", "-q", target.as_uri(), ref], cwd=work, env=env, check=True,
+                           capture_output=True)
+            elapsed = time.perf_counter() - start
+            if target == bare:
+                gate_s = min(gate_s, elapsed)
+            else:
+                floor_s = min(floor_s, elapsed)
+    return {"gate_s": gate_s, "floor_s": floor_s}
+
+
+def many_files_row(bare: Path, hook_env: dict[str, str], files: int, runs: int) -> dict[str, float]:
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=bare, input=fast_import_stream(files), check=True)
+    new = git("rev-parse", "refs/heads/big", cwd=bare)
+    git("update-ref", "-d", "refs/heads/big", cwd=bare)  # objects stay; nothing references them: all are new
+    stdin = f"{NULL} {new} refs/heads/release/many\n".encode()
+    floor = timed(lambda: shell(f"git rev-list --objects {new} --not --all | git cat-file --batch", bare), runs)
+    gate, code, rss = best_hook(bare, stdin, hook_env, runs)
+    return {"files": files, "gate_s": gate, "floor_s": floor, "exit": code, "rss_mib": rss}
+
+
+def big_blob_row(root: Path, bare: Path, hook_env: dict[str, str], size: int, runs: int) -> dict[str, float]:
+    path = root / "weights.bin"
+    with open(path, "wb") as fh:  # weights-like: a stored (uncompressed-zip-like) stream that zlib barely shrinks
+        block = os.urandom(MIB)
+        for i in range(size // MIB):
+            fh.write(block[i % 4093:] + block[:i % 4093])
+    start = time.perf_counter()
+    blob = git("hash-object", "-w", str(path), cwd=bare)
+    write_s = time.perf_counter() - start
+    path.unlink()
+    tree = git("mktree", cwd=bare, input=f"100644 blob {blob}\tweights.bin\n".encode())
+    commit = git("commit-tree", tree, "-m", "weights", cwd=bare,
+                 env=dict(os.environ, GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@x", GIT_COMMITTER_NAME="b",
+                          GIT_COMMITTER_EMAIL="b@x"))
+    stdin = f"{NULL} {commit} refs/heads/feature/weights\n".encode()
+    floor = timed(lambda: shell(f"echo {blob} | git cat-file --batch", bare), runs)
+    gate, code, rss = best_hook(bare, stdin, hook_env, runs)
+    return {"bytes": size, "gate_s": gate, "floor_s": floor, "exit": code, "rss_mib": rss, "hash_object_s": write_s}
+
+
+def repush_row(bare: Path, hook_env: dict[str, str], files: int, runs: int) -> dict[str, float]:
+    """Content first pushed (and scanned) on a feature branch, then the same commit pushed to main."""
+    stream = (fast_import_stream(files).replace(b"commit refs/heads/big\n", b"commit refs/heads/feature/repush\n", 1)
+              .replace(b"data 4\nbig\n", b"data 4\nbig\nfrom refs/heads/main\n", 1))
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=bare, input=stream, check=True)
+    new = git("rev-parse", "refs/heads/feature/repush", cwd=bare)
+    git("update-ref", "-d", "refs/heads/feature/repush", cwd=bare)
+    main = git("rev-parse", "refs/heads/main", cwd=bare)
+    run_hook(bare, f"{NULL} {new} refs/heads/feature/repush\n".encode(), hook_env)  # first push: scans, caches
+    git("update-ref", "refs/heads/feature/repush", new, cwd=bare)  # it landed
+    stdin = f"{main} {new} refs/heads/main\n".encode()
+    floor = timed(lambda: shell(f"git diff-tree -r {main} {new}", bare), runs)
+    gate, code, _ = best_hook(bare, stdin, hook_env, runs)
+    return {"files": files, "gate_s": gate, "floor_s": floor, "exit": code}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="5,000 files, a 128 MiB blob, fewer runs")
+    parser.add_argument("--files", type=int)
+    parser.add_argument("--blob-mib", type=int)
+    parser.add_argument("--runs", type=int)
+    args = parser.parse_args()
+    files = args.files or (5_000 if args.quick else 50_000)
+    blob = (args.blob_mib or (128 if args.quick else 1024)) * MIB
+    runs = args.runs or (5 if args.quick else 11)
+    big_runs = max(2, runs // 3)
+    root = Path(tempfile.mkdtemp(prefix="gatekeeper-bench-push-"))
+    print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}"
+          f", load average {os.getloadavg()[0]:.1f} (shared machine: read ratios, not absolute times)")
+    try:
+        bare, env = setup(root)
+        hook_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_DIR": ".", "GATEKEEPER_USER": "carol"}
+        rows = []
+        r = small_push_row(root, bare, env, runs)
+        rows.append(("small push, whole git push", r["gate_s"], r["floor_s"], "same push, floor hooks", 1.2, ""))
+        r = many_files_row(bare, hook_env, files, big_runs)
+        rows.append((f"{files:,} new files, hook", r["gate_s"], r["floor_s"], "rev-list --objects \\| cat-file --batch",
+                     2.0, f"exit {r['exit']}, peak {r['rss_mib']:.0f} MiB"))
+        r = big_blob_row(root, bare, hook_env, blob, big_runs)
+        rows.append((f"one {blob // MIB} MiB blob, hook", r["gate_s"], r["floor_s"], "cat-file --batch", 1.5,
+                     f"exit {r['exit']}, peak {r['rss_mib']:.0f} MiB (budget 256)"))
+        r = repush_row(bare, hook_env, min(files, 5_000), runs)
+        rows.append((f"re-push of {r['files']:,} scanned files to main, hook", r["gate_s"], r["floor_s"],
+                     "diff-tree -r", 0.0, f"exit {r['exit']}"))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print("\n| row | gate | floor | floor is | ratio | goal | notes |\n|---|---|---|---|---|---|---|")
+    for name, gate, floor, what, goal, notes in rows:
+        goal_text = f"<= {goal}x" if goal else "near the diff"
+        print(f"| {name} | {gate * 1000:.0f} ms | {floor * 1000:.0f} ms | {what} | {gate / floor:.2f}x | {goal_text} | "
+              f"{notes} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

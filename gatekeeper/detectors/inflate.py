@@ -1,0 +1,106 @@
+"""Decompress with bounded memory: a zip bomb or a 1 GiB gzip blob must not make the hook allocate gigabytes.
+
+The compressed input is fed in slices (never copied whole: it is often a mapping of a huge blob), the output is taken in
+chunks and counted against a byte budget as it is produced, and output beyond :data:`IN_MEMORY_MAX` goes to an unlinked
+temporary file that is then mapped read-only, so the detectors that walk it touch only the pages they read. The
+result is the same bytes ``decompress`` would return, up to the budget.
+"""
+
+from __future__ import annotations
+
+import mmap
+from typing import Protocol
+
+IN_MEMORY_MAX = 16 << 20  # decompressed output above this is spooled to disk and mapped
+_IN_SLICE = 1 << 20  # compressed bytes fed per call
+_OUT_CHUNK = 1 << 20  # decompressed bytes taken per call
+
+
+class OverBudget(Exception):
+    """The output would exceed the budget (the caller reports it as a cap, never as clean)."""
+
+
+class Truncated(EOFError):
+    """The input ended before the compressed stream did."""
+
+
+class _Decompressor(Protocol):
+    eof: bool
+
+    def decompress(self, data: bytes | memoryview, max_length: int = ...) -> bytes: ...
+
+
+class _Sink:
+    """Collects output in memory, switching to an unlinked temporary file past IN_MEMORY_MAX."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._buf = bytearray()
+        self._file = None  # type: ignore[var-annotated]
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self._file is None and self.size > IN_MEMORY_MAX:
+            import tempfile
+
+            self._file = tempfile.TemporaryFile(prefix="gatekeeper-inflate-")
+            self._file.write(self._buf)
+            self._buf = bytearray()
+        if self._file is not None:
+            self._file.write(chunk)
+        else:
+            self._buf += chunk
+
+    def view(self) -> memoryview:
+        if self._file is None:
+            return memoryview(self._buf)
+        self._file.flush()
+        mapped = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)  # keeps the file alive once closed
+        self._file.close()
+        return memoryview(mapped)
+
+
+def inflate(dec: _Decompressor, data: bytes | memoryview, budget: int, *, require_eof: bool = True) -> memoryview:
+    """Everything ``dec`` produces from ``data``, at most ``budget`` bytes.
+
+    ``dec`` is a ``zlib.decompressobj`` (which hands back unconsumed input) or a ``bz2``/``lzma`` decompressor (which
+    buffers it and says ``needs_input``).
+
+    Raises:
+        OverBudget: the output would be larger than ``budget``.
+        Truncated: the data ended before the end of the compressed stream (only with ``require_eof``: zip members
+            may end without an end marker, and zip readers accept that).
+        zlib.error, OSError, lzma.LZMAError, EOFError: corrupt input, as the decompressor raises it.
+    """
+    sink = _Sink()
+    view = data if isinstance(data, memoryview) else memoryview(data)
+    zlib_style = hasattr(dec, "unconsumed_tail")
+    pos, end = 0, len(view)
+    pending: bytes | memoryview = b""
+    while not dec.eof:
+        if zlib_style:
+            if not pending:
+                if pos >= end:
+                    out = dec.decompress(b"", _OUT_CHUNK)  # output still held inside the decompressor, if any
+                    if not out:
+                        break
+                else:
+                    pending, pos = view[pos:pos + _IN_SLICE], pos + _IN_SLICE
+                    out = b""
+            if pending:
+                out = dec.decompress(pending, _OUT_CHUNK)
+                pending = dec.unconsumed_tail  # type: ignore[attr-defined]
+        elif dec.needs_input:  # type: ignore[attr-defined]
+            if pos >= end:
+                break
+            out = dec.decompress(view[pos:pos + _IN_SLICE], _OUT_CHUNK)
+            pos += _IN_SLICE
+        else:
+            out = dec.decompress(b"", _OUT_CHUNK)
+        if sink.size + len(out) > budget:
+            raise OverBudget(f"decompressed data over {budget} bytes")
+        if out:
+            sink.write(out)
+    if require_eof and not dec.eof:
+        raise Truncated("compressed stream is truncated")
+    return sink.view()
