@@ -37,6 +37,7 @@ MAX_SYMREF_HOPS = 5  # git's own limit for symbolic refs is 5 (SYMREF_MAXDEPTH)
 GATE_NAMESPACE = "refs/gatekeeper/"
 REPLACE_NAMESPACE = "refs/replace/"
 APPROVALS_NAMESPACE = GATE_NAMESPACE + "approvals/"  # = approvals.store.APPROVALS_PREFIX (validated there)
+WITHDRAWALS_NAMESPACE = GATE_NAMESPACE + "withdrawals/"  # = approvals.withdraw.WITHDRAWALS_PREFIX (validated there)
 
 
 class LimitExceeded(GatekeeperError):
@@ -231,8 +232,9 @@ def ref_refusal(repo: Repo, update: RefUpdate) -> str | None:
         by = f"{update.new[:12]} ({repo.object_type(update.new) or 'missing'})"
         return (f"object substitution: {update.ref} would make git show, git archive, web UIs and mirrors replace "
                 f"{what} by {by}; replace refs are refused")
-    if folded.startswith(GATE_NAMESPACE) and not update.ref.startswith(APPROVALS_NAMESPACE):
-        return f"{update.ref}: refs/gatekeeper/ holds only approvals ({APPROVALS_NAMESPACE}<person>/<nonce>)"
+    if folded.startswith(GATE_NAMESPACE) and not update.ref.startswith((APPROVALS_NAMESPACE, WITHDRAWALS_NAMESPACE)):
+        return (f"{update.ref}: refs/gatekeeper/ holds only approvals ({APPROVALS_NAMESPACE}<person>/<nonce>) and "
+                f"their withdrawals ({WITHDRAWALS_NAMESPACE}<person>/<nonce>)")
     return None
 
 
