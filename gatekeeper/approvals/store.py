@@ -107,7 +107,7 @@ def read_approval(repo: Repo, ref: str, target: str) -> StoredApproval:
 
 
 def read_signed_commit(repo: Repo, ref: str, target: str, statement_file: bytes, signature_file: bytes, *,
-                       max_bytes: int) -> tuple[bytes, bytes]:
+                       max_bytes: int, what: str = "approval") -> tuple[bytes, bytes]:
     """(statement, signature) from a parentless commit holding exactly those two regular files (approvals and
     withdrawals are stored this way).
 
@@ -116,7 +116,7 @@ def read_signed_commit(repo: Repo, ref: str, target: str, statement_file: bytes,
     """
     kind = repo.object_type(target)
     if kind != "commit":
-        raise MalformedApproval(f"{ref} points at a {kind or 'missing object'}, not an approval commit")
+        raise MalformedApproval(f"{ref} points at a {kind or 'missing object'}, not {_a(what)} commit")
     try:
         info = repo.commit_info(target)
         tree = repo.commit_tree(target)
@@ -129,7 +129,7 @@ def read_signed_commit(repo: Repo, ref: str, target: str, statement_file: bytes,
     if sorted(files) != sorted([statement_file, signature_file]) or any(m != MODE_BLOB for m, _ in files.values()):
         shown = ", ".join(n.decode("utf-8", "backslashreplace") for n in sorted(files)) or "nothing"
         raise MalformedApproval(
-            f"{ref}: an approval commit holds exactly {statement_file.decode()} and {signature_file.decode()} as "
+            f"{ref}: {_a(what)} commit holds exactly {statement_file.decode()} and {signature_file.decode()} as "
             f"regular files (found: {shown})"
         )
     try:
@@ -138,3 +138,7 @@ def read_signed_commit(repo: Repo, ref: str, target: str, statement_file: bytes,
     except GitAccessError as exc:
         raise MalformedApproval(f"{ref}: {exc.message}") from exc
     return data, signature
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun

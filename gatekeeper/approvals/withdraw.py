@@ -106,7 +106,7 @@ def read_withdrawal(repo: Repo, ref: str, target: str) -> tuple[Withdrawal, byte
     """
     rest = ref[len(WITHDRAWALS_PREFIX):] if ref.startswith(WITHDRAWALS_PREFIX) else ""
     data, signature = read_signed_commit(repo, ref, target, STATEMENT_FILE, SIGNATURE_FILE,
-                                         max_bytes=MAX_WITHDRAWAL_BYTES)
+                                         max_bytes=MAX_WITHDRAWAL_BYTES, what="withdrawal")
     try:
         withdrawal = parse_withdrawal(data)
     except MalformedApproval as exc:

@@ -97,6 +97,10 @@ def test_withdrawn_approval_stops_counting_from_the_next_push_and_is_logged(worl
     alice.git("fetch", "-q", "origin", f"{wref}:{wref}")
     gone = alice.push(f":{wref}")
     assert not gone.ok and "deleting a withdrawal is not allowed" in gone.remote
+    # Anything else under the withdrawals namespace is refused, not stored.
+    junk = alice.push("origin/main:refs/gatekeeper/withdrawals/alice/" + "0" * 32)
+    assert not junk.ok
+    assert "a withdrawal commit holds exactly withdrawal.json and withdrawal.json.sig" in junk.remote, junk.remote
 
 
 def test_an_admin_may_withdraw_anyones_approval(world: World) -> None:
