@@ -30,9 +30,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_hook import REPO_ROOT, git, measure, setup  # noqa: E402
+from bench_hook import REPO_ROOT, git, measure, setup
 
-from gatekeeper.policy.config import DEFAULT_NAMESPACE  # noqa: E402
+from gatekeeper.policy.config import DEFAULT_NAMESPACE
 
 
 def keygen(directory: Path, name: str) -> Path:

@@ -21,14 +21,15 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gatekeeper.audit import canonical  # noqa: E402
-from gatekeeper.audit.keys import generate_signing_key, load_signer  # noqa: E402
-from gatekeeper.audit.log import GENESIS_PREV, AuditLog, State, atomic_write, sidecar, utc_timestamp  # noqa: E402
-from gatekeeper.audit.merkle import CompactRange, leaf_hash  # noqa: E402
-from gatekeeper.audit.note import Checkpoint, sign_note  # noqa: E402
+from gatekeeper.audit import canonical
+from gatekeeper.audit.keys import generate_signing_key, load_signer
+from gatekeeper.audit.log import GENESIS_PREV, AuditLog, State, atomic_write, sidecar, utc_timestamp
+from gatekeeper.audit.merkle import CompactRange, leaf_hash
+from gatekeeper.audit.note import Checkpoint, sign_note
 
 USERS = [f"user{i:02d}" for i in range(40)]
 REPOS = [f"ml/repo{i:02d}" for i in range(25)]
@@ -171,7 +172,7 @@ def main() -> int:
         w.append(make_event(rng))
         Index(big).update().close()
         print(f"append one record + its index refresh: {(time.perf_counter() - t) * 1e3:.1f} ms")
-        queries = {
+        queries: dict[str, dict[str, Any]] = {
             "--pusher user07": dict(pusher="user07"),
             "--repo ml/repo03 --decision deny": dict(repo="ml/repo03", decision="deny"),
             "--path 'models/m42/**'": dict(path_glob="models/m42/**"),
@@ -184,7 +185,7 @@ def main() -> int:
             timings = []
             for _ in range(2):  # first query, then a later one
                 t = time.perf_counter()
-                count = sum(1 for _ in query(big, **kwargs))  # type: ignore[arg-type]
+                count = sum(1 for _ in query(big, **kwargs))
                 timings.append(time.perf_counter() - t)
             print(f"query {label}: {count} records, first {timings[0]:.2f} s, later {timings[1]:.2f} s "
                   f"(goal <= 2 s)")

@@ -3,8 +3,8 @@
 
 | row | gate | floor |
 |---|---|---|
-| small push | whole ``git push`` (1 commit, 3 files) into a repository with the gate | the same push into a twin repository
-  whose pre-receive and post-receive are "floor hooks": one Python start + ``import pygit2, yaml`` each |
+| small push | whole ``git push`` (1 commit, 3 files) into a repository with the gate | the same push into a twin
+  repository whose pre-receive and post-receive are "floor hooks": one Python start + ``import pygit2, yaml`` each |
 | many new files | the pre-receive hook on N new files (a new protected branch, no common history) | ``git rev-list
   --objects NEW --not --all | git cat-file --batch`` (reading every new object once) |
 | one big blob | the pre-receive hook on a push of one blob of B bytes; its peak RSS (hook and its children) | ``git
@@ -32,8 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_hook import fast_import_stream, git, setup  # noqa: E402
-from bench_scan import timed  # noqa: E402
+from bench_hook import fast_import_stream, git, setup
+from bench_scan import timed
 
 NULL = "0" * 40
 MIB = 1 << 20

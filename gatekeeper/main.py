@@ -17,6 +17,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 # verb -> (module, one-line help). Order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -96,12 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _run_with_error_handler(module, args, verb)
 
 
-def _run_with_error_handler(module: object, args: argparse.Namespace, verb: str) -> int:
+def _run_with_error_handler(module: ModuleType, args: argparse.Namespace, verb: str) -> int:
     from gatekeeper.cli._output import UsageError
     from gatekeeper.errors import GatekeeperError
 
     try:
-        code = module.run(args, verb)  # type: ignore[attr-defined]
+        code = module.run(args, verb)
     except UsageError as exc:
         # like argparse's own errors: "gatekeeper VERB: error: ..." and exit status 2
         print(f"gatekeeper {verb}: error: {exc.message}", file=sys.stderr)

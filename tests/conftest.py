@@ -8,6 +8,7 @@ read nor write the developer's own settings.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,7 @@ def clean_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
 
 
 from gitserver import Server, seed_content  # noqa: E402  (tests/ is on sys.path: setup.cfg pythonpath)
+from machine import Unprivileged, unprivileged_account  # noqa: E402
 
 
 @pytest.fixture
@@ -50,3 +52,10 @@ def server(tmp_path: Path, clean_env: Path) -> Server:
     srv.write_policy()
     srv.install()
     return srv
+
+
+@pytest.fixture
+def unprivileged(tmp_path: Path) -> Iterator[Unprivileged]:
+    """A real unprivileged account to drop to (CI runs as root, where permission checks never fire); see machine.py.
+    Missing parts (sshd, Apache, corpora...) go through ``machine.need``: a skip locally, a failure under CI=true."""
+    yield from unprivileged_account(tmp_path)

@@ -1,8 +1,8 @@
 """Signed approvals: the two-person rule (statement, storage, signing, evaluation).
 
 Modules: :mod:`.statement` (canonical form and strict parser), :mod:`.store` (approval refs, read through
-:class:`gatekeeper.push.gitrepo.Repo`), :mod:`.sign` (``ssh-keygen -Y sign``), :mod:`.evaluate` (the gate's evaluator and
-the append-only check of pushed approval refs), :mod:`.create` (what ``gatekeeper approve`` does in a clone).
+:class:`gatekeeper.push.gitrepo.Repo`), :mod:`.sign` (``ssh-keygen -Y sign``), :mod:`.evaluate` (the gate's evaluator
+and the append-only check of pushed approval refs), :mod:`.create` (what ``gatekeeper approve`` does in a clone).
 
 Reading and checking an approval with stock tools (namespace: the policy's ``trust.namespace``, by default
 ``gatekeeper-approval@gatekeeper.dev``)::

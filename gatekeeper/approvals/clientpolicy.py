@@ -5,8 +5,8 @@ loader also insists that the trust store and the audit log's directory exist, wh
 loader runs the same validation of everything else (rules, people, groups, refs) and skips only those two file checks.
 A trust store given with ``--allowed-signers`` (or present at the policy's path) lets ``check`` verify signatures too.
 
-NOTE: this reuses ``gatekeeper.policy.config``'s private checker; a ``load_policy(path, client=True)`` switch in that module
-would be the cleaner home for it.
+NOTE: this reuses ``gatekeeper.policy.config``'s private checker; a ``load_policy(path, client=True)`` switch in that
+module would be the cleaner home for it.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """What ``gatekeeper approve`` and ``gatekeeper approvals import`` do in a reviewer's clone.
 
-Client side only: it runs ``git`` for the few writes (the hook-side :class:`gatekeeper.push.gitrepo.Repo` stays read-only)
-and ``ssh-keygen`` to sign. The reviewed change set is computed exactly as the server computes a protected ref's net
-change set (a tree-to-tree diff of base and head, raw byte paths, no rename detection), so what the reviewer sees and
-signs is what the gate will compare.
+Client side only: it runs ``git`` for the few writes (the hook-side :class:`gatekeeper.push.gitrepo.Repo` stays
+read-only) and ``ssh-keygen`` to sign. The reviewed change set is computed exactly as the server computes a protected
+ref's net change set (a tree-to-tree diff of base and head, raw byte paths, no rename detection), so what the reviewer
+sees and signs is what the gate will compare.
 """
 
 from __future__ import annotations

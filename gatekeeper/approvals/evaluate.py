@@ -80,7 +80,8 @@ class _Authorship:
 
 
 class Approvals:
-    """The gate's :class:`~gatekeeper.push.gate.ApprovalEvaluator` for one push. Build it with :func:`load_evaluator`."""
+    """The gate's :class:`~gatekeeper.push.gate.ApprovalEvaluator` for one push; build it with :func:`load_evaluator`.
+    """
 
     def __init__(
         self,
@@ -99,7 +100,6 @@ class Approvals:
         self._repo = repo
         self._policy = policy
         self._repository = repository
-        self._pusher = pusher
         self._pusher_person = None if pusher.is_deploy_key else policy.person_for_account(pusher.user)
         self._now = now
         self._pending = list(pending)

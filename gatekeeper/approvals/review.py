@@ -5,14 +5,29 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from gatekeeper.push.analysis import RefAnalysis
 from gatekeeper.push.gitrepo import Repo
 from gatekeeper.model import ObjectId, RefUpdate, UpdateKind
 
+if TYPE_CHECKING:
+    from gatekeeper.policy.config import Policy
+    from gatekeeper.push.content_gate import ContentReport
+    from gatekeeper.push.gate import Requirement
+    from gatekeeper.review.build import Review
+    from gatekeeper.trust.allowed_signers import AllowedSigners
+
 __all__ = ["client_analysis", "remote_base", "requirements", "review_change", "scan", "signing_warnings"]
 
-def client_analysis(repo: Repo, policy: object, *, base: ObjectId | None, head: ObjectId | None, ref: str,
+
+class RefProtection(Protocol):
+    """What :func:`client_analysis` asks of a policy (a clone without one reviews every ref as protected)."""
+
+    def is_protected_ref(self, ref: str) -> bool: ...
+
+
+def client_analysis(repo: Repo, policy: RefProtection, *, base: ObjectId | None, head: ObjectId | None, ref: str,
                     note: str, protected: bool | None = None) -> RefAnalysis:
     """``base..head`` as the hook sees a push of ``head`` to ``ref`` whose current tip (or merge-base) is ``base``.
 
@@ -30,27 +45,27 @@ def client_analysis(repo: Repo, policy: object, *, base: ObjectId | None, head: 
                                     repo.commit_tree(head) if head else None))
     return RefAnalysis(
         update=RefUpdate(base or null, head or null, ref), kind=kind,
-        protected=bool(policy.is_protected_ref(ref)) if protected is None else protected,  # type: ignore[attr-defined]
+        protected=policy.is_protected_ref(ref) if protected is None else protected,
         base=base, base_note=note, new_target=head, changes=changes,
     )
 
 
-def scan(repo: Repo, policy: object, analysis: RefAnalysis) -> object:
+def scan(repo: Repo, policy: Policy, analysis: RefAnalysis) -> ContentReport:
     """The content report for one analysed update (no verdict cache: a clone is not the server)."""
     from gatekeeper.push.content_gate import scan_push
 
     return scan_push(repo, policy, [analysis], cache_dir=None)
 
 
-def requirements(policy: object, analysis: RefAnalysis, report: object) -> list[object]:
+def requirements(policy: Policy, analysis: RefAnalysis, report: ContentReport) -> list[Requirement]:
     """Every requirement the server will impose on this update: the policy's rules, then the built-in ones
     (``protected-ref-history``, ``remote-code``, ``repository-plumbing``, ``ml-artifacts``), computed by the same
     functions the hook calls, so ``check``, ``approve`` and the server cannot disagree."""
     from gatekeeper.push.content_gate import content_requirements
     from gatekeeper.push.gate import requirements_for
 
-    out: list[object] = list(requirements_for(policy, analysis))  # type: ignore[arg-type]
-    out.extend(content_requirements(policy, report, analysis))  # type: ignore[arg-type]
+    out = list(requirements_for(policy, analysis))
+    out.extend(content_requirements(policy, report, analysis))
     return out
 
 
@@ -85,8 +100,8 @@ class _AnyRefProtected:
         return True
 
 
-def review_change(repo: Repo, policy: object | None, *, base: ObjectId | None, head: ObjectId | None, ref: str,
-                  note: str, protected: bool | None = None) -> tuple[RefAnalysis, list[object], object, object]:
+def review_change(repo: Repo, policy: Policy | None, *, base: ObjectId | None, head: ObjectId | None, ref: str,
+                  note: str, protected: bool | None = None) -> tuple[RefAnalysis, list[Requirement], ContentReport | None, Review]:
     """The analysis, requirements, content report and review of ``base..head`` on ``ref``.
 
     With a policy: exactly what the hook computes (rules and built-in requirements). Without one (``approve`` with no
@@ -107,12 +122,12 @@ def review_change(repo: Repo, policy: object | None, *, base: ObjectId | None, h
     analysis = client_analysis(repo, policy, base=base, head=head, ref=ref, note=note, protected=protected)
     report = scan(repo, policy, analysis)
     reqs = requirements(policy, analysis, report)
-    return analysis, reqs, report, build_review(repo, analysis, reqs, report)  # type: ignore[arg-type]
+    return analysis, reqs, report, build_review(repo, analysis, reqs, report)
 
 
 def signing_warnings(
-    repo: Repo, policy: object | None, analysis: RefAnalysis, reqs: list[object], *, approver: str,
-    pusher: str | None, repository: str, key: str | None, trust: object | None, namespace: str, now: datetime,
+    repo: Repo, policy: Policy | None, analysis: RefAnalysis, reqs: list[Requirement], *, approver: str,
+    pusher: str | None, repository: str, key: str | None, trust: AllowedSigners | None, namespace: str, now: datetime,
 ) -> list[str]:
     """Why an approval about to be signed would not count on the server, as far as a clone can know.
 
@@ -124,16 +139,16 @@ def signing_warnings(
     out: list[str] = []
     if pusher is not None and pusher == approver:
         out.append(f"you ({approver}) are the pusher: the server never counts the pusher's own approval")
-    protected = {c.path for r in reqs for c in r.changes}  # type: ignore[attr-defined]
+    protected = {c.path for r in reqs for c in r.changes}
     for commit, people in _commit_people(repo, policy, analysis, protected):
         if approver in people:
             out.append(f"you ({approver}) authored or committed {commit[:12]}, which changes a protected path: "
                        "the server does not count an author's approval")
             break
     if policy is not None and reqs:
-        eligible = set().union(*(r.reviewers for r in reqs))  # type: ignore[attr-defined]
+        eligible = set().union(*(r.reviewers for r in reqs))
         if approver not in eligible:
-            rules = ", ".join(dict.fromkeys(r.rule for r in reqs))  # type: ignore[attr-defined]
+            rules = ", ".join(dict.fromkeys(r.rule for r in reqs))
             out.append(f"{approver} is not a reviewer for any rule this change triggers ({rules})")
     expected = getattr(policy, "repository", None) if policy is not None else None
     if expected and repository != expected:
@@ -142,7 +157,7 @@ def signing_warnings(
     return out
 
 
-def _commit_people(repo: Repo, policy: object | None, analysis: RefAnalysis,
+def _commit_people(repo: Repo, policy: Policy | None, analysis: RefAnalysis,
                    protected: set[bytes]) -> list[tuple[str, set[str]]]:
     """Each commit of base..head that changes a protected path itself, with its author's and committer's persons
     (the policy's mapping of e-mails; without a policy, the e-mail's local part)."""
@@ -151,17 +166,17 @@ def _commit_people(repo: Repo, policy: object | None, analysis: RefAnalysis,
     if analysis.new_target is None:
         return []
     hide = [analysis.base] if analysis.base else []
-    out = []
+    out: list[tuple[str, set[str]]] = []
     for commit in repo.walk_new_commits(analysis.new_target, hide, limit=MAX_AUTHOR_COMMITS):
         info = repo.commit_info(commit)
         tree = repo.commit_tree(commit)
-        parents = [repo.commit_tree(p) for p in info.parents] or [None]
+        parents: list[str | None] = [repo.commit_tree(p) for p in info.parents] or [None]
         changed = set.intersection(*({c.path for c in repo.diff_trees(p, tree)} for p in parents))
         if protected and changed.isdisjoint(protected):
             continue
         people = set()
         for email in (info.author_email, info.committer_email):
-            person = policy.person_for_email(email) if policy is not None else None  # type: ignore[attr-defined]
+            person = policy.person_for_email(email) if policy is not None else None
             people.add(person or email.split("@", 1)[0])
         out.append((commit, people))
     return out
@@ -180,7 +195,8 @@ def _public_key_text(key: str | None) -> str | None:
         return None
 
 
-def _key_warnings(key: str | None, trust: object | None, approver: str, namespace: str, now: datetime) -> list[str]:
+def _key_warnings(key: str | None, trust: AllowedSigners | None, approver: str, namespace: str,
+                  now: datetime) -> list[str]:
     from gatekeeper.trust.allowed_signers import match_pattern_list
     from gatekeeper.errors import GatekeeperError
     from gatekeeper.trust.sshsig import PublicKey, parse_public_key_line
@@ -194,10 +210,10 @@ def _key_warnings(key: str | None, trust: object | None, approver: str, namespac
         return []
     if not isinstance(public, PublicKey):
         return []  # a certificate: trust goes through its CA and principals; the server decides
-    entries = [e for e in trust.entries  # type: ignore[attr-defined]
+    entries = [e for e in trust.entries
                if e.key == public and match_pattern_list(approver, e.principals) == 1
                and (e.namespaces is None or match_pattern_list(namespace, e.namespaces) == 1)]
-    if trust.is_revoked(public):  # type: ignore[attr-defined]
+    if trust.is_revoked(public):
         return [f"your signing key {public.fingerprint} is revoked in the trust store"]
     if not entries:
         return [f"the trust store has no entry for {approver} with your key {public.fingerprint} in namespace "

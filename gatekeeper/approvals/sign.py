@@ -1,8 +1,8 @@
 """Signing an approval statement with the reviewer's own ``ssh-keygen -Y sign``.
 
-The gate verifies in-process (:mod:`gatekeeper.trust.allowed_signers`), but signing is delegated to OpenSSH so that every
-key the reviewer can use works: a private key file, a public key whose private half is in ``ssh-agent``, security keys
-(``sk-ssh-ed25519@openssh.com``, which need a touch), and certificates (``*-cert.pub``). This only runs on the
+The gate verifies in-process (:mod:`gatekeeper.trust.allowed_signers`), but signing is delegated to OpenSSH so that
+every key the reviewer can use works: a private key file, a public key whose private half is in ``ssh-agent``, security
+keys (``sk-ssh-ed25519@openssh.com``, which need a touch), and certificates (``*-cert.pub``). This only runs on the
 reviewer's machine, never in the hook.
 """
 

@@ -110,10 +110,6 @@ class Statement:
         lines.append("}")
         return ("\n".join(lines) + "\n").encode("ascii")
 
-    def is_pattern(self) -> bool:
-        """Whether ``ref`` is a ref pattern rather than one ref."""
-        return any(ch in self.ref for ch in "*?[")
-
 
 def _json(value: str) -> str:
     return json.dumps(value, ensure_ascii=True)
@@ -190,8 +186,8 @@ def parse_statement(data: bytes) -> Statement:
         approver=_person(doc),
         base=_oid(doc, "base"),
         head=_oid(doc, "head"),
-        created=parse_time(doc["created"], "created"),  # type: ignore[arg-type]
-        expires=parse_time(doc["expires"], "expires"),  # type: ignore[arg-type]
+        created=parse_time(doc["created"], "created"),
+        expires=parse_time(doc["expires"], "expires"),
         nonce=_nonce(doc),
         note=_note(doc),
         changes=_changes(doc["changes"]),
@@ -271,7 +267,7 @@ def _changes(value: object) -> tuple[Change, ...]:
         if (old_mode, old_id) == (new_mode, new_id):
             raise MalformedApproval(f"{where} does not change anything")
         previous = path
-        out.append(Change(path, old_mode, old_id, new_mode, new_id))  # type: ignore[arg-type]
+        out.append(Change(path, old_mode, old_id, new_mode, new_id))
     return tuple(out)
 
 

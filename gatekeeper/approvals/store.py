@@ -57,7 +57,8 @@ def approval_ref(person: str, nonce: str) -> str:
 
 
 def is_approval_ref(ref: str) -> bool:
-    """Whether ``ref`` is in the approvals namespace (the bare prefix without a slash counts too: it would shadow it)."""
+    """Whether ``ref`` is in the approvals namespace (the bare prefix without a slash counts too: it would shadow it).
+    """
     return ref.startswith(APPROVALS_PREFIX) or ref == APPROVALS_PREFIX.rstrip("/")
 
 

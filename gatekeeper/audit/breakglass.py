@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from gatekeeper.audit.query import Filters
     from gatekeeper.policy.config import Policy
 
-__all__ = ["BreakGlassStatus", "BreakGlassTracker", "Review", "is_break_glass", "track_break_glass", "unreviewed_break_glass"]
+__all__ = ["BreakGlassStatus", "BreakGlassTracker", "Review", "is_break_glass", "track_break_glass",
+           "unreviewed_break_glass"]
 
 Record = dict[str, Any]
 

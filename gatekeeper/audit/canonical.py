@@ -26,8 +26,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from types import ModuleType
 from typing import Any
 
+_orjson: ModuleType | None
 try:  # optional C codec; the stdlib path below is complete on its own
     import orjson as _orjson
 except ImportError:  # pragma: no cover -- exercised by the fallback test with the import blocked
@@ -80,7 +82,7 @@ def encode(value: Any) -> bytes:
     check_value(value)
     if _orjson is not None:
         try:
-            return _orjson.dumps(value, option=_ORJSON_OPTIONS)
+            return bytes(_orjson.dumps(value, option=_ORJSON_OPTIONS))
         except (TypeError, _orjson.JSONEncodeError):
             pass  # e.g. a lone surrogate: the stdlib path below names the problem
     try:

@@ -51,7 +51,8 @@ def generate_signing_key(path: Path, *, name: str) -> str:
     try:
         signer = Signer.generate(name)
     except NoteError as exc:
-        raise AuditError(f"cannot create audit signing key: {exc}", hint="choose a name like host.example/audit") from None
+        raise AuditError(f"cannot create audit signing key: {exc}",
+                         hint="choose a name like host.example/audit") from None
     pub = public_path(path)
     for existing in (path, pub):
         if existing.exists() or existing.is_symlink():

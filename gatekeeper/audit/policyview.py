@@ -41,7 +41,7 @@ def rule_need(policy: Policy, name: str) -> RuleNeed:
     except KeyError:
         from gatekeeper.push.gate import builtin_requirement
 
-        req = builtin_requirement(policy, name, (), "")  # type: ignore[arg-type]  # Policy satisfies PolicyView
+        req = builtin_requirement(policy, name, (), "")
         return RuleNeed(name, req.approvals, req.reviewers, True)
     return RuleNeed(name, int(rule.approvals), policy.reviewers_of(rule), False)
 

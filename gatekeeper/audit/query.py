@@ -31,12 +31,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from gatekeeper.audit.log import sidecar
 from gatekeeper.audit.merkle import leaf_hash
 from gatekeeper.errors import AuditError
 
+_loads: Callable[[bytes | str], Any]
 try:  # records are read back (and indexed) by the thousand: the C codec where installed; the results are the same
     from orjson import loads as _loads
 except ImportError:  # pragma: no cover
@@ -457,7 +458,7 @@ def _check_tail(log: Path, tail: bytes) -> None:
                          hint=f"run: gatekeeper audit verify --log {log}")
 
 
-def _line_ending_at(fh: Any, end: int) -> bytes | None:
+def _line_ending_at(fh: BinaryIO, end: int) -> bytes | None:
     """The line whose newline is byte ``end - 1`` (None if that byte is not a newline)."""
     fh.seek(end - 1)
     if fh.read(1) != b"\n":

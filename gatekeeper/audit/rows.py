@@ -34,7 +34,10 @@ def flat_row(record: dict[str, Any]) -> dict[str, str]:
     pusher = event.get("pusher")
     raw_updates = event.get("updates")
     updates = [u for u in raw_updates if isinstance(u, dict)] if isinstance(raw_updates, list) else []
-    refs, paths, rules, approvers = [], [], [], []
+    refs: list[str] = []
+    paths: list[str] = []
+    rules: list[str] = []
+    approvers: list[str] = []
     total = 0
     for upd in updates:
         ref = str(upd.get("ref", ""))
@@ -44,11 +47,12 @@ def flat_row(record: dict[str, Any]) -> dict[str, str]:
         paths.extend(str(p) for p in upd_paths)
         declared = upd.get("paths_total")
         total += declared if isinstance(declared, int) and not isinstance(declared, bool) else len(upd_paths)
-        for rule in upd.get("rules") if isinstance(upd.get("rules"), list) else []:
+        upd_rules = upd.get("rules")
+        for rule in upd_rules if isinstance(upd_rules, list) else []:
             if str(rule) not in rules:
                 rules.append(str(rule))
-        used = upd.get("approvals") if isinstance(upd.get("approvals"), list) else []
-        for approval in used:
+        used = upd.get("approvals")
+        for approval in used if isinstance(used, list) else []:
             person = str(approval.get("person")) if isinstance(approval, dict) else None
             if person is not None and person not in approvers:
                 approvers.append(person)

@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from gatekeeper.audit.merkle import leaf_hash
 
@@ -45,7 +45,8 @@ def segment_event(size: int, last_leaf: str, compact: Sequence[str], checkpoint:
 
 
 def open_segment(path: Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")  # noqa: SIM115
+    # GzipFile reads like a binary file; typeshed does not make it an IO[bytes].
+    return cast(IO[bytes], gzip.open(path, "rb")) if path.name.endswith(".gz") else open(path, "rb")
 
 
 def complete_lines(fh: IO[bytes], check_tail: Callable[[bytes], None] | None = None) -> Iterator[bytes]:

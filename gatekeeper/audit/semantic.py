@@ -301,9 +301,8 @@ class _Checker:
             self.out.error("unjustified", "break-glass without a recorded reason", seq)
         elif info.get("by") != user:
             self.out.error("unjustified", f"break-glass recorded as by {info.get('by')!r}, pushed by {user!r}", seq)
-        person = pusher_person(policy, pusher)  # the login mapped through `accounts:`, as the gate does
         if (not isinstance(user, str) or (isinstance(pusher, dict) and pusher.get("deploy_key") is not False)
-                or person is None or person not in policy.members(policy.break_glass)):
+                or not policy.may_break_glass(policy.person_for_account(user) or "")):
             self.out.error("unjustified", f"break-glass by {user!r}, who is not in the policy's break_glass list "
                            "(or is a deploy key)", seq)
 
@@ -526,7 +525,7 @@ def verify_approvals(
     def accept(record: Mapping[str, Any], upd: Mapping[str, Any]) -> bool:
         return (_seq(record), str(upd.get("ref"))) not in checker.bad_pushed
 
-    tracker = BreakGlassTracker(policy_for=policy_for, accept=accept)  # type: ignore[arg-type]
+    tracker = BreakGlassTracker(policy_for=policy_for, accept=accept)
     count = 0
     for record in records:
         count += 1

@@ -191,7 +191,8 @@ SCHEMAS: dict[str, Callable[[dict[str, Any]], str | None]] = {
 
 # -- checkpoints ------------------------------------------------------------------------------------------------------
 
-def resolve_vkeys(log: Path, vkeys: Sequence[str] | None, vkey_files: Sequence[Path] = ()) -> tuple[list[Verifier], str]:
+def resolve_vkeys(log: Path, vkeys: Sequence[str] | None,
+                  vkey_files: Sequence[Path] = ()) -> tuple[list[Verifier], str]:
     """The verifier keys to use and a sentence saying where they came from."""
     keys: list[Verifier] = []
     sources = []
@@ -371,7 +372,7 @@ def _scan_range(path: str, start: int, end: int, last_range: bool) -> _Range:
                     event = rec.get("event")
                     label = seq if seq is not None else expected
                     etype = event.get("type") if type(event) is dict else None
-                    if type(etype) is str:
+                    if type(etype) is str and isinstance(event, dict):
                         types[etype] = types.get(etype, 0) + 1
                         check = SCHEMAS.get(etype)
                         problem = check(event) if check is not None else None

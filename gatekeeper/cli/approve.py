@@ -12,9 +12,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gatekeeper.cli._output import add_format, full_ref
 from gatekeeper.errors import GatekeeperError
+
+if TYPE_CHECKING:  # each verb imports what it needs when it runs
+    from gatekeeper.approvals.statement import Statement
+    from gatekeeper.policy.config import Policy
+    from gatekeeper.push.gitrepo import Repo
+    from gatekeeper.trust.allowed_signers import AllowedSigners
 
 DEFAULT_EXPIRY = "14d"
 
@@ -171,7 +178,8 @@ def approve(
         print("gatekeeper: not signed", file=sys.stderr)
         return 1
     if not key:
-        raise ApproveError("no signing key", hint="pass --key FILE or run: git config user.signingkey ~/.ssh/id_ed25519.pub")
+        raise ApproveError("no signing key",
+                           hint="pass --key FILE or run: git config user.signingkey ~/.ssh/id_ed25519.pub")
     data = statement.to_bytes()
     signature = sign(data, key=key, namespace=ns)
     if not push:
@@ -187,23 +195,21 @@ def approve(
     return 0
 
 
-def _trust(policy: object | None, allowed_signers: Path | None) -> object | None:
+def _trust(policy: Policy | None, allowed_signers: Path | None) -> AllowedSigners | None:
     """The trust store to check the signing key against: --allowed-signers, else the policy's if present here."""
     from gatekeeper.trust.allowed_signers import AllowedSigners
 
-    path = allowed_signers or (policy.trust.allowed_signers if policy is not None else None)  # type: ignore[attr-defined]
+    path = allowed_signers or (policy.trust.allowed_signers if policy is not None else None)
     if path is None or not Path(path).is_file():
         return None
-    revoked = policy.trust.revoked_keys if policy is not None and allowed_signers is None else None  # type: ignore[attr-defined]
+    revoked = policy.trust.revoked_keys if policy is not None and allowed_signers is None else None
     return AllowedSigners.load(Path(path), revoked=revoked)
 
 
-def summary_lines(statement: object, policy: object) -> list[str]:
+def summary_lines(st: Statement, policy: Policy | None) -> list[str]:
     """What the reviewer is about to sign: target, range and expiry (the review below shows the files)."""
-    from gatekeeper.approvals.statement import Statement, format_time
+    from gatekeeper.approvals.statement import format_time
 
-    assert isinstance(statement, Statement)
-    st = statement
     lines = [
         f"Approval for {st.repository} {st.ref}: {st.base[:12]}..{st.head[:12]} as {st.approver}, "
         f"expires {format_time(st.expires)}",
@@ -213,15 +219,15 @@ def summary_lines(statement: object, policy: object) -> list[str]:
     return lines
 
 
-def _approver(repo: object, policy: object) -> str:
+def _approver(repo: Repo, policy: Policy | None) -> str:
     from gatekeeper.approvals.create import ApproveError
     from gatekeeper.approvals.statement import PERSON_RE
 
-    person = repo.config_value("gatekeeper.person")  # type: ignore[attr-defined]
-    email = repo.config_value("user.email") or ""  # type: ignore[attr-defined]
+    person = repo.config_value("gatekeeper.person")
+    email = repo.config_value("user.email") or ""
     person = _person(person, policy) if person else person
     if not person and policy is not None and email:
-        person = policy.person_for_email(email)  # type: ignore[attr-defined]
+        person = policy.person_for_email(email)
     if not person and email:
         person = email.split("@", 1)[0]
     if not person or not PERSON_RE.match(person):
@@ -271,7 +277,8 @@ def list_approvals(*, fmt: str = "text") -> int:
         emit_json({"approvals": items}, "gatekeeper.approvals-list/1")
         return 0
     if not refs:
-        print("no approvals stored; fetch them: git fetch origin 'refs/gatekeeper/approvals/*:refs/gatekeeper/approvals/*'")
+        print("no approvals stored; fetch them: "
+              "git fetch origin 'refs/gatekeeper/approvals/*:refs/gatekeeper/approvals/*'")
     for item in items:
         if "malformed" in item:
             print(f"{item['ref']}  MALFORMED: {item['malformed']}")

@@ -71,7 +71,8 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
         p.add_argument("--repo", help="repository id, exact")
         p.add_argument("--ref", metavar="GLOB", help="ref glob over the pushed refs, e.g. 'refs/heads/release/**'")
         p.add_argument("--pusher", metavar="USER", help="pusher's user name, exact")
-        p.add_argument("--path", metavar="GLOB", help="path glob over changed paths (gitignore-style, case-insensitive)")
+        p.add_argument("--path", metavar="GLOB",
+                       help="path glob over changed paths (gitignore-style, case-insensitive)")
         p.add_argument("--decision", choices=("allow", "deny", "error", "break-glass"))
         p.add_argument("--approver", metavar="PERSON", help="a person whose approval was used, exact")
         p.add_argument("--rule", metavar="NAME", help="a policy rule that applied to a pushed ref, exact")
@@ -96,7 +97,8 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
     s.add_argument("seq", type=int, metavar="SEQ")
     s.add_argument("--format", choices=("text", "json"), default="text")
 
-    r = add("rotate", "start a new log file linked to the old one (run after logrotate renamed the log, or instead of it)")
+    r = add("rotate",
+            "start a new log file linked to the old one (run after logrotate renamed the log, or instead of it)")
     r.add_argument("--to", type=Path, metavar="FILE", help="where to move the current log (default: <log>.<UTC time>);"
                    " ignored when the log was already renamed away")
     r.add_argument("--signing-key", type=Path, metavar="FILE",

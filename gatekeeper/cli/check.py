@@ -91,11 +91,12 @@ def check(*, rev: str, ref: str, config: Path, allowed_signers: Path | None, rem
                                     else None)
     approvals = Approvals(repo=repo, policy=policy, repository=repository, pusher=Identity(user, "check:--as"),
                           now=datetime.now(timezone.utc), trust=trust, verify_signatures=trust is not None)
-    ref_content = report.refs.get(ref)  # type: ignore[attr-defined]
+    assert report is not None  # with a policy, review_change always scans
+    ref_content = report.refs.get(ref)
     decision = decide(
-        policy,  # type: ignore[arg-type]  # NOTE: Policy is frozen; gate.PolicyView declares settable attributes
+        policy,
         [analysis], pusher=Identity(user, "check:--as"), approvals=approvals,
-        extra_requirements=lambda a: content_requirements(policy, report, a),  # type: ignore[arg-type]
+        extra_requirements=lambda a: content_requirements(policy, report, a),
         blocking={ref: ref_content.blocking} if ref_content is not None and ref_content.blocking else None,
     )
     if fmt == "json":

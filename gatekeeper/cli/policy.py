@@ -17,9 +17,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from gatekeeper.cli._output import add_format, emit_json, full_ref
+
+if TYPE_CHECKING:
+    from gatekeeper.policy.config import Policy
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -101,7 +104,7 @@ def explain(*, config: Path, ref: str, paths: Sequence[bytes], out: TextIO | Non
     policy = load_policy(config)
     ref_pattern = policy.protected_ref_pattern(ref)
     history = _builtin(policy, "protected-ref-history", "force pushes and deletions of this ref")
-    items = []
+    items: list[dict[str, Any]] = []
     for path in paths:
         rules = [{"rule": rule.name, "approvals": rule.approvals, "reviewers": list(rule.reviewers),
                   "people": sorted(policy.reviewers_of(rule)), "pattern": rule.matching_pattern(path)}
@@ -122,10 +125,10 @@ def explain(*, config: Path, ref: str, paths: Sequence[bytes], out: TextIO | Non
               "rules shown are those that apply on protected refs", file=out)
     for item in items:
         print(item["path"], file=out)
-        for rule in item["rules"]:  # type: ignore[attr-defined]
+        for rule in item["rules"]:
             print(f"    {rule['rule']}: {_count(rule['approvals'], 'approval')} from {', '.join(rule['reviewers'])} "
                   f"({', '.join(rule['people'])})  [pattern {rule['pattern']!r}]", file=out)
-        for builtin in item["builtin"]:  # type: ignore[attr-defined]
+        for builtin in item["builtin"]:
             print(f"    {_builtin_line(builtin)}", file=out)
         if not item["rules"] and not item["builtin"]:
             print("    no rule: changes need no approval", file=out)
@@ -142,7 +145,7 @@ _MODEL_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".bin", ".ckpt", ".joblib",
                    ".keras", ".dill", ".mar", ".safetensors", ".pb", ".zip", ".tar", ".gz")
 
 
-def builtin_requirements_for(policy: object, path: bytes) -> list[dict[str, object]]:
+def builtin_requirements_for(policy: Policy, path: bytes) -> list[dict[str, Any]]:
     """The gate's built-in requirements that apply to ``path`` by name, with the condition under which they do."""
     import posixpath
 
@@ -167,17 +170,17 @@ def builtin_requirements_for(policy: object, path: bytes) -> list[dict[str, obje
     return out
 
 
-def _builtin(policy: object, name: str, when: str) -> dict[str, object]:
+def _builtin(policy: Policy, name: str, when: str) -> dict[str, Any]:
     from gatekeeper.push.gate import builtin_requirement
 
-    req = builtin_requirement(policy, name, (), when)  # type: ignore[arg-type]
+    req = builtin_requirement(policy, name, (), when)
     return {"rule": name, "approvals": req.approvals, "reviewers": list(req.reviewer_spec),
             "people": sorted(req.reviewers), "when": when}
 
 
-def _builtin_line(b: dict[str, object]) -> str:
-    return (f"{b['rule']} (built-in): {_count(int(b['approvals']), 'approval')} from "  # type: ignore[call-overload]
-            f"{', '.join(b['reviewers']) or 'nobody'} ({', '.join(b['people'])}), {b['when']}")  # type: ignore[arg-type]
+def _builtin_line(b: dict[str, Any]) -> str:
+    return (f"{b['rule']} (built-in): {_count(int(b['approvals']), 'approval')} from "
+            f"{', '.join(b['reviewers']) or 'nobody'} ({', '.join(b['people'])}), {b['when']}")
 
 
 def _count(n: int, word: str, plural: str | None = None) -> str:

@@ -1,10 +1,10 @@
 """A small on-disk verdict cache: a re-push of a blob that was already scanned costs one file read.
 
-Keyed by (blob id, :meth:`ScanOptions.digest`, :data:`DETECTOR_VERSION`): a new allow-list, cap or detector release
-is a different key, so a stale verdict is never reused. Entries are JSON files written to a temporary name and
-``os.replace``-d into place (atomic on POSIX), so concurrent hooks see either no entry or a whole one; a torn or
-unreadable entry is a miss, never a pass. The cache is bounded: on roughly one write in 64 it prunes the oldest entries
-(by mtime) down to 90% of ``max_entries``.
+Keyed by (blob id, :meth:`ScanOptions.digest`, :data:`DETECTOR_VERSION`, the path facts the verdict depends on): a new
+allow-list, cap or detector release is a different key, so a stale verdict is never reused. Entries are JSON files
+written to a temporary name and ``os.replace``-d into place (atomic on POSIX), so concurrent hooks see either no entry
+or a whole one; a torn or unreadable entry is a miss, never a pass. The cache is bounded: on roughly one write in 64 it
+prunes the oldest entries (by mtime) down to 90% of ``max_entries``.
 
 Trust: a cache entry can turn a malicious blob into a clean one, so the directory must belong to the hook's user and
 must not be writable by group or others (checked on open); it lives outside any repository (the caller's choice).
@@ -23,6 +23,7 @@ from pathlib import Path
 from gatekeeper.detectors.content import DETECTOR_VERSION
 from gatekeeper.detectors.content import Data
 from gatekeeper.detectors.content import ScanOptions
+from gatekeeper.detectors.pathfacts import path_facts
 from gatekeeper.detectors.content import scan_blob
 from gatekeeper.errors import ScanError
 from gatekeeper.model import Finding
@@ -62,13 +63,16 @@ class VerdictCache:
                 hint=f"chmod 700 {self.directory} (a writable cache could whitelist a malicious blob)",
             )
 
-    def _entry(self, blob_id: str, options: ScanOptions) -> Path:
-        key = hashlib.sha256(f"{blob_id}\0{options.digest()}\0{DETECTOR_VERSION}".encode()).hexdigest()
+    def _entry(self, blob_id: str, options: ScanOptions, path: str) -> Path:
+        # path_facts: the verdict of one blob differs between paths that the scan reads differently (``notes.txt``
+        # and ``weights.pkl``), so those are different entries.
+        material = f"{blob_id}\0{options.digest()}\0{DETECTOR_VERSION}\0{path_facts(path)}"
+        key = hashlib.sha256(material.encode()).hexdigest()
         return self.directory / key[:2] / f"{key[2:]}.json"
 
     def get(self, blob_id: str, options: ScanOptions, path: str) -> list[Finding] | None:
         """The cached findings for ``blob_id`` re-rooted at ``path``, or None on a miss (or an unreadable entry)."""
-        entry = self._entry(blob_id, options)
+        entry = self._entry(blob_id, options, path)
         try:
             record = json.loads(entry.read_bytes())
             if record.get("format") != _FORMAT or record.get("blob") != blob_id:
@@ -83,7 +87,7 @@ class VerdictCache:
 
     def put(self, blob_id: str, options: ScanOptions, path: str, findings: list[Finding]) -> None:
         """Store the findings of a scan of ``blob_id`` done at ``path``. Errors are ignored (a cache is optional)."""
-        entry = self._entry(blob_id, options)
+        entry = self._entry(blob_id, options, path)
         record = {
             "format": _FORMAT,
             "blob": blob_id,

@@ -23,6 +23,7 @@ global seen so far is on the allow-list, nothing outside the allow-list can have
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import mmap
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from dataclasses import field
 
 from gatekeeper.detectors import npy_header
+from gatekeeper.detectors.pathfacts import named_as_text as _named_as_text
 from gatekeeper.detectors import pickle_vm
 from gatekeeper.detectors import safetensors_header
 from gatekeeper.detectors import tar_walk
@@ -218,15 +220,6 @@ def _pickle_evidence(report: pickle_vm.PickleReport, path: str = "") -> bool:
     return bool(report.globals)
 
 
-_TEXT_NAMES = (".py", ".pyi", ".json", ".yaml", ".yml", ".md", ".rst", ".txt", ".cfg", ".toml", ".ini", ".sh",
-               ".c", ".h", ".cc", ".cpp", ".js", ".ts", ".html", ".css", ".csv", ".tsv", ".xml", ".gitattributes",
-               ".gitignore", ".gitmodules", ".lfsconfig", "LICENSE", "Makefile", "Dockerfile")
-
-
-def _named_as_text(path: str) -> bool:
-    return path.rsplit("!", 1)[-1].endswith(_TEXT_NAMES)
-
-
 # ------------------------------------------------------------------------------------------------------ reporting
 
 
@@ -272,16 +265,16 @@ def _scan_pickle(ctx: _Ctx, view: memoryview, path: str, depth: int, *, profile:
     from the plain reading every global that the joblib reading does not see (its parse errors are not evidence: a
     joblib file is not meant for ``pickle.load``).
     """
-    kw = {"profile": profile or _profile(ctx), "extra_globals": ctx.options.extra_globals,
-          "limits": ctx.limits(depth), "depth": depth, "nested": _nested_callback(ctx, path),
-          "persistent_load": persistent_load}
-    report = pickle_vm.analyse_pickle(view, joblib=False, **kw)  # type: ignore[arg-type]
+    analyse = functools.partial(pickle_vm.analyse_pickle, profile=profile or _profile(ctx),
+                                extra_globals=ctx.options.extra_globals, limits=ctx.limits(depth), depth=depth,
+                                nested=_nested_callback(ctx, path), persistent_load=persistent_load)
+    report = analyse(view, joblib=False)
     if candidate and not _pickle_evidence(report, path):
         return  # not a pickle after all
     if not any(pickle_vm.is_joblib_wrapper_global(g) for g in report.globals):
         _report_pickle(ctx, path, report)
         return
-    framed = pickle_vm.analyse_pickle(view, joblib=True, **kw)  # type: ignore[arg-type]
+    framed = analyse(view, joblib=True)
     _report_pickle(ctx, path, framed)
     seen = {(g.module, g.name, g.offset) for g in framed.globals}
     for g in report.globals:
@@ -584,16 +577,16 @@ def _scan_torch_tar_stream(ctx: _Ctx, view: memoryview, path: str, depth: int, w
     ``tensors``: pickle ``(key, storage_id, type)``, i32 ndim, 4 pad bytes, ndim i64 sizes, ndim i64 strides, i64
     offset. Raw bytes are skipped by arithmetic; anything that does not fit is unscannable.
     """
-    kw = {"profile": _profile(ctx), "extra_globals": ctx.options.extra_globals, "limits": ctx.limits(depth),
-          "depth": depth, "nested": _nested_callback(ctx, path)}
-    report, end = pickle_vm.analyse_one(view, 0, **kw)  # type: ignore[arg-type]
+    analyse = functools.partial(pickle_vm.analyse_one, profile=_profile(ctx), extra_globals=ctx.options.extra_globals,
+                                limits=ctx.limits(depth), depth=depth, nested=_nested_callback(ctx, path))
+    report, end = analyse(view, 0)
     _report_pickle(ctx, path, report)
     if end is None:
         return
     pos = end
     while pos < len(view):
         ctx.check_time()
-        report, end = pickle_vm.analyse_one(view, pos, **kw)  # type: ignore[arg-type]
+        report, end = analyse(view, pos)
         _report_pickle(ctx, path, report)
         if end is None:
             return

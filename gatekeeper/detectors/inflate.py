@@ -9,7 +9,7 @@ result is the same bytes ``decompress`` would return, up to the budget.
 from __future__ import annotations
 
 import mmap
-from typing import Protocol
+from typing import IO, Protocol
 
 IN_MEMORY_MAX = 16 << 20  # decompressed output above this is spooled to disk and mapped
 _IN_SLICE = 1 << 20  # compressed bytes fed per call
@@ -25,7 +25,8 @@ class Truncated(EOFError):
 
 
 class _Decompressor(Protocol):
-    eof: bool
+    @property
+    def eof(self) -> bool: ...
 
     def decompress(self, data: bytes | memoryview, max_length: int = ...) -> bytes: ...
 
@@ -36,7 +37,7 @@ class _Sink:
     def __init__(self) -> None:
         self.size = 0
         self._buf = bytearray()
-        self._file = None  # type: ignore[var-annotated]
+        self._file: IO[bytes] | None = None
 
     def write(self, chunk: bytes) -> None:
         self.size += len(chunk)

@@ -264,9 +264,9 @@ def classify_global(module: str, name: str, allowed: frozenset[str]) -> tuple[Cl
         return Classification.DENY, why
     # getattr traversal through the name: every chain that starts at a name component is checked as a module path.
     for start in range(len(mod_parts), len(full)):
-        if _denied(full[start:]) or _private_alias(full[start]) or full[start] in ("__builtins__", "__globals__", "__import__", "__class__",
-                                                    "__subclasses__", "__reduce__", "__reduce_ex__", "__code__",
-                                                    "__dict__", "__getattribute__", "__setattr__"):
+        if _denied(full[start:]) or _private_alias(full[start]) or full[start] in (
+                "__builtins__", "__globals__", "__import__", "__class__", "__subclasses__", "__reduce__",
+                "__reduce_ex__", "__code__", "__dict__", "__getattribute__", "__setattr__"):
             return Classification.DENY, f"attribute traversal reaches {'.'.join(full[start:])}"
     if ".".join(full) in allowed:
         return Classification.ALLOW, "on the allow-list"

@@ -18,6 +18,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 # Names whose call from a function's code means the function reaches a sink. Attribute names that are common on
 # unrelated objects (list.remove, str.replace) are left out: they would flag half the standard library.
@@ -79,12 +80,13 @@ def derive() -> dict[str, dict[str, object]]:
     """The tables for the running interpreter (computed in a child process)."""
     done = subprocess.run([sys.executable, "-I", "-c", _CHILD, json.dumps(sorted(SKIP)), json.dumps(sorted(SINKS))],
                           capture_output=True, text=True, check=True, timeout=600, stdin=subprocess.DEVNULL)
-    return json.loads(done.stdout)
+    tables: dict[str, dict[str, object]] = json.loads(done.stdout)
+    return tables
 
 
-def render(tables: dict[str, dict[str, object]]) -> str:
+def render(tables: dict[str, dict[str, Any]]) -> str:  # JSON from derive()
     aliases = tables["aliases"]
-    reaches = tables["reaches"]
+    reaches: dict[str, list[str]] = tables["reaches"]
     lines = [
         '"""What a pickle global can reach, derived from the standard library (generated, then reviewed).',
         "",
@@ -101,7 +103,7 @@ def render(tables: dict[str, dict[str, object]]) -> str:
         "",
         "# functions and methods whose code calls a sink (files, imports, code execution, processes)",
         "REACHES: frozenset[str] = frozenset({",
-        *(f"    {k!r},  # {', '.join(v)}" for k, v in sorted(reaches.items())),  # type: ignore[arg-type]
+        *(f"    {k!r},  # {', '.join(v)}" for k, v in sorted(reaches.items())),
         "})",
         "",
     ]

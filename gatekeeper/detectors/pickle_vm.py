@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import codecs
 import copyreg
-import struct
 import time
 from struct import unpack_from as _unpack_from
 from collections.abc import Callable
@@ -845,7 +844,7 @@ class _Machine:
         # a registered code is that global. The registry is empty in a fresh interpreter (registering is
         # copyreg.add_extension, deny-listed); what the loading process registered cannot be seen from here, so an
         # unregistered code is refused: it fails in a plain interpreter and means something else where registered.
-        key = copyreg._inverted_registry.get(code)  # type: ignore[attr-defined]
+        key = copyreg._inverted_registry.get(code)  # type: ignore[attr-defined]  # private, not in typeshed
         if key is not None:
             self.stack.append(self._add_global(key[0], key[1], offset, opcode))
             return

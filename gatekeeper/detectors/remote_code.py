@@ -554,7 +554,7 @@ def _load(config: bytes, data: bytes) -> object:
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        docs = list(yaml.load_all(data, Loader=loader))  # noqa: S506 - a safe loader
+        docs = list(yaml.load_all(data, Loader=loader))
     except RecursionError as exc:
         raise ConfigError("YAML nested too deeply", cap=True) from exc
     except (yaml.YAMLError, ValueError) as exc:

@@ -55,8 +55,8 @@ from gatekeeper.detectors.remote_code import ConfigError, Trigger, TreeView, ext
 from gatekeeper.errors import ScanError
 from gatekeeper.model import MODE_BLOB, MODE_EXEC, MODE_LINK, Finding, Verdict, display_path
 
-if TYPE_CHECKING:  # ast (import_closure, python_hints) and hashlib (lfs) load only when a push needs them
-    from gatekeeper.detectors import import_closure, lfs
+if TYPE_CHECKING:  # ast (import_closure, python_hints) loads only when a push needs it
+    from gatekeeper.detectors import import_closure
     from gatekeeper.model import Change
 
 DETECTOR = "remote-code"
@@ -357,7 +357,8 @@ def _config_findings(report: RemoteCodeReport, config: bytes, triggers: list[Tri
 
 def _danger_finding(shown: str, trigger: Trigger) -> Finding:
     return Finding(Verdict.MALICIOUS, shown, DETECTOR,
-                   f"{trigger.kind} target {trigger.value} calls a deny-listed function when the config is instantiated",
+                   f"{trigger.kind} target {trigger.value} calls a deny-listed function when the config is "
+                   "instantiated",
                    (f"key {trigger.key}", str(trigger.danger)))
 
 

@@ -282,7 +282,7 @@ def check_site(site: Site, spec: ShimSpec) -> list[str]:
     return problems
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def interpreter_problem(python: str) -> str | None:
     """Run the recorded interpreter exactly as the shim does (``-I -m gatekeeper``), once per interpreter: an
     interpreter that exists but cannot import gatekeeper (a rebuilt venv, the system python) refuses every push."""
@@ -379,7 +379,7 @@ def run_forge(
     if not sites:
         global_problems.append(f"no repositories found under {location} (is it Gitea's [repository] ROOT?)")
     if fix:
-        lock = Path(policy.audit.log).parent / SYNC_LOCK_NAME  # type: ignore[attr-defined]
+        lock = Path(policy.audit.log).parent / SYNC_LOCK_NAME
         with sync_lock(lock, wait_seconds=wait_seconds):
             reports = tuple(sync_site(site, spec, fix=True) for site in sites)
     else:

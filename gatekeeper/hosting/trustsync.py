@@ -1,7 +1,8 @@
 """Build the trust store (``allowed_signers``) from the SSH signing keys people registered on GitLab or Gitea.
 
 ``gatekeeper trust sync`` runs from cron or a systemd timer, never on the push path: only the ``trust`` verb imports
-this module (and through it :mod:`gatekeeper.hosting.forgeapi` and ``requests``); ``tests/test_import_graph.py`` keeps it so.
+this module (and through it :mod:`gatekeeper.hosting.forgeapi` and ``requests``); ``tests/test_import_graph.py`` keeps
+it so.
 
 Who: the people of the policy. ``people.<name>.accounts`` (default: the name) are their platform user names; each
 written line names the *person* (the gate's identity), never the account: ``name namespaces="<ns>" TYPE BASE64``.

@@ -1,9 +1,10 @@
-"""The server-side policy: YAML (version 1) -> a validated, frozen :class:`Policy`, and a linter that finds every problem.
+"""The server-side policy: YAML (version 1) -> a validated, frozen :class:`Policy`, and a linter that finds every
+problem.
 
 ``load_policy`` is on the hook's hot path: it reads the file once, builds plain values with line numbers
-(:mod:`gatekeeper.policy.yamlsafe`, libyaml events), validates everything, checks that the trust store and the audit log's
-directory exist, and raises :class:`~gatekeeper.errors.ConfigError` listing *all* problems when anything is wrong, so
-a push is refused (fail closed) rather than judged by a half-understood policy. ``lint_policy`` runs the same checks
+(:mod:`gatekeeper.policy.yamlsafe`, libyaml events), validates everything, checks that the trust store and the audit
+log's directory exist, and raises :class:`~gatekeeper.errors.ConfigError` listing *all* problems when anything is wrong,
+so a push is refused (fail closed) rather than judged by a half-understood policy. ``lint_policy`` runs the same checks
 without raising, and adds the slower ones the hook does not need (the contents of ``allowed_signers``) and warnings.
 
 Decisions (see ``policy/README.md`` for the user-facing description):
@@ -557,8 +558,9 @@ class _Checker:
 
         protected_refs = self._protected_refs(doc)
         matching = self._matching(doc)
-        if self.ok and protected_refs and not RefMatcher(protected_refs, case_insensitive=matching.case_insensitive).match(
-                default_branch):
+        refs = (RefMatcher(protected_refs, case_insensitive=matching.case_insensitive) if self.ok and protected_refs
+                else None)
+        if refs is not None and not refs.match(default_branch):
             # analysis.py diffs a new protected ref against its merge-base with the default branch only when that
             # branch is protected; otherwise every protected path in a new release branch needs approval.
             self.warn(doc.lines.get("protected_refs", doc.line),
@@ -608,7 +610,8 @@ class _Checker:
     def _name(self, name: str, line: int, what: str, pattern: re.Pattern[str] = _NAME_RE) -> bool:
         if pattern.match(name):
             return True
-        self.error(line, f"{what} name {name!r} may only use letters, digits and '{'._@+-' if pattern is _NAME_RE else '._-'}' "
+        allowed = "._@+-" if pattern is _NAME_RE else "._-"
+        self.error(line, f"{what} name {name!r} may only use letters, digits and '{allowed}' "
                          "(and must start with a letter or digit)")
         return False
 
@@ -634,7 +637,8 @@ class _Checker:
             if entry is None:
                 entry = YMap(line)
             if not isinstance(entry, YMap):
-                self.error(line, f"person '{name}' must be a mapping such as {{emails: [...]}}, not {_type_name(entry)}")
+                self.error(line,
+                           f"person '{name}' must be a mapping such as {{emails: [...]}}, not {_type_name(entry)}")
                 people[name] = Person(name)
                 continue
             self.unknown_keys(entry, PERSON_KEYS, f" for person '{name}'")
@@ -754,7 +758,8 @@ class _Checker:
                 self.error(line, f"{label}: missing required key 'approvals'")
                 approvals = 1
             elif isinstance(approvals, bool) or not isinstance(approvals, int) or approvals < 1:
-                self.error(entry.lines["approvals"], f"{label}: 'approvals' must be a whole number >= 1, not {approvals!r}")
+                self.error(entry.lines["approvals"],
+                           f"{label}: 'approvals' must be a whole number >= 1, not {approvals!r}")
                 approvals = 1
             elif approvals > 100:
                 self.error(entry.lines["approvals"], f"{label}: 'approvals' {approvals} is more than 100")
@@ -846,7 +851,8 @@ class _Checker:
             if _GLOBAL_RE.match(name):
                 globals_.append(name)
             else:
-                self.error(line, f"'scan.extra_pickle_globals': {name!r} is not a dotted name like 'mypkg.module.Class'")
+                self.error(line,
+                           f"'scan.extra_pickle_globals': {name!r} is not a dotted name like 'mypkg.module.Class'")
         lfs_store, lfs_line = self.path(section, "lfs_store", "scan.lfs_store", required=False)
         if lfs_store is not None and not os.path.isdir(lfs_store):
             self.warn(lfs_line, f"'scan.lfs_store' {str(lfs_store)!r} is not a directory: LFS objects will be "

@@ -245,8 +245,10 @@ class _Compiled:
         self.component = join(_COMPONENT)
         # The common single-kind cases skip the Python-level dispatch below (a third of the cost per call).
         self.test: Callable[[str], object] = self._test
-        if self.component is None and (self.anchored is None) != (self.floating is None):
-            self.test = self.anchored.match if self.anchored is not None else self.floating.search  # type: ignore[union-attr]
+        if self.component is None and self.floating is None and self.anchored is not None:
+            self.test = self.anchored.match
+        elif self.component is None and self.anchored is None and self.floating is not None:
+            self.test = self.floating.search
 
     def __call__(self, text: str) -> bool:
         return bool(self.test(text))
@@ -389,10 +391,6 @@ class PathMatcher:
 
     def match(self, path: bytes) -> bool:
         return bool(self._get().test(self.normalise(path)))
-
-    def match_text(self, text: str) -> bool:
-        """Like :meth:`match` for a path already normalised by this matcher's normaliser (truthy/falsy result)."""
-        return self._get().test(text)  # type: ignore[return-value]
 
     def first_match(self, path: bytes) -> str | None:
         """The first pattern (as written) that matches ``path``, for explanations (compiled on demand)."""

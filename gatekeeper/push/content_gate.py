@@ -42,8 +42,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gatekeeper.checkout import describe_mode, windows_name_problem
+from gatekeeper.detectors.pathfacts import path_facts
 from gatekeeper.detectors.remote_code import is_config_name
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.model import (
@@ -61,6 +63,11 @@ from gatekeeper.model import (
 from gatekeeper.push.analysis import LimitExceeded, RefAnalysis
 from gatekeeper.push.gate import Requirement, builtin_requirement
 from gatekeeper.push.gitrepo import Repo
+
+if TYPE_CHECKING:  # the detectors and the policy module load only when a push needs them
+    from gatekeeper.detectors.cache import CleanIndex, VerdictCache
+    from gatekeeper.detectors.content import ScanOptions
+    from gatekeeper.policy.config import Policy
 
 MAX_NEW_COMMITS = 20_000  # per push; above it the push is refused (never a partial scan)
 MAX_BLOBS = 200_000
@@ -98,14 +105,14 @@ class ContentReport:
 
 def scan_push(
     repo: Repo,
-    policy: object,
+    policy: Policy,
     analyses: Sequence[RefAnalysis],
     *,
     cache_dir: Path | None,
 ) -> ContentReport:
     from gatekeeper.detectors.content import ScanOptions
 
-    scan_cfg = policy.scan  # type: ignore[attr-defined]
+    scan_cfg = policy.scan
     options = ScanOptions(extra_globals=frozenset(scan_cfg.extra_pickle_globals))
     unscannable_blocks = scan_cfg.unscannable != "review"
     cache = _open_cache(cache_dir)
@@ -114,13 +121,15 @@ def scan_push(
     clean = _open_clean_index(cache, options, scan_cfg.lfs_store)
     report = ContentReport()
     hide = _existing_tips(repo)
-    seen: dict[str, list[Finding]] = {}
+    # One scan per blob and per set of path facts the verdict depends on (a blob at ``notes.txt`` and at
+    # ``weights.pkl`` is judged twice; see detectors.pathfacts).
+    seen: dict[tuple[str, str], list[Finding]] = {}
     commits_total = 0
     for analysis in analyses:
         if analysis.kind in (UpdateKind.DELETE, UpdateKind.NOOP):
             continue
         content = report.for_ref(analysis.update.ref)
-        blobs: dict[str, bytes] = {}  # blob id -> a path it appears at (the first seen)
+        blobs: dict[tuple[str, str], bytes] = {}  # (blob id, path facts) -> a path it appears at (the first seen)
         odd: list[OddMode] = list(analysis.odd_modes)
         configs: dict[tuple[str, bytes], None] = {}  # (blob id, path) of config-named files, in order
         kind, new_object = repo.peel(analysis.update.new)
@@ -136,17 +145,17 @@ def scan_push(
                 if len(blobs) > MAX_BLOBS:
                     break
         elif kind == "blob" and new_object is not None:
-            blobs[new_object] = analysis.update.ref.encode()
+            blobs[(new_object, path_facts(analysis.update.ref))] = analysis.update.ref.encode()
         for change in analysis.changes:
             _collect(blobs, change, configs)
         if len(blobs) > MAX_BLOBS:
             raise LimitExceeded(f"this push brings more than {MAX_BLOBS} blobs to scan")
-        for blob_id, path in blobs.items():
-            findings = seen.get(blob_id)
+        for (blob_id, facts), path in blobs.items():
+            findings = seen.get((blob_id, facts))
             if findings is None:
                 findings, hit = _scan_blob(repo, blob_id, display_path(path), options, scan_cfg.lfs_store, cache,
                                            spool_dir, clean)
-                seen[blob_id] = findings
+                seen[(blob_id, facts)] = findings
                 report.blobs_scanned += 1
                 report.cache_hits += int(hit)
             elif findings:
@@ -159,7 +168,7 @@ def scan_push(
             _windows_names(content, analysis)
             _remote_code(repo, policy, analysis, content, unscannable_blocks)
     if clean is not None:
-        clean.flush()  # type: ignore[attr-defined]
+        clean.flush()
     return report
 
 
@@ -170,7 +179,7 @@ _WHY = {
 }
 
 
-def content_requirements(policy: object, report: ContentReport, analysis: RefAnalysis) -> list[Requirement]:
+def content_requirements(policy: Policy, report: ContentReport, analysis: RefAnalysis) -> list[Requirement]:
     """The built-in requirements the detectors impose on one protected ref update."""
     content = report.refs.get(analysis.update.ref)
     if content is None or not analysis.protected:
@@ -179,14 +188,15 @@ def content_requirements(policy: object, report: ContentReport, analysis: RefAna
     for rule, paths in content.review.items():
         changes = [c for c in analysis.changes if c.path in paths]
         if changes:
-            out.append(builtin_requirement(policy, rule, changes, _WHY.get(rule, rule), paths))  # type: ignore[arg-type]
+            out.append(builtin_requirement(policy, rule, changes, _WHY.get(rule, rule), paths))
     return out
 
 
-def _collect(blobs: dict[str, bytes], change: Change, configs: dict[tuple[str, bytes], None]) -> None:
+def _collect(blobs: dict[tuple[str, str], bytes], change: Change, configs: dict[tuple[str, bytes], None]) -> None:
     if change.new_mode in (MODE_BLOB, MODE_EXEC):
-        if change.new_id not in blobs:
-            blobs[change.new_id] = change.path
+        key = (change.new_id, path_facts(display_path(change.path)))
+        if key not in blobs:
+            blobs[key] = change.path
         if is_config_name(change.path):
             configs[(change.new_id, change.path)] = None
 
@@ -260,7 +270,7 @@ def _existing_tips(repo: Repo) -> list[ObjectId]:
     return tips
 
 
-def _open_cache(cache_dir: Path | None) -> object | None:
+def _open_cache(cache_dir: Path | None) -> VerdictCache | None:
     if cache_dir is None:
         return None
     try:
@@ -271,18 +281,18 @@ def _open_cache(cache_dir: Path | None) -> object | None:
         return None
 
 
-def _open_clean_index(cache: object | None, options: object, lfs_store: Path | None) -> object | None:
+def _open_clean_index(cache: VerdictCache | None, options: ScanOptions, lfs_store: Path | None) -> CleanIndex | None:
     """Clean verdicts of small blobs, in the verdict cache's (ownership-checked) directory; None without a cache."""
     if cache is None:
         return None
     from gatekeeper.detectors.cache import CleanIndex
 
-    return CleanIndex(cache, options, salt=str(lfs_store or ""))  # type: ignore[arg-type]
+    return CleanIndex(cache, options, salt=str(lfs_store or ""))
 
 
 def _scan_blob(
-    repo: Repo, blob_id: str, path: str, options: object, lfs_store: Path | None, cache: object | None,
-    spool_dir: Path | None = None, clean: object | None = None,
+    repo: Repo, blob_id: str, path: str, options: ScanOptions, lfs_store: Path | None, cache: VerdictCache | None,
+    spool_dir: Path | None = None, clean: CleanIndex | None = None,
 ) -> tuple[list[Finding], bool]:
     from gatekeeper.detectors import content, lfs
 
@@ -291,17 +301,17 @@ def _scan_blob(
     if size is None or size < CACHE_MIN_BYTES:
         cache = None
         if size is not None and clean is not None:
-            clean_key = clean.key(blob_id, path)  # type: ignore[attr-defined]
-            if clean_key in clean:  # type: ignore[operator]
+            clean_key = clean.key(blob_id, path)
+            if clean_key in clean:
                 return [], True
     if cache is not None:
         try:
-            cached = cache.get(blob_id, options, path)  # type: ignore[attr-defined]
+            cached = cache.get(blob_id, options, path)
         except Exception:  # noqa: BLE001
             cached = None
         if cached is not None:
             return cached, True
-    max_bytes = int(options.max_bytes)  # type: ignore[attr-defined]
+    max_bytes = int(options.max_bytes)
     if size is None:
         return [Finding(Verdict.UNSCANNABLE, path, "content", "blob is missing from the repository")], False
     if size > max_bytes:
@@ -313,17 +323,17 @@ def _scan_blob(
         if size <= lfs.BLOB_SIZE_CUTOFF:
             findings = lfs.lfs_findings(
                 path, bytes(data), lfs_store=lfs_store,
-                scan_blob=lambda p, d: content.scan_blob(p, d, options),  # type: ignore[arg-type]
+                scan_blob=lambda p, d: content.scan_blob(p, d, options),
                 max_object_bytes=max_bytes,
             )
         if findings is None:
-            findings = content.scan_blob(path, data, options)  # type: ignore[arg-type]
+            findings = content.scan_blob(path, data, options)
     findings = [_with_blob(f, blob_id) for f in findings]
-    if clean_key is not None and not findings:
-        clean.add(clean_key)  # type: ignore[attr-defined]
+    if clean is not None and clean_key is not None and not findings:
+        clean.add(clean_key)
     if cache is not None:
         try:
-            cache.put(blob_id, options, path, findings)  # type: ignore[attr-defined]
+            cache.put(blob_id, options, path, findings)
         except Exception:  # noqa: BLE001 -- the cache is an optimisation only
             pass
     return findings, False
@@ -350,7 +360,7 @@ def _route(content: RefContent, analysis: RefAnalysis, path: bytes, findings: li
             content.review.setdefault(ARTIFACT_RULE, {})[path] = f"{finding.verdict.value}: {finding.message}"
 
 
-def _remote_code(repo: Repo, policy: object, analysis: RefAnalysis, content: RefContent,
+def _remote_code(repo: Repo, policy: Policy, analysis: RefAnalysis, content: RefContent,
                  unscannable_blocks: bool) -> None:
     from gatekeeper.detectors.scan import RepoTreeView, analyse_remote_code, implicit_protected_paths
 
@@ -385,7 +395,7 @@ def _remote_code(repo: Repo, policy: object, analysis: RefAnalysis, content: Ref
                 content.review.setdefault(REMOTE_CODE_RULE, {}).setdefault(path, reason)
 
     def is_protected(path: bytes) -> bool:
-        return bool(policy.rules_for(path)) or bool(getattr(policy, "rules_below", lambda p: ())(path))  # type: ignore[attr-defined]
+        return bool(policy.rules_for(path)) or bool(policy.rules_below(path))
 
     def read_blob(oid: str) -> bytes | None:
         try:

@@ -28,7 +28,7 @@ REFIRE_S = 0.25  # after the deadline, the alarm keeps firing at this interval u
 WATCHDOG_SELF_LIMIT_S = 30  # the watchdog's own recording must finish within this, or it dies (SIGALRM default)
 
 
-class DeadlineExceeded(BaseException):  # noqa: N818 -- a deadline is not an error a detector may handle
+class DeadlineExceeded(BaseException):
     """The hook ran out of time. Not an ``Exception``: only the hook's top level may catch it."""
 
     hint = "the push is too large to check in time; split it, or ask an admin to raise limits.timeout_seconds"

@@ -82,22 +82,38 @@ class Decision:
     break_glass: dict[str, str] = field(default_factory=dict)
 
 
-class PolicyView(Protocol):
-    """The part of :class:`gatekeeper.policy.config.Policy` the gate needs (kept narrow so the gate is testable alone)."""
-
-    mode: str
-    break_glass: tuple[str, ...]
+class RuleView(Protocol):
+    """The part of a policy rule (:class:`gatekeeper.policy.config.Rule`) the gate reads."""
 
     @property
-    def rules(self) -> Sequence[object]: ...
+    def name(self) -> str: ...
 
-    def rules_for(self, path: bytes) -> Sequence[object]: ...
+    @property
+    def approvals(self) -> int: ...
 
-    def reviewers_of(self, rule: object) -> frozenset[str]: ...
+    @property
+    def reviewers(self) -> tuple[str, ...]: ...
+
+
+class PolicyView(Protocol):
+    """The part of :class:`gatekeeper.policy.config.Policy` the gate needs (narrow, so the gate is testable alone)."""
+
+    @property
+    def mode(self) -> str: ...
+
+    @property
+    def break_glass(self) -> tuple[str, ...]: ...
+
+    @property
+    def rules(self) -> Sequence[RuleView]: ...
+
+    def rules_for(self, path: bytes) -> Sequence[RuleView]: ...
 
     def members(self, names: Iterable[str]) -> frozenset[str]: ...
 
     def person_for_account(self, account: str) -> str | None: ...
+
+    def may_break_glass(self, person: str) -> bool: ...
 
 
 def requirements_for(policy: PolicyView, analysis: RefAnalysis) -> list[Requirement]:
@@ -105,26 +121,24 @@ def requirements_for(policy: PolicyView, analysis: RefAnalysis) -> list[Requirem
     if not analysis.protected or analysis.kind == UpdateKind.NOOP:
         return []
     matched: dict[str, list[Change]] = {}
-    rules_by_name: dict[str, object] = {}
-    cache: dict[bytes, Sequence[object]] = {}
+    cache: dict[bytes, Sequence[RuleView]] = {}
     for change in analysis.changes:
         rules = cache.get(change.path)
         if rules is None:
             rules = cache[change.path] = policy.rules_for(change.path)
         for rule in rules:
-            name = rule.name  # type: ignore[attr-defined]
-            rules_by_name[name] = rule
+            name = rule.name
             matched.setdefault(name, []).append(change)
     out: list[Requirement] = []
     for rule in policy.rules:
-        name = rule.name  # type: ignore[attr-defined]
+        name = rule.name
         if name in matched:
             out.append(
                 Requirement(
                     rule=name,
-                    approvals=int(rule.approvals),  # type: ignore[attr-defined]
-                    reviewers=policy.reviewers_of(rule),
-                    reviewer_spec=tuple(rule.reviewers),  # type: ignore[attr-defined]
+                    approvals=int(rule.approvals),
+                    reviewers=policy.members(rule.reviewers),
+                    reviewer_spec=tuple(rule.reviewers),
                     changes=tuple(matched[name]),
                 )
             )
@@ -146,11 +160,11 @@ def builtin_requirement(policy: PolicyView, name: str, changes: Sequence[Change]
     reviewers: set[str] = set()
     spec: list[str] = []
     for rule in rules:
-        reviewers |= policy.reviewers_of(rule)
-        for reviewer in rule.reviewers:  # type: ignore[attr-defined]
+        reviewers |= policy.members(rule.reviewers)
+        for reviewer in rule.reviewers:
             if reviewer not in spec:
                 spec.append(reviewer)
-    needed = max([int(r.approvals) for r in rules] or [1])  # type: ignore[attr-defined]
+    needed = max([int(r.approvals) for r in rules] or [1])
     return Requirement(
         rule=name,
         approvals=max(1, needed),
@@ -191,11 +205,10 @@ def decide(
             reasons.append("break-glass cannot override content that runs code when loaded")
         return Decision("deny", mode != "monitor", tuple(refs), tuple(reasons), mode)
     if break_glass_reason is not None:
-        eligible = policy.members(policy.break_glass)
-        # The platform login is mapped to a person (policy `accounts:`) before it is compared with people names:
-        # an unmapped login that happens to equal a person's name is nobody.
-        person = None if pusher.is_deploy_key else policy.person_for_account(pusher.user)
-        if person is not None and person in eligible and break_glass_reason.strip():
+        # The group lists people; the pusher is a platform account, mapped to its person exactly as for approvals.
+        person = policy.person_for_account(pusher.user)
+        eligible = person is not None and policy.may_break_glass(person)
+        if eligible and not pusher.is_deploy_key and break_glass_reason.strip():
             return Decision(
                 "break-glass", False, tuple(refs), ("break-glass by " + pusher.user,), mode,
                 {"by": pusher.user, "person": person, "reason": break_glass_reason.strip()},

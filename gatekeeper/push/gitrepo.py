@@ -87,10 +87,6 @@ def hook_git_dir(env: Mapping[str, str]) -> str:
     return env.get("GIT_DIR") or "."
 
 
-def in_quarantine(env: Mapping[str, str]) -> bool:
-    return bool(env.get("GIT_QUARANTINE_PATH")) or "incoming-" in env.get("GIT_OBJECT_DIRECTORY", "")
-
-
 class Repo:
     """A read-only view of one repository (bare or not)."""
 
@@ -411,7 +407,8 @@ class Repo:
             odd.extend(cached[1])
         return list(cached[0])
 
-    def _diff_trees_uncached(self, old_tree: str | None, new_tree: str | None, odd: list[OddMode]) -> list[Change]:
+    def _diff_trees_uncached(self, old_tree: str | None, new_tree: str | None,
+                             odd: list[OddMode] | None = None) -> list[Change]:
         old = self._tree(old_tree)
         new = self._tree(new_tree)
         if old is None and new is None:
@@ -455,9 +452,9 @@ class Repo:
         if self.object_type(tree) != "tree":  # from the header: never inflate a blob posing as a tree
             raise GitAccessError(f"{tree} is not a tree in this repository")
         obj = self._lookup(tree)
-        if obj is None or obj.type != ObjectType.TREE:
+        if not isinstance(obj, pygit2.Tree):
             raise GitAccessError(f"{tree} is not a tree in this repository")
-        return obj  # type: ignore[return-value]
+        return obj
 
     @property
     def null_id(self) -> str:
@@ -631,6 +628,10 @@ class Repo:
         if reference is None or reference.type != pygit2.enums.ReferenceType.SYMBOLIC:
             return None
         return str(reference.target)
+
+
+def in_quarantine(env: Mapping[str, str]) -> bool:
+    return bool(env.get("GIT_QUARANTINE_PATH")) or "incoming-" in env.get("GIT_OBJECT_DIRECTORY", "")
 
 
 def _incoming_objects(env: Mapping[str, str], repo: pygit2.Repository) -> str | None:

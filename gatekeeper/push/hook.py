@@ -26,12 +26,17 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from gatekeeper import __version__
 from gatekeeper.push.deadline import DeadlineExceeded, hard_deadline, hard_grace, soft_deadline
 from gatekeeper.errors import AuditError, GatekeeperError
-from gatekeeper.model import RefUpdate, display_path
+from gatekeeper.model import Finding, RefUpdate, display_path
+
+if TYPE_CHECKING:  # loaded inside the functions that use them: a refused config must not pay for the whole gate
+    from gatekeeper.approvals.evaluate import Approvals
+    from gatekeeper.policy.config import Policy
+    from gatekeeper.push.gate import Decision
 
 DEFAULT_TIMEOUT_S = 50  # below GitLab's 55 s web-operation deadline; git itself has no hook timeout
 MAX_PATHS_RECORDED = 1000
@@ -64,7 +69,7 @@ def run_pre_receive(
         # Refined by _decide; on an error before that (a broken policy, say) the record still names what was tried.
         "updates": attempted_updates(stdin),
     }
-    policy = None
+    policy: Policy | None = None
     # Known before anything can fail, so that error paths carry GitLab's GL-HOOK-ERR: prefix too.
     prefix = env_message_prefix(env)
     try:
@@ -110,7 +115,7 @@ class _KilledRecorder:
     """Run by the watchdog after it killed a hook stuck past the hard deadline: the refusal record and message."""
 
     event: dict[str, object]
-    policy: object
+    policy: Policy | None
     fallback_log: Path | None
     prefix: str
     stdin: bytes
@@ -123,7 +128,8 @@ class _KilledRecorder:
         try:  # what the hook had not filled in yet when the watchdog was forked, best effort
             from gatekeeper.push.platform import detect_context
 
-            context = detect_context(self.env, platform=self.policy.platform)  # type: ignore[attr-defined]
+            assert self.policy is not None  # without a policy there is nothing more to fill in
+            context = detect_context(self.env, platform=self.policy.platform)
             self.event["repo"] = repository_id(self.policy, context.repository, self.env)
             self.event["pusher"] = {"user": context.identity.user, "source": context.identity.source,
                                     "deploy_key": context.identity.is_deploy_key}
@@ -137,7 +143,7 @@ class _KilledRecorder:
 
 
 def _decide(
-    stdin: bytes, env: Mapping[str, str], policy: object, event: dict[str, object], chain: Path | None,
+    stdin: bytes, env: Mapping[str, str], policy: Policy, event: dict[str, object], chain: Path | None,
 ) -> tuple[list[str], str, bool, Callable[[int], None]]:
     from gatekeeper.push.analysis import analyse_updates, resolve_server_symrefs
     from gatekeeper.approvals.evaluate import load_evaluator
@@ -149,7 +155,7 @@ def _decide(
     from gatekeeper.push.messages import render_decision
     from gatekeeper.push.platform import detect_context, message_prefix
 
-    context = detect_context(env, platform=policy.platform)  # type: ignore[attr-defined]
+    context = detect_context(env, platform=policy.platform)
     prefix = message_prefix(context.platform)
     event["pusher"] = {
         "user": context.identity.user,
@@ -172,17 +178,17 @@ def _decide(
     analyses = analyse_updates(
         repo,
         updates,
-        is_protected=policy.is_protected_ref,  # type: ignore[attr-defined]
-        default_branch=policy.default_branch,  # type: ignore[attr-defined]
-        max_changed_paths=int(policy.limits.max_changed_paths),  # type: ignore[attr-defined]
+        is_protected=policy.is_protected_ref,
+        default_branch=policy.default_branch,
+        max_changed_paths=int(policy.limits.max_changed_paths),
         pushed_as=pushed_as,
     )
     content = scan_push(repo, policy, analyses, cache_dir=_scan_cache_dir(policy))
     # Approvals: stored ones plus those pushed now; a bad, deleted or rewritten approval ref refuses the whole push.
-    approvals = load_evaluator(repo, policy, updates, pusher=context.identity, repository=str(event["repo"]),  # type: ignore[arg-type]
+    approvals = load_evaluator(repo, policy, updates, pusher=context.identity, repository=str(event["repo"]),
                                ledger=Ledger.for_repository(repo.path))
     decision = decide(
-        policy,  # type: ignore[arg-type]
+        policy,
         analyses,
         pusher=context.identity,
         approvals=approvals,
@@ -195,7 +201,7 @@ def _decide(
     from gatekeeper.audit.archive import archive_inputs
 
     # Before the record names them: every decision stays re-verifiable without admins keeping old files.
-    archive_inputs(Path(policy.audit.log), policy, approvals.trust_store_sha256)  # type: ignore[attr-defined,arg-type]
+    archive_inputs(Path(policy.audit.log), policy, approvals.trust_store_sha256)
     findings = [f for rc in content.refs.values() for f in rc.findings]
     if findings:
         event["findings"] = [_finding_record(f) for f in findings[:MAX_FINDINGS_RECORDED]]
@@ -226,28 +232,26 @@ def _decide(
     return lines, prefix, decision.blocked, finish
 
 
-def _scan_cache_dir(policy: object) -> Path:
+def _scan_cache_dir(policy: Policy) -> Path:
     # Outside the repository on purpose: objects written during pre-receive land in the quarantine and vanish.
-    return Path(policy.audit.log).parent / "scan-cache"  # type: ignore[attr-defined]
+    return Path(policy.audit.log).parent / "scan-cache"
 
 
-def _finding_record(finding: object) -> dict[str, object]:
-    f = finding
+def _finding_record(f: Finding) -> dict[str, object]:
     return {
-        "verdict": f.verdict.value,  # type: ignore[attr-defined]
-        "path": f.path,  # type: ignore[attr-defined]
-        "detector": f.detector,  # type: ignore[attr-defined]
-        "message": f.message,  # type: ignore[attr-defined]
-        "evidence": list(f.evidence)[:10],  # type: ignore[attr-defined]
-        "blob": f.blob_id,  # type: ignore[attr-defined]
+        "verdict": f.verdict.value,
+        "path": f.path,
+        "detector": f.detector,
+        "message": f.message,
+        "evidence": list(f.evidence)[:10],
+        "blob": f.blob_id,
     }
 
 
-def repository_id(policy: object, platform_repo: str | None, env: Mapping[str, str]) -> str:
+def repository_id(policy: Policy | None, platform_repo: str | None, env: Mapping[str, str]) -> str:
     """The id approvals bind to: the policy's ``repository``, else the platform's, else the repository folder."""
-    configured = getattr(policy, "repository", None)
-    if configured:
-        return str(configured)
+    if policy is not None and policy.repository:
+        return policy.repository
     if platform_repo:
         return platform_repo
     from gatekeeper.push.gitrepo import hook_git_dir
@@ -280,10 +284,7 @@ def attempted_updates(stdin: bytes, limit: int = 1000) -> list[dict[str, object]
     return updates
 
 
-def _decision_fields(decision: object) -> dict[str, object]:
-    from gatekeeper.push.gate import Decision
-
-    assert isinstance(decision, Decision)
+def _decision_fields(decision: Decision) -> dict[str, object]:
     updates = []
     for ref in decision.refs:
         a = ref.analysis
@@ -334,13 +335,14 @@ def _decision_fields(decision: object) -> dict[str, object]:
     return fields
 
 
-def _record_pushed_approvals(event: dict[str, object], approvals: object) -> None:
+def _record_pushed_approvals(event: dict[str, object], approvals: Approvals) -> None:
     """Approval refs created by this push carry their evidence (statement, signature, signer) in their update entry,
     so an auditor can tell from the log alone when a break-glass change was approved after the fact."""
-    pushed = {e["ref"]: e for e in approvals.pushed_evidence()}  # type: ignore[attr-defined]
-    if not pushed:
+    pushed = {e["ref"]: e for e in approvals.pushed_evidence()}
+    updates = event.get("updates")
+    if not pushed or not isinstance(updates, list):
         return
-    for entry in event.get("updates", []):  # type: ignore[attr-defined]
+    for entry in updates:
         evidence = pushed.get(entry.get("ref"))
         if evidence is not None and entry.get("new") == evidence.get("commit"):
             entry["approval"] = evidence
@@ -360,39 +362,43 @@ def _run_chained(chain: Path, stdin: bytes, env: Mapping[str, str]) -> str | Non
     return None
 
 
-def _append(event: dict[str, object], policy: object, fallback_log: Path | None) -> int:
+def _append(event: dict[str, object], policy: Policy | None, fallback_log: Path | None) -> int:
     from gatekeeper.audit.log import AuditLog
 
     origin = None  # without a configured one the log keeps its own (a broken policy must not change it)
     if policy is not None:
-        log_path = Path(policy.audit.log)  # type: ignore[attr-defined]
-        key = policy.audit.signing_key  # type: ignore[attr-defined]
-        origin = policy.audit.origin  # type: ignore[attr-defined]
+        log_path = Path(policy.audit.log)
+        key: Path | None = policy.audit.signing_key
+        origin = policy.audit.origin
     elif fallback_log is not None:
         log_path, key = fallback_log, None
     else:
         raise AuditError("no audit log is configured and the install recorded no fallback log")
     signing_key = Path(key) if key else log_path.parent / "audit-signing.key"
     log = AuditLog(log_path, signing_key=signing_key if signing_key.exists() else None, origin=origin)
-    record = log.append(event)
+    seq = log.append(event)["seq"]
+    if not isinstance(seq, int):  # the log numbers its records; anything else is a bug, and refuses the push
+        raise TypeError(f"the audit log returned a record without a sequence number ({seq!r})")
     from gatekeeper.audit.indexer import refresh_in_background
 
     refresh_in_background(log_path)  # off the push's path: the query index stays current
-    return int(record["seq"])  # type: ignore[call-overload]
+    return seq
 
 
-def _decision_push_id(event: dict[str, object], policy: object, fallback_log: Path | None) -> str | None:
+def _decision_push_id(event: dict[str, object], policy: Policy | None, fallback_log: Path | None) -> str | None:
     """The push_id of the decision this outcome follows: git gives the two hooks no shared value, so the decision is
     found in the log's newest records by repository, pusher and the exact (ref, old, new) triples that moved."""
     try:  # pairing is a courtesy to auditors: it must never cost the outcome record itself
         from gatekeeper.audit.pairing import find_decision
 
-        log_path = Path(policy.audit.log) if policy is not None else fallback_log  # type: ignore[attr-defined]
+        log_path = Path(policy.audit.log) if policy is not None else fallback_log
         if log_path is None:
             return None
         pusher = event.get("pusher")
         user = pusher.get("user") if isinstance(pusher, dict) else None
-        return find_decision(log_path, repo=event.get("repo"), user=user, updates=event.get("updates"))  # type: ignore[arg-type]
+        updates = event.get("updates")
+        return find_decision(log_path, repo=event.get("repo"), user=user,
+                             updates=updates if isinstance(updates, list) else None)
     except Exception:  # noqa: BLE001
         return None
 
@@ -404,7 +410,7 @@ def audit_origin() -> str:
 
 
 def _refuse_with_error(
-    exc: BaseException, event: dict[str, object], policy: object, fallback_log: Path | None, prefix: str,
+    exc: BaseException, event: dict[str, object], policy: Policy | None, fallback_log: Path | None, prefix: str,
 ) -> HookResult:
     if isinstance(exc, (GatekeeperError, DeadlineExceeded)):
         summary, hint = exc.message, exc.hint
@@ -462,7 +468,7 @@ def run_post_receive(stdin: bytes, env: Mapping[str, str], *, config: Path, fall
     from gatekeeper.push.hookinput import parse_updates
 
     event: dict[str, object] = {"type": "push.outcome", "push_id": None, "gate_version": __version__}
-    policy = None
+    policy: Policy | None = None
     try:
         from gatekeeper.push.platform import detect_context
         from gatekeeper.policy.config import load_policy

@@ -12,6 +12,10 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gatekeeper.detectors.zip_walk import ZipEntry
 
 __all__ = ["ArtifactFacts", "artifact_facts"]
 
@@ -35,7 +39,8 @@ class ArtifactFacts:
     def to_dict(self) -> dict[str, object]:
         return {
             "size": self.size, "sha256": self.sha256, "format": self.format, "tensor_count": self.tensor_count,
-            "dtypes": dict(self.dtypes), "tensors": [{"name": n, "dtype": d, "shape": list(s)} for n, d, s in self.tensors],
+            "dtypes": dict(self.dtypes),
+            "tensors": [{"name": n, "dtype": d, "shape": list(s)} for n, d, s in self.tensors],
             "pickle_globals": list(self.pickle_globals), "notes": list(self.notes),
         }
 
@@ -122,13 +127,13 @@ def _zip(facts: ArtifactFacts, view: memoryview, kind: str) -> None:
         facts.notes.append(f"{storages} tensor storages (data/ members); shapes are in the pickle, not shown")
 
 
-def _member(facts: ArtifactFacts, view: memoryview, entry: object) -> memoryview | None:
+def _member(facts: ArtifactFacts, view: memoryview, entry: ZipEntry) -> memoryview | None:
     from gatekeeper.detectors import zip_walk
 
     try:
-        return zip_walk.member_data(view, entry, max_bytes=64 << 20)  # type: ignore[arg-type]
+        return zip_walk.member_data(view, entry, max_bytes=64 << 20)
     except zip_walk.ZipFormatError as exc:
-        facts.notes.append(f"{entry.name}: unreadable member: {exc}")  # type: ignore[attr-defined]
+        facts.notes.append(f"{entry.name}: unreadable member: {exc}")
         return None
 
 

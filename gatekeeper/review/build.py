@@ -12,6 +12,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from gatekeeper.push.analysis import RefAnalysis
 from gatekeeper.push.gate import Requirement
@@ -24,6 +25,9 @@ from gatekeeper.review.configdiff import (
     MISSING, ConfigChange, ConfigUnreadable, chat_templates, config_kind, parse_config, semantic_diff, unified_lines,
 )
 from gatekeeper.review.remote import TriggerReview, remote_code_review
+
+if TYPE_CHECKING:
+    from gatekeeper.push.content_gate import ContentReport
 
 __all__ = ["FileReview", "Review", "TaggedFinding", "build_review"]
 
@@ -106,7 +110,8 @@ class Review:
         }
 
 
-def build_review(repo: Repo, analysis: RefAnalysis, requirements: Sequence[Requirement], report: object) -> Review:
+def build_review(repo: Repo, analysis: RefAnalysis, requirements: Sequence[Requirement],
+                 report: ContentReport | None) -> Review:
     """The review of ``analysis`` (its change set), given the gate's requirements and content report for it."""
     from gatekeeper.detectors.scan import RepoTreeView
 
@@ -150,9 +155,10 @@ def build_review(repo: Repo, analysis: RefAnalysis, requirements: Sequence[Requi
     )
 
 
-def _tag_findings(analysis: RefAnalysis, requirements: Sequence[Requirement], report: object) -> list[TaggedFinding]:
+def _tag_findings(analysis: RefAnalysis, requirements: Sequence[Requirement],
+                  report: ContentReport | None) -> list[TaggedFinding]:
     """The findings for this change set only, each with the requirement it triggers."""
-    content = report.refs.get(analysis.update.ref) if report is not None else None  # type: ignore[attr-defined]
+    content = report.refs.get(analysis.update.ref) if report is not None else None
     if content is None:
         return []
     in_change_set = {display_path(c.path) for c in analysis.changes}

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from gatekeeper.detectors.remote_code import TreeView
+from gatekeeper.detectors.remote_code import Trigger, TreeView
 from gatekeeper.model import display_path
 
 __all__ = ["TriggerReview", "remote_code_review"]
@@ -85,7 +85,7 @@ def remote_code_review(new: TreeView | None, old: TreeView | None, changed: Iter
     return out
 
 
-def _triggers(tree: TreeView | None, config: bytes) -> dict[tuple[str, str], object]:
+def _triggers(tree: TreeView | None, config: bytes) -> dict[tuple[str, str], Trigger]:
     from gatekeeper.detectors.remote_code import ConfigError, extract_triggers
 
     if tree is None:
@@ -100,14 +100,14 @@ def _triggers(tree: TreeView | None, config: bytes) -> dict[tuple[str, str], obj
     return {(t.kind, t.key): t for t in found.triggers}
 
 
-def _closure(tree: TreeView | None, trigger: object) -> list[bytes]:
+def _closure(tree: TreeView | None, trigger: Trigger) -> list[bytes]:
     from gatekeeper.detectors.import_closure import python_closure
 
     if tree is None:
         return []
     read: Callable[[bytes], bytes | None] = tree.read
     files: list[bytes] = []
-    for alternatives in trigger.modules:  # type: ignore[attr-defined]
+    for alternatives in trigger.modules:
         for entry in alternatives:
             if tree.mode(entry) is None:
                 continue

@@ -1,15 +1,14 @@
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from gitserver import Server
+from machine import need_program
 
 from approvals.approvals_testlib import Trust, keygen, make_server
 
-if shutil.which("ssh-keygen") is None:  # pragma: no cover
-    pytest.skip("ssh-keygen is required for approval tests", allow_module_level=True)
+need_program("ssh-keygen", "openssh-client")
 
 
 class World:

@@ -30,6 +30,7 @@ def test_content_difference_names_the_first_paths() -> None:
 
 def test_the_hook_path_imports_no_crypto_or_network_until_needed() -> None:
     code = ("import sys; import gatekeeper.approvals.evaluate; "
-            "print(sorted(m for m in ('cryptography', 'requests', 'gatekeeper.trust.allowed_signers') if m in sys.modules))")
+            "print(sorted(m for m in ('cryptography', 'requests', 'gatekeeper.trust.allowed_signers') "
+            "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

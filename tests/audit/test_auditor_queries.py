@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gitserver import REPO_ROOT, Server, seed_content
 
-from gatekeeper.audit.query import Filters, query_filters
+from gatekeeper.audit.query import Filters
 
 from .helpers import Env, decision
 

@@ -12,8 +12,6 @@ import pytest
 
 from gatekeeper.audit import canonical
 
-orjson = pytest.importorskip("orjson")
-
 _STDLIB = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _ALPHABET = ("abc/._-:{}[],\"\\ \t\n\r\b\f\x00\x01\x1f\x7f\x80\xa0\xe9\u2028\u2029\ufeff\ufffd\U0001f600\u0130\u0131"
              "0123456789eE+.")

@@ -97,7 +97,8 @@ def test_verify_vkey_file_and_errors(env: Env, tmp_path: Path, capsys: pytest.Ca
     assert code == 0 and f"verifier keys: pinned: {keys}" in out
     code, _, err = _run(capsys, "verify", "--log", str(env.log_path), "--vkey", "garbage")
     assert code == 1
-    assert err.splitlines()[0] == "gatekeeper: error: --vkey:1: verifier key 'garbage' is not of the form name+keyid+base64"
+    assert err.splitlines()[0] == ("gatekeeper: error: --vkey:1: verifier key 'garbage' is not of the form "
+                                   "name+keyid+base64")
     code, _, err = _run(capsys, "verify", "--log", str(tmp_path / "none.jsonl"))
     assert code == 1 and f"gatekeeper: error: audit log {tmp_path / 'none.jsonl'} does not exist" in err
 

@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from gitserver import DEFAULT_POLICY, REPO_ROOT, Clone, Server, seed_content
+from machine import need
 
 ORIGIN = "fleet.example/gatekeeper-audit"
 
@@ -23,11 +23,8 @@ def _can_set_hostname() -> bool:
     return proc.returncode == 0
 
 
-needs_uts = pytest.mark.skipif(not _can_set_hostname(), reason="needs unshare --uts (root or user namespaces)")
-
-
 def push_as_host(clone: Clone, host: str, refspec: str = "HEAD:refs/heads/main") -> subprocess.CompletedProcess[str]:
-    """``git push`` in a UTS namespace named ``host``: the local transport runs receive-pack, and so the hooks, there."""
+    """``git push`` in a UTS namespace named ``host``: the local transport runs receive-pack (so the hooks) there."""
     return subprocess.run(["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec git push origin "$1"', host, refspec],
                           cwd=clone.path, capture_output=True, text=True, check=False)
 
@@ -38,8 +35,8 @@ def verify(log: Path, *args: str) -> dict[str, object]:
     return json.loads(proc.stdout)
 
 
-@needs_uts
 def test_two_nodes_one_log_verify_against_kept_checkpoints(tmp_path: Path) -> None:
+    need(_can_set_hostname(), "unshare --uts (root, or user namespaces)", "util-linux")
     shared = tmp_path / "shared-audit"
     shared.mkdir()
     log = shared / "audit.jsonl"

@@ -1,16 +1,15 @@
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
+from machine import need_program
 
 from approvals.approvals_testlib import keygen
 
 from .semlib import Setup
 
-if shutil.which("ssh-keygen") is None:  # pragma: no cover
-    pytest.skip("ssh-keygen is required", allow_module_level=True)
+need_program("ssh-keygen", "openssh-client")
 
 
 @pytest.fixture(scope="session")

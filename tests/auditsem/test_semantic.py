@@ -14,7 +14,7 @@ from gatekeeper.audit.semantic import ApprovalsReport, load_policies, load_trust
 from gatekeeper.errors import AuditError
 
 from .semlib import (
-    MODEL_PATH, NEW, OLD, Setup, approval_push, break_glass, evidence, model_change, statement, update,
+    MODEL_PATH, NEW, Setup, approval_push, break_glass, evidence, model_change, statement, update,
 )
 
 

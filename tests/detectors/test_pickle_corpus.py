@@ -8,15 +8,14 @@ of ``scan_blob`` with default options, on the file read in place.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
+from machine import corpus
 
 from gatekeeper.detectors.content import scan_blob
 from gatekeeper.model import Verdict
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CORPUS = REPO_ROOT.parent / "shared" / "corpora" / "picklescan"
+CORPUS = corpus("picklescan")
 LABELS = CORPUS / "labels.tsv"
 
 _ACCEPT: dict[str, set[str]] = {
@@ -29,8 +28,6 @@ _ACCEPT: dict[str, set[str]] = {
 
 
 def _cases() -> list[tuple[str, str]]:
-    if not LABELS.is_file():
-        return []
     rows = LABELS.read_text().splitlines()
     assert rows[0].split("\t") == ["path", "expected"]
     return [tuple(row.split("\t")) for row in rows[1:] if row.strip()]  # type: ignore[misc]
@@ -46,7 +43,6 @@ def _worst(findings: list) -> str:
     return "clean"
 
 
-@pytest.mark.skipif(not CASES, reason=f"shared corpus not found at {CORPUS} (CI copies shared/ beside the clone)")
 @pytest.mark.parametrize(("rel", "label"), CASES, ids=[c[0] for c in CASES])
 def test_corpus_file_reaches_its_label(rel: str, label: str) -> None:
     data = (CORPUS / rel).read_bytes()
@@ -58,13 +54,11 @@ def test_corpus_file_reaches_its_label(rel: str, label: str) -> None:
             assert any("offset" in line for line in finding.evidence)
 
 
-@pytest.mark.skipif(not CASES, reason=f"shared corpus not found at {CORPUS}")
 def test_corpus_labels_cover_every_file() -> None:
     on_disk = {str(p.relative_to(CORPUS)) for p in (CORPUS / "tests").rglob("*") if p.is_file()}
     assert on_disk == {rel for rel, _ in CASES}
 
 
-@pytest.mark.skipif(not CASES, reason=f"shared corpus not found at {CORPUS}")
 def test_corpus_bit_flips_never_raise() -> None:
     # Malformed input becomes findings, never an exception: flip bytes all over every corpus file.
     import random

@@ -1,4 +1,4 @@
-"""Differential fuzzing: the emulator against CPython's own unpicklers (reference ml-artifacts.md §3.1, issue 10 item 2).
+"""Differential fuzzing: the emulator against CPython's own unpicklers (ml-artifacts.md §3.1, issue 10 item 2).
 
 Inputs: random opcode streams from a small grammar that favours the tricky corners (protocol 0 text opcodes in all
 their integer, long, float, string and memo forms, NUL bytes and whitespace in lines, MARK nesting, FRAME, PROTO,

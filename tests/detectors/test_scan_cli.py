@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,10 +11,6 @@ from pathlib import Path
 import pytest
 
 from gatekeeper.main import main
-
-HAVE_CONTENT = importlib.util.find_spec("gatekeeper.detectors.content") is not None
-needs_content = pytest.mark.skipif(not HAVE_CONTENT, reason="binary detectors (branch pickle) not merged yet")
-
 
 def write(root: Path, files: dict[str, str | bytes]) -> Path:
     for name, body in files.items():
@@ -147,14 +142,6 @@ def test_symlinks_are_not_followed(tmp_path: Path, capsys: pytest.CaptureFixture
     assert code == 0 and f"hint: {root}/link\n  symlink to /etc/passwd not followed [scan]" in out
 
 
-@pytest.mark.skipif(HAVE_CONTENT, reason="only meaningful while the binary detectors are missing")
-def test_binary_without_detectors_fails_closed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    root = write(tmp_path, {"w.pt": b"\x80\x02}q\x00."})
-    code, out, _ = run(capsys, str(root))
-    assert code == 1 and "binary detectors are not installed" in out
-
-
-@needs_content
 def test_malicious_pickle_and_benign_twin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # protocol 2: GLOBAL os system, then calls it: written by hand, never unpickled
     evil = b"\x80\x02cos\nsystem\nq\x00X\x02\x00\x00\x00idq\x01\x85q\x02Rq\x03."

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 import threading
@@ -123,7 +121,8 @@ def test_install_chains_a_foreign_hook_is_idempotent_and_uninstall_restores(tmp_
     assert "chained" in out
     assert (srv.bare / "hooks" / "pre-receive.pre-gatekeeper").exists()
     srv.install()  # idempotent: no double-chaining, no error
-    assert (srv.bare / "hooks" / "pre-receive.pre-gatekeeper").read_text() == "#!/bin/sh\necho 'legacy hook says no' >&2\nexit 1\n"
+    legacy = "#!/bin/sh\necho 'legacy hook says no' >&2\nexit 1\n"
+    assert (srv.bare / "hooks" / "pre-receive.pre-gatekeeper").read_text() == legacy
     ok, text = _push_src_change(srv)
     assert not ok
     assert "legacy hook says no" in text and "chained hook pre-receive.pre-gatekeeper refused" in text

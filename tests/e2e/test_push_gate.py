@@ -8,6 +8,8 @@ from __future__ import annotations
 import subprocess
 import unicodedata
 
+import pytest
+
 from gitserver import Clone, Server, run_git
 
 
@@ -290,6 +292,29 @@ def test_break_glass_by_admin_lands_and_is_flagged(server: Server) -> None:
     decision = server.decisions()[-1]
     assert decision["decision"] == "break-glass"
     assert decision["break_glass"] == {"by": "dave", "person": "dave", "reason": "prod down, INC-1234"}
+
+
+@pytest.mark.parametrize(("account", "allowed"), [("dave", False), ("dave.d", True), ("mallory", False)])
+def test_break_glass_goes_by_the_person_behind_the_account(server: Server, account: str, allowed: bool) -> None:
+    # dave (admins) pushes as dave.d; a platform account that happens to be called "dave" (unmapped, or another
+    # person's) is not dave and must not break glass in his name.
+    from gitserver import DEFAULT_POLICY
+
+    server.write_policy(DEFAULT_POLICY.format(mode="enforce").replace(
+        "dave: {emails: [dave@example.com]}", "dave: {emails: [dave@example.com], accounts: [dave.d]}\n"
+        "  mallory: {accounts: [dave]}"))
+    c = server.clone()
+    c.write("models/llama/modeling.py", "hotfix\n")
+    sha = c.commit("hotfix")
+    result = c.push(options=["gatekeeper.break-glass=prod down"], env={"GATEKEEPER_USER": account})
+    assert result.ok is allowed, result.output
+    assert (server.ref("refs/heads/main") == sha) is allowed
+    decision = server.decisions()[-1]
+    if allowed:
+        assert decision["break_glass"] == {"by": account, "reason": "prod down"}
+    else:
+        assert decision["decision"] == "deny"
+        assert f"break-glass refused: {account} is not in the policy's break_glass list" in result.remote
 
 
 def test_gitlab_identity_and_message_prefix(server: Server) -> None:

@@ -18,8 +18,8 @@ import pytest
 from gitserver import Server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "detectors"))
-from test_containers_formats import EVIL, TORCH_LIKE, Member, make_zip  # noqa: E402
-from test_polyglots import PAYLOAD_P0, gguf, tar_with_first_name  # noqa: E402
+from test_containers_formats import EVIL, TORCH_LIKE, Member, make_zip
+from test_polyglots import PAYLOAD_P0, gguf, tar_with_first_name
 
 POLYGLOTS = {
     "models/llama.gguf": gguf(PAYLOAD_P0),  # a GGUF header that is also a protocol 0 pickle

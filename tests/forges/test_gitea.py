@@ -305,10 +305,9 @@ def test_plain_install_refuses_a_gitea_repository(gitea: Gitea) -> None:
 def test_approved_web_merge_lands(gitea: Gitea, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # bob reviews dave's PR and signs an approval for its change to main (pushed through Gitea over SSH); alice
     # merges it in the web UI. The merge commit's net change on main is the reviewed one, so the approval counts.
-    import shutil
+    from machine import need_program
 
-    if shutil.which("ssh-keygen") is None:  # pragma: no cover
-        pytest.skip("ssh-keygen is required")
+    need_program("ssh-keygen", "openssh-client")
     from approvals.approvals_testlib import approve, keygen, pub
 
     key = keygen(tmp_path / "keys", "bob")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import unicodedata
 from pathlib import Path
 
 import pytest
+from machine import need_program
 
 from gatekeeper.policy.pathmatch import (
     MatchOptions,
@@ -194,7 +194,7 @@ def test_many_patterns_of_every_kind_in_one_matcher() -> None:
     assert not matcher.match(b"README.md")
 
 
-# --- differential test against git itself ------------------------------------------------------------------------------
+# --- differential test against git itself -----------------------------------------------------------------------------
 
 DIFF_PATTERNS = [
     "models/**", "**/modeling_*.py", "*.bin", "models", "/models", "models/", "a/**/b", "a/*/c", "?.txt",
@@ -223,8 +223,8 @@ def _git_ignored(repo: Path, pattern: str, paths: list[bytes]) -> set[bytes]:
     return {p for p in result.stdout.split(b"\0") if p}
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
 def test_matches_git_check_ignore(tmp_path: Path) -> None:
+    need_program("git", "git")
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     mismatches = []
     for pattern in DIFF_PATTERNS:

@@ -50,12 +50,12 @@ def test_lint_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         f"{tmp_path / 'nope.yaml'}: 1 error, 0 warnings\n")
 
 
-FOOTNOTE = ("(any path: the built-in ml-artifacts requirement applies when the detectors find a model file that runs code on "
-            "load; repository-plumbing when it is a symlink into a protected path or a submodule under one)")
-HISTORY = ("    protected-ref-history (built-in): 1 approval from leads (alice, bob), force pushes and deletions of this "
-           "ref")
-REMOTE_PY = ("    remote-code (built-in): 1 approval from leads (alice, bob), if a config's trigger makes it run on load "
-             "(its import closure, or any .py in a Hugging Face model folder)")
+FOOTNOTE = ("(any path: the built-in ml-artifacts requirement applies when the detectors find a model file that runs "
+            "code on load; repository-plumbing when it is a symlink into a protected path or a submodule under one)")
+HISTORY = ("    protected-ref-history (built-in): 1 approval from leads (alice, bob), force pushes and deletions of "
+           "this ref")
+REMOTE_PY = ("    remote-code (built-in): 1 approval from leads (alice, bob), if a config's trigger makes it run on "
+             "load (its import closure, or any .py in a Hugging Face model folder)")
 
 
 EXAMPLE_PATHS = ["models/llama/modeling.py", "README.md", "src/modeling_gpt.py"]
@@ -129,8 +129,8 @@ def test_explain_invalid_policy_is_an_error(write_policy: WritePolicy, base_text
     out, err = capsys.readouterr()
     assert out == ""
     assert err == (f"gatekeeper: error: invalid policy {path}: 1 problem\n"
-                   f"  {path}:17: 'mode' must be one of enforce, monitor; got False (YAML reads unquoted yes/no/on/off as "
-                   "true/false: quote it)\n"
+                   f"  {path}:17: 'mode' must be one of enforce, monitor; got False "
+                   "(YAML reads unquoted yes/no/on/off as true/false: quote it)\n"
                    "hint: run: gatekeeper policy lint --config FILE\n")
 
 
@@ -151,7 +151,8 @@ def test_real_process_with_non_utf8_argv(write_policy: WritePolicy, base_text: s
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.decode().splitlines()
-    assert lines[3:5] == ["models/\\xff.bin", "    model-code: 1 approval from leads (alice, bob)  [pattern 'models/**']"]
+    assert lines[3:5] == ["models/\\xff.bin",
+                          "    model-code: 1 approval from leads (alice, bob)  [pattern 'models/**']"]
     assert lines[5].startswith("    ml-artifacts (built-in): 1 approval from leads (alice, bob), if the detectors find")
 
 

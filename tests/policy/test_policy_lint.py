@@ -58,12 +58,14 @@ def test_unknown_keys_everywhere(lint_text: Lint, base_text: str) -> None:
         "8: unknown key 'reviewer' in rule 'model-code' (did you mean 'reviewers'?); allowed: name, description, "
         "paths, approvals, reviewers",
         "11: unknown key 'email' for person 'alice' (did you mean 'emails'?); allowed: emails, accounts",
-        "17: unknown key 'revoked' in 'trust' (did you mean 'revoked_keys'?); allowed: allowed_signers, revoked_keys, namespace",
+        "17: unknown key 'revoked' in 'trust' (did you mean 'revoked_keys'?); "
+        "allowed: allowed_signers, revoked_keys, namespace",
         "20: unknown key 'path' in 'audit'; allowed: log, signing_key, origin",
         "21: unknown key 'case' in 'matching'; allowed: case_insensitive, unicode_nfc",
         "22: unknown key 'unscanable' in 'scan' (did you mean 'unscannable'?); allowed: unscannable, "
         "extra_pickle_globals, lfs_store",
-        "23: unknown key 'timeout' in 'limits' (did you mean 'timeout_seconds'?); allowed: max_changed_paths, timeout_seconds",
+        "23: unknown key 'timeout' in 'limits' (did you mean 'timeout_seconds'?); "
+        "allowed: max_changed_paths, timeout_seconds",
     ]
 
 
@@ -220,7 +222,8 @@ def test_bad_path_patterns(lint_text: Lint, base_text: str, pattern: str, messag
     assert lint_text(text) == [f"5: {prefix}{message}"]
 
 
-@pytest.mark.parametrize("pattern", ["foo\\\\ ", "a[!b]c", "*[.]bin", "[=]x", "[:]y", "\\\\#x", "\\\\!x", "/models", "models/", "**", "*/"])
+@pytest.mark.parametrize("pattern", ["foo\\\\ ", "a[!b]c", "*[.]bin", "[=]x", "[:]y", "\\\\#x", "\\\\!x", "/models",
+                                     "models/", "**", "*/"])
 def test_unusual_but_valid_patterns(lint_text: Lint, base_text: str, pattern: str) -> None:
     text = base_text.replace('paths: ["models/**", "**/modeling_*.py"]', f'paths: ["{pattern}"]')
     assert lint_text(text) == []
@@ -231,7 +234,7 @@ def test_duplicate_pattern_is_a_warning(lint_text: Lint, base_text: str) -> None
     assert lint_text(text) == ["5: warning: rule 'model-code': path pattern 'models/**' is listed twice"]
 
 
-# --- refs ---------------------------------------------------------------------------------------------------------------
+# --- refs -------------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("pattern", "message"), [
     ("heads/main", "ref pattern 'heads/main' must be a full ref name starting with 'refs/' (e.g. 'refs/heads/main')"),

@@ -246,7 +246,8 @@ def test_rules_for_agrees_with_asking_every_rule(write_policy: WritePolicy, base
         ("odd", '["*/x/**", "a?c/**", "[mn]odels/*.py", "**/deep/*.txt", "é/**"]'),
     ]
     text = base_text.replace(
-        '  - name: model-code\n    paths: ["models/**", "**/modeling_*.py"]\n    approvals: 1\n    reviewers: [leads]\n',
+        '  - name: model-code\n    paths: ["models/**", "**/modeling_*.py"]\n'
+        '    approvals: 1\n    reviewers: [leads]\n',
         "".join(f"  - name: {name}\n    paths: {paths}\n    approvals: 1\n    reviewers: [leads]\n"
                 for name, paths in rules))
     policy = load_policy(write_policy(text))

@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from machine import need, need_program
 from sshsig_testlib import KeyGen
-from sshsig_testlib import SSH_KEYGEN
 
 MIN_OPENSSH = (8, 7)  # verify-time, valid-after/valid-before (reference A4)
 
@@ -25,11 +25,10 @@ def _openssh_version() -> tuple[int, int] | None:
 
 @pytest.fixture(scope="session")
 def keygen(tmp_path_factory: pytest.TempPathFactory) -> KeyGen:
-    if SSH_KEYGEN is None:
-        pytest.skip("ssh-keygen is not installed")
+    need_program("ssh-keygen", "openssh-client")
     version = _openssh_version()
-    if version is None or version < MIN_OPENSSH:
-        pytest.skip(f"OpenSSH >= {MIN_OPENSSH} needed as the oracle (found {version})")
+    need(version is not None and version >= MIN_OPENSSH, f"OpenSSH >= {MIN_OPENSSH} as the oracle (found {version})",
+         "openssh-client")
     return KeyGen(tmp_path_factory.mktemp("keygen"))
 
 

@@ -25,8 +25,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from machine import shared_dir
 
-CORPUS = Path("/work/shared/corpora/openssh-sshsig")
+CORPUS = shared_dir() / "corpora" / "openssh-sshsig"  # relative to the checkout (tests/machine.py)
 SSH_KEYGEN = shutil.which("ssh-keygen")
 FOREVER = 2**64 - 1
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sshsig_testlib import CORPUS
+from machine import corpus
 
 from gatekeeper.trust import sshsig
 from gatekeeper.errors import BadSignature
@@ -11,7 +11,7 @@ from gatekeeper.errors import BadSignature
 ORIGIN = "https://www.mindrot.org"
 SUPPORTED = ["rsa", "ecdsa", "ed25519", "ecdsa_sk", "ed25519_sk", "ecdsa_sk_webauthn"]
 
-pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="OpenSSH vector corpus not present")
+CORPUS = corpus("openssh-sshsig")
 
 
 @pytest.fixture(scope="module")

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-import shutil
+import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from machine import need, need_program
 
 from transports.transportlib import (
     APACHE, HTTP_BACKEND, PASSWORDS, PEOPLE, SSHD, HTTPServer, SSHServer, keygen, apache_config, free_port,
-    gated_server, htpasswd_line, stop, wait_for_port,
+    gated_server, htpasswd_line, running_sshd, stop, wait_for_port,
 )
+
+# alice, bob and dave may push (gitolite's rules); carol may only read: gitolite refuses her before git runs.
+GITOLITE_CONF = """
+repo llama-train
+    RW+     =   alice bob dave
+    R       =   carol
+"""
 
 
 @pytest.fixture(scope="session")
@@ -23,12 +32,10 @@ def ssh_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def ssh_server(tmp_path: Path, clean_env: Path, ssh_keys: dict[str, Path]) -> Iterator[SSHServer]:
-    if not SSHD.exists():
-        pytest.skip(f"{SSHD} is not installed (Debian package openssh-server; .ci/run installs it)")
+    need(SSHD.exists(), str(SSHD), "openssh-server")
     srv, cli = gated_server(tmp_path)
     etc = tmp_path / "sshd"
     etc.mkdir()
-    host_key = keygen(etc, "ssh_host_ed25519_key")
     root = srv.bare.parent
     lines = []
     for person in PEOPLE:
@@ -39,35 +46,49 @@ def ssh_server(tmp_path: Path, clean_env: Path, ssh_keys: dict[str, Path]) -> It
     probe = ssh_keys["envprobe"].with_suffix(".pub").read_text().strip()
     lines.append(f'restrict,command="env" {probe}')
     (etc / "authorized_keys").write_text("\n".join(lines) + "\n")
-    port = free_port()
-    config = etc / "sshd_config"
-    config.write_text(
-        f"ListenAddress 127.0.0.1\nHostKey {host_key}\nAuthorizedKeysFile {etc / 'authorized_keys'}\n"
-        f"PidFile {etc / 'sshd.pid'}\nStrictModes no\nPermitUserEnvironment no\nUsePAM no\n"
-        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
-        "PermitRootLogin prohibit-password\nLogLevel VERBOSE\n"
-        # A careless AcceptEnv: clients may send these; the forced command must not believe any of them.
-        "AcceptEnv GATEKEEPER_* GL_* GITEA_* REMOTE_USER GIT_* LANG LC_*\n"
-    )
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
-    log = etc / "sshd.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([str(SSHD), "-f", str(config), "-D", "-e", "-p", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, proc, log)
+    with running_sshd(etc, etc / "authorized_keys") as (port, log):
         yield SSHServer(server=srv, port=port, keys=ssh_keys, log=log, repos=root)
-    finally:
-        stop(proc)
+
+
+@pytest.fixture
+def gitolite_server(tmp_path: Path, clean_env: Path, ssh_keys: dict[str, Path]) -> Iterator[SSHServer]:
+    """A real gitolite (Debian's gitolite3) hosting the gated repository behind sshd: gitolite itself maps each key to
+    its person (keydir/NAME.pub -> ``gitolite-shell NAME`` in authorized_keys), checks its own access rules and hands
+    the push to git with ``GL_USER`` set. The hosting account is ours, with HOME in tmp_path."""
+    need(SSHD.exists(), str(SSHD), "openssh-server")
+    gitolite = need_program("gitolite", "gitolite3")
+    home = tmp_path / "gitolite-home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home)}
+    srv, _ = gated_server(tmp_path, repos=home / "repositories")
+    admin = keygen(tmp_path, "gitolite-admin")
+    subprocess.run([gitolite, "setup", "-pk", str(admin.with_suffix(".pub"))], env=env, check=True,
+                   capture_output=True, timeout=120)
+    keydir = home / ".gitolite" / "keydir"
+    for person in PEOPLE:
+        (keydir / f"{person}.pub").write_text(ssh_keys[person].with_suffix(".pub").read_text())
+    conf = home / ".gitolite" / "conf" / "gitolite.conf"
+    conf.write_text(conf.read_text() + GITOLITE_CONF)
+    for step in (["compile"], ["setup"], ["trigger", "POST_COMPILE"]):  # rules, hooks of every repo, authorized_keys
+        subprocess.run([gitolite, *step], env=env, check=True, capture_output=True, timeout=120)
+    assert (srv.bare / "hooks" / "update").exists(), "gitolite did not adopt the repository"
+    assert "gatekeeper" in (srv.bare / "hooks" / "pre-receive").read_text()
+    # sshd starts the forced command with the account's passwd HOME; gitolite finds its rc and repositories there.
+    keys_file = home / ".ssh" / "authorized_keys"
+    text, count = re.subn(r'command="(\S*gitolite-shell) ', rf'command="HOME={home} \1 ', keys_file.read_text())
+    assert count == len(PEOPLE) + 1, text  # the people and the admin, each under the name gitolite gave the key
+    keys_file.write_text(text)
+    etc = tmp_path / "sshd"
+    etc.mkdir()
+    with running_sshd(etc, keys_file) as (port, log):
+        yield SSHServer(server=srv, port=port, keys=ssh_keys, log=log, repos=home / "repositories")
 
 
 @pytest.fixture
 def http_server(tmp_path: Path, clean_env: Path) -> Iterator[HTTPServer]:
-    for binary in (APACHE, HTTP_BACKEND):
-        if not binary.exists():
-            pytest.skip(f"{binary} is not installed (Debian packages apache2 and git; .ci/run installs them)")
-    unshare = shutil.which("unshare")
-    assert unshare, "unshare (util-linux) is needed to run Apache unprivileged"
+    need(APACHE.exists(), str(APACHE), "apache2")
+    need(HTTP_BACKEND.exists(), str(HTTP_BACKEND), "git")
+    unshare = need_program("unshare", "util-linux")  # Apache runs unprivileged in a user namespace
     srv, _ = gated_server(tmp_path)
     etc = tmp_path / "httpd"
     etc.mkdir()

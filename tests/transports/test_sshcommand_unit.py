@@ -1,4 +1,4 @@
-"""``gatekeeper.hosting.sshcommand`` without a server: what the forced command accepts, resolves and passes on to git."""
+"""``gatekeeper.hosting.sshcommand`` without a server: what the forced command accepts, resolves and passes to git."""
 
 from __future__ import annotations
 

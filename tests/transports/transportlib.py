@@ -21,6 +21,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,9 +90,10 @@ def this_checkout_wrappers(directory: Path) -> tuple[Path, Path]:
     return python, cli
 
 
-def gated_server(root: Path) -> tuple[Server, Path]:
-    """A seeded bare repository with the gate (DEFAULT_POLICY, enforce) whose hooks run this checkout."""
-    srv = Server(root / "srv")
+def gated_server(root: Path, repos: Path | None = None) -> tuple[Server, Path]:
+    """A seeded bare repository (in ``repos``, by default ``root/srv``) with the gate (DEFAULT_POLICY, enforce) whose
+    hooks run this checkout."""
+    srv = Server(repos or root / "srv")
     seed_content(srv.clone("seeder"))
     srv.write_policy()
     srv.install()
@@ -138,6 +141,32 @@ class SSHServer:
             argv.append(command)
         return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False,
                               stdin=subprocess.DEVNULL)
+
+
+@contextmanager
+def running_sshd(etc: Path, authorized_keys: Path) -> Iterator[tuple[int, Path]]:
+    """sshd on a free loopback port, keys from ``authorized_keys``; yields (port, log). Clients may send ``GL_*`` and
+    friends (a careless AcceptEnv): what runs behind a key must not believe any of them."""
+    host_key = keygen(etc, "ssh_host_ed25519_key")
+    port = free_port()
+    config = etc / "sshd_config"
+    config.write_text(
+        f"ListenAddress 127.0.0.1\nHostKey {host_key}\nAuthorizedKeysFile {authorized_keys}\n"
+        f"PidFile {etc / 'sshd.pid'}\nStrictModes no\nPermitUserEnvironment no\nUsePAM no\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
+        "PermitRootLogin prohibit-password\nLogLevel VERBOSE\n"
+        "AcceptEnv GATEKEEPER_* GL_* GITEA_* REMOTE_USER GIT_* LANG LC_*\n"
+    )
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
+    log = etc / "sshd.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(SSHD), "-f", str(config), "-D", "-e", "-p", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, proc, log)
+        yield port, log
+    finally:
+        stop(proc)
 
 
 def keygen(directory: Path, name: str) -> Path:

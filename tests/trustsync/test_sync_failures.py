@@ -5,10 +5,11 @@ from __future__ import annotations
 import fcntl
 import io
 import os
-import time
+import shutil
 from pathlib import Path
 
 import pytest
+from machine import Unprivileged
 
 from gatekeeper.hosting import trustsync
 from gatekeeper.trust.allowed_signers import lint_allowed_signers
@@ -88,10 +89,10 @@ def test_persistent_5xx_gives_up_after_the_retries(etc: Path, world: FakeForge) 
 def test_a_slow_answer_trips_the_read_timeout(etc: Path, world: FakeForge) -> None:
     world.fault("/api/v4/users", Fault(delay=1.5, times=-1))
     settings = HttpSettings(connect_timeout=1.0, read_timeout=0.3, retries=1, backoff=0.01, deadline=20.0)
-    start = time.monotonic()
     with pytest.raises(ForgeError) as info:
         run_sync(etc, world, settings=settings)
-    assert time.monotonic() - start < 1.4  # two attempts of 0.3 s, not 1.5 s each
+    # Without the read timeout the first answer (after 1.5 s) would have been taken: the error itself is the proof.
+    assert len(world.requests_to("/api/v4/users")) == 2
     assert info.value.message == (f"GET {world.url}/api/v4/users?username=alice: no answer within 0.3 s "
                                   "(gave up after 2 attempts)")
     assert_untouched(etc)
@@ -100,10 +101,10 @@ def test_a_slow_answer_trips_the_read_timeout(etc: Path, world: FakeForge) -> No
 def test_the_total_deadline_bounds_retries(etc: Path, world: FakeForge) -> None:
     world.fault("/api/v4/users", Fault(delay=0.4, status=503, times=-1))
     settings = HttpSettings(connect_timeout=1.0, read_timeout=5.0, retries=10, backoff=0.2, deadline=1.0)
-    start = time.monotonic()
     with pytest.raises(ForgeError, match="deadline of 1 s"):
         run_sync(etc, world, settings=settings)
-    assert time.monotonic() - start < 2.5
+    # Each attempt takes at least 0.4 s, so at most 3 start within the 1 s deadline, not the 11 the retries allow.
+    assert 1 <= len(world.requests_to("/api/v4/users")) <= 3
     assert_untouched(etc)
 
 
@@ -228,20 +229,26 @@ def test_a_symlinked_output_is_refused(etc: Path, world: FakeForge) -> None:
     assert real.read_bytes() == PREVIOUS
 
 
-def test_an_unwritable_directory_fails_cleanly(etc: Path, world: FakeForge) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root writes anywhere")
-    out_dir = etc / "ro"
+def test_an_unwritable_directory_fails_cleanly(etc: Path, world: FakeForge, unprivileged: Unprivileged) -> None:
+    # Root writes anywhere: the sync runs as a real unprivileged account that owns the folder but lacks its write bit.
+    out_dir = unprivileged.folder / "ro"
     out_dir.mkdir()
     (out_dir / "signers").write_bytes(PREVIOUS)
     (out_dir / "signers.lock").write_bytes(b"")
+    for path in (out_dir, out_dir / "signers", out_dir / "signers.lock"):
+        os.chown(path, unprivileged.uid, unprivileged.gid)
     out_dir.chmod(0o555)
+    shutil.copytree(etc, unprivileged.folder / "etc")
+    # One run as ourselves first: the child cannot import what is not loaded yet when the interpreter's standard
+    # library sits below a directory the account cannot enter (pyenv under /root).
+    run_sync(etc, world, output=etc / "warm-up")
     try:
         with pytest.raises(TrustSyncError, match="cannot write .*Permission denied"):
-            run_sync(etc, world, output=out_dir / "signers")
+            unprivileged.call(run_sync, unprivileged.folder / "etc", world, output=out_dir / "signers")
     finally:
         out_dir.chmod(0o755)
     assert (out_dir / "signers").read_bytes() == PREVIOUS
+    assert sorted(p.name for p in out_dir.iterdir()) == ["signers", "signers.lock"]
 
 
 # -- token and URL --------------------------------------------------------------------------------------------------
