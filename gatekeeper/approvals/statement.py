@@ -110,6 +110,10 @@ class Statement:
         lines.append("}")
         return ("\n".join(lines) + "\n").encode("ascii")
 
+    def is_pattern(self) -> bool:
+        """Whether ``ref`` is a ref pattern rather than one ref."""
+        return any(ch in self.ref for ch in "*?[")
+
 
 def _json(value: str) -> str:
     return json.dumps(value, ensure_ascii=True)
