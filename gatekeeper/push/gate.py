@@ -211,13 +211,12 @@ def decide(
         if eligible and not pusher.is_deploy_key and break_glass_reason.strip():
             return Decision(
                 "break-glass", False, tuple(refs), ("break-glass by " + pusher.user,), mode,
-                {"by": pusher.user, "person": person, "reason": break_glass_reason.strip()},
+                {"by": pusher.user, "reason": break_glass_reason.strip()},
             )
         if not break_glass_reason.strip():
             reasons.append("break-glass needs a reason: -o gatekeeper.break-glass=\"why\"")
         else:
-            reasons.append(f"break-glass refused: {pusher.user} is not the account of a person in the policy's "
-                           "break_glass list")
+            reasons.append(f"break-glass refused: {pusher.user} is not in the policy's break_glass list")
     return Decision("deny", mode != "monitor", tuple(refs), tuple(reasons), mode)
 
 

@@ -46,7 +46,7 @@ def test_authenticated_user_decides_identity_gating_and_audit(http_server: HTTPS
     assert "BREAK-GLASS push by dave" in landed.remote
     assert srv.ref("refs/heads/main") == sha
     decision = srv.decisions()[-1]
-    assert decision["break_glass"] == {"by": "dave", "person": "dave", "reason": "prod down, INC-2"}
+    assert decision["break_glass"] == {"by": "dave", "reason": "prod down, INC-2"}
     assert decision["protocol"] == "http"
 
 

@@ -70,7 +70,7 @@ def test_break_glass_follows_the_key_not_the_client(ssh_server: SSHServer) -> No
     assert srv.ref("refs/heads/main") == sha
     decision = srv.decisions()[-1]
     assert decision["decision"] == "break-glass"
-    assert decision["break_glass"] == {"by": "dave", "person": "dave", "reason": "prod down, INC-1"}
+    assert decision["break_glass"] == {"by": "dave", "reason": "prod down, INC-1"}
     assert decision["pusher"]["source"] == "ssh:GATEKEEPER_USER"  # type: ignore[index]
 
 
