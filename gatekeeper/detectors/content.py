@@ -23,16 +23,20 @@ global seen so far is on the allow-list, nothing outside the allow-list can have
 
 from __future__ import annotations
 
+import bz2
 import functools
 import hashlib
 import json
+import lzma
 import mmap
 import re
 import time
+import zlib
 from dataclasses import dataclass
 from dataclasses import field
 
 from gatekeeper.detectors import npy_header
+from gatekeeper.detectors.pathfacts import loaded_as as _loaded_as
 from gatekeeper.detectors.pathfacts import named_as_text as _named_as_text
 from gatekeeper.detectors import pickle_vm
 from gatekeeper.detectors import safetensors_header
@@ -337,6 +341,10 @@ def _scan_zip(ctx: _Ctx, view: memoryview, path: str, depth: int, kind: str, *, 
         # offset 0 (legacy path), which the caller checks as the pickle reading of the file.
         ctx.add(Verdict.REVIEW, path, "zip", f"{layout.prefix} bytes of data before the first zip header",
                 ("loaders disagree about archives with a prefix (torch reads it as a legacy pickle)",))
+    if layout.directories_disagree:
+        ctx.add(Verdict.REVIEW, path, "zip", "zip readers disagree about the central directory",
+                ("end records, zip64 records or the entry count point at different members; the members of every "
+                 "reading are scanned",))
     storages = _torch_storage_folders(layout) if kind == "torch-zip" else ()
     seen: dict[str, int] = {}
     for entry in layout.entries:
@@ -361,7 +369,7 @@ def _scan_zip(ctx: _Ctx, view: memoryview, path: str, depth: int, kind: str, *, 
     for entry in layout.entries:
         ctx.check_time()
         member_path = f"{path}!{entry.name}"
-        if storages and entry.name.startswith(storages) and "/" not in entry.name[entry.name.index("/data/") + 6:]:
+        if storages and _is_raw_storage(view, entry, storages):
             # Raw tensor storage (reference §4): torch.load reads these bytes with get_record, never unpickles or
             # decompresses them. Random weights start with pickle or gzip magic often enough (about one checkpoint
             # in five of a few thousand tensors) that sniffing them would refuse real checkpoints.
@@ -387,6 +395,28 @@ def _scan_zip(ctx: _Ctx, view: memoryview, path: str, depth: int, kind: str, *, 
         _scan(ctx, member, member_path, depth + 1)
 
 
+def _is_raw_storage(view: memoryview, entry: zip_walk.ZipEntry, storages: tuple[str, ...]) -> bool:
+    """A member torch reads as tensor bytes and no other loader of the same archive interprets.
+
+    torch writes storages stored (method 0) directly under ``<prefix>/data/``. The same archive is also an npz to
+    ``np.load``, which unpickles any member starting with the npy magic and an object dtype (``np.load(f,
+    allow_pickle=True)[name]``): such a member is scanned. Six magic bytes at a storage's start happen by chance
+    about once in 2**48 storages; even then only a header numpy parses as an object array makes it more than data.
+    """
+    name = entry.name
+    if not name.startswith(storages) or "/" in name[name.index("/data/") + 6:] or entry.method != 0:
+        return False
+    if entry.data_offset < 0:
+        return False
+    member = view[entry.data_offset:entry.data_offset + entry.compressed_size]
+    if bytes(member[:len(npy_header.NPY_MAGIC)]) != npy_header.NPY_MAGIC:
+        return True
+    try:
+        return not npy_header.parse_npy_header(member).has_object
+    except npy_header.NpyFormatError:
+        return True  # np.load raises on this header before it unpickles anything
+
+
 def _torch_storage_folders(layout: zip_walk.ZipLayout) -> tuple[str, ...]:
     """``<prefix>/data/`` for every ``<prefix>/data.pkl`` of a PyTorch archive: where its raw storages live."""
     return tuple(e.name[: -len("data.pkl")] + "data/" for e in layout.entries
@@ -394,6 +424,21 @@ def _torch_storage_folders(layout: zip_walk.ZipLayout) -> tuple[str, ...]:
 
 
 _KERAS_SAFE_MODULE = re.compile(r"^(keras|tf_keras|keras_hub|keras_nlp|keras_cv)(\.|$)")
+
+
+def _keras_attributes(node: dict[str, object]) -> list[str]:
+    """Every attribute name ``serialization_lib._retrieve_class_or_fn`` may fetch from the node's module.
+
+    A ``"function"`` node fetches ``config`` (the function's name); any node falls back to ``registered_name`` when
+    the first name is not an attribute of the module.
+    """
+    cls = node.get("class_name")
+    first = node.get("config") if cls == "function" else cls
+    names = [first] if isinstance(first, str) else []
+    registered = node.get("registered_name")
+    if isinstance(registered, str) and registered not in names:
+        names.append(registered)
+    return names
 
 
 def _walk_keras(ctx: _Ctx, node: object, where: str, path: str, depth: int) -> None:
@@ -404,11 +449,20 @@ def _walk_keras(ctx: _Ctx, node: object, where: str, path: str, depth: int) -> N
         cls = node.get("class_name")
         if cls in ("Lambda", "TFSMLayer"):
             ctx.add(Verdict.REVIEW, path, "keras", f"Keras {cls} layer (runs code on load)", (where,))
+        elif cls == "__lambda__":
+            ctx.add(Verdict.REVIEW, path, "keras", "Keras __lambda__ function (marshalled bytecode, runs on load "
+                    "without safe_mode)", (where,))
         module = node.get("module")
-        if isinstance(module, str) and isinstance(cls, str) and not _KERAS_SAFE_MODULE.match(module):
-            verdict = classify_global(module, cls, frozenset())[0]
-            level = Verdict.MALICIOUS if verdict is Classification.DENY else Verdict.REVIEW
-            ctx.add(level, path, "keras", f"Keras config imports {module}.{cls} (outside keras)", (where,))
+        if isinstance(module, str) and module:
+            keras_module = _KERAS_SAFE_MODULE.match(module) is not None
+            for name in _keras_attributes(node):
+                # Keras modules are trusted for their layers, not for every helper they export.
+                verdict = classify_global(module, name, frozenset())[0]
+                if verdict is Classification.DENY:
+                    ctx.add(Verdict.MALICIOUS, path, "keras", f"Keras config imports {module}.{name}", (where,))
+                elif not keras_module:
+                    ctx.add(Verdict.REVIEW, path, "keras", f"Keras config imports {module}.{name} (outside keras)",
+                            (where,))
         reg = node.get("registered_name")
         if isinstance(reg, str) and reg and not isinstance(module, str) and not reg.startswith(("keras", "tf_keras")):
             ctx.add(Verdict.REVIEW, path, "keras", f"Keras config uses registered object {reg!r}", (where,))
@@ -480,20 +534,34 @@ _MAX_ARCHIVED_CONFIG = 4 << 20
 
 
 def _scan_archived_config(ctx: _Ctx, view: memoryview, path: str) -> None:
+    """Hydra ``_target_`` values of a config inside an archive, read as the config's loader reads it.
+
+    The document is parsed by :mod:`remote_code` (YAML escapes, anchors and aliases, JSON ``\\u`` escapes: what
+    OmegaConf and ``json`` hand to ``instantiate``); the plain-text search stays as a second reading. A config that
+    may hold a target but does not parse is unscannable.
+    """
+    from gatekeeper.detectors import remote_code
+
     if len(view) > _MAX_ARCHIVED_CONFIG:
         return
-    seen: set[bytes] = set()
-    for match in _TARGET.finditer(view):
-        target = match.group(1)
-        if target in seen:
-            continue
-        seen.add(target)
-        dotted = target.decode("utf-8", "replace")
+    data = bytes(view)
+    targets: dict[str, str] = {}
+    for match in _TARGET.finditer(data):
+        targets.setdefault(match.group(1).decode("utf-8", "replace"), f"at offset {match.start()}")
+    try:
+        found = remote_code.extract_triggers(path.rsplit("!", 1)[-1].encode("utf-8", "surrogateescape"), data)
+    except remote_code.ConfigError as exc:
+        ctx.add(Verdict.UNSCANNABLE, path, "config", f"archived config may select code but cannot be read: {exc}")
+        found = None
+    for trigger in found.triggers if found is not None else ():
+        if trigger.kind == "hydra":
+            targets.setdefault(trigger.value, trigger.key)
+    for dotted, where in targets.items():
         module, _, name = dotted.rpartition(".")
         verdict = classify_global(module or dotted, name or dotted, frozenset())[0]
         level = Verdict.MALICIOUS if verdict is Classification.DENY else Verdict.REVIEW
         ctx.add(level, path, "config", f"archived config selects code: _target_ {dotted}",
-                (f"at offset {match.start()}", "Hydra/NeMo instantiate() imports and calls it on load"))
+                (where, "Hydra/NeMo instantiate() imports and calls it on load"))
 
 
 def _scan_saved_model(ctx: _Ctx, view: memoryview, path: str) -> None:
@@ -505,28 +573,35 @@ def _scan_saved_model(ctx: _Ctx, view: memoryview, path: str) -> None:
                 (f"at offset {match.start()}",))
 
 
-def _decompress(ctx: _Ctx, view: memoryview, kind: str, path: str) -> memoryview | None:
-    import bz2
-    import lzma
-    import zlib
+def _decompressor(kind: str) -> zlib._Decompress | bz2.BZ2Decompressor | lzma.LZMADecompressor:
+    if kind in ("gzip", "zlib"):
+        return zlib.decompressobj(31 if kind == "gzip" else 15)
+    if kind == "bz2":
+        return bz2.BZ2Decompressor()
+    return lzma.LZMADecompressor()
 
+
+_MULTI_STREAM = frozenset({"gzip", "bz2", "xz", "lzma"})
+
+
+def _decompress(ctx: _Ctx, view: memoryview, kind: str, path: str) -> memoryview | None:
+    """The bytes a reader of ``kind`` gets, capped, in bounded memory (:mod:`inflate`).
+
+    ``gzip.GzipFile``, ``bz2.BZ2File`` and ``lzma.LZMAFile`` (what ``joblib.load``, ``pandas.read_pickle`` and
+    ``gzip.open`` hand to the unpickler) go on with the next stream when one ends, so every concatenated stream is
+    read; trailing bytes that start no valid stream end the data, as those readers ignore or fail on them.
+    """
     from gatekeeper.detectors.inflate import OverBudget, inflate
 
+    if kind not in ("gzip", "zlib", "bz2", "xz", "lzma"):
+        ctx.add(Verdict.UNSCANNABLE, path, "compression", f"{kind} compression needs an optional parser that "
+                "is not installed")
+        return None
     budget = ctx.options.max_decompressed - ctx.decompressed
     try:
-        dec: zlib._Decompress | bz2.BZ2Decompressor | lzma.LZMADecompressor
-        if kind in ("gzip", "zlib"):
-            dec = zlib.decompressobj(31 if kind == "gzip" else 15)
-        elif kind == "bz2":
-            dec = bz2.BZ2Decompressor()
-        elif kind in ("xz", "lzma"):
-            dec = lzma.LZMADecompressor()
-        else:
-            ctx.add(Verdict.UNSCANNABLE, path, "compression", f"{kind} compression needs an optional parser that "
-                    "is not installed")
-            return None
-        # Bounded memory (issue: a 1 MB push must not allocate gigabytes): fed in slices, spooled to disk past 16 MiB.
-        out = inflate(dec, view, budget)
+        out = inflate(_decompressor(kind), view, budget,
+                      next_stream=(lambda: _decompressor(kind)) if kind in _MULTI_STREAM else None,
+                      skip_zeros=kind == "gzip")
     except OverBudget:
         raise _Budget(f"decompressed data over {ctx.options.max_decompressed} bytes") from None
     except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError) as exc:
@@ -554,6 +629,9 @@ def _scan_tar(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
             ctx.add(Verdict.REVIEW, f"{path}!{name}", "tar", f"tar member name appears {count} times",
                     ("extraction keeps the last copy, loaders may read the first; every copy is scanned",))
     for member, name in zip(members, names):
+        if member.kind == "sparse":
+            ctx.add(Verdict.UNSCANNABLE, f"{path}!{member.name}", "tar", "sparse tar member with holes",
+                    ("tarfile fills the holes with zeros, so the bytes a loader reads are not the bytes stored",))
         if member.kind != "file":
             continue
         ctx.check_time()
@@ -642,6 +720,9 @@ def _scan(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
         return
     ctx.check_time()
     kind = sniff(view, probe=False, eocd_anywhere=False)
+    h5_behind_user_block = kind != "hdf5" and _hdf5_user_block(view)
+    if h5_behind_user_block and kind is None:
+        kind, h5_behind_user_block = "hdf5", False
     zip_kind = None
     if kind not in _ZIP_KINDS and zip_walk.find_eocd(view) >= 0:
         zip_kind = _zip_kind(view, 100_000, False)
@@ -652,14 +733,14 @@ def _scan(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
             # Text configs inside archives (NeMo's model_config.yaml in a .nemo tar) are invisible to the text
             # detectors, which see repository files only: look for Hydra targets here.
             _scan_archived_config(ctx, view, path)
-        elif path.endswith("saved_model.pb"):
+        elif _loaded_as(path, "saved_model.pb"):
             _scan_saved_model(ctx, view, path)
         else:
             # A protocol 0/1 pickle has no magic: the full analysis doubles as the probe (candidate=True reports
             # nothing unless it meets a global or a call, or parses to the end).
             if as_pickle:
                 _scan_pickle(ctx, view, path, depth, candidate=True)
-            if len(ctx.findings) == before and path.endswith(".safetensors") and len(view) >= 8:
+            if len(ctx.findings) == before and _loaded_as(path, ".safetensors") and len(view) >= 8:
                 _scan_safetensors(ctx, view, path)  # too broken to sniff, but it claims to be safetensors
         return
     if kind is not None:
@@ -674,10 +755,26 @@ def _scan(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
         # member is a zip ends like one for good reasons.
         explained = kind == "tar" or len(ctx.findings) > before
         _scan_zip(ctx, view, path, depth, zip_kind, flag_prefix=not explained)
+    if h5_behind_user_block:
+        _scan_hdf5(ctx, view, path)
     if kind != "safetensors" and safetensors_header.looks_like_safetensors(bytes(view[:16])):
         n = int.from_bytes(bytes(view[:8]), "little")
-        if n <= safetensors_header.MAX_HEADER and 8 + n <= len(view) or path.endswith(".safetensors"):
+        if n <= safetensors_header.MAX_HEADER and 8 + n <= len(view) or _loaded_as(path, ".safetensors"):
             _scan_safetensors(ctx, view, path)
+
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _hdf5_user_block(view: memoryview) -> bool:
+    """An HDF5 superblock after a user block: the HDF5 library (h5py, Keras .h5) looks for its signature at offset
+    0, 512, 1024, 2048... and ignores what comes before, so any file can carry a Keras model there."""
+    offset = 512
+    while offset + len(_HDF5_MAGIC) <= len(view):
+        if bytes(view[offset:offset + len(_HDF5_MAGIC)]) == _HDF5_MAGIC:
+            return True
+        offset *= 2
+    return False
 
 
 def _scan_by_magic(ctx: _Ctx, view: memoryview, path: str, depth: int, kind: str) -> None:

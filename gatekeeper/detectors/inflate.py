@@ -8,7 +8,10 @@ result is the same bytes ``decompress`` would return, up to the budget.
 
 from __future__ import annotations
 
+import lzma
 import mmap
+import zlib
+from collections.abc import Callable
 from typing import IO, Protocol
 
 IN_MEMORY_MAX = 16 << 20  # decompressed output above this is spooled to disk and mapped
@@ -61,11 +64,15 @@ class _Sink:
         return memoryview(mapped)
 
 
-def inflate(dec: _Decompressor, data: bytes | memoryview, budget: int, *, require_eof: bool = True) -> memoryview:
+def inflate(dec: _Decompressor, data: bytes | memoryview, budget: int, *, require_eof: bool = True,
+            next_stream: Callable[[], _Decompressor] | None = None, skip_zeros: bool = False) -> memoryview:
     """Everything ``dec`` produces from ``data``, at most ``budget`` bytes.
 
     ``dec`` is a ``zlib.decompressobj`` (which hands back unconsumed input) or a ``bz2``/``lzma`` decompressor (which
-    buffers it and says ``needs_input``).
+    buffers it and says ``needs_input``). With ``next_stream``, input left after the end of a stream starts another
+    one (``gzip.GzipFile``, ``bz2.BZ2File`` and ``lzma.LZMAFile`` read concatenated streams), after any NUL padding
+    when ``skip_zeros`` (gzip); trailing bytes that are no valid stream end the output there, as those readers stop
+    or fail on them after handing over what came before.
 
     Raises:
         OverBudget: the output would be larger than ``budget``.
@@ -75,8 +82,26 @@ def inflate(dec: _Decompressor, data: bytes | memoryview, budget: int, *, requir
     """
     sink = _Sink()
     view = data if isinstance(data, memoryview) else memoryview(data)
+    start = _one_stream(dec, view, 0, sink, budget)
+    if require_eof and not dec.eof:
+        raise Truncated("compressed stream is truncated")
+    while next_stream is not None and dec.eof:
+        while skip_zeros and start < len(view) and view[start] == 0:
+            start += 1
+        if start >= len(view):
+            break
+        dec = next_stream()
+        try:
+            start = _one_stream(dec, view, start, sink, budget)
+        except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError):
+            break  # trailing garbage: the readers stop here
+    return sink.view()
+
+
+def _one_stream(dec: _Decompressor, view: memoryview, pos: int, sink: _Sink, budget: int) -> int:
+    """Feed ``view[pos:]`` to ``dec`` until its stream ends; return the offset of the first byte after it."""
     zlib_style = hasattr(dec, "unconsumed_tail")
-    pos, end = 0, len(view)
+    end = len(view)
     pending: bytes | memoryview = b""
     while not dec.eof:
         if zlib_style:
@@ -86,7 +111,7 @@ def inflate(dec: _Decompressor, data: bytes | memoryview, budget: int, *, requir
                     if not out:
                         break
                 else:
-                    pending, pos = view[pos:pos + _IN_SLICE], pos + _IN_SLICE
+                    pending, pos = view[pos:pos + _IN_SLICE], min(pos + _IN_SLICE, end)
                     out = b""
             if pending:
                 out = dec.decompress(pending, _OUT_CHUNK)
@@ -95,13 +120,11 @@ def inflate(dec: _Decompressor, data: bytes | memoryview, budget: int, *, requir
             if pos >= end:
                 break
             out = dec.decompress(view[pos:pos + _IN_SLICE], _OUT_CHUNK)
-            pos += _IN_SLICE
+            pos = min(pos + _IN_SLICE, end)
         else:
             out = dec.decompress(b"", _OUT_CHUNK)
         if sink.size + len(out) > budget:
             raise OverBudget(f"decompressed data over {budget} bytes")
         if out:
             sink.write(out)
-    if require_eof and not dec.eof:
-        raise Truncated("compressed stream is truncated")
-    return sink.view()
+    return pos - len(pending) - len(getattr(dec, "unused_data", b""))

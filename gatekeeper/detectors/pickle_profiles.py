@@ -167,6 +167,23 @@ _DENY_MODULES = frozenset(
     pandas.io pandas.eval pandas.core.computation keras.saving tensorflow.python.ops.script_ops tensorflow.io
     tensorflow.keras.utils
     """.split()
+) | frozenset(
+    # Third-party loaders and writers under the names their packages really define them (the reachability table
+    # covers the standard library only): numpy 2's private homes of np.load/np.save, writers that create or
+    # truncate files, and torch.utils.model_zoo.load_url, which is torch.hub.load_state_dict_from_url (download and
+    # torch.load); Keras helpers that download files, load other models or switch off safe_mode.
+    # torch.serialization and joblib.numpy_pickle are listed by function: their allow-listed
+    # _get_layout and NumpyArrayWrapper live there.
+    """
+    numpy.lib._npyio_impl numpy.lib._format_impl numpy.lib._utils_impl numpy.lib._datasource numpy.DataSource
+    numpy.lib.format.open_memmap numpy.lib.format.read_array numpy.lib.format.write_array numpy.save numpy.savez
+    numpy.savez_compressed numpy.savetxt numpy.core.memmap numpy._core.memmap torch.save torch.from_file
+    torch.serialization._load torch.serialization._legacy_load torch.serialization.save torch.utils.model_zoo
+    joblib.dump joblib.numpy_pickle.dump joblib.numpy_pickle_compat pandas.to_pickle
+    keras.utils.get_file keras.src.utils.file_utils keras.config.enable_unsafe_deserialization
+    keras.src.saving.serialization_lib.enable_unsafe_deserialization keras.src.saving.saving_api
+    keras.src.saving.saving_lib keras.src.legacy.saving keras.models.load_model
+    """.split()
 )
 
 # builtins that are inert constructors: not malicious, but still review-required unless a profile allows them.

@@ -60,22 +60,37 @@ class ZipLayout:
     entries: tuple[ZipEntry, ...]
     prefix: int  # bytes before the first local header (0 for a normal archive)
     has_central: bool
+    directories_disagree: bool = False  # readers that pick different end records or counts see different members
 
 
-def find_eocd(data: memoryview) -> int:
-    """Offset of the end-of-central-directory record, or -1. Reads at most the last 64 KiB + 22 bytes."""
+def _eocd_candidates(data: memoryview) -> list[int]:
+    """End records some reader picks, last first (reads at most the last 64 KiB + 22 bytes).
+
+    ``zipfile`` and miniz (torch) take the last signature whose 22-byte record is complete, whatever its comment
+    length claims; stricter readers take the last one whose comment also fits in the file. An attacker who makes the
+    two differ gets two archives in one file, so both are read.
+    """
     size = len(data)
     lo = max(0, size - _MAX_COMMENT - 22)
     tail = bytes(data[lo:size])
+    found: list[int] = []
     idx = tail.rfind(_EOCD)
     while idx >= 0:
         pos = lo + idx
         if pos + 22 <= size:
-            comment_len = struct.unpack_from("<H", tail, idx + 20)[0]
-            if pos + 22 + comment_len <= size:
-                return pos
+            fits = pos + 22 + struct.unpack_from("<H", tail, idx + 20)[0] <= size
+            if not found or fits:
+                found.append(pos)
+            if fits:
+                break
         idx = tail.rfind(_EOCD, 0, idx)
-    return -1
+    return found
+
+
+def find_eocd(data: memoryview) -> int:
+    """Offset of the end record ``zipfile`` and torch use (the last complete one), or -1."""
+    found = _eocd_candidates(data)
+    return found[0] if found else -1
 
 
 def _decode(raw: bytes, flags: int) -> str:
@@ -115,32 +130,56 @@ class _Central(NamedTuple):
     offset: int  # absolute, after the prefix shift
 
 
-def _central(data: memoryview, eocd: int, max_members: int) -> tuple[list[_Central], int]:
-    """Central entries and the shift (bytes prepended to the archive) computed like zipfile's ``concat``."""
-    rec = bytes(data[eocd:eocd + 22])
-    _, _, _, _, count, cd_size, cd_offset, _ = struct.unpack("<4sHHHHIIH", rec)
-    cd_end = eocd
-    if (count == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF) and eocd >= 20:
-        loc = bytes(data[eocd - 20:eocd])
-        if loc[:4] == _EOCD64_LOCATOR:
-            rec64_off = struct.unpack_from("<Q", loc, 8)[0]
-            shift64 = (eocd - 20 - 56) - rec64_off
-            start = rec64_off + max(shift64, 0)
-            rec64 = bytes(data[start:start + 56])
+class _Directory(NamedTuple):
+    entries: int  # what the end record says (not `count`: that name is tuple.count)
+    size: int
+    offset: int
+    end: int  # where the directory is expected to end: its end record, or the zip64 record in front of it
+
+
+def _directories(data: memoryview, eocd: int) -> list[_Directory]:
+    """The directory as the plain end record states it and as each zip64 record in front of it states it.
+
+    ``zipfile`` applies a zip64 locator whenever one sits right before the end record (and reads the zip64 record
+    right before the locator, not where the locator points); other readers only when a field is saturated and at the
+    locator's offset. Every reading is kept.
+    """
+    _, _, _, _, count, cd_size, cd_offset, _ = struct.unpack("<4sHHHHIIH", bytes(data[eocd:eocd + 22]))
+    readings = [_Directory(count, cd_size, cd_offset, eocd)]
+    loc = bytes(data[max(eocd - 20, 0):eocd])
+    if len(loc) == 20 and loc[:4] == _EOCD64_LOCATOR:
+        rec64_off = struct.unpack_from("<Q", loc, 8)[0]
+        shift64 = (eocd - 20 - 56) - rec64_off
+        for start in {eocd - 76, rec64_off + max(shift64, 0)}:
+            rec64 = bytes(data[start:start + 56]) if start >= 0 else b""
             if rec64[:4] == _EOCD64 and len(rec64) == 56:
-                count, cd_size, cd_offset = struct.unpack_from("<QQQ", rec64, 32)
-                cd_end = start
+                count64, size64, offset64 = struct.unpack_from("<QQQ", rec64, 32)
+                readings.append(_Directory(count64, size64, offset64, start))
+    return readings
+
+
+def _central(data: memoryview, directory: _Directory, max_members: int) -> list[_Central]:
+    """Central entries, shifted by the bytes prepended to the archive (computed like zipfile's ``concat``).
+
+    miniz (torch) reads as many entries as the end record counts; ``zipfile`` reads entries until it has consumed
+    the directory's byte size. Both are read: entries continue while either reader would go on.
+    """
+    count, cd_size, cd_offset, cd_end = directory
     if count > max_members:
         raise ZipFormatError(f"central directory lists {count} members, over the cap of {max_members}")
     shift = cd_end - cd_size - cd_offset
     if shift < 0:
         raise ZipFormatError("central directory offset points past its end record")
-    pos = cd_offset + shift
+    start = pos = cd_offset + shift
     entries: list[_Central] = []
-    for _ in range(count):
+    while len(entries) < count or pos - start < cd_size:
         head = bytes(data[pos:pos + 46])
         if len(head) < 46 or head[:4] != _CENTRAL:
+            if entries and (len(entries) >= count or pos - start >= cd_size):
+                break  # one reader is done here; the other one fails, so it loads nothing more
             raise ZipFormatError(f"bad central directory entry at offset {pos}")
+        if len(entries) >= max_members:
+            raise ZipFormatError(f"central directory holds more than {max_members} members")
         (_, _, _, flags, method, _, _, _, csize, usize, nlen, xlen, clen, _, _, _, offset) = struct.unpack(
             "<4sHHHHHHIIIHHHHHII", head
         )
@@ -149,7 +188,26 @@ def _central(data: memoryview, eocd: int, max_members: int) -> tuple[list[_Centr
         usize, csize, offset = _zip64_extra(extra, usize, csize, offset)
         entries.append(_Central(_decode(name_raw, flags), flags, method, csize, usize, offset + shift))
         pos += 46 + nlen + xlen + clen
-    return entries, shift
+    return entries
+
+
+def _central_readings(data: memoryview, max_members: int) -> list[list[_Central]]:
+    """Every directory reading some loader applies (see :func:`_eocd_candidates`, :func:`_directories`) that parses.
+
+    A reading that does not parse is one no loader can use, so it adds nothing; caps still raise.
+    """
+    readings: list[list[_Central]] = []
+    for eocd in _eocd_candidates(data):
+        for directory in _directories(data, eocd):
+            try:
+                entries = _central(data, directory, max_members)
+            except (ZipFormatError, struct.error) as exc:
+                if "cap" in str(exc) or "more than" in str(exc):
+                    raise
+                continue
+            if entries not in readings:
+                readings.append(entries)
+    return readings
 
 
 def _local(data: memoryview, offset: int) -> tuple[str, int, int, int, int, int] | None:
@@ -173,27 +231,26 @@ def read_layout(data: memoryview, *, max_members: int) -> ZipLayout:
     Raises:
         ZipFormatError: neither a central directory nor a local header chain can be read, or caps exceeded.
     """
-    central: list[_Central] = []
-    has_central = False
-    eocd = find_eocd(data)
-    if eocd >= 0:
-        try:
-            central, _ = _central(data, eocd, max_members)
-            has_central = True
-        except (ZipFormatError, struct.error) as exc:
-            if "cap" in str(exc):
-                raise
-            central = []
-    by_offset: dict[int, ZipEntry] = {}
+    readings = _central_readings(data, max_members)
+    has_central = bool(readings)
+    central = [c for reading in readings for c in reading]
+    # Two readings may describe the same local header differently (name, sizes, method): each description is an
+    # entry of its own, so the data is read both ways.
+    described: dict[_Central, ZipEntry] = {}
     for c in central:
+        if c in described:
+            continue
         local = _local(data, c.offset)
-        by_offset.setdefault(c.offset, ZipEntry(
+        described[c] = ZipEntry(
             name=c.name, local_name=local[0] if local else None, central_name=c.name, header_offset=c.offset,
             data_offset=local[5] if local else -1, compressed_size=c.csize, uncompressed_size=c.usize,
             method=c.method, flags=c.flags,
-        ))
-        if len(by_offset) > max_members:
+        )
+        if len(described) > max_members:
             raise ZipFormatError(f"more than {max_members} members")
+    by_offset: dict[int, ZipEntry] = {}
+    for entry in described.values():
+        by_offset.setdefault(entry.header_offset, entry)
     # Walk the local header chain: the first local header is where the archive starts (after any prefix).
     first = bytes(data[:min(len(data), 1 << 16)]).find(_LOCAL)
     if first < 0 and central:
@@ -208,7 +265,7 @@ def read_layout(data: memoryview, *, max_members: int) -> ZipLayout:
         known = by_offset.get(pos)
         if known is None:
             by_offset[pos] = ZipEntry(name, name, None, pos, data_offset, csize, usize, method, flags)
-            if len(by_offset) > max_members:
+            if len(by_offset) + len(described) > max_members:
                 raise ZipFormatError(f"more than {max_members} members")
         else:
             csize = known.compressed_size if (flags & 0x8 or csize == 0) else csize
@@ -226,8 +283,9 @@ def read_layout(data: memoryview, *, max_members: int) -> ZipLayout:
         pos = nxt if bytes(data[nxt:nxt + 4]) == _LOCAL else -1
     if not by_offset and not has_central:
         raise ZipFormatError("no readable zip headers")
-    entries = tuple(by_offset[k] for k in sorted(by_offset))
-    return ZipLayout(entries, prefix, has_central)
+    local_only = [e for e in by_offset.values() if e.central_name is None]
+    entries = tuple(sorted((*described.values(), *local_only), key=lambda e: e.header_offset))
+    return ZipLayout(entries, prefix, has_central, len(readings) > 1)
 
 
 def member_data(data: memoryview, entry: ZipEntry, *, max_bytes: int) -> memoryview:

@@ -20,12 +20,18 @@ from gitserver import Server
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "detectors"))
 from test_containers_formats import EVIL, TORCH_LIKE, Member, make_zip
 from test_polyglots import PAYLOAD_P0, gguf, tar_with_first_name
+from test_scanner_redteam import pax_sized_tar, zip64_npz
 
 POLYGLOTS = {
     "models/llama.gguf": gguf(PAYLOAD_P0),  # a GGUF header that is also a protocol 0 pickle
     "weights/bundle.tar": tar_with_first_name(PAYLOAD_P0),  # a tar whose first member's name is a pickle
     # a gzip stream joblib reads as a benign pickle, with a zip behind it whose member is the payload
     "weights/model.joblib": gzip.compress(TORCH_LIKE) + make_zip([Member("data.pkl", EVIL)]),
+    # second attack round (tests/detectors/test_scanner_redteam.py), both scanned clean before it: an npz whose zip64
+    # locator points zipfile (np.load) at a second directory holding an object array, and a tar whose pax size makes
+    # tarfile read a member's data from a block that a reader ignoring pax takes for the next header
+    "data/embeddings.npz": zip64_npz(),
+    "checkpoints/legacy.tar": pax_sized_tar(PAYLOAD_P0),
 }
 
 
