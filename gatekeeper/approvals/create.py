@@ -34,7 +34,7 @@ __all__ = [
 SIGNATURE_BEGIN = b"-----BEGIN SSH SIGNATURE-----"
 # In a canonical statement every newline is structural (strings escape theirs), so this cannot occur inside it.
 BUNDLE_SEPARATOR = b"\n" + SIGNATURE_BEGIN
-MAX_BUNDLE_BYTES = 33 * 1024 * 1024
+MAX_BUNDLE_BYTES = 1024 * 1024  # a statement (512 KiB at most) and its signature
 MAX_EXPIRY = timedelta(days=366)
 _DURATION_RE = re.compile(r"(\d{1,6})([mhdw])\Z")
 _UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
@@ -91,7 +91,7 @@ def draft_statement(
     repo: Repo,
     *,
     base: ObjectId | None,
-    head: ObjectId,
+    head: ObjectId | None,
     ref: str,
     repository: str,
     approver: str,
@@ -99,12 +99,14 @@ def draft_statement(
     note: str = "",
     now: datetime | None = None,
 ) -> Statement:
-    """The statement for approving ``base..head`` (``base`` None: against the empty tree)."""
+    """The statement for approving ``base..head`` (``base`` None: against the empty tree; ``head`` None: deleting
+    the ref, i.e. every path of ``base`` removed)."""
     now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
     base_tree = repo.commit_tree(base) if base else None
-    changes = tuple(repo.diff_trees(base_tree, repo.commit_tree(head)))
+    changes = tuple(repo.diff_trees(base_tree, repo.commit_tree(head) if head else None))
     statement = Statement(
-        repository=repository, ref=ref, approver=approver, base=base or repo.null_id, head=head, created=now,
+        repository=repository, ref=ref, approver=approver, base=base or repo.null_id, head=head or repo.null_id,
+        created=now,
         expires=now + expires_in, nonce=secrets.token_hex(16), note=note, changes=changes,
     )
     # The parser is the contract: a statement this code makes must be one the gate reads.
@@ -115,17 +117,26 @@ def draft_statement(
 def store_approval(workdir: Path, statement_bytes: bytes, signature: bytes) -> tuple[str, str]:
     """Write the approval commit and create its ref in the clone (never overwriting). Returns (ref, commit)."""
     statement = parse_statement(statement_bytes)
-    blob_s = git(workdir, "hash-object", "-w", "--stdin", input=statement_bytes).decode().strip()
-    blob_g = git(workdir, "hash-object", "-w", "--stdin", input=signature).decode().strip()
-    listing = f"100644 blob {blob_s}\tapproval.json\n100644 blob {blob_g}\tapproval.json.sig\n"
-    tree = git(workdir, "mktree", input=listing.encode()).decode().strip()
     message = (f"gatekeeper approval by {statement.approver}\n\n"
                f"{statement.ref} {statement.base[:12]}..{statement.head[:12]} in {statement.repository}\n")
     env_message = message + (f"\n{statement.note}\n" if statement.note else "")
-    commit = git(workdir, "commit-tree", tree, "-m", env_message).decode().strip()
     ref = approval_ref(statement.approver, statement.nonce)
-    git(workdir, "update-ref", ref, commit, "0" * len(commit))
+    commit = store_signed(workdir, ref, {b"approval.json": statement_bytes, b"approval.json.sig": signature},
+                          message=env_message)
     return ref, commit
+
+
+def store_signed(workdir: Path, ref: str, files: dict[bytes, bytes], *, message: str) -> str:
+    """A parentless commit holding ``files`` (name -> content) as regular files, stored as the new ``ref`` (never
+    overwriting). Returns the commit id."""
+    listing = ""
+    for name, content in sorted(files.items()):
+        blob = git(workdir, "hash-object", "-w", "--stdin", input=content).decode().strip()
+        listing += f"100644 blob {blob}\t{name.decode()}\n"
+    tree = git(workdir, "mktree", input=listing.encode()).decode().strip()
+    commit = git(workdir, "commit-tree", tree, "-m", message).decode().strip()
+    git(workdir, "update-ref", ref, commit, "0" * len(commit))
+    return commit
 
 
 def bundle(statement_bytes: bytes, signature: bytes) -> bytes:
@@ -156,3 +167,17 @@ def read_file(path: str) -> bytes:
             return fh.read(MAX_BUNDLE_BYTES + 1)
     except OSError as exc:
         raise ApproveError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def push_new_ref(workdir: Path, remote: str, ref: str, commit: str, *, what: str, hint: str) -> None:
+    """Push the new ``ref`` (an approval or a withdrawal). If the server refuses it, the local ref is removed, so a
+    later wildcard push does not just retry it.
+
+    Raises:
+        ApproveError: the server refused (its lines were shown above).
+    """
+    try:
+        git(workdir, "push", "--quiet", remote, f"{ref}:{ref}")
+    except GatekeeperError as exc:
+        git(workdir, "update-ref", "-d", ref, commit)
+        raise ApproveError(f"the server refused the {what}: {exc.message}", hint=hint) from exc

@@ -27,21 +27,24 @@ class RefProtection(Protocol):
     def is_protected_ref(self, ref: str) -> bool: ...
 
 
-def client_analysis(repo: Repo, policy: RefProtection, *, base: ObjectId | None, head: ObjectId, ref: str,
+def client_analysis(repo: Repo, policy: RefProtection, *, base: ObjectId | None, head: ObjectId | None, ref: str,
                     note: str, protected: bool | None = None) -> RefAnalysis:
     """``base..head`` as the hook sees a push of ``head`` to ``ref`` whose current tip (or merge-base) is ``base``.
 
     ``protected`` overrides the policy's answer (``approve`` of a ref pattern reviews as if protected)."""
     null = ObjectId(repo.null_id)
-    if base is None:
+    if head is None:
+        kind = UpdateKind.DELETE  # `approve --delete`: every path of base removed
+    elif base is None:
         kind = UpdateKind.CREATE
     elif base == head:
         kind = UpdateKind.NOOP
     else:
         kind = UpdateKind.FAST_FORWARD if repo.is_ancestor(base, head) else UpdateKind.FORCE
-    changes = tuple(repo.diff_trees(repo.commit_tree(base) if base else None, repo.commit_tree(head)))
+    changes = tuple(repo.diff_trees(repo.commit_tree(base) if base else None,
+                                    repo.commit_tree(head) if head else None))
     return RefAnalysis(
-        update=RefUpdate(base or null, head, ref), kind=kind,
+        update=RefUpdate(base or null, head or null, ref), kind=kind,
         protected=policy.is_protected_ref(ref) if protected is None else protected,
         base=base, base_note=note, new_target=head, changes=changes,
     )
@@ -66,22 +69,22 @@ def requirements(policy: Policy, analysis: RefAnalysis, report: ContentReport) -
     return out
 
 
-def remote_base(repo: Repo, workdir: Path, remote: str, ref: str, head: ObjectId, *, default_branch: str) -> ObjectId:
+def remote_base(repo: Repo, workdir: Path, remote: str, ref: str, head: ObjectId, *,
+                default_branch: str) -> ObjectId | None:
     """The base the server will diff against: the remote's current tip of ``ref``; for a ref that does not exist
-    there yet, its merge-base with the default branch (as the hook computes it for a new protected ref)."""
+    there yet, its merge-base with the default branch (as the hook computes it for a new protected ref); without a
+    default branch there either (an empty repository), None: the empty tree, as the hook uses."""
     from gatekeeper.approvals.create import ApproveError, git
-    from gatekeeper.errors import GatekeeperError
 
-    listed = git(workdir, "ls-remote", "--refs", remote, ref).split()
+    listed = git(workdir, "ls-remote", "--refs", remote, ref, default_branch).split()
     if ref.encode() in listed:
         git(workdir, "fetch", "--quiet", remote, ref)
         return repo.resolve("FETCH_HEAD")
-    if ref == default_branch:
-        raise ApproveError(f"{ref} does not exist on {remote}", hint="pass --base REV")
-    try:
-        git(workdir, "fetch", "--quiet", remote, default_branch)
-    except GatekeeperError as exc:
-        raise ApproveError(f"neither {ref} nor {default_branch} exists on {remote}", hint="pass --base REV") from exc
+    if default_branch.encode() not in listed:
+        print(f"{ref} is new on {remote} and {default_branch} does not exist there: comparing with the empty tree, "
+              "as the server will")
+        return None
+    git(workdir, "fetch", "--quiet", remote, default_branch)
     base = repo.merge_base(head, repo.resolve("FETCH_HEAD"))
     if base is None:
         raise ApproveError(f"{ref} is new and shares no history with {default_branch}", hint="pass --base REV")
@@ -97,8 +100,9 @@ class _AnyRefProtected:
         return True
 
 
-def review_change(repo: Repo, policy: Policy | None, *, base: ObjectId | None, head: ObjectId, ref: str, note: str,
-                  protected: bool | None = None) -> tuple[RefAnalysis, list[Requirement], ContentReport | None, Review]:
+def review_change(repo: Repo, policy: Policy | None, *, base: ObjectId | None, head: ObjectId | None, ref: str,
+                  note: str, protected: bool | None = None,
+                  ) -> tuple[RefAnalysis, list[Requirement], ContentReport | None, Review]:
     """The analysis, requirements, content report and review of ``base..head`` on ``ref``.
 
     With a policy: exactly what the hook computes (rules and built-in requirements). Without one (``approve`` with no

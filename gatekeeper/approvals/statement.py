@@ -47,9 +47,10 @@ __all__ = [
 ]
 
 STATEMENT_TYPE = "gatekeeper-approval/v1"
-# 1M changed paths (policy limits.max_changed_paths default) at ~150 bytes each would be 150 MB; a statement that big
-# is not something a person reviewed. The cap keeps a hostile approval ref from exhausting the hook's memory.
-MAX_STATEMENT_BYTES = 32 * 1024 * 1024
+# A statement is what one person reviewed: about 150 bytes per changed path, so 512 KiB holds some 3,000 paths. Every
+# stored statement is read by pushes that touch its paths, so a small cap keeps one approver from making pushes slow
+# or exhausting the hook's memory; a change bigger than this is split into reviewable parts (or lands by break-glass).
+MAX_STATEMENT_BYTES = 512 * 1024
 MAX_NOTE_CHARS = 1000
 MAX_REF_CHARS = 1024
 MAX_REPOSITORY_CHARS = 200
@@ -108,6 +109,10 @@ class Statement:
             lines.append("  ]")
         lines.append("}")
         return ("\n".join(lines) + "\n").encode("ascii")
+
+    def is_pattern(self) -> bool:
+        """Whether ``ref`` is a ref pattern rather than one ref."""
+        return any(ch in self.ref for ch in "*?[")
 
 
 def _json(value: str) -> str:

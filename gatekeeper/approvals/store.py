@@ -90,31 +90,10 @@ def read_approval(repo: Repo, ref: str, target: str) -> StoredApproval:
         MalformedApproval: wrong ref name, not a parentless commit, wrong tree layout, oversized or unparsable files.
     """
     person, nonce = split_approval_ref(ref)
-    kind = repo.object_type(target)
-    if kind != "commit":
-        raise MalformedApproval(f"{ref} points at a {kind or 'missing object'}, not an approval commit")
-    try:
-        info = repo.commit_info(target)
-        tree = repo.commit_tree(target)
-        entries = repo.tree_entries(tree, limit=16)  # a hostile tree of millions of entries is not listed
-    except GitAccessError as exc:
-        raise MalformedApproval(f"{ref}: {exc.message}") from exc
-    if info.parents:
-        raise MalformedApproval(f"{ref}: an approval commit has no parents (this one has {len(info.parents)})")
-    files = {name: (mode, oid) for name, mode, oid in entries}
-    if sorted(files) != [STATEMENT_FILE, SIGNATURE_FILE] or any(m != MODE_BLOB for m, _ in files.values()):
-        shown = ", ".join(n.decode("utf-8", "backslashreplace") for n in sorted(files)) or "nothing"
-        raise MalformedApproval(
-            f"{ref}: an approval commit holds exactly approval.json and approval.json.sig as regular files "
-            f"(found: {shown})"
-        )
-    try:
-        from gatekeeper.approvals.statement import MAX_STATEMENT_BYTES
+    from gatekeeper.approvals.statement import MAX_STATEMENT_BYTES
 
-        data = repo.read_blob(files[STATEMENT_FILE][1], max_bytes=MAX_STATEMENT_BYTES)
-        signature = repo.read_blob(files[SIGNATURE_FILE][1], max_bytes=MAX_SIGNATURE_BYTES)
-    except GitAccessError as exc:
-        raise MalformedApproval(f"{ref}: {exc.message}") from exc
+    data, signature = read_signed_commit(repo, ref, target, STATEMENT_FILE, SIGNATURE_FILE,
+                                         max_bytes=MAX_STATEMENT_BYTES)
     try:
         statement = parse_statement(data)
     except MalformedApproval as exc:
@@ -126,3 +105,41 @@ def read_approval(repo: Repo, ref: str, target: str) -> StoredApproval:
         )
     return StoredApproval(ref=ref, commit=ObjectId(target), statement_bytes=data, signature=signature,
                           statement=statement)
+
+
+def read_signed_commit(repo: Repo, ref: str, target: str, statement_file: bytes, signature_file: bytes, *,
+                       max_bytes: int, what: str = "approval") -> tuple[bytes, bytes]:
+    """(statement, signature) from a parentless commit holding exactly those two regular files (approvals and
+    withdrawals are stored this way).
+
+    Raises:
+        MalformedApproval: not a parentless commit, wrong tree layout, oversized or unreadable files.
+    """
+    kind = repo.object_type(target)
+    if kind != "commit":
+        raise MalformedApproval(f"{ref} points at a {kind or 'missing object'}, not {_a(what)} commit")
+    try:
+        info = repo.commit_info(target)
+        tree = repo.commit_tree(target)
+        entries = repo.tree_entries(tree, limit=16)  # a hostile tree of millions of entries is not listed
+    except GitAccessError as exc:
+        raise MalformedApproval(f"{ref}: {exc.message}") from exc
+    if info.parents:
+        raise MalformedApproval(f"{ref}: an approval commit has no parents (this one has {len(info.parents)})")
+    files = {name: (mode, oid) for name, mode, oid in entries}
+    if sorted(files) != sorted([statement_file, signature_file]) or any(m != MODE_BLOB for m, _ in files.values()):
+        shown = ", ".join(n.decode("utf-8", "backslashreplace") for n in sorted(files)) or "nothing"
+        raise MalformedApproval(
+            f"{ref}: {_a(what)} commit holds exactly {statement_file.decode()} and {signature_file.decode()} as "
+            f"regular files (found: {shown})"
+        )
+    try:
+        data = repo.read_blob(files[statement_file][1], max_bytes=max_bytes)
+        signature = repo.read_blob(files[signature_file][1], max_bytes=MAX_SIGNATURE_BYTES)
+    except GitAccessError as exc:
+        raise MalformedApproval(f"{ref}: {exc.message}") from exc
+    return data, signature
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun

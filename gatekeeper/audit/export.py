@@ -129,11 +129,21 @@ def _fill(log: Path, folder: Path, vkey_file: Path | None) -> tuple[int, int, in
         shutil.copyfile(pub, folder / pub_name)
         data = (folder / pub_name).read_bytes()
         files[pub_name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    _add_archive(log, folder, files)
     manifest = {"format": "gatekeeper-audit-export/v1", "records": records, "checkpoint": {
         "origin": origin, "size": size, "root": root}, "files": files}
     (folder / "MANIFEST.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     (folder / "README.txt").write_text(README.format(log=LOG_NAME, pub=pub_name, size=size))
     return records, length, size
+
+
+def _add_archive(log: Path, folder: Path, files: dict[str, dict[str, object]]) -> None:
+    """The policies and trust stores the decisions name (``<log>.archive``), so the export re-verifies alone."""
+    from gatekeeper.audit.archive import copy_archive
+
+    for path in copy_archive(log, folder / LOG_NAME):
+        data = path.read_bytes()
+        files[path.relative_to(folder).as_posix()] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def _select(folder: Path, selection: Any) -> None:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gatekeeper.audit.breakglass import BreakGlassStatus, BreakGlassTracker
+from gatekeeper.audit.consumption import Lifecycle
 from gatekeeper.audit.policyview import RecordedApproval, pusher_person, read_evidence, ref_matches, rule_need
 from gatekeeper.audit.verify import Issue
 from gatekeeper.errors import AuditError, ConfigError, SignatureError
@@ -205,10 +206,16 @@ class _Checker:
         self.out = _Collector()
         self.allows = 0
         self.bad_pushed: set[tuple[int | None, str]] = set()  # approval refs whose evidence did not re-verify
+        self.lifecycle = Lifecycle()  # approvals consumed or withdrawn by earlier landed pushes
 
     # -- one allow ---------------------------------------------------------------------------------------------------
 
     def decision(self, record: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+        self._decision(record, event)
+        if event.get("blocked") is False:
+            self.lifecycle.landed(_seq(record), event)
+
+    def _decision(self, record: Mapping[str, Any], event: Mapping[str, Any]) -> None:
         seq = _seq(record)
         verdict = event.get("decision")
         updates = _updates(event)
@@ -348,7 +355,8 @@ class _Checker:
                 self.out.error("bad-approval", f"{ref}: recorded approval: {exc.message}", seq)
                 continue
             assert store is not None
-            why = self._why_not(approval, ts, event, ref, rules, paths, truncated, policy, store, pusher)
+            why = self._why_not(approval, ts, event, ref, rules, paths, truncated, policy, store, pusher) \
+                or self.lifecycle.why_not(item, ref, seq)
             if why is not None:
                 self.out.error("bad-approval", f"{ref}: approval by {approval.person} does not count: {why}", seq)
                 continue

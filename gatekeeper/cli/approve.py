@@ -1,4 +1,4 @@
-"""``gatekeeper approve REV --ref REF`` and ``gatekeeper approvals list|import``: the reviewer's side.
+"""``gatekeeper approve REV --ref REF`` and ``gatekeeper approvals list|import|withdraw``: the reviewer's side.
 
 ``approve`` computes the change set from the remote's current tip of REF (fetched) to REV, shows it (grouped by the
 policy's rules when ``--config`` names a copy of the server's policy; otherwise a plain list, since the rules live on
@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gatekeeper.cli._output import add_format, full_ref
-from gatekeeper.errors import GatekeeperError
 
 if TYPE_CHECKING:  # each verb imports what it needs when it runs
+    from gatekeeper.model import ObjectId
     from gatekeeper.approvals.statement import Statement
     from gatekeeper.policy.config import Policy
     from gatekeeper.push.gitrepo import Repo
@@ -32,7 +32,9 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
         parser.add_argument("--ref", required=True, type=full_ref,
                             help="the target ref (or ref pattern): main means refs/heads/main")
         parser.add_argument("--remote", default="origin", help="the remote to fetch the base from and push to")
-        parser.add_argument("--base", help="compare with this commit instead of the remote's current REF")
+        parser.add_argument("--base", help="compare with this commit instead of the remote's current REF (all "
+                            "zeros: the empty tree; break-glass banners print it for after-the-fact reviews)")
+        parser.add_argument("--delete", action="store_true", help="approve deleting REF, whose tip is REV")
         parser.add_argument("--config", type=Path, help="a copy of the server's policy: show the review by rule")
         parser.add_argument("--allowed-signers", type=Path,
                             help="a copy of the server's trust store (default: the policy's, if present here)")
@@ -60,6 +62,13 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
         imp = sub.add_parser("import", help="store an approval file (from approve --no-push) as its ref")
         imp.add_argument("file", metavar="FILE")
         imp.add_argument("--namespace", help="signature namespace to check (default: the built-in one)")
+        wd = sub.add_parser("withdraw", help="withdraw an approval that was not used yet (signed, then pushed)")
+        wd.add_argument("approval_ref", metavar="APPROVAL_REF", help="refs/gatekeeper/approvals/<person>/<nonce>")
+        wd.add_argument("--key", help="the signing key (default: git config user.signingkey)")
+        wd.add_argument("--as", dest="person", help="your person name (the approver, or one of approvals.admins)")
+        wd.add_argument("--note", default="", help="why, one line")
+        wd.add_argument("--remote", default="origin")
+        wd.add_argument("--namespace", help="signature namespace (default: the built-in one)")
 
 
 def _duration(text: str) -> str:
@@ -79,10 +88,15 @@ def run(args: argparse.Namespace, verb: str) -> int:
             approver=args.approver, expires=args.expires, note=args.note, repository=args.repository,
             namespace=args.namespace, yes=args.yes, push=not args.no_push, output=args.output,
             allowed_signers=args.allowed_signers, pusher=args.pusher, sign_anyway=args.sign_anyway,
-            full_diff=args.full_diff,
+            full_diff=args.full_diff, delete=args.delete,
         )
     if args.action == "list":
         return list_approvals(fmt=args.format)
+    if args.action == "withdraw":
+        from gatekeeper.approvals.withdraw_client import withdraw
+
+        return withdraw(approval_ref=args.approval_ref, key=args.key, person=args.person, note=args.note,
+                        remote=args.remote, namespace=args.namespace)
     return import_approval(file=args.file, namespace=args.namespace)
 
 
@@ -90,12 +104,12 @@ def approve(
     *, rev: str, ref: str, remote: str, base: str | None, config: Path | None, key: str | None,
     approver: str | None, expires: str, note: str, repository: str | None, namespace: str | None, yes: bool,
     push: bool, output: str | None, allowed_signers: Path | None = None, pusher: str | None = None,
-    sign_anyway: bool = False, full_diff: bool = False,
+    sign_anyway: bool = False, full_diff: bool = False, delete: bool = False,
 ) -> int:
     from datetime import datetime, timezone
 
     from gatekeeper.approvals.create import (
-        ApproveError, bundle, default_repository, draft_statement, git, parse_duration, store_approval,
+        ApproveError, bundle, default_repository, draft_statement, parse_duration, push_new_ref, store_approval,
     )
     from gatekeeper.approvals.review import review_change, signing_warnings
     from gatekeeper.approvals.sign import sign
@@ -116,11 +130,17 @@ def approve(
         or default_repository(repo, remote)
     if not repository:
         raise ApproveError("cannot tell the repository id", hint="pass --repository ID (the policy's 'repository')")
-    approver = approver or _approver(repo, policy)
+    approver = _person(approver, policy) if approver else _approver(repo, policy)
     head = repo.resolve(rev)
+    base_id: ObjectId | None
+    new_head: ObjectId | None = head  # what the ref will point at: None for a deletion
     pattern = any(ch in ref for ch in "*?[")
+    if delete:
+        # Deleting REF removes every path of its tip: the change set is tip -> empty, and the statement's head is
+        # the null id (what the ref will point at).
+        base, new_head = base or rev, None
     if base is not None:
-        base_id = repo.resolve(base)
+        base_id = None if base.strip("0") == "" else repo.resolve(base)
     else:
         if pattern:
             from gatekeeper.cli._output import UsageError
@@ -131,14 +151,14 @@ def approve(
 
         base_id = remote_base(repo, Path(workdir), remote, ref, head,
                               default_branch=policy.default_branch if policy else "refs/heads/main")
-    statement = draft_statement(repo, base=base_id, head=head, ref=ref, repository=repository, approver=approver,
+    statement = draft_statement(repo, base=base_id, head=new_head, ref=ref, repository=repository, approver=approver,
                                 expires_in=expires_in, note=note)
     if not statement.changes:
         raise ApproveError(f"{rev} makes no change to {ref}: nothing to approve")
     # With the policy, what the server will protect (rules and built-in requirements), in the protected view even for
     # a ref pattern; without it, every changed file, since the rules live on the server.
     with progress(f"reviewing {len(statement.changes)} changed paths"):
-        analysis, reqs, _, review = review_change(repo, policy, base=base_id, head=head, ref=ref,
+        analysis, reqs, _, review = review_change(repo, policy, base=base_id, head=new_head, ref=ref,
                                                   note="reviewed range", protected=True)
     lines = summary_lines(statement, policy)
     if policy is not None and not pattern and not policy.is_protected_ref(ref):
@@ -171,13 +191,8 @@ def approve(
               f"{target.name}")
         return 0
     approval_ref, commit = store_approval(Path(workdir), data, signature)
-    try:
-        git(workdir, "push", "--quiet", remote, f"{approval_ref}:{approval_ref}")
-    except GatekeeperError as exc:
-        # Do not leave an approval behind that the server refused: a later wildcard push would only retry it.
-        git(workdir, "update-ref", "-d", approval_ref, commit)
-        raise ApproveError(f"the server refused the approval: {exc.message}",
-                           hint="the lines above say why; ask an admin to check allowed_signers for your key") from exc
+    push_new_ref(Path(workdir), remote, approval_ref, commit, what="approval",
+                 hint="the lines above say why; ask an admin to check allowed_signers for your key")
     print(f"gatekeeper: approval {approval_ref} ({commit[:12]}) pushed to {remote}")
     return 0
 
@@ -212,6 +227,7 @@ def _approver(repo: Repo, policy: Policy | None) -> str:
 
     person = repo.config_value("gatekeeper.person")
     email = repo.config_value("user.email") or ""
+    person = _person(person, policy) if person else person
     if not person and policy is not None and email:
         person = policy.person_for_email(email)
     if not person and email:
@@ -220,6 +236,14 @@ def _approver(repo: Repo, policy: Policy | None) -> str:
         raise ApproveError("cannot tell who you are in the policy",
                            hint="pass --as NAME or run: git config gatekeeper.person NAME")
     return person
+
+
+def _person(name: str, policy: object) -> str:
+    """A person of the policy, or a platform login that the policy's ``accounts:`` maps to one (as the hook maps
+    pushers)."""
+    if policy is not None and name not in policy.people:  # type: ignore[attr-defined]
+        return policy.person_for_account(name) or name  # type: ignore[attr-defined]
+    return name
 
 
 def _confirm(prompt: str) -> bool:

@@ -146,7 +146,7 @@ def run(args: argparse.Namespace, verb: str) -> int:
             log, vkeys=args.vkey, vkey_files=args.vkey_file, trusted=args.trusted_checkpoint,
             update_trusted=args.update_trusted, checkpoints=args.checkpoint, origin=args.origin, strict=args.strict,
             fmt=args.format, segments=args.segment,
-            approvals=_approvals_inputs(args) if args.approvals else None,
+            approvals=_approvals_inputs(args, log) if args.approvals else None,
         )
     if args.action == "query":
         return _query(

@@ -42,9 +42,13 @@ def _log_path(log: Path | None, config: Path | None) -> Path:
 
 # -- verify -----------------------------------------------------------------------------------------------------------
 
-def _approvals_inputs(args: argparse.Namespace) -> tuple[list[Path], list[Path], list[Path]]:
+def _approvals_inputs(args: argparse.Namespace, log: Path | None = None) -> tuple[list[Path], list[Path], list[Path]]:
+    """The policies and trust stores ``verify --approvals`` was given; none is needed when ``log`` has the archive
+    the hook keeps beside it (gatekeeper.audit.archive)."""
     policies = list(args.policy) or ([args.config] if args.config is not None else [])
-    if not policies:
+    from gatekeeper.audit.archive import archive_dir
+
+    if not policies and (log is None or not archive_dir(log).is_dir()):
         raise UsageError("--approvals needs the policy in force",
                          hint="pass --config POLICY (or --policy FILE, once per policy that was in force)")
     return policies, list(args.allowed_signers), list(args.trust_dir)
@@ -112,12 +116,14 @@ def _verify(
 
 
 def _semantic(log: Path, inputs: tuple[list[Path], list[Path], list[Path]]) -> Any:
+    from gatekeeper.audit.archive import archived_policies, stores_for
     from gatekeeper.audit.query import query
     from gatekeeper.audit.semantic import load_policies, load_trust_stores, verify_approvals
 
     policy_files, signer_files, trust_dirs = inputs
-    policies = load_policies(policy_files)
-    stores = load_trust_stores(signer_files, trust_dirs, policies.values())
+    # The archive next to the log first (what the hook kept), then what the auditor passes.
+    policies = {**archived_policies(log), **load_policies(policy_files)}
+    stores = {**stores_for(log), **load_trust_stores(signer_files, trust_dirs, policies.values())}
     return verify_approvals(query(log, index=False), policies=policies, stores=stores)
 
 

@@ -196,7 +196,7 @@ def _verify_local_against_central(args: argparse.Namespace, url: str) -> int:
         print(f"checking {_clean(log)} against the central checkpoint of node {_clean(node)}")
         return _verify(log, vkeys=args.vkey, vkey_files=args.vkey_file, trusted=trusted, update_trusted=False,
                        checkpoints=[*args.checkpoint, *extra], origin=args.origin, strict=args.strict,
-                       fmt=args.format, approvals=_approvals_inputs(args) if args.approvals else None)
+                       fmt=args.format, approvals=_approvals_inputs(args, log) if args.approvals else None)
 
 
 def _verify_db(args: argparse.Namespace, url: str) -> int:

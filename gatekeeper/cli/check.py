@@ -15,8 +15,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gatekeeper.cli._output import add_format, full_ref, plain
+
+if TYPE_CHECKING:
+    from gatekeeper.model import ObjectId
 
 
 def configure(parser: argparse.ArgumentParser, verb: str) -> None:
@@ -29,7 +33,8 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
     parser.add_argument("--allowed-signers", type=Path, help="a copy of the server's trust store")
     parser.add_argument("--remote", default="origin")
     parser.add_argument("--base", help="compare with this commit instead of the remote's current REF")
-    parser.add_argument("--as", dest="pusher", help="your account on the server (default: from user.email)")
+    parser.add_argument("--as", dest="pusher", help="your login on the server, mapped to a person by the policy's "
+                        "accounts: (default: from user.email)")
     parser.add_argument("--repository", help="repository id (default: the policy's, else git config or remote URL)")
     parser.add_argument("--no-fetch", action="store_true", help="use the local refs only")
     parser.add_argument("--full-diff", action="store_true", help="also show the text diff of configs")
@@ -65,6 +70,7 @@ def check(*, rev: str, ref: str, config: Path, allowed_signers: Path | None, rem
     if fetch:
         git(workdir, "fetch", "--quiet", remote, "refs/gatekeeper/approvals/*:refs/gatekeeper/approvals/*")
     head = repo.resolve(rev)
+    base_id: ObjectId | None
     if base is not None:
         base_id = repo.resolve(base)
     elif fetch:
@@ -77,8 +83,7 @@ def check(*, rev: str, ref: str, config: Path, allowed_signers: Path | None, rem
     repository = repository or policy.repository or default_repository(repo, remote)
     if not repository:
         raise ApproveError("cannot tell the repository id", hint="pass --repository ID")
-    email = repo.config_value("user.email") or ""
-    user = pusher or policy.person_for_email(email) or email.split("@", 1)[0] or "unknown"
+    user = pusher or _default_login(policy, repo.config_value("user.email") or "")
     with progress("scanning the change"):
         analysis, _, report, review = review_change(repo, policy, base=base_id, head=head, ref=ref,
                                                     note=f"{remote}'s {ref}")
@@ -117,10 +122,19 @@ def check(*, rev: str, ref: str, config: Path, allowed_signers: Path | None, rem
     lines = render_decision(decision, audit_seq=None, pusher=user)
     lines[0] = lines[0].replace("push allowed", "this push would be allowed").replace(
         "push REFUSED", "this push would be REFUSED")
-    head_line = f"gatekeeper check: {rev} -> {ref} as {user} (base {base_id[:12]}, repository {repository})"
+    head_line = (f"gatekeeper check: {rev} -> {ref} as {user} (base {(base_id or 'empty tree')[:12]}, "
+                 f"repository {repository})")
     page([head_line, *lines, "", *render_text(review, color=use_color(sys.stdout), full_diff=full_diff)])
     if trust is None:
         print("note: signatures were not verified (no trust store here; pass --allowed-signers FILE)",
               file=sys.stderr)
     return 0 if not decision.blocked else 1
 
+
+def _default_login(policy: object, email: str) -> str:
+    """Without ``--as``: the platform login of the person whose commit email this is (the evaluator maps logins to
+    people through the policy's ``accounts:``, as the hook does), else the email's local part."""
+    person = policy.person_for_email(email) if email else None  # type: ignore[attr-defined]
+    if person is not None:
+        return policy.people[person].accounts[0]  # type: ignore[attr-defined,no-any-return]
+    return email.split("@", 1)[0] or "unknown"

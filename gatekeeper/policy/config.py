@@ -78,7 +78,7 @@ MAX_PATTERN_LENGTH = 1000
 
 TOP_KEYS = (
     "version", "repository", "mode", "platform", "default_branch", "protected_refs", "rules", "people", "groups",
-    "break_glass", "trust", "audit", "matching", "scan", "limits",
+    "break_glass", "trust", "audit", "matching", "scan", "limits", "approvals",
 )
 RULE_KEYS = ("name", "description", "paths", "approvals", "reviewers")
 PERSON_KEYS = ("emails", "accounts")
@@ -87,6 +87,8 @@ AUDIT_KEYS = ("log", "signing_key", "origin", "database")
 MATCHING_KEYS = ("case_insensitive", "unicode_nfc")
 SCAN_KEYS = ("unscannable", "extra_pickle_globals", "lfs_store")
 LIMITS_KEYS = ("max_changed_paths", "timeout_seconds")
+APPROVALS_KEYS = ("admins", "max_live_per_person", "require_signed_commits")
+DEFAULT_MAX_LIVE_PER_PERSON = 10
 
 # People names are allowed_signers principals, so none of ssh's pattern characters ("*?!,") or white space.
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}\Z")
@@ -187,6 +189,16 @@ class Limits:
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
 
 
+@dataclass(frozen=True)
+class ApprovalsConfig:
+    """How stored approvals are governed (issue 9): who may withdraw anyone's approval, how many unused approvals one
+    person may hold per ref, and whether commits that change protected paths must carry a trusted SSH signature."""
+
+    admins: tuple[str, ...] = ()  # people or groups who may withdraw any approval (approvers withdraw their own)
+    max_live_per_person: int = DEFAULT_MAX_LIVE_PER_PERSON  # unused, unexpired approvals per person per ref
+    require_signed_commits: bool = False
+
+
 @dataclass(frozen=True, eq=False)
 class Policy:
     """A validated policy. Build it with :func:`load_policy`; all fields are immutable.
@@ -211,6 +223,7 @@ class Policy:
     limits: Limits
     source_path: Path
     source_sha256: str
+    approvals: ApprovalsConfig = field(default_factory=ApprovalsConfig)
     _refs: RefMatcher = field(init=False, repr=False, compare=False)
     _index: RuleIndex | None = field(init=False, repr=False, compare=False)
     _by_account: Mapping[str, str] = field(init=False, repr=False, compare=False)
@@ -566,13 +579,14 @@ class _Checker:
         audit = self._audit(doc)
         scan = self._scan(doc)
         limits = self._limits(doc)
+        approvals = self._approvals(doc, people, groups)
         if not self.ok or trust is None or audit is None:
             return None
         return Policy(
             version=SUPPORTED_VERSION, repository=repository, mode=mode, platform=platform,
             default_branch=default_branch, protected_refs=protected_refs, rules=rules, people=people,
             groups=groups, break_glass=break_glass, trust=trust, audit=audit, matching=matching, scan=scan,
-            limits=limits, source_path=source, source_sha256=sha256,
+            limits=limits, source_path=source, source_sha256=sha256, approvals=approvals,
         )
 
     def _protected_refs(self, doc: YMap) -> tuple[str, ...]:
@@ -849,6 +863,22 @@ class _Checker:
             self.warn(lfs_line, f"'scan.lfs_store' {str(lfs_store)!r} is not a directory: LFS objects will be "
                                 "unscannable")
         return ScanConfig(unscannable=unscannable, extra_pickle_globals=tuple(globals_), lfs_store=lfs_store)
+
+    def _approvals(self, doc: YMap, people: dict[str, Person], groups: dict[str, tuple[str, ...]],
+                   ) -> ApprovalsConfig:
+        section = self.section(doc, "approvals", "", APPROVALS_KEYS, required=False)
+        if section is None:
+            return ApprovalsConfig()
+        admins = self.str_list(section, "admins", "approvals.admins", required=False)
+        self._resolve_names(admins, people, groups, "approvals.admins")
+        live = section.get("max_live_per_person", DEFAULT_MAX_LIVE_PER_PERSON)
+        if isinstance(live, bool) or not isinstance(live, int) or not 1 <= live <= 1000:
+            self.error(section.lines["max_live_per_person"],
+                       f"'approvals.max_live_per_person' must be a whole number from 1 to 1000, not {live!r}")
+            live = DEFAULT_MAX_LIVE_PER_PERSON
+        signed = self.boolean(section, "require_signed_commits", False, "approvals.require_signed_commits")
+        return ApprovalsConfig(admins=tuple(dict.fromkeys(name for name, _ in admins)), max_live_per_person=live,
+                               require_signed_commits=signed)
 
     def _limits(self, doc: YMap) -> Limits:
         section = self.section(doc, "limits", "", LIMITS_KEYS, required=False)

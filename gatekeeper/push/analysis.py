@@ -38,6 +38,7 @@ MAX_SYMREF_HOPS = 5  # git's own limit for symbolic refs is 5 (SYMREF_MAXDEPTH)
 GATE_NAMESPACE = "refs/gatekeeper/"
 REPLACE_NAMESPACE = "refs/replace/"
 APPROVALS_NAMESPACE = GATE_NAMESPACE + "approvals/"  # = approvals.store.APPROVALS_PREFIX (validated there)
+WITHDRAWALS_NAMESPACE = GATE_NAMESPACE + "withdrawals/"  # = approvals.withdraw.WITHDRAWALS_PREFIX (validated there)
 
 
 # Short names git would try as an object id if no ref had them: 4+ hex digits (git's minimum abbreviation; 64 for
@@ -257,8 +258,9 @@ def ref_refusal(repo: Repo, update: RefUpdate) -> str | None:
             return (f"{update.ref}: its short name {mimic} reads as an abbreviated object id, and git resolves refs "
                     f"first, so `git checkout {mimic}` would give this ref instead of that commit; choose a name "
                     "that is not hex digits")
-    if folded.startswith(GATE_NAMESPACE) and not update.ref.startswith(APPROVALS_NAMESPACE):
-        return f"{update.ref}: refs/gatekeeper/ holds only approvals ({APPROVALS_NAMESPACE}<person>/<nonce>)"
+    if folded.startswith(GATE_NAMESPACE) and not update.ref.startswith((APPROVALS_NAMESPACE, WITHDRAWALS_NAMESPACE)):
+        return (f"{update.ref}: refs/gatekeeper/ holds only approvals ({APPROVALS_NAMESPACE}<person>/<nonce>) and "
+                f"their withdrawals ({WITHDRAWALS_NAMESPACE}<person>/<nonce>)")
     return None
 
 

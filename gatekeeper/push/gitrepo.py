@@ -189,6 +189,20 @@ class Repo:
             committer_name=_decoded(obj.committer.raw_name),
         )
 
+    def commit_raw(self, commit: str, *, max_bytes: int = 1 << 20) -> bytes:
+        """The commit object's raw bytes (headers and message), as its signature covers them.
+
+        Raises:
+            GitAccessError: not a commit, or bigger than ``max_bytes``.
+        """
+        obj = self._lookup(commit)
+        if not isinstance(obj, pygit2.Commit):
+            raise GitAccessError(f"{commit} is not a commit in this repository")
+        data = bytes(obj.read_raw())
+        if len(data) > max_bytes:
+            raise GitAccessError(f"commit {commit} is over {max_bytes} bytes")
+        return data
+
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         if ancestor == descendant:
             return True

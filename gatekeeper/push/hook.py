@@ -23,7 +23,7 @@ import subprocess
 import sys
 import traceback
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -89,7 +89,7 @@ def run_pre_receive(
             with soft_deadline(timeout):
                 result = _decide(stdin, env, policy, event, chain)
             prefix = result[1] or prefix
-            decision_lines, blocked = result[0], result[2]
+            decision_lines, blocked, after_record = result[0], result[2], result[3]
         except (Exception, DeadlineExceeded) as exc:  # noqa: BLE001 -- fail closed on anything, bugs included
             return _refuse_with_error(exc, event, policy, fallback_log, prefix)
         # Record before exiting 0: an accepted push always has a durable decision record.
@@ -97,6 +97,15 @@ def run_pre_receive(
             seq = _append(event, policy, fallback_log)
         except Exception as exc:  # noqa: BLE001
             return HookResult(1, _prefixed(prefix, _audit_failure_lines(exc)))
+        # Then the approvals ledger (approvals stored, used up or withdrawn by this push). If that fails the push is
+        # refused: the record then reads as a decision that was not applied.
+        try:
+            after_record(seq)
+        except Exception as exc:  # noqa: BLE001
+            detail = exc.message if isinstance(exc, GatekeeperError) else f"{type(exc).__name__}: {exc}"
+            return HookResult(1, _prefixed(prefix, [
+                f"gatekeeper: push REFUSED (audit record #{seq}): the approvals ledger could not be updated",
+                f"  {detail}", "  hint: tell your gatekeeper admin; nothing of this push landed"]))
     lines = [line.replace("{AUDIT_SEQ}", str(seq)) for line in decision_lines]
     return HookResult(1 if blocked else 0, _prefixed(prefix, lines))
 
@@ -135,9 +144,10 @@ class _KilledRecorder:
 
 def _decide(
     stdin: bytes, env: Mapping[str, str], policy: Policy, event: dict[str, object], chain: Path | None,
-) -> tuple[list[str], str, bool]:
+) -> tuple[list[str], str, bool, Callable[[int], None]]:
     from gatekeeper.push.analysis import analyse_updates, resolve_server_symrefs
     from gatekeeper.approvals.evaluate import load_evaluator
+    from gatekeeper.approvals.ledger import Ledger
     from gatekeeper.push.content_gate import content_requirements, refuse_malformed_trees, scan_push
     from gatekeeper.push.gate import decide
     from gatekeeper.push.gitrepo import Repo, read_push_options
@@ -175,7 +185,8 @@ def _decide(
     )
     content = scan_push(repo, policy, analyses, cache_dir=_scan_cache_dir(policy))
     # Approvals: stored ones plus those pushed now; a bad, deleted or rewritten approval ref refuses the whole push.
-    approvals = load_evaluator(repo, policy, updates, pusher=context.identity, repository=str(event["repo"]))
+    approvals = load_evaluator(repo, policy, updates, pusher=context.identity, repository=str(event["repo"]),
+                               ledger=Ledger.for_repository(repo.path))
     decision = decide(
         policy,
         analyses,
@@ -187,6 +198,10 @@ def _decide(
     )
     if approvals.trust_store_sha256:
         event["trust_store_sha256"] = approvals.trust_store_sha256
+    from gatekeeper.audit.archive import archive_inputs
+
+    # Before the record names them: every decision stays re-verifiable without admins keeping old files.
+    archive_inputs(Path(policy.audit.log), policy, approvals.trust_store_sha256)
     findings = [f for rc in content.refs.values() for f in rc.findings]
     if findings:
         event["findings"] = [_finding_record(f) for f in findings[:MAX_FINDINGS_RECORDED]]
@@ -197,6 +212,11 @@ def _decide(
         chained_failure = _run_chained(chain, stdin, env)
     event.update(_decision_fields(decision))
     _record_pushed_approvals(event, approvals)
+    lands = not chained_failure and not decision.blocked
+    from gatekeeper.approvals.lifecycle import ledger_finisher, record_lifecycle
+
+    record_lifecycle(event, approvals, lands=lands)
+    finish = ledger_finisher(approvals, lands=lands)
     if chained_failure:
         event["decision"] = "deny"
         event["blocked"] = True
@@ -205,10 +225,11 @@ def _decide(
         lines = [
             "gatekeeper: push REFUSED (audit record #{AUDIT_SEQ}): " + chained_failure,
         ]
-        return lines, prefix, True
-    lines = render_decision(decision, audit_seq=None, pusher=context.identity.user)
+        return lines, prefix, True, finish
+    lines = render_decision(decision, audit_seq=None, pusher=context.identity.user,
+                            is_protected=policy.is_protected_ref)
     lines[0] = lines[0] + " (audit record #{AUDIT_SEQ})"
-    return lines, prefix, decision.blocked
+    return lines, prefix, decision.blocked, finish
 
 
 def _scan_cache_dir(policy: Policy) -> Path:

@@ -7,7 +7,7 @@ optional per-line prefix (GitLab's web UI shows only lines starting ``GL-HOOK-ER
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from gatekeeper.push.gate import Decision, RefDecision, RequirementOutcome
 from gatekeeper.model import MODE_ABSENT, MODE_GITLINK, MODE_LINK, Change, Finding, UpdateKind, Verdict, display_path
@@ -16,7 +16,9 @@ MAX_PATHS_SHOWN = 5
 MAX_NOTES_SHOWN = 4
 
 
-def render_decision(decision: Decision, *, audit_seq: int | None, pusher: str) -> list[str]:
+def render_decision(decision: Decision, *, audit_seq: int | None, pusher: str,
+                    is_protected: Callable[[str], bool] | None = None) -> list[str]:
+    """``is_protected`` (the policy's) picks a review ref the pusher may push to; without it ``refs/heads/review/``."""
     lines: list[str] = []
     record = f" (audit record #{audit_seq})" if audit_seq is not None else ""
     if decision.verdict == "allow":
@@ -25,6 +27,14 @@ def render_decision(decision: Decision, *, audit_seq: int | None, pusher: str) -
         lines.append(f"gatekeeper: BREAK-GLASS push by {pusher} let through and flagged for review{record}")
         lines.append(f"  reason: {decision.break_glass.get('reason', '')}")
         lines.append("  it stays listed by 'gatekeeper audit query --break-glass --unreviewed' until approved")
+        for ref in decision.refs:
+            if not ref.allowed and not ref.blocking:
+                a = ref.analysis
+                target = a.update.new if a.kind != UpdateKind.DELETE else a.update.old
+                base = a.base or a.update.old  # the null id stands for the empty tree
+                delete = " --delete" if a.kind == UpdateKind.DELETE else ""
+                lines.append(f"  review {a.update.ref} after the fact: git fetch origin && gatekeeper approve "
+                             f"{target} --base {base}{delete} --ref {a.update.ref}")
     elif decision.blocked:
         lines.append(f"gatekeeper: push REFUSED{record}")
     else:
@@ -32,11 +42,11 @@ def render_decision(decision: Decision, *, audit_seq: int | None, pusher: str) -
     for reason in decision.reasons:
         lines.append(f"  {reason}")
     for ref in decision.refs:
-        lines.extend(_render_ref(ref))
+        lines.extend(_render_ref(ref, is_protected))
     return lines
 
 
-def _render_ref(ref: RefDecision) -> list[str]:
+def _render_ref(ref: RefDecision, is_protected: Callable[[str], bool] | None = None) -> list[str]:
     a = ref.analysis
     name = f"{a.pushed_as} -> {a.update.ref}" if a.pushed_as else a.update.ref
     head = f"gatekeeper: {name}: {'allowed' if ref.allowed else 'needs approval'} ({_describe_update(ref)})"
@@ -58,13 +68,30 @@ def _render_ref(ref: RefDecision) -> list[str]:
     for outcome in missing:
         lines.extend(_render_outcome(outcome))
     people = sorted(set().union(*(o.requirement.reviewers for o in missing))) if missing else []
-    target = (a.update.new[:12] if a.kind != UpdateKind.DELETE else a.update.old[:12])
     if people:
         lines.append(f"  next: ask {_people(people)} to review and approve exactly this change:")
-        lines.append(f"    gatekeeper approve {target} --ref {a.update.ref}")
+        lines.extend(_approval_steps(ref, is_protected))
     else:
         lines.append("  next: no eligible reviewer exists for this rule; ask an admin to fix the policy")
     return lines
+
+
+def _approval_steps(ref: RefDecision, is_protected: Callable[[str], bool] | None) -> list[str]:
+    """Commands that work as printed. A refused push leaves nothing on the server, so the reviewer could not fetch
+    the commit: the pusher first publishes it on an unprotected review ref, and the reviewer approves from there."""
+    a = ref.analysis
+    if a.kind == UpdateKind.DELETE:
+        return [f"    reviewer: git fetch origin && gatekeeper approve {a.update.old} --delete --ref {a.update.ref}",
+                "    then push again"]
+    short = a.update.new[:12]
+    review = next((r for r in (f"refs/heads/review/{short}", f"refs/review/{short}")
+                   if is_protected is None or not is_protected(r)), None)
+    if review is None:
+        return ["    (no unprotected review ref exists under this policy: ask an admin how to publish changes "
+                "for review)"]
+    return [f"    you:      git push origin {short}:{review}",
+            f"    reviewer: git fetch origin {review} && gatekeeper approve FETCH_HEAD --ref {a.update.ref}",
+            "    then push again"]
 
 
 def _render_blocking(findings: Sequence[Finding]) -> list[str]:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from gitserver import Clone, run_git
 
-from approvals.approvals_testlib import approve, as_person, craft, keygen, store_raw
+from approvals.approvals_testlib import approve, as_person, craft, gatekeeper, keygen, store_raw
 from approvals.conftest import World
 from approvals.test_e2e_basic import feature, publish, reviewer
 
@@ -33,7 +33,9 @@ def test_approval_by_an_author_of_the_change_does_not_count(world: World) -> Non
     bob = feature(world, author="bob")
     approve(reviewer(world, "bob"), "origin/feature", world.keys["bob"], "bob")
     out = refused(bob, env={"REMOTE_USER": "carol"})
-    assert f"found: approval by bob (authored or committed {bob.head()[:12]}, which changes a protected path)" in out
+    expected = (f"found: approval by bob (authored, committed or signed {bob.head()[:12]}, "
+                "which changes a protected path)")
+    assert expected in out
 
 
 def test_different_content_does_not_count(world: World) -> None:
@@ -51,7 +53,13 @@ def test_approval_for_another_ref_does_not_count(world: World) -> None:
     approve(alice, "origin/feature", world.keys["alice"], "alice", "--base", "origin/main",
             ref="refs/heads/release/1")
     out = refused(dave, env=PUSH_AS_DAVE)
-    assert "found: approval by alice (for refs/heads/release/1, not refs/heads/main)" in out
+    # The server looks approvals up by the ref it updates (so approvals for other refs cost a push nothing): an
+    # approval for release/1 is not even a candidate for main.
+    assert "rule model-code needs 1 approval from ml-leads\n    found: no approvals" in out
+    # `gatekeeper check`, which reads every fetched approval, still says why it does not count.
+    check = gatekeeper("check", "HEAD", "--ref", "refs/heads/main", "--config", str(world.server.config),
+                       "--as", "dave", "--repository", "ml/llama-train", cwd=dave.path)
+    assert "found: approval by alice (for refs/heads/release/1, not refs/heads/main)" in check.stdout, check.stdout
 
 
 def test_approval_from_another_repository_is_refused(world: World) -> None:

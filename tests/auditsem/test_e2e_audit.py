@@ -94,7 +94,9 @@ def test_break_glass_self_approval_does_not_review(srv: Server, sem_keys: dict[s
     old = srv.ref("refs/heads/main")
     assert dave.push(options=["gatekeeper.break-glass=again"], env={"REMOTE_USER": "dave"}).ok
     seq = srv.records()[-2]["seq"]
-    approve(dave, "HEAD", sem_keys["dave"], "dave", "--base", str(old))  # dave is trusted, but he pushed it
+    # dave is trusted, but he pushed it; and he reviews nothing under the policy, so the server does not even store it.
+    refused = approve(dave, "HEAD", sem_keys["dave"], "dave", "--base", str(old), ok=False)
+    assert "dave may not review anything under this policy" in refused.stderr
     assert unreviewed(srv) == [seq]
     code, out = audit(srv, "verify", "--config", str(srv.config), "--approvals")
     assert code == 0, out  # break-glass is justified by itself; the missing review is a warning

@@ -54,7 +54,8 @@ def test_protected_path_on_main_is_refused_with_rule_paths_and_next_step(server:
     assert "modified models/llama/modeling.py" in out
     assert "rule training-configs needs 1 approval from ml-leads, infra" in out
     assert "modified configs/train.yaml" in out
-    assert f"gatekeeper approve {sha[:12]} --ref refs/heads/main" in out
+    assert f"git push origin {sha[:12]}:refs/heads/review/{sha[:12]}" in out
+    assert "gatekeeper approve FETCH_HEAD --ref refs/heads/main" in out
     assert "pre-receive hook declined" in result.output
     assert server.ref("refs/heads/main") == before
     decision = server.decisions()[-1]

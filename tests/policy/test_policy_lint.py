@@ -12,7 +12,7 @@ from gatekeeper.policy.config import Problem, lint_policy
 Lint = Callable[[str], list[str]]
 
 ALLOWED_TOP = ("allowed: version, repository, mode, platform, default_branch, protected_refs, rules, people, groups, "
-               "break_glass, trust, audit, matching, scan, limits")
+               "break_glass, trust, audit, matching, scan, limits, approvals")
 
 
 def test_base_policy_is_clean(lint_text: Lint, base_text: str) -> None:

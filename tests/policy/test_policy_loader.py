@@ -196,7 +196,8 @@ def test_invalid_policy_raises_config_error_listing_every_problem(write_policy: 
     assert info.value.problems == [
         f"{path}:6: rule 'model-code': 'approvals' must be a whole number >= 1, not 0",
         f"{path}:17: unknown key 'colour' at the top level; allowed: version, repository, mode, platform, "
-        "default_branch, protected_refs, rules, people, groups, break_glass, trust, audit, matching, scan, limits",
+        "default_branch, protected_refs, rules, people, groups, break_glass, trust, audit, matching, scan, limits, "
+        "approvals",
     ]
     assert info.value.hint == "run: gatekeeper policy lint --config FILE"
 

@@ -40,11 +40,12 @@ class FakePolicy:
             out |= set(self.groups.get(n, (n,)))
         return frozenset(out)
 
-    def person_for_account(self, account: str) -> str | None:
-        return account  # every account is its person's name here
-
     def may_break_glass(self, person: str) -> bool:
         return person in self.members(self.break_glass)
+
+    def person_for_account(self, account: str) -> str | None:
+        # Logins differ from person names: "dave-gl" is dave's account; "dave" is an unmapped login.
+        return {"dave-gl": "dave", "carol": "carol", "alice": "alice", "bob": "bob"}.get(account)
 
 
 POLICY = FakePolicy(
@@ -113,10 +114,11 @@ def test_monitor_mode_decides_but_never_blocks() -> None:
 
 def test_break_glass_only_for_listed_people_with_a_reason_never_deploy_keys() -> None:
     a = [analysis("models/x")]
-    assert decide(POLICY, a, pusher=Identity("dave", "t"), break_glass_reason="outage").verdict == "break-glass"
-    assert decide(POLICY, a, pusher=Identity("dave", "t"), break_glass_reason=" ").verdict == "deny"
+    assert decide(POLICY, a, pusher=Identity("dave-gl", "t"), break_glass_reason="outage").verdict == "break-glass"
+    assert decide(POLICY, a, pusher=Identity("dave", "t"), break_glass_reason="outage").verdict == "deny"
+    assert decide(POLICY, a, pusher=Identity("dave-gl", "t"), break_glass_reason=" ").verdict == "deny"
     assert decide(POLICY, a, pusher=CAROL, break_glass_reason="outage").verdict == "deny"
-    assert decide(POLICY, a, pusher=Identity("dave", "t", is_deploy_key=True),
+    assert decide(POLICY, a, pusher=Identity("dave-gl", "t", is_deploy_key=True),
                   break_glass_reason="x").verdict == "deny"
 
 
@@ -132,7 +134,13 @@ def test_message_names_rule_paths_count_people_and_command() -> None:
     assert "push REFUSED (audit record #7)" in text
     assert "rule model-code needs 1 approval from ml-leads" in text
     assert "modified models/f0.py" in text and "... and 3 more protected paths" in text
-    assert "next: ask alice or bob" in text and "gatekeeper approve bbbbbbbbbbbb --ref refs/heads/main" in text
+    assert "next: ask alice or bob" in text
+    # The refused commit is not on the server: the message first has it published on an unprotected review ref.
+    assert "you:      git push origin bbbbbbbbbbbb:refs/heads/review/bbbbbbbbbbbb" in text
+    assert ("reviewer: git fetch origin refs/heads/review/bbbbbbbbbbbb && gatekeeper approve FETCH_HEAD "
+            "--ref refs/heads/main") in text
+    protected = "\n".join(render_decision(d, audit_seq=7, pusher="carol", is_protected=lambda r: "heads" in r))
+    assert "you:      git push origin bbbbbbbbbbbb:refs/review/bbbbbbbbbbbb" in protected
 
 
 def test_added_and_deleted_statuses() -> None:
