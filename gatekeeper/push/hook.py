@@ -32,6 +32,7 @@ from gatekeeper.model import Finding, RefUpdate, display_path
 if TYPE_CHECKING:  # loaded inside the functions that use them: a refused config must not pay for the whole gate
     from gatekeeper.approvals.evaluate import Approvals
     from gatekeeper.policy.config import Policy
+    from gatekeeper.policy.outcome_cache import OutcomeSettings
     from gatekeeper.push.gate import Decision
 
 DEFAULT_TIMEOUT_S = 50  # below GitLab's 55 s web-operation deadline; git itself has no hook timeout
@@ -85,6 +86,7 @@ def run_pre_receive(
         from gatekeeper.policy.config import load_policy
 
         policy = load_policy(config)
+        _remember_outcome_settings(config, policy, fallback_log)
         event["config_sha256"] = policy.source_sha256
         event["mode"] = policy.mode
         timeout = float(getattr(policy.limits, "timeout_seconds", DEFAULT_TIMEOUT_S) or DEFAULT_TIMEOUT_S)
@@ -236,7 +238,9 @@ def _finding_record(f: Finding) -> dict[str, object]:
     }
 
 
-def repository_id(policy: Policy | None, platform_repo: str | None, env: Mapping[str, str]) -> str:
+def repository_id(
+    policy: Policy | OutcomeSettings | None, platform_repo: str | None, env: Mapping[str, str],
+) -> str:
     """The id approvals bind to: the policy's ``repository``, else the platform's, else the repository folder."""
     if policy is not None and policy.repository:
         return policy.repository
@@ -352,7 +356,7 @@ def _run_chained(chain: Path, stdin: bytes, env: Mapping[str, str]) -> str | Non
     return None
 
 
-def _append(event: dict[str, object], policy: Policy | None, fallback_log: Path | None) -> int:
+def _append(event: dict[str, object], policy: Policy | OutcomeSettings | None, fallback_log: Path | None) -> int:
     from gatekeeper.audit.log import AuditLog
 
     origin = None  # without a configured one the log keeps its own (a broken policy must not change it)
@@ -375,7 +379,9 @@ def _append(event: dict[str, object], policy: Policy | None, fallback_log: Path 
     return seq
 
 
-def _decision_push_id(event: dict[str, object], policy: Policy | None, fallback_log: Path | None) -> str | None:
+def _decision_push_id(
+    event: dict[str, object], policy: Policy | OutcomeSettings | None, fallback_log: Path | None,
+) -> str | None:
     """The push_id of the decision this outcome follows: git gives the two hooks no shared value, so the decision is
     found in the log's newest records by repository, pusher and the exact (ref, old, new) triples that moved."""
     try:  # pairing is a courtesy to auditors: it must never cost the outcome record itself
@@ -462,12 +468,17 @@ def run_post_receive(stdin: bytes, env: Mapping[str, str], *, config: Path, fall
     from gatekeeper.push.hookinput import parse_updates
 
     event: dict[str, object] = {"type": "push.outcome", "push_id": None, "gate_version": __version__}
-    policy: Policy | None = None
+    policy: Policy | OutcomeSettings | None = None
     try:
+        from gatekeeper.policy.outcome_cache import cache_dir_for, recall
         from gatekeeper.push.platform import detect_context
-        from gatekeeper.policy.config import load_policy
 
-        policy = load_policy(config)
+        # The settings the last full load of this exact policy file left behind, else the full load (which leaves them).
+        policy = recall(config, cache_dir_for(fallback_log))
+        if policy is None:
+            from gatekeeper.policy.config import load_policy
+
+            policy = _remember_outcome_settings(config, load_policy(config), fallback_log)
         context = detect_context(env, platform=policy.platform)
         event["repo"] = repository_id(policy, context.repository, env)
         event["pusher"] = {"user": context.identity.user, "source": context.identity.source,
@@ -484,6 +495,15 @@ def run_post_receive(stdin: bytes, env: Mapping[str, str], *, config: Path, fall
         return HookResult(1, _prefixed(env_message_prefix(env), [
             f"gatekeeper: WARNING: the outcome of this push could not be recorded: {exc}"]))
     return HookResult(0, [])
+
+
+def _remember_outcome_settings(config: Path, policy: Policy, fallback_log: Path | None) -> OutcomeSettings:
+    """What post-receive needs from this validated policy, stored for the next post-receive (best effort)."""
+    from gatekeeper.policy.outcome_cache import cache_dir_for, remember, settings_of
+
+    settings = settings_of(policy)
+    remember(config, policy.source_sha256, settings, cache_dir_for(fallback_log))
+    return settings
 
 
 def emit(lines: list[str], stream: TextIO) -> None:
