@@ -1,5 +1,6 @@
 """The push path never imports the network stack: ``requests`` (and ``urllib3``) belong to ``gatekeeper trust sync``
-only (style.md §3: ``requests`` alone would double the hook's start-up floor).
+only (style.md §3: ``requests`` alone would double the hook's start-up floor), and ``psycopg`` to the fleet's
+``audit ship``/``--db`` verbs (a policy naming ``audit.database`` does not make the hook connect).
 
 A fresh interpreter imports the hook-path modules and runs a real pre-receive in-process on a tiny repository (a
 protected change that is refused for lack of approvals, so policy, platform, git access, content scan, approvals and
@@ -16,7 +17,9 @@ from pathlib import Path
 
 from gitserver import REPO_ROOT, run_git
 
-NETWORK_MODULES = ("requests", "urllib3", "http.client", "gatekeeper.hosting.trustsync", "gatekeeper.hosting.forgeapi")
+NETWORK_MODULES = ("requests", "urllib3", "http.client", "gatekeeper.hosting.trustsync", "gatekeeper.hosting.forgeapi",
+                   # the fleet's database: shipping runs after the push, never inside the hook
+                   "psycopg", "gatekeeper.audit.pgstore", "gatekeeper.audit.ship", "gatekeeper.audit.fleet")
 
 POLICY = """\
 version: 1
@@ -34,6 +37,7 @@ trust:
   allowed_signers: allowed_signers
 audit:
   log: audit/audit.jsonl
+  database: postgresql://gatekeeper@db.invalid/gatekeeper
 """
 
 PROBE = """\
@@ -89,7 +93,8 @@ def test_the_push_path_imports_no_network_modules(tmp_path: Path) -> None:
 
 
 def test_the_check_can_fail() -> None:
-    code = ("import json, sys; import gatekeeper.hosting.trustsync; "
+    code = ("import json, sys; import gatekeeper.hosting.trustsync, gatekeeper.audit.fleet, gatekeeper.audit.ship, "
+            "psycopg; "
             f"print(json.dumps([m for m in {NETWORK_MODULES!r} if m in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT,
                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}).stdout

@@ -28,13 +28,16 @@ TABLE_COLUMNS = ("seq", "ts", "type", "repo", "pusher", "decision", "refs", "pat
 
 
 def configure(parser: argparse.ArgumentParser, verb: str) -> None:
+    from gatekeeper.cli import audit_fleet
+
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def add(name: str, help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
-        src = p.add_mutually_exclusive_group(required=True)
+        src = p.add_mutually_exclusive_group()
         src.add_argument("--log", type=Path, metavar="FILE", help="the audit log (JSON Lines)")
         src.add_argument("--config", type=Path, metavar="FILE", help="take the log path from a policy's audit.log")
+        audit_fleet.add_db_arguments(p, name)
         return p
 
     v = add("verify", "check the log's canonical form, seq/prev chain, Merkle roots and signed checkpoints")
@@ -109,6 +112,7 @@ def configure(parser: argparse.ArgumentParser, verb: str) -> None:
     e.add_argument("--vkey-file", type=Path, metavar="FILE", help="vkey file to include (default: the .pub next to "
                    "the default signing key)")
     add_filters(e)  # the whole log is always exported (it must verify); filters add a selection.jsonl/.csv
+    audit_fleet.configure(sub, add)
 
 
 def _time(text: str) -> str:
@@ -130,6 +134,12 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace, verb: str) -> int:
+    from gatekeeper.cli import audit_fleet
+
+    if audit_fleet.handles(args):
+        return audit_fleet.run(args)
+    if args.log is None and args.config is None:
+        raise UsageError("say which audit log: --log FILE, --config POLICY, or --db URL for the fleet's database")
     log = _log_path(args.log, args.config)
     if args.action == "verify":
         return _verify(

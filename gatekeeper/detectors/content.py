@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from dataclasses import field
 
 from gatekeeper.detectors import npy_header
+from gatekeeper.detectors.pathfacts import loaded_as as _loaded_as
 from gatekeeper.detectors.pathfacts import named_as_text as _named_as_text
 from gatekeeper.detectors import pickle_vm
 from gatekeeper.detectors import safetensors_header
@@ -732,14 +733,14 @@ def _scan(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
             # Text configs inside archives (NeMo's model_config.yaml in a .nemo tar) are invisible to the text
             # detectors, which see repository files only: look for Hydra targets here.
             _scan_archived_config(ctx, view, path)
-        elif path.endswith("saved_model.pb"):
+        elif _loaded_as(path, "saved_model.pb"):
             _scan_saved_model(ctx, view, path)
         else:
             # A protocol 0/1 pickle has no magic: the full analysis doubles as the probe (candidate=True reports
             # nothing unless it meets a global or a call, or parses to the end).
             if as_pickle:
                 _scan_pickle(ctx, view, path, depth, candidate=True)
-            if len(ctx.findings) == before and path.endswith(".safetensors") and len(view) >= 8:
+            if len(ctx.findings) == before and _loaded_as(path, ".safetensors") and len(view) >= 8:
                 _scan_safetensors(ctx, view, path)  # too broken to sniff, but it claims to be safetensors
         return
     if kind is not None:
@@ -758,7 +759,7 @@ def _scan(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
         _scan_hdf5(ctx, view, path)
     if kind != "safetensors" and safetensors_header.looks_like_safetensors(bytes(view[:16])):
         n = int.from_bytes(bytes(view[:8]), "little")
-        if n <= safetensors_header.MAX_HEADER and 8 + n <= len(view) or path.endswith(".safetensors"):
+        if n <= safetensors_header.MAX_HEADER and 8 + n <= len(view) or _loaded_as(path, ".safetensors"):
             _scan_safetensors(ctx, view, path)
 
 

@@ -13,6 +13,13 @@ def named_as_text(path: str) -> bool:
     return path.rsplit("!", 1)[-1].endswith(_TEXT_NAMES)
 
 
+def loaded_as(path: str, name: str) -> bool:
+    """Whether a loader that opens a file called ``...name`` gets the file at ``path`` on some checkout: macOS and
+    Windows fold case (TensorFlow asking for ``saved_model.pb`` opens ``SAVED_MODEL.PB``) and Windows drops trailing
+    dots and spaces (``saved_model.pb.``)."""
+    return path.casefold().rstrip(" .").endswith(name)
+
+
 def path_facts(path: str) -> str:
     """The parts of ``path`` that :func:`gatekeeper.detectors.content.scan_blob`'s verdict depends on; every other byte
     of a path is evidence only.
@@ -24,8 +31,8 @@ def path_facts(path: str) -> str:
     facts = []
     if named_as_text(path):
         facts.append("text")
-    if path.endswith("saved_model.pb"):
+    if loaded_as(path, "saved_model.pb"):
         facts.append("saved_model")
-    if path.endswith(".safetensors"):
+    if loaded_as(path, ".safetensors"):
         facts.append("safetensors")
     return ",".join(facts)

@@ -10,6 +10,10 @@
 * submodule pointers (gitlinks) under protected paths.
 
 The hook turns the result into a rule that needs approval like any configured rule.
+
+The other direction is refused on protected refs, approvals or not (:func:`escaping_symlinks`): a symlink *at* a
+protected path whose target lies outside every rule, and a plumbing file that is a symlink. An approval binds the link,
+but what a reader gets is the target's content, which anyone then edits without review.
 """
 
 from __future__ import annotations
@@ -38,8 +42,10 @@ def dotfile_kind(path: bytes) -> str | None:
 
 
 def _link_target(link: bytes, target: bytes) -> bytes | None:
-    """Repository path a symlink points to, or None when it leaves the repository."""
-    if not target or target.startswith(b"/"):
+    """Repository path a symlink points to, or None when it leaves the repository. ``\\`` is read as a separator, as
+    a Windows checkout with ``core.symlinks`` does (``..\\..\\scratch\\x.py`` leaves ``models/llama/``)."""
+    target = target.replace(b"\\", b"/")
+    if not target or target.startswith(b"/") or target[1:2] == b":":  # absolute, or a drive (C:) on Windows
         return None
     joined = posixpath.normpath(posixpath.join(posixpath.dirname(link), target))
     if joined == b".." or joined.startswith(b"../"):
@@ -96,4 +102,45 @@ def implicit_protected_paths(changes: Iterable[Change], is_protected: Callable[[
             if dotfile_kind(resolved) is not None or is_protected(resolved) or is_protected(resolved + _PROBE):
                 out[change.path] = f"plumbing: symlink into protected path {shown}"
                 break
+    return out
+
+
+def escaping_symlinks(changes: Iterable[Change], is_protected: Callable[[bytes], bool], *,
+                      read_blob: Callable[[str], bytes | None] | None = None) -> dict[bytes, str]:
+    """Symlinks a change set adds that would carry protected content out of review, with the reason.
+
+    * a plumbing file (``.gitattributes``, ``.gitmodules``, ``.lfsconfig``, under every checkout's aliases) that is a
+      symlink: git-lfs and git before 2.32 read the target, git since 2.32 ignores the link (and fsck calls a linked
+      ``.gitmodules`` an error), so readers disagree and whoever edits the target edits the plumbing;
+    * a symlink at a protected path whose target is not itself protected (or leaves the repository, or cannot be
+      read): the path's content is then the target's, and the target has no rule.
+
+    ``is_protected`` must be exact (the configured rules' match), not a conservative "could protect something below":
+    a folder is protected when a child of it would be (``models`` under ``models/**``).
+    """
+
+    def protected(path: bytes) -> bool:
+        return is_protected(path) or is_protected(path + _PROBE)
+
+    out: dict[bytes, str] = {}
+    for change in changes:
+        if change.new_mode != MODE_LINK:
+            continue
+        kind = dotfile_kind(change.path)
+        if kind is not None:
+            out[change.path] = f"{kind}: plumbing file as a symlink (readers disagree on following it)"
+            continue
+        if not protected(change.path):
+            continue
+        target = _read_target(read_blob, change.new_id)
+        if target is None:
+            out[change.path] = "symlink at a protected path whose target could not be read"
+            continue
+        resolved = _link_target(change.path, target)
+        shown = target.decode("utf-8", "backslashreplace")
+        if resolved is None or not resolved:
+            out[change.path] = f"symlink to {shown} at a protected path leaves the protected paths"
+        elif not protected(resolved):
+            out[change.path] = (f"symlink to {shown} points outside every protected path: its content would "
+                                "change without review")
     return out

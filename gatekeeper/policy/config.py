@@ -84,7 +84,7 @@ TOP_KEYS = (
 RULE_KEYS = ("name", "description", "paths", "approvals", "reviewers")
 PERSON_KEYS = ("emails", "accounts")
 TRUST_KEYS = ("allowed_signers", "revoked_keys", "namespace")
-AUDIT_KEYS = ("log", "signing_key", "origin")
+AUDIT_KEYS = ("log", "signing_key", "origin", "database")
 MATCHING_KEYS = ("case_insensitive", "unicode_nfc")
 SCAN_KEYS = ("unscannable", "extra_pickle_globals", "lfs_store")
 LIMITS_KEYS = ("max_changed_paths", "timeout_seconds")
@@ -161,6 +161,9 @@ class AuditConfig:
     # The checkpoint origin auditors pin. None: keep the log's current origin (else the signing key's name), so a
     # renamed host never changes it; set it explicitly when several nodes write one log.
     origin: str | None = None
+    # The fleet's PostgreSQL trail (libpq URL, no password: use ~/.pgpass or PGPASSFILE). Read by `audit ship` and
+    # the auditor's verbs only; the hook never connects to it.
+    database: str | None = None
 
 
 @dataclass(frozen=True)
@@ -795,13 +798,15 @@ class _Checker:
             self.error(section.lines["origin"], f"'audit.origin' {origin!r} must be printable, without white space "
                        "(a name like git.example.com/gatekeeper-audit)")
             origin = None
+        database = self.string(section, "database", None, label="audit.database")
         if log is None:
             return None
         if not os.path.isdir(log.parent):
             self.error(log_line, f"the directory of 'audit.log' {str(log.parent)!r} does not exist")
         elif os.path.isdir(log):
             self.error(log_line, f"'audit.log' {str(log)!r} is a directory; name the log file")
-        return AuditConfig(log=log, signing_key=key or log.parent / AUDIT_SIGNING_KEY_NAME, origin=origin)
+        return AuditConfig(log=log, signing_key=key or log.parent / AUDIT_SIGNING_KEY_NAME, origin=origin,
+                           database=database)
 
     def _scan(self, doc: YMap) -> ScanConfig:
         section = self.section(doc, "scan", "", SCAN_KEYS, required=False)

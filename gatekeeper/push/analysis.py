@@ -23,6 +23,7 @@ Which ref an update really changes, and whether it is protected, is decided here
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -37,6 +38,11 @@ MAX_SYMREF_HOPS = 5  # git's own limit for symbolic refs is 5 (SYMREF_MAXDEPTH)
 GATE_NAMESPACE = "refs/gatekeeper/"
 REPLACE_NAMESPACE = "refs/replace/"
 APPROVALS_NAMESPACE = GATE_NAMESPACE + "approvals/"  # = approvals.store.APPROVALS_PREFIX (validated there)
+
+
+# Short names git would try as an object id if no ref had them: 4+ hex digits (git's minimum abbreviation; 64 for
+# SHA-256 repositories) and `git describe` output, which resolves to the abbreviation after "-g".
+_OBJECT_NAME = re.compile(r"(?:.+-g)?[0-9a-fA-F]{4,64}")
 
 
 class LimitExceeded(GatekeeperError):
@@ -211,6 +217,20 @@ def shadowing_refs(ref: str) -> list[str]:
     return []
 
 
+def object_name_mimic(ref: str) -> str | None:
+    """The short name of ``ref`` that git would otherwise read as an object id (``654994e``, ``v1.2-3-g654994e``),
+    or None. git's lookup (``get_oid_basic``) tries refs before abbreviated ids, so such a ref takes over every
+    ``git checkout``/``rev-parse`` of the commit a release note or CI job names; only a full id wins, with a warning,
+    and forges refuse those names too."""
+    for rule in _SHORT_NAME_RULES:
+        prefix, _, suffix = rule.partition("{}")
+        if ref.startswith(prefix) and ref.endswith(suffix) and len(ref) > len(prefix) + len(suffix):
+            short = ref[len(prefix):len(ref) - len(suffix)]
+            if _OBJECT_NAME.fullmatch(short):
+                return short
+    return None
+
+
 def ref_refusal(repo: Repo, update: RefUpdate) -> str | None:
     """Why no approval can let this update through, or None.
 
@@ -231,6 +251,12 @@ def ref_refusal(repo: Repo, update: RefUpdate) -> str | None:
         by = f"{update.new[:12]} ({repo.object_type(update.new) or 'missing'})"
         return (f"object substitution: {update.ref} would make git show, git archive, web UIs and mirrors replace "
                 f"{what} by {by}; replace refs are refused")
+    if not is_null(update.new):
+        mimic = object_name_mimic(update.ref)
+        if mimic is not None:
+            return (f"{update.ref}: its short name {mimic} reads as an abbreviated object id, and git resolves refs "
+                    f"first, so `git checkout {mimic}` would give this ref instead of that commit; choose a name "
+                    "that is not hex digits")
     if folded.startswith(GATE_NAMESPACE) and not update.ref.startswith(APPROVALS_NAMESPACE):
         return f"{update.ref}: refs/gatekeeper/ holds only approvals ({APPROVALS_NAMESPACE}<person>/<nonce>)"
     return None

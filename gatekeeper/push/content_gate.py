@@ -81,6 +81,7 @@ PLUMBING_RULE = "repository-plumbing"
 ARTIFACT_RULE = "ml-artifacts"
 TREE_MODE_DETECTOR = "tree-mode"
 CHECKOUT_NAME_DETECTOR = "checkout-name"
+SYMLINK_ESCAPE_DETECTOR = "symlink-escape"
 CONFIG_READ_CAP = 1 << 20  # configs bigger than this are left to the protected refs' full remote-code analysis
 
 
@@ -132,6 +133,11 @@ def scan_push(
         blobs: dict[tuple[str, str], bytes] = {}  # (blob id, path facts) -> a path it appears at (the first seen)
         odd: list[OddMode] = list(analysis.odd_modes)
         configs: dict[tuple[str, bytes], None] = {}  # (blob id, path) of config-named files, in order
+        # The ref's net change first: a finding is routed to the first path its blob is met at, and only net-change
+        # paths can carry a requirement (content_requirements). Met first in a commit the push undoes again
+        # (tmp/saved_model.pb, deleted by the next commit), it would ask for nothing.
+        for change in analysis.changes:
+            _collect(blobs, change, configs)
         kind, new_object = repo.peel(analysis.update.new)
         if kind == "commit" and new_object is not None:
             commits = repo.walk_new_commits(new_object, hide, limit=MAX_NEW_COMMITS - commits_total)
@@ -146,8 +152,6 @@ def scan_push(
                     break
         elif kind == "blob" and new_object is not None:
             blobs[(new_object, path_facts(analysis.update.ref))] = analysis.update.ref.encode()
-        for change in analysis.changes:
-            _collect(blobs, change, configs)
         if len(blobs) > MAX_BLOBS:
             raise LimitExceeded(f"this push brings more than {MAX_BLOBS} blobs to scan")
         for (blob_id, facts), path in blobs.items():
@@ -362,6 +366,7 @@ def _route(content: RefContent, analysis: RefAnalysis, path: bytes, findings: li
 
 def _remote_code(repo: Repo, policy: Policy, analysis: RefAnalysis, content: RefContent,
                  unscannable_blocks: bool) -> None:
+    from gatekeeper.detectors.plumbing import escaping_symlinks
     from gatekeeper.detectors.scan import RepoTreeView, analyse_remote_code, implicit_protected_paths
 
     changed = [c.path for c in analysis.changes]
@@ -405,6 +410,17 @@ def _remote_code(repo: Repo, policy: Policy, analysis: RefAnalysis, content: Ref
 
     for path, reason in implicit_protected_paths(analysis.changes, is_protected, read_blob=read_blob).items():
         content.review.setdefault(PLUMBING_RULE, {})[path] = reason
+    # Refused, not reviewed: an approval would bind the link while the content it stands for lives in a file
+    # without rules (detectors/plumbing.py).
+
+    def matched(path: bytes) -> bool:
+        return bool(policy.rules_for(path))
+
+    for path, reason in escaping_symlinks(analysis.changes, matched, read_blob=read_blob).items():
+        finding = Finding(Verdict.REFUSED, display_path(path), SYMLINK_ESCAPE_DETECTOR,
+                          reason + "; such symlinks are refused on protected refs")
+        content.blocking.append(finding)
+        content.findings.append(finding)
 
 
 def _tree(repo: Repo, oid: str | None) -> str | None:

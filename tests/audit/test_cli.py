@@ -184,8 +184,8 @@ def test_usage_errors(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["audit"])
     assert info.value.code == 2
-    with pytest.raises(SystemExit):
-        main(["audit", "verify"])  # --log or --config is required
+    code, _, err = _run(capsys, "verify")  # --log, --config or --db is required
+    assert code == 2 and "say which audit log" in err
     code, _, err = _run(capsys, "verify", "--log", str(env.log_path), "--update-trusted")
     assert code == 2 and "--update-trusted needs --trusted-checkpoint FILE" in err  # a usage error (issue 11)
 

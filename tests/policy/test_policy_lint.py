@@ -60,7 +60,7 @@ def test_unknown_keys_everywhere(lint_text: Lint, base_text: str) -> None:
         "11: unknown key 'email' for person 'alice' (did you mean 'emails'?); allowed: emails, accounts",
         "17: unknown key 'revoked' in 'trust' (did you mean 'revoked_keys'?); "
         "allowed: allowed_signers, revoked_keys, namespace",
-        "20: unknown key 'path' in 'audit'; allowed: log, signing_key, origin",
+        "20: unknown key 'path' in 'audit'; allowed: log, signing_key, origin, database",
         "21: unknown key 'case' in 'matching'; allowed: case_insensitive, unicode_nfc",
         "22: unknown key 'unscanable' in 'scan' (did you mean 'unscannable'?); allowed: unscannable, "
         "extra_pickle_globals, lfs_store",
