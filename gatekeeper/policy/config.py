@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 
 from gatekeeper.checkout import ntfs_alias
 from gatekeeper.errors import ConfigError
+from gatekeeper.fsutil import read_regular as _read_regular
 from gatekeeper.policy.pathmatch import (
     MatchOptions,
     PathMatcher,
@@ -364,31 +365,6 @@ def _load(path: Path, *, deep: bool) -> tuple[Policy | None, list[Problem]]:
     checker = _Checker(shown, Path(os.path.abspath(path)).parent, problems)
     policy = checker.check(doc, Path(os.path.abspath(path)), hashlib.sha256(data).hexdigest(), deep=deep)
     return policy, problems
-
-
-def _read_regular(path: Path, limit: int) -> bytes:
-    """Up to ``limit`` bytes of a regular file. Never blocks: a FIFO or device raises OSError instead of hanging."""
-    import errno
-    import stat
-
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise IsADirectoryError(errno.EISDIR, "Is a directory")
-        if not stat.S_ISREG(mode):
-            raise OSError(errno.EINVAL, "Not a regular file")
-        chunks = []
-        remaining = limit
-        while remaining > 0:
-            chunk = os.read(fd, min(remaining, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 def _show(label: str) -> tuple[str, str]:

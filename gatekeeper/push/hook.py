@@ -18,11 +18,7 @@ for exactly that case).
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import traceback
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +32,7 @@ from gatekeeper.model import Finding, RefUpdate, display_path
 if TYPE_CHECKING:  # loaded inside the functions that use them: a refused config must not pay for the whole gate
     from gatekeeper.approvals.evaluate import Approvals
     from gatekeeper.policy.config import Policy
+    from gatekeeper.policy.outcome_cache import OutcomeSettings
     from gatekeeper.push.gate import Decision
 
 DEFAULT_TIMEOUT_S = 50  # below GitLab's 55 s web-operation deadline; git itself has no hook timeout
@@ -49,6 +46,19 @@ class HookResult:
     lines: list[str]
 
 
+def new_push_id() -> str:
+    """A random (version 4) UUID in its usual text form, exactly what ``str(uuid.uuid4())`` gives.
+
+    Built here because importing :mod:`uuid` (and the :mod:`platform` it pulls in) costs every push more than the
+    sixteen random bytes do.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def run_pre_receive(
     stdin: bytes,
     env: Mapping[str, str],
@@ -58,7 +68,7 @@ def run_pre_receive(
     chain: Path | None = None,
 ) -> HookResult:
     """Decide on one push. Returns the exit code and the lines to show the pusher."""
-    push_id = str(uuid.uuid4())
+    push_id = new_push_id()
     event: dict[str, object] = {
         "type": "push.decision",
         "push_id": push_id,
@@ -76,6 +86,7 @@ def run_pre_receive(
         from gatekeeper.policy.config import load_policy
 
         policy = load_policy(config)
+        _remember_outcome_settings(config, policy, fallback_log)
         event["config_sha256"] = policy.source_sha256
         event["mode"] = policy.mode
         timeout = float(getattr(policy.limits, "timeout_seconds", DEFAULT_TIMEOUT_S) or DEFAULT_TIMEOUT_S)
@@ -248,7 +259,9 @@ def _finding_record(f: Finding) -> dict[str, object]:
     }
 
 
-def repository_id(policy: Policy | None, platform_repo: str | None, env: Mapping[str, str]) -> str:
+def repository_id(
+    policy: Policy | OutcomeSettings | None, platform_repo: str | None, env: Mapping[str, str],
+) -> str:
     """The id approvals bind to: the policy's ``repository``, else the platform's, else the repository folder."""
     if policy is not None and policy.repository:
         return policy.repository
@@ -350,6 +363,8 @@ def _record_pushed_approvals(event: dict[str, object], approvals: Approvals) -> 
 
 def _run_chained(chain: Path, stdin: bytes, env: Mapping[str, str]) -> str | None:
     """Run the hook that was there before install; it must pass too. Returns a reason if it refused."""
+    import subprocess  # by need: most repositories chain nothing
+
     if not os.access(chain, os.X_OK):
         return f"the chained hook {chain} is not executable"
     try:
@@ -362,7 +377,7 @@ def _run_chained(chain: Path, stdin: bytes, env: Mapping[str, str]) -> str | Non
     return None
 
 
-def _append(event: dict[str, object], policy: Policy | None, fallback_log: Path | None) -> int:
+def _append(event: dict[str, object], policy: Policy | OutcomeSettings | None, fallback_log: Path | None) -> int:
     from gatekeeper.audit.log import AuditLog
 
     origin = None  # without a configured one the log keeps its own (a broken policy must not change it)
@@ -385,7 +400,9 @@ def _append(event: dict[str, object], policy: Policy | None, fallback_log: Path 
     return seq
 
 
-def _decision_push_id(event: dict[str, object], policy: Policy | None, fallback_log: Path | None) -> str | None:
+def _decision_push_id(
+    event: dict[str, object], policy: Policy | OutcomeSettings | None, fallback_log: Path | None,
+) -> str | None:
     """The push_id of the decision this outcome follows: git gives the two hooks no shared value, so the decision is
     found in the log's newest records by repository, pusher and the exact (ref, old, new) triples that moved."""
     try:  # pairing is a courtesy to auditors: it must never cost the outcome record itself
@@ -406,6 +423,8 @@ def _decision_push_id(event: dict[str, object], policy: Policy | None, fallback_
 def audit_origin() -> str:
     """The default name of a new audit signing key (and so of the log's checkpoints, unless ``audit.origin`` is set):
     fixed when the key is created, so renaming the host later changes nothing."""
+    import socket
+
     return f"{socket.gethostname()}/gatekeeper"
 
 
@@ -422,6 +441,8 @@ def _refuse_with_error(
         summary = f"internal error ({type(exc).__name__}); this is a bug in gatekeeper"
         hint = "tell your gatekeeper admin; the details are in the audit record"
         kind = "internal"
+    import traceback  # by need: only the error path formats a traceback
+
     event["decision"] = "error"
     event["blocked"] = True
     event["reasons"] = [summary]
@@ -468,12 +489,17 @@ def run_post_receive(stdin: bytes, env: Mapping[str, str], *, config: Path, fall
     from gatekeeper.push.hookinput import parse_updates
 
     event: dict[str, object] = {"type": "push.outcome", "push_id": None, "gate_version": __version__}
-    policy: Policy | None = None
+    policy: Policy | OutcomeSettings | None = None
     try:
+        from gatekeeper.policy.outcome_cache import cache_dir_for, recall
         from gatekeeper.push.platform import detect_context
-        from gatekeeper.policy.config import load_policy
 
-        policy = load_policy(config)
+        # The settings the last full load of this exact policy file left behind, else the full load (which leaves them).
+        policy = recall(config, cache_dir_for(fallback_log))
+        if policy is None:
+            from gatekeeper.policy.config import load_policy
+
+            policy = _remember_outcome_settings(config, load_policy(config), fallback_log)
         context = detect_context(env, platform=policy.platform)
         event["repo"] = repository_id(policy, context.repository, env)
         event["pusher"] = {"user": context.identity.user, "source": context.identity.source,
@@ -490,6 +516,15 @@ def run_post_receive(stdin: bytes, env: Mapping[str, str], *, config: Path, fall
         return HookResult(1, _prefixed(env_message_prefix(env), [
             f"gatekeeper: WARNING: the outcome of this push could not be recorded: {exc}"]))
     return HookResult(0, [])
+
+
+def _remember_outcome_settings(config: Path, policy: Policy, fallback_log: Path | None) -> OutcomeSettings:
+    """What post-receive needs from this validated policy, stored for the next post-receive (best effort)."""
+    from gatekeeper.policy.outcome_cache import cache_dir_for, remember, settings_of
+
+    settings = settings_of(policy)
+    remember(config, policy.source_sha256, settings, cache_dir_for(fallback_log))
+    return settings
 
 
 def emit(lines: list[str], stream: TextIO) -> None:
