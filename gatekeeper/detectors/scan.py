@@ -51,7 +51,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gatekeeper.detectors.remote_code import ConfigError, Trigger, TreeView, extract_triggers, is_config_name
+from gatekeeper.detectors.remote_code import (
+    ConfigError,
+    Trigger,
+    TreeView,
+    extract_triggers,
+    is_config_name,
+    may_hold_trigger,
+)
 from gatekeeper.errors import ScanError
 from gatekeeper.model import MODE_BLOB, MODE_EXEC, MODE_LINK, Finding, Verdict, display_path
 
@@ -370,8 +377,14 @@ def dangerous_config_findings(config: bytes, data: bytes) -> list[Finding]:
         return []
     try:
         triggers = extract_triggers(config, data).triggers
-    except (ConfigError, RecursionError, ValueError):
-        return []
+    except (ConfigError, RecursionError, ValueError) as exc:
+        # Fail closed where it matters: a file that may hold a trigger but cannot be parsed (a cap, a parser quirk)
+        # could still be instantiated by a more lenient loader; one without any trigger word is no finding.
+        if not may_hold_trigger(data, yaml_file=config.lower().endswith((b".yaml", b".yml"))):
+            return []
+        return [Finding(Verdict.UNSCANNABLE, _show(config), DETECTOR,
+                        "config may name code to run but could not be parsed to check it",
+                        (str(exc)[:200] or type(exc).__name__,))]
     return [_danger_finding(_show(config), t) for t in triggers if t.danger]
 
 

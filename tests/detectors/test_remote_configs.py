@@ -219,3 +219,15 @@ def test_risky_loader_settings_in_configs_are_hints() -> None:
                         "data.allow_pickle: true (numpy unpickles object arrays)"))]
     benign = analyse_remote_code(DictTree({"train.yaml": "model:\n  trust_remote_code: false\n"}), [b"train.yaml"])
     assert benign.findings == []
+
+
+def test_a_config_too_deep_to_parse_that_may_name_code_is_unscannable_not_clean() -> None:
+    # The every-ref check for configs that are malicious in themselves used to answer "no finding" when the parser
+    # stopped at a cap, so a shell target nested past it passed on any unprotected ref.
+    from gatekeeper.detectors.scan import dangerous_config_findings
+
+    deep = b"{a: " * 600 + b"{_target_: os.system, _args_: [id]}" + b"}" * 600 + b"\n"
+    (finding,) = dangerous_config_findings(b"conf/x.yaml", deep)
+    assert finding.verdict.value == "unscannable" and "could not be parsed" in finding.message
+    # its benign twin: just as deep, no trigger word, no finding
+    assert dangerous_config_findings(b"conf/x.yaml", deep.replace(b"_target_", b"name")) == []
