@@ -55,7 +55,6 @@ from gatekeeper.model import (
     MODE_BLOB,
     MODE_EXEC,
     MODE_LINK,
-    MODE_TREE,
     Change,
     Finding,
     ObjectId,
@@ -90,6 +89,7 @@ TREE_MODE_DETECTOR = "tree-mode"
 CHECKOUT_NAME_DETECTOR = "checkout-name"
 SYMLINK_ESCAPE_DETECTOR = "symlink-escape"
 OBJECT_TYPE_DETECTOR = "object-type"
+CHECKOUT_CONVERSION_DETECTOR = "checkout-conversion"
 CONFIG_READ_CAP = 1 << 20  # configs bigger than this are left to the protected refs' full remote-code analysis
 
 
@@ -142,7 +142,7 @@ def scan_push(
         odd: list[OddMode] = list(analysis.odd_modes)
         configs: dict[tuple[str, bytes], None] = {}  # (blob id, path) of config-named files, in order
         links: dict[str, bytes] = {}  # symlink entries: object id -> a path (only their type is checked)
-        attributes: set[str] = set()  # .gitattributes blobs the push touches (either side of a change)
+        attributes: dict[str, bytes] = {}  # .gitattributes blobs the push touches (either side) -> a path
         # The ref's net change first: a finding is routed to the first path its blob is met at, and only net-change
         # paths can carry a requirement (content_requirements). Met first in a commit the push undoes again
         # (tmp/saved_model.pb, deleted by the next commit), it would ask for nothing.
@@ -219,9 +219,11 @@ def attributes_file(path: bytes) -> bool:
 
 
 def _collect(blobs: dict[tuple[str, str], bytes], change: Change, configs: dict[tuple[str, bytes], None],
-             links: dict[str, bytes], attributes: set[str]) -> None:
+             links: dict[str, bytes], attributes: dict[str, bytes]) -> None:
     if attributes_file(change.path):  # either side: a checkout of an earlier commit of the push reads the old one
-        attributes.update(oid for oid in (change.old_id, change.new_id) if oid and not is_null(oid))
+        for oid in (change.old_id, change.new_id):
+            if oid and not is_null(oid):
+                attributes.setdefault(oid, change.path)
     if change.new_mode == MODE_LINK:
         links.setdefault(change.new_id, change.path)
     elif change.new_mode in (MODE_BLOB, MODE_EXEC):
@@ -420,58 +422,52 @@ _ATTRIBUTES_READ_CAP = 1 << 20  # git itself ignores attribute lines over 2 KiB 
 
 
 def _checkout_directives(repo: Repo, analysis: RefAnalysis, kind: str, new_object: ObjectId | None,
-                         blobs: dict[tuple[str, str], bytes], touched: set[str], content: RefContent,
+                         blobs: dict[tuple[str, str], bytes], touched: dict[str, bytes], content: RefContent,
                          unscannable_blocks: bool) -> Directives:
     """The checkout conversions any ``.gitattributes`` that can apply to this ref's blobs asks for: those the push
-    touches (``touched``) and those already in the folders of the new tree that hold a scanned path (git reads
-    every folder's file up to the root). A superset, read without patterns (detectors/checkout_forms)."""
-    ids = set(touched)
-    if kind == "commit" and new_object is not None:
-        ids |= _attributes_along(repo, repo.commit_tree(new_object), [path for path in blobs.values()])
-    elif kind == "tree" and new_object is not None:
-        ids |= _attributes_along(repo, new_object, [path for path in blobs.values()])
-    if not ids:
-        return NO_DIRECTIVES
+    touches (``touched``: id -> path, any alias) and those already in the folders of the new tree that hold a
+    scanned path. A superset, read without patterns (detectors/checkout_forms). An alias that asks for a conversion
+    is refused: case-insensitive and Windows checkouts read it, and later pushes look for the exact name only."""
     from gatekeeper.detectors.checkout_forms import parse_attributes
 
-    texts = []
-    for oid in sorted(ids):
+    ids = dict(touched)
+    tree = repo.commit_tree(new_object) if kind == "commit" and new_object is not None else (
+        new_object if kind == "tree" else None)
+    if tree is not None:
+        for oid in _attributes_along(repo, tree, blobs.values()):
+            ids.setdefault(oid, b".gitattributes")
+    directives = NO_DIRECTIVES
+    for oid, path in sorted(ids.items()):
         size = repo.blob_size(oid)
         if size is None:
             continue  # a symlink or a crafted entry: judged elsewhere (plumbing, object type)
         if size > _ATTRIBUTES_READ_CAP:
-            _route(content, analysis, b".gitattributes", [Finding(
-                Verdict.UNSCANNABLE, ".gitattributes", "content",
+            _route(content, analysis, path, [Finding(
+                Verdict.UNSCANNABLE, display_path(path), "content",
                 f"a .gitattributes of {size} bytes: too big to read which checkout conversions it asks for", (),
                 oid)], unscannable_blocks)
             continue
-        texts.append(repo.read_blob(oid, max_bytes=_ATTRIBUTES_READ_CAP))
-    return parse_attributes(texts)
+        found = parse_attributes([repo.read_blob(oid, max_bytes=_ATTRIBUTES_READ_CAP)])
+        if found and path.rsplit(b"/", 1)[-1] != b".gitattributes":
+            _route(content, analysis, path, [Finding(
+                Verdict.REFUSED, display_path(path), CHECKOUT_CONVERSION_DETECTOR,
+                f"read as .gitattributes by case-insensitive and Windows checkouts, it asks for checkout "
+                f"conversions ({found.describe()})", (), oid)], unscannable_blocks)
+        directives = directives.union(found)
+    return directives
 
 
 def _attributes_along(repo: Repo, root: str, paths: Iterable[bytes]) -> set[str]:
-    """Ids of the ``.gitattributes`` files (under every checkout's aliases) in the folders of ``root`` that hold one
-    of ``paths``, each folder listed once."""
+    """Ids of the ``.gitattributes`` files in the folders of ``root`` that hold one of ``paths`` (git reads every
+    folder's file up to the root). Exact names only, looked up in C: an alias a case-insensitive or Windows checkout
+    reads (``.GITATTRIBUTES``, ``GI7D29~1``) is caught when it is pushed (``_alias_directives``), so it never sits
+    unseen on a branch."""
     folders: set[bytes] = {b""}
     for path in paths:
         parts = path.split(b"/")[:-1]
         folders.update(b"/".join(parts[:i]) for i in range(1, len(parts) + 1))
-    listed: dict[bytes, dict[bytes, tuple[int, ObjectId]]] = {}
-    found: set[str] = set()
-    for folder in sorted(folders, key=lambda f: (f.count(b"/"), f)):  # parents first
-        if folder:
-            parent, _, name = folder.rpartition(b"/")
-            entry = listed.get(parent, {}).get(name)
-            if entry is None or entry[0] != MODE_TREE or repo.object_type(entry[1]) != "tree":
-                continue
-            tree = entry[1]
-        else:
-            tree = ObjectId(root)
-        entries = {name: (mode, oid) for name, mode, oid in repo.tree_entries(tree)}
-        listed[folder] = entries
-        found.update(oid for name, (mode, oid) in entries.items()
-                     if mode in (MODE_BLOB, MODE_EXEC) and attributes_file(name))
-    return found
+    wanted = [folder + b"/.gitattributes" if folder else b".gitattributes" for folder in folders]
+    return set(repo.ids_at(root, wanted).values())
 
 
 def _not_a_blob(kind: str | None, path: str, entry: str) -> Finding:

@@ -632,6 +632,27 @@ class Repo:
             node = oid if mode == MODE_TREE and self.object_type(oid) == "tree" else None
         return None
 
+    def ids_at(self, tree: str, paths: Iterable[bytes]) -> dict[bytes, ObjectId]:
+        """Ids of the entries at ``paths`` under ``tree``, for those that exist: exact names, looked up in C (one
+        call per path instead of listing folders in Python). A path that is not UTF-8 is looked up by listing."""
+        root = self._tree(tree)
+        out: dict[bytes, ObjectId] = {}
+        if root is None:
+            return out
+        for path in paths:
+            try:
+                text = path.decode("utf-8")
+            except UnicodeDecodeError:
+                found = self.tree_entry(tree, path)
+                if found is not None:
+                    out[path] = found[1]
+                continue
+            try:
+                out[path] = ObjectId(str(root[text].id))
+            except (KeyError, ValueError, pygit2.GitError):
+                continue
+        return out
+
     def symbolic_target(self, ref: str) -> str | None:
         """The ref a symbolic ref in this repository points to (one hop), or None for a direct or missing ref."""
         try:

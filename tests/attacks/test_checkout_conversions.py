@@ -46,7 +46,7 @@ def test_autocrlf_checkout_form_is_refused(server: Server) -> None:
                    "core.autocrlf", "os.system")
 
 
-@pytest.mark.parametrize("attributes_path", [b".gitattributes", b"models/.gitattributes", b".GITATTRIBUTES"])
+@pytest.mark.parametrize("attributes_path", [b".gitattributes", b"models/.gitattributes"])
 def test_forced_eol_crlf_form_is_refused(server: Server, attributes_path: bytes) -> None:
     """Before the fix: allowed."""
     _, result = _push_files(server, {attributes_path: b"*.pkl text eol=crlf\n",
@@ -80,3 +80,17 @@ def test_unknown_working_tree_encoding_fails_closed(server: Server) -> None:
                                      b"weights.pkl": b"plain\n"}, "refs/heads/feature/unknown")
     assert_refused(server, result, "refs/heads/feature/unknown", None,  # type: ignore[arg-type]
                    "working-tree-encoding=X-NO-SUCH-CODEC is not an encoding the gate knows")
+
+
+@pytest.mark.parametrize("alias", [b".GITATTRIBUTES", b"models/GI7D29~1", b".gitattributes."])
+def test_alias_asking_for_a_conversion_is_refused(server: Server, alias: bytes) -> None:
+    """Case-insensitive and Windows checkouts read these as .gitattributes; later pushes look for the exact name
+    only, so an alias that asks for a conversion is refused when it comes, even with nothing to convert yet."""
+    _, result = _push_files(server, {alias: b"*.pkl working-tree-encoding=latin1\n"}, "refs/heads/feature/alias")
+    assert_refused(server, result, "refs/heads/feature/alias", None,  # type: ignore[arg-type]
+                   "read as .gitattributes by case-insensitive and Windows checkouts", "name the file .gitattributes")
+
+
+def test_alias_without_conversions_lands(server: Server) -> None:
+    _, result = _push_files(server, {b"docs/.GITATTRIBUTES": b"*.md diff=markdown\n"}, "refs/heads/feature/plain")
+    assert result.ok, result.output  # type: ignore[attr-defined]
