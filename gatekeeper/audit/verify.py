@@ -124,7 +124,6 @@ def _is_str(value: object) -> bool:
     return isinstance(value, str)
 
 
-_STR_ONLY = {str}  # set(map(type, items)) <= _STR_ONLY: "all strings", in C
 _NO_PATHS: list[str] = []
 
 
@@ -132,15 +131,34 @@ def _check_updates(updates: object, full: bool) -> str | None:
     # Hot: runs for every record. type() is exact here: JSON decoding makes no subclasses.
     if type(updates) is not list:
         return "event.updates is not a list"
+    for upd in updates:
+        if (type(upd) is not dict or type(upd.get("ref")) is not str
+                or (full and upd.get("decision", "allow") not in _UPDATE_DECISIONS)):
+            return _update_problem(updates, full)
+        paths = upd.get("paths", _NO_PATHS)
+        if type(paths) is not list:
+            return _update_problem(updates, full)
+        try:
+            "".join(paths)  # in C: raises unless every item is a str
+        except TypeError:
+            return _update_problem(updates, full)
+    return None
+
+
+def _update_problem(updates: list[Any], full: bool) -> str:
+    """The message for the first bad update (the fast loop above only knows that one is bad)."""
     for i, upd in enumerate(updates):
         if type(upd) is not dict or type(upd.get("ref")) is not str:
             return f"event.updates[{i}] has no string 'ref'"
-        if full and upd.get("decision", "allow") not in ("allow", "deny"):
+        if full and upd.get("decision", "allow") not in _UPDATE_DECISIONS:
             return f"event.updates[{i}].decision is {upd['decision']!r}"
         paths = upd.get("paths", _NO_PATHS)
-        if type(paths) is not list or not set(map(type, paths)) <= _STR_ONLY:
+        if type(paths) is not list or not all(type(p) is str for p in paths):
             return f"event.updates[{i}].paths is not a list of strings"
-    return None
+    raise AssertionError("no bad update")  # pragma: no cover -- only called when the fast loop found one
+
+
+_UPDATE_DECISIONS = ("allow", "deny")
 
 
 # The schemas accept exactly what the hook writes, error records included: a gate that fails before it knows the
@@ -149,20 +167,22 @@ def _check_updates(updates: object, full: bool) -> str | None:
 
 def _schema_decision(event: dict[str, Any]) -> str | None:
     decision = event.get("decision")
-    if decision not in DECISIONS:
+    # The type test first: an unhashable value (a list) in a set lookup would raise instead of being reported.
+    if type(decision) is not str or decision not in DECISIONS:
         return f"push.decision has decision {decision!r}, expected one of {sorted(DECISIONS)}"
-    early_error = decision == "error"
     repo = event.get("repo")
-    if type(repo) is not str and not (early_error and repo is None):
-        return "push.decision without a string 'repo'"
     pusher = event.get("pusher")
-    if type(pusher) is not dict and not (early_error and pusher is None):
-        return "push.decision without a 'pusher' object"
+    if type(repo) is not str or type(pusher) is not dict:
+        early_error = decision == "error"
+        if type(repo) is not str and not (early_error and repo is None):
+            return "push.decision without a string 'repo'"
+        if type(pusher) is not dict and not (early_error and pusher is None):
+            return "push.decision without a 'pusher' object"
     return _check_updates(event.get("updates"), True)
 
 
 def _schema_outcome(event: dict[str, Any]) -> str | None:
-    if not (_is_str(event.get("repo")) or ("error" in event and event.get("repo") is None)):
+    if type(event.get("repo")) is not str and not ("error" in event and event.get("repo") is None):
         return "push.outcome without a string 'repo'"
     return _check_updates(event.get("updates"), False)
 
@@ -314,12 +334,15 @@ def _scan_range(path: str, start: int, end: int, last_range: bool) -> _Range:
     issues = out.issues
     leaves = bytearray()
     decode = canonical.decode_line
-    fast = canonical.fast_decoder()  # None without orjson
+    checked_fast = canonical.fast_decoder()  # None without orjson
+    float_free_fast = canonical.fast_decoder(float_free=True)
+    may_hold_float = canonical.may_hold_float
     sha256 = hashlib.sha256
     types = out.types
     expected: int | None = None  # None: the first line, judged by the caller
     prev_hex: str | None = None
     last_ts = ""
+    have_ts = False  # out.first_ts is set (the fast path below leaves it alone)
     rel = 0
     with open_segment(Path(path)) as fh:
         fh.seek(start)
@@ -330,7 +353,11 @@ def _scan_range(path: str, start: int, end: int, last_range: bool) -> _Range:
             if not chunk:
                 break
             remaining -= len(chunk)
-            lines = (tail + chunk).split(b"\n")
+            block = tail + chunk
+            # One float search per block instead of per line (the same answer, see may_hold_float); a block with a
+            # float shape anywhere takes the per-line check.
+            fast = checked_fast if may_hold_float(block) else float_free_fast
+            lines = block.split(b"\n")
             tail = lines.pop()
             if len(tail) > MAX_LINE_BYTES:
                 raise AuditError(
@@ -341,9 +368,26 @@ def _scan_range(path: str, start: int, end: int, last_range: bool) -> _Range:
                 rel += 1
                 leaf = sha256(b"\x00" + line).digest()
                 leaves += leaf
-                seq: Any = None
+                rec = fast(line) if fast is not None else None
+                # The common case, a good record after a good one, in as few steps as possible; anything else (or
+                # anything in doubt) takes the general path below, which judges every line the same way.
+                if rec is not None and have_ts and rec.keys() == RECORD_KEYS:
+                    seq = rec["seq"]
+                    event = rec["event"]
+                    ts = rec["ts"]
+                    if (seq == expected and type(seq) is int and rec["prev"] == prev_hex and rec["v"] == 1
+                            and type(event) is dict and type(ts) is str and ts >= last_ts):
+                        etype = event.get("type")
+                        if type(etype) is str and etype != "recovery":
+                            check = SCHEMAS.get(etype)
+                            if check is None or check(event) is None:
+                                types[etype] = types.get(etype, 0) + 1
+                                last_ts = ts
+                                prev_hex = leaf.hex()
+                                expected = seq + 1
+                                continue
+                seq = None
                 try:
-                    rec = fast(line) if fast is not None else None
                     if rec is None:
                         rec = decode(line)
                 except canonical.CanonicalError as exc:
@@ -388,6 +432,7 @@ def _scan_range(path: str, start: int, end: int, last_range: bool) -> _Range:
                     if type(ts) is str:
                         if out.first_ts is None:
                             out.first_ts = ts
+                            have_ts = True
                         elif ts < last_ts:
                             issues.append((False, "time-backwards", rel, label,
                                            f"ts {ts} is before the previous record's {last_ts}"))
@@ -487,10 +532,14 @@ def _merge(scan: _Scan, results: Iterable[_Range]) -> None:
                     raw = (raw[0], raw[1], raw[2], next_seq + raw[2] - 1, raw[4])
                 (scan.error if raw[0] else scan.warn)(_absolute(scan, raw, line_base))
             leaves = part.leaves
-            for i in range(0, len(leaves), 32):
-                compact.append(leaves[i:i + 32])
-                if compact.size in wanted:
-                    scan.roots[compact.size] = compact.root()
+            # Fold the range's leaves in at once, stopping at each size a checkpoint or link needs the root of.
+            start, end = compact.size, compact.size + part.lines
+            done = 0
+            for size in sorted(s for s in wanted if start < s <= end):
+                compact.extend(leaves[done * 32:(size - start) * 32])
+                done = size - start
+                scan.roots[size] = compact.root()
+            compact.extend(leaves[done * 32:])
             prev_hex = leaves[-32:].hex()
             next_seq = part.last_seq + 1 if part.last_seq is not None else next_seq + part.lines
             last_ts = part.last_ts or last_ts
