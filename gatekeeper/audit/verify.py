@@ -48,9 +48,9 @@ from gatekeeper.errors import AuditError
 RECORD_KEYS = frozenset({"v", "seq", "ts", "node", "prev", "event"})
 MAX_UNSEALED = 2  # a crash between fsync and sealing leaves at most a recovery record plus one event unsealed
 MAX_ISSUES = 50
-# Small enough that the blocks and their copies are recycled by malloc (4 MiB blocks were fresh pages from the kernel
-# each time: 75,000 page faults and a tenth of the CPU time for a 300,000-record log).
-_READ_CHUNK = 256 * 1024
+# Below glibc's mmap threshold (128 KiB), so a block and its copies (joined, translated) are recycled by malloc: 4 MiB
+# blocks were fresh pages from the kernel each time (75,000 page faults, a tenth of the CPU time for 300,000 records).
+_READ_CHUNK = 64 * 1024
 _MAX_CHECKPOINT_BYTES = 64 * 1024
 MAX_LINE_BYTES = 64 * 1024 * 1024  # 4x the writer's record limit; stops a hostile file from exhausting memory
 PARALLEL_MIN_BYTES = 64 * 1024 * 1024  # below this, starting workers costs more than it saves
@@ -303,7 +303,9 @@ class _Range:
     seq/prev, which only the range before it can judge)."""
 
     lines: int = 0
-    leaves: bytes = b""
+    leaves: list[bytes] = field(default_factory=list)  # the leaf hashes, one piece per block read (none when the
+    # caller folded them into the tree as they came)
+    last_leaf: bytes = b""
     first_seq: int | None = None  # the first line with a seq: its seq, relative line and prev check
     first_rel: int = 0
     first_prev: str | None = None  # its prev, when it is the range's first line (the caller has the leaf before)
@@ -331,11 +333,14 @@ def _chain_issue(seq: int, rel: int) -> _RawIssue:
             "prev of line {line} (seq " + str(seq) + ")")
 
 
-def _scan_range(path: str, start: int, end: int, last_range: bool) -> _Range:
-    """Check the complete lines in bytes [start, end) of the log; ``start`` is a line start."""
+def _scan_range(
+    path: str, start: int, end: int, last_range: bool, fold: Callable[[bytes], None] | None = None,
+) -> _Range:
+    """Check the complete lines in bytes [start, end) of the log; ``start`` is a line start. ``fold`` takes each
+    block's leaf hashes as they are made (in-process: into the tree at once, so they never pile up); without it
+    they are returned in the result (from a worker process)."""
     out = _Range()
     issues = out.issues
-    leaves = bytearray()
     decode = canonical.decode_line
     checked_fast = canonical.fast_decoder()  # None without orjson
     float_free_fast = canonical.fast_decoder(float_free=True)
@@ -371,6 +376,7 @@ def _scan_range(path: str, start: int, end: int, last_range: bool) -> _Range:
             tail = lines.pop()
             pending, pending_bytes = ([tail], len(tail)) if tail else ([], 0)
             _check_pending(path, start, pending_bytes)
+            leaves = bytearray()
             for line in lines:
                 rel += 1
                 leaf = sha256(b"\x00" + line).digest()
@@ -452,13 +458,18 @@ def _scan_range(path: str, start: int, end: int, last_range: bool) -> _Range:
                 # After a line with a seq, the next must follow it (resynchronising after a gap reports one
                 # deletion once, not every later line); after a line without one, count on.
                 expected = seq + 1 if seq is not None else (expected + 1 if expected is not None else None)
+            if leaves:
+                out.last_leaf = bytes(leaves[-32:])
+                if fold is not None:
+                    fold(bytes(leaves))
+                else:
+                    out.leaves.append(bytes(leaves))
             if len(issues) > MAX_ISSUES * 4:
                 del issues[MAX_ISSUES * 4:]
         if pending_bytes and last_range:
             out.torn = pending_bytes
     out.types.update(Counter(etypes))
     out.lines = rel
-    out.leaves = bytes(leaves)
     out.last_seq = None if expected is None else expected - 1
     out.last_ts = last_ts
     return out
@@ -515,7 +526,8 @@ def _scan(path: Path, scan: _Scan, jobs: int) -> None:
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
             _merge(scan, pool.imap(_scan_task, tasks))
     else:
-        _merge(scan, map(_scan_task, tasks))
+        # In-process, each block's leaves go into the tree as they are made: a million leaves never pile up.
+        _merge(scan, (_scan_range(*task, fold=lambda leaves: _fold(scan, leaves)) for task in tasks))
 
 
 def _scan_task(task: tuple[str, int, int, bool]) -> _Range:
@@ -526,8 +538,6 @@ def _merge(scan: _Scan, results: Iterable[_Range]) -> None:
     """Join the ranges in order: judge each range's first line against the previous range, fold the leaves into the
     Merkle tree, and turn relative line numbers into absolute ones."""
     line_base, next_seq, prev_hex, last_ts = scan.line_base, scan.next_seq, scan.prev_hex, scan.last_ts
-    compact = scan.compact
-    wanted = scan.wanted
     for part in results:
         if part.lines:
             if part.first_seq is not None:
@@ -551,16 +561,9 @@ def _merge(scan: _Scan, results: Iterable[_Range]) -> None:
                     # before the range's first seq the worker could not know the expected seq; we do
                     raw = (raw[0], raw[1], raw[2], next_seq + raw[2] - 1, raw[4])
                 (scan.error if raw[0] else scan.warn)(_absolute(scan, raw, line_base))
-            leaves = part.leaves
-            # Fold the range's leaves in at once, stopping at each size a checkpoint or link needs the root of.
-            start, end = compact.size, compact.size + part.lines
-            done = 0
-            for size in sorted(s for s in wanted if start < s <= end):
-                compact.extend(leaves[done * 32:(size - start) * 32])
-                done = size - start
-                scan.roots[size] = compact.root()
-            compact.extend(leaves[done * 32:])
-            prev_hex = leaves[-32:].hex()
+            for leaves in part.leaves:
+                _fold(scan, leaves)
+            prev_hex = part.last_leaf.hex()
             next_seq = part.last_seq + 1 if part.last_seq is not None else next_seq + part.lines
             last_ts = part.last_ts or last_ts
             for etype, count in part.types.items():
@@ -575,6 +578,18 @@ def _merge(scan: _Scan, results: Iterable[_Range]) -> None:
                 line_base + 1, file=scan.file,
             ))
     scan.line_base, scan.next_seq, scan.prev_hex, scan.last_ts = line_base, next_seq, prev_hex, last_ts
+
+
+def _fold(scan: _Scan, leaves: bytes) -> None:
+    """Add a block's leaf hashes to the tree at once, stopping at each size a checkpoint or link needs the root of."""
+    compact = scan.compact
+    start = compact.size
+    done = 0
+    for size in sorted(s for s in scan.wanted if start < s <= start + len(leaves) // 32):
+        compact.extend(leaves[done * 32:(size - start) * 32])
+        done = size - start
+        scan.roots[size] = compact.root()
+    compact.extend(leaves[done * 32:])
 
 
 def _absolute(scan: _Scan, raw: _RawIssue, line_base: int) -> Issue:
