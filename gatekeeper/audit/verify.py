@@ -393,6 +393,7 @@ def _scan_range(
                         pass
                     else:
                         if (seq == expected and type(seq) is int and prev == prev_hex and version == 1
+                                and type(version) is int
                                 and type(event) is dict and type(ts) is str and ts >= last_ts):
                             etype = event.get("type")
                             if type(etype) is str and etype != "recovery":
@@ -415,7 +416,7 @@ def _scan_range(
                     seq = rec.get("seq")
                     if type(seq) is not int:  # bool is not int here
                         seq = None
-                    if rec.keys() != RECORD_KEYS or rec.get("v") != 1:
+                    if rec.keys() != RECORD_KEYS or rec.get("v") != 1 or type(rec.get("v")) is not int:  # true == 1
                         issues.append((True, "bad-record", rel, seq,
                                        "record must have exactly v=1, seq, ts, node, prev, event"))
                     elif seq is None:

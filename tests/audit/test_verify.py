@@ -446,3 +446,39 @@ def test_bad_updates_name_the_first_bad_one(env: Env, change: Any, message: str)
     log.append(bad)
     report = _verify(env)
     assert _codes(report) == ["bad-event"] and report.errors[0].message.startswith(message)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda rec: rec.update(v=True),  # true == 1 in Python: the version must be the integer 1
+    lambda rec: rec.update(nod=rec.pop("node")),  # six keys, one of them not a record key
+    lambda rec: rec.update(extra=1),  # seven keys
+    lambda rec: rec.pop("ts"),
+])
+def test_record_shape_edits_are_bad_records_even_with_the_chain_recomputed(env: Env, edit: Any) -> None:
+    env.fill(8)
+    lines = env.lines()
+    rec = json.loads(lines[4])
+    edit(rec)
+    lines[4] = canonical.encode(rec) + b"\n"
+    env.write_lines(_rechain(lines, 5))
+    report = _verify(env)
+    assert "bad-record" in _codes(report)
+    assert next(i for i in report.errors if i.code == "bad-record").line == 5
+
+
+def test_blocks_of_any_size_give_the_same_report(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines are read in blocks; a line split over many blocks (and a block holding many lines) is judged the same."""
+    import gatekeeper.audit.verify as verify_module
+
+    env.fill(40)
+    original = env.lines()
+    for case in _tamper_cases(original):
+        env.write_lines(case)
+        reports = []
+        for size in (64 * 1024, 1000, 97):
+            monkeypatch.setattr(verify_module, "_READ_CHUNK", size)
+            reports.append(_verify(env, jobs=1))
+        first = reports[0]
+        for other in reports[1:]:
+            assert (other.errors, other.warnings, other.records, other.root) == (
+                first.errors, first.warnings, first.records, first.root)
