@@ -473,21 +473,27 @@ class Index:
 
 
 class _Dictionary:
-    """One of the index's tables of distinct texts (directories, names) with their ids, kept in memory while lines
-    are added; new entries are written by :meth:`flush`, before the path rows that use them."""
+    """One of the index's tables of distinct texts (directories, names) with their ids. Texts are looked up as lines
+    come (the refresh after one append touches a few, never the whole table) and remembered for the rest of the run;
+    new entries are written by :meth:`flush`, before the path rows that use them."""
 
     def __init__(self, conn: sqlite3.Connection, table: str) -> None:
         self.conn, self.table = conn, table
-        self.ids: dict[str, int] = dict(conn.execute(f"SELECT text, id FROM {table}"))
-        self.next = max(self.ids.values(), default=0) + 1
+        self.ids: dict[str, int] = {}
+        self.next = (conn.execute(f"SELECT max(id) FROM {table}").fetchone()[0] or 0) + 1
         self.new: list[tuple[int, str]] = []
 
     def id(self, text: str) -> int:
         found = self.ids.get(text)
         if found is None:
-            found = self.ids[text] = self.next
-            self.next += 1
-            self.new.append((found, text))
+            row = self.conn.execute(f"SELECT id FROM {self.table} WHERE text = ?", (text,)).fetchone()
+            if row is not None:
+                found = int(row[0])
+            else:
+                found = self.next
+                self.next += 1
+                self.new.append((found, text))
+            self.ids[text] = found
         return found
 
     def flush(self) -> None:
