@@ -140,15 +140,21 @@ _FLOAT_ALPHABET = bytes.maketrans(b"0123456789-+.eE:,[}]", b"000000000000...::::
 _FLOAT_SHAPE = re.compile(rb":0+\.[0.]*:")
 
 
-def _may_hold_float(line: bytes) -> bool:
-    """True if ``line`` may hold a float; False is exact (it holds none). orjson has no hook to refuse floats while
-    parsing, so they are looked for in the bytes."""
-    return _FLOAT_SHAPE.search(line.translate(_FLOAT_ALPHABET)) is not None
+def may_hold_float(data: bytes) -> bool:
+    """True if ``data`` may hold a float; False is exact (it holds none). orjson has no hook to refuse floats while
+    parsing, so they are looked for in the bytes. ``data`` may be many lines at once, with the same answer as asking
+    line by line: the shape maps every byte on its own and no byte of it is a newline, so no match spans two lines
+    (verify asks once per block of lines, since any block in a real log has none)."""
+    return _FLOAT_SHAPE.search(data.translate(_FLOAT_ALPHABET)) is not None
 
 
-def fast_decoder() -> Any:
-    """``_fast_decode`` when orjson is installed, else None: for loops that call it a million times (verify)."""
-    return _fast_decode if _orjson is not None else None
+def fast_decoder(*, float_free: bool = False) -> Any:
+    """The orjson fast path for loops that call it a million times (verify), or None without orjson. It returns the
+    record if orjson proves the line canonical on its own, None to mean "ask :func:`decode_line`". With
+    ``float_free`` the caller has already found no float shape in the line (:func:`may_hold_float` over a block)."""
+    if _orjson is None:
+        return None
+    return _decode_float_free if float_free else _fast_decode
 
 
 def decode_line(line: bytes) -> dict[str, Any]:
@@ -162,8 +168,13 @@ def decode_line(line: bytes) -> dict[str, Any]:
 
 def _fast_decode(line: bytes) -> dict[str, Any] | None:
     """The record if orjson proves the line canonical on its own; None means "ask the stdlib reader"."""
-    if _may_hold_float(line):
+    if may_hold_float(line):
         return None
+    return _decode_float_free(line)
+
+
+def _decode_float_free(line: bytes) -> dict[str, Any] | None:
+    """:func:`_fast_decode` for a line already known to hold no float shape."""
     try:
         value = _orjson_loads(line)
         if type(value) is not dict or _orjson_dumps(value, option=_ORJSON_OPTIONS) != line:

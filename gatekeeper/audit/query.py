@@ -44,7 +44,7 @@ except ImportError:  # pragma: no cover
     _loads = json.loads
 
 Record = dict[str, Any]
-INDEX_VERSION = "2"
+INDEX_VERSION = "3"
 _BATCH = 20_000
 MAX_LINE_BYTES = 64 * 1024 * 1024  # as in verify: no record is that long
 _GLOB_META = set("*?[]\\")
@@ -118,6 +118,10 @@ class Glob:
     literals: tuple[str, ...]  # plain runs every match contains (for the index)
     is_path: bool
     prefix: str = ""  # for anchored patterns: the plain text every match starts with (an index range)
+    # For a path pattern that matches a whole name at any depth and never a '/' (no '/', no '**', no class): the
+    # regex one path component must match. A path matches the pattern exactly when one of its components does, so
+    # the index can answer from its tables of distinct names and directories instead of every path.
+    component: re.Pattern[str] | None = None
 
     @classmethod
     def ref(cls, pattern: str) -> Glob:
@@ -132,7 +136,11 @@ class Glob:
         anchored = "/" in body
         body = body.lstrip("/")
         regex = ("" if anchored else "(?:.*/)?") + _translate(body) + "(?:/.*)?"
-        return cls(pattern, re.compile(regex), _literals(body), True, _prefix(body) if anchored else "")
+        # Without '/', '**' or a class ('[!a]' and ranges can match '/'), the translation matches within one
+        # component only, so "(?:.*/)?" + T + "(?:/.*)?" matches a path exactly when T matches one of its components.
+        one_component = not anchored and "**" not in body and "[" not in body
+        return cls(pattern, re.compile(regex), _literals(body), True, _prefix(body) if anchored else "",
+                   re.compile(_translate(body)) if one_component else None)
 
     def match(self, value: str) -> bool:
         return self.regex.fullmatch(normalise_path(value) if self.is_path else value) is not None
@@ -290,7 +298,9 @@ CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE rec(line INTEGER PRIMARY KEY, seq INTEGER, off INTEGER NOT NULL, len INTEGER NOT NULL, ts TEXT,
                  type TEXT, repo TEXT, user TEXT, decision TEXT);
 CREATE TABLE upd(line INTEGER NOT NULL, ref TEXT);
-CREATE TABLE path(line INTEGER NOT NULL, path TEXT);
+CREATE TABLE path(line INTEGER NOT NULL, path TEXT, dir INTEGER, name INTEGER NOT NULL);
+CREATE TABLE dir(id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);
+CREATE TABLE name(id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);
 CREATE TABLE appr(line INTEGER NOT NULL, person TEXT);
 CREATE TABLE rule(line INTEGER NOT NULL, rule TEXT);
 """
@@ -303,6 +313,9 @@ CREATE INDEX IF NOT EXISTS rec_decision ON rec(decision);
 CREATE INDEX IF NOT EXISTS rec_type ON rec(type);
 CREATE INDEX IF NOT EXISTS upd_ref ON upd(ref);
 CREATE INDEX IF NOT EXISTS path_path ON path(path);
+CREATE INDEX IF NOT EXISTS path_line ON path(line, name, dir);
+CREATE INDEX IF NOT EXISTS path_dir ON path(dir);
+CREATE INDEX IF NOT EXISTS path_name ON path(name);
 CREATE INDEX IF NOT EXISTS appr_person ON appr(person);
 CREATE INDEX IF NOT EXISTS rule_rule ON rule(rule);
 """
@@ -394,15 +407,22 @@ class Index:
         fh.seek(offset)
         recs: list[tuple[Any, ...]] = []
         upds: list[tuple[int, str | None]] = []
-        paths: list[tuple[int, str]] = []
+        paths: list[tuple[int, str, int | None, int]] = []
+        dirs, names = _Dictionary(conn, "dir"), _Dictionary(conn, "name")
         apprs: list[tuple[int, str]] = []
         rules: list[tuple[int, str]] = []
         last_line = b""
 
+        def path_row(line: int, path: str) -> tuple[int, str, int | None, int]:
+            cut = path.rfind("/")
+            return line, path, None if cut < 0 else dirs.id(path[:cut]), names.id(path[cut + 1:])
+
         def flush() -> None:
             conn.executemany("INSERT INTO rec VALUES (?,?,?,?,?,?,?,?,?)", recs)
             conn.executemany("INSERT INTO upd VALUES (?,?)", upds)
-            conn.executemany("INSERT INTO path VALUES (?,?)", paths)
+            dirs.flush()
+            names.flush()
+            conn.executemany("INSERT INTO path VALUES (?,?,?,?)", paths)
             conn.executemany("INSERT INTO appr VALUES (?,?)", apprs)
             conn.executemany("INSERT INTO rule VALUES (?,?)", rules)
             for rows in (recs, upds, paths, apprs, rules):
@@ -430,7 +450,7 @@ class Index:
                 ))
                 for upd in _updates(event):
                     upds.append((line_no, _str_or_none(upd.get("ref"))))
-                    paths.extend((line_no, normalise_path(p)) for p in _paths(upd) if isinstance(p, str))
+                    paths.extend(path_row(line_no, normalise_path(p)) for p in _paths(upd) if isinstance(p, str))
                     apprs.extend((line_no, a) for a in _approvers(upd) if isinstance(a, str))
                     rules.extend((line_no, r) for r in _rules(upd) if isinstance(r, str))
             else:
@@ -450,6 +470,35 @@ class Index:
         )
         conn.executescript(_INDEXES)
         conn.commit()
+
+
+class _Dictionary:
+    """One of the index's tables of distinct texts (directories, names) with their ids. Texts are looked up as lines
+    come (the refresh after one append touches a few, never the whole table) and remembered for the rest of the run;
+    new entries are written by :meth:`flush`, before the path rows that use them."""
+
+    def __init__(self, conn: sqlite3.Connection, table: str) -> None:
+        self.conn, self.table = conn, table
+        self.ids: dict[str, int] = {}
+        self.next = (conn.execute(f"SELECT max(id) FROM {table}").fetchone()[0] or 0) + 1
+        self.new: list[tuple[int, str]] = []
+
+    def id(self, text: str) -> int:
+        found = self.ids.get(text)
+        if found is None:
+            row = self.conn.execute(f"SELECT id FROM {self.table} WHERE text = ?", (text,)).fetchone()
+            if row is not None:
+                found = int(row[0])
+            else:
+                found = self.next
+                self.next += 1
+                self.new.append((found, text))
+            self.ids[text] = found
+        return found
+
+    def flush(self) -> None:
+        self.conn.executemany(f"INSERT INTO {self.table} VALUES (?,?)", self.new)
+        self.new.clear()
 
 
 def _check_tail(log: Path, tail: bytes) -> None:
@@ -495,9 +544,14 @@ def _candidates(conn: sqlite3.Connection, flt: Filters) -> Iterator[tuple[int, i
     if flt.until is not None:
         where.append("r.ts < ?")
         args.append(flt.until)
+    narrowed = bool(where)
     for table, column, glob in (("upd", "ref", flt.ref), ("path", "path", flt.path)):
         if glob is None:
             continue
+        if glob.component is not None:
+            where.append(_component_condition(conn, glob.component, narrowed))
+            continue
+        narrowed = True
         conds: list[str] = []
         if glob.prefix:
             conds.append(f"{column} >= ? AND {column} < ?")  # a range on the column's index
@@ -509,6 +563,29 @@ def _candidates(conn: sqlite3.Connection, flt: Filters) -> Iterator[tuple[int, i
             where.append(f"r.line IN (SELECT line FROM {table} WHERE {' AND '.join(conds)})")
     sql = "SELECT r.line, r.off, r.len FROM rec r" + (" WHERE " + " AND ".join(where) if where else "")
     yield from conn.execute(sql + " ORDER BY r.line", args)
+
+
+def _component_condition(conn: sqlite3.Connection, component: re.Pattern[str], narrowed: bool) -> str:
+    """The candidates for a one-component path pattern (``*.pkl``): records with a path whose name, or one of whose
+    directories, matches. The pattern runs in Python over the distinct names and directories (thousands, not
+    millions of paths); the paths are then found by id. When another filter already narrows the records and this
+    one keeps many (``*.pkl`` holds a sixth of all paths), each of those records is probed instead (``EXISTS``)."""
+    names = [i for i, text in conn.execute("SELECT id, text FROM name") if component.fullmatch(text)]
+    dirs = [i for i, text in conn.execute("SELECT id, text FROM dir")
+            if any(component.fullmatch(part) for part in text.split("/"))]
+    ids = " OR ".join(f"{column} IN ({','.join(str(int(i)) for i in found)})"
+                      for column, found in (("name", names), ("dir", dirs)) if found)
+    if not ids:
+        return "0"  # no path in the log has a matching component
+    if narrowed:
+        rows = conn.execute(f"SELECT count(*) FROM path WHERE {ids}").fetchone()[0]
+        lines = conn.execute("SELECT max(line) FROM rec").fetchone()[0] or 0
+        if rows * 20 > lines:
+            # '+' keeps SQLite from seeking the index once per id for every record: it reads the record's few
+            # (line, name, dir) entries from the covering index and tests them.
+            probe = ids.replace("name IN", "+name IN").replace("dir IN", "+dir IN")
+            return f"EXISTS (SELECT 1 FROM path p WHERE p.line = r.line AND ({probe}))"
+    return f"r.line IN (SELECT line FROM path WHERE {ids})"
 
 
 # -- public -----------------------------------------------------------------------------------------------------------
@@ -587,10 +664,11 @@ def _run(log: Path, flt: Filters, conn: sqlite3.Connection | None) -> Iterator[R
                 yield rec
         return
     try:
-        with open(log, "rb") as fh:
+        with open(log, "rb", buffering=0) as fh:
+            fd = fh.fileno()
             for _, off, length in _candidates(conn, flt):
-                fh.seek(off)
-                rec = _decode(fh.read(length))
+                # One pread of exactly the line: a buffered seek + read fills (and throws away) 8 KiB each time.
+                rec = _decode(os.pread(fd, length, off))
                 if rec is not None and flt.matches(rec):
                     yield rec
     finally:

@@ -69,6 +69,23 @@ def _lines(path: Path) -> Iterator[bytes]:
         yield from complete_lines(fh)
 
 
+def _first_line(path: Path) -> bytes | None:
+    """The first complete line of ``path`` (``next(_lines(path), None)``), reading only as far as its newline:
+    verify asks for it several times per file, and splitting a whole 4 MiB block into lines each time cost more than
+    a tenth of verifying a 300,000-record log."""
+    pending: list[bytes] = []
+    with open_segment(path) as fh:
+        while True:
+            chunk = fh.read(64 * 1024)
+            if not chunk:
+                return None
+            end = chunk.find(b"\n")
+            if end >= 0:
+                pending.append(chunk[:end])
+                return b"".join(pending)
+            pending.append(chunk)
+
+
 @dataclass(frozen=True)
 class Link:
     """What a segment's first record says about the file before it."""
@@ -82,7 +99,7 @@ class Link:
 def first_link(path: Path) -> Link | None:
     """The link in ``path``'s first record, or None if the file starts the log (or is not a segment)."""
     try:
-        first = next(_lines(path), None)
+        first = _first_line(path)
     except (OSError, EOFError, gzip.BadGzipFile):
         return None
     if first is None:

@@ -109,3 +109,35 @@ def test_fallback_without_orjson_gives_the_same_bytes_and_verdicts() -> None:
                           check=False)
     assert proc.returncode == 0, proc.stderr
     assert [s.encode() for s in json.loads(proc.stdout)] == lines
+
+
+def test_float_search_over_a_block_answers_as_line_by_line() -> None:
+    """verify asks ``may_hold_float`` once per block of lines and trusts a "no" for every line in it: the block's
+    answer must be the "any line" of the per-line answers, whatever sits at the line ends (a match never spans a
+    newline)."""
+    rng = random.Random(5)
+    lines = [canonical.encode(r) for r in _records(400, seed=13)]
+    pieces = [b'{"a":1.5}', b'{"a":[1e5]}', b'{"a":-2E-3,"b":1}', b'{"a":1}', b'{"s":"x:1.5,"}', b"1.5,", b":1",
+              b".5}", b"{", b"}", b'"', b"", b":0", b"0.", b"e5]", b",-1", b"[2"]
+    mutated = []
+    for line in lines:
+        mutated.append(line)
+        mutated.extend(m for m in _mutations(line, rng)[:4])
+    mutated.extend(pieces)
+    for _ in range(3000):
+        block = [rng.choice(mutated) for _ in range(rng.randint(1, 6))]
+        if rng.random() < 0.3:  # split a float token across the newline: ":1" + "\n" + ".5}" is no float
+            block = [rng.choice(pieces) for _ in range(rng.randint(2, 4))]
+        joined = b"\n".join(block)
+        assert canonical.may_hold_float(joined) == any(map(canonical.may_hold_float, block)), block
+    assert not canonical.may_hold_float(b":1\n.5}") and canonical.may_hold_float(b":1.5}\n{")
+
+
+def test_the_float_free_decoder_is_the_fast_path_minus_the_float_search() -> None:
+    fast, float_free = canonical.fast_decoder(), canonical.fast_decoder(float_free=True)
+    rng = random.Random(9)
+    for record in _records(500, seed=17):
+        line = canonical.encode(record)
+        for candidate in [line, *_mutations(line, rng)]:
+            if not canonical.may_hold_float(candidate):
+                assert float_free(candidate) == fast(candidate), candidate

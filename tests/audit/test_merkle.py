@@ -61,3 +61,19 @@ def test_bad_proofs_are_rejected() -> None:
     cproof = consistency_proof(6, leaves)
     with pytest.raises(ProofError):
         verify_consistency(6, 10, root_of(leaves[:5]), root, cproof)
+
+
+def test_extend_builds_the_same_tree_as_appending_one_by_one() -> None:
+    rng = random.Random(11)
+    for _ in range(200):
+        one_by_one, batched = CompactRange(), CompactRange()
+        for _ in range(rng.randint(1, 5)):
+            n = rng.choice([0, 1, 2, 3, 4, 7, 8, 9, rng.randrange(200)])
+            leaves = [leaf_hash(rng.randbytes(8)) for _ in range(n)]
+            for leaf in leaves:
+                one_by_one.append(leaf)
+            batched.extend(b"".join(leaves))
+            assert (batched.size, batched.hashes, batched.root()) == (
+                one_by_one.size, one_by_one.hashes, one_by_one.root())
+    with pytest.raises(ProofError, match="multiple of 32"):
+        CompactRange().extend(b"\x00" * 33)

@@ -163,3 +163,48 @@ def test_hostile_lines_in_queries(log: Path, monkeypatch: pytest.MonkeyPatch) ->
         fh.write(b"x" * 5000)
     with pytest.raises(AuditError, match="a line longer than 1000 bytes"):
         list(query(log, index=False))
+
+
+_COMPONENT_PATHS = (
+    "a/b.pkl/c.txt",  # a directory named like the pattern: the path is below a match
+    "X.PKL", "deep/er/Y.pkl", "/lead.pkl", "a//b.pkl", "", "trail/", "noext", "d/e/f", "pkl", "a.pkl.bak",
+    unicodedata.normalize("NFD", "modèle/poids.pkl"), "sub/modèle.py", "a?b/c", "x/[y].pkl",
+)
+
+
+@pytest.mark.parametrize("pattern", [
+    "*.pkl", "*.PKL", "b.pkl", "pkl", "*", "?", "*.pk?", "modèle", "MODÈLE", "poids.*", "[y].pkl", "\\[y\\].pkl",
+    "a?b", "a", "nothing-matches", "*.bak", "e", "f", "trail",
+    # not one component (a class, '**', '/'): narrowed the old way, the same answers
+    "[!a].pkl", "**/b.pkl", "**.pkl", "a/*", "/lead.pkl", "d/e",
+])
+def test_component_patterns_use_the_name_and_directory_tables_with_the_same_answers(env: Env, pattern: str) -> None:
+    w = env.writer()
+    for i, path in enumerate(_COMPONENT_PATHS):
+        w.append(decision(i, paths=(path,), ref="refs/heads/main" if i % 2 else "refs/heads/dev"))
+    w.append(decision(99, paths=_COMPONENT_PATHS[:3]))
+    for extra in ({}, {"ref": "refs/heads/main"}, {"pusher": "alice"}):  # with another filter: the EXISTS probe
+        _seqs(env.log_path, path_glob=pattern, **extra)
+
+
+def test_one_component_patterns_are_recognised() -> None:
+    assert Glob.path("*.pkl").component is not None and Glob.path("models/").component is not None
+    for pattern in ("[!a].pkl", "**.pkl", "a/*", "**/x", "[a-z].pkl"):
+        assert Glob.path(pattern).component is None
+
+
+def test_the_index_keeps_distinct_names_and_directories(env: Env) -> None:
+    w = env.writer()
+    for i in range(3):
+        w.append(decision(i, paths=("models/a.pkl", "models/b.pkl", "top.pkl")))
+    Index(env.log_path).update().close()
+    conn = sqlite3.connect(index_path(env.log_path))
+    try:
+        assert sorted(t for (t,) in conn.execute("SELECT text FROM name")) == ["a.pkl", "b.pkl", "top.pkl"]
+        assert [t for (t,) in conn.execute("SELECT text FROM dir")] == ["models"]
+        assert conn.execute("SELECT count(*) FROM path WHERE dir IS NULL").fetchone()[0] == 3
+    finally:
+        conn.close()
+    w.append(decision(3, paths=("models/c.pkl",)))  # incremental: the dictionaries continue
+    assert _seqs(env.log_path, path_glob="c.pkl") == [3]
+    assert _seqs(env.log_path, path_glob="models") == [0, 1, 2, 3]

@@ -63,3 +63,20 @@ def test_chain_resolution_prefers_the_file_whose_last_record_matches(env: Env, t
     chain = resolve_chain(env.log_path)
     assert [p.name for p in chain.files] == ["audit.jsonl.2", "audit.jsonl.1", "audit.jsonl"]
     assert verify_log(env.log_path, vkeys=[env.vkey]).ok
+
+
+def test_the_first_line_is_read_only_up_to_its_newline(tmp_path: Path) -> None:
+    """``first_link`` reads the first line in 64 KiB steps: a long first line spans several, a file without a
+    newline has no first line, and what follows the newline is never needed."""
+    from gatekeeper.audit import segments
+
+    link = {"event": {"type": segments.SEGMENT_EVENT, "pad": "x" * 200_000,
+                      "previous": {"records": 3, "last_leaf": "ab" * 32, "compact": ["cd" * 32, "ef" * 32]}}}
+    path = tmp_path / "audit.jsonl.1"
+    path.write_bytes(json.dumps(link).encode() + b"\n" + b"{not json\n")
+    found = segments.first_link(path)
+    assert found is not None and (found.records, found.last_leaf) == (3, "ab" * 32)
+    path.write_bytes(json.dumps(link).encode())  # torn: no complete first line
+    assert segments.first_link(path) is None
+    path.write_bytes(b"")
+    assert segments.first_link(path) is None

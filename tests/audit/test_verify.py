@@ -6,6 +6,7 @@ import base64
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -395,3 +396,89 @@ def test_hostile_lines_fail_cleanly(env: Env, monkeypatch: pytest.MonkeyPatch) -
         fh.write(b"x" * 5000)
     with pytest.raises(AuditError, match="more than 1000 bytes without a newline"):
         _verify(env)
+
+
+def test_a_float_in_one_record_of_a_big_log_is_named(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The float search runs once per read block; the block that holds the float is checked line by line."""
+    import gatekeeper.audit.verify as verify_module
+
+    monkeypatch.setattr(verify_module, "_READ_CHUNK", 4096)  # many blocks, the float in one of them
+    env.fill(60)
+    lines = env.lines()
+    lines[41] = canonical.encode({**json.loads(lines[41]), "w": 2}).replace(b'"w":2', b'"w":1.5') + b"\n"
+    env.write_lines(_rechain(lines, 42))
+    report = _verify(env)
+    assert "non-canonical" in _codes(report)
+    bad = next(i for i in report.errors if i.code == "non-canonical")
+    assert (bad.line, bad.seq) == (42, 41) and "float" in bad.message
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("decision", [], "push.decision has decision []"),
+    ("decision", {"x": 1}, "push.decision has decision {'x': 1}"),
+    ("repo", None, "without a string 'repo'"),
+    ("pusher", "alice", "without a 'pusher' object"),
+])
+def test_decision_fields_of_the_wrong_type_are_reported_not_a_crash(
+    env: Env, field: str, value: object, message: str,
+) -> None:
+    log = env.writer()
+    log.append(decision(0))
+    bad = decision(1)
+    bad[field] = value
+    log.append(bad)
+    report = _verify(env)
+    assert _codes(report) == ["bad-event"]
+    assert (report.errors[0].line, report.errors[0].seq) == (2, 1) and message in report.errors[0].message
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda ups: ups.append({"ref": 1}), "event.updates[1] has no string 'ref'"),
+    (lambda ups: ups.append({"ref": "refs/heads/x", "decision": "maybe"}), "event.updates[1].decision is 'maybe'"),
+    (lambda ups: ups.append({"ref": "refs/heads/x", "paths": ["a", 1]}), "event.updates[1].paths is not a list"),
+    (lambda ups: ups.append({"ref": "refs/heads/x", "paths": "a"}), "event.updates[1].paths is not a list"),
+    (lambda ups: ups[0].update(paths=[["a"]]), "event.updates[0].paths is not a list"),
+])
+def test_bad_updates_name_the_first_bad_one(env: Env, change: Any, message: str) -> None:
+    log = env.writer()
+    bad = decision(0)
+    change(bad["updates"])
+    log.append(bad)
+    report = _verify(env)
+    assert _codes(report) == ["bad-event"] and report.errors[0].message.startswith(message)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda rec: rec.update(v=True),  # true == 1 in Python: the version must be the integer 1
+    lambda rec: rec.update(nod=rec.pop("node")),  # six keys, one of them not a record key
+    lambda rec: rec.update(extra=1),  # seven keys
+    lambda rec: rec.pop("ts"),
+])
+def test_record_shape_edits_are_bad_records_even_with_the_chain_recomputed(env: Env, edit: Any) -> None:
+    env.fill(8)
+    lines = env.lines()
+    rec = json.loads(lines[4])
+    edit(rec)
+    lines[4] = canonical.encode(rec) + b"\n"
+    env.write_lines(_rechain(lines, 5))
+    report = _verify(env)
+    assert "bad-record" in _codes(report)
+    assert next(i for i in report.errors if i.code == "bad-record").line == 5
+
+
+def test_blocks_of_any_size_give_the_same_report(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines are read in blocks; a line split over many blocks (and a block holding many lines) is judged the same."""
+    import gatekeeper.audit.verify as verify_module
+
+    env.fill(40)
+    original = env.lines()
+    for case in _tamper_cases(original):
+        env.write_lines(case)
+        reports = []
+        for size in (64 * 1024, 1000, 97):
+            monkeypatch.setattr(verify_module, "_READ_CHUNK", size)
+            reports.append(_verify(env, jobs=1))
+        first = reports[0]
+        for other in reports[1:]:
+            assert (other.errors, other.warnings, other.records, other.root) == (
+                first.errors, first.warnings, first.records, first.root)
