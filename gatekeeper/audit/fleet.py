@@ -111,14 +111,10 @@ def dump_node(conn: psycopg.Connection[Any], node: str, folder: Path) -> NodeDum
     return NodeDump(node, folder, count, digest.hexdigest(), tuple(paths), latest, vkey, tuple(mismatches))
 
 
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 def derived_mismatch(raw: bytes, columns: Sequence[Any]) -> str | None:
     """The first derived column (pgstore.DERIVED) that no longer follows from ``raw`` as the trigger computes it,
     or None. A row edited behind the triggers' back makes queries on that column lie; verify names it."""
-    leaf, prev, ts, type_, repo, pusher, decision = columns
+    leaf, prev, *query = columns
     if bytes(leaf or b"") != hashlib.sha256(b"\x00" + raw).digest():
         return "leaf"
     try:
@@ -127,16 +123,10 @@ def derived_mismatch(raw: bytes, columns: Sequence[Any]) -> str | None:
         return "raw (no longer JSON)"
     if not isinstance(rec, dict):
         return "raw (no longer an object)"
-    raw_event = rec.get("event")
-    event: dict[str, Any] = raw_event if isinstance(raw_event, dict) else {}
-    pusher_doc = event.get("pusher")
-    user = pusher_doc.get("user") if isinstance(pusher_doc, dict) else None
-    expected = {"prev": rec.get("prev"), "ts": _str(rec.get("ts")), "type": _str(event.get("type")),
-                "repo": _str(event.get("repo")), "pusher": _str(user), "decision": _str(event.get("decision"))}
-    actual = {"prev": bytes(prev).hex() if prev is not None else None, "ts": ts, "type": type_, "repo": repo,
-              "pusher": pusher, "decision": decision}
-    for name, value in expected.items():
-        if actual[name] != value:
+    if (bytes(prev).hex() if prev is not None else None) != rec.get("prev"):
+        return "prev"
+    for name, actual, expected in zip(pgstore.QUERY_COLUMNS, query, pgstore.query_columns(rec)):
+        if actual != expected:
             return name
     return None
 
@@ -293,9 +283,8 @@ def _glob_conditions(glob: Glob | None, table: str, column: str, args: list[Any]
     return f"SELECT DISTINCT node, seq FROM {table} WHERE {' AND '.join(conds)}"
 
 
-def query_db(conn: psycopg.Connection[Any], flt: Filters, *, nodes: Sequence[str] | None = None,
-             ) -> Iterator[tuple[str, Record]]:
-    """(node, record) for every record matching ``flt``, ordered by time, node and seq."""
+def query_sql(flt: Filters, nodes: Sequence[str] | None = None) -> tuple[str, list[Any]]:
+    """The narrowing SQL for ``flt``: a superset of the matches (the exact predicate runs on each raw after)."""
     where: list[str] = []
     args: list[Any] = []
     decision = "break-glass" if flt.break_glass and flt.decision is None else flt.decision
@@ -325,6 +314,13 @@ def query_db(conn: psycopg.Connection[Any], flt: Filters, *, nodes: Sequence[str
     sql += " WHERE " + " AND ".join(where) if where else ""
     args = cte_args + args
     sql += " ORDER BY r.ts, r.node, r.seq"
+    return sql, args
+
+
+def query_db(conn: psycopg.Connection[Any], flt: Filters, *, nodes: Sequence[str] | None = None,
+             ) -> Iterator[tuple[str, Record]]:
+    """(node, record) for every record matching ``flt``, ordered by time, node and seq."""
+    sql, args = query_sql(flt, nodes)
     conn.rollback()
     with conn.transaction(), conn.cursor(name="gk_fleet_query") as cur:
         cur.itersize = _FETCH
