@@ -8,6 +8,7 @@ Tables (all insert-only: ``BEFORE UPDATE OR DELETE`` and ``BEFORE TRUNCATE`` tri
                       columns (ts, type, repo, pusher, decision) are derived by the trigger from raw
     audit_path        (node, seq, path): every changed path, NFC-normalised and lower-cased, for --path queries
     audit_ref         (node, seq, ref): every updated ref, for --ref queries
+    audit_batch       (node, first_seq) -> how many ref and path rows the trigger stored for that batch
     audit_checkpoint  (node, size, root) -> the node's C2SP signed checkpoint note as shipped
     audit_archive     (sha256) -> a policy or trust store that was in force (for verify --approvals offline)
 
@@ -16,8 +17,10 @@ writer does: record ``seq - 1`` of the node must be stored or in the same batch,
 must be its leaf, the primary key refuses a second record for a ``seq``, ``raw`` must be one line of UTF-8 JSON whose
 ``seq``/``prev`` agree. The shipper sends ``leaf`` and the query columns (deriving them is cheaper on the node); the
 trigger recomputes each from ``raw`` and refuses the whole batch on the first difference, so a compromised writer can
-make a batch fail, never store a row whose columns lie. A checkpoint is accepted only for records already stored and only if
-its note's size and root are the columns' (the signature is the auditor's check: the database holds no keys).
+make a batch fail, never store a row whose columns lie. The same pass fills ``audit_ref``/``audit_path`` and records
+their counts in ``audit_batch`` (gatekeeper.audit.lookups). A checkpoint is accepted only for records already stored
+and only if its note's size and root are the columns' (the signature is the auditor's check: the database holds no
+keys).
 
 These are controls, not evidence: a superuser can disable triggers and edit rows. ``audit verify --db`` therefore
 re-derives everything from ``raw`` with the same verifier as for a file and names the row that no longer chains.
@@ -71,15 +74,34 @@ CREATE TABLE IF NOT EXISTS audit_record (
     shipped_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (node, seq)
 );
+-- Query indexes. decision sits second in the repo and pusher indexes so "repo/pusher + decision" reads only the
+-- matching rows' heap pages (a BitmapAnd of two single-column indexes read three times as many); with the decision
+-- unconstrained, the ts condition is still checked in the index. audit_record_facts answers "is this candidate of
+-- a path/ref glob also of this repo/decision/...?" from the index alone, so only the matches' rows are read.
 CREATE INDEX IF NOT EXISTS audit_record_ts ON audit_record (ts);
-CREATE INDEX IF NOT EXISTS audit_record_repo_ts ON audit_record (repo, ts);
-CREATE INDEX IF NOT EXISTS audit_record_pusher_ts ON audit_record (pusher, ts);
+CREATE INDEX IF NOT EXISTS audit_record_repo_decision_ts ON audit_record (repo, decision, ts);
+CREATE INDEX IF NOT EXISTS audit_record_pusher_decision_ts ON audit_record (pusher, decision, ts);
 CREATE INDEX IF NOT EXISTS audit_record_decision_ts ON audit_record (decision, ts);
+CREATE INDEX IF NOT EXISTS audit_record_facts ON audit_record (node, seq) INCLUDE (ts, type, repo, pusher, decision);
+DROP INDEX IF EXISTS audit_record_repo_ts;
+DROP INDEX IF EXISTS audit_record_pusher_ts;
 
 CREATE TABLE IF NOT EXISTS audit_path (node text NOT NULL, seq bigint NOT NULL, path text COLLATE "C" NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_path_path ON audit_path (path, node, seq);
 CREATE TABLE IF NOT EXISTS audit_ref (node text NOT NULL, seq bigint NOT NULL, ref text COLLATE "C" NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_ref_ref ON audit_ref (ref, node, seq);
+
+-- What the insert trigger put into audit_ref and audit_path, per statement and node: a query trusts the lookup
+-- tables only while their row counts are these sums (a superuser deleting lookup rows would hide records from
+-- --path/--ref queries; verify --db names the missing rows).
+CREATE TABLE IF NOT EXISTS audit_batch (
+    node text NOT NULL,
+    first_seq bigint NOT NULL,
+    last_seq bigint NOT NULL,
+    refs bigint NOT NULL,
+    paths bigint NOT NULL,
+    PRIMARY KEY (node, first_seq)
+);
 
 CREATE TABLE IF NOT EXISTS audit_checkpoint (
     node text NOT NULL,
@@ -169,10 +191,17 @@ BEGIN
         ), refs AS (
             INSERT INTO audit_ref (node, seq, ref)
                 SELECT node, seq, u->>'ref' FROM ups WHERE jsonb_typeof(u->'ref') = 'string'
+            RETURNING node
         ), paths AS (
             INSERT INTO audit_path (node, seq, path)
                 SELECT DISTINCT node, seq, lower(normalize(p, NFC))
                 FROM ups, jsonb_array_elements_text(u->'paths') p WHERE jsonb_typeof(u->'paths') = 'array'
+            RETURNING node
+        ), counted AS (
+            INSERT INTO audit_batch (node, first_seq, last_seq, refs, paths)
+                SELECT e.node, min(e.seq), max(e.seq), (SELECT count(*) FROM refs x WHERE x.node = e.node),
+                       (SELECT count(*) FROM paths y WHERE y.node = e.node)
+                FROM e GROUP BY e.node
         )
         SELECT e.node, e.seq, 'columns'::text AS problem INTO bad FROM e
         WHERE jsonb_typeof(e.j) <> 'object'
@@ -243,8 +272,8 @@ _TRIGGERS = (
     ("audit_checkpoint", "audit_checkpoint_insert", "BEFORE INSERT", "FOR EACH ROW", "audit_checkpoint_insert()"),
 )
 _RETIRED_TRIGGERS = ("audit_record_insert", "audit_record_index")
-INSERT_ONLY_TABLES = ("audit_record", "audit_path", "audit_ref", "audit_checkpoint", "audit_archive", "audit_node",
-                      "audit_meta")
+INSERT_ONLY_TABLES = ("audit_record", "audit_path", "audit_ref", "audit_batch", "audit_checkpoint", "audit_archive",
+                      "audit_node", "audit_meta")
 
 
 class DatabaseUnavailable(AuditError):

@@ -291,7 +291,7 @@ def _query(args: argparse.Namespace, url: str) -> int:
         if args.unreviewed:
             rows: Iterable[tuple[str, dict[str, Any]]] = _unreviewed(conn, flt, args)
         else:
-            rows = query_db(conn, flt, nodes=args.node or None)
+            rows = query_db(conn, flt, nodes=args.node or None, warn=_warn)
         if args.limit is not None:
             rows = itertools.islice(rows, args.limit)
         count = print_rows(rows, args.format, sys.stdout)
@@ -300,9 +300,12 @@ def _query(args: argparse.Namespace, url: str) -> int:
     return EXIT_OK
 
 
+def _warn(message: str) -> None:
+    print(f"gatekeeper: warning: {message}", file=sys.stderr)
+
+
 def _unreviewed(conn: Any, flt: Any, args: argparse.Namespace) -> Iterable[tuple[str, dict[str, Any]]]:
-    from gatekeeper.audit.breakglass import track_break_glass
-    from gatekeeper.audit.fleet import node_names, node_records
+    from gatekeeper.audit.fleet import node_names, unreviewed_break_glass_db
 
     policy = None
     source = args.policy or args.config
@@ -310,12 +313,8 @@ def _unreviewed(conn: Any, flt: Any, args: argparse.Namespace) -> Iterable[tuple
         from gatekeeper.policy.config import load_policy
 
         policy = load_policy(source)
-    for node in node_names(conn, args.node or None):
-        decisions = (r for r in node_records(conn, node) if isinstance(r.get("event"), dict)
-                     and r["event"].get("type") == "push.decision")
-        for status in track_break_glass(decisions, policy=policy):
-            if not status.reviewed and flt.matches(status.record):
-                yield node, status.record
+    nodes = node_names(conn, args.node or None)  # unknown --node names are an error, as for the other verbs
+    return unreviewed_break_glass_db(conn, flt, nodes=nodes, policy=policy)
 
 
 def print_rows(rows: Iterable[tuple[str, dict[str, Any]]], fmt: str, out: Any) -> int:
