@@ -417,6 +417,8 @@ def write_archive(conn: psycopg.Connection[Any], folder: Path) -> Path:
     """The archived policies (``policies/<sha256>.yaml``) and trust stores (``trust/<store>/allowed_signers`` and
     ``revoked_keys``, a layout ``verify --approvals --trust-dir`` reads). Returns the trust folder."""
     for store, kind, _, content in pgstore.archive_items(conn, kinds=("policy", "allowed_signers", "revoked_keys")):
+        if kind == "policy" and store != hashlib.sha256(content).hexdigest():
+            continue  # records name a policy by its content's SHA-256: a copy filed under another name is not one
         path = folder / "policies" / f"{store}.yaml" if kind == "policy" else folder / "trust" / store / kind
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)

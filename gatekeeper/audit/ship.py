@@ -277,9 +277,30 @@ def _archive(conn: psycopg.Connection[Any], items: list[tuple[str, str, str, byt
     return added
 
 
-def archive_items_for(log: Path, node: str, policy: Policy | None) -> list[tuple[str, str, str, bytes]]:
-    """(kind, store, name, content): the node's vkey as installed, the policy and its trust store in force."""
+def _hook_archive_items(log: Path) -> list[tuple[str, str, str, bytes]]:
+    """The policies and trust stores the hook archived next to the log (gatekeeper.audit.archive), every one that was
+    in force for a decision, by the SHA-256 the records name. Files are small and few; an unreadable or oversized
+    one is left out (verify --approvals then says which policy it lacks)."""
+    from gatekeeper.audit.archive import MAX_ARCHIVED_FILE, archive_dir
+
     items: list[tuple[str, str, str, bytes]] = []
+    root = archive_dir(log)
+    candidates = [("policy", p.stem, p.name, p) for p in sorted((root / "policy").glob("*.yaml"))]
+    for folder in sorted((root / "trust").glob("*")):
+        candidates += [(kind, folder.name, kind, folder / kind) for kind in ("allowed_signers", "revoked_keys")]
+    for kind, store, name, path in candidates:
+        try:
+            if path.is_file() and path.stat().st_size <= MAX_ARCHIVED_FILE:
+                items.append((kind, store, name, path.read_bytes()))
+        except OSError:
+            continue
+    return items
+
+
+def archive_items_for(log: Path, node: str, policy: Policy | None) -> list[tuple[str, str, str, bytes]]:
+    """(kind, store, name, content): the node's vkey as installed, the policies and trust stores the hook archived,
+    and (with ``policy``) the policy and trust store in force."""
+    items = _hook_archive_items(log)
     from gatekeeper.audit.keys import default_key_path, public_path
 
     key_path = policy.audit.signing_key if policy is not None else default_key_path(log)
