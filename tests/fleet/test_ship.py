@@ -265,6 +265,42 @@ def test_derived_column_edit_is_reported_and_cannot_invent_a_match(tmp_path: Pat
     assert out.returncode == 0 and out.stdout == "", out.stdout + out.stderr
 
 
+def test_deleted_lookup_rows_neither_hide_records_nor_go_unreported(tmp_path: Path, fleet_db: FleetDb) -> None:
+    """A superuser deleting a record's audit_path/audit_ref rows behind the triggers' back: --path/--ref queries
+    notice the lookup table no longer holds what the trigger stored and match every record's raw instead; verify
+    names the record whose lookup rows are missing."""
+    env = _small_log(tmp_path, 12)
+    writer = env.writer()
+    writer.append(decision(90, decision="deny", ref="refs/heads/release/1", paths=("secret/weights.bin",)))
+    seq = 12
+    with pgstore.connect(fleet_db.writer_url) as conn:
+        ship(env.log_path, conn, node="n1")
+
+    def query(*args: str) -> tuple[list[int], str]:
+        out = gatekeeper("audit", "query", "--db", fleet_db.reader_url, *args, "--format", "json", check=True)
+        return [json.loads(line)["seq"] for line in out.stdout.splitlines()], out.stderr
+
+    assert query("--path", "secret/**") == ([seq], "")
+    assert query("--ref", "refs/heads/release/**", "--decision", "deny") == ([seq], "")
+    fleet_db.sql("SET session_replication_role = replica; DELETE FROM audit_path WHERE path LIKE 'secret/%%'; "
+                 "DELETE FROM audit_ref WHERE ref LIKE 'refs/heads/release/%%'")
+    for args in (("--path", "secret/**"), ("--ref", "refs/heads/release/**", "--decision", "deny")):
+        found, warning = query(*args)
+        assert found == [seq], args  # still found: the query fell back to the exact match over raw
+        assert "rows were changed behind the triggers' back" in warning and "audit verify --db" in warning, warning
+    report = _verify(fleet_db, env.vkey)
+    assert not report.ok
+    named = [(i.code, i.seq, "audit_path" in i.message, "secret/weights.bin" in i.message)
+             for i in report.nodes[0].db_errors]
+    assert ("db-lookup", seq, True, True) in named, report.nodes[0].db_errors
+    assert any(i.code == "db-lookup" and i.seq == seq and "audit_ref" in i.message for i in report.nodes[0].db_errors)
+    # Hiding the deletion from the count check too (the batch's counts lowered) still does not fool verify.
+    fleet_db.sql("SET session_replication_role = replica; UPDATE audit_batch SET paths = paths - 1, refs = refs - 1")
+    assert query("--path", "secret/**")[0] == []  # the documented limit: counts agree again, the lookup is used
+    out = gatekeeper("audit", "verify", "--db", fleet_db.reader_url, "--vkey", env.vkey)
+    assert out.returncode == 1 and f"row seq {seq}: audit_path rows differ" in out.stdout, out.stdout
+
+
 def test_rolled_back_local_log_is_exposed_by_the_central_checkpoints(tmp_path: Path, fleet_db: FleetDb) -> None:
     env = _small_log(tmp_path, 10)
     saved = {p: p.read_bytes() for p in (env.log_path, env.checkpoint, env.state)}  # the attacker's snapshot
