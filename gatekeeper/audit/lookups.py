@@ -10,7 +10,7 @@ queries. Two defences, one cheap and one exact:
   missing (or were added) per record.
 
 Paths are compared as the trigger stores them, ``lower(normalize(path, NFC))``. PostgreSQL's and Python's lower-case
-mappings may differ outside ASCII, so a path with non-ASCII characters is compared by count only.
+mappings may differ outside ASCII, so the paths of a record with a non-ASCII path are compared by count only.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import psycopg
 
 LOOKUPS = {"audit_ref": "refs", "audit_path": "paths"}  # lookup table -> its expected count in audit_batch
-_NON_ASCII = "\x00non-ascii"  # stands for each non-ASCII path in a comparison (count only)
+_NON_ASCII = "\x00path"  # stands for each path of a record compared by count only
 
 
 def untrusted_lookups(conn: psycopg.Connection[Any], tables: Sequence[str], nodes: Sequence[str] | None = None,
@@ -45,10 +45,10 @@ def untrusted_lookups(conn: psycopg.Connection[Any], tables: Sequence[str], node
     return found
 
 
-def expected(rec: object) -> tuple[Counter[str], Counter[str]]:
-    """(refs, paths) the trigger derives from a decoded record: one ref row per update naming a ref, one path row
-    per distinct normalised path."""
-    refs: Counter[str] = Counter()
+def expected(rec: object) -> tuple[list[str], list[str]]:
+    """(refs, paths), sorted, as the trigger derives them from a decoded record: one ref row per update naming a
+    ref, one path row per distinct normalised path."""
+    refs: list[str] = []
     paths: set[str] = set()
     event = rec.get("event") if isinstance(rec, dict) else None
     updates = event.get("updates") if isinstance(event, dict) else None
@@ -56,16 +56,16 @@ def expected(rec: object) -> tuple[Counter[str], Counter[str]]:
         if not isinstance(upd, dict):
             continue
         if isinstance(upd.get("ref"), str):
-            refs[upd["ref"]] += 1
+            refs.append(upd["ref"])
         listed = upd.get("paths")
         for path in listed if isinstance(listed, list) else ():
             if isinstance(path, str):
                 paths.add(unicodedata.normalize("NFC", path).lower())
-    return refs, _comparable(paths)
+    return sorted(refs), sorted(paths)
 
 
-def _comparable(paths: Iterator[str] | set[str] | list[str]) -> Counter[str]:
-    return Counter(p if p.isascii() else _NON_ASCII for p in paths)
+def _comparable(paths: list[str], exact: bool) -> list[str]:
+    return sorted(paths) if exact else [_NON_ASCII] * len(paths)
 
 
 @dataclass(frozen=True)
@@ -86,26 +86,28 @@ class LookupCheck:
         self._rows = {table: _grouped(conn, node, table) for table in LOOKUPS}
         self._next = {table: next(rows, None) for table, rows in self._rows.items()}
 
-    def _stored(self, table: str, seq: int) -> Counter[str]:
+    def _stored(self, table: str, seq: int) -> list[str]:
         """The stored values of ``table`` for ``seq``; rows of seqs never fed (no such record) count as extra."""
-        found: Counter[str] = Counter()
+        found: list[str] = []
         while (item := self._next[table]) is not None and item[0] <= seq:
             if item[0] == seq:
                 found = item[1]
             else:
-                self._report(item[0], table, Counter(), item[1])
+                self._report(item[0], table, [], item[1])
             self._next[table] = next(self._rows[table], None)
         return found
 
-    def _report(self, seq: int, table: str, want: Counter[str], have: Counter[str]) -> None:
+    def _report(self, seq: int, table: str, want: list[str], have: list[str]) -> None:
         if want != have and len(self.mismatches) < self._limit:
-            self.mismatches.append(LookupMismatch(seq, table, tuple(sorted((want - have).elements())),
-                                                  tuple(sorted((have - want).elements()))))
+            wanted, held = Counter(want), Counter(have)
+            self.mismatches.append(LookupMismatch(seq, table, tuple(sorted((wanted - held).elements())),
+                                                  tuple(sorted((held - wanted).elements()))))
 
     def feed(self, seq: int, rec: object) -> None:
         refs, paths = expected(rec)
-        self._report(seq, "audit_ref", refs, self._stored("audit_ref", seq))
-        self._report(seq, "audit_path", paths, _comparable(list(self._stored("audit_path", seq).elements())))
+        exact = all(p.isascii() for p in paths)
+        self._report(seq, "audit_ref", refs, sorted(self._stored("audit_ref", seq)))
+        self._report(seq, "audit_path", _comparable(paths, exact), _comparable(self._stored("audit_path", seq), exact))
 
     def finish(self) -> list[LookupMismatch]:
         for table in LOOKUPS:
@@ -113,19 +115,19 @@ class LookupCheck:
         return self.mismatches
 
 
-def _grouped(conn: psycopg.Connection[Any], node: str, table: str) -> Iterator[tuple[int, Counter[str]]]:
-    """(seq, Counter of values) of one node's rows of a lookup table, in seq order (a server-side cursor)."""
+def _grouped(conn: psycopg.Connection[Any], node: str, table: str) -> Iterator[tuple[int, list[str]]]:
+    """(seq, values) of one node's rows of a lookup table, in seq order (a server-side cursor)."""
     column = "ref" if table == "audit_ref" else "path"
     with conn.cursor(name=f"gk_lookup_{column}") as cur:
         cur.itersize = 20_000
         cur.execute(f"SELECT seq, {column} FROM {table} WHERE node = %s ORDER BY seq", (node,))
         seq: int | None = None
-        values: Counter[str] = Counter()
+        values: list[str] = []
         for row_seq, value in cur:
             if row_seq != seq:
                 if seq is not None:
                     yield seq, values
-                seq, values = row_seq, Counter()
-            values[value] += 1
+                seq, values = row_seq, []
+            values.append(value)
         if seq is not None:
             yield seq, values
