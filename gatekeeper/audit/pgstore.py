@@ -193,8 +193,9 @@ BEGIN
                 SELECT node, seq, u->>'ref' FROM ups WHERE jsonb_typeof(u->'ref') = 'string'
             RETURNING node
         ), paths AS (
-            INSERT INTO audit_path (node, seq, path)
-                SELECT DISTINCT node, seq, lower(normalize(p, NFC))
+            INSERT INTO audit_path (node, seq, path)  -- normalize() only where it can change something (not ASCII)
+                SELECT DISTINCT node, seq,
+                       CASE WHEN octet_length(p) = length(p) THEN lower(p) ELSE lower(normalize(p, NFC)) END
                 FROM ups, jsonb_array_elements_text(u->'paths') p WHERE jsonb_typeof(u->'paths') = 'array'
             RETURNING node
         ), counted AS (
