@@ -50,6 +50,13 @@ QUERIES = {
 }
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a local process (the server backend doing the inserts): unlike wall time, it does
+    not depend on what else the machine is running."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -94,11 +101,16 @@ def main() -> int:
         start = time.perf_counter()
         for name, log, _ in logs:
             with pgstore.connect(db.writer_url) as conn:
+                backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
+                conn.rollback()
+                server_cpu, client_cpu = _cpu_seconds(backend), time.process_time()
                 elapsed, result = timed(lambda log=log, name=name, conn=conn: ship(log, conn, node=name,
                                                                                      batch=args.batch))
+                server_cpu, client_cpu = _cpu_seconds(backend) - server_cpu, time.process_time() - client_cpu
             total += result.shipped
             print(f"ship {name}: {result.shipped} records in {elapsed:.1f} s = {result.shipped / elapsed:,.0f} "
-                  f"records/s (batch {args.batch}, one connection, fsync on)")
+                  f"records/s (batch {args.batch}, one connection, fsync on); CPU per record: server backend "
+                  f"{server_cpu * 1e6 / result.shipped:.0f} us, shipper {client_cpu * 1e6 / result.shipped:.0f} us")
         elapsed = time.perf_counter() - start
         print(f"ship total: {total} records in {elapsed:.1f} s = {total / elapsed:,.0f} records/s "
               f"(load average {_load()})")

@@ -74,13 +74,13 @@ CREATE TABLE IF NOT EXISTS audit_record (
     shipped_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (node, seq)
 );
--- Query indexes. decision sits second in the repo and pusher indexes so "repo/pusher + decision" reads only the
--- matching rows' heap pages (a BitmapAnd of two single-column indexes read three times as many); with the decision
--- unconstrained, the ts condition is still checked in the index. audit_record_facts answers "is this candidate of
+-- Query indexes. decision is the repo and pusher indexes' third key column: "repo/pusher + since" is one ordered
+-- range, and "repo/pusher + decision" is checked in the index, so only the matching rows' heap pages are read (a
+-- BitmapAnd of two single-column indexes read three times as many). audit_record_facts answers "is this candidate of
 -- a path/ref glob also of this repo/decision/...?" from the index alone, so only the matches' rows are read.
 CREATE INDEX IF NOT EXISTS audit_record_ts ON audit_record (ts);
-CREATE INDEX IF NOT EXISTS audit_record_repo_decision_ts ON audit_record (repo, decision, ts);
-CREATE INDEX IF NOT EXISTS audit_record_pusher_decision_ts ON audit_record (pusher, decision, ts);
+CREATE INDEX IF NOT EXISTS audit_record_repo_ts_decision ON audit_record (repo, ts, decision);
+CREATE INDEX IF NOT EXISTS audit_record_pusher_ts_decision ON audit_record (pusher, ts, decision);
 CREATE INDEX IF NOT EXISTS audit_record_decision_ts ON audit_record (decision, ts);
 CREATE INDEX IF NOT EXISTS audit_record_facts ON audit_record (node, seq) INCLUDE (ts, type, repo, pusher, decision);
 DROP INDEX IF EXISTS audit_record_repo_ts;
