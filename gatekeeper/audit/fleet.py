@@ -388,18 +388,30 @@ def unreviewed_break_glass_db(conn: psycopg.Connection[Any], flt: Filters, *, no
                               policy: Policy | None = None) -> Iterator[tuple[str, Record]]:
     """(node, record) of the break-glass pushes matching ``flt`` (and ``nodes``) not (fully) reviewed yet.
 
-    Reviews are searched in every node's records, merged in time order (ts, node, seq): a break-glass push on one
-    node is reviewed by an approval pushed through another (one GitLab/Gitea fleet, one repository, many nodes).
-    Order across nodes is their clocks' (an approval must be recorded after the push it reviews).
+    Reviews are searched in every node's records: each node's decisions in its log order, the nodes merged by
+    time (streamed; no sort of the whole trail): a break-glass push on one node is reviewed by an approval pushed
+    through another (one GitLab/Gitea fleet, one repository, many nodes). Order across nodes is their clocks' (an
+    approval must be recorded after the push it reviews).
     """
+    import heapq
+
     from gatekeeper.audit.breakglass import BreakGlassTracker
+
+    def decisions(node: str) -> Iterator[tuple[tuple[str, str, int], Record]]:
+        for i, rec in enumerate(node_records(conn, node)):
+            event = rec.get("event")
+            if isinstance(event, dict) and event.get("type") == "push.decision":
+                ts = rec.get("ts")
+                yield (ts if isinstance(ts, str) else "", node, i), rec
 
     tracker = BreakGlassTracker(policy=policy)
     origin: list[str] = []  # the node of each tracked break-glass record, in tracker.statuses order
-    for node, rec in query_db(conn, Filters(type="push.decision")):
+    conn.rollback()
+    for (_, node, _), rec in heapq.merge(*(decisions(n) for n in _nodes(conn, None)), key=lambda item: item[0]):
         tracker.feed(rec)
         if len(tracker.statuses) > len(origin):
             origin.append(node)
+    conn.rollback()
     for node, status in zip(origin, tracker.statuses):
         if not status.reviewed and (not nodes or node in nodes) and flt.matches(status.record):
             yield node, status.record
