@@ -8,12 +8,15 @@ Starts a throw-away PostgreSQL 15 cluster from Debian's binaries (as the tests d
 durability: fsync and synchronous_commit on), generates ``--records`` realistic records split over ``--nodes`` local
 logs (bench_audit's generator: canonical lines, chain, signed checkpoint), ships them as the INSERT-only writer role,
 restarts the server (so the first query starts with cold shared buffers; the OS page cache stays warm), then times
-typical auditor queries (first and later run) and ``verify --db`` over every node. Prints one line per measurement.
+typical auditor queries (first and later run), once right after the load and once after ``VACUUM (ANALYZE)`` (what
+autovacuum does to an insert-only table soon after: visibility map and hint bits set, statistics current) and another
+restart, and ``verify --db`` over every node. Prints one line per measurement.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -45,6 +48,17 @@ QUERIES = {
     "ref glob refs/heads/release/** + deny": lambda: Filters(ref=Glob.ref("refs/heads/release/**"), decision="deny"),
     "break-glass decisions (whole fleet)": lambda: Filters(decision="break-glass"),
 }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a local process (the server backend doing the inserts): unlike wall time, it does
+    not depend on what else the machine is running."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def timed(fn):  # type: ignore[no-untyped-def]
@@ -87,23 +101,37 @@ def main() -> int:
         start = time.perf_counter()
         for name, log, _ in logs:
             with pgstore.connect(db.writer_url) as conn:
+                backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
+                conn.rollback()
+                server_cpu, client_cpu = _cpu_seconds(backend), time.process_time()
                 elapsed, result = timed(lambda log=log, name=name, conn=conn: ship(log, conn, node=name,
                                                                                      batch=args.batch))
+                server_cpu, client_cpu = _cpu_seconds(backend) - server_cpu, time.process_time() - client_cpu
             total += result.shipped
             print(f"ship {name}: {result.shipped} records in {elapsed:.1f} s = {result.shipped / elapsed:,.0f} "
-                  f"records/s (batch {args.batch}, one connection, fsync on)")
+                  f"records/s (batch {args.batch}, one connection, fsync on); CPU per record: server backend "
+                  f"{server_cpu * 1e6 / result.shipped:.0f} us, shipper {client_cpu * 1e6 / result.shipped:.0f} us")
         elapsed = time.perf_counter() - start
-        print(f"ship total: {total} records in {elapsed:.1f} s = {total / elapsed:,.0f} records/s")
+        print(f"ship total: {total} records in {elapsed:.1f} s = {total / elapsed:,.0f} records/s "
+              f"(load average {_load()})")
 
-        pg.stop()
-        pg.start()  # cold shared buffers for the first query
-        print("server restarted (cold shared buffers; OS page cache warm)")
+        print(f"load average {_load()}")
+        for phase in ("fresh load", "after VACUUM"):
+            if phase == "after VACUUM":  # what autovacuum does to an insert-only table (visibility map, hint bits)
+                elapsed, _ = timed(lambda: pg.sql("VACUUM (ANALYZE)", db=db.name))
+                print(f"VACUUM (ANALYZE): {elapsed:.1f} s")
+            pg.stop()
+            pg.start()  # cold shared buffers for the first query
+            print(f"{phase}: server restarted (cold shared buffers; OS page cache warm); load average {_load()}")
+            with pgstore.connect(db.reader_url) as conn:
+                for label, make in QUERIES.items():
+                    first, found = timed(lambda make=make: sum(1 for _ in query_db(conn, make())))
+                    later = [timed(lambda make=make: sum(1 for _ in query_db(conn, make())))[0]
+                             for _ in range(args.repeat)]
+                    print(f"{phase}: query {label}: {found} records, first {first * 1000:.0f} ms, later median "
+                          f"{statistics.median(later) * 1000:.0f} ms")
+        print(f"load average {_load()}")
         with pgstore.connect(db.reader_url) as conn:
-            for label, make in QUERIES.items():
-                first, found = timed(lambda make=make: sum(1 for _ in query_db(conn, make())))
-                later = [timed(lambda make=make: sum(1 for _ in query_db(conn, make())))[0] for _ in range(args.repeat)]
-                print(f"query {label}: {found} records, first {first * 1000:.0f} ms, later median "
-                      f"{statistics.median(later) * 1000:.0f} ms")
             elapsed, report = timed(lambda: verify_db(conn, database=db.reader_url,
                                                       vkeys=[vkey for _, _, vkey in logs]))
         assert report.ok, report.to_dict()

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from gatekeeper.errors import ConfigError
-from gatekeeper.policy.config import AUDIT_SIGNING_KEY_NAME, AuditConfig, Policy, Problem, _Checker
+from gatekeeper.policy.config import AUDIT_KEYS, AUDIT_SIGNING_KEY_NAME, AuditConfig, Policy, Problem, _Checker
 from gatekeeper.policy.yamlsafe import YamlProblem, YMap, load_yaml
 
 __all__ = ["load_client_policy"]
@@ -27,7 +27,9 @@ class _ClientChecker(_Checker):
         return None  # the trust store lives on the server
 
     def _audit(self, doc: YMap) -> AuditConfig | None:
-        section = self.section(doc, "audit", "", ("log", "signing_key"), required=True)
+        # Every key the server accepts (an archived policy may name its origin and fleet database); only the log is
+        # used here.
+        section = self.section(doc, "audit", "", AUDIT_KEYS, required=True)
         if section is None:
             return None
         log, _ = self.path(section, "log", "audit.log", required=True)

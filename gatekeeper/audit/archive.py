@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from gatekeeper.trust.allowed_signers import AllowedSigners
     from gatekeeper.policy.config import Policy
 
-__all__ = ["archive_dir", "archive_inputs", "archived_policies", "archived_trust_dir", "copy_archive"]
+__all__ = ["archive_dir", "archive_inputs", "archived_policies", "archived_trust_dir", "copy_archive", "policies_in"]
 
 MAX_ARCHIVED_FILE = 8 << 20
 
@@ -88,8 +88,13 @@ def _write(target: Path, data: bytes) -> None:
 
 
 def archived_policies(log: Path) -> dict[str, Policy]:
-    """Every archived policy keyed by its SHA-256 (loaded like a client copy: its trust store and log directory
-    need not exist any more).
+    """Every policy archived next to ``log`` keyed by its SHA-256 (see :func:`policies_in`)."""
+    return policies_in(archive_dir(log) / "policy")
+
+
+def policies_in(folder: Path) -> dict[str, Policy]:
+    """Every ``<sha256>.yaml`` policy in ``folder`` keyed by its SHA-256 (loaded like a client copy: its trust store
+    and log directory need not exist any more). Also the layout of a fleet export's ``policies/``.
 
     Raises:
         AuditError: an archived policy does not load, or its content does not match its name.
@@ -98,7 +103,6 @@ def archived_policies(log: Path) -> dict[str, Policy]:
     from gatekeeper.errors import ConfigError
 
     out: dict[str, Policy] = {}
-    folder = archive_dir(log) / "policy"
     try:
         names = sorted(os.listdir(folder))
     except FileNotFoundError:

@@ -24,19 +24,21 @@ import json
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from gatekeeper.audit import pgstore
-from gatekeeper.audit.query import Filters, Glob
+from gatekeeper.audit import lookups, pgstore
+from gatekeeper.audit.query import Filters, Glob, _loads
 from gatekeeper.audit.verify import Issue, VerifyReport, save_trusted_checkpoint, verify_log
 from gatekeeper.errors import AuditError
 
 if TYPE_CHECKING:
     import psycopg
+
+    from gatekeeper.policy.config import Policy
 
 Record = dict[str, Any]
 LOG_NAME = "audit.jsonl"
@@ -71,11 +73,13 @@ class NodeDump:
     latest: Path | None  # <log>.checkpoint: the largest stored one
     vkey: Path | None
     derived_mismatches: tuple[tuple[int, str], ...] = ()  # (seq, column) of rows whose columns contradict raw
+    lookup_mismatches: tuple[lookups.LookupMismatch, ...] = ()  # records whose lookup rows are not theirs
 
 
-def dump_node(conn: psycopg.Connection[Any], node: str, folder: Path) -> NodeDump:
+def dump_node(conn: psycopg.Connection[Any], node: str, folder: Path, *, check_lookups: bool = False) -> NodeDump:
     """Write ``folder/audit.jsonl``, ``audit.jsonl.checkpoint`` (the largest stored), ``checkpoints/*`` (all) and the
-    vkey as shipped. Checkpoints are read before the rows: inside one REPEATABLE READ snapshot anyway."""
+    vkey as shipped. Checkpoints are read before the rows: inside one REPEATABLE READ snapshot anyway. With
+    ``check_lookups``, each record's ref/path lookup rows are compared with what its raw says."""
     folder.mkdir(parents=True, exist_ok=True)
     stored = pgstore.checkpoints(conn, node)
     cp_dir = folder / "checkpoints"
@@ -93,6 +97,7 @@ def dump_node(conn: psycopg.Connection[Any], node: str, folder: Path) -> NodeDum
     digest = hashlib.sha256()
     count = 0
     mismatches: list[tuple[int, str]] = []
+    lookup_check = lookups.LookupCheck(conn, node, limit=MAX_DB_ISSUES) if check_lookups else None
     with open(folder / LOG_NAME, "wb") as out:
         for row in pgstore.stored_rows(conn, node):
             seq, raw = row[0], row[1]
@@ -104,21 +109,24 @@ def dump_node(conn: psycopg.Connection[Any], node: str, folder: Path) -> NodeDum
                 what = derived_mismatch(raw, row[2:])
                 if what is not None:
                     mismatches.append((seq, what))
+            if lookup_check is not None:
+                try:
+                    rec = _loads(raw)
+                except (ValueError, RecursionError):
+                    rec = None  # the chain check reports it
+                lookup_check.feed(seq, rec)
     vkey = None
     for *_, content in pgstore.archive_items(conn, kinds=("vkey",), store=node):
         vkey = folder / VKEY_NAME
         vkey.write_bytes(content)
-    return NodeDump(node, folder, count, digest.hexdigest(), tuple(paths), latest, vkey, tuple(mismatches))
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+    return NodeDump(node, folder, count, digest.hexdigest(), tuple(paths), latest, vkey, tuple(mismatches),
+                    tuple(lookup_check.finish()) if lookup_check is not None else ())
 
 
 def derived_mismatch(raw: bytes, columns: Sequence[Any]) -> str | None:
     """The first derived column (pgstore.DERIVED) that no longer follows from ``raw`` as the trigger computes it,
     or None. A row edited behind the triggers' back makes queries on that column lie; verify names it."""
-    leaf, prev, ts, type_, repo, pusher, decision = columns
+    leaf, prev, *query = columns
     if bytes(leaf or b"") != hashlib.sha256(b"\x00" + raw).digest():
         return "leaf"
     try:
@@ -127,16 +135,10 @@ def derived_mismatch(raw: bytes, columns: Sequence[Any]) -> str | None:
         return "raw (no longer JSON)"
     if not isinstance(rec, dict):
         return "raw (no longer an object)"
-    raw_event = rec.get("event")
-    event: dict[str, Any] = raw_event if isinstance(raw_event, dict) else {}
-    pusher_doc = event.get("pusher")
-    user = pusher_doc.get("user") if isinstance(pusher_doc, dict) else None
-    expected = {"prev": rec.get("prev"), "ts": _str(rec.get("ts")), "type": _str(event.get("type")),
-                "repo": _str(event.get("repo")), "pusher": _str(user), "decision": _str(event.get("decision"))}
-    actual = {"prev": bytes(prev).hex() if prev is not None else None, "ts": ts, "type": type_, "repo": repo,
-              "pusher": pusher, "decision": decision}
-    for name, value in expected.items():
-        if actual[name] != value:
+    if (bytes(prev).hex() if prev is not None else None) != rec.get("prev"):
+        return "prev"
+    for name, actual, expected in zip(pgstore.QUERY_COLUMNS, query, pgstore.query_columns(rec)):
+        if actual != expected:
             return name
     return None
 
@@ -181,6 +183,12 @@ def _db_checks(conn: psycopg.Connection[Any], node: str, dump: NodeDump) -> list
     for seq, what in dump.derived_mismatches:
         issues.append(Issue("db-derived", f"node {node}: row seq {seq}: column '{what}' no longer follows from its "
                             "raw record (edited behind the triggers' back: queries on it are wrong)", seq + 1, seq))
+    for m in dump.lookup_mismatches:
+        what = "; ".join(part for part in (
+            f"missing {', '.join(map(repr, m.missing[:5]))}" if m.missing else "",
+            f"not in the record {', '.join(map(repr, m.extra[:5]))}" if m.extra else "") if part)
+        issues.append(Issue("db-lookup", f"node {node}: row seq {m.seq}: {m.table} rows differ from its raw record "
+                            f"({what}): --path/--ref queries see the wrong records", m.seq + 1, m.seq))
     head = pgstore.head(conn, node)
     if head.next_seq != dump.records:
         issues.append(Issue("db-head", f"node {node}: the highest seq is {head.next_seq - 1} but {dump.records} rows "
@@ -210,7 +218,7 @@ def verify_db(
     results = []
     with tempfile.TemporaryDirectory(prefix="gk-fleet-verify-") as tmp:
         for node in _nodes(conn, nodes):
-            dump = dump_node(conn, node, Path(tmp) / node_dir_name(node))
+            dump = dump_node(conn, node, Path(tmp) / node_dir_name(node), check_lookups=True)
             trusted = trusted_path(state_dir, node) if state_dir is not None else None
             files = list(vkey_files)
             if not vkeys and not files and dump.vkey is not None:
@@ -293,9 +301,13 @@ def _glob_conditions(glob: Glob | None, table: str, column: str, args: list[Any]
     return f"SELECT DISTINCT node, seq FROM {table} WHERE {' AND '.join(conds)}"
 
 
-def query_db(conn: psycopg.Connection[Any], flt: Filters, *, nodes: Sequence[str] | None = None,
-             ) -> Iterator[tuple[str, Record]]:
-    """(node, record) for every record matching ``flt``, ordered by time, node and seq."""
+def query_sql(flt: Filters, nodes: Sequence[str] | None = None, *, skip_lookups: Sequence[str] = (),
+              ) -> tuple[str, list[Any]]:
+    """The narrowing SQL for ``flt``: a superset of the matches (the exact predicate runs on each raw after).
+
+    A path/ref glob narrows through its lookup table (not when named in ``skip_lookups``: untrusted); with record
+    columns constrained too, the candidates are first checked against ``audit_record_facts`` (index only), so only
+    the rows of real candidates are read."""
     where: list[str] = []
     args: list[Any] = []
     decision = "break-glass" if flt.break_glass and flt.decision is None else flt.decision
@@ -317,25 +329,48 @@ def query_db(conn: psycopg.Connection[Any], flt: Filters, *, nodes: Sequence[str
     ctes: list[str] = []
     cte_args: list[Any] = []
     for glob, table, column in ((flt.ref, "audit_ref", "ref"), (flt.path, "audit_path", "path")):
-        narrowing = _glob_conditions(glob, table, column, cte_args)
+        narrowing = _glob_conditions(glob, table, column, cte_args) if table not in skip_lookups else None
         if narrowing is not None:
             ctes.append(f"g{len(ctes)} AS MATERIALIZED ({narrowing})")
+    joins = "".join(f" JOIN g{i} ON g{i}.node = r.node AND g{i}.seq = r.seq" for i in range(len(ctes)))
+    conditions = (" WHERE " + " AND ".join(where)) if where else ""
+    if ctes and where:
+        ctes.append(f"c AS MATERIALIZED (SELECT r.node, r.seq FROM audit_record r{joins}{conditions})")
+        joins, conditions = " JOIN c ON c.node = r.node AND c.seq = r.seq", ""
+        args, cte_args = [], cte_args + args
     sql = (("WITH " + ", ".join(ctes) + " ") if ctes else "") + "SELECT r.node, r.raw FROM audit_record r"
-    sql += "".join(f" JOIN g{i} ON g{i}.node = r.node AND g{i}.seq = r.seq" for i in range(len(ctes)))
-    sql += " WHERE " + " AND ".join(where) if where else ""
-    args = cte_args + args
-    sql += " ORDER BY r.ts, r.node, r.seq"
+    return sql + joins + conditions + " ORDER BY r.ts, r.node, r.seq", cte_args + args
+
+
+def query_db(conn: psycopg.Connection[Any], flt: Filters, *, nodes: Sequence[str] | None = None,
+             warn: Callable[[str], None] | None = None) -> Iterator[tuple[str, Record]]:
+    """(node, record) for every record matching ``flt``, ordered by time, node and seq.
+
+    The lookup tables a path/ref glob would narrow through are used only while their row counts are the ones the
+    insert trigger recorded; otherwise that glob is matched on every record's raw (slow, exact) and ``warn`` says so.
+    """
     conn.rollback()
-    with conn.transaction(), conn.cursor(name="gk_fleet_query") as cur:
-        cur.itersize = _FETCH
-        cur.execute(sql, args)
-        for node, raw in cur:
-            try:
-                rec = json.loads(bytes(raw))
-            except (ValueError, RecursionError):
-                continue
-            if isinstance(rec, dict) and flt.matches(rec):
-                yield node, rec
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # the count check and the rows: one snapshot
+        conn.execute("SET LOCAL work_mem = '64MB'")  # sort the matches in memory (wide rows spilled at 4 MB)
+        tables = [t for glob, t in ((flt.ref, "audit_ref"), (flt.path, "audit_path")) if glob is not None]
+        untrusted = lookups.untrusted_lookups(conn, tables, nodes) if tables else {}
+        for table, difference in untrusted.items():
+            if warn is not None:
+                warn(f"the lookup table {table} holds {abs(difference)} row(s) {'fewer' if difference < 0 else 'more'}"
+                     " than the insert trigger stored: rows were changed behind the triggers' back; this query "
+                     "matched every record instead (slower, exact); run: gatekeeper audit verify --db")
+        sql, args = query_sql(flt, nodes, skip_lookups=list(untrusted))
+        with conn.cursor(name="gk_fleet_query", binary=True) as cur:
+            cur.itersize = _FETCH
+            cur.execute(sql, args)
+            for node, raw in cur:
+                try:
+                    rec = _loads(raw)
+                except (ValueError, RecursionError):
+                    continue
+                if isinstance(rec, dict) and flt.matches(rec):
+                    yield node, rec
 
 
 def node_records(conn: psycopg.Connection[Any], node: str) -> Iterator[Record]:
@@ -347,6 +382,39 @@ def node_records(conn: psycopg.Connection[Any], node: str) -> Iterator[Record]:
             continue
         if isinstance(rec, dict):
             yield rec
+
+
+def unreviewed_break_glass_db(conn: psycopg.Connection[Any], flt: Filters, *, nodes: Sequence[str] | None = None,
+                              policy: Policy | None = None) -> Iterator[tuple[str, Record]]:
+    """(node, record) of the break-glass pushes matching ``flt`` (and ``nodes``) not (fully) reviewed yet.
+
+    Reviews are searched in every node's records: each node's decisions in its log order, the nodes merged by
+    time (streamed; no sort of the whole trail): a break-glass push on one node is reviewed by an approval pushed
+    through another (one GitLab/Gitea fleet, one repository, many nodes). Order across nodes is their clocks' (an
+    approval must be recorded after the push it reviews).
+    """
+    import heapq
+
+    from gatekeeper.audit.breakglass import BreakGlassTracker
+
+    def decisions(node: str) -> Iterator[tuple[tuple[str, str, int], Record]]:
+        for i, rec in enumerate(node_records(conn, node)):
+            event = rec.get("event")
+            if isinstance(event, dict) and event.get("type") == "push.decision":
+                ts = rec.get("ts")
+                yield (ts if isinstance(ts, str) else "", node, i), rec
+
+    tracker = BreakGlassTracker(policy=policy)
+    origin: list[str] = []  # the node of each tracked break-glass record, in tracker.statuses order
+    conn.rollback()
+    for (_, node, _), rec in heapq.merge(*(decisions(n) for n in _nodes(conn, None)), key=lambda item: item[0]):
+        tracker.feed(rec)
+        if len(tracker.statuses) > len(origin):
+            origin.append(node)
+    conn.rollback()
+    for node, status in zip(origin, tracker.statuses):
+        if not status.reviewed and (not nodes or node in nodes) and flt.matches(status.record):
+            yield node, status.record
 
 
 def node_names(conn: psycopg.Connection[Any], nodes: Sequence[str] | None = None) -> list[str]:
@@ -361,6 +429,8 @@ def write_archive(conn: psycopg.Connection[Any], folder: Path) -> Path:
     """The archived policies (``policies/<sha256>.yaml``) and trust stores (``trust/<store>/allowed_signers`` and
     ``revoked_keys``, a layout ``verify --approvals --trust-dir`` reads). Returns the trust folder."""
     for store, kind, _, content in pgstore.archive_items(conn, kinds=("policy", "allowed_signers", "revoked_keys")):
+        if kind == "policy" and store != hashlib.sha256(content).hexdigest():
+            continue  # records name a policy by its content's SHA-256: a copy filed under another name is not one
         path = folder / "policies" / f"{store}.yaml" if kind == "policy" else folder / "trust" / store / kind
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)

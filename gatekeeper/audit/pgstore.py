@@ -8,14 +8,19 @@ Tables (all insert-only: ``BEFORE UPDATE OR DELETE`` and ``BEFORE TRUNCATE`` tri
                       columns (ts, type, repo, pusher, decision) are derived by the trigger from raw
     audit_path        (node, seq, path): every changed path, NFC-normalised and lower-cased, for --path queries
     audit_ref         (node, seq, ref): every updated ref, for --ref queries
+    audit_batch       (node, first_seq) -> how many ref and path rows the trigger stored for that batch
     audit_checkpoint  (node, size, root) -> the node's C2SP signed checkpoint note as shipped
     audit_archive     (sha256) -> a policy or trust store that was in force (for verify --approvals offline)
 
-The insert trigger (SECURITY DEFINER) checks each node's chain as the file writer does: record ``seq - 1`` of the node
-must be stored, ``prev`` (column and inside ``raw``) must be its leaf, the primary key refuses a second record for a
-``seq``, ``raw`` must be one line of UTF-8 JSON whose ``seq``/``prev`` agree; it
-computes ``leaf = SHA-256(0x00 || raw)`` itself. A checkpoint is accepted only for records already stored and only if
-its note's size and root are the columns' (the signature is the auditor's check: the database holds no keys).
+The insert trigger (SECURITY DEFINER, once per statement over the inserted rows) checks each node's chain as the file
+writer does: record ``seq - 1`` of the node must be stored or in the same batch, ``prev`` (column and inside ``raw``)
+must be its leaf, the primary key refuses a second record for a ``seq``, ``raw`` must be one line of UTF-8 JSON whose
+``seq``/``prev`` agree. The shipper sends ``leaf`` and the query columns (deriving them is cheaper on the node); the
+trigger recomputes each from ``raw`` and refuses the whole batch on the first difference, so a compromised writer can
+make a batch fail, never store a row whose columns lie. The same pass fills ``audit_ref``/``audit_path`` and records
+their counts in ``audit_batch`` (gatekeeper.audit.lookups). A checkpoint is accepted only for records already stored
+and only if its note's size and root are the columns' (the signature is the auditor's check: the database holds no
+keys).
 
 These are controls, not evidence: a superuser can disable triggers and edit rows. ``audit verify --db`` therefore
 re-derives everything from ``raw`` with the same verifier as for a file and names the row that no longer chains.
@@ -69,15 +74,34 @@ CREATE TABLE IF NOT EXISTS audit_record (
     shipped_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (node, seq)
 );
+-- Query indexes. decision is the repo and pusher indexes' third key column: "repo/pusher + since" is one ordered
+-- range, and "repo/pusher + decision" is checked in the index, so only the matching rows' heap pages are read (a
+-- BitmapAnd of two single-column indexes read three times as many). audit_record_facts answers "is this candidate of
+-- a path/ref glob also of this repo/decision/...?" from the index alone, so only the matches' rows are read.
 CREATE INDEX IF NOT EXISTS audit_record_ts ON audit_record (ts);
-CREATE INDEX IF NOT EXISTS audit_record_repo_ts ON audit_record (repo, ts);
-CREATE INDEX IF NOT EXISTS audit_record_pusher_ts ON audit_record (pusher, ts);
+CREATE INDEX IF NOT EXISTS audit_record_repo_ts_decision ON audit_record (repo, ts, decision);
+CREATE INDEX IF NOT EXISTS audit_record_pusher_ts_decision ON audit_record (pusher, ts, decision);
 CREATE INDEX IF NOT EXISTS audit_record_decision_ts ON audit_record (decision, ts);
+CREATE INDEX IF NOT EXISTS audit_record_facts ON audit_record (node, seq) INCLUDE (ts, type, repo, pusher, decision);
+DROP INDEX IF EXISTS audit_record_repo_ts;
+DROP INDEX IF EXISTS audit_record_pusher_ts;
 
 CREATE TABLE IF NOT EXISTS audit_path (node text NOT NULL, seq bigint NOT NULL, path text COLLATE "C" NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_path_path ON audit_path (path, node, seq);
 CREATE TABLE IF NOT EXISTS audit_ref (node text NOT NULL, seq bigint NOT NULL, ref text COLLATE "C" NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_ref_ref ON audit_ref (ref, node, seq);
+
+-- What the insert trigger put into audit_ref and audit_path, per statement and node: a query trusts the lookup
+-- tables only while their row counts are these sums (a superuser deleting lookup rows would hide records from
+-- --path/--ref queries; verify --db names the missing rows).
+CREATE TABLE IF NOT EXISTS audit_batch (
+    node text NOT NULL,
+    first_seq bigint NOT NULL,
+    last_seq bigint NOT NULL,
+    refs bigint NOT NULL,
+    paths bigint NOT NULL,
+    PRIMARY KEY (node, first_seq)
+);
 
 CREATE TABLE IF NOT EXISTS audit_checkpoint (
     node text NOT NULL,
@@ -99,75 +123,116 @@ CREATE TABLE IF NOT EXISTS audit_archive (
     PRIMARY KEY (kind, store, sha256)
 );
 
-CREATE OR REPLACE FUNCTION audit_record_insert() RETURNS trigger
+-- One statement-level check per batch (a COPY or an INSERT), over the inserted rows as a set: a row-level trigger
+-- cost ~80 us per record in PL/pgSQL calls, a predecessor lookup and a second JSON parse; this costs one index probe
+-- per node and one parse per record. Nothing is trusted from the writer (it may be a compromised node): every
+-- column it sent is recomputed from raw here and the whole statement is refused on the first disagreement.
+CREATE OR REPLACE FUNCTION audit_record_batch() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @SCHEMA@, pg_temp AS $fn$
 DECLARE
-    before_leaf bytea;
-    d jsonb;
-    ev jsonb;
+    bad record;
 BEGIN
-    -- Continuity against the node's previous row (a BEFORE ROW trigger sees the rows earlier in the same COPY, and
-    -- committed ones; the primary key (node, seq) rejects a second row for a seq). No head row is updated per
-    -- record: a row updated thousands of times in one transaction makes every later lookup walk its versions.
-    IF NEW.seq = 0 THEN
-        before_leaf := '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea;
-        INSERT INTO audit_node (node) VALUES (NEW.node) ON CONFLICT (node) DO NOTHING;
-    ELSE
-        SELECT leaf INTO before_leaf FROM audit_record WHERE node = NEW.node AND seq = NEW.seq - 1;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'gatekeeper audit: node % has no record % (yet): seq % would leave a gap', NEW.node,
-                NEW.seq - 1, NEW.seq USING ERRCODE = 'GK001';
+    -- 1. Continuity, before parsing anything. Within the batch each row chains onto the row before it (the window);
+    -- the batch's first row of a node chains onto the stored record seq - 1 (rows of this statement are visible
+    -- here, but that one is not among them: it is the node's lowest seq in the batch). The primary key (node, seq)
+    -- has already refused a second row for a seq, in the batch or stored. A leaf sent by the writer is used for
+    -- chaining only after it is checked against raw, in the same pass.
+    SELECT c.node, c.seq, c.prev, c.pred_leaf, c.problem INTO bad FROM (
+        SELECT b.node, b.seq, b.prev, b.pred_leaf,
+               CASE WHEN b.pred_missing THEN 'gap'
+                    WHEN b.prev IS DISTINCT FROM b.pred_leaf THEN 'prev'
+                    WHEN b.leaf IS DISTINCT FROM sha256('\x00'::bytea || b.raw) THEN 'leaf'
+                    WHEN position('\x0a'::bytea IN b.raw) > 0 THEN 'newline' END AS problem
+        FROM (
+            SELECT w.*,
+                   CASE WHEN w.lag_seq IS NOT NULL THEN w.lag_seq <> w.seq - 1
+                        WHEN w.seq = 0 THEN false
+                        ELSE NOT EXISTS (SELECT 1 FROM audit_record s WHERE s.node = w.node AND s.seq = w.seq - 1)
+                   END AS pred_missing,
+                   CASE WHEN w.lag_seq IS NOT NULL THEN w.lag_leaf
+                        WHEN w.seq = 0 THEN '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea
+                        ELSE (SELECT s.leaf FROM audit_record s WHERE s.node = w.node AND s.seq = w.seq - 1)
+                   END AS pred_leaf
+            FROM (SELECT r.node, r.seq, r.prev, r.leaf, r.raw,
+                         lag(r.seq) OVER n AS lag_seq, lag(r.leaf) OVER n AS lag_leaf
+                  FROM new_rows r WINDOW n AS (PARTITION BY r.node ORDER BY r.seq)) w
+        ) b
+    ) c WHERE c.problem IS NOT NULL ORDER BY c.node, c.seq LIMIT 1;
+    IF FOUND THEN
+        IF bad.problem = 'gap' THEN
+            RAISE EXCEPTION 'gatekeeper audit: node % has no record % (yet): seq % would leave a gap', bad.node,
+                bad.seq - 1, bad.seq USING ERRCODE = 'GK001';
+        ELSIF bad.problem = 'prev' THEN
+            RAISE EXCEPTION 'gatekeeper audit: node % seq %: prev % does not chain onto record % (%)', bad.node,
+                bad.seq, encode(bad.prev, 'hex'), bad.seq - 1, encode(bad.pred_leaf, 'hex') USING ERRCODE = 'GK002';
+        ELSIF bad.problem = 'leaf' THEN
+            RAISE EXCEPTION 'gatekeeper audit: node % seq %: leaf is not SHA-256(0x00 || raw)', bad.node, bad.seq
+                USING ERRCODE = 'GK003';
+        ELSE
+            RAISE EXCEPTION 'gatekeeper audit: node % seq %: raw holds a newline', bad.node, bad.seq
+                USING ERRCODE = 'GK003';
         END IF;
     END IF;
-    IF NEW.prev <> before_leaf THEN
-        RAISE EXCEPTION 'gatekeeper audit: node % seq %: prev % does not chain onto the stored record % (%)',
-            NEW.node, NEW.seq, encode(NEW.prev, 'hex'), NEW.seq - 1, encode(before_leaf, 'hex')
-            USING ERRCODE = 'GK002';
-    END IF;
-    IF position('\x0a'::bytea IN NEW.raw) > 0 THEN
-        RAISE EXCEPTION 'gatekeeper audit: node % seq %: raw holds a newline', NEW.node, NEW.seq
-            USING ERRCODE = 'GK003';
-    END IF;
+    INSERT INTO audit_node (node) SELECT node FROM new_rows WHERE seq = 0 ON CONFLICT (node) DO NOTHING;
+    -- 2. One parse per record: raw must be a JSON object whose seq/prev are the row's and whose query columns are
+    -- the ones sent; the same parse fills the ref and path tables (rolled back with the statement on refusal).
     BEGIN
-        d := convert_from(NEW.raw, 'UTF8')::jsonb;
-    EXCEPTION WHEN OTHERS THEN
-        RAISE EXCEPTION 'gatekeeper audit: node % seq %: raw is not UTF-8 JSON', NEW.node, NEW.seq
+        WITH d AS MATERIALIZED (
+            SELECT r.node, r.seq, r.prev, r.ts, r.type, r.repo, r.pusher, r.decision,
+                   convert_from(r.raw, 'UTF8')::jsonb AS j
+            FROM new_rows r
+        ), e AS MATERIALIZED (
+            SELECT d.*, CASE WHEN jsonb_typeof(d.j->'event') = 'object' THEN d.j->'event' ELSE '{}'::jsonb END AS ev
+            FROM d
+        ), ups AS MATERIALIZED (
+            SELECT e.node, e.seq, u FROM e, LATERAL jsonb_array_elements(
+                CASE WHEN jsonb_typeof(e.ev->'updates') = 'array' THEN e.ev->'updates' ELSE '[]' END) u
+            WHERE jsonb_typeof(u) = 'object'
+        ), refs AS (
+            INSERT INTO audit_ref (node, seq, ref)
+                SELECT node, seq, u->>'ref' FROM ups WHERE jsonb_typeof(u->'ref') = 'string'
+            RETURNING node
+        ), paths AS (
+            INSERT INTO audit_path (node, seq, path)  -- normalize() only where it can change something (not ASCII)
+                SELECT DISTINCT node, seq,
+                       CASE WHEN octet_length(p) = length(p) THEN lower(p) ELSE lower(normalize(p, NFC)) END
+                FROM ups, jsonb_array_elements_text(u->'paths') p WHERE jsonb_typeof(u->'paths') = 'array'
+            RETURNING node
+        ), counted AS (
+            INSERT INTO audit_batch (node, first_seq, last_seq, refs, paths)
+                SELECT e.node, min(e.seq), max(e.seq), (SELECT count(*) FROM refs x WHERE x.node = e.node),
+                       (SELECT count(*) FROM paths y WHERE y.node = e.node)
+                FROM e GROUP BY e.node
+        )
+        SELECT e.node, e.seq, 'columns'::text AS problem INTO bad FROM e
+        WHERE jsonb_typeof(e.j) <> 'object'
+           OR CASE WHEN jsonb_typeof(e.j->'seq') = 'number' THEN (e.j->>'seq')::numeric <> e.seq ELSE true END
+           OR e.j->>'prev' IS DISTINCT FROM encode(e.prev, 'hex')
+           OR e.ts IS DISTINCT FROM CASE WHEN jsonb_typeof(e.j->'ts') = 'string' THEN e.j->>'ts' END
+           OR e.type IS DISTINCT FROM CASE WHEN jsonb_typeof(e.ev->'type') = 'string' THEN e.ev->>'type' END
+           OR e.repo IS DISTINCT FROM CASE WHEN jsonb_typeof(e.ev->'repo') = 'string' THEN e.ev->>'repo' END
+           OR e.pusher IS DISTINCT FROM CASE WHEN jsonb_typeof(e.ev->'pusher'->'user') = 'string'
+                                             THEN e.ev->'pusher'->>'user' END
+           OR e.decision IS DISTINCT FROM CASE WHEN jsonb_typeof(e.ev->'decision') = 'string'
+                                               THEN e.ev->>'decision' END
+        ORDER BY e.node, e.seq LIMIT 1;
+    EXCEPTION WHEN data_exception OR program_limit_exceeded OR statement_too_complex THEN
+        -- Some raw is not UTF-8 JSON (the set-based parse cannot say which): find it, row by row (refusals only).
+        FOR bad IN SELECT r.node, r.seq, r.raw FROM new_rows r ORDER BY r.node, r.seq LOOP
+            BEGIN
+                PERFORM convert_from(bad.raw, 'UTF8')::jsonb;
+            EXCEPTION WHEN data_exception OR program_limit_exceeded OR statement_too_complex THEN
+                RAISE EXCEPTION 'gatekeeper audit: node % seq %: raw is not UTF-8 JSON', bad.node, bad.seq
+                    USING ERRCODE = 'GK003';
+            END;
+        END LOOP;
+        RAISE EXCEPTION 'gatekeeper audit: a record of the batch could not be checked: %', SQLERRM
             USING ERRCODE = 'GK003';
     END;
-    IF jsonb_typeof(d) <> 'object' OR jsonb_typeof(d->'seq') IS DISTINCT FROM 'number'
-       OR (d->>'seq')::numeric <> NEW.seq OR d->>'prev' IS DISTINCT FROM encode(NEW.prev, 'hex') THEN
-        RAISE EXCEPTION 'gatekeeper audit: node % seq %: seq/prev inside raw disagree with the row', NEW.node, NEW.seq
-            USING ERRCODE = 'GK003';
+    IF FOUND THEN
+        RAISE EXCEPTION 'gatekeeper audit: node % seq %: raw is not an object whose seq/prev and query columns '
+            '(ts, type, repo, pusher, decision) are the row''s', bad.node, bad.seq USING ERRCODE = 'GK003';
     END IF;
-    ev := CASE WHEN jsonb_typeof(d->'event') = 'object' THEN d->'event' ELSE '{}'::jsonb END;
-    NEW.leaf := sha256('\x00'::bytea || NEW.raw);
-    NEW.ts := CASE WHEN jsonb_typeof(d->'ts') = 'string' THEN d->>'ts' END;
-    NEW.type := CASE WHEN jsonb_typeof(ev->'type') = 'string' THEN ev->>'type' END;
-    NEW.repo := CASE WHEN jsonb_typeof(ev->'repo') = 'string' THEN ev->>'repo' END;
-    NEW.pusher := CASE WHEN jsonb_typeof(ev->'pusher'->'user') = 'string' THEN ev->'pusher'->>'user' END;
-    NEW.decision := CASE WHEN jsonb_typeof(ev->'decision') = 'string' THEN ev->>'decision' END;
-    RETURN NEW;
-END
-$fn$;
-
--- The ref and path tables, filled once per statement (a COPY batch) from the inserted rows: set-based, so a batch
--- costs one statement instead of two per record. (No temporary table: a definer function must not touch objects a
--- caller can create, and pg_temp is always last on its search_path.)
-CREATE OR REPLACE FUNCTION audit_record_index() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @SCHEMA@, pg_temp AS $fn$
-BEGIN
-    WITH ups AS MATERIALIZED (
-        SELECT r.node, r.seq, u FROM new_rows r,
-            LATERAL (SELECT convert_from(r.raw, 'UTF8')::jsonb->'event'->'updates' AS list) x,
-            LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(x.list) = 'array' THEN x.list ELSE '[]' END) u
-        WHERE jsonb_typeof(u) = 'object'
-    ), refs AS (
-        INSERT INTO audit_ref (node, seq, ref)
-            SELECT node, seq, u->>'ref' FROM ups WHERE jsonb_typeof(u->'ref') = 'string'
-    )
-    INSERT INTO audit_path (node, seq, path)
-        SELECT DISTINCT node, seq, lower(normalize(p, NFC))
-        FROM ups, jsonb_array_elements_text(u->'paths') p WHERE jsonb_typeof(u->'paths') = 'array';
     RETURN NULL;
 END
 $fn$;
@@ -203,13 +268,13 @@ $fn$;
 """
 
 _TRIGGERS = (
-    ("audit_record", "audit_record_insert", "BEFORE INSERT", "FOR EACH ROW", "audit_record_insert()"),
-    ("audit_record", "audit_record_index", "AFTER INSERT", "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT",
-     "audit_record_index()"),
+    ("audit_record", "audit_record_batch", "AFTER INSERT", "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT",
+     "audit_record_batch()"),
     ("audit_checkpoint", "audit_checkpoint_insert", "BEFORE INSERT", "FOR EACH ROW", "audit_checkpoint_insert()"),
 )
-INSERT_ONLY_TABLES = ("audit_record", "audit_path", "audit_ref", "audit_checkpoint", "audit_archive", "audit_node",
-                      "audit_meta")
+_RETIRED_TRIGGERS = ("audit_record_insert", "audit_record_index")
+INSERT_ONLY_TABLES = ("audit_record", "audit_path", "audit_ref", "audit_batch", "audit_checkpoint", "audit_archive",
+                      "audit_node", "audit_meta")
 
 
 class DatabaseUnavailable(AuditError):
@@ -261,6 +326,9 @@ def install_schema(conn: psycopg.Connection[Any], *, schema: str = "public", wri
         cur.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         cur.execute(f"SET LOCAL search_path = {schema}")
         cur.execute(SCHEMA_SQL.replace("@SCHEMA@", schema))
+        for old in _RETIRED_TRIGGERS:  # schema 1's row-level checks, replaced by the statement-level one
+            cur.execute(f"DROP TRIGGER IF EXISTS {old} ON audit_record")
+            cur.execute(f"DROP FUNCTION IF EXISTS {old}()")
         for table, name, when, each, func in _TRIGGERS:
             cur.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
             cur.execute(f"CREATE TRIGGER {name} {when} ON {table} {each} EXECUTE FUNCTION {func}")
@@ -277,16 +345,14 @@ def install_schema(conn: psycopg.Connection[Any], *, schema: str = "public", wri
         cur.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM PUBLIC")
         # Nobody but the owner creates objects next to the trail (the definer functions resolve names there).
         cur.execute(f"REVOKE CREATE ON SCHEMA {schema} FROM PUBLIC")
-        cur.execute("REVOKE ALL ON FUNCTION audit_record_insert(), audit_record_index(), audit_checkpoint_insert() "
-                    "FROM PUBLIC")
+        cur.execute("REVOKE ALL ON FUNCTION audit_record_batch(), audit_checkpoint_insert() FROM PUBLIC")
         if writer is not None:
             cur.execute(f"GRANT USAGE ON SCHEMA {schema} TO {writer}")
             cur.execute(f"GRANT INSERT ON audit_record, audit_checkpoint, audit_archive TO {writer}")
             # Where to resume: the node list and each row's (node, seq, leaf), never the records' content.
             cur.execute(f"GRANT SELECT ON audit_node, audit_meta TO {writer}")
             cur.execute(f"GRANT SELECT (node, seq, leaf) ON audit_record TO {writer}")
-            cur.execute("GRANT EXECUTE ON FUNCTION audit_record_insert(), audit_record_index(), "
-                        f"audit_checkpoint_insert() TO {writer}")
+            cur.execute(f"GRANT EXECUTE ON FUNCTION audit_record_batch(), audit_checkpoint_insert() TO {writer}")
         if reader is not None:
             cur.execute(f"GRANT USAGE ON SCHEMA {schema} TO {reader}")
             cur.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {reader}")
@@ -356,6 +422,23 @@ def raw_lines(conn: psycopg.Connection[Any], node: str, *, start: int = 0, batch
 
 
 DERIVED = ("leaf", "prev", "ts", "type", "repo", "pusher", "decision")
+QUERY_COLUMNS = ("ts", "type", "repo", "pusher", "decision")
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def query_columns(rec: object) -> tuple[str | None, ...]:
+    """The query columns (QUERY_COLUMNS) of a decoded record, as the insert trigger derives them from raw: a value
+    of the wrong JSON type is NULL. The shipper sends them; verify --db re-derives them from raw."""
+    if not isinstance(rec, dict):
+        return (None,) * len(QUERY_COLUMNS)
+    raw_event = rec.get("event")
+    event: dict[str, Any] = raw_event if isinstance(raw_event, dict) else {}
+    pusher = event.get("pusher")
+    return (_str(rec.get("ts")), _str(event.get("type")), _str(event.get("repo")),
+            _str(pusher.get("user") if isinstance(pusher, dict) else None), _str(event.get("decision")))
 
 
 def stored_rows(conn: psycopg.Connection[Any], node: str, *, start: int = 0, batch: int = 50_000,

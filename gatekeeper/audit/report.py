@@ -203,18 +203,14 @@ def collect_db(conn: psycopg.Connection[Any], flt: Filters, *, database: str, no
                vkeys: list[str] | None = None, vkey_files: Sequence[Path] = (), state_dir: Path | None = None,
                policy: Policy | None = None) -> ReportData:
     from gatekeeper.audit import pgstore
-    from gatekeeper.audit.breakglass import track_break_glass
-    from gatekeeper.audit.fleet import node_names, node_records, query_db, verify_db
+    from gatekeeper.audit.fleet import query_db, unreviewed_break_glass_db, verify_db
 
     data = ReportData(source=f"fleet database {pgstore.redact(database)}", filters=_describe(flt), generated=_now())
+    # Lookup tables that disagree with the records make the query exact over raw; verify below names their rows.
     for node, rec in query_db(conn, flt, nodes=nodes):
         add_record(data, rec, node)
-    for node in node_names(conn, nodes):
-        decisions = (r for r in node_records(conn, node)
-                     if isinstance(r.get("event"), dict) and r["event"].get("type") == "push.decision")
-        for status in track_break_glass(decisions, policy=policy):
-            if not status.reviewed and flt.matches(status.record):
-                add_unreviewed(data, status.record, node)
+    for node, rec in unreviewed_break_glass_db(conn, flt, nodes=nodes, policy=policy):
+        add_unreviewed(data, rec, node)
     conn.rollback()
     fleet = verify_db(conn, database=database, nodes=nodes, vkeys=vkeys, vkey_files=vkey_files, state_dir=state_dir)
     for nv in fleet.nodes:

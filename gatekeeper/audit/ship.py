@@ -36,7 +36,7 @@ from gatekeeper.audit import pgstore
 from gatekeeper.audit.pgstore import DatabaseUnavailable
 from gatekeeper.audit.log import MAX_RECORD_BYTES, sidecar
 from gatekeeper.audit.note import Checkpoint, NoteError, split_note
-from gatekeeper.audit.query import _line_ending_at
+from gatekeeper.audit.query import _line_ending_at, _loads
 from gatekeeper.errors import AuditError, GatekeeperError
 
 if TYPE_CHECKING:
@@ -218,15 +218,34 @@ def _db_error(exc: Exception, node: str) -> AuditError:
     return AuditError(f"node {node}: the audit database refused the batch: {text}")
 
 
-def _insert_batch(conn: psycopg.Connection[Any], node: str, rows: list[tuple[int, bytes, bytes]]) -> None:
+COPY_COLUMNS = ("node", "seq", "raw", "prev", "leaf", *pgstore.QUERY_COLUMNS)
+_COPY_TYPES = ("text", "int8", "bytea", "bytea", "bytea", *(["text"] * len(pgstore.QUERY_COLUMNS)))
+
+
+def database_row(node: str, seq: int, raw: bytes, prev: bytes, leaf: bytes | None = None) -> tuple[Any, ...]:
+    """The row as the database stores it. leaf and the query columns are derived here, off the database's CPU; the
+    insert trigger recomputes every one of them from raw and refuses the batch if one differs."""
+    try:
+        rec = _loads(raw)
+    except (ValueError, RecursionError):
+        rec = None  # not JSON: the database refuses it and names the record
+    return (node, seq, raw, prev, _leaf(raw) if leaf is None else leaf, *pgstore.query_columns(rec))
+
+
+Batch = list[tuple[int, bytes, bytes, bytes]]  # (seq, raw, prev, leaf)
+
+
+def _insert_batch(conn: psycopg.Connection[Any], node: str, rows: Batch) -> None:
+    """One COPY (binary: no escaping of raw on either side) and one commit per batch."""
     with conn.cursor() as cur:
-        with cur.copy("COPY audit_record (node, seq, raw, prev) FROM STDIN") as copy:
-            for seq, raw, prev in rows:
-                copy.write_row((node, seq, raw, prev))
+        with cur.copy(f"COPY audit_record ({', '.join(COPY_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(list(_COPY_TYPES))
+            for row in rows:
+                copy.write_row(database_row(node, *row))
     conn.commit()
 
 
-def _flush(conn: psycopg.Connection[Any], log: Path, node: str, rows: list[tuple[int, bytes, bytes]], seq: int,
+def _flush(conn: psycopg.Connection[Any], log: Path, node: str, rows: Batch, seq: int,
            offset: int | None, prev: bytes, on_batch: Callable[[int], None] | None, before: int) -> int:
     """Insert one batch (one transaction), then move the cursor (only for records of the current file)."""
     _insert_batch(conn, node, rows)
@@ -258,9 +277,30 @@ def _archive(conn: psycopg.Connection[Any], items: list[tuple[str, str, str, byt
     return added
 
 
-def archive_items_for(log: Path, node: str, policy: Policy | None) -> list[tuple[str, str, str, bytes]]:
-    """(kind, store, name, content): the node's vkey as installed, the policy and its trust store in force."""
+def _hook_archive_items(log: Path) -> list[tuple[str, str, str, bytes]]:
+    """The policies and trust stores the hook archived next to the log (gatekeeper.audit.archive), every one that was
+    in force for a decision, by the SHA-256 the records name. Files are small and few; an unreadable or oversized
+    one is left out (verify --approvals then says which policy it lacks)."""
+    from gatekeeper.audit.archive import MAX_ARCHIVED_FILE, archive_dir
+
     items: list[tuple[str, str, str, bytes]] = []
+    root = archive_dir(log)
+    candidates = [("policy", p.stem, p.name, p) for p in sorted((root / "policy").glob("*.yaml"))]
+    for folder in sorted((root / "trust").glob("*")):
+        candidates += [(kind, folder.name, kind, folder / kind) for kind in ("allowed_signers", "revoked_keys")]
+    for kind, store, name, path in candidates:
+        try:
+            if path.is_file() and path.stat().st_size <= MAX_ARCHIVED_FILE:
+                items.append((kind, store, name, path.read_bytes()))
+        except OSError:
+            continue
+    return items
+
+
+def archive_items_for(log: Path, node: str, policy: Policy | None) -> list[tuple[str, str, str, bytes]]:
+    """(kind, store, name, content): the node's vkey as installed, the policies and trust stores the hook archived,
+    and (with ``policy``) the policy and trust store in force."""
+    items = _hook_archive_items(log)
     from gatekeeper.audit.keys import default_key_path, public_path
 
     key_path = policy.audit.signing_key if policy is not None else default_key_path(log)
@@ -348,15 +388,16 @@ def ship(
                 # Only sealed records: the writer takes back a record whose checkpoint it could not sign, so a line
                 # past the checkpoint may still vanish. (A log without a signing key has no checkpoint: ship all.)
                 limit = checkpoint[1].size if checkpoint is not None else None
-                rows: list[tuple[int, bytes, bytes]] = []
+                rows: Batch = []
                 try:
                     for record_seq, line, end in local_records(fh, log, node, head):
                         if max_records is not None and shipped + len(rows) >= max_records:
                             break
                         if limit is not None and record_seq >= limit:
                             break
-                        rows.append((record_seq, line, prev))
-                        prev = _leaf(line)
+                        leaf = _leaf(line)
+                        rows.append((record_seq, line, prev, leaf))
+                        prev = leaf
                         seq = record_seq + 1
                         offset = end
                         if len(rows) >= batch:

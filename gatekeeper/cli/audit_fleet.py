@@ -210,10 +210,9 @@ def _verify_db(args: argparse.Namespace, url: str) -> int:
         report = verify_db(conn, database=url, nodes=args.node or None, vkeys=args.vkey or None,
                            vkey_files=args.vkey_file, state_dir=args.state, update_trusted=args.update_trusted)
         if args.approvals:
-            # The trust stores the nodes archived count as historical stores, next to any --trust-dir given.
-            archived = write_archive(conn, Path(tmp))
-            extra = [archived] if archived.is_dir() else []
-            approvals = {node: _semantic(args, node_records(conn, node), extra)
+            # The policies and trust stores the nodes archived, next to any --policy/--trust-dir given.
+            write_archive(conn, Path(tmp))
+            approvals = {node: _semantic(args, node_records(conn, node), Path(tmp))
                          for node in node_names(conn, args.node)}
     failed = not report.ok
     if args.strict:
@@ -236,13 +235,20 @@ def _verify_db(args: argparse.Namespace, url: str) -> int:
     return EXIT_FAIL if failed else EXIT_OK
 
 
-def _semantic(args: argparse.Namespace, records: Iterable[dict[str, Any]], extra_dirs: list[Path]) -> Any:
+def _semantic(args: argparse.Namespace, records: Iterable[dict[str, Any]], archive: Path) -> Any:
+    """verify --approvals for one node: the archive written by fleet.write_archive, then what the auditor passed."""
+    from gatekeeper.audit.archive import policies_in
     from gatekeeper.audit.semantic import load_policies, load_trust_stores, verify_approvals
-    from gatekeeper.cli.audit_common import _approvals_inputs
 
-    policy_files, signer_files, trust_dirs = _approvals_inputs(args)
-    policies = load_policies(policy_files)
-    stores = load_trust_stores(signer_files, [*trust_dirs, *extra_dirs], policies.values())
+    given = list(args.policy) or ([args.config] if args.config is not None else [])
+    policies = {**policies_in(archive / "policies"), **load_policies(given)}
+    if not policies:
+        raise UsageError("--approvals needs the policy in force, and no node archived one in the database",
+                         hint="pass --config POLICY (or --policy FILE, once per policy that was in force); nodes "
+                              "ship their archived policies with every `audit ship`")
+    trust = archive / "trust"
+    stores = load_trust_stores(args.allowed_signers, [*args.trust_dir, *([trust] if trust.is_dir() else [])],
+                               policies.values())
     return verify_approvals(records, policies=policies, stores=stores)
 
 
@@ -291,7 +297,7 @@ def _query(args: argparse.Namespace, url: str) -> int:
         if args.unreviewed:
             rows: Iterable[tuple[str, dict[str, Any]]] = _unreviewed(conn, flt, args)
         else:
-            rows = query_db(conn, flt, nodes=args.node or None)
+            rows = query_db(conn, flt, nodes=args.node or None, warn=_warn)
         if args.limit is not None:
             rows = itertools.islice(rows, args.limit)
         count = print_rows(rows, args.format, sys.stdout)
@@ -300,9 +306,12 @@ def _query(args: argparse.Namespace, url: str) -> int:
     return EXIT_OK
 
 
+def _warn(message: str) -> None:
+    print(f"gatekeeper: warning: {message}", file=sys.stderr)
+
+
 def _unreviewed(conn: Any, flt: Any, args: argparse.Namespace) -> Iterable[tuple[str, dict[str, Any]]]:
-    from gatekeeper.audit.breakglass import track_break_glass
-    from gatekeeper.audit.fleet import node_names, node_records
+    from gatekeeper.audit.fleet import node_names, unreviewed_break_glass_db
 
     policy = None
     source = args.policy or args.config
@@ -310,12 +319,8 @@ def _unreviewed(conn: Any, flt: Any, args: argparse.Namespace) -> Iterable[tuple
         from gatekeeper.policy.config import load_policy
 
         policy = load_policy(source)
-    for node in node_names(conn, args.node or None):
-        decisions = (r for r in node_records(conn, node) if isinstance(r.get("event"), dict)
-                     and r["event"].get("type") == "push.decision")
-        for status in track_break_glass(decisions, policy=policy):
-            if not status.reviewed and flt.matches(status.record):
-                yield node, status.record
+    nodes = node_names(conn, args.node or None)  # unknown --node names are an error, as for the other verbs
+    return unreviewed_break_glass_db(conn, flt, nodes=nodes, policy=policy)
 
 
 def print_rows(rows: Iterable[tuple[str, dict[str, Any]]], fmt: str, out: Any) -> int:

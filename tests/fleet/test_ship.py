@@ -3,6 +3,7 @@ checkpoints only for stored records; verify from the database names rows edited 
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -16,7 +17,7 @@ from .fleetlib import generated_log, gatekeeper, spawn
 from gatekeeper.audit import canonical, pgstore
 from gatekeeper.audit.fleet import verify_db
 from gatekeeper.audit.merkle import leaf_hash
-from gatekeeper.audit.ship import ShipConflict, ship
+from gatekeeper.audit.ship import COPY_COLUMNS, ShipConflict, database_row, ship
 from pgserver import FleetDb
 
 pytestmark = pytest.mark.timeout(300)
@@ -75,9 +76,14 @@ def test_writer_role_can_only_insert(tmp_path: Path, fleet_db: FleetDb) -> None:
     assert fleet_db.sql("SELECT count(*) FROM audit_record") == [(3,)]
 
 
+_INSERT = (f"INSERT INTO audit_record ({', '.join(COPY_COLUMNS)}) VALUES "
+           f"({', '.join(['%s'] * len(COPY_COLUMNS))})")
+
+
 def _insert(db: FleetDb, node: str, seq: int, raw: bytes, prev: bytes) -> None:
+    """A writer's INSERT of one row, its leaf and query columns derived from raw as the shipper does."""
     with psycopg.connect(db.writer_url, autocommit=True) as conn:
-        conn.execute("INSERT INTO audit_record (node, seq, raw, prev) VALUES (%s, %s, %s, %s)", (node, seq, raw, prev))
+        conn.execute(_INSERT, database_row(node, seq, raw, prev))
 
 
 def test_database_checks_each_nodes_chain_on_insert(tmp_path: Path, fleet_db: FleetDb) -> None:
@@ -118,6 +124,65 @@ def test_database_checks_each_nodes_chain_on_insert(tmp_path: Path, fleet_db: Fl
                 conn.execute("INSERT INTO audit_checkpoint (node, size, root, origin, note) VALUES "
                              "('n1', %s, %s, 'git.test.example/audit', %s)", (size, root, note))
             assert err.value.sqlstate == pgstore.SQLSTATE_CHECKPOINT
+
+
+def test_a_batch_whose_middle_row_breaks_the_chain_is_refused_whole(tmp_path: Path, fleet_db: FleetDb) -> None:
+    """The continuity check runs once per statement over the batch: a gap, a fork, a duplicate or a lying column in
+    the middle of a COPY refuses every row of it, exactly as the first row would be refused alone."""
+    node = generated_log(tmp_path / "n1", 40)
+    lines = node.log.read_bytes().splitlines()
+    with pgstore.connect(fleet_db.writer_url) as conn:
+        ship(node.log, conn, node="n1", max_records=10)
+
+    def honest(seq: int) -> tuple[object, ...]:
+        return database_row("n1", seq, lines[seq], leaf_hash(lines[seq - 1]))
+
+    def forked(seq: int) -> tuple[object, ...]:  # well-formed, chains onto a different history
+        rec = json.loads(lines[seq])
+        rec["prev"] = "07" * 32
+        raw = canonical.encode(rec)
+        return database_row("n1", seq, raw, bytes.fromhex(rec["prev"]))
+
+    def lying(seq: int, column: str, value: object) -> tuple[object, ...]:
+        row = list(honest(seq))
+        row[COPY_COLUMNS.index(column)] = value
+        return tuple(row)
+
+    cases = {
+        "gap": ([honest(s) for s in range(10, 25) if s != 17], pgstore.SQLSTATE_SEQ),
+        "fork": ([honest(s) for s in range(10, 17)] + [forked(17)] + [honest(s) for s in range(18, 25)],
+                 pgstore.SQLSTATE_PREV),
+        "duplicate": ([honest(s) for s in range(10, 18)] + [honest(17)] + [honest(s) for s in range(18, 25)],
+                      "23505"),
+        "replayed stored record": ([honest(s) for s in range(10, 17)] + [honest(5)] + [honest(s) for s in
+                                                                                         range(17, 25)], "23505"),
+        "leaf": ([honest(s) for s in range(10, 17)] + [lying(17, "leaf", b"\x01" * 32)]
+                 + [honest(s) for s in range(18, 25)], pgstore.SQLSTATE_RAW),
+        "pusher": ([honest(s) for s in range(10, 17)] + [lying(17, "pusher", "mallory")]
+                   + [honest(s) for s in range(18, 25)], pgstore.SQLSTATE_RAW),
+        "decision": ([honest(s) for s in range(10, 17)] + [lying(17, "decision", "no such decision")]
+                     + [honest(s) for s in range(18, 25)], pgstore.SQLSTATE_RAW),
+    }
+    for label, (rows, state) in cases.items():
+        for how in ("copy", "insert"):
+            with psycopg.connect(fleet_db.writer_url) as conn:
+                with pytest.raises(psycopg.Error) as err:
+                    with conn.cursor() as cur:
+                        if how == "copy":
+                            with cur.copy(f"COPY audit_record ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy:
+                                for row in rows:
+                                    copy.write_row(row)
+                        else:
+                            cur.executemany(_INSERT, rows)  # one statement per row: the first bad one is refused
+                    conn.commit()
+            assert err.value.sqlstate == state, (label, how, err.value)
+            if state != "23505":
+                assert "seq 17" in str(err.value) or "no record 17" in str(err.value), (label, err.value)  # named
+            assert fleet_db.sql("SELECT count(*), max(seq) FROM audit_record") == [(10, 9)], (label, how)
+    assert fleet_db.sql("SELECT count(*) FROM audit_path WHERE seq >= 10") == [(0,)]
+    with pgstore.connect(fleet_db.writer_url) as conn:  # the honest rest still goes in, and verifies
+        assert ship(node.log, conn, node="n1").head == 40
+    assert _verify(fleet_db, node.vkey).ok
 
 
 def test_concurrent_shippers_for_one_node_neither_lose_nor_duplicate(tmp_path: Path, fleet_db: FleetDb) -> None:
@@ -200,6 +265,42 @@ def test_derived_column_edit_is_reported_and_cannot_invent_a_match(tmp_path: Pat
     assert out.returncode == 0 and out.stdout == "", out.stdout + out.stderr
 
 
+def test_deleted_lookup_rows_neither_hide_records_nor_go_unreported(tmp_path: Path, fleet_db: FleetDb) -> None:
+    """A superuser deleting a record's audit_path/audit_ref rows behind the triggers' back: --path/--ref queries
+    notice the lookup table no longer holds what the trigger stored and match every record's raw instead; verify
+    names the record whose lookup rows are missing."""
+    env = _small_log(tmp_path, 12)
+    writer = env.writer()
+    writer.append(decision(90, decision="deny", ref="refs/heads/release/1", paths=("secret/weights.bin",)))
+    seq = 12
+    with pgstore.connect(fleet_db.writer_url) as conn:
+        ship(env.log_path, conn, node="n1")
+
+    def query(*args: str) -> tuple[list[int], str]:
+        out = gatekeeper("audit", "query", "--db", fleet_db.reader_url, *args, "--format", "json", check=True)
+        return [json.loads(line)["seq"] for line in out.stdout.splitlines()], out.stderr
+
+    assert query("--path", "secret/**") == ([seq], "")
+    assert query("--ref", "refs/heads/release/**", "--decision", "deny") == ([seq], "")
+    fleet_db.sql("SET session_replication_role = replica; DELETE FROM audit_path WHERE path LIKE 'secret/%%'; "
+                 "DELETE FROM audit_ref WHERE ref LIKE 'refs/heads/release/%%'")
+    for args in (("--path", "secret/**"), ("--ref", "refs/heads/release/**", "--decision", "deny")):
+        found, warning = query(*args)
+        assert found == [seq], args  # still found: the query fell back to the exact match over raw
+        assert "rows were changed behind the triggers' back" in warning and "audit verify --db" in warning, warning
+    report = _verify(fleet_db, env.vkey)
+    assert not report.ok
+    named = [(i.code, i.seq, "audit_path" in i.message, "secret/weights.bin" in i.message)
+             for i in report.nodes[0].db_errors]
+    assert ("db-lookup", seq, True, True) in named, report.nodes[0].db_errors
+    assert any(i.code == "db-lookup" and i.seq == seq and "audit_ref" in i.message for i in report.nodes[0].db_errors)
+    # Hiding the deletion from the count check too (the batch's counts lowered) still does not fool verify.
+    fleet_db.sql("SET session_replication_role = replica; UPDATE audit_batch SET paths = paths - 1, refs = refs - 1")
+    assert query("--path", "secret/**")[0] == []  # the documented limit: counts agree again, the lookup is used
+    out = gatekeeper("audit", "verify", "--db", fleet_db.reader_url, "--vkey", env.vkey)
+    assert out.returncode == 1 and f"row seq {seq}: audit_path rows differ" in out.stdout, out.stdout
+
+
 def test_rolled_back_local_log_is_exposed_by_the_central_checkpoints(tmp_path: Path, fleet_db: FleetDb) -> None:
     env = _small_log(tmp_path, 10)
     saved = {p: p.read_bytes() for p in (env.log_path, env.checkpoint, env.state)}  # the attacker's snapshot
@@ -249,8 +350,8 @@ def test_writer_cannot_shadow_the_trail_with_temporary_tables(tmp_path: Path, fl
         conn.execute("CREATE TEMP TABLE audit_record (node text, seq bigint, leaf bytea, raw bytea, prev bytea)")
         conn.execute("INSERT INTO pg_temp.audit_record VALUES ('n1', 2, %s, '', '')", (fake_prev,))
         with pytest.raises(psycopg.Error) as err:
-            conn.execute("INSERT INTO public.audit_record (node, seq, raw, prev) VALUES ('n1', 3, %s, %s)",
-                         (raw, fake_prev))
+            conn.execute(_INSERT.replace("INTO audit_record", "INTO public.audit_record"),
+                         database_row("n1", 3, raw, fake_prev))
         assert err.value.sqlstate == pgstore.SQLSTATE_PREV
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("CREATE TABLE public.audit_ref_shadow (x int)")
