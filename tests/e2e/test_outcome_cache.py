@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from gitserver import Server
 
-from gatekeeper.policy import outcome_cache
+from gatekeeper.policy import digest_cache
 
 
 def _cache_dir(server: Server) -> Path:
@@ -18,7 +18,7 @@ def _cache_dir(server: Server) -> Path:
 
 
 def _entries(server: Server) -> list[Path]:
-    return sorted(p for p in _cache_dir(server).glob("*.json"))
+    return sorted(p for p in _cache_dir(server).glob("outcome-*.json"))
 
 
 def _push_one(server: Server, name: str) -> str:
@@ -85,16 +85,16 @@ def test_warm_post_receive_does_not_load_the_policy(server: Server, monkeypatch:
 
 def _edit_entry(entry: Path, change: dict[str, object]) -> None:
     data = json.loads(entry.read_text())
-    data["body"]["settings"].update(change)
+    data["body"]["payload"].update(change)
     entry.write_text(json.dumps(data))
 
 
 def _forge_entry(server: Server, entry: Path, change: dict[str, object], mode: int) -> None:
     """An edited entry with a correct MAC (made with the real key): only its permissions give it away."""
     data = json.loads(entry.read_text())
-    data["body"]["settings"].update(change)
+    data["body"]["payload"].update(change)
     key = (_cache_dir(server) / "key").read_bytes()
-    data["mac"] = outcome_cache._mac(key, data["body"])
+    data["mac"] = digest_cache._mac(key, data["body"])
     entry.write_text(json.dumps(data))
     entry.chmod(mode)
 
