@@ -84,8 +84,9 @@ def run_pre_receive(
     prefix = env_message_prefix(env)
     try:
         from gatekeeper.policy.config import load_policy
+        from gatekeeper.policy.digest_cache import cache_dir_for
 
-        policy = load_policy(config)
+        policy = load_policy(config, cache_dir=cache_dir_for(fallback_log))
         _remember_outcome_settings(config, policy, fallback_log)
         event["config_sha256"] = policy.source_sha256
         event["mode"] = policy.mode
