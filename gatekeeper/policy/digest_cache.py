@@ -65,9 +65,10 @@ def recall(cache_dir: Path | None, kind: str, config: Path, policy_sha256: str, 
             return None
         if not isinstance(body, dict) or set(body) != _BODY_KEYS:
             return None
-        if body != _body(kind, config, policy_sha256, baked, body["payload"]):
+        payload: object = body["payload"]
+        if body != _body(kind, config, policy_sha256, baked, payload):
             return None
-        return body["payload"]
+        return payload
     except (OSError, ValueError, TypeError, RecursionError):
         return None
 

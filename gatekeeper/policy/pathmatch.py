@@ -203,7 +203,7 @@ Parts = tuple[tuple[int, str], ...]
 _known: dict[tuple[str, MatchOptions], Parts] = {}
 
 
-class known_translations:  # noqa: N801 -- used as a context manager, like contextlib's
+class known_translations:
     """``with known_translations(options, {pattern: parts}):`` use these translations instead of pathspec's."""
 
     def __init__(self, options: MatchOptions, parts: dict[str, Parts]) -> None:

@@ -120,8 +120,8 @@ def policy_cache_modes(request: pytest.FixtureRequest, tmp_path_factory: pytest.
 
 
 SAMPLE_PATHS = [b"models/x.py", b"Models/X.PY", b"src/modeling_llama.py", b"a/b/modeling_x.py", b"configs/t.yaml",
-                b"models", b"README.md", "mode\u0300le/x".encode(), b"evil\n/modeling_x.py", b"models./x", b"\xff/x.bin",
-                b"release/models/y", b"docs/models/readme.md"]
+                b"models", b"README.md", "mode\u0300le/x".encode(), b"evil\n/modeling_x.py", b"models./x",
+                b"\xff/x.bin", b"release/models/y", b"docs/models/readme.md"]
 SAMPLE_REFS = ["refs/heads/main", "refs/heads/MAIN", "refs/heads/release/1.0", "refs/heads/release", "refs/tags/v1",
                "refs/heads/feature/x"]
 
