@@ -81,6 +81,16 @@ def remember(cache_dir: Path | None, config: Path, policy_sha256: str, document:
 
 def _baked() -> list[str] | None:
     """Versions of everything whose behaviour the entry bakes in; None when one cannot be told (then: no cache)."""
+    global _baked_memo
+    if _baked_memo is None:  # once per process: a miss asks twice (recall, then remember)
+        _baked_memo = (_versions(),)
+    return _baked_memo[0]
+
+
+_baked_memo: tuple[list[str] | None] | None = None
+
+
+def _versions() -> list[str] | None:
     import unicodedata
 
     from gatekeeper import checkout

@@ -124,7 +124,7 @@ def test_an_entry_for_other_code_is_not_used(write_policy: WritePolicy, base_tex
     load_policy(path, cache_dir=cache)
     baked = compiled_cache._baked()
     assert baked is not None
-    monkeypatch.setattr(compiled_cache, "_baked", lambda: [*baked[:-1], "0" * 64])  # e.g. another pathspec
+    monkeypatch.setattr(compiled_cache, "_baked_memo", ([*baked[:-1], "0" * 64],))  # e.g. another pathspec
     assert compiled_cache.recall(cache, path, config.hashlib.sha256(path.read_bytes()).hexdigest()) is None
 
 
