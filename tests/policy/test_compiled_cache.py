@@ -10,9 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from digest_cache_damage import DAMAGES, damage_entry, tamper
 
 from gatekeeper.errors import ConfigError
-from gatekeeper.policy import compiled_cache, config, digest_cache, pathmatch
+from gatekeeper.policy import compiled_cache, config, pathmatch
 from gatekeeper.policy.config import load_policy
 from gatekeeper.policy.yamlsafe import YList, YMap, load_yaml
 from policy.conftest import policy_snapshot
@@ -128,14 +129,6 @@ def test_an_entry_for_other_code_is_not_used(write_policy: WritePolicy, base_tex
     assert compiled_cache.recall(cache, path, config.hashlib.sha256(path.read_bytes()).hexdigest()) is None
 
 
-def _tamper(entry: Path, cache: Path, change: Callable[[dict[str, object]], None], *, sign: bool) -> None:
-    data = json.loads(entry.read_text())
-    change(data["body"]["payload"])
-    if sign:  # a correct MAC, made with the real key: only the permissions can give it away
-        data["mac"] = digest_cache._mac((cache / "key").read_bytes(), data["body"])
-    entry.write_text(json.dumps(data))
-
-
 def _drop_configs_rule(payload: dict[str, object]) -> None:
     """Remove the second rule from the stored document: configs/ would be unprotected if this were believed."""
     doc = payload["document"]
@@ -150,39 +143,21 @@ def _never_match(payload: dict[str, object]) -> None:
             part[1] = "(?!)"
 
 
-@pytest.mark.parametrize("damage", ["edited-document", "edited-parts", "truncated", "not-json", "empty",
-                                    "forged-group-writable", "forged-key-readable-by-others", "symlink",
-                                    "forged-wrong-types", "directory-group-writable"])
+@pytest.mark.parametrize("damage", [*DAMAGES, "edited-parts", "forged-wrong-types", "directory-group-writable"])
 def test_a_damaged_entry_is_ignored(write_policy: WritePolicy, base_text: str, tmp_path: Path, damage: str) -> None:
     cache = tmp_path / "policy-cache"
     path = write_policy(_policy_text(base_text))
     load_policy(path, cache_dir=cache)
     entry = _entry(cache)
-    if damage == "edited-document":
-        _tamper(entry, cache, _drop_configs_rule, sign=False)
+    key = (cache / "key").read_bytes()
+    if damage in DAMAGES:
+        damage_entry(entry, damage, _drop_configs_rule, tmp_path / "forged.json")
     elif damage == "edited-parts":
-        _tamper(entry, cache, _never_match, sign=False)
-    elif damage == "truncated":
-        entry.write_bytes(entry.read_bytes()[:-20])
-    elif damage == "not-json":
-        entry.write_bytes(b"\x80\x04K\x01.")  # a pickle: never read as one
-    elif damage == "empty":
-        entry.write_bytes(b"")
-    elif damage == "forged-group-writable":
-        _tamper(entry, cache, _drop_configs_rule, sign=True)
-        entry.chmod(0o620)
-    elif damage == "forged-key-readable-by-others":
-        _tamper(entry, cache, _never_match, sign=True)
-        (cache / "key").chmod(0o644)  # a key others could read authenticates nothing
-    elif damage == "symlink":
-        forged = tmp_path / "forged.json"
-        entry.rename(forged)
-        _tamper(forged, cache, _drop_configs_rule, sign=True)
-        entry.symlink_to(forged)
+        tamper(entry, _never_match, key=None)
     elif damage == "forged-wrong-types":
-        _tamper(entry, cache, lambda payload: payload.update(case_insensitive=1), sign=True)
+        tamper(entry, lambda payload: payload.update(case_insensitive=1), key=key)
     elif damage == "directory-group-writable":
-        _tamper(entry, cache, _drop_configs_rule, sign=True)
+        tamper(entry, _drop_configs_rule, key=key)
         cache.chmod(0o770)
     sha = config.hashlib.sha256(path.read_bytes()).hexdigest()
     assert compiled_cache.recall(cache, path, sha) is None
@@ -196,7 +171,7 @@ def test_the_check_above_can_fail(write_policy: WritePolicy, base_text: str, tmp
     cache = tmp_path / "policy-cache"
     path = write_policy(_policy_text(base_text))
     load_policy(path, cache_dir=cache)
-    _tamper(_entry(cache), cache, _drop_configs_rule, sign=True)
+    tamper(_entry(cache), _drop_configs_rule, key=(cache / "key").read_bytes())
     assert load_policy(path, cache_dir=cache).rules_for(b"configs/train.yaml") == ()
 
 
