@@ -4,7 +4,6 @@ audit checkpoints): a crash leaves either the old or the new file, never a torn 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 
@@ -21,6 +20,8 @@ def replace_file(target: Path, data: bytes, *, mode: int) -> None:
     """Replace ``target`` by ``data``: unique temp file beside it, explicit mode (the caller's umask must not decide
     who may read or run it), every byte written, fsync, rename. The temp file is removed on any error. The caller
     fsyncs the directory once after its last rename (:func:`fsync_dir`)."""
+    import tempfile  # by need: the warm hook replaces no file this way
+
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         try:

@@ -13,11 +13,14 @@ results into exit codes and output; they hold no logic of their own.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
+    from types import ModuleType
 
 # verb -> (module, one-line help). Order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -67,6 +70,8 @@ EXIT_BUG = 3
 
 
 def _top_parser() -> argparse.ArgumentParser:
+    import argparse
+
     epilog = "commands:\n" + "\n".join(f"  {verb:<11} {help_}" for verb, (_, help_) in COMMANDS.items())
     parser = argparse.ArgumentParser(
         prog="gatekeeper",
@@ -91,6 +96,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE  # unreachable: argparse exits on a bad or missing verb
     verb, rest = argv[0], argv[1:]
     module = importlib.import_module(COMMANDS[verb][0])
+    if verb == "hook":
+        # Every push starts here: the shims' own command line is read without argparse (anything else is not).
+        shim_args = module.parse_shim_args(rest)
+        if shim_args is not None:
+            return int(module.run(shim_args, verb))
+    import argparse
+
     parser = argparse.ArgumentParser(prog=f"gatekeeper {verb}", description=COMMANDS[verb][1])
     module.configure(parser, verb)
     args = parser.parse_args(rest)

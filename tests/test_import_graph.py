@@ -107,3 +107,54 @@ def test_the_trust_verb_imports_requests_only_when_it_runs() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT,
                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}).stdout
     assert out.strip() == "False"
+
+
+# What the warm pre-receive of a small push never needs (issue 13: every push pays for each import). The compiled
+# policy cache replaces yaml and pathspec; the hook reads its own command line without argparse (gettext, locale);
+# the stdlib writes the audit record (orjson would import uuid and platform); a loose quarantine is listed without
+# starting git (subprocess); nothing is written through tempfile.
+WARM_PRE_RECEIVE_NEVER = ("yaml", "pathspec", "argparse", "gettext", "locale", "orjson", "uuid", "platform",
+                          "subprocess", "tempfile", "sqlite3", "difflib", "requests")
+
+HOOK_PROBE = """\
+import json, sys
+from gatekeeper.main import main
+code = main(["hook", "pre-receive", "--config", sys.argv[1], "--fallback-log", sys.argv[2]])
+print(json.dumps({"exit": code, "loaded": [m for m in json.loads(sys.argv[3]) if m in sys.modules]}))
+"""
+
+
+def _quarantined_small_push(tmp_path: Path) -> tuple[Path, dict[str, str], bytes]:
+    """A bare repository and the environment receive-pack gives pre-receive for a new feature branch of one commit
+    with three text files, its objects loose in the quarantine."""
+    bare, _ = _tiny_push(tmp_path)
+    incoming = bare / "objects" / "incoming-probe"
+    incoming.mkdir()
+    env = {"GIT_DIR": str(bare), "GIT_OBJECT_DIRECTORY": str(incoming), "GIT_QUARANTINE_PATH": str(incoming),
+           "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(bare / "objects"), "PATH": os.environ["PATH"],
+           "GATEKEEPER_USER": "alice"}
+    git_env = {**os.environ, **env, "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@x", "GIT_COMMITTER_NAME": "a",
+               "GIT_COMMITTER_EMAIL": "a@x"}
+    lines = []
+    for name, text in (("modeling_llama.py", "class Llama: pass\n"), ("train.py", "run()\n"), ("README.md", "# x\n")):
+        blob = run_git("hash-object", "-w", "--stdin", cwd=bare, input=text.encode(), env=git_env).stdout.decode()
+        lines.append(f"100644 blob {blob.strip()}\t{name}\n")
+    tree = run_git("mktree", cwd=bare, input="".join(lines).encode(), env=git_env).stdout.decode().strip()
+    commit = run_git("commit-tree", tree, "-m", "small", cwd=bare, env=git_env).stdout.decode().strip()
+    return bare, env, f"{'0' * 40} {commit} refs/heads/feature/small\n".encode()
+
+
+def test_the_warm_small_push_imports_only_what_it_needs(tmp_path: Path) -> None:
+    bare, env, stdin = _quarantined_small_push(tmp_path)
+    etc = tmp_path / "etc"
+    (etc / "audit").mkdir(parents=True)
+    (etc / "policy.yaml").write_text(POLICY)
+    (etc / "allowed_signers").write_text("")
+    argv = [sys.executable, "-I", "-c", HOOK_PROBE, str(etc / "policy.yaml"), str(etc / "audit" / "audit.jsonl"),
+            json.dumps(WARM_PRE_RECEIVE_NEVER)]
+    runs = [subprocess.run(argv, input=stdin, capture_output=True, cwd=bare, env=env, check=False) for _ in range(2)]
+    reports = [json.loads(run.stdout) for run in runs]
+    assert [r["exit"] for r in reports] == [0, 0], [run.stderr for run in runs]
+    assert {"yaml", "pathspec"} <= set(reports[0]["loaded"])  # the cold run parses the policy: the check can fail
+    assert reports[1]["loaded"] == []
+    assert (etc / "audit" / "policy-cache").is_dir()

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from gatekeeper.push.analysis import LimitExceeded, RefAnalysis
+from gatekeeper.push.analysis import LimitExceeded, RefAnalysis, is_withdrawal_ref
 from gatekeeper.approvals.ledger import Ledger, LedgerUpdate
 from gatekeeper.approvals.statement import MAX_STATEMENT_BYTES, MalformedApproval, format_time, project
 from gatekeeper.approvals.store import StoredApproval, is_approval_ref, read_approval, stored_approval_refs
@@ -452,8 +452,6 @@ def load_evaluator(
         ConfigError: the trust store is invalid (only when an approval ref is pushed; otherwise on first use).
         LedgerError: the approvals ledger cannot be read or built.
     """
-    from gatekeeper.approvals.withdraw import is_withdrawal_ref
-
     now = now or datetime.now(timezone.utc)
     approvals = Approvals(repo=repo, policy=policy, repository=repository, pusher=pusher, now=now, ledger=ledger)
     if ledger is not None and not ledger.built:

@@ -25,6 +25,7 @@ from datetime import datetime
 
 from gatekeeper.approvals.statement import PERSON_RE, MalformedApproval, format_time, parse_time
 from gatekeeper.approvals.store import APPROVALS_PREFIX, read_signed_commit, split_approval_ref
+from gatekeeper.push.analysis import WITHDRAWALS_NAMESPACE, is_withdrawal_ref
 from gatekeeper.push.gitrepo import Repo
 
 __all__ = [
@@ -37,7 +38,7 @@ __all__ = [
 ]
 
 WITHDRAWAL_TYPE = "gatekeeper-withdrawal/v1"
-WITHDRAWALS_PREFIX = "refs/gatekeeper/withdrawals/"
+WITHDRAWALS_PREFIX = WITHDRAWALS_NAMESPACE
 STATEMENT_FILE = b"withdrawal.json"
 SIGNATURE_FILE = b"withdrawal.json.sig"
 MAX_WITHDRAWAL_BYTES = 4096
@@ -64,10 +65,6 @@ class Withdrawal:
 def withdrawal_ref(person: str, approval_ref: str) -> str:
     _, nonce = split_approval_ref(approval_ref)
     return f"{WITHDRAWALS_PREFIX}{person}/{nonce}"
-
-
-def is_withdrawal_ref(ref: str) -> bool:
-    return ref.startswith(WITHDRAWALS_PREFIX) or ref == WITHDRAWALS_PREFIX.rstrip("/")
 
 
 def parse_withdrawal(data: bytes) -> Withdrawal:

@@ -14,7 +14,9 @@ UTF-8, the same escapes: ``\\"``, ``\\\\``, ``\\b\\f\\n\\r\\t``, ``\\u00XX`` for
 and U+2028 raw; ``tests/audit/test_canonical_orjson.py`` proves it over generated records). Only a line orjson accepts
 *and* re-encodes to the same bytes takes the fast path; anything else (including every rejection, so the diagnosis is
 always the stdlib's) goes through the stdlib reader. Without orjson the stdlib is used throughout, with the same
-results.
+results. orjson is imported by the readers, on first use; :func:`encode` uses it once loaded, and the stdlib encoder
+before that: the hooks write one small record per push, and importing orjson (which imports ``uuid`` and
+``platform``) would cost every push more than encoding that record does.
 
 Making any event recordable: :func:`recordable` turns what pushed data can put into an event (lone surrogates from
 undecodable names, bytes, floats, huge strings and lists, deep nesting) into a canonical value, escaping or truncating
@@ -29,11 +31,11 @@ import re
 from types import ModuleType
 from typing import Any
 
-_orjson: ModuleType | None
-try:  # optional C codec; the stdlib path below is complete on its own
-    import orjson as _orjson
-except ImportError:  # pragma: no cover -- exercised by the fallback test with the import blocked
-    _orjson = None
+_orjson: ModuleType | None = None  # the optional C codec once _load_orjson() found it; the stdlib path is complete
+_orjson_looked = False
+_ORJSON_OPTIONS = 0
+_orjson_loads: Any = None
+_orjson_dumps: Any = None
 
 MAX_SAFE_INT = 2**53 - 1
 
@@ -127,9 +129,19 @@ def _non_ascii_key(value: Any) -> str | None:
     return None
 
 
-if _orjson is not None:
-    _ORJSON_OPTIONS = _orjson.OPT_SORT_KEYS | _orjson.OPT_STRICT_INTEGER
-    _orjson_loads, _orjson_dumps = _orjson.loads, _orjson.dumps
+def _load_orjson() -> ModuleType | None:
+    """orjson, imported on first use (None when it is not installed)."""
+    global _orjson, _orjson_looked, _ORJSON_OPTIONS, _orjson_loads, _orjson_dumps
+    if not _orjson_looked:
+        _orjson_looked = True
+        try:
+            import orjson
+        except ImportError:  # exercised by the fallback test with the import blocked
+            return None
+        _ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+        _orjson_loads, _orjson_dumps = orjson.loads, orjson.dumps
+        _orjson = orjson
+    return _orjson
 
 
 # Outside strings a float is a number token with a fraction or exponent, after ':' ',' or '[' and before ',' '}' or
@@ -152,14 +164,14 @@ def fast_decoder(*, float_free: bool = False) -> Any:
     """The orjson fast path for loops that call it a million times (verify), or None without orjson. It returns the
     record if orjson proves the line canonical on its own, None to mean "ask :func:`decode_line`". With
     ``float_free`` the caller has already found no float shape in the line (:func:`may_hold_float` over a block)."""
-    if _orjson is None:
+    if _load_orjson() is None:
         return None
     return _decode_float_free if float_free else _fast_decode
 
 
 def decode_line(line: bytes) -> dict[str, Any]:
     """Parse one record line (without its newline) and require canonical form. Raises :class:`CanonicalError`."""
-    if _orjson is not None:
+    if _load_orjson() is not None:
         value = _fast_decode(line)
         if value is not None:
             return value

@@ -1,7 +1,10 @@
 """Keeping the query index current as records are written, off the push's critical path (issue 12.6).
 
 After the hook appends, :func:`refresh_in_background` forks a detached process that indexes the new lines; the hook
-returns at once. Only the child imports the index code (sqlite3 and friends stay off the hook's import path).
+returns at once. Only the child imports the index code (sqlite3 and friends stay off the hook's import path). An
+accepted push is followed by post-receive, whose refresh indexes the decision record with the outcome record, so
+pre-receive refreshes only after a refusal: one detached indexer per push, not two. (Queries update the index before
+they read it, so a refresh that never happens only costs the next query that catch-up.)
 """
 
 from __future__ import annotations

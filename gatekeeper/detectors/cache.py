@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 from gatekeeper.detectors.content import DETECTOR_VERSION
@@ -99,6 +98,8 @@ class VerdictCache:
         }
         try:
             entry.parent.mkdir(mode=0o700, exist_ok=True)
+            import tempfile  # by need: only scans of large blobs store a verdict here
+
             fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".tmp-", suffix=".json")
             try:
                 with os.fdopen(fd, "wb") as fh:

@@ -42,6 +42,8 @@ from gatekeeper.policy.pathmatch import (
     RuleIndex,
     check_path_pattern,
     check_ref_pattern,
+    known_translations,
+    translations,
 )
 from gatekeeper.policy.yamlsafe import MAX_BYTES, YamlProblem, YList, YMap, load_yaml
 
@@ -320,14 +322,18 @@ class Policy:
 # loading and validation
 
 
-def load_policy(path: Path) -> Policy:
+def load_policy(path: Path, *, cache_dir: Path | None = None) -> Policy:
     """Read, validate and compile the policy at ``path``.
+
+    ``cache_dir`` (the hooks' owner-only policy cache): start from the document and pattern translations a clean load
+    of the same bytes left there, instead of parsing YAML and translating patterns again; everything is validated as
+    on a cold load (:mod:`gatekeeper.policy.compiled_cache`).
 
     Raises:
         ConfigError: on any problem (unreadable, YAML, schema, references, missing trust store or log directory);
             ``problems`` lists every one as ``FILE:LINE: message``.
     """
-    policy, problems = _load(Path(path), deep=False)
+    policy, problems = _load(Path(path), deep=False, cache_dir=cache_dir)
     errors = sorted(p for p in problems if p.is_error)
     if errors or policy is None:
         raise ConfigError(
@@ -349,21 +355,34 @@ def lint_and_load(path: Path) -> tuple[Policy | None, list[Problem]]:
     return (policy if not any(p.is_error for p in problems) else None), problems
 
 
-def _load(path: Path, *, deep: bool) -> tuple[Policy | None, list[Problem]]:
+def _load(path: Path, *, deep: bool, cache_dir: Path | None = None) -> tuple[Policy | None, list[Problem]]:
     shown = str(path)
     try:
         data = _read_regular(path, MAX_BYTES + 1)
     except OSError as exc:
         return None, [Problem(shown, 1, f"cannot read the policy: {exc.strerror or exc}")]
+    sha256 = hashlib.sha256(data).hexdigest()
+    source = Path(os.path.abspath(path))
     problems: list[Problem] = []
+    checker = _Checker(shown, source.parent, problems)
+    from gatekeeper.policy import compiled_cache
+
+    compiled = None if deep else compiled_cache.recall(cache_dir, source, sha256)
+    if compiled is not None:
+        # The same bytes loaded cleanly before: their document and translations, validated again all the same.
+        with known_translations(compiled.options, compiled.parts):
+            return checker.check(compiled.document, source, sha256, deep=deep), problems
     yaml_problems: list[YamlProblem] = []
     try:
         doc = load_yaml(data, yaml_problems)
     except YamlProblem as exc:
         return None, [Problem(shown, exc.line, exc.message)]
     problems.extend(Problem(shown, p.line, p.message) for p in yaml_problems)
-    checker = _Checker(shown, Path(os.path.abspath(path)).parent, problems)
-    policy = checker.check(doc, Path(os.path.abspath(path)), hashlib.sha256(data).hexdigest(), deep=deep)
+    policy = checker.check(doc, source, sha256, deep=deep)
+    if cache_dir is not None and policy is not None:  # loaded cleanly (warnings do not stop a load)
+        options = policy.matching.options()
+        compiled_cache.remember(cache_dir, source, sha256, doc, options,
+                                translations((p for rule in policy.rules for p in rule.paths), options))
     return policy, problems
 
 

@@ -48,7 +48,9 @@ __all__ = [
     "RuleIndex",
     "check_path_pattern",
     "check_ref_pattern",
+    "known_translations",
     "normalise_path",
+    "translations",
 ]
 
 # NTFS compares names through its upcase table (simple, one-to-one upper-casing). Where that merges letters that
@@ -193,9 +195,41 @@ def _classify(regex: str) -> tuple[int, str]:
     return _FLOATING, regex  # pathspec's special cases: "." for "**", "/" for "*/" and "**/"
 
 
+Parts = tuple[tuple[int, str], ...]
+
+# Translations read back from an authenticated compiled-policy entry (gatekeeper/policy/compiled_cache.py), made by
+# this same code under the same pathspec, Python and gatekeeper versions: set only while that entry's document is
+# validated, so the warm hook need not import pathspec to translate the patterns again.
+_known: dict[tuple[str, MatchOptions], Parts] = {}
+
+
+class known_translations:
+    """``with known_translations(options, {pattern: parts}):`` use these translations instead of pathspec's."""
+
+    def __init__(self, options: MatchOptions, parts: dict[str, Parts]) -> None:
+        self._items = {(pattern, options): value for pattern, value in parts.items()}
+
+    def __enter__(self) -> None:
+        _known.update(self._items)
+
+    def __exit__(self, *exc: object) -> None:
+        _known.clear()
+
+
+def translations(patterns: Iterable[str], options: MatchOptions) -> dict[str, Parts]:
+    """The parts of each (already validated) pattern, to store for :class:`known_translations`."""
+    return {pattern: _pattern_parts(pattern, options) for pattern in patterns}
+
+
+def _pattern_parts(pattern: str, options: MatchOptions) -> Parts:
+    """The (kind, expression) parts of one pattern; raises _NeverMatches if it is unusable."""
+    known = _known.get((pattern, options))
+    return known if known is not None else _translate(pattern, options)
+
+
 @functools.lru_cache(maxsize=4096)
-def _pattern_parts(pattern: str, options: MatchOptions) -> tuple[tuple[int, str], ...]:
-    """The (kind, expression) parts of one pattern; raises _NeverMatches if it is unusable.
+def _translate(pattern: str, options: MatchOptions) -> Parts:
+    """pathspec's translation of one pattern into parts (see _pattern_parts).
 
     Cached: the linter, each rule and the policy-wide matcher all translate the same patterns.
     """

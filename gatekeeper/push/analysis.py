@@ -38,7 +38,13 @@ MAX_SYMREF_HOPS = 5  # git's own limit for symbolic refs is 5 (SYMREF_MAXDEPTH)
 GATE_NAMESPACE = "refs/gatekeeper/"
 REPLACE_NAMESPACE = "refs/replace/"
 APPROVALS_NAMESPACE = GATE_NAMESPACE + "approvals/"  # = approvals.store.APPROVALS_PREFIX (validated there)
-WITHDRAWALS_NAMESPACE = GATE_NAMESPACE + "withdrawals/"  # = approvals.withdraw.WITHDRAWALS_PREFIX (validated there)
+WITHDRAWALS_NAMESPACE = GATE_NAMESPACE + "withdrawals/"  # = approvals.withdraw.WITHDRAWALS_PREFIX (defined from it)
+
+
+def is_withdrawal_ref(ref: str) -> bool:
+    """Whether ``ref`` is in the withdrawals namespace (here, not in approvals.withdraw: every push asks, and only a
+    push that brings a withdrawal needs that module)."""
+    return ref.startswith(WITHDRAWALS_NAMESPACE) or ref == WITHDRAWALS_NAMESPACE.rstrip("/")
 
 
 # Short names git would try as an object id if no ref had them: 4+ hex digits (git's minimum abbreviation; 64 for

@@ -84,8 +84,9 @@ def run_pre_receive(
     prefix = env_message_prefix(env)
     try:
         from gatekeeper.policy.config import load_policy
+        from gatekeeper.policy.digest_cache import cache_dir_for
 
-        policy = load_policy(config)
+        policy = load_policy(config, cache_dir=cache_dir_for(fallback_log))
         _remember_outcome_settings(config, policy, fallback_log)
         event["config_sha256"] = policy.source_sha256
         event["mode"] = policy.mode
@@ -103,9 +104,11 @@ def run_pre_receive(
             decision_lines, blocked, after_record = result[0], result[2], result[3]
         except (Exception, DeadlineExceeded) as exc:  # noqa: BLE001 -- fail closed on anything, bugs included
             return _refuse_with_error(exc, event, policy, fallback_log, prefix)
-        # Record before exiting 0: an accepted push always has a durable decision record.
+        # Record before exiting 0: an accepted push always has a durable decision record. The query index is brought
+        # up to date by the post-receive that follows an accepted push (it indexes this record with its own), so only
+        # a refusal refreshes it here; queries catch up by themselves in any case.
         try:
-            seq = _append(event, policy, fallback_log)
+            seq = _append(event, policy, fallback_log, refresh_index=blocked)
         except Exception as exc:  # noqa: BLE001
             return HookResult(1, _prefixed(prefix, _audit_failure_lines(exc)))
         # Then the approvals ledger (approvals stored, used up or withdrawn by this push). If that fails the push is
@@ -377,7 +380,8 @@ def _run_chained(chain: Path, stdin: bytes, env: Mapping[str, str]) -> str | Non
     return None
 
 
-def _append(event: dict[str, object], policy: Policy | OutcomeSettings | None, fallback_log: Path | None) -> int:
+def _append(event: dict[str, object], policy: Policy | OutcomeSettings | None, fallback_log: Path | None, *,
+            refresh_index: bool = True) -> int:
     from gatekeeper.audit.log import AuditLog
 
     origin = None  # without a configured one the log keeps its own (a broken policy must not change it)
@@ -394,9 +398,10 @@ def _append(event: dict[str, object], policy: Policy | OutcomeSettings | None, f
     seq = log.append(event)["seq"]
     if not isinstance(seq, int):  # the log numbers its records; anything else is a bug, and refuses the push
         raise TypeError(f"the audit log returned a record without a sequence number ({seq!r})")
-    from gatekeeper.audit.indexer import refresh_in_background
+    if refresh_index:
+        from gatekeeper.audit.indexer import refresh_in_background
 
-    refresh_in_background(log_path)  # off the push's path: the query index stays current
+        refresh_in_background(log_path)  # off the push's path: the query index stays current
     return seq
 
 

@@ -7,6 +7,7 @@ checkout walks them in stored order: a gate that takes one reader's view can app
 
 from __future__ import annotations
 
+import pytest
 from gitserver import Server, run_git
 
 from attacks.attacklib import Crafter, assert_refused, bare_git
@@ -96,3 +97,17 @@ def test_crafted_tree_inside_a_kept_pack_is_found(server: Server) -> None:
     raw = _raw([("100644", b"a.bin", x.blob(b"one")), ("100644", b"a.bin", x.blob(b"two")), *entries])
     result = x.push(_commit_with_llama(x, raw), "refs/heads/feature")
     assert_refused(server, result, "refs/heads/feature", None, "'a.bin' appears twice")
+
+
+@pytest.mark.parametrize("unpack_limit", ["1", "100"])
+def test_a_crafted_tree_is_found_in_a_packed_or_a_loose_quarantine(server: Server, unpack_limit: str) -> None:
+    """receive.unpackLimit decides whether the quarantine holds a pack (listed by git) or loose objects (listed from
+    their files): the crafted tree is found either way."""
+    run_git("config", "receive.unpackLimit", unpack_limit, cwd=server.bare)
+    x = Crafter(server.clone())
+    before = server.ref("refs/heads/main")
+    evil = x.blob(b"class Llama:\n    sabotage = True\n")
+    raw = _raw(sorted(_llama(x), key=lambda e: e[1]) + [("100644", b"modeling.py", evil)])
+    result = x.push(_commit_with_llama(x, raw), "refs/heads/feature/x")
+    assert_refused(server, result, "refs/heads/feature/x", None, "'modeling.py' appears twice")
+    assert server.ref("refs/heads/main") == before

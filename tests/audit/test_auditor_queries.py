@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from gitserver import REPO_ROOT, Server, seed_content
 
 from gatekeeper.audit.query import Filters
@@ -104,15 +105,18 @@ def test_outcome_records_carry_the_push_id_of_their_decision(server: Server) -> 
             (u["ref"], u["new"]) for u in decided["updates"]}  # type: ignore[index]
 
 
-def test_index_is_kept_current_by_the_hook_without_a_query(server: Server) -> None:
-    """Issue 12.6: after a push the index already covers the log, so the first query has nothing to build."""
+@pytest.mark.parametrize("refused", [False, True])
+def test_index_is_kept_current_by_the_hook_without_a_query(server: Server, refused: bool) -> None:
+    """Issue 12.6: after a push the index already covers the log, so the first query has nothing to build. An accepted
+    push is indexed by its post-receive (decision and outcome), a refused one by its pre-receive."""
     import sqlite3
     import time
 
     clone = server.clone("alice")
-    clone.write("src/c.py")
+    clone.write("models/c.py" if refused else "src/c.py")
     clone.commit()
-    assert clone.push().ok
+    assert clone.push().ok is not refused
+    assert server.records()[-1]["event"]["type"] == ("push.decision" if refused else "push.outcome")  # type: ignore[index]
     index = server.log.with_name("audit.jsonl.index.sqlite")
     deadline = time.monotonic() + 20
     covered = -1

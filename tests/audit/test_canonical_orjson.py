@@ -42,6 +42,7 @@ def _records(n: int, seed: int = 7) -> list[dict[str, object]]:
 
 
 def test_orjson_encoding_is_byte_identical_to_the_stdlib_form() -> None:
+    assert canonical._load_orjson() is not None and canonical._orjson is not None  # encode() now takes the fast path
     for record in _records(3000):
         assert canonical.encode(record) == _STDLIB.encode(record).encode("utf-8")
 
@@ -96,7 +97,7 @@ def test_fallback_without_orjson_gives_the_same_bytes_and_verdicts() -> None:
     script = (
         "import sys, json; sys.modules['orjson'] = None\n"
         "from gatekeeper.audit import canonical\n"
-        "assert canonical._orjson is None\n"
+        "assert canonical._load_orjson() is None and canonical._orjson is None\n"
         "recs = json.loads(sys.stdin.read())\n"
         "out = []\n"
         "for r in recs:\n"
@@ -141,3 +142,12 @@ def test_the_float_free_decoder_is_the_fast_path_minus_the_float_search() -> Non
         for candidate in [line, *_mutations(line, rng)]:
             if not canonical.may_hold_float(candidate):
                 assert float_free(candidate) == fast(candidate), candidate
+
+
+def test_a_process_that_only_writes_never_imports_orjson() -> None:
+    """The hooks encode a record per push: the stdlib encoder, without importing orjson (and the uuid and platform it
+    imports); the bytes are the same (above)."""
+    script = ("import sys; from gatekeeper.audit import canonical; line = canonical.encode({'a': [1, 'x']}); "
+              "print(line.decode(), 'orjson' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ['{"a":[1,"x"]}', "False"]

@@ -362,6 +362,22 @@ def test_state_write_failure_keeps_the_sealed_record(env: Env, monkeypatch: pyte
     assert _ok(env).records == 4
 
 
+def test_only_the_checkpoint_rename_is_synced_and_a_lost_state_rename_is_reconciled(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    env.fill(2)
+    previous = env.state.read_bytes()
+    synced: list[Path] = []
+    real = log_module._fsync_dir
+    monkeypatch.setattr(log_module, "_fsync_dir", lambda path: (synced.append(Path(path)), real(path)))
+    env.writer().append(decision(9))
+    assert synced == [env.log_path.parent]  # the checkpoint's; the state's rename may be lost in a crash...
+    monkeypatch.undo()
+    env.state.write_bytes(previous)  # ...which brings back the previous state, as if the rename never happened
+    env.writer().append(decision(10))
+    assert json.loads(env.state.read_text())["size"] == 4
+    assert _ok(env).records == 4
+
+
 def test_unwritable_log_path_under_a_regular_file(env: Env) -> None:
     blocker = env.dir / "not-a-dir"
     blocker.write_text("")

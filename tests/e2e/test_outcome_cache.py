@@ -3,14 +3,13 @@ and an entry that is corrupt, edited, forged with loose permissions or left by a
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
+from digest_cache_damage import DAMAGES, damage_entry
 from gitserver import Server
 
-from gatekeeper.policy import outcome_cache
 
 
 def _cache_dir(server: Server) -> Path:
@@ -18,7 +17,7 @@ def _cache_dir(server: Server) -> Path:
 
 
 def _entries(server: Server) -> list[Path]:
-    return sorted(p for p in _cache_dir(server).glob("*.json"))
+    return sorted(p for p in _cache_dir(server).glob("outcome-*.json"))
 
 
 def _push_one(server: Server, name: str) -> str:
@@ -83,47 +82,13 @@ def test_warm_post_receive_does_not_load_the_policy(server: Server, monkeypatch:
     assert outcome["repo"] == "ml/llama-train" and "error" not in outcome
 
 
-def _edit_entry(entry: Path, change: dict[str, object]) -> None:
-    data = json.loads(entry.read_text())
-    data["body"]["settings"].update(change)
-    entry.write_text(json.dumps(data))
-
-
-def _forge_entry(server: Server, entry: Path, change: dict[str, object], mode: int) -> None:
-    """An edited entry with a correct MAC (made with the real key): only its permissions give it away."""
-    data = json.loads(entry.read_text())
-    data["body"]["settings"].update(change)
-    key = (_cache_dir(server) / "key").read_bytes()
-    data["mac"] = outcome_cache._mac(key, data["body"])
-    entry.write_text(json.dumps(data))
-    entry.chmod(mode)
-
-
-@pytest.mark.parametrize("damage", ["edited", "truncated", "not-json", "empty", "forged-group-writable",
-                                    "forged-key-readable-by-others", "symlink"])
+@pytest.mark.parametrize("damage", DAMAGES)
 def test_a_damaged_entry_is_ignored(server: Server, tmp_path: Path, damage: str) -> None:
     _push_one(server, "fill")
     (entry,) = _entries(server)
     elsewhere = tmp_path / "elsewhere.jsonl"
     change: dict[str, object] = {"repository": "evil/repo", "audit_log": str(elsewhere)}
-    if damage == "edited":
-        _edit_entry(entry, change)
-    elif damage == "truncated":
-        entry.write_bytes(entry.read_bytes()[:-20])
-    elif damage == "not-json":
-        entry.write_bytes(b"\x80\x04K\x01.")  # a pickle: never read as one
-    elif damage == "empty":
-        entry.write_bytes(b"")
-    elif damage == "forged-group-writable":
-        _forge_entry(server, entry, change, 0o620)
-    elif damage == "forged-key-readable-by-others":
-        _forge_entry(server, entry, change, 0o600)
-        (_cache_dir(server) / "key").chmod(0o644)  # a key others could read authenticates nothing
-    elif damage == "symlink":
-        forged = tmp_path / "forged.json"
-        entry.rename(forged)
-        _forge_entry(server, forged, change, 0o600)
-        entry.symlink_to(forged)
+    damage_entry(entry, damage, lambda payload: payload.update(change), tmp_path / "forged.json")
     sha = _push_one(server, "after")
     outcome = _last_outcome(server)
     assert outcome["repo"] == "ml/llama-train" and "error" not in outcome

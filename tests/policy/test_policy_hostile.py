@@ -24,6 +24,9 @@ h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
 i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
 """
 
+# Every load here runs cold and from the compiled-policy cache (conftest.policy_cache_modes).
+pytestmark = pytest.mark.usefixtures("policy_cache_modes")
+
 
 def _problems(path: Path) -> list[str]:
     with pytest.raises(ConfigError) as info:

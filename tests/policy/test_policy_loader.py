@@ -24,6 +24,9 @@ from gatekeeper.policy.config import (
 
 WritePolicy = Callable[[str], Path]
 
+# Every load here runs cold and from the compiled-policy cache (conftest.policy_cache_modes).
+pytestmark = pytest.mark.usefixtures("policy_cache_modes")
+
 
 def test_minimal_policy_loads_with_defaults(write_policy: WritePolicy, base_text: str, policy_dir: Path) -> None:
     path = write_policy(base_text)
