@@ -106,9 +106,27 @@ def is_hfs_dot_generic(name: str, dotfile: str) -> bool:
     return text.lower() == "." + dotfile if text.isascii() else False
 
 
+def could_be_git_dotfile(component: bytes) -> bool:
+    """False only for names no checkout reads as a git dotfile (an exact prefilter, decided in C; every path of a big
+    push meets it): an ASCII name without ``~`` that does not start with ``.``. HFS+ ignorables are not ASCII, so an
+    ASCII name is its own HFS reading, which must start with ``.``; an NTFS match starts with ``.`` or holds a ``~``
+    within its first eight characters (the 8.3 forms)."""
+    return not component.isascii() or component.startswith(b".") or b"~" in component
+
+
 def git_dotfiles(component: bytes) -> frozenset[str]:
     """Which of ``.gitattributes``/``.gitmodules``/``.gitignore``/``.mailmap`` some checkout reads ``component`` as
     (git's fallback short names are ambiguous: ``~1000000`` stands for all of them)."""
+    if not could_be_git_dotfile(component):
+        return _NO_DOTFILES
+    return git_dotfiles_unfiltered(component)
+
+
+_NO_DOTFILES: frozenset[str] = frozenset()
+
+
+def git_dotfiles_unfiltered(component: bytes) -> frozenset[str]:
+    """:func:`git_dotfiles` without its prefilter (the tests prove both agree)."""
     name = component.decode("utf-8", "surrogateescape")
     return frozenset("." + dotfile for dotfile, short in _GIT_DOTFILES
                      if is_ntfs_dot_generic(name, dotfile, short) or is_hfs_dot_generic(name, dotfile))

@@ -1,0 +1,46 @@
+"""Exact prefilters on the per-path checks of a big push: each one answers "nothing here" only where the full check
+answers the same, over the shared corpus, the project's own samples, git's own dotfile vectors and fuzzed names."""
+
+from __future__ import annotations
+
+import random
+
+from gatekeeper.checkout import git_dotfiles, git_dotfiles_unfiltered
+from gatekeeper.detectors.plumbing import dotfile_kind, dotfile_kind_of_name
+from gitserver import SHARED
+from test_blob_reading import _project_samples
+
+CORPORA = SHARED / "corpora"
+# Pieces that steer git's dotfile rules: dots, spaces, tildes and digits (8.3 names), colons (NTFS streams), HFS+
+# ignorables and other non-ASCII, the dotfile names and their hashed short prefixes, and separators.
+PIECES = [".", " ", "~", "1", "4", "9", "0", ":", "$DATA", "\u200c", "\ufeff", "\u00e9", "\\", "/", "git", "GIT",
+          "gitattributes", "gitmodules", "gitignore", "mailmap", "lfsconfig", "GITMOD", "gi7eba", "GI7D29", "gi250a",
+          "maba30", "GITATT", "x", "a.py", "~1000000", ".Gitmodules", "MAILMA", "LFSCON"]
+
+
+def _names() -> list[bytes]:
+    rng = random.Random(13)
+    names = [p.relative_to(CORPORA).as_posix().encode() for p in CORPORA.rglob("*")]
+    names += [f"samples/{name}".encode() for name in _project_samples()]
+    names += ["".join(rng.choice(PIECES) for _ in range(rng.randint(1, 6))).encode("utf-8", "surrogatepass")
+              for _ in range(30_000)]
+    names += [bytes(rng.randrange(256) for _ in range(rng.randint(1, 12))) for _ in range(5_000)]  # not UTF-8 too
+    return names
+
+
+def test_git_dotfiles_prefilter_is_exact() -> None:
+    names = _names()
+    assert sum(bool(git_dotfiles_unfiltered(n)) for n in names) > 100  # the fuzz reaches real matches
+    for name in names:
+        for component in name.replace(b"\\", b"/").split(b"/"):
+            assert git_dotfiles(component) == git_dotfiles_unfiltered(component), component
+
+
+def test_dotfile_kind_prefilter_is_exact() -> None:
+    names = _names()
+    found = 0
+    for path in names:
+        full = dotfile_kind_of_name(path.replace(b"\\", b"/").rsplit(b"/", 1)[-1])
+        assert dotfile_kind(path) == full, path
+        found += full is not None
+    assert found > 100
