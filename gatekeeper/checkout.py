@@ -40,6 +40,8 @@ _GIT_DOTFILES = (
 # An 8.3 short name: up to 6 characters, '~', a digit 1-9, more digits up to 8 characters, an optional extension.
 # What makes ntfs_alias differ from the path: a backslash, a colon, or a dot or space ending a component.
 _NTFS_REWRITES = re.compile(rb"[\\:]|[. ](?:/|\Z)")
+# A component (after a separator or at the start) of dots and spaces only, up to its end or a ':' (empty ones too).
+_VANISHING_COMPONENT = re.compile(rb"(?:\A|[/\\])[ .]*(?:[:/\\]|\Z)")
 _SHORT_NAME = re.compile(r"[^~.]{1,6}~[1-9][0-9]{0,6}(?:\.[^.]{0,3})?\Z")
 
 
@@ -153,6 +155,12 @@ def ntfs_alias(path: bytes) -> bytes | None:
             parts.append(component)
     alias = b"/".join(parts)
     return alias if alias != path else None
+
+
+def may_have_windows_name_problem(path: bytes) -> bool:
+    """False only where :func:`windows_name_problem` finds nothing (an exact prefilter, decided in C): a short name
+    needs a ``~``, and a component that vanishes is dots and spaces up to its end or its first ``:``."""
+    return b"~" in path or _VANISHING_COMPONENT.search(path) is not None
 
 
 def windows_name_problem(path: bytes) -> str | None:

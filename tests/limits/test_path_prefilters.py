@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import random
 
-from gatekeeper.checkout import git_dotfiles, git_dotfiles_unfiltered
+from gatekeeper.checkout import (
+    git_dotfiles,
+    git_dotfiles_unfiltered,
+    may_have_windows_name_problem,
+    windows_name_problem,
+)
 from gatekeeper.detectors.plumbing import dotfile_kind, dotfile_kind_of_name
 from gitserver import SHARED
 from test_blob_reading import _project_samples
@@ -44,3 +49,29 @@ def test_dotfile_kind_prefilter_is_exact() -> None:
         assert dotfile_kind(path) == full, path
         found += full is not None
     assert found > 100
+
+
+def test_windows_name_prefilter_is_exact() -> None:
+    names = _names()
+    names += [b"a/ /b", b"a/. ./b", b"a/..:x/b", b"a/:$DATA", b"a\\ \\b", b"x/...", b" ", b"a/b.", b"MODELI~1.PY"]
+    problems = 0
+    for path in names:
+        problem = windows_name_problem(path)
+        assert may_have_windows_name_problem(path) or problem is None, path
+        problems += problem is not None
+    assert problems > 100
+
+
+def test_config_name_prefilter_is_exact() -> None:
+    from gatekeeper.detectors.remote_code import is_config_name
+    from gatekeeper.detectors.scan import _may_be_config
+
+    names = _names() + [b"a/hubconf.py", b"x/pipeline.py", b"custom_generate/generate.py", b"A.JSON", b"c.Yml",
+                        b"custom_generate/requirements.txt", b"pipeline.py", b"a/config.json"]
+    configs = 0
+    for path in names:
+        for name in (path, path + b".json", path + b".YAML", path + b"/pipeline.py", path + b".py", path + b".txt"):
+            named = is_config_name(name) or name.rsplit(b"/", 1)[-1] == b"pipeline.py"
+            assert _may_be_config(name) or not named, name
+            configs += named
+    assert configs > 1000
