@@ -698,17 +698,21 @@ def _canonical_changes(diff: pygit2.Diff, *, null: str, odd: list[OddMode] | Non
     changes: list[Change] = []
     append = changes.append
     for delta in diff.deltas:
-        old, new = delta.old_file, delta.new_file
         status = delta.status_char()
-        old_mode, new_mode = int(old.mode), int(new.mode)
-        if odd is not None and status != "D" and is_odd_mode(new_mode):
+        # Only the side a status has is read: each file and mode pygit2 hands out is a new object (and an enum).
+        if status == "D":
+            old = delta.old_file
+            append(Change(old.raw_path, canon_mode(int(old.mode)), str(old.id), MODE_ABSENT, null))
+            continue
+        new = delta.new_file
+        new_mode = int(new.mode)
+        if odd is not None and is_odd_mode(new_mode):
             odd.append(OddMode(new.raw_path, new_mode, str(new.id)))
         if status == "A":
             append(Change(new.raw_path, MODE_ABSENT, null, canon_mode(new_mode), str(new.id)))
-        elif status == "D":
-            append(Change(old.raw_path, canon_mode(old_mode), str(old.id), MODE_ABSENT, null))
         else:  # M, T: same path on both sides
-            old_mode, new_mode = canon_mode(old_mode), canon_mode(new_mode)
+            old = delta.old_file
+            old_mode, new_mode = canon_mode(int(old.mode)), canon_mode(new_mode)
             if old_mode == new_mode and old.id == new.id:
                 continue
             append(Change(new.raw_path, old_mode, str(old.id), new_mode, str(new.id)))

@@ -8,7 +8,9 @@ import random
 from gatekeeper.checkout import (
     git_dotfiles,
     git_dotfiles_unfiltered,
+    may_have_ntfs_alias,
     may_have_windows_name_problem,
+    ntfs_alias,
     windows_name_problem,
 )
 from gatekeeper.detectors.plumbing import dotfile_kind, dotfile_kind_of_name
@@ -75,3 +77,17 @@ def test_config_name_prefilter_is_exact() -> None:
             assert _may_be_config(name) or not named, name
             configs += named
     assert configs > 1000
+
+
+def test_ntfs_alias_prefilter_is_exact() -> None:
+    import re
+
+    rewrites = re.compile(rb"[\\:]|[. ](?:/|\Z)")  # what makes the alias differ: the test it replaces
+    names = _names() + [b"a./b", b"a /b", b"a.", b"a ", b"a:b", b"a\\b", b"models::$INDEX_ALLOCATION/x"]
+    aliased = 0
+    for path in names:
+        assert may_have_ntfs_alias(path) == (rewrites.search(path) is not None), path
+        if not may_have_ntfs_alias(path):
+            assert ntfs_alias(path) is None
+        aliased += ntfs_alias(path) is not None
+    assert aliased > 100
