@@ -17,6 +17,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from gatekeeper.cli._output import add_format, emit_json, plain
 
@@ -66,22 +67,14 @@ def run(args: argparse.Namespace, verb: str) -> int:
     settings = trustsync.HttpSettings(connect_timeout=min(5.0, args.timeout), read_timeout=args.timeout,
                                       retries=args.retries, deadline=args.deadline)
     kind, url = ("gitlab", args.gitlab) if args.gitlab else ("gitea", args.gitea)
+    options: dict[str, Any] = dict(kind=kind, url=url, config=args.config, env=os.environ, output=args.output,
+                                   token_file=args.token_file, dry_run=args.dry_run, force=args.force,
+                                   max_drop_percent=args.max_drop, settings=settings)
     if args.format == "text":
-        return trustsync.sync(
-            kind=kind, url=url, config=args.config, env=os.environ, out=sys.stdout, output=args.output,
-            token_file=args.token_file, dry_run=args.dry_run, force=args.force, max_drop_percent=args.max_drop,
-            settings=settings,
-        )
-    # JSON: the same run, its report lines collected; errors still raise (exit 1, message on stderr)
-    import io
-
-    buffer = io.StringIO()
-    status = trustsync.sync(
-        kind=kind, url=url, config=args.config, env=os.environ, out=buffer, output=args.output,
-        token_file=args.token_file, dry_run=args.dry_run, force=args.force, max_drop_percent=args.max_drop,
-        settings=settings,
-    )
-    emit_json({"forge": kind, "url": url, "exit_status": status, "dry_run": args.dry_run,
-               "people_without_key": status == trustsync.EXIT_PEOPLE_WITHOUT_KEY,
-               "report": buffer.getvalue().splitlines()}, "gatekeeper.trust-sync/1")
-    return status
+        return trustsync.sync(out=sys.stdout, **options)
+    # JSON: the same run as structured data; errors still raise (exit 1, message on stderr)
+    outcome = trustsync.run_sync(**options)
+    emit_json({"forge": kind, "url": url, "exit_status": outcome.exit_status,
+               "people_without_key": outcome.exit_status == trustsync.EXIT_PEOPLE_WITHOUT_KEY,
+               **outcome.as_json()}, "gatekeeper.trust-sync/2")
+    return outcome.exit_status

@@ -33,7 +33,7 @@ import errno
 import fcntl
 import os
 import stat
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -479,15 +479,65 @@ def _load_policy(config: Path) -> Any:
         raise
 
 
-def sync(
-    *, kind: str, url: str, config: Path, env: Mapping[str, str], out: TextIO, output: Path | None = None,
+@dataclass(frozen=True)
+class SyncOutcome:
+    """What one sync found and did; rendered as text by ``sync`` and as JSON by the CLI."""
+
+    plan: SyncPlan
+    target: Path
+    dry_run: bool
+    diff: tuple[str, ...]  # dry run: the unified diff of the trust store (empty when up to date)
+    written: WriteResult | None  # None on a dry run
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_PEOPLE_WITHOUT_KEY if self.plan.missing else EXIT_OK
+
+    def closing_lines(self) -> list[str]:
+        """The lines after the report: the diff or what was written."""
+        if self.written is None:
+            return [*(line.rstrip("\n") for line in self.diff or (f"{self.target} is up to date",)),
+                    "dry run: nothing written"]
+        if self.written.changed:
+            kept = f"; previous kept as {self.written.previous_kept}" if self.written.previous_kept else ""
+            return [f"wrote {self.target} ({len(self.plan.keys)} keys{kept})"]
+        return [f"{self.target} is up to date"]
+
+    def as_json(self) -> dict[str, Any]:
+        """Structured form of the report (the ``gatekeeper.trust-sync/1`` document's body)."""
+        plan = self.plan
+        return {
+            "trust_store": str(self.target),
+            "dry_run": self.dry_run,
+            "changed": bool(self.diff) if self.written is None else self.written.changed,
+            "previous_kept": (str(self.written.previous_kept)
+                              if self.written is not None and self.written.previous_kept else None),
+            "diff": [line.rstrip("\n") for line in self.diff],
+            "people": [{"person": person,
+                        "keys": [{"fingerprint": k.fingerprint, "key_type": k.key_type, "account": k.account,
+                                  "key_id": k.key_id, "title": k.title,
+                                  "valid_before": (f"{k.valid_before:%Y-%m-%dT%H:%M:%SZ}"
+                                                   if k.valid_before else None)}
+                                 for k in plan.keys_of(person)],
+                        "missing": list(plan.missing.get(person, ()))}
+                       for person in plan.people],
+            "skipped": [{"person": s.person, "account": s.account, "key_id": s.key_id, "title": s.title,
+                         "reason": s.reason} for s in plan.skipped],
+            "account_problems": [{"person": p, "account": a, "problem": why} for p, a, why in plan.account_problems],
+            "conflicts": [{"fingerprint": c.fingerprint, "owners": [{"person": p, "account": a} for p, a in c.owners]}
+                          for c in plan.conflicts],
+        }
+
+
+def run_sync(
+    *, kind: str, url: str, config: Path, env: Mapping[str, str], output: Path | None = None,
     token_file: Path | None = None, dry_run: bool = False, force: bool = False, max_drop_percent: float = 50.0,
     settings: HttpSettings = HttpSettings(), allow_http: bool = False, now: datetime | None = None,
-) -> int:
-    """Build the trust store from the forge and write it (or, with ``dry_run``, show the diff).
+    on_plan: Callable[[SyncPlan], None] | None = None,
+) -> SyncOutcome:
+    """Build the trust store from the forge and write it (or, with ``dry_run``, compute the diff).
 
-    Returns:
-        0 when every person has a key, 4 when the file was written (or would be) but somebody has no signing key.
+    ``on_plan`` sees the plan before it is validated, so a report can show the conflicts that then stop the sync.
 
     Raises:
         TrustSyncError, ConfigError: nothing was written; the message says why.
@@ -505,8 +555,8 @@ def sync(
         fetched = collect(forge, people)
         plan = plan_trust_store(people, fetched, forge=f"{kind} {url}", kind=kind,
                                 namespace=policy.trust.namespace, now=when)
-        for line in report_lines(plan):
-            print(line, file=out)
+        if on_plan is not None:
+            on_plan(plan)
         data = validate_plan(plan)
         too_many = refuse_large_drop(previous, plan, max_drop_percent=max_drop_percent)
         if too_many and not force:
@@ -514,17 +564,24 @@ def sync(
                                  hint="check the forge and the token; if the change is right, run again with --force "
                                       "(the existing allowed_signers file was left unchanged)")
         if dry_run:
-            diff = unified_diff(previous, data, target)
-            out.write("".join(diff) if diff else f"{target} is up to date\n")
-            print("dry run: nothing written", file=out)
-        else:
-            result = write_trust_store(target, data, previous)
-            if result.changed:
-                kept = f"; previous kept as {result.previous_kept}" if result.previous_kept else ""
-                print(f"wrote {target} ({len(plan.keys)} keys{kept})", file=out)
-            else:
-                print(f"{target} is up to date", file=out)
-    return EXIT_PEOPLE_WITHOUT_KEY if plan.missing else EXIT_OK
+            return SyncOutcome(plan, target, True, tuple(unified_diff(previous, data, target)), None)
+        return SyncOutcome(plan, target, False, (), write_trust_store(target, data, previous))
+
+
+def sync(*, out: TextIO, **kwargs: Any) -> int:
+    """``run_sync`` with the human report on ``out``; returns the exit status.
+
+    Returns:
+        0 when every person has a key, 4 when the file was written (or would be) but somebody has no signing key.
+    """
+    def report(plan: SyncPlan) -> None:
+        for line in report_lines(plan):
+            print(line, file=out)
+
+    outcome = run_sync(on_plan=report, **kwargs)
+    for line in outcome.closing_lines():
+        print(line, file=out)
+    return outcome.exit_status
 
 
 @contextmanager

@@ -52,6 +52,7 @@ from gatekeeper.model import (
     MODE_ABSENT,
     MODE_BLOB,
     MODE_EXEC,
+    MODE_LINK,
     Change,
     Finding,
     ObjectId,
@@ -82,6 +83,7 @@ ARTIFACT_RULE = "ml-artifacts"
 TREE_MODE_DETECTOR = "tree-mode"
 CHECKOUT_NAME_DETECTOR = "checkout-name"
 SYMLINK_ESCAPE_DETECTOR = "symlink-escape"
+OBJECT_TYPE_DETECTOR = "object-type"
 CONFIG_READ_CAP = 1 << 20  # configs bigger than this are left to the protected refs' full remote-code analysis
 
 
@@ -133,6 +135,7 @@ def scan_push(
         blobs: dict[tuple[str, str], bytes] = {}  # (blob id, path facts) -> a path it appears at (the first seen)
         odd: list[OddMode] = list(analysis.odd_modes)
         configs: dict[tuple[str, bytes], None] = {}  # (blob id, path) of config-named files, in order
+        links: dict[str, bytes] = {}  # symlink entries: object id -> a path (only their type is checked)
         # (path, blob id) pairs collected already: the net change of a new ref and its root commit's diff are the
         # same list, and a path's facts follow from the path alone, so a pair met again adds nothing.
         met: set[tuple[bytes, str]] = set()
@@ -140,17 +143,17 @@ def scan_push(
         # paths can carry a requirement (content_requirements). Met first in a commit the push undoes again
         # (tmp/saved_model.pb, deleted by the next commit), it would ask for nothing.
         for change in analysis.changes:
-            _collect(blobs, change, configs, met)
+            _collect(blobs, change, configs, links, met)
         kind, new_object = repo.peel(analysis.update.new)
         if kind == "commit" and new_object is not None:
             commits = repo.walk_new_commits(new_object, hide, limit=MAX_NEW_COMMITS - commits_total)
             commits_total += len(commits)
             for commit in commits:
                 for change in repo.commit_blob_changes(commit, odd=odd):
-                    _collect(blobs, change, configs, met)
+                    _collect(blobs, change, configs, links, met)
         elif kind == "tree" and new_object is not None:
             for path, mode, oid in repo.iter_tree(new_object, odd=odd, each_tree_once=True):
-                _collect(blobs, Change(path, MODE_ABSENT, "", mode, oid), configs, met)
+                _collect(blobs, Change(path, MODE_ABSENT, "", mode, oid), configs, links, met)
                 if len(blobs) > MAX_BLOBS:
                     break
         elif kind == "blob" and new_object is not None:
@@ -170,6 +173,11 @@ def scan_push(
             _route(content, analysis, path, findings, unscannable_blocks)
         for blob_id, path in configs:
             _route(content, analysis, path, _dangerous_config(repo, blob_id, path), unscannable_blocks)
+        for link_id, path in links.items():
+            link_kind = repo.object_type(link_id)
+            if link_kind != "blob":
+                _route(content, analysis, path, [_not_a_blob(link_kind, display_path(path), "symlink")],
+                       unscannable_blocks)
         _odd_modes(content, analysis, odd)
         if analysis.protected:
             _windows_names(content, analysis)
@@ -200,8 +208,10 @@ def content_requirements(policy: Policy, report: ContentReport, analysis: RefAna
 
 
 def _collect(blobs: dict[tuple[str, str], bytes], change: Change, configs: dict[tuple[str, bytes], None],
-             met: set[tuple[bytes, str]]) -> None:
-    if change.new_mode in (MODE_BLOB, MODE_EXEC):
+             links: dict[str, bytes], met: set[tuple[bytes, str]]) -> None:
+    if change.new_mode == MODE_LINK:
+        links.setdefault(change.new_id, change.path)
+    elif change.new_mode in (MODE_BLOB, MODE_EXEC):
         pair = (change.path, change.new_id)
         if pair in met:
             return
@@ -325,7 +335,7 @@ def _scan_blob(
             return cached, True
     max_bytes = int(options.max_bytes)
     if size is None:
-        return [Finding(Verdict.UNSCANNABLE, path, "content", "blob is missing from the repository")], False
+        return [_not_a_blob(repo.object_type(blob_id), path, "file")], False
     if size > max_bytes:
         return [Finding(Verdict.UNSCANNABLE, path, "content",
                         f"blob of {size} bytes is over the scan cap of {max_bytes} bytes")], False
@@ -351,6 +361,18 @@ def _scan_blob(
     return findings, False
 
 
+def _not_a_blob(kind: str | None, path: str, entry: str) -> Finding:
+    """A file or symlink entry that names no blob. receive-pack's connectivity check never reads an object named by
+    a file mode, and stock ``git push`` sends such trees; then ``git checkout`` refuses the entry while ``git archive``
+    (release tarballs, forges' downloads) writes the object's bytes as the file: readers disagree, and no git writes
+    this. Refused on every ref, like any object only a crafter makes."""
+    if kind is None:
+        return Finding(Verdict.UNSCANNABLE, path, "content", "blob is missing from the repository")
+    return Finding(Verdict.REFUSED, path, OBJECT_TYPE_DETECTOR,
+                   f"a {kind} object where the tree says a {entry}: git checkout refuses it, git archive and forge "
+                   "downloads write its bytes; no git writes this")
+
+
 def _with_blob(finding: Finding, blob_id: str) -> Finding:
     return Finding(finding.verdict, finding.path, finding.detector, finding.message, finding.evidence, blob_id)
 
@@ -366,7 +388,8 @@ def _route(content: RefContent, analysis: RefAnalysis, path: bytes, findings: li
            unscannable_blocks: bool) -> None:
     for finding in findings:
         content.findings.append(finding)
-        if finding.verdict == Verdict.MALICIOUS or (finding.verdict == Verdict.UNSCANNABLE and unscannable_blocks):
+        if finding.verdict in (Verdict.MALICIOUS, Verdict.REFUSED) or (
+                finding.verdict == Verdict.UNSCANNABLE and unscannable_blocks):
             content.blocking.append(finding)
         elif finding.verdict in (Verdict.REVIEW, Verdict.UNSCANNABLE) and analysis.protected:
             content.review.setdefault(ARTIFACT_RULE, {})[path] = f"{finding.verdict.value}: {finding.message}"

@@ -62,6 +62,14 @@ _TYPE_NAMES = {
 }
 
 
+class MalformedTree(GitAccessError):
+    """A tree object whose bytes are not git's tree entries (``hash-object --literally -t tree`` writes anything)."""
+
+    def __init__(self, message: str, *, at: int) -> None:
+        super().__init__(message)
+        self.at = at
+
+
 @dataclass(frozen=True)
 class CommitInfo:
     id: ObjectId
@@ -531,7 +539,7 @@ class Repo:
             if limit is not None and len(out) > limit:
                 raise GitAccessError(f"tree {tree} has more than {limit} entries")
         if pos != len(data):
-            raise GitAccessError(f"tree {tree} is malformed at byte {pos}")
+            raise MalformedTree(f"tree {tree} is malformed at byte {pos}", at=pos)
         return out
 
     def malformed_incoming_trees(self, *, limit: int) -> list[tuple[ObjectId, str]]:
@@ -544,7 +552,12 @@ class Repo:
             return []
         out: list[tuple[ObjectId, str]] = []
         for tree in self._incoming_trees(limit=limit):
-            problem = tree_shape_problem(self._raw_entries(tree))
+            try:
+                entries = self._raw_entries(tree)
+            except MalformedTree as exc:  # bytes that are no tree at all (a pickle stored as a tree object)
+                out.append((tree, f"its bytes are not tree entries (from byte {exc.at})"))
+                continue
+            problem = tree_shape_problem(entries)
             if problem is not None:
                 out.append((tree, problem))
         return out

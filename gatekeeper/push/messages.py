@@ -117,6 +117,8 @@ _NEXT_STEP = {
                  "canonical modes",
     "checkout-name": "rename the path to its long name without trailing dots or spaces",
     "ref-rules": "replace refs and refs/gatekeeper/ are written by server admins only; push to another ref",
+    "object-type": "recreate the commits with ordinary git (e.g. git fast-export | git fast-import), which names "
+                   "only blobs from file entries",
 }
 
 

@@ -77,3 +77,29 @@ def test_cli_in_a_real_process(etc: Path, gitlab: FakeForge, keys: Keys) -> None
     assert proc.returncode == 4, proc.stderr
     assert proc.stdout.splitlines()[-1] == (f"wrote {etc / 'allowed_signers'} (5 keys; previous kept as "
                                             f"{etc / 'allowed_signers'}.prev)")
+
+
+def test_cli_json_report_is_structured(etc: Path, gitlab: FakeForge, keys: Keys, capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """--format json gives the plan as data (people, keys, who has none, skipped keys), not wrapped text lines, and
+    the same exit status and trust store as the text run."""
+    import json
+
+    gitlab_world(gitlab, keys)
+    monkeypatch.setenv("GATEKEEPER_FORGE_TOKEN", TOKEN)
+    assert main(_args(etc, gitlab, "--format", "json", "--dry-run")) == 4
+    dry = json.loads(capsys.readouterr().out)
+    assert dry["schema"] == "gatekeeper.trust-sync/2"
+    assert dry["dry_run"] is True and dry["changed"] is True and dry["diff"][0].startswith("--- ")
+    assert (etc / "allowed_signers").read_bytes() == b""
+    assert main(_args(etc, gitlab, "--format", "json")) == 4
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["exit_status"] == 4 and doc["people_without_key"] is True and doc["changed"] is True
+    assert doc["diff"] == [] and doc["trust_store"] == str(etc / "allowed_signers")
+    with_keys = {p["person"]: p for p in doc["people"] if p["keys"]}
+    assert sum(len(p["keys"]) for p in with_keys.values()) == len(key_lines(etc / "allowed_signers")) == 5
+    assert all(k["fingerprint"].startswith("SHA256:") for p in with_keys.values() for k in p["keys"])
+    assert [p["person"] for p in doc["people"] if p["missing"]] and not any(p["missing"] for p in with_keys.values())
+    assert "report" not in doc and TOKEN not in json.dumps(doc)
+    assert main(_args(etc, gitlab, "--format", "json")) == 4
+    assert json.loads(capsys.readouterr().out)["changed"] is False
