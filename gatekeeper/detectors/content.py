@@ -35,6 +35,7 @@ import zlib
 from dataclasses import dataclass
 from dataclasses import field
 
+from gatekeeper.detectors import checkout_forms
 from gatekeeper.detectors import npy_header
 from gatekeeper.detectors.pathfacts import loaded_as as _loaded_as
 from gatekeeper.detectors.pathfacts import named_as_text as _named_as_text
@@ -51,7 +52,7 @@ from gatekeeper.model import Verdict
 __all__ = ["DETECTOR_VERSION", "Data", "ScanOptions", "sniff", "scan_blob"]
 
 # Bump when a change can alter a verdict: the verdict cache keys on it.
-DETECTOR_VERSION = "1"
+DETECTOR_VERSION = "2"  # 2: the core.autocrlf form of text blobs is judged too
 
 Data = bytes | bytearray | memoryview | mmap.mmap
 
@@ -829,6 +830,48 @@ def _scan_by_magic(ctx: _Ctx, view: memoryview, path: str, depth: int, kind: str
     # checked by the caller).
 
 
+def _scan_checkout_form(ctx: _Ctx, view: memoryview, path: str) -> None:
+    """Judge the file a ``core.autocrlf=true`` checkout writes (LF -> CRLF; checkout_forms says when it can matter).
+    Its malicious and review findings count, named as such; its structural complaints do not (the blob itself was
+    judged for those)."""
+    if len(view) > checkout_forms.AUTOCRLF_CAP:
+        if checkout_forms.could_autocrlf(view):
+            ctx.add(Verdict.UNSCANNABLE, path, "content", "too big to judge as a core.autocrlf checkout writes it "
+                    f"(LF -> CRLF; over {checkout_forms.AUTOCRLF_CAP} bytes)")
+        return
+    form = checkout_forms.autocrlf_form(view)
+    if form is not None:
+        scan_form(ctx, form, path, "as a core.autocrlf checkout writes it (LF -> CRLF)")
+
+
+def scan_form(ctx: _Ctx, form: bytes, path: str, how: str) -> None:
+    before = len(ctx.findings)
+    _scan(ctx, memoryview(form), path, 0)
+    kept = [Finding(f.verdict, f.path, f.detector, f"{how}: {f.message}", f.evidence)
+            for f in ctx.findings[before:] if f.verdict in (Verdict.MALICIOUS, Verdict.REVIEW)]
+    del ctx.findings[before:]
+    ctx.findings.extend(kept)
+
+
+def scan_forms(path: str, forms: list[tuple[str, bytes]], options: ScanOptions = ScanOptions()) -> list[Finding]:
+    """Findings of the files a checkout writes for one blob (``forms``: (how, bytes)), each judged like a blob; only
+    malicious and review findings count. For conversions ``.gitattributes`` asks for (push/content_gate)."""
+    ctx = _Ctx(options, time.monotonic() + options.time_budget_s)
+    try:
+        for how, form in forms:
+            if len(form) > options.max_bytes:
+                ctx.add(Verdict.UNSCANNABLE, path, "content", f"{how}: over the scan cap of {options.max_bytes} bytes")
+                continue
+            scan_form(ctx, form, path, how)
+    except _Budget as exc:
+        ctx.add(Verdict.UNSCANNABLE, path, "content", f"scan cap exceeded: {exc}")
+    except RecursionError:
+        ctx.add(Verdict.UNSCANNABLE, path, "content", "scan cap exceeded: nesting too deep")
+    except Exception as exc:  # noqa: BLE001 - fail closed, as scan_blob
+        ctx.add(Verdict.UNSCANNABLE, path, "content", f"internal error while scanning ({type(exc).__name__}: {exc})")
+    return ctx.findings
+
+
 def scan_blob(path: str, data: Data, options: ScanOptions = ScanOptions()) -> list[Finding]:
     """Scan one blob by content.
 
@@ -855,6 +898,7 @@ def scan_blob(path: str, data: Data, options: ScanOptions = ScanOptions()) -> li
             return [Finding(Verdict.UNSCANNABLE, path, "content",
                             f"blob of {len(view)} bytes is over the scan cap of {options.max_bytes} bytes")]
         _scan(ctx, view, path, 0)
+        _scan_checkout_form(ctx, view, path)
     except _Budget as exc:
         ctx.add(Verdict.UNSCANNABLE, path, "content", f"scan cap exceeded: {exc}")
     except RecursionError:

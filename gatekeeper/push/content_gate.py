@@ -39,13 +39,15 @@ protected refs two things no reviewer can judge are refused outright (``Verdict.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gatekeeper.checkout import describe_mode, may_have_windows_name_problem, windows_name_problem
+from gatekeeper.detectors.checkout_forms import NO_DIRECTIVES, Directives
 from gatekeeper.detectors.pathfacts import path_facts
+from gatekeeper.detectors.plumbing import dotfile_kind
 from gatekeeper.detectors.remote_code import is_config_name
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.model import (
@@ -53,6 +55,7 @@ from gatekeeper.model import (
     MODE_BLOB,
     MODE_EXEC,
     MODE_LINK,
+    MODE_TREE,
     Change,
     Finding,
     ObjectId,
@@ -60,12 +63,15 @@ from gatekeeper.model import (
     UpdateKind,
     Verdict,
     display_path,
+    is_null,
 )
 from gatekeeper.push.analysis import LimitExceeded, RefAnalysis
 from gatekeeper.push.gate import Requirement, builtin_requirement
 from gatekeeper.push.gitrepo import Repo
 
 if TYPE_CHECKING:  # the detectors and the policy module load only when a push needs them
+    import mmap
+
     from gatekeeper.detectors.cache import CleanIndex, VerdictCache
     from gatekeeper.detectors.content import ScanOptions
     from gatekeeper.policy.config import Policy
@@ -126,7 +132,7 @@ def scan_push(
     hide = _existing_tips(repo)
     # One scan per blob and per set of path facts the verdict depends on (a blob at ``notes.txt`` and at
     # ``weights.pkl`` is judged twice; see detectors.pathfacts).
-    seen: dict[tuple[str, str], list[Finding]] = {}
+    seen: dict[tuple[str, str, Directives], list[Finding]] = {}
     commits_total = 0
     for analysis in analyses:
         if analysis.kind in (UpdateKind.DELETE, UpdateKind.NOOP):
@@ -136,6 +142,7 @@ def scan_push(
         odd: list[OddMode] = list(analysis.odd_modes)
         configs: dict[tuple[str, bytes], None] = {}  # (blob id, path) of config-named files, in order
         links: dict[str, bytes] = {}  # symlink entries: object id -> a path (only their type is checked)
+        attributes: set[str] = set()  # .gitattributes blobs the push touches (either side of a change)
         # (path, blob id) pairs collected already: the net change of a new ref and its root commit's diff are the
         # same list, and a path's facts follow from the path alone, so a pair met again adds nothing.
         met: set[tuple[bytes, str]] = set()
@@ -143,29 +150,31 @@ def scan_push(
         # paths can carry a requirement (content_requirements). Met first in a commit the push undoes again
         # (tmp/saved_model.pb, deleted by the next commit), it would ask for nothing.
         for change in analysis.changes:
-            _collect(blobs, change, configs, links, met)
+            _collect(blobs, change, configs, links, attributes, met)
         kind, new_object = repo.peel(analysis.update.new)
         if kind == "commit" and new_object is not None:
             commits = repo.walk_new_commits(new_object, hide, limit=MAX_NEW_COMMITS - commits_total)
             commits_total += len(commits)
             for commit in commits:
                 for change in repo.commit_blob_changes(commit, odd=odd):
-                    _collect(blobs, change, configs, links, met)
+                    _collect(blobs, change, configs, links, attributes, met)
         elif kind == "tree" and new_object is not None:
             for path, mode, oid in repo.iter_tree(new_object, odd=odd, each_tree_once=True):
-                _collect(blobs, Change(path, MODE_ABSENT, "", mode, oid), configs, links, met)
+                _collect(blobs, Change(path, MODE_ABSENT, "", mode, oid), configs, links, attributes, met)
                 if len(blobs) > MAX_BLOBS:
                     break
         elif kind == "blob" and new_object is not None:
             blobs[(new_object, path_facts(analysis.update.ref))] = analysis.update.ref.encode()
         if len(blobs) > MAX_BLOBS:
             raise LimitExceeded(f"this push brings more than {MAX_BLOBS} blobs to scan")
+        directives = _checkout_directives(repo, analysis, kind, new_object, blobs, attributes, content,
+                                          unscannable_blocks)
         for (blob_id, facts), path in blobs.items():
-            findings = seen.get((blob_id, facts))
+            findings = seen.get((blob_id, facts, directives))
             if findings is None:
                 findings, hit = _scan_blob(repo, blob_id, display_path(path), options, scan_cfg.lfs_store, cache,
-                                           spool_dir, clean)
-                seen[(blob_id, facts)] = findings
+                                           spool_dir, clean, directives)
+                seen[(blob_id, facts, directives)] = findings
                 report.blobs_scanned += 1
                 report.cache_hits += int(hit)
             elif findings:
@@ -207,8 +216,15 @@ def content_requirements(policy: Policy, report: ContentReport, analysis: RefAna
     return out
 
 
+def attributes_file(path: bytes) -> bool:
+    """A path a checkout reads as a folder's ``.gitattributes`` (any alias: ``.GITATTRIBUTES``, ``GI7D29~1``)."""
+    return dotfile_kind(path) == ".gitattributes"
+
+
 def _collect(blobs: dict[tuple[str, str], bytes], change: Change, configs: dict[tuple[str, bytes], None],
-             links: dict[str, bytes], met: set[tuple[bytes, str]]) -> None:
+             links: dict[str, bytes], attributes: set[str], met: set[tuple[bytes, str]]) -> None:
+    if attributes_file(change.path):  # either side: a checkout of an earlier commit of the push reads the old one
+        attributes.update(oid for oid in (change.old_id, change.new_id) if oid and not is_null(oid))
     if change.new_mode == MODE_LINK:
         links.setdefault(change.new_id, change.path)
     elif change.new_mode in (MODE_BLOB, MODE_EXEC):
@@ -314,10 +330,12 @@ def _open_clean_index(cache: VerdictCache | None, options: ScanOptions, lfs_stor
 
 def _scan_blob(
     repo: Repo, blob_id: str, path: str, options: ScanOptions, lfs_store: Path | None, cache: VerdictCache | None,
-    spool_dir: Path | None = None, clean: CleanIndex | None = None,
+    spool_dir: Path | None = None, clean: CleanIndex | None = None, directives: Directives = NO_DIRECTIVES,
 ) -> tuple[list[Finding], bool]:
     from gatekeeper.detectors import content, lfs
 
+    if directives:  # verdicts under .gitattributes conversions are not what the caches hold: judge afresh
+        cache, clean = None, None
     size = repo.blob_size(blob_id)
     clean_key: bytes | None = None
     if size is None or size < CACHE_MIN_BYTES:
@@ -350,6 +368,8 @@ def _scan_blob(
             )
         if findings is None:
             findings = content.scan_blob(path, data, options)
+        if directives:
+            findings = findings + _form_findings(data, blob_id, path, directives, options)
     findings = [_with_blob(f, blob_id) for f in findings]
     if clean is not None and clean_key is not None and not findings:
         clean.add(clean_key)
@@ -359,6 +379,106 @@ def _scan_blob(
         except Exception:  # noqa: BLE001 -- the cache is an optimisation only
             pass
     return findings, False
+
+
+def _form_findings(data: bytes | mmap.mmap, blob_id: str, path: str, directives: Directives,
+                   options: ScanOptions) -> list[Finding]:
+    """What the files ``.gitattributes`` conversions make of this blob at checkout (detectors/checkout_forms).
+
+    The directives are a superset (read without patterns), so this runs for files no conversion really touches; it
+    reads only what it must. Past ``AUTOCRLF_CAP`` the line-end and ident forms of the first ``AUTOCRLF_CAP`` bytes
+    are judged (a pickle runs from byte 0); a re-encoding of a file that big is refused as unscannable."""
+    from gatekeeper.detectors import checkout_forms
+    from gatekeeper.detectors.content import scan_forms
+
+    cap = checkout_forms.AUTOCRLF_CAP
+    view = memoryview(data)
+    big = len(view) > cap
+    window = view[:cap] if big else view
+    where = f" (its first {cap >> 20} MiB)" if big else ""
+    forms: list[tuple[str, bytes]] = []
+    findings: list[Finding] = []
+    if directives.crlf and (form := checkout_forms.crlf_form(window)) is not None:
+        forms.append((f"as a text eol=crlf checkout writes it{where}", form))
+    if directives.ident and (form := checkout_forms.ident_form(window, blob_id)) is not None:
+        forms.append((f"with $Id$ expanded (ident){where}", form))
+    if directives.encodings and big:
+        findings.append(Finding(Verdict.UNSCANNABLE, path, "content",
+                                f"too big ({len(view)} bytes) to judge as working-tree-encoding="
+                                f"{', '.join(sorted(directives.encodings))} makes a checkout write it"))
+    elif directives.encodings:
+        raw = bytes(view)
+        unknown: list[str] = []
+        for encoding in sorted(directives.encodings):
+            encoded = checkout_forms.encoded_forms(raw, encoding)
+            if encoded is None:
+                unknown.append(encoding)
+                continue
+            forms.extend((f"as checked out with working-tree-encoding={name}", form) for name, form in encoded)
+        if unknown:
+            findings.append(Finding(Verdict.UNSCANNABLE, path, "content",
+                                    f"working-tree-encoding={', '.join(unknown)} is not an encoding the gate knows, "
+                                    "so it cannot see what a checkout writes",
+                                    ("use UTF-8, or an encoding Python knows",)))
+    return (scan_forms(path, forms, options) if forms else []) + findings
+
+
+_ATTRIBUTES_READ_CAP = 1 << 20  # git itself ignores attribute lines over 2 KiB and files over 100 MB
+
+
+def _checkout_directives(repo: Repo, analysis: RefAnalysis, kind: str, new_object: ObjectId | None,
+                         blobs: dict[tuple[str, str], bytes], touched: set[str], content: RefContent,
+                         unscannable_blocks: bool) -> Directives:
+    """The checkout conversions any ``.gitattributes`` that can apply to this ref's blobs asks for: those the push
+    touches (``touched``) and those already in the folders of the new tree that hold a scanned path (git reads
+    every folder's file up to the root). A superset, read without patterns (detectors/checkout_forms)."""
+    ids = set(touched)
+    if kind == "commit" and new_object is not None:
+        ids |= _attributes_along(repo, repo.commit_tree(new_object), [path for path in blobs.values()])
+    elif kind == "tree" and new_object is not None:
+        ids |= _attributes_along(repo, new_object, [path for path in blobs.values()])
+    if not ids:
+        return NO_DIRECTIVES
+    from gatekeeper.detectors.checkout_forms import parse_attributes
+
+    texts = []
+    for oid in sorted(ids):
+        size = repo.blob_size(oid)
+        if size is None:
+            continue  # a symlink or a crafted entry: judged elsewhere (plumbing, object type)
+        if size > _ATTRIBUTES_READ_CAP:
+            _route(content, analysis, b".gitattributes", [Finding(
+                Verdict.UNSCANNABLE, ".gitattributes", "content",
+                f"a .gitattributes of {size} bytes: too big to read which checkout conversions it asks for", (),
+                oid)], unscannable_blocks)
+            continue
+        texts.append(repo.read_blob(oid, max_bytes=_ATTRIBUTES_READ_CAP))
+    return parse_attributes(texts)
+
+
+def _attributes_along(repo: Repo, root: str, paths: Iterable[bytes]) -> set[str]:
+    """Ids of the ``.gitattributes`` files (under every checkout's aliases) in the folders of ``root`` that hold one
+    of ``paths``, each folder listed once."""
+    folders: set[bytes] = {b""}
+    for path in paths:
+        parts = path.split(b"/")[:-1]
+        folders.update(b"/".join(parts[:i]) for i in range(1, len(parts) + 1))
+    listed: dict[bytes, dict[bytes, tuple[int, ObjectId]]] = {}
+    found: set[str] = set()
+    for folder in sorted(folders, key=lambda f: (f.count(b"/"), f)):  # parents first
+        if folder:
+            parent, _, name = folder.rpartition(b"/")
+            entry = listed.get(parent, {}).get(name)
+            if entry is None or entry[0] != MODE_TREE or repo.object_type(entry[1]) != "tree":
+                continue
+            tree = entry[1]
+        else:
+            tree = ObjectId(root)
+        entries = {name: (mode, oid) for name, mode, oid in repo.tree_entries(tree)}
+        listed[folder] = entries
+        found.update(oid for name, (mode, oid) in entries.items()
+                     if mode in (MODE_BLOB, MODE_EXEC) and attributes_file(name))
+    return found
 
 
 def _not_a_blob(kind: str | None, path: str, entry: str) -> Finding:
