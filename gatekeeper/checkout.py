@@ -38,8 +38,6 @@ _GIT_DOTFILES = (
 )
 
 # An 8.3 short name: up to 6 characters, '~', a digit 1-9, more digits up to 8 characters, an optional extension.
-# What makes ntfs_alias differ from the path: a backslash, a colon, or a dot or space ending a component.
-_NTFS_REWRITES = re.compile(rb"[\\:]|[. ](?:/|\Z)")
 _SHORT_NAME = re.compile(r"[^~.]{1,6}~[1-9][0-9]{0,6}(?:\.[^.]{0,3})?\Z")
 
 
@@ -106,9 +104,27 @@ def is_hfs_dot_generic(name: str, dotfile: str) -> bool:
     return text.lower() == "." + dotfile if text.isascii() else False
 
 
+def could_be_git_dotfile(component: bytes) -> bool:
+    """False only for names no checkout reads as a git dotfile (an exact prefilter, decided in C; every path of a big
+    push meets it): an ASCII name without ``~`` that does not start with ``.``. HFS+ ignorables are not ASCII, so an
+    ASCII name is its own HFS reading, which must start with ``.``; an NTFS match starts with ``.`` or holds a ``~``
+    within its first eight characters (the 8.3 forms)."""
+    return not component.isascii() or component.startswith(b".") or b"~" in component
+
+
 def git_dotfiles(component: bytes) -> frozenset[str]:
     """Which of ``.gitattributes``/``.gitmodules``/``.gitignore``/``.mailmap`` some checkout reads ``component`` as
     (git's fallback short names are ambiguous: ``~1000000`` stands for all of them)."""
+    if not could_be_git_dotfile(component):
+        return _NO_DOTFILES
+    return git_dotfiles_unfiltered(component)
+
+
+_NO_DOTFILES: frozenset[str] = frozenset()
+
+
+def git_dotfiles_unfiltered(component: bytes) -> frozenset[str]:
+    """:func:`git_dotfiles` without its prefilter (the tests prove both agree)."""
     name = component.decode("utf-8", "surrogateescape")
     return frozenset("." + dotfile for dotfile, short in _GIT_DOTFILES
                      if is_ntfs_dot_generic(name, dotfile, short) or is_hfs_dot_generic(name, dotfile))
@@ -123,10 +139,16 @@ def is_dotgit(component: bytes) -> bool:
     return name.split(":", 1)[0].rstrip(" .").lower() in (".git", "git~1")
 
 
+def may_have_ntfs_alias(path: bytes) -> bool:
+    """What makes :func:`ntfs_alias` differ from the path: a backslash, a colon, or a dot or space ending a component
+    (substring searches: cheaper than one regular expression on every path of a big push)."""
+    return b"\\" in path or b":" in path or b"./" in path or b" /" in path or path.endswith((b".", b" "))
+
+
 def ntfs_alias(path: bytes) -> bytes | None:
     """The path a Windows checkout (or a zip extractor) writes for ``path``, if it differs: ``\\`` as a separator,
     ``:stream`` suffixes cut, trailing dots and spaces dropped from each component."""
-    if _NTFS_REWRITES.search(path) is None:  # the common case, decided in C
+    if not may_have_ntfs_alias(path):  # the common case, decided in C
         return None
     parts = []
     for component in path.replace(b"\\", b"/").split(b"/"):
@@ -135,6 +157,14 @@ def ntfs_alias(path: bytes) -> bytes | None:
             parts.append(component)
     alias = b"/".join(parts)
     return alias if alias != path else None
+
+
+def may_have_windows_name_problem(path: bytes) -> bool:
+    """False only where :func:`windows_name_problem` finds nothing (an exact prefilter, decided in C): a short name
+    needs a ``~``, and a component that vanishes is dots and spaces up to its end or its first ``:``."""
+    # A vanishing component holds a ':' or starts with '.' or ' ' at the start of the path or after a separator.
+    return (b"~" in path or b":" in path or b"\\" in path or path[:1] in (b".", b" ") or b"/." in path
+            or b"/ " in path)
 
 
 def windows_name_problem(path: bytes) -> str | None:

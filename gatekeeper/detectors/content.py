@@ -701,6 +701,25 @@ _PICKLE_FIRST_BYTES = frozenset(
     b"\x80\x81\x82\x83\x84\x85\x86\x87\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x90\x91\x92\x93\x94\x95\x96\x97\x98"
 )
 
+# First opcodes that both of CPython's unpicklers (the C ``pickle.Unpickler`` and the pure-Python
+# ``pickle._Unpickler``, which torch, numpy and joblib subclass) reject at once on the empty stack they start with (no
+# item, no MARK, an empty memo): STOP, POP, POP_MARK, DUP, BINPERSID, REDUCE, APPEND(S), BUILD, DICT, GET/BINGET/
+# LONG_BINGET, LIST, OBJ, (BIN/LONG_BIN)PUT, SETITEM(S), TUPLE(1-3), NEWOBJ(_EX), ADDITEMS, FROZENSET, STACK_GLOBAL
+# (pops its names before resolving them), MEMOIZE, READONLY_BUFFER. Such data resolves no global and runs nothing, so
+# it is not a pickle and the emulator is spared (text starting "a", "e", "s", "t", "l", "d", "p", "o", "b" or a digit
+# would otherwise be parsed as one). Not here: GLOBAL, EXT1/2/4, and INST (the pure-Python unpickler resolves its
+# global before it looks for the MARK). tests/detectors/test_pickle_fuzz.py checks the claim against both unpicklers on
+# every fuzzed input; tests/limits/test_pickle_prefilter.py checks that verdicts are the same without the prefilter.
+_FAILS_ON_EMPTY_STACK = frozenset(
+    b".012QRabdeghjlopqrstu"
+    b"\x81\x85\x86\x87\x90\x91\x92\x93\x94\x98"
+)
+
+
+def may_resolve_a_global(view: memoryview | bytes) -> bool:
+    """False only when ``pickle.load`` of ``view`` fails at its first opcode (see ``_FAILS_ON_EMPTY_STACK``)."""
+    return bool(view) and view[0] in _PICKLE_FIRST_BYTES and view[0] not in _FAILS_ON_EMPTY_STACK
+
 
 _ZIP_KINDS = frozenset({"torch-zip", "torchscript", "keras", "npz", "zip"})
 _PICKLE_KINDS = frozenset({"pickle", "torch-legacy"})
@@ -727,7 +746,7 @@ def _scan(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
     zip_kind = None
     if kind not in _ZIP_KINDS and zip_walk.find_eocd(view) >= 0:
         zip_kind = _zip_kind(view, 100_000, False)
-    as_pickle = kind not in _PICKLE_KINDS and bool(view) and view[0] in _PICKLE_FIRST_BYTES
+    as_pickle = kind not in _PICKLE_KINDS and may_resolve_a_global(view)
     before = len(ctx.findings)
     if kind is None and zip_kind is None:
         if depth > 0 and path.lower().endswith((".yaml", ".yml", ".json")):

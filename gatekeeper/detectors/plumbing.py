@@ -21,7 +21,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Callable, Iterable
 
-from gatekeeper.checkout import HFS_IGNORABLE, git_dotfiles
+from gatekeeper.checkout import HFS_IGNORABLE, could_be_git_dotfile, git_dotfiles_unfiltered
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.model import MODE_GITLINK, MODE_LINK, Change, is_null
 
@@ -33,7 +33,14 @@ def dotfile_kind(path: bytes) -> str | None:
     """The plumbing file a path stands for on any client checkout, or None. ``\\`` separates folders for Windows
     tools, so ``sub\\.gitattributes`` is read as ``sub/.gitattributes`` there."""
     base = posixpath.basename(path.replace(b"\\", b"/"))
-    kinds = git_dotfiles(base)
+    if not could_be_git_dotfile(base):  # exact (the tests prove it): .lfsconfig's readings start with "." too
+        return None
+    return dotfile_kind_of_name(base)
+
+
+def dotfile_kind_of_name(base: bytes) -> str | None:
+    """:func:`dotfile_kind` of one file name, without the prefilter."""
+    kinds = git_dotfiles_unfiltered(base)
     for kind in _PLUMBING_DOTFILES:
         if kind in kinds:
             return kind

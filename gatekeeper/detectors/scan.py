@@ -125,7 +125,7 @@ def _is_trigger_file(path: bytes, tree: _CachedTree) -> bool:
 
 
 def _configs_to_read(tree: _CachedTree, changed: list[bytes]) -> list[bytes]:
-    wanted = {p for p in changed if _is_trigger_file(p, tree)}
+    wanted = {p for p in changed if _may_be_config(p) and _is_trigger_file(p, tree)}
     changed_py = [p for p in changed if p.endswith(b".py")]
     if changed_py:
         # Ancestors of every changed .py; sibling files share folders, so stop climbing at a folder already seen
@@ -139,7 +139,7 @@ def _configs_to_read(tree: _CachedTree, changed: list[bytes]) -> list[bytes]:
         root_level = any(not posixpath.dirname(p) for p in changed_py)
         # one pass over the names of the tree (no blob reads); the cheap suffix test runs first since this loop sees
         # every path of a possibly huge tree
-        candidates = (p for p in tree.tree.paths() if p.endswith(_MAYBE) or p[-5:].lower().endswith(_MAYBE_CI))
+        candidates = (p for p in tree.tree.paths() if _may_be_config(p))
         for path in candidates:
             if path in wanted or not is_config_name(path):
                 continue
@@ -153,6 +153,12 @@ def _configs_to_read(tree: _CachedTree, changed: list[bytes]) -> list[bytes]:
 
 _MAYBE = (b".json", b".yaml", b".yml", b"hubconf.py", b"pipeline.py", b"generate.py", b"requirements.txt")
 _MAYBE_CI = (b".json", b".yaml", b".yml")
+
+
+def _may_be_config(path: bytes) -> bool:
+    """False only for paths ``_is_trigger_file`` rejects (every name is_config_name accepts ends like this, and so
+    does pipeline.py): a cheap suffix test in C, first on every path of a possibly huge tree or change set."""
+    return path.endswith(_MAYBE) or path[-5:].lower().endswith(_MAYBE_CI)
 
 
 def _chain_text(config_label: str, chain: tuple[bytes, ...]) -> str:

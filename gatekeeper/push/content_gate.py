@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gatekeeper.checkout import describe_mode, windows_name_problem
+from gatekeeper.checkout import describe_mode, may_have_windows_name_problem, windows_name_problem
 from gatekeeper.detectors.checkout_forms import NO_DIRECTIVES, Directives
 from gatekeeper.detectors.pathfacts import path_facts
 from gatekeeper.detectors.plumbing import dotfile_kind
@@ -143,21 +143,24 @@ def scan_push(
         configs: dict[tuple[str, bytes], None] = {}  # (blob id, path) of config-named files, in order
         links: dict[str, bytes] = {}  # symlink entries: object id -> a path (only their type is checked)
         attributes: dict[str, bytes] = {}  # .gitattributes blobs the push touches (either side) -> a path
+        # (path, blob id) pairs collected already: the net change of a new ref and its root commit's diff are the
+        # same list, and a path's facts follow from the path alone, so a pair met again adds nothing.
+        met: set[tuple[bytes, str]] = set()
         # The ref's net change first: a finding is routed to the first path its blob is met at, and only net-change
         # paths can carry a requirement (content_requirements). Met first in a commit the push undoes again
         # (tmp/saved_model.pb, deleted by the next commit), it would ask for nothing.
         for change in analysis.changes:
-            _collect(blobs, change, configs, links, attributes)
+            _collect(blobs, change, configs, links, attributes, met)
         kind, new_object = repo.peel(analysis.update.new)
         if kind == "commit" and new_object is not None:
             commits = repo.walk_new_commits(new_object, hide, limit=MAX_NEW_COMMITS - commits_total)
             commits_total += len(commits)
             for commit in commits:
                 for change in repo.commit_blob_changes(commit, odd=odd):
-                    _collect(blobs, change, configs, links, attributes)
+                    _collect(blobs, change, configs, links, attributes, met)
         elif kind == "tree" and new_object is not None:
             for path, mode, oid in repo.iter_tree(new_object, odd=odd, each_tree_once=True):
-                _collect(blobs, Change(path, MODE_ABSENT, "", mode, oid), configs, links, attributes)
+                _collect(blobs, Change(path, MODE_ABSENT, "", mode, oid), configs, links, attributes, met)
                 if len(blobs) > MAX_BLOBS:
                     break
         elif kind == "blob" and new_object is not None:
@@ -219,7 +222,7 @@ def attributes_file(path: bytes) -> bool:
 
 
 def _collect(blobs: dict[tuple[str, str], bytes], change: Change, configs: dict[tuple[str, bytes], None],
-             links: dict[str, bytes], attributes: dict[str, bytes]) -> None:
+             links: dict[str, bytes], attributes: dict[str, bytes], met: set[tuple[bytes, str]]) -> None:
     if attributes_file(change.path):  # either side: a checkout of an earlier commit of the push reads the old one
         for oid in (change.old_id, change.new_id):
             if oid and not is_null(oid):
@@ -227,6 +230,10 @@ def _collect(blobs: dict[tuple[str, str], bytes], change: Change, configs: dict[
     if change.new_mode == MODE_LINK:
         links.setdefault(change.new_id, change.path)
     elif change.new_mode in (MODE_BLOB, MODE_EXEC):
+        pair = (change.path, change.new_id)
+        if pair in met:
+            return
+        met.add(pair)
         key = (change.new_id, path_facts(display_path(change.path)))
         if key not in blobs:
             blobs[key] = change.path
@@ -284,7 +291,7 @@ def _odd_modes(content: RefContent, analysis: RefAnalysis, odd: Sequence[OddMode
 
 def _windows_names(content: RefContent, analysis: RefAnalysis) -> None:
     for change in analysis.changes:
-        if change.new_mode == MODE_ABSENT:
+        if change.new_mode == MODE_ABSENT or not may_have_windows_name_problem(change.path):
             continue
         problem = windows_name_problem(change.path)
         if problem is not None:

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import pygit2
 from pygit2.enums import DiffOption, ObjectType, RepositoryOpenFlag, SortMode
@@ -518,6 +518,16 @@ class Repo:
             raise GitAccessError(f"{tree} is not a tree in this repository")
         data = bytes(raw)
         entry = _TREE_ENTRY_SHA1 if len(tree) == 40 else _TREE_ENTRY_SHA256
+        if limit is None:
+            # All matches at once, in C. They are disjoint, so they tile the object exactly when their lengths add up
+            # to its size: then they are the entries the loop below would parse, and anything else is malformed.
+            found = entry.findall(data)
+            id_len = 20 if len(tree) == 40 else 32
+            if sum(len(mode) + len(name) for mode, name, _ in found) + (id_len + 2) * len(found) == len(data):
+                modes: dict[bytes, int] = {}
+                return cast(list[tuple[bytes, int, ObjectId]],
+                            [(name, modes.get(mode) or modes.setdefault(mode, int(mode, 8)), raw_id.hex())
+                             for mode, name, raw_id in found])
         out: list[tuple[bytes, int, ObjectId]] = []
         pos = 0
         for match in entry.finditer(data):
@@ -771,17 +781,21 @@ def _canonical_changes(diff: pygit2.Diff, *, null: str, odd: list[OddMode] | Non
     changes: list[Change] = []
     append = changes.append
     for delta in diff.deltas:
-        old, new = delta.old_file, delta.new_file
         status = delta.status_char()
-        old_mode, new_mode = int(old.mode), int(new.mode)
-        if odd is not None and status != "D" and is_odd_mode(new_mode):
+        # Only the side a status has is read: each file and mode pygit2 hands out is a new object (and an enum).
+        if status == "D":
+            old = delta.old_file
+            append(Change(old.raw_path, canon_mode(int(old.mode)), str(old.id), MODE_ABSENT, null))
+            continue
+        new = delta.new_file
+        new_mode = int(new.mode)
+        if odd is not None and is_odd_mode(new_mode):
             odd.append(OddMode(new.raw_path, new_mode, str(new.id)))
         if status == "A":
             append(Change(new.raw_path, MODE_ABSENT, null, canon_mode(new_mode), str(new.id)))
-        elif status == "D":
-            append(Change(old.raw_path, canon_mode(old_mode), str(old.id), MODE_ABSENT, null))
         else:  # M, T: same path on both sides
-            old_mode, new_mode = canon_mode(old_mode), canon_mode(new_mode)
+            old = delta.old_file
+            old_mode, new_mode = canon_mode(int(old.mode)), canon_mode(new_mode)
             if old_mode == new_mode and old.id == new.id:
                 continue
             append(Change(new.raw_path, old_mode, str(old.id), new_mode, str(new.id)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -75,3 +76,27 @@ def test_a_corrupt_entry_fails_closed(tmp_path: Path) -> None:
     (tmp_path / "live" / "alice" / f"{a.commit}.json").write_text("{not json")
     with pytest.raises(LedgerError, match="unreadable"):
         ledger.live_for_paths("refs/heads/main", [b"models/x.py"], exact)
+
+
+def test_a_big_lookup_lists_index_folders_and_finds_what_probing_finds(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A push of many paths answers "which have an index file" by listing folders (``_indexed``); the live and dead
+    approvals found are exactly those that probing every path's file finds, in the same order."""
+    import gatekeeper.approvals.ledger as ledger_module
+
+    ledger = Ledger(tmp_path)
+    approvals = [stored(i, path=f"models/m{i}.py".encode(), person=("alice", "bob")[i % 2]) for i in range(60)]
+    ledger.build([(a, None) for a in approvals])
+    ledger.apply(LedgerUpdate(consume=[(approvals[3].commit, "refs/heads/main")]), seq=1)
+    paths = [f"models/m{i}.py".encode() for i in range(4000)]  # ~16 keys per index folder; many misses, some hits
+    listings: list[str] = []
+    real_listdir = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda p: listings.append(str(p)) or real_listdir(p))
+    listed = ledger.live_for_paths("refs/heads/main", paths, exact)
+    monkeypatch.setattr(os, "listdir", real_listdir)
+    assert len(listings) > 10  # the index folders the approvals made were listed, not probed key by key
+    assert listed[0] and listed[1]  # live and dead approvals are both found
+    monkeypatch.setattr(ledger_module, "_LIST_FOLDER_FROM", 10**9)  # every key probed by opening its file
+    assert Ledger(tmp_path).live_for_paths("refs/heads/main", paths, exact) == listed
+    (tmp_path / "paths").rename(tmp_path / "gone")  # no index at all: nothing found, nothing raised
+    assert Ledger(tmp_path).live_for_paths("refs/heads/main", paths, exact) == ([], [])

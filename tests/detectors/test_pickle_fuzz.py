@@ -29,7 +29,7 @@ from collections.abc import Callable
 import pytest
 
 from oracle import NATIVE, PURE, OracleResult, record
-from gatekeeper.detectors.content import scan_blob
+from gatekeeper.detectors.content import may_resolve_a_global, scan_blob
 from gatekeeper.detectors.pickle_profiles import Classification, classify_global, profile_globals
 from gatekeeper.detectors.pickle_vm import analyse_one
 from gatekeeper.model import Verdict
@@ -204,6 +204,10 @@ def _check(data: bytes) -> str | None:
         ("pickle._Unpickler", record(data, persistent=True, unpickler=PURE)),
         ("pickle.Unpickler", record(data, persistent=True, unpickler=NATIVE)),
     ]
+    if not may_resolve_a_global(data):  # the scanner's prefilter skips the emulator: CPython must fail at once
+        early = [(who, r) for who, r in outcomes if r.globals or r.error is None]
+        if early:
+            return f"the prefilter skips data that {early[0][0]} loads or resolves globals from: {early[0][1]}"
     report, end = analyse_one(data)
     seen = {(g.module, g.name) for g in report.globals}
     capped = any("resource limit" in i.message for i in report.issues)
@@ -273,3 +277,20 @@ def test_the_fuzzer_reaches_the_interesting_corners() -> None:
     assert sum(1 for r in results if r.globals) > 150
     assert sum(1 for r in results if r.error is None) > 400
     assert sum(1 for d, r in zip(inputs, results) if r.error is None and not d.startswith(b"\x80")) > 100
+
+
+def test_the_prefilter_skips_only_what_cpython_rejects_at_once() -> None:
+    """Every first opcode the scanner's prefilter skips (``content._FAILS_ON_EMPTY_STACK``), ahead of fuzzed streams
+    (which hold MARKs, globals and memo entries right after it): both unpicklers fail without resolving anything."""
+    from gatekeeper.detectors.content import _FAILS_ON_EMPTY_STACK
+
+    inputs = _inputs(SEED + 1, 120)
+    failures = []
+    for op in sorted(_FAILS_ON_EMPTY_STACK):
+        for data in inputs:
+            problem = _check(bytes([op]) + data)
+            if problem is not None:
+                failures.append(f"{bytes([op]) + data!r}: {problem}")
+    assert not failures, "\n".join(failures[:10])
+    # and the opcodes it keeps include the ones that resolve a global first, in either unpickler
+    assert all(may_resolve_a_global(op + b"os\nsystem\n") for op in (b"c", b"i", b"\x82", b"\x83", b"\x84"))
