@@ -143,7 +143,7 @@ def main() -> int:
         print(f"floor: sha256sum of the log: {floor:.2f} s wall, {floor_cpu:.2f} s CPU ({size_mb / floor:.0f} MB/s)")
         from gatekeeper.audit import canonical as _canonical
 
-        codec = "orjson" if _canonical._orjson is not None else "stdlib json"
+        codec = "orjson" if _canonical._load_orjson() is not None else "stdlib json"
         for jobs in sorted({1, default_jobs()}):
             t = time.perf_counter()
             cpu = time.process_time()
