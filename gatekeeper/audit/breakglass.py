@@ -47,6 +47,7 @@ class Review:
     person: str
     approval_ref: str
     ref: str  # the break-glass update it reviews
+    node: str | None = None  # the node whose log holds that record (``fleet_node``: logs of several nodes merged)
 
 
 @dataclass
@@ -176,9 +177,9 @@ def _apply_reviews(record: Record, open_items: list[BreakGlassStatus],
                 if st.approver in pending.approvers:
                     continue
                 pending.approvers.add(st.approver)
-                seq = record.get("seq")
+                seq, node = record.get("seq"), record.get("fleet_node")
                 status.reviews.append(Review(seq if isinstance(seq, int) else None, st.approver,
-                                             str(upd.get("ref")), pending.ref))
+                                             str(upd.get("ref")), pending.ref, node if isinstance(node, str) else None))
                 pending.done = _satisfied(pending, policy)
 
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -48,7 +48,8 @@ if TYPE_CHECKING:
     from gatekeeper.trust.allowed_signers import AllowedSigners
     from gatekeeper.policy.config import Policy
 
-__all__ = ["ApprovalsReport", "BreakGlassEntry", "load_policies", "load_trust_stores", "verify_approvals"]
+__all__ = ["ApprovalsReport", "BreakGlassEntry", "load_policies", "load_trust_stores", "verify_approvals",
+           "verify_approvals_fleet"]
 
 CLOCK_SKEW = timedelta(minutes=5)  # as the gate: approvals/evaluate.py CLOCK_SKEW
 MAX_ISSUES = 1000  # per kind (errors, warnings): a hostile log must not flood the report
@@ -65,6 +66,7 @@ class BreakGlassEntry:
     reviewed: bool
     unreviewed_refs: tuple[str, ...]
     reviews: tuple[tuple[int | None, str, str], ...]  # (seq of the approval's record, person, approval ref)
+    review_nodes: tuple[str | None, ...] = ()  # with --db: the node whose log holds each review's record
 
 
 @dataclass(frozen=True)
@@ -516,16 +518,71 @@ def verify_approvals(
     ``records`` is the whole log in order (``query()`` without filters); structural checks are ``verify_log``'s job.
     """
     checker = _Checker(policies, stores)
-    outcomes = _Outcomes(checker.out)
-
-    def policy_for(record: Mapping[str, Any]) -> Policy | None:
-        sha = record.get("event", {}).get("config_sha256")
-        return policies.get(sha) if isinstance(sha, str) else None
 
     def accept(record: Mapping[str, Any], upd: Mapping[str, Any]) -> bool:
         return (_seq(record), str(upd.get("ref"))) not in checker.bad_pushed
 
-    tracker = BreakGlassTracker(policy_for=policy_for, accept=accept)
+    tracker = BreakGlassTracker(policy_for=_policy_picker(policies), accept=accept)
+    count = _judge(records, checker, tracker.feed)
+    return _report(checker, count, tracker.statuses)
+
+
+def verify_approvals_fleet(
+    nodes: Mapping[str, Callable[[], Iterable[Mapping[str, Any]]]], *, policies: Mapping[str, Policy],
+    stores: Mapping[str, AllowedSigners],
+) -> dict[str, ApprovalsReport]:
+    """:func:`verify_approvals` for the logs of several nodes serving the same repositories (``--db``).
+
+    Each node's allows and outcomes are judged on its own log, but a break-glass push on one node is reviewed by an
+    approval pushed through any node (as ``audit query --break-glass --unreviewed --db`` finds it): the nodes'
+    decisions are merged by time and fed to one tracker, with the approvals a node's own pass found bad left out.
+    ``nodes`` maps a node to a function that streams its records in log order (called twice: the log is never held).
+    """
+    import heapq
+
+    checkers: dict[str, _Checker] = {}
+    counts: dict[str, int] = {}
+    for node, stream in nodes.items():
+        checkers[node] = _Checker(policies, stores)
+        counts[node] = _judge(stream(), checkers[node], lambda record: None)
+
+    current = [""]  # the node of the record being fed: bad evidence is judged per node
+
+    def accept(record: Mapping[str, Any], upd: Mapping[str, Any]) -> bool:
+        return (_seq(record), str(upd.get("ref"))) not in checkers[current[0]].bad_pushed
+
+    def decisions(node: str) -> Iterator[tuple[tuple[str, str, int], Mapping[str, Any]]]:
+        for i, record in enumerate(nodes[node]()):
+            event = record.get("event")
+            if isinstance(event, dict) and event.get("type") == "push.decision":
+                ts = record.get("ts")
+                yield (ts if isinstance(ts, str) else "", node, i), record
+
+    tracker = BreakGlassTracker(policy_for=_policy_picker(policies), accept=accept)
+    origin: list[str] = []  # the node of each tracked break-glass record, in tracker.statuses order
+    for (_, node, _), record in heapq.merge(*(decisions(n) for n in nodes), key=lambda item: item[0]):
+        current[0] = node
+        tracker.feed({**record, "fleet_node": node})
+        origin.extend(node for _ in range(len(tracker.statuses) - len(origin)))
+    by_node: dict[str, list[BreakGlassStatus]] = {node: [] for node in nodes}
+    for node, status in zip(origin, tracker.statuses):
+        by_node[node].append(status)
+    return {node: _report(checkers[node], counts[node], by_node[node]) for node in nodes}
+
+
+def _policy_picker(policies: Mapping[str, Policy]) -> Callable[[Mapping[str, Any]], Policy | None]:
+    def policy_for(record: Mapping[str, Any]) -> Policy | None:
+        sha = record.get("event", {}).get("config_sha256")
+        return policies.get(sha) if isinstance(sha, str) else None
+
+    return policy_for
+
+
+def _judge(records: Iterable[Mapping[str, Any]], checker: _Checker,
+           on_decision: Callable[[dict[str, Any]], None]) -> int:
+    """One pass over a node's log: allows re-judged, outcomes paired; every decision also goes to ``on_decision``
+    (after the checker, which decides which stored approvals re-verified). Returns the number of records."""
+    outcomes = _Outcomes(checker.out)
     count = 0
     for record in records:
         count += 1
@@ -534,13 +591,17 @@ def verify_approvals(
             continue
         kind = event.get("type")
         if kind == "push.decision":
-            checker.decision(record, event)  # first: it decides which stored approvals re-verified
+            checker.decision(record, event)
             outcomes.decision(record, event)
-            tracker.feed(dict(record))
+            on_decision(dict(record))
         elif kind == "push.outcome":
             outcomes.outcome(record, event)
     outcomes.finish()
-    entries = tuple(_entry(s) for s in tracker.statuses)
+    return count
+
+
+def _report(checker: _Checker, count: int, statuses: Iterable[BreakGlassStatus]) -> ApprovalsReport:
+    entries = tuple(_entry(s) for s in statuses)
     for entry in entries:
         if not entry.reviewed:
             checker.out.warn("break-glass-unreviewed", f"break-glass by {entry.by} ({entry.reason!r}) on "
@@ -556,4 +617,5 @@ def _entry(status: BreakGlassStatus) -> BreakGlassEntry:
         seq=status.seq, ts=str(status.record.get("ts")), repo=str(event.get("repo")), by=status.by,
         reason=status.reason, reviewed=status.reviewed, unreviewed_refs=status.unreviewed_refs,
         reviews=tuple((r.seq, r.person, r.approval_ref) for r in status.reviews),
+        review_nodes=tuple(r.node for r in status.reviews) if any(r.node for r in status.reviews) else (),
     )

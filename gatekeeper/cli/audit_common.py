@@ -144,7 +144,9 @@ def _print_semantic(report: Any, out: TextIO) -> None:
         print(f"break-glass: {len(report.break_glass)} record(s)", file=out)
     for bg in report.break_glass:
         if bg.reviewed:
-            status = "reviewed by " + ", ".join(f"{person} (seq {seq})" for seq, person, _ in bg.reviews)
+            nodes = bg.review_nodes or (None,) * len(bg.reviews)
+            status = "reviewed by " + ", ".join(f"{person} ({f'node {node} ' if node else ''}seq {seq})"
+                                                for (seq, person, _), node in zip(bg.reviews, nodes))
         else:
             status = "UNREVIEWED: " + ", ".join(bg.unreviewed_refs)
         print(f"  seq {bg.seq} {_clean(bg.ts)} {_clean(bg.repo)} by {_clean(bg.by)} "

@@ -13,7 +13,8 @@ import itertools
 import json
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -212,8 +213,11 @@ def _verify_db(args: argparse.Namespace, url: str) -> int:
         if args.approvals:
             # The policies and trust stores the nodes archived, next to any --policy/--trust-dir given.
             write_archive(conn, Path(tmp))
-            approvals = {node: _semantic(args, node_records(conn, node), Path(tmp))
-                         for node in node_names(conn, args.node)}
+            # Every node is judged (a break-glass push on one node may be reviewed through another); only the
+            # nodes asked for are reported.
+            streams = {node: partial(node_records, conn, node) for node in node_names(conn, None)}
+            approvals = {node: report for node, report in _semantic(args, streams, Path(tmp)).items()
+                         if not args.node or node in args.node}
     failed = not report.ok
     if args.strict:
         failed = failed or any(n.report.warnings for n in report.nodes)
@@ -235,10 +239,11 @@ def _verify_db(args: argparse.Namespace, url: str) -> int:
     return EXIT_FAIL if failed else EXIT_OK
 
 
-def _semantic(args: argparse.Namespace, records: Iterable[dict[str, Any]], archive: Path) -> Any:
-    """verify --approvals for one node: the archive written by fleet.write_archive, then what the auditor passed."""
+def _semantic(args: argparse.Namespace, streams: Mapping[str, Callable[[], Iterable[dict[str, Any]]]],
+              archive: Path) -> dict[str, Any]:
+    """verify --approvals for every node: the archive written by fleet.write_archive, then what the auditor passed."""
     from gatekeeper.audit.archive import policies_in
-    from gatekeeper.audit.semantic import load_policies, load_trust_stores, verify_approvals
+    from gatekeeper.audit.semantic import load_policies, load_trust_stores, verify_approvals_fleet
 
     given = list(args.policy) or ([args.config] if args.config is not None else [])
     policies = {**policies_in(archive / "policies"), **load_policies(given)}
@@ -249,7 +254,7 @@ def _semantic(args: argparse.Namespace, records: Iterable[dict[str, Any]], archi
     trust = archive / "trust"
     stores = load_trust_stores(args.allowed_signers, [*args.trust_dir, *([trust] if trust.is_dir() else [])],
                                policies.values())
-    return verify_approvals(records, policies=policies, stores=stores)
+    return verify_approvals_fleet(streams, policies=policies, stores=stores)
 
 
 def print_fleet_verify(report: Any, out: Any) -> None:

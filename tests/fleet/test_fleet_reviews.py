@@ -43,6 +43,15 @@ def _unreviewed(db: FleetDb, *extra: str) -> list[tuple[str, int]]:
     return [(json.loads(ln)["fleet_node"], json.loads(ln)["seq"]) for ln in out.stdout.splitlines()]
 
 
+def _verify_unreviewed(db: FleetDb, *extra: str) -> dict[str, list[int]]:
+    """The seqs verify --approvals --db warns about as unreviewed break-glass, per node."""
+    out = gatekeeper("audit", "verify", "--db", db.reader_url, "--approvals", "--format", "json", *extra)
+    nodes = json.loads(out.stdout)["approvals"]
+    found = {node: [w["seq"] for w in r["warnings"] if w["code"] == "break-glass-unreviewed"]
+             for node, r in nodes.items()}
+    return {node: seqs for node, seqs in found.items() if seqs}
+
+
 def _report_unreviewed(db: FleetDb) -> list[str]:
     with pgstore.connect(db.reader_url) as conn:
         data = collect_db(conn, Filters(), database=db.reader_url)
@@ -70,6 +79,7 @@ def test_break_glass_on_one_node_is_reviewed_by_an_approval_on_another(tmp_path:
     _ship(fleet_db, ("git-a", a))
     assert _unreviewed(fleet_db) == [("git-a", glass["seq"])]
     assert _report_unreviewed(fleet_db) == [f"git-a seq {glass['seq']}"]
+    assert _verify_unreviewed(fleet_db) == {"git-a": [glass["seq"]]}
 
     alice = b.clone("alice")  # the reviewer's remote is node B
     as_person(alice, "alice")
@@ -88,6 +98,10 @@ def test_break_glass_on_one_node_is_reviewed_by_an_approval_on_another(tmp_path:
     approvals = gatekeeper("audit", "verify", "--db", fleet_db.reader_url, "--approvals")
     assert approvals.returncode == 0, approvals.stdout + approvals.stderr
     assert approvals.stdout.count("APPROVALS OK") == 2, approvals.stdout
+    # ... and judges the break-glass push on git-a reviewed by the approval git-b recorded, as query does.
+    assert _verify_unreviewed(fleet_db) == {}
+    assert _verify_unreviewed(fleet_db, "--node", "git-a") == {}
+    assert "reviewed by alice (node git-b seq 0)" in approvals.stdout, approvals.stdout
 
 
 def test_verify_approvals_from_the_database_without_any_policy_says_what_to_pass(tmp_path: Path, clean_env: Path,
