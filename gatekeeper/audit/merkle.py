@@ -15,6 +15,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+try:  # CPython's own SHA-256: for the 65-byte node inputs it beats OpenSSL 3, whose per-hash context setup costs more
+    from _sha256 import sha256 as _node_sha256  # than the hashing (extend() below: ~20% less time per node)
+except ImportError:  # pragma: no cover -- a CPython built without its builtin hashes
+    _node_sha256 = hashlib.sha256
+
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
@@ -77,7 +82,7 @@ class CompactRange:
         count = len(leaves) // HASH_SIZE
         if not count:
             return
-        sha256 = hashlib.sha256
+        sha256 = _node_sha256
         hashes = self.hashes
         size = self.size
         carried: list[bytes] = []  # the new compact hash of each level below ``level`` that ends up with one
