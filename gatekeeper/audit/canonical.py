@@ -149,7 +149,9 @@ def _load_orjson() -> ModuleType | None:
 # ":0+.[0.]*:", so one translate and one search (both in C) find every float; a string that merely looks like one
 # (never a timestamp: its 'Z' is not a delimiter) only costs the stdlib path.
 _FLOAT_ALPHABET = bytes.maketrans(b"0123456789-+.eE:,[}]", b"000000000000...:::::")
-_FLOAT_SHAPE = re.compile(rb":0+\.[0.]*:")
+# Written ":00*" rather than ":0+" (the same language): sre then has the two-byte literal prefix ":0" and skips the many
+# delimiters not followed by a number cheaply; with ":" alone as prefix it tried a full match at each (2x the time).
+_FLOAT_SHAPE = re.compile(rb":00*\.[0.]*:")
 
 
 def may_hold_float(data: bytes) -> bool:
