@@ -179,3 +179,41 @@ def windows_name_problem(path: bytes) -> str | None:
         if "~" in name and _SHORT_NAME.match(name) and not git_dotfiles(component):
             return f"{name!r} is a Windows 8.3 short name: a checkout writes it to whichever long name it abbreviates"
     return None
+
+
+# -- the per-path prefilters above, for a whole change set at once ------------------------------------------------
+# A big push meets every prefilter once per path: a Python call each. Over one buffer of all paths (NUL-separated:
+# no git path holds a NUL) the same substring tests are a few scans in C, and only the paths they flag are checked
+# one by one. In a needle, NUL stands for a path's start (leading) or end (trailing).
+
+DOTFILE_NEEDLES = (b"\0.", b"/.", b"\\.", b"~")  # could_be_git_dotfile of the last component, non-ASCII aside
+WINDOWS_NAME_NEEDLES = (b"~", b":", b"\\", b"\0.", b"\0 ", b"/.", b"/ ")  # may_have_windows_name_problem
+NTFS_ALIAS_NEEDLES = (b"\\", b":", b"./", b" /", b".\0", b" \0")  # may_have_ntfs_alias
+_NON_ASCII = re.compile(rb"[\x80-\xff]")
+
+
+def flagged_paths(paths: list[bytes], needles: tuple[bytes, ...], *, non_ascii: bool) -> set[bytes] | None:
+    """The paths that contain one of ``needles`` (or a non-ASCII byte, with ``non_ascii``): a superset of those a
+    per-path prefilter with the same tests flags. None when a path holds a NUL (no tree entry can; the caller then
+    tests every path itself)."""
+    if not paths:
+        return set()
+    joined = b"\0" + b"\0".join(paths) + b"\0"
+    if joined.count(b"\0") != len(paths) + 1:
+        return None
+    positions: list[int] = []
+    for needle in needles:
+        skip = 1 if needle.startswith(b"\0") else 0  # the first byte of the needle that lies in the path
+        pos = joined.find(needle)
+        while pos >= 0:
+            positions.append(pos + skip)
+            pos = joined.find(needle, pos + 1)
+    if non_ascii and not joined.isascii():
+        positions.extend(match.start() for match in _NON_ASCII.finditer(joined))
+    if not positions:
+        return set()
+    from bisect import bisect_right
+    from itertools import accumulate
+
+    starts = list(accumulate((len(p) + 1 for p in paths[:-1]), initial=1))  # where each path starts in joined
+    return {paths[bisect_right(starts, pos) - 1] for pos in positions}

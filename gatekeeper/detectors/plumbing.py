@@ -21,11 +21,18 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Callable, Iterable
 
-from gatekeeper.checkout import HFS_IGNORABLE, could_be_git_dotfile, git_dotfiles_unfiltered
+from gatekeeper.checkout import (
+    DOTFILE_NEEDLES,
+    HFS_IGNORABLE,
+    could_be_git_dotfile,
+    flagged_paths,
+    git_dotfiles_unfiltered,
+)
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.model import MODE_GITLINK, MODE_LINK, Change, is_null
 
 _PLUMBING_DOTFILES = (".gitattributes", ".gitmodules")  # what git itself reads; .lfsconfig is git-lfs's
+_LINKS = (MODE_GITLINK, MODE_LINK)  # the modes whose entries bring content from elsewhere
 _PROBE = b"/.gatekeeper-probe"  # a child name to test whether a folder lies under a protected pattern ("models/**")
 
 
@@ -83,7 +90,14 @@ def implicit_protected_paths(changes: Iterable[Change], is_protected: Callable[[
         path -> reason, e.g. ``{b".gitattributes": "plumbing: .gitattributes"}``.
     """
     out: dict[bytes, str] = {}
+    changes = list(changes)
+    # A big change set asks two things of each path: which may name a dotfile (flagged_paths, in C over all paths)
+    # and whether either side is a symlink or a submodule; a path that is neither is settled without a call.
+    suspects = flagged_paths([change.path for change in changes], DOTFILE_NEEDLES, non_ascii=True)
     for change in changes:
+        if (suspects is not None and change.path not in suspects and change.new_mode not in _LINKS
+                and change.old_mode not in _LINKS):
+            continue
         kind = dotfile_kind(change.path)
         if kind is not None:
             out[change.path] = f"plumbing: {kind}"

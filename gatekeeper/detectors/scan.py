@@ -131,15 +131,19 @@ def _configs_to_read(tree: _CachedTree, changed: list[bytes]) -> list[bytes]:
         # Ancestors of every changed .py; sibling files share folders, so stop climbing at a folder already seen
         # (a push of 100k files otherwise costs ~10 dirname calls per file).
         folders: set[bytes] = set()
-        for p in changed_py:
+        # Each distinct folder once: dirname(p) is dirname of p up to its last "/" (a push has far fewer folders).
+        for p in {p[:p.rfind(b"/") + 1] for p in changed_py}:
             for a in _ancestors(p):
                 if a in folders:
                     break
                 folders.add(a)
-        root_level = any(not posixpath.dirname(p) for p in changed_py)
-        # one pass over the names of the tree (no blob reads); the cheap suffix test runs first since this loop sees
-        # every path of a possibly huge tree
-        candidates = (p for p in tree.tree.paths() if _may_be_config(p))
+        root_level = any(b"/" not in p for p in changed_py)  # posixpath.dirname(p) is empty
+        # One pass over the names of the tree (no blob reads), listing only what the cheap suffix test keeps where
+        # the tree can (RepoTreeView.paths_where). A changed path adds nothing here: it is in ``wanted`` already, or
+        # the same tests rejected it above.
+        lister = getattr(tree.tree, "paths_where", None)
+        candidates = (lister(_may_be_config) if lister is not None
+                      else [p for p in tree.tree.paths() if _may_be_config(p)])
         for path in candidates:
             if path in wanted or not is_config_name(path):
                 continue
@@ -444,14 +448,35 @@ class RepoTreeView:
         self.tree = tree
         self.max_blob_bytes = max_blob_bytes
         self._index: dict[bytes, tuple[int, str]] | None = None
+        self._kept: tuple[Callable[[bytes], bool], dict[bytes, tuple[int, str]]] | None = None  # paths_where's
 
     def paths(self) -> list[bytes]:
         if self._index is None:
             self._index = {p: (mode, str(oid)) for p, mode, oid in self.repo.iter_tree(self.tree)}
         return list(self._index)
 
+    def paths_where(self, keep: Callable[[bytes], bool]) -> list[bytes]:
+        """The paths of :meth:`paths` that pass ``keep``, a test of a path's ending that no ``/`` can change (so it
+        says the same of a file name and of its path). Lists only those when the repository can: a push of 50,000
+        files with no config among them then builds no index of 50,000 entries. Later lookups of such paths use
+        that listing, other lookups the full index (built then), exactly as after :meth:`paths`."""
+        if self._index is None and self._kept is None:
+            lister = getattr(self.repo, "tree_paths_where", None)
+            if lister is not None:
+                self._kept = (keep, lister(self.tree, keep))
+        if self._kept is not None and self._kept[0] is keep:
+            return list(self._kept[1])
+        return [p for p in self.paths() if keep(p)]
+
     def _entry(self, path: bytes) -> tuple[int, str] | None:
         if self._index is not None:
+            return self._index.get(path)
+        if self._kept is not None:
+            keep, kept = self._kept
+            if keep(path):
+                return kept.get(path)
+            self.paths()  # a lookup the partial listing cannot answer: as after paths()
+            assert self._index is not None
             return self._index.get(path)
         found = self.repo.tree_entry(self.tree, path)
         return None if found is None else (found[0], str(found[1]))

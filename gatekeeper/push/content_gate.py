@@ -44,7 +44,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gatekeeper.checkout import describe_mode, may_have_windows_name_problem, windows_name_problem
+from gatekeeper.checkout import (
+    DOTFILE_NEEDLES,
+    WINDOWS_NAME_NEEDLES,
+    describe_mode,
+    flagged_paths,
+    may_have_windows_name_problem,
+    windows_name_problem,
+)
 from gatekeeper.detectors.checkout_forms import NO_DIRECTIVES, Directives
 from gatekeeper.detectors.pathfacts import path_facts
 from gatekeeper.detectors.plumbing import dotfile_kind
@@ -149,18 +156,21 @@ def scan_push(
         # The ref's net change first: a finding is routed to the first path its blob is met at, and only net-change
         # paths can carry a requirement (content_requirements). Met first in a commit the push undoes again
         # (tmp/saved_model.pb, deleted by the next commit), it would ask for nothing.
+        suspects = _dotfile_suspects(analysis.changes)
         for change in analysis.changes:
-            _collect(blobs, change, configs, links, attributes, met)
+            _collect(blobs, change, configs, links, attributes, met, suspects)
         kind, new_object = repo.peel(analysis.update.new)
         if kind == "commit" and new_object is not None:
             commits = repo.walk_new_commits(new_object, hide, limit=MAX_NEW_COMMITS - commits_total)
             commits_total += len(commits)
             for commit in commits:
-                for change in repo.commit_blob_changes(commit, odd=odd):
-                    _collect(blobs, change, configs, links, attributes, met)
+                changes = repo.commit_blob_changes(commit, odd=odd)
+                suspects = _dotfile_suspects(changes)
+                for change in changes:
+                    _collect(blobs, change, configs, links, attributes, met, suspects)
         elif kind == "tree" and new_object is not None:
             for path, mode, oid in repo.iter_tree(new_object, odd=odd, each_tree_once=True):
-                _collect(blobs, Change(path, MODE_ABSENT, "", mode, oid), configs, links, attributes, met)
+                _collect(blobs, Change(path, MODE_ABSENT, "", mode, oid), configs, links, attributes, met, None)
                 if len(blobs) > MAX_BLOBS:
                     break
         elif kind == "blob" and new_object is not None:
@@ -221,9 +231,17 @@ def attributes_file(path: bytes) -> bool:
     return dotfile_kind(path) == ".gitattributes"
 
 
+def _dotfile_suspects(changes: Sequence[Change]) -> set[bytes] | None:
+    """The paths of ``changes`` that may stand for a git dotfile (``checkout.flagged_paths``): only these are asked
+    :func:`attributes_file`. None: ask every path."""
+    return flagged_paths([change.path for change in changes], DOTFILE_NEEDLES, non_ascii=True)
+
+
 def _collect(blobs: dict[tuple[str, str], bytes], change: Change, configs: dict[tuple[str, bytes], None],
-             links: dict[str, bytes], attributes: dict[str, bytes], met: set[tuple[bytes, str]]) -> None:
-    if attributes_file(change.path):  # either side: a checkout of an earlier commit of the push reads the old one
+             links: dict[str, bytes], attributes: dict[str, bytes], met: set[tuple[bytes, str]],
+             dotfile_suspects: set[bytes] | None) -> None:
+    # Either side: a checkout of an earlier commit of the push reads the old one.
+    if (dotfile_suspects is None or change.path in dotfile_suspects) and attributes_file(change.path):
         for oid in (change.old_id, change.new_id):
             if oid and not is_null(oid):
                 attributes.setdefault(oid, change.path)
@@ -290,7 +308,10 @@ def _odd_modes(content: RefContent, analysis: RefAnalysis, odd: Sequence[OddMode
 
 
 def _windows_names(content: RefContent, analysis: RefAnalysis) -> None:
+    suspects = flagged_paths([change.path for change in analysis.changes], WINDOWS_NAME_NEEDLES, non_ascii=False)
     for change in analysis.changes:
+        if suspects is not None and change.path not in suspects:
+            continue
         if change.new_mode == MODE_ABSENT or not may_have_windows_name_problem(change.path):
             continue
         problem = windows_name_problem(change.path)
@@ -334,7 +355,10 @@ def _scan_blob(
     repo: Repo, blob_id: str, path: str, options: ScanOptions, lfs_store: Path | None, cache: VerdictCache | None,
     spool_dir: Path | None = None, clean: CleanIndex | None = None, directives: Directives = NO_DIRECTIVES,
 ) -> tuple[list[Finding], bool]:
-    from gatekeeper.detectors import content, lfs
+    # One module each, not ``from gatekeeper.detectors import ...``: importing names from a package runs Python code
+    # (importlib's _handle_fromlist) on every call, and this runs once per blob.
+    from gatekeeper.detectors.content import scan_blob
+    from gatekeeper.detectors.lfs import BLOB_SIZE_CUTOFF, lfs_findings
 
     if directives:  # verdicts under .gitattributes conversions are not what the caches hold: judge afresh
         cache, clean = None, None
@@ -362,14 +386,14 @@ def _scan_blob(
     findings: list[Finding] | None = None
     # Bounded memory whatever the size: big blobs are streamed to an unlinked temporary file and mapped.
     with repo.scannable_blob(blob_id, size, spool_dir=spool_dir) as data:
-        if size <= lfs.BLOB_SIZE_CUTOFF:
-            findings = lfs.lfs_findings(
+        if size <= BLOB_SIZE_CUTOFF:
+            findings = lfs_findings(
                 path, bytes(data), lfs_store=lfs_store,
-                scan_blob=lambda p, d: content.scan_blob(p, d, options),
+                scan_blob=lambda p, d: scan_blob(p, d, options),
                 max_object_bytes=max_bytes,
             )
         if findings is None:
-            findings = content.scan_blob(path, data, options)
+            findings = scan_blob(path, data, options)
         if directives:
             findings = findings + _form_findings(data, blob_id, path, directives, options)
     findings = [_with_blob(f, blob_id) for f in findings]
@@ -470,8 +494,9 @@ def _attributes_along(repo: Repo, root: str, paths: Iterable[bytes]) -> set[str]
     reads (``.GITATTRIBUTES``, ``GI7D29~1``) is caught when it is pushed (``_alias_directives``), so it never sits
     unseen on a branch."""
     folders: set[bytes] = {b""}
-    for path in paths:
-        parts = path.split(b"/")[:-1]
+    # Siblings share their folders: each distinct folder is split once (a big push has far fewer folders than paths).
+    for folder in {path[:path.rfind(b"/") + 1] for path in paths}:
+        parts = folder.split(b"/")[:-1]
         folders.update(b"/".join(parts[:i]) for i in range(1, len(parts) + 1))
     wanted = [folder + b"/.gitattributes" if folder else b".gitattributes" for folder in folders]
     return set(repo.ids_at(root, wanted).values())

@@ -20,7 +20,7 @@ from __future__ import annotations
 import mmap
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -507,23 +507,11 @@ class Repo:
     def _raw_entries(self, tree: str, *, limit: int | None = None) -> list[tuple[bytes, int, ObjectId]]:
         """(name, raw mode, id) of a tree's entries, parsed from the tree object the way git's ``decode_tree_entry``
         reads it (libgit2's ``TreeEntry.filemode`` normalises modes differently from git)."""
-        try:
-            kind, size = self._repo.odb.read_header(tree)
-            if kind == ObjectType.TREE and size > MAX_TREE_BYTES:
-                raise GitAccessError(f"tree {tree} is {size} bytes, over the {MAX_TREE_BYTES}-byte cap for one tree")
-            kind, raw = self._repo.odb.read(tree)
-        except (KeyError, ValueError, pygit2.GitError) as exc:
-            raise GitAccessError(f"{tree} is not a tree in this repository") from exc
-        if kind != ObjectType.TREE:
-            raise GitAccessError(f"{tree} is not a tree in this repository")
-        data = bytes(raw)
+        data = self._tree_bytes(tree)
         entry = _TREE_ENTRY_SHA1 if len(tree) == 40 else _TREE_ENTRY_SHA256
         if limit is None:
-            # All matches at once, in C. They are disjoint, so they tile the object exactly when their lengths add up
-            # to its size: then they are the entries the loop below would parse, and anything else is malformed.
-            found = entry.findall(data)
-            id_len = 20 if len(tree) == 40 else 32
-            if sum(len(mode) + len(name) for mode, name, _ in found) + (id_len + 2) * len(found) == len(data):
+            found = _tiled_entries(tree, data)
+            if found is not None:
                 modes: dict[bytes, int] = {}
                 return cast(list[tuple[bytes, int, ObjectId]],
                             [(name, modes.get(mode) or modes.setdefault(mode, int(mode, 8)), raw_id.hex())
@@ -539,6 +527,43 @@ class Repo:
                 raise GitAccessError(f"tree {tree} has more than {limit} entries")
         if pos != len(data):
             raise MalformedTree(f"tree {tree} is malformed at byte {pos}", at=pos)
+        return out
+
+    def _tree_bytes(self, tree: str) -> bytes:
+        """The raw bytes of tree object ``tree`` (capped at :data:`MAX_TREE_BYTES`, read from its header first)."""
+        try:
+            kind, size = self._repo.odb.read_header(tree)
+            if kind == ObjectType.TREE and size > MAX_TREE_BYTES:
+                raise GitAccessError(f"tree {tree} is {size} bytes, over the {MAX_TREE_BYTES}-byte cap for one tree")
+            kind, raw = self._repo.odb.read(tree)
+        except (KeyError, ValueError, pygit2.GitError) as exc:
+            raise GitAccessError(f"{tree} is not a tree in this repository") from exc
+        if kind != ObjectType.TREE:
+            raise GitAccessError(f"{tree} is not a tree in this repository")
+        return bytes(raw)
+
+    def tree_paths_where(self, tree: str, keep: Callable[[bytes], bool]) -> dict[bytes, tuple[int, str]]:
+        """path -> (canonical mode, id) of the entries :meth:`iter_tree` yields whose file name passes ``keep``, in
+        the same walk (later duplicates win, as in a dict built from ``iter_tree``). Only kept entries and subtrees
+        cost more than the C parse of their tree: for a test on the name's ending, over a tree of many files."""
+        out: dict[bytes, tuple[int, str]] = {}
+        canon: dict[bytes, int] = {}
+        stack: list[tuple[bytes, str]] = [(b"", tree)]
+        while stack:
+            prefix, node = stack.pop()
+            found = _tiled_entries(node, self._tree_bytes(node))
+            if found is None:  # not a well-formed tree: the entry-by-entry parser says where it breaks
+                found = [(b"%o" % raw, name, bytes.fromhex(oid)) for name, raw, oid in self._raw_entries(node)]
+            for raw_mode, name, raw_id in found:
+                mode = canon.get(raw_mode)
+                if mode is None:
+                    mode = canon[raw_mode] = canon_mode(int(raw_mode, 8))
+                if mode == MODE_TREE:
+                    oid = raw_id.hex()
+                    if self.object_type(oid) == "tree":
+                        stack.append((prefix + name + b"/", oid))
+                elif keep(name):
+                    out[prefix + name] = (mode, raw_id.hex())
         return out
 
     def malformed_incoming_trees(self, *, limit: int) -> list[tuple[ObjectId, str]]:
@@ -771,6 +796,18 @@ def _cap_address_space() -> None:
     import resource
 
     resource.setrlimit(resource.RLIMIT_AS, (CAT_FILE_MAX_ADDRESS_SPACE, CAT_FILE_MAX_ADDRESS_SPACE))
+
+
+def _tiled_entries(tree: str, data: bytes) -> list[tuple[bytes, bytes, bytes]] | None:
+    """(raw mode, name, raw id) of every entry of a tree object's bytes, all matched at once in C; None unless the
+    matches tile the object. They are disjoint, so they tile it exactly when their lengths add up to its size: then
+    they are the entries an entry-by-entry parse reads, and anything else is malformed."""
+    entry = _TREE_ENTRY_SHA1 if len(tree) == 40 else _TREE_ENTRY_SHA256
+    found: list[tuple[bytes, bytes, bytes]] = entry.findall(data)
+    id_len = 20 if len(tree) == 40 else 32
+    if sum(len(mode) + len(name) for mode, name, _ in found) + (id_len + 2) * len(found) == len(data):
+        return found
+    return None
 
 
 def _canonical_changes(diff: pygit2.Diff, *, null: str, odd: list[OddMode] | None = None) -> list[Change]:
