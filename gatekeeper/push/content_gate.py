@@ -39,7 +39,7 @@ protected refs two things no reviewer can judge are refused outright (``Verdict.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,6 +55,7 @@ from gatekeeper.model import (
     MODE_BLOB,
     MODE_EXEC,
     MODE_LINK,
+    MODE_TREE,
     Change,
     Finding,
     ObjectId,
@@ -143,6 +144,8 @@ def scan_push(
         configs: dict[tuple[str, bytes], None] = {}  # (blob id, path) of config-named files, in order
         links: dict[str, bytes] = {}  # symlink entries: object id -> a path (only their type is checked)
         attributes: dict[str, bytes] = {}  # .gitattributes blobs the push touches (either side) -> a path
+        # Where those changes are: (commit whose tree holds the new side, None for the ref's new tip; the change)
+        attribute_sites: list[tuple[str | None, Change]] = []
         # (path, blob id) pairs collected already: the net change of a new ref and its root commit's diff are the
         # same list, and a path's facts follow from the path alone, so a pair met again adds nothing.
         met: set[tuple[bytes, str]] = set()
@@ -150,14 +153,17 @@ def scan_push(
         # paths can carry a requirement (content_requirements). Met first in a commit the push undoes again
         # (tmp/saved_model.pb, deleted by the next commit), it would ask for nothing.
         for change in analysis.changes:
-            _collect(blobs, change, configs, links, attributes, met)
+            _collect(blobs, change, configs, links, attributes, met, attribute_sites)
+        sites_at_tip = len(attribute_sites)
         kind, new_object = repo.peel(analysis.update.new)
         if kind == "commit" and new_object is not None:
             commits = repo.walk_new_commits(new_object, hide, limit=MAX_NEW_COMMITS - commits_total)
             commits_total += len(commits)
             for commit in commits:
+                sites_before = len(attribute_sites)
                 for change in repo.commit_blob_changes(commit, odd=odd):
-                    _collect(blobs, change, configs, links, attributes, met)
+                    _collect(blobs, change, configs, links, attributes, met, attribute_sites)
+                attribute_sites[sites_before:] = [(commit, c) for _, c in attribute_sites[sites_before:]]
         elif kind == "tree" and new_object is not None:
             for path, mode, oid in repo.iter_tree(new_object, odd=odd, each_tree_once=True):
                 _collect(blobs, Change(path, MODE_ABSENT, "", mode, oid), configs, links, attributes, met)
@@ -180,6 +186,13 @@ def scan_push(
             elif findings:
                 findings = [_at(f, display_path(path)) for f in findings]
             _route(content, analysis, path, findings, unscannable_blocks)
+        if directives and attribute_sites:
+            tip_tree = _tree(repo, analysis.update.new)
+            for path, blob_id, why in _blobs_under_new_conversions(repo, attribute_sites[:sites_at_tip], tip_tree,
+                                                                   attribute_sites[sites_at_tip:], blobs):
+                findings = _forms_of_existing_blob(repo, blob_id, display_path(path), options, directives,
+                                                   spool_dir, display_path(why))
+                _route(content, analysis, path, findings, unscannable_blocks)
         for blob_id, path in configs:
             _route(content, analysis, path, _dangerous_config(repo, blob_id, path), unscannable_blocks)
         for link_id, path in links.items():
@@ -222,8 +235,11 @@ def attributes_file(path: bytes) -> bool:
 
 
 def _collect(blobs: dict[tuple[str, str], bytes], change: Change, configs: dict[tuple[str, bytes], None],
-             links: dict[str, bytes], attributes: dict[str, bytes], met: set[tuple[bytes, str]]) -> None:
+             links: dict[str, bytes], attributes: dict[str, bytes], met: set[tuple[bytes, str]],
+             attribute_sites: list[tuple[str | None, Change]] | None = None) -> None:
     if attributes_file(change.path):  # either side: a checkout of an earlier commit of the push reads the old one
+        if attribute_sites is not None and change.new_mode in (MODE_BLOB, MODE_EXEC):
+            attribute_sites.append((None, change))
         for oid in (change.old_id, change.new_id):
             if oid and not is_null(oid):
                 attributes.setdefault(oid, change.path)
@@ -462,6 +478,66 @@ def _checkout_directives(repo: Repo, analysis: RefAnalysis, kind: str, new_objec
                 f"conversions ({found.describe()})", (), oid)], unscannable_blocks)
         directives = directives.union(found)
     return directives
+
+
+def _blobs_under_new_conversions(repo: Repo, at_tip: list[tuple[str | None, Change]], tip_tree: str | None,
+                                 in_commits: list[tuple[str | None, Change]],
+                                 scanned: dict[tuple[str, str], bytes]) -> Iterator[tuple[bytes, str, bytes]]:
+    """(path, blob id, the .gitattributes) of the files already in the folders of ``.gitattributes`` files that this push makes ask for a
+    conversion they did not ask for before (added, or edited to ask for more): those files were judged without it
+    (round 3: a pickle landed harmless as stored, then a later push added only ``working-tree-encoding``). Each is
+    walked in the tree that holds it (the new tip's, or the pushed commit's). Blobs the push scans anyway are left
+    out; each distinct folder tree is walked once."""
+    from gatekeeper.detectors.checkout_forms import parse_attributes
+
+    def asks(oid: str) -> Directives:
+        size = repo.blob_size(oid)
+        if size is None or size > _ATTRIBUTES_READ_CAP:
+            return NO_DIRECTIVES  # judged by _checkout_directives (unscannable, or not a blob)
+        return parse_attributes([repo.read_blob(oid, max_bytes=_ATTRIBUTES_READ_CAP)])
+
+    done = {blob_id for blob_id, _ in scanned}
+    walked: set[str] = set()
+    for site, change in [*at_tip, *in_commits]:
+        new = asks(change.new_id)
+        if not new:
+            continue
+        if change.old_mode in (MODE_BLOB, MODE_EXEC) and change.old_id and not is_null(change.old_id):
+            if asks(change.old_id).union(new) == asks(change.old_id):
+                continue  # asks for nothing new: the files below were judged under these conversions already
+        root = tip_tree if site is None else repo.commit_tree(site)
+        if root is None:
+            continue
+        folder = change.path.rpartition(b"/")[0]
+        if folder:
+            entry = repo.tree_entry(root, folder)
+            if entry is None or entry[0] != MODE_TREE:
+                continue
+            root = entry[1]
+        if root in walked:
+            continue
+        walked.add(root)
+        prefix = folder + b"/" if folder else b""
+        for path, mode, oid in repo.iter_tree(root, each_tree_once=True):
+            if mode in (MODE_BLOB, MODE_EXEC) and oid not in done:
+                done.add(oid)
+                yield prefix + path, oid, change.path
+
+
+def _forms_of_existing_blob(repo: Repo, blob_id: str, path: str, options: ScanOptions, directives: Directives,
+                            spool_dir: Path | None, attributes: str) -> list[Finding]:
+    """What the conversions make of a blob already on the branch (its stored form was judged when it came)."""
+    why = (f"the file was already on the branch; this push's {attributes} makes checkouts convert it: drop that "
+           "conversion or the file",)
+    size = repo.blob_size(blob_id)
+    if size is None:
+        return []  # a crafted entry: judged when it came (object type)
+    if size > int(options.max_bytes):
+        return [Finding(Verdict.UNSCANNABLE, path, "content", f"blob of {size} bytes is over the scan cap of "
+                        f"{int(options.max_bytes)} bytes", (), blob_id)]
+    with repo.scannable_blob(blob_id, size, spool_dir=spool_dir) as data:
+        return [Finding(f.verdict, f.path, f.detector, f.message, why + f.evidence, blob_id)
+                for f in _form_findings(data, blob_id, path, directives, options)]
 
 
 def _attributes_along(repo: Repo, root: str, paths: Iterable[bytes]) -> set[str]:

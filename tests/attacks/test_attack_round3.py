@@ -1,0 +1,73 @@
+"""Insider attack round 3 (issue 13): the performance machinery (verdict cache, clean-verdict index, policy caches,
+prefilters, quarantine listing) and places where the gate's view differs from git's, a checkout's or a loader's."""
+
+from __future__ import annotations
+
+import pytest
+
+from gitserver import Server
+
+from attacks.attacklib import Crafter, assert_refused
+from attacks.test_checkout_conversions import LATIN1_PICKLE, CRLF_SPLIT_BINARY
+
+
+@pytest.mark.parametrize("ref", ["refs/heads/feature/attr-later", "refs/heads/main"])
+@pytest.mark.parametrize("undone", [False, True], ids=["kept", "undone-in-the-push"])
+def test_attributes_added_after_the_blob(server: Server, ref: str, undone: bool) -> None:
+    """The blob lands first, clean as stored; a later push adds only the .gitattributes that makes a checkout write
+    it as a pickle running os.system (kept, or removed again by the push's next commit: a checkout of the first one
+    still writes it). Refused as malicious on every ref. Before the fix: allowed on feature branches (on main only
+    the plumbing approval stood between it and the branch)."""
+    x = Crafter(server.clone())
+    first = x.commit_with(b"data/w.pkl", "100644", x.blob(LATIN1_PICKLE))
+    if ref == "refs/heads/main":
+        first = x.commit_with(b"data/w.pkl", "100644", x.blob(LATIN1_PICKLE), parent="origin/main")
+    assert x.push(first, ref).ok
+    second = x.commit_with(b"data/.gitattributes", "100644", x.blob(b"*.pkl working-tree-encoding=latin1\n"),
+                           parent=first)
+    if undone:
+        second = x.commit(x._git("rev-parse", f"{first}^{{tree}}"), second)
+    result = x.push(second, ref)
+    assert_refused(server, result, ref, first, "working-tree-encoding=latin1", "os.system")
+
+
+def test_attributes_edited_to_ask_for_more(server: Server) -> None:
+    """An existing .gitattributes asking for ident is edited to add eol=crlf: the binary pickle already there is
+    written in its CRLF form from then on."""
+    x = Crafter(server.clone())
+    first = x.commit_with(b"m/.gitattributes", "100644", x.blob(b"*.txt ident\n"))
+    first = x.commit_with(b"m/sub/w.bin", "100644", x.blob(CRLF_SPLIT_BINARY), parent=first)
+    assert x.push(first, "refs/heads/feature/more").ok
+    second = x.commit_with(b"m/.gitattributes", "100644", x.blob(b"*.txt ident\n*.bin text eol=crlf\n"),
+                           parent=first)
+    result = x.push(second, "refs/heads/feature/more")
+    assert_refused(server, result, "refs/heads/feature/more", first, "eol=crlf", "os.system")
+
+
+PROTOCOL0_PICKLE = b"cos\nsystem\n(S'id'\ntR."  # no magic: only the pickle reading from byte 0 sees it
+
+
+def _tar_with(name: str, data: bytes) -> bytes:
+    import io
+    import tarfile
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("path", "data"), [
+    (b"export/SAVED_MODEL.PB", PROTOCOL0_PICKLE),
+    (b"ckpt/model.nemo", _tar_with("model_config.yaml", PROTOCOL0_PICKLE)),
+], ids=["saved_model.pb", "archived-yaml"])
+def test_pickle_under_a_name_read_otherwise(server: Server, path: bytes, data: bytes) -> None:
+    """A protocol-0 pickle has no magic. At a path TensorFlow opens as saved_model.pb, or as a .yaml member of an
+    archive, the scanner read only graph ops or Hydra targets and skipped the pickle reading, which pickle.load and
+    torch.load apply whatever the name. Before the fix: allowed."""
+    x = Crafter(server.clone())
+    commit = x.commit_with(path, "100644", x.blob(data))
+    result = x.push(commit, "refs/heads/feature/named")
+    assert_refused(server, result, "refs/heads/feature/named", None, "os.system")
