@@ -71,3 +71,18 @@ def test_pickle_under_a_name_read_otherwise(server: Server, path: bytes, data: b
     commit = x.commit_with(path, "100644", x.blob(data))
     result = x.push(commit, "refs/heads/feature/named")
     assert_refused(server, result, "refs/heads/feature/named", None, "os.system")
+
+
+def test_peft_auto_mapping_imports_a_module(server: Server) -> None:
+    """peft's AutoPeftModel.from_pretrained reads adapter_config.json and, with no task_type, runs
+    importlib.import_module(auto_mapping["parent_library"]): a module of the repository runs on load, with no
+    trust_remote_code. The key contains "auto_map" but is not it, so it passed as plain data. Before the fix:
+    allowed on main without approval."""
+    x = Crafter(server.clone())
+    config = (b'{"peft_type": "LORA", "task_type": null, "base_model_name_or_path": "base",\n'
+              b' "auto_mapping": {"base_model_class": "Model", "parent_library": "adapters_util"}}\n')
+    commit = x.commit_with(b"adapters/lora/adapter_config.json", "100644", x.blob(config), parent="origin/main")
+    commit = x.commit_with(b"adapters_util.py", "100644", x.blob(b"def setup():\n    return 1\n"), parent=commit)
+    before = server.ref("refs/heads/main")
+    result = x.push(commit, "refs/heads/main")
+    assert_refused(server, result, "refs/heads/main", before, "remote-code", "adapters_util.py")
