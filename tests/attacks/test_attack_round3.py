@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gitserver import Server
+from gitserver import Server, run_git
 
 from attacks.attacklib import Crafter, assert_refused
 from attacks.test_checkout_conversions import LATIN1_PICKLE, CRLF_SPLIT_BINARY
@@ -86,3 +86,38 @@ def test_peft_auto_mapping_imports_a_module(server: Server) -> None:
     before = server.ref("refs/heads/main")
     result = x.push(commit, "refs/heads/main")
     assert_refused(server, result, "refs/heads/main", before, "remote-code", "adapters_util.py")
+
+
+# -- namespaces: a server that serves GIT_NAMESPACE=team shows refs/namespaces/team/refs/... as refs/... -------------
+
+
+def _namespaced_main(server: Server) -> str | None:
+    out = run_git("ls-remote", server.bare.as_uri(), "refs/heads/main",
+                  env={"GIT_NAMESPACE": "team"}).stdout.decode().split()
+    return out[0] if out else None
+
+
+def test_namespaced_protected_ref(server: Server) -> None:
+    """git's namespaces (GIT_NAMESPACE, gitnamespaces(7)): whoever fetches with GIT_NAMESPACE=team gets
+    refs/namespaces/team/refs/heads/main as its main. Pushed through the plain view it was no protected ref. Before
+    the fix: allowed, and the namespace's main served the unreviewed model code."""
+    clone = server.clone()
+    clone.write("models/llama/modeling.py", "class Llama:\n    evil = True\n")
+    clone.commit("unreviewed")
+    result = clone.push("HEAD:refs/namespaces/team/refs/heads/main")
+    assert_refused(server, result, "refs/namespaces/team/refs/heads/main", None, "rule model-code")
+    assert _namespaced_main(server) is None
+
+
+@pytest.mark.parametrize("ref", ["refs/namespaces/team/refs/replace/{id}", "refs/namespaces/team/HEAD",
+                                 "refs/namespaces/a/refs/namespaces/b/refs/gatekeeper/x"])
+def test_namespaced_refs_no_approval_can_justify(server: Server, ref: str) -> None:
+    """Inside a namespace, replace refs (copied by a namespaced mirror), the namespace's HEAD (what its clones check
+    out) and the gate's own refs are what they are outside one."""
+    x = Crafter(server.clone())
+    main = server.ref("refs/heads/main")
+    assert main is not None
+    other = x.commit(x._git("rev-parse", "HEAD^{tree}"), main, message="replacement")
+    name = ref.format(id=main)
+    result = x.push(other, name)
+    assert_refused(server, result, name, None)
