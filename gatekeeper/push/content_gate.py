@@ -175,6 +175,8 @@ def scan_push(
             raise LimitExceeded(f"this push brings more than {MAX_BLOBS} blobs to scan")
         directives = _checkout_directives(repo, analysis, kind, new_object, blobs, attributes, content,
                                           unscannable_blocks)
+        if attribute_sites:
+            _case_variant_attributes(repo, attribute_sites, content, analysis, unscannable_blocks)
         for (blob_id, facts), path in blobs.items():
             findings = seen.get((blob_id, facts, directives))
             if findings is None:
@@ -483,11 +485,12 @@ def _checkout_directives(repo: Repo, analysis: RefAnalysis, kind: str, new_objec
 def _blobs_under_new_conversions(repo: Repo, at_tip: list[tuple[str | None, Change]], tip_tree: str | None,
                                  in_commits: list[tuple[str | None, Change]],
                                  scanned: dict[tuple[str, str], bytes]) -> Iterator[tuple[bytes, str, bytes]]:
-    """(path, blob id, the .gitattributes) of the files already in the folders of ``.gitattributes`` files that this push makes ask for a
-    conversion they did not ask for before (added, or edited to ask for more): those files were judged without it
-    (round 3: a pickle landed harmless as stored, then a later push added only ``working-tree-encoding``). Each is
-    walked in the tree that holds it (the new tip's, or the pushed commit's). Blobs the push scans anyway are left
-    out; each distinct folder tree is walked once."""
+    """(path, blob id, the .gitattributes) of the files already in the folders of ``.gitattributes`` files that this
+    push makes ask for a conversion they did not ask for before (added, or edited to ask for more): those files were
+    judged without it (round 3: a pickle landed harmless as stored, then a later push added only
+    ``working-tree-encoding``). Each folder is walked in the tree that holds the file (the new tip's, or the pushed
+    commit's), with every folder a case-insensitive checkout merges with it; blobs the push scans anyway are left
+    out, and each distinct folder tree is walked once."""
     from gatekeeper.detectors.checkout_forms import parse_attributes
 
     def asks(oid: str) -> Directives:
@@ -508,20 +511,64 @@ def _blobs_under_new_conversions(repo: Repo, at_tip: list[tuple[str | None, Chan
         root = tip_tree if site is None else repo.commit_tree(site)
         if root is None:
             continue
-        folder = change.path.rpartition(b"/")[0]
-        if folder:
-            entry = repo.tree_entry(root, folder)
-            if entry is None or entry[0] != MODE_TREE:
+        for folder, tree in _folders_spelled_alike(repo, root, change.path.rpartition(b"/")[0]):
+            if tree in walked:
                 continue
-            root = entry[1]
-        if root in walked:
-            continue
-        walked.add(root)
-        prefix = folder + b"/" if folder else b""
-        for path, mode, oid in repo.iter_tree(root, each_tree_once=True):
-            if mode in (MODE_BLOB, MODE_EXEC) and oid not in done:
-                done.add(oid)
-                yield prefix + path, oid, change.path
+            walked.add(tree)
+            prefix = folder + b"/" if folder else b""
+            for path, mode, oid in repo.iter_tree(tree, each_tree_once=True):
+                if mode in (MODE_BLOB, MODE_EXEC) and oid not in done:
+                    done.add(oid)
+                    yield prefix + path, oid, change.path
+
+
+def _fold(path: bytes) -> bytes:
+    """A path as case-insensitive checkouts compare it (Windows, macOS): letter case and Unicode composition
+    ignored. ASCII lowercase is the common case and is returned as it is."""
+    if path.isascii():
+        return path.lower()
+    import unicodedata
+
+    return unicodedata.normalize("NFC", path.decode("utf-8", "surrogateescape")).lower().encode(
+        "utf-8", "surrogateescape")
+
+
+def _folders_spelled_alike(repo: Repo, root: str, folder: bytes) -> list[tuple[bytes, str]]:
+    """(path, tree id) of every folder of ``root`` that a case-insensitive checkout merges with ``folder``."""
+    found: list[tuple[bytes, str]] = [(b"", root)]
+    for part in folder.split(b"/") if folder else []:
+        want = _fold(part)
+        found = [((prefix + b"/" if prefix else b"") + name, oid)
+                 for prefix, tree in found for name, mode, oid in repo.tree_entries(tree)
+                 if mode == MODE_TREE and _fold(name) == want and repo.object_type(oid) == "tree"]
+    return found
+
+
+def _case_variant_attributes(repo: Repo, sites: list[tuple[str | None, Change]], content: RefContent,
+                             analysis: RefAnalysis, unscannable_blocks: bool) -> None:
+    """Refuse a ``.gitattributes`` this push adds or edits that asks for a conversion from a folder whose spelling
+    is not its folded one (``MODELS/``): git reads a folder's file from the working tree when the index has none at
+    that exact path, and Windows and macOS checkouts merge ``MODELS/`` and ``models/``, so it would convert files in
+    every folder spelled alike, which later pushes cannot look up (they look for the folded spelling)."""
+    from gatekeeper.detectors.checkout_forms import parse_attributes
+
+    done: set[tuple[bytes, str]] = set()
+    for _, change in sites:
+        folder, _, name = change.path.rpartition(b"/")
+        if not folder or name != b".gitattributes" or _fold(folder) == folder or (change.path, change.new_id) in done:
+            continue  # aliases of the name itself are refused by _checkout_directives
+        done.add((change.path, change.new_id))
+        size = repo.blob_size(change.new_id)
+        if size is None or size > _ATTRIBUTES_READ_CAP:
+            continue  # judged by _checkout_directives
+        found = parse_attributes([repo.read_blob(change.new_id, max_bytes=_ATTRIBUTES_READ_CAP)])
+        if found:
+            shown = display_path(_fold(folder))
+            _route(content, analysis, change.path, [Finding(
+                Verdict.REFUSED, display_path(change.path), CHECKOUT_CONVERSION_DETECTOR,
+                f"asks for checkout conversions ({found.describe()}) from a folder that case-insensitive checkouts "
+                f"(Windows, macOS) merge with every folder spelled alike; put it in {shown}/.gitattributes or the "
+                "root .gitattributes", (), change.new_id)], unscannable_blocks)
 
 
 def _forms_of_existing_blob(repo: Repo, blob_id: str, path: str, options: ScanOptions, directives: Directives,
@@ -549,6 +596,9 @@ def _attributes_along(repo: Repo, root: str, paths: Iterable[bytes]) -> set[str]
     for path in paths:
         parts = path.split(b"/")[:-1]
         folders.update(b"/".join(parts[:i]) for i in range(1, len(parts) + 1))
+    # Windows and macOS checkouts merge folders spelled alike (MODELS/ and models/); a conversion may only sit in the
+    # folded spelling (_case_variant_attributes), so that is where to look too.
+    folders.update([folded for folder in folders if (folded := _fold(folder)) != folder])
     wanted = [folder + b"/.gitattributes" if folder else b".gitattributes" for folder in folders]
     return set(repo.ids_at(root, wanted).values())
 

@@ -121,3 +121,40 @@ def test_namespaced_refs_no_approval_can_justify(server: Server, ref: str) -> No
     name = ref.format(id=main)
     result = x.push(other, name)
     assert_refused(server, result, name, None)
+
+
+# -- folders a case-insensitive checkout merges -------------------------------------------------------------------
+# git reads a folder's .gitattributes from the index and, when the index has none at that exact path, from the
+# working tree (attr.c read_attr, GIT_ATTR_CHECKOUT). On Windows and macOS MODELS/ and models/ are one folder: the
+# MODELS/.gitattributes a checkout wrote first (index order) is read for models/w.pkl.
+
+
+def test_attributes_in_a_case_variant_folder_first(server: Server) -> None:
+    """Before the fix: both pushes allowed (the gate looked for models/.gitattributes only)."""
+    x = Crafter(server.clone())
+    first = x.commit_with(b"MODELS/.gitattributes", "100644", x.blob(b"* working-tree-encoding=latin1\n"))
+    result = x.push(first, "refs/heads/feature/case1")
+    assert_refused(server, result, "refs/heads/feature/case1", None, "MODELS/.gitattributes",
+                   "case-insensitive checkouts")
+
+
+def test_blob_in_a_case_variant_folder_later(server: Server) -> None:
+    """The conversion sits in a lowercase folder (allowed); the pickle comes later in MODELS/. Before the fix:
+    allowed."""
+    x = Crafter(server.clone())
+    first = x.commit_with(b"models/.gitattributes", "100644", x.blob(b"* working-tree-encoding=latin1\n"))
+    assert x.push(first, "refs/heads/feature/case2").ok
+    second = x.commit_with(b"MODELS/w.pkl", "100644", x.blob(LATIN1_PICKLE), parent=first)
+    result = x.push(second, "refs/heads/feature/case2")
+    assert_refused(server, result, "refs/heads/feature/case2", first, "working-tree-encoding=latin1", "os.system")
+
+
+def test_attributes_later_over_a_case_variant_folder(server: Server) -> None:
+    """The pickle sits in Models/; a later push adds models/.gitattributes. Before the fix: allowed."""
+    x = Crafter(server.clone())
+    first = x.commit_with(b"Models/sub/w.pkl", "100644", x.blob(LATIN1_PICKLE))
+    assert x.push(first, "refs/heads/feature/case3").ok
+    second = x.commit_with(b"models/.gitattributes", "100644", x.blob(b"* working-tree-encoding=latin1\n"),
+                           parent=first)
+    result = x.push(second, "refs/heads/feature/case3")
+    assert_refused(server, result, "refs/heads/feature/case3", first, "working-tree-encoding=latin1", "os.system")
