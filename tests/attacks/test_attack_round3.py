@@ -3,9 +3,11 @@ prefilters, quarantine listing) and places where the gate's view differs from gi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from gitserver import Server, run_git
+from gitserver import Server, run_git, seed_content
 
 from attacks.attacklib import Crafter, assert_refused
 from attacks.test_checkout_conversions import LATIN1_PICKLE, CRLF_SPLIT_BINARY
@@ -158,3 +160,25 @@ def test_attributes_later_over_a_case_variant_folder(server: Server) -> None:
                            parent=first)
     result = x.push(second, "refs/heads/feature/case3")
     assert_refused(server, result, "refs/heads/feature/case3", first, "working-tree-encoding=latin1", "os.system")
+
+
+def test_remote_code_module_in_another_letter_case(tmp_path: Path) -> None:
+    """config.json's auto_map names mymodel.py; the tree holds MyModel.py. transformers copies the module with
+    open("mymodel.py"), which Windows and macOS checkouts resolve to MyModel.py: an edit of MyModel.py is an edit of
+    code that runs on load. Refused before this round: every .py under a Hugging Face config's folder is protected,
+    whatever its letter case (ml-artifacts.md §5.1 rule 3)."""
+    srv = Server(tmp_path / "srv")
+    seeder = srv.clone("seeder")
+    seed_content(seeder)
+    seeder.write("hub/config.json", '{"auto_map": {"AutoModel": "mymodel.Net"}}\n')
+    seeder.write("hub/MyModel.py", "class Net:\n    pass\n")
+    seeder.commit("model with remote code")
+    assert seeder.push("HEAD:refs/heads/main").ok
+    srv.write_policy()
+    srv.install()
+    clone = srv.clone()
+    clone.write("hub/MyModel.py", "class Net:\n    evil = True\n")
+    clone.commit("edit the module")
+    before = srv.ref("refs/heads/main")
+    result = clone.push("HEAD:refs/heads/main")
+    assert_refused(srv, result, "refs/heads/main", before, "remote-code", "hub/MyModel.py")
