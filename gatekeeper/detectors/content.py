@@ -52,7 +52,8 @@ from gatekeeper.model import Verdict
 __all__ = ["DETECTOR_VERSION", "Data", "ScanOptions", "sniff", "scan_blob"]
 
 # Bump when a change can alter a verdict: the verdict cache keys on it.
-DETECTOR_VERSION = "2"  # 2: the core.autocrlf form of text blobs is judged too
+DETECTOR_VERSION = "3"  # 2: the core.autocrlf form of text blobs is judged too; 3: saved_model.pb and archived
+# configs are read as pickles too
 
 Data = bytes | bytearray | memoryview | mmap.mmap
 
@@ -755,13 +756,13 @@ def _scan(ctx: _Ctx, view: memoryview, path: str, depth: int) -> None:
             _scan_archived_config(ctx, view, path)
         elif _loaded_as(path, "saved_model.pb"):
             _scan_saved_model(ctx, view, path)
-        else:
-            # A protocol 0/1 pickle has no magic: the full analysis doubles as the probe (candidate=True reports
-            # nothing unless it meets a global or a call, or parses to the end).
-            if as_pickle:
-                _scan_pickle(ctx, view, path, depth, candidate=True)
-            if len(ctx.findings) == before and _loaded_as(path, ".safetensors") and len(view) >= 8:
-                _scan_safetensors(ctx, view, path)  # too broken to sniff, but it claims to be safetensors
+        # A protocol 0/1 pickle has no magic: the full analysis doubles as the probe (candidate=True reports nothing
+        # unless it meets a global or a call, or parses to the end). Whatever the name: pickle.load and torch.load
+        # never look at it, so a config or saved_model.pb name does not spare the pickle reading (round 3).
+        if as_pickle:
+            _scan_pickle(ctx, view, path, depth, candidate=True)
+        if len(ctx.findings) == before and _loaded_as(path, ".safetensors") and len(view) >= 8:
+            _scan_safetensors(ctx, view, path)  # too broken to sniff, but it claims to be safetensors
         return
     if kind is not None:
         _scan_by_magic(ctx, view, path, depth, kind)

@@ -6,6 +6,7 @@ Recognised (ml-artifacts.md §5):
   with nulls; dict of strings or lists), with both rewrites (``FeatureExtractor -> ImageProcessor`` and
   ``ImageProcessor -> VideoProcessor``, applied to the whole reference as transformers does, so a rewritten reference
   may name another file); ``repo--module.Class`` references are external code at a floating revision;
+* peft ``auto_mapping.parent_library`` (``AutoPeftModel`` imports it when ``task_type`` is null);
 * ``custom_pipelines.<task>.impl``; ``custom_generate/generate.py`` and ``custom_generate/requirements.txt``;
 * diffusers ``model_index.json`` (list ``_class_name``, components whose library is not diffusers/transformers, a
   ``<component>/<library>.py`` file) and a ``pipeline.py`` at the root or next to a ``model_index.json``;
@@ -463,6 +464,19 @@ _DIFFUSERS_PIPELINE_MODULES = frozenset({
 })
 
 
+def peft_auto_mapping_trigger(config: bytes, mapping: dict[object, object]) -> Trigger:
+    """peft's ``adapter_config.json`` ``auto_mapping``: with no ``task_type``, ``AutoPeftModel.from_pretrained`` runs
+    ``importlib.import_module(auto_mapping["parent_library"])`` and calls ``from_pretrained`` on its
+    ``base_model_class``, without ``trust_remote_code``: any module on the path, the repository's own included."""
+    library, name = mapping.get("parent_library"), mapping.get("base_model_class")
+    if not isinstance(library, str):
+        return Trigger(config, "peft", "auto_mapping.parent_library", repr(library)[:200],
+                       problem="non-string module name", follow_folder=False)
+    dotted = f"{library}.{name}" if isinstance(name, str) else library
+    return Trigger(config, "peft", "auto_mapping.parent_library (AutoPeftModel imports it)", dotted,
+                   modules=(_module_candidates(library),), danger=dangerous_target(dotted), follow_folder=False)
+
+
 def diffusers_triggers(config: bytes, doc: object, exists: Callable[[bytes], bool]) -> list[Trigger]:
     """``model_index.json`` / ``modular_model_index.json``: custom pipeline class and custom components.
 
@@ -608,6 +622,9 @@ def _document_triggers(config: bytes, lower: bytes, doc: object, exists: Callabl
     if isinstance(doc, dict):
         if "auto_map" in doc:
             triggers.extend(auto_map_triggers(config, doc["auto_map"]))
+        mapping = doc.get("auto_mapping")
+        if isinstance(mapping, dict) and "parent_library" in mapping:
+            triggers.append(peft_auto_mapping_trigger(config, mapping))
         pipelines = doc.get("custom_pipelines")
         if isinstance(pipelines, dict):
             for task, spec in pipelines.items():

@@ -18,7 +18,9 @@ Which ref an update really changes, and whether it is protected, is decided here
   is protected like the ref it shadows (:func:`shadowed_protected_ref`);
 * updates no approval can justify are refused whatever the ref: object substitution under ``refs/replace/`` (it
   changes what ``git show``, ``git archive``, web UIs and mirrors read for an object id, so no branch diff shows it),
-  and anything but an approval in the gate's own ``refs/gatekeeper/`` namespace (:func:`ref_refusal`).
+  and anything but an approval in the gate's own ``refs/gatekeeper/`` namespace (:func:`ref_refusal`);
+* git's namespaces: a clone served with ``GIT_NAMESPACE=team`` reads ``refs/namespaces/team/refs/heads/main`` as its
+  ``main``, so a namespaced ref is protected (and refused) like the ref it serves (:func:`outside_namespaces`).
 """
 
 from __future__ import annotations
@@ -104,20 +106,24 @@ def analyse_updates(
     default_protected = bool(is_protected(default_branch))
     pushed = {u.ref for u in updates if not is_null(u.new)}
 
+    def protected(ref: str) -> bool:  # a namespaced ref is protected like the ref it serves
+        seen = outside_namespaces(ref)
+        return bool(is_protected(ref)) or (seen != ref and bool(is_protected(seen)))
+
     def exists(ref: str) -> bool:
         return ref in pushed or repo.ref_target(ref) is not None
 
     for update in updates:
-        shadows = None if is_protected(update.ref) else shadowed_protected_ref(update.ref, is_protected, exists)
+        shadows = None if protected(update.ref) else shadowed_protected_ref(update.ref, protected, exists)
         analysis = analyse_update(
-            repo, update, protected=bool(is_protected(update.ref)) or shadows is not None,
+            repo, update, protected=bool(protected(update.ref)) or shadows is not None,
             default_branch=default_branch if default_protected else None,
         )
         refusal = ref_refusal(repo, update)
         if refusal is None and analysis.protected and analysis.kind == UpdateKind.CREATE:
             # The other order of the shadowing attack: the unprotected name was pushed first, before this protected
             # ref existed; short-name readers would keep reading it.
-            shadow = next((r for r in shadowing_refs(update.ref) if not is_protected(r) and exists(r)), None)
+            shadow = next((r for r in shadowing_refs(update.ref) if not protected(r) and exists(r)), None)
             if shadow is not None:
                 refusal = (f"{shadow} exists and would be read instead of {update.ref} by anything that resolves "
                            "the short name; ask an admin to delete it first")
@@ -238,6 +244,22 @@ def object_name_mimic(ref: str) -> str | None:
     return None
 
 
+_NAMESPACES = "refs/namespaces/"
+
+
+def outside_namespaces(ref: str) -> str:
+    """The name under which a reader served through git's namespaces (``GIT_NAMESPACE``, gitnamespaces(7)) sees
+    ``ref``: ``refs/namespaces/a/refs/namespaces/b/refs/heads/main`` is ``refs/heads/main`` (and
+    ``refs/namespaces/a/HEAD`` is ``HEAD``) to a clone with ``GIT_NAMESPACE=a/b``. Other refs are themselves. Letter
+    case is ignored, as a case-insensitive disk ignores it for loose refs."""
+    while ref[:len(_NAMESPACES)].casefold() == _NAMESPACES:
+        name, sep, inner = ref[len(_NAMESPACES):].partition("/")
+        if not (name and sep and inner):
+            break
+        ref = inner
+    return ref
+
+
 def ref_refusal(repo: Repo, update: RefUpdate) -> str | None:
     """Why no approval can let this update through, or None.
 
@@ -248,9 +270,14 @@ def ref_refusal(repo: Repo, update: RefUpdate) -> str | None:
     """
     if is_null(update.old) and is_null(update.new):
         return None  # deleting a ref that does not exist changes nothing
-    folded = update.ref.casefold()
+    inner = outside_namespaces(update.ref)
+    folded = inner.casefold()
+    if inner != update.ref and (folded == "head" or folded.startswith(GATE_NAMESPACE)):
+        what = ("HEAD decides what the namespace's clones check out" if folded == "head" else
+                "the gate reads approvals from refs/gatekeeper/ outside any namespace")
+        return f"{update.ref}: {what}; such refs are managed on the server only"
     if folded.startswith(REPLACE_NAMESPACE):
-        replaced = update.ref[len(REPLACE_NAMESPACE):]
+        replaced = inner[len(REPLACE_NAMESPACE):]
         what = f"{replaced[:12]} ({repo.object_type(replaced) or 'not in this repository'})"
         if is_null(update.new):
             return (f"object substitution: deleting {update.ref} changes what every reader sees for {what}; "
@@ -259,7 +286,7 @@ def ref_refusal(repo: Repo, update: RefUpdate) -> str | None:
         return (f"object substitution: {update.ref} would make git show, git archive, web UIs and mirrors replace "
                 f"{what} by {by}; replace refs are refused")
     if not is_null(update.new):
-        mimic = object_name_mimic(update.ref)
+        mimic = object_name_mimic(inner)
         if mimic is not None:
             return (f"{update.ref}: its short name {mimic} reads as an abbreviated object id, and git resolves refs "
                     f"first, so `git checkout {mimic}` would give this ref instead of that commit; choose a name "

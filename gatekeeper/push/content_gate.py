@@ -39,7 +39,7 @@ protected refs two things no reviewer can judge are refused outright (``Verdict.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,6 +62,7 @@ from gatekeeper.model import (
     MODE_BLOB,
     MODE_EXEC,
     MODE_LINK,
+    MODE_TREE,
     Change,
     Finding,
     ObjectId,
@@ -150,6 +151,8 @@ def scan_push(
         configs: dict[tuple[str, bytes], None] = {}  # (blob id, path) of config-named files, in order
         links: dict[str, bytes] = {}  # symlink entries: object id -> a path (only their type is checked)
         attributes: dict[str, bytes] = {}  # .gitattributes blobs the push touches (either side) -> a path
+        # Where those changes are: (commit whose tree holds the new side, None for the ref's new tip; the change)
+        attribute_sites: list[tuple[str | None, Change]] = []
         # (path, blob id) pairs collected already: the net change of a new ref and its root commit's diff are the
         # same list, and a path's facts follow from the path alone, so a pair met again adds nothing.
         met: set[tuple[bytes, str]] = set()
@@ -158,7 +161,8 @@ def scan_push(
         # (tmp/saved_model.pb, deleted by the next commit), it would ask for nothing.
         suspects = _dotfile_suspects(analysis.changes)
         for change in analysis.changes:
-            _collect(blobs, change, configs, links, attributes, met, suspects)
+            _collect(blobs, change, configs, links, attributes, met, suspects, attribute_sites)
+        sites_at_tip = len(attribute_sites)
         kind, new_object = repo.peel(analysis.update.new)
         if kind == "commit" and new_object is not None:
             commits = repo.walk_new_commits(new_object, hide, limit=MAX_NEW_COMMITS - commits_total)
@@ -166,8 +170,10 @@ def scan_push(
             for commit in commits:
                 changes = repo.commit_blob_changes(commit, odd=odd)
                 suspects = _dotfile_suspects(changes)
+                sites_before = len(attribute_sites)
                 for change in changes:
-                    _collect(blobs, change, configs, links, attributes, met, suspects)
+                    _collect(blobs, change, configs, links, attributes, met, suspects, attribute_sites)
+                attribute_sites[sites_before:] = [(commit, c) for _, c in attribute_sites[sites_before:]]
         elif kind == "tree" and new_object is not None:
             for path, mode, oid in repo.iter_tree(new_object, odd=odd, each_tree_once=True):
                 _collect(blobs, Change(path, MODE_ABSENT, "", mode, oid), configs, links, attributes, met, None)
@@ -179,6 +185,8 @@ def scan_push(
             raise LimitExceeded(f"this push brings more than {MAX_BLOBS} blobs to scan")
         directives = _checkout_directives(repo, analysis, kind, new_object, blobs, attributes, content,
                                           unscannable_blocks)
+        if attribute_sites:
+            _case_variant_attributes(repo, attribute_sites, content, analysis, unscannable_blocks)
         for (blob_id, facts), path in blobs.items():
             findings = seen.get((blob_id, facts, directives))
             if findings is None:
@@ -190,6 +198,13 @@ def scan_push(
             elif findings:
                 findings = [_at(f, display_path(path)) for f in findings]
             _route(content, analysis, path, findings, unscannable_blocks)
+        if directives and attribute_sites:
+            tip_tree = _tree(repo, analysis.update.new)
+            for path, blob_id, why in _blobs_under_new_conversions(repo, attribute_sites[:sites_at_tip], tip_tree,
+                                                                   attribute_sites[sites_at_tip:], blobs):
+                findings = _forms_of_existing_blob(repo, blob_id, display_path(path), options, directives,
+                                                   spool_dir, display_path(why))
+                _route(content, analysis, path, findings, unscannable_blocks)
         for blob_id, path in configs:
             _route(content, analysis, path, _dangerous_config(repo, blob_id, path), unscannable_blocks)
         for link_id, path in links.items():
@@ -239,9 +254,12 @@ def _dotfile_suspects(changes: Sequence[Change]) -> set[bytes] | None:
 
 def _collect(blobs: dict[tuple[str, str], bytes], change: Change, configs: dict[tuple[str, bytes], None],
              links: dict[str, bytes], attributes: dict[str, bytes], met: set[tuple[bytes, str]],
-             dotfile_suspects: set[bytes] | None) -> None:
+             dotfile_suspects: set[bytes] | None,
+             attribute_sites: list[tuple[str | None, Change]] | None = None) -> None:
     # Either side: a checkout of an earlier commit of the push reads the old one.
     if (dotfile_suspects is None or change.path in dotfile_suspects) and attributes_file(change.path):
+        if attribute_sites is not None and change.new_mode in (MODE_BLOB, MODE_EXEC):
+            attribute_sites.append((None, change))
         for oid in (change.old_id, change.new_id):
             if oid and not is_null(oid):
                 attributes.setdefault(oid, change.path)
@@ -488,6 +506,111 @@ def _checkout_directives(repo: Repo, analysis: RefAnalysis, kind: str, new_objec
     return directives
 
 
+def _blobs_under_new_conversions(repo: Repo, at_tip: list[tuple[str | None, Change]], tip_tree: str | None,
+                                 in_commits: list[tuple[str | None, Change]],
+                                 scanned: dict[tuple[str, str], bytes]) -> Iterator[tuple[bytes, str, bytes]]:
+    """(path, blob id, the .gitattributes) of the files already in the folders of ``.gitattributes`` files that this
+    push makes ask for a conversion they did not ask for before (added, or edited to ask for more): those files were
+    judged without it (round 3: a pickle landed harmless as stored, then a later push added only
+    ``working-tree-encoding``). Each folder is walked in the tree that holds the file (the new tip's, or the pushed
+    commit's), with every folder a case-insensitive checkout merges with it; blobs the push scans anyway are left
+    out, and each distinct folder tree is walked once."""
+    from gatekeeper.detectors.checkout_forms import parse_attributes
+
+    def asks(oid: str) -> Directives:
+        size = repo.blob_size(oid)
+        if size is None or size > _ATTRIBUTES_READ_CAP:
+            return NO_DIRECTIVES  # judged by _checkout_directives (unscannable, or not a blob)
+        return parse_attributes([repo.read_blob(oid, max_bytes=_ATTRIBUTES_READ_CAP)])
+
+    done = {blob_id for blob_id, _ in scanned}
+    walked: set[str] = set()
+    for site, change in [*at_tip, *in_commits]:
+        new = asks(change.new_id)
+        if not new:
+            continue
+        if change.old_mode in (MODE_BLOB, MODE_EXEC) and change.old_id and not is_null(change.old_id):
+            if asks(change.old_id).union(new) == asks(change.old_id):
+                continue  # asks for nothing new: the files below were judged under these conversions already
+        root = tip_tree if site is None else repo.commit_tree(site)
+        if root is None:
+            continue
+        for folder, tree in _folders_spelled_alike(repo, root, change.path.rpartition(b"/")[0]):
+            if tree in walked:
+                continue
+            walked.add(tree)
+            prefix = folder + b"/" if folder else b""
+            for path, mode, oid in repo.iter_tree(tree, each_tree_once=True):
+                if mode in (MODE_BLOB, MODE_EXEC) and oid not in done:
+                    done.add(oid)
+                    yield prefix + path, oid, change.path
+
+
+def _fold(path: bytes) -> bytes:
+    """A path as case-insensitive checkouts compare it (Windows, macOS): letter case and Unicode composition
+    ignored. ASCII lowercase is the common case and is returned as it is."""
+    if path.isascii():
+        return path.lower()
+    import unicodedata
+
+    return unicodedata.normalize("NFC", path.decode("utf-8", "surrogateescape")).lower().encode(
+        "utf-8", "surrogateescape")
+
+
+def _folders_spelled_alike(repo: Repo, root: str, folder: bytes) -> list[tuple[bytes, str]]:
+    """(path, tree id) of every folder of ``root`` that a case-insensitive checkout merges with ``folder``."""
+    found: list[tuple[bytes, str]] = [(b"", root)]
+    for part in folder.split(b"/") if folder else []:
+        want = _fold(part)
+        found = [((prefix + b"/" if prefix else b"") + name, oid)
+                 for prefix, tree in found for name, mode, oid in repo.tree_entries(tree)
+                 if mode == MODE_TREE and _fold(name) == want and repo.object_type(oid) == "tree"]
+    return found
+
+
+def _case_variant_attributes(repo: Repo, sites: list[tuple[str | None, Change]], content: RefContent,
+                             analysis: RefAnalysis, unscannable_blocks: bool) -> None:
+    """Refuse a ``.gitattributes`` this push adds or edits that asks for a conversion from a folder whose spelling
+    is not its folded one (``MODELS/``): git reads a folder's file from the working tree when the index has none at
+    that exact path, and Windows and macOS checkouts merge ``MODELS/`` and ``models/``, so it would convert files in
+    every folder spelled alike, which later pushes cannot look up (they look for the folded spelling)."""
+    from gatekeeper.detectors.checkout_forms import parse_attributes
+
+    done: set[tuple[bytes, str]] = set()
+    for _, change in sites:
+        folder, _, name = change.path.rpartition(b"/")
+        if not folder or name != b".gitattributes" or _fold(folder) == folder or (change.path, change.new_id) in done:
+            continue  # aliases of the name itself are refused by _checkout_directives
+        done.add((change.path, change.new_id))
+        size = repo.blob_size(change.new_id)
+        if size is None or size > _ATTRIBUTES_READ_CAP:
+            continue  # judged by _checkout_directives
+        found = parse_attributes([repo.read_blob(change.new_id, max_bytes=_ATTRIBUTES_READ_CAP)])
+        if found:
+            shown = display_path(_fold(folder))
+            _route(content, analysis, change.path, [Finding(
+                Verdict.REFUSED, display_path(change.path), CHECKOUT_CONVERSION_DETECTOR,
+                f"asks for checkout conversions ({found.describe()}) from a folder that case-insensitive checkouts "
+                f"(Windows, macOS) merge with every folder spelled alike; put it in {shown}/.gitattributes or the "
+                "root .gitattributes", (), change.new_id)], unscannable_blocks)
+
+
+def _forms_of_existing_blob(repo: Repo, blob_id: str, path: str, options: ScanOptions, directives: Directives,
+                            spool_dir: Path | None, attributes: str) -> list[Finding]:
+    """What the conversions make of a blob already on the branch (its stored form was judged when it came)."""
+    why = (f"the file was already on the branch; this push's {attributes} makes checkouts convert it: drop that "
+           "conversion or the file",)
+    size = repo.blob_size(blob_id)
+    if size is None:
+        return []  # a crafted entry: judged when it came (object type)
+    if size > int(options.max_bytes):
+        return [Finding(Verdict.UNSCANNABLE, path, "content", f"blob of {size} bytes is over the scan cap of "
+                        f"{int(options.max_bytes)} bytes", (), blob_id)]
+    with repo.scannable_blob(blob_id, size, spool_dir=spool_dir) as data:
+        return [Finding(f.verdict, f.path, f.detector, f.message, why + f.evidence, blob_id)
+                for f in _form_findings(data, blob_id, path, directives, options)]
+
+
 def _attributes_along(repo: Repo, root: str, paths: Iterable[bytes]) -> set[str]:
     """Ids of the ``.gitattributes`` files in the folders of ``root`` that hold one of ``paths`` (git reads every
     folder's file up to the root). Exact names only, looked up in C: an alias a case-insensitive or Windows checkout
@@ -498,6 +621,9 @@ def _attributes_along(repo: Repo, root: str, paths: Iterable[bytes]) -> set[str]
     for folder in {path[:path.rfind(b"/") + 1] for path in paths}:
         parts = folder.split(b"/")[:-1]
         folders.update(b"/".join(parts[:i]) for i in range(1, len(parts) + 1))
+    # Windows and macOS checkouts merge folders spelled alike (MODELS/ and models/); a conversion may only sit in the
+    # folded spelling (_case_variant_attributes), so that is where to look too.
+    folders.update([folded for folder in folders if (folded := _fold(folder)) != folder])
     wanted = [folder + b"/.gitattributes" if folder else b".gitattributes" for folder in folders]
     return set(repo.ids_at(root, wanted).values())
 
