@@ -135,3 +135,46 @@ def test_hook_stdin_is_bounded_before_it_is_read(server: Server) -> None:
     assert server.decisions()[-1]["decision"] == "error"
     run_git("rev-parse", "refs/heads/main", cwd=server.bare)
 
+
+
+def test_a_slow_index_refresh_after_a_refusal_neither_delays_nor_kills_the_hook(server: Server,
+                                                                                 tmp_path: Path) -> None:
+    """After a refusal the hook forks a detached indexer. It must not keep the watchdog's pipe open: the hook would
+    wait for the indexer on its way out, and an indexer slower than the hard deadline would get the finished hook
+    killed and a second, false refusal recorded."""
+    server.write_policy(_policy("enforce", "refuse", 0.5))
+    clone = server.clone()
+    clone.write("models/llama/x.py", "x = 1\n")
+    clone.commit("unreviewed model code")
+    assert clone.push("HEAD:refs/heads/feature").ok
+    old, new = server.ref("refs/heads/main"), server.ref("refs/heads/feature")
+    script = tmp_path / "slow_index.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, sys, time
+        from pathlib import Path
+        from gatekeeper.audit import query
+        from gatekeeper.push import hook
+
+        class SlowIndex:  # stands for a long catch-up on a big log
+            def __init__(self, log):
+                time.sleep(4)
+            def update(self):
+                return self
+            def close(self):
+                pass
+
+        query.Index = SlowIndex
+        start = time.monotonic()
+        result = hook.run_pre_receive(b"{old} {new} refs/heads/main\\n",
+                                      dict(os.environ, GIT_DIR={str(server.bare)!r}), config=Path({str(server.config)!r}))
+        print("returned", result.exit_code, round(time.monotonic() - start, 2))
+    """))
+    before = len(server.decisions())
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    returned, code, seconds = proc.stdout.split()
+    assert (returned, code) == ("returned", "1")
+    assert float(seconds) < 1.5  # the hard deadline is 1.5 s; the indexer sleeps 4
+    time.sleep(4.5)  # had the watchdog fired, its record would be in by now
+    decisions = server.decisions()[before:]
+    assert [d["decision"] for d in decisions] == ["deny"], decisions
