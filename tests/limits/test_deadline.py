@@ -165,8 +165,8 @@ def test_a_slow_index_refresh_after_a_refusal_neither_delays_nor_kills_the_hook(
 
         query.Index = SlowIndex
         start = time.monotonic()
-        result = hook.run_pre_receive(b"{old} {new} refs/heads/main\\n",
-                                      dict(os.environ, GIT_DIR={str(server.bare)!r}), config=Path({str(server.config)!r}))
+        env = dict(os.environ, GIT_DIR={str(server.bare)!r})
+        result = hook.run_pre_receive(b"{old} {new} refs/heads/main\\n", env, config=Path({str(server.config)!r}))
         print("returned", result.exit_code, round(time.monotonic() - start, 2))
     """))
     before = len(server.decisions())
