@@ -722,6 +722,27 @@ def may_resolve_a_global(view: memoryview | bytes) -> bool:
     return bool(view) and view[0] in _PICKLE_FIRST_BYTES and view[0] not in _FAILS_ON_EMPTY_STACK
 
 
+# The short-text lane (plainly_inert): first bytes that no format here starts with and that no unpickler resolves a
+# global after: "#", quotes, "/", "*", "<", "{", "-" and friends, letters that are no opcode (A D E O W Y f k m n w y
+# z), and the opcodes of _FAILS_ON_EMPTY_STACK except "R" (Rar!) and "h" (a deflate CMF byte, like the "x", "H", "X"
+# and "8" also left out). Not whitespace: a core.autocrlf form would start differently.
+_INERT_FIRST = frozenset(b"#\"'/*<{-=!@%;:$&?ADEOWYfkmnwyz.012Qabdegjlopqrstu")
+_TEXT_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n\r"
+INERT_MAX = 512  # below a tar header and the first HDF5 user block, in the blob and in its core.autocrlf form
+
+
+def plainly_inert(data: bytes, path: str) -> bool:
+    """True only if :func:`scan_blob` finds nothing in ``data`` at ``path``, decided without scanning: short printable
+    ASCII (no control byte but tab, LF, CR) that starts with a byte of ``_INERT_FIRST`` and has no "{" in bytes 1-8 (a
+    safetensors header's "{" sits at offset 8, also once core.autocrlf has added CRs), at a path no loader reads as
+    safetensors or a SavedModel. No magic, end record, pickle or user block fits in such bytes, so the push path skips
+    the scanner for them (most source files of a big push). tests/limits/test_inert_lane.py checks the claim against
+    scan_blob; the check is a few C-level passes over at most 512 bytes."""
+    return (0 < len(data) and len(data) + data.count(b"\n") < INERT_MAX and data[0] in _INERT_FIRST
+            and not data.translate(None, _TEXT_BYTES) and b"{" not in data[1:9]
+            and not path.casefold().rstrip(" .").endswith((".safetensors", "saved_model.pb")))  # as loaded_as
+
+
 _ZIP_KINDS = frozenset({"torch-zip", "torchscript", "keras", "npz", "zip"})
 _PICKLE_KINDS = frozenset({"pickle", "torch-legacy"})
 

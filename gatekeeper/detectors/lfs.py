@@ -65,6 +65,12 @@ class MalformedPointer(Exception):
     """git-lfs recognises the blob as a pointer but refuses its values."""
 
 
+def may_be_pointer(data: bytes) -> bool:
+    """False only when :func:`parse_pointer` returns None: git-lfs reads a pointer only if its first
+    ``BLOB_SIZE_CUTOFF`` bytes name git-lfs (stripping spaces from the ends cannot create the name)."""
+    return _MATCHER.search(data, 0, BLOB_SIZE_CUTOFF) is not None
+
+
 def parse_pointer(data: bytes | memoryview | mmap.mmap) -> LfsPointer | None:
     """Parse an LFS pointer as git-lfs does.
 

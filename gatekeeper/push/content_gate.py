@@ -375,19 +375,23 @@ def _scan_blob(
 ) -> tuple[list[Finding], bool]:
     # One module each, not ``from gatekeeper.detectors import ...``: importing names from a package runs Python code
     # (importlib's _handle_fromlist) on every call, and this runs once per blob.
-    from gatekeeper.detectors.content import scan_blob
-    from gatekeeper.detectors.lfs import BLOB_SIZE_CUTOFF, lfs_findings
+    from gatekeeper.detectors.content import INERT_MAX, plainly_inert, scan_blob
+    from gatekeeper.detectors.lfs import BLOB_SIZE_CUTOFF, lfs_findings, may_be_pointer
 
     if directives:  # verdicts under .gitattributes conversions are not what the caches hold: judge afresh
         cache, clean = None, None
-    size = repo.blob_size(blob_id)
     clean_key: bytes | None = None
+    if clean is not None:
+        # Before the header: only small blobs that were read as blobs and found clean are in the index, and an id
+        # names one blob's content (git's connectivity check has made sure the push holds every object it names).
+        clean_key = clean.key(blob_id, path)
+        if clean_key in clean:
+            return [], True
+    size = repo.blob_size(blob_id)
     if size is None or size < CACHE_MIN_BYTES:
         cache = None
-        if size is not None and clean is not None:
-            clean_key = clean.key(blob_id, path)
-            if clean_key in clean:
-                return [], True
+    if size is None or size >= CACHE_MIN_BYTES:
+        clean_key = None
     if cache is not None:
         try:
             cached = cache.get(blob_id, options, path)
@@ -404,7 +408,10 @@ def _scan_blob(
     findings: list[Finding] | None = None
     # Bounded memory whatever the size: big blobs are streamed to an unlinked temporary file and mapped.
     with repo.scannable_blob(blob_id, size, spool_dir=spool_dir) as data:
-        if size <= BLOB_SIZE_CUTOFF:
+        if size < INERT_MAX and not directives and isinstance(data, bytes) and plainly_inert(data, path) \
+                and not may_be_pointer(data):
+            findings = []  # short plain text: nothing any detector below could find (detectors.content)
+        elif size <= BLOB_SIZE_CUTOFF:
             findings = lfs_findings(
                 path, bytes(data), lfs_store=lfs_store,
                 scan_blob=lambda p, d: scan_blob(p, d, options),
