@@ -11,6 +11,7 @@ from gitserver import Server, run_git, seed_content
 
 from attacks.attacklib import Crafter, assert_refused
 from attacks.test_checkout_conversions import LATIN1_PICKLE, CRLF_SPLIT_BINARY
+from limits.test_inert_lane import PICKLE, printable_tar
 
 
 @pytest.mark.parametrize("ref", ["refs/heads/feature/attr-later", "refs/heads/main"])
@@ -182,3 +183,15 @@ def test_remote_code_module_in_another_letter_case(tmp_path: Path) -> None:
     before = srv.ref("refs/heads/main")
     result = clone.push("HEAD:refs/heads/main")
     assert_refused(srv, result, "refs/heads/main", before, "remote-code", "hub/MyModel.py")
+
+
+@pytest.mark.parametrize("path", [b"src/notes.txt", b"ckpt/model.pt"])
+def test_printable_tar_holding_a_pickle_is_not_waved_through_as_text(server: Server, path: bytes) -> None:
+    """The short-text lane skips the scanner for printable text; a v7 tar can be printable from end to end (octal
+    fields padded with spaces), and torch.load reads a legacy tar checkpoint whatever its name. Pushed to a feature
+    branch, a tar whose one member is a protocol-0 pickle running os.system is refused like any other."""
+    x = Crafter(server.clone())
+    before = server.ref("refs/heads/feature/tar-text")
+    commit = x.commit_with(path, "100644", x.blob(printable_tar(PICKLE)))
+    assert_refused(server, x.push(commit, "refs/heads/feature/tar-text"), "refs/heads/feature/tar-text", before,
+                   "os.system")

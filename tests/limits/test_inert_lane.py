@@ -27,6 +27,7 @@ FRAGMENTS = [b"c", b"os\n", b"system\n", b"builtins\neval\n", b"(", b"S'id'\n", 
              b"\x80\x02", b"\x80\x04\x95", b"# comment\n", b"value = 1\n", b"import os\n", b"def f():\n",
              b'{"a": 1}', b"7z", b"Rar!", b"BZh91AY", b"\x1f\x8b", b"]\x00\x00", b"ZF0x", b"x" * 40, b"\x00",
              b"I1\n", b"V\n", b"(lp0\n", b"N.", b"\x8c\x02os", b"}q\x00", b"Q", b"b", b"u", b"e", b"p0\n", b"g0\n"]
+PICKLE = b"cos\nsystem\n(S'id'\ntR."  # protocol 0, all printable: runs os.system("id") when loaded
 FIRSTS = sorted(set(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D, 0x80, 0x93, 0x89})
 
 
@@ -36,7 +37,9 @@ def _generated(seed: int, count: int) -> list[bytes]:
     for _ in range(count):
         body = b"".join(rng.choice(FRAGMENTS) for _ in range(rng.randrange(0, 40)))
         if rng.random() < 0.3:  # long enough that the autocrlf form or the blob itself crosses 512 bytes
-            body = body + b"line\n" * rng.randrange(60, 110)
+            body = body + b"line\n" * rng.randrange(60, 110) + rng.choice(FRAGMENTS)
+        if rng.random() < 0.05:  # a tar magic where a tar header carries it, in the blob or in its CRLF form
+            body = body[:255].ljust(255, b"-") + rng.choice([b"", b"\n"]) + b"ustar" + body[255:]
         out.append(bytes([rng.choice(FIRSTS)]) + body)
     return out
 
@@ -59,7 +62,7 @@ def _counterexamples(blobs: list[bytes]) -> list[tuple[str, bytes, list[str]]]:
 
 
 def test_lane_never_skips_a_finding() -> None:
-    blobs = _generated(20261205, 6000) + _real_files()
+    blobs = _generated(20261205, 6000) + _real_files() + [printable_tar(), printable_tar(PICKLE)]
     lane = sum(plainly_inert(d, p) for d in blobs for p in PATHS)
     assert lane > 2000, "the generator must reach the lane often, or the test proves nothing"
     assert _counterexamples(blobs) == []
@@ -78,6 +81,21 @@ def test_ordinary_source_takes_the_lane(data: bytes) -> None:
     assert plainly_inert(data, "src/x.py") and not may_be_pointer(data)
 
 
+def printable_tar(member: bytes = b"") -> bytes:
+    """A v7 tar (one member) git could store as text: every field printable, the checksum right (tarfile would open
+    it), the member right after its header."""
+    size = f"{len(member):011o} ".encode()
+    fields = [b"#" + b"n" * 99, b"0000644 ", b"0000000 ", b"0000000 ", size, b"00000000000 "]
+    block = b"".join(fields) + b" " * 8 + b"0" + b"l" * 100 + b"v" * 8 + b"u" * 64 + b"0000000 " * 2
+    block += b"p" * (512 - len(block))
+    checksum = sum(block)  # the checksum field counts as spaces
+    header = block[:148] + f"{checksum:06o} ".encode() + b" " + block[156:]
+    import tarfile
+
+    assert "#nnn" in tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape").name
+    return header + member + b"\n" * (-len(member) % 512) + b"more text\n" * 10
+
+
 @pytest.mark.parametrize(("data", "why"), [
     (b"cos\nsystem\n(S'id'\ntR.", "GLOBAL opcode first"),
     (b"import os\n", "INST opcode first"),
@@ -85,8 +103,10 @@ def test_ordinary_source_takes_the_lane(data: bytes) -> None:
     (b"#caf\xc3\xa9\n", "not ASCII"),
     (b"#2345678{}", "a safetensors header's brace at offset 8"),
     (b"#23456\n{}", "the brace reaches offset 8 once autocrlf adds a CR"),
-    (b"#" + b"\n" * 260, "the autocrlf form reaches 512 bytes"),
-    (b"#" * 512, "512 bytes: a tar header fits"),
+    (b"#" + b"a" * 256 + b"ustar" + b"b" * 250, "a tar header (ustar magic at 257)"),
+    (printable_tar(), "a tar header (valid checksum, all printable)"),
+    (b"#\n" + b"a" * 254 + b"ustar" + b"b" * 300, "a tar header once core.autocrlf has added a CR"),
+    (b"#" + b"a" * (1 << 20), "over INERT_MAX"),
     (b" version x", "whitespace first"),
     (b"", "empty"),
 ])
@@ -113,3 +133,10 @@ def test_may_be_pointer_never_misses_a_pointer() -> None:
         if parsed:
             assert may_be_pointer(data), data[:80]
     assert seen_pointer >= 4
+
+
+def test_a_printable_tar_with_a_pickle_inside_is_found_and_kept_out() -> None:
+    data = printable_tar(PICKLE)
+    assert not data.translate(None, bytes(range(0x20, 0x7F)) + b"\t\n\r"), "all printable"
+    assert any(f.verdict.value == "malicious" for f in scan_blob("src/notes.txt", data))
+    assert not plainly_inert(data, "src/notes.txt")
