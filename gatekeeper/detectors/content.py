@@ -722,35 +722,6 @@ def may_resolve_a_global(view: memoryview | bytes) -> bool:
     return bool(view) and view[0] in _PICKLE_FIRST_BYTES and view[0] not in _FAILS_ON_EMPTY_STACK
 
 
-# The short-text lane (plainly_inert): first bytes that no format here starts with and that no unpickler resolves a
-# global after: "#", quotes, "/", "*", "<", "{", "-" and friends, letters that are no opcode (A D E O W Y f k m n w y
-# z), and the opcodes of _FAILS_ON_EMPTY_STACK except "R" (Rar!) and "h" (a deflate CMF byte, like the "x", "H", "X"
-# and "8" also left out). Not whitespace: a core.autocrlf form would start differently.
-_INERT_FIRST = frozenset(b"#\"'/*<{-=!@%;:$&?ADEOWYfkmnwyz.012Qabdegjlopqrstu")
-_TEXT_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n\r"
-INERT_MAX = 1 << 20  # the lane's size limit (scanning text that big is rare; the check is linear)
-
-
-def plainly_inert(data: bytes, path: str) -> bool:
-    """True only if :func:`scan_blob` finds nothing in ``data`` at ``path``, decided without scanning: printable ASCII
-    (no control byte but tab, LF, CR) of at most ``INERT_MAX`` bytes that starts with a byte of ``_INERT_FIRST``, has
-    no "{" in bytes 1-8 (a safetensors header's "{" sits at offset 8, also once core.autocrlf has added CRs) and whose
-    first 512 bytes are no tar header, as stored or as core.autocrlf writes them; at a path no loader reads as
-    safetensors or a SavedModel. Every other magic, end record and HDF5 user block needs a control or non-ASCII byte,
-    and an unpickler stops at the first byte, so the push path skips the scanner for such text (most source files of
-    a big push). tests/limits/test_inert_lane.py checks the claim against scan_blob; the check is a few C-level
-    passes over the data."""
-    if not (0 < len(data) <= INERT_MAX and data[0] in _INERT_FIRST and b"{" not in data[1:9]):
-        return False
-    if data.translate(None, _TEXT_BYTES):
-        return False
-    if len(data) + data.count(b"\n", 0, 512) >= 512:  # room for a tar header, in the blob or its CRLF form
-        head = data[:512]
-        if tar_walk.looks_like_tar(head) or tar_walk.looks_like_tar(head.replace(b"\n", b"\r\n")[:512]):
-            return False
-    return not path.casefold().rstrip(" .").endswith((".safetensors", "saved_model.pb"))  # as _loaded_as
-
-
 _ZIP_KINDS = frozenset({"torch-zip", "torchscript", "keras", "npz", "zip"})
 _PICKLE_KINDS = frozenset({"pickle", "torch-legacy"})
 

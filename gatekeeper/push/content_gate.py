@@ -40,6 +40,7 @@ protected refs two things no reviewer can judge are refused outright (``Verdict.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -375,8 +376,8 @@ def _scan_blob(
 ) -> tuple[list[Finding], bool]:
     # One module each, not ``from gatekeeper.detectors import ...``: importing names from a package runs Python code
     # (importlib's _handle_fromlist) on every call, and this runs once per blob.
-    from gatekeeper.detectors.content import INERT_MAX, plainly_inert, scan_blob
-    from gatekeeper.detectors.lfs import BLOB_SIZE_CUTOFF, lfs_findings, may_be_pointer
+    from gatekeeper.detectors.inert import INERT_MAX, plainly_inert
+    from gatekeeper.detectors.lfs import may_be_pointer
 
     if directives:  # verdicts under .gitattributes conversions are not what the caches hold: judge afresh
         cache, clean = None, None
@@ -405,13 +406,23 @@ def _scan_blob(
     if size > max_bytes:
         return [Finding(Verdict.UNSCANNABLE, path, "content",
                         f"blob of {size} bytes is over the scan cap of {max_bytes} bytes")], False
+    small: bytes | None = None
+    if size <= INERT_MAX and not directives:
+        small = repo.read_small_blob(blob_id, size)
+        # Plain text (most files of a big push): nothing the scanner could find, and not an LFS pointer. The
+        # scanner is not even imported for it.
+        if plainly_inert(small, path) and not may_be_pointer(small):
+            if clean is not None and clean_key is not None:
+                clean.add(clean_key)
+            return [], False
+    from gatekeeper.detectors.content import scan_blob
+    from gatekeeper.detectors.lfs import BLOB_SIZE_CUTOFF, lfs_findings
+
     findings: list[Finding] | None = None
     # Bounded memory whatever the size: big blobs are streamed to an unlinked temporary file and mapped.
-    with repo.scannable_blob(blob_id, size, spool_dir=spool_dir) as data:
-        if size < INERT_MAX and not directives and isinstance(data, bytes) and plainly_inert(data, path) \
-                and not may_be_pointer(data):
-            findings = []  # short plain text: nothing any detector below could find (detectors.content)
-        elif size <= BLOB_SIZE_CUTOFF:
+    source = nullcontext(small) if small is not None else repo.scannable_blob(blob_id, size, spool_dir=spool_dir)
+    with source as data:
+        if size <= BLOB_SIZE_CUTOFF:
             findings = lfs_findings(
                 path, bytes(data), lfs_store=lfs_store,
                 scan_blob=lambda p, d: scan_blob(p, d, options),

@@ -259,6 +259,13 @@ class Repo:
             raise GitAccessError(f"blob {oid} is {size} bytes, over the {max_bytes}-byte cap")
         return self._read_whole(oid)
 
+    def read_small_blob(self, oid: str, size: int) -> bytes:
+        """The content of blob ``oid`` whose header said ``size``, below :data:`SPOOL_MIN_BYTES`: one read, no second
+        look at the header (:meth:`scannable_blob` for any size)."""
+        if size >= SPOOL_MIN_BYTES:
+            raise GitAccessError(f"blob {oid} is {size} bytes: too big to read into memory at once")
+        return self._read_whole(oid)
+
     def _read_whole(self, oid: str) -> bytes:
         try:
             kind, data = self._repo.odb.read(oid)

@@ -1,4 +1,4 @@
-"""The short-text lane (``content.plainly_inert``, ``lfs.may_be_pointer``): the push path skips the scanner for short
+"""The short-text lane (``inert.plainly_inert``, ``lfs.may_be_pointer``): the push path skips the scanner for
 printable text only when the scanner would find nothing in it and git-lfs would not read it as a pointer. Checked
 against scan_blob and parse_pointer over generated blobs built from the fragments formats and pickles start with,
 over the project's own files and the corpora; a mutation (a lane that lets "c", the GLOBAL opcode, through) must be
@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from gatekeeper.detectors import content
-from gatekeeper.detectors.content import plainly_inert, scan_blob
+from gatekeeper.detectors import inert
+from gatekeeper.detectors.content import scan_blob
+from gatekeeper.detectors.inert import plainly_inert
 from gatekeeper.detectors.lfs import MalformedPointer, may_be_pointer, parse_pointer
 from gitserver import SHARED
 
@@ -69,7 +70,7 @@ def test_lane_never_skips_a_finding() -> None:
 
 
 def test_a_lane_that_lets_the_global_opcode_through_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(content, "_INERT_FIRST", content._INERT_FIRST | {ord("c"), ord("i")})
+    monkeypatch.setattr(inert, "_INERT_FIRST", inert._INERT_FIRST | {ord("c"), ord("i")})
     assert _counterexamples(_generated(20261205, 6000)), "the differential check must be able to fail"
 
 
