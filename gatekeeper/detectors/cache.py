@@ -19,11 +19,10 @@ import os
 import stat
 from pathlib import Path
 
-from gatekeeper.detectors.content import DETECTOR_VERSION
-from gatekeeper.detectors.content import Data
-from gatekeeper.detectors.content import ScanOptions
+from gatekeeper.detectors.options import DETECTOR_VERSION
+from gatekeeper.detectors.options import Data
+from gatekeeper.detectors.options import ScanOptions
 from gatekeeper.detectors.pathfacts import path_facts
-from gatekeeper.detectors.content import scan_blob
 from gatekeeper.errors import ScanError
 from gatekeeper.model import Finding
 from gatekeeper.model import Verdict
@@ -217,6 +216,8 @@ def scan_cached(cache: VerdictCache | None, blob_id: str, path: str, data: Data,
         hit = cache.get(blob_id, options, path)
         if hit is not None:
             return hit
+    from gatekeeper.detectors.content import scan_blob  # the scanner only when a blob is judged afresh
+
     findings = [dataclasses.replace(f, blob_id=blob_id) for f in scan_blob(path, data, options)]
     if cache is not None:
         cache.put(blob_id, options, path, findings)

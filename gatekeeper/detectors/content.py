@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import bz2
 import functools
-import hashlib
 import json
 import lzma
-import mmap
 import re
 import time
 import zlib
@@ -48,48 +46,14 @@ from gatekeeper.detectors.pickle_profiles import classify_global
 from gatekeeper.detectors.pickle_profiles import profile_globals
 from gatekeeper.model import Finding
 from gatekeeper.model import Verdict
+from gatekeeper.detectors.options import DETECTOR_VERSION, Data, ScanOptions
 
 __all__ = ["DETECTOR_VERSION", "Data", "ScanOptions", "sniff", "scan_blob"]
 
-# Bump when a change can alter a verdict: the verdict cache keys on it.
-DETECTOR_VERSION = "3"  # 2: the core.autocrlf form of text blobs is judged too; 3: saved_model.pb and archived
-# configs are read as pickles too
-
-Data = bytes | bytearray | memoryview | mmap.mmap
 
 _TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e"
 _MAX_EVIDENCE = 20
 _MAX_CONFIG = 64 << 20  # a Keras config.json larger than this is not a config
-
-
-@dataclass(frozen=True)
-class ScanOptions:
-    """What the scan allows and how much it may spend (per blob).
-
-    ``profile`` names allow-list profiles from :mod:`pickle_profiles` (``torch``, ``numpy``, ``joblib``, ``none``;
-    ``+`` combines them); ``extra_globals`` are ``module.name`` strings a repository allows on top (never over the
-    deny list). ``max_bytes`` caps the blob size and ``max_decompressed`` the bytes produced by decompression per
-    blob; containers are read by seeking, so a 1 GB checkpoint costs its headers and pickles only.
-    """
-
-    profile: str = "torch"
-    extra_globals: frozenset[str] = frozenset()
-    max_bytes: int = 64 << 30
-    max_members: int = 10_000
-    max_opcodes: int = 1_000_000
-    max_depth: int = 4
-    time_budget_s: float = 10.0
-    max_decompressed: int = 512 << 20
-    max_memo: int = 100_000
-
-    def digest(self) -> str:
-        """A stable digest of every field, for cache keys."""
-        canon = json.dumps(
-            [self.profile, sorted(self.extra_globals), self.max_bytes, self.max_members, self.max_opcodes,
-             self.max_depth, self.time_budget_s, self.max_decompressed, self.max_memo],
-            separators=(",", ":"),
-        )
-        return hashlib.sha256(canon.encode()).hexdigest()
 
 
 class _Budget(Exception):

@@ -81,7 +81,7 @@ if TYPE_CHECKING:  # the detectors and the policy module load only when a push n
     import mmap
 
     from gatekeeper.detectors.cache import CleanIndex, VerdictCache
-    from gatekeeper.detectors.content import ScanOptions
+    from gatekeeper.detectors.options import ScanOptions
     from gatekeeper.policy.config import Policy
 
 MAX_NEW_COMMITS = 20_000  # per push; above it the push is refused (never a partial scan)
@@ -128,7 +128,7 @@ def scan_push(
     *,
     cache_dir: Path | None,
 ) -> ContentReport:
-    from gatekeeper.detectors.content import ScanOptions
+    from gatekeeper.detectors.options import ScanOptions
 
     scan_cfg = policy.scan
     options = ScanOptions(extra_globals=frozenset(scan_cfg.extra_pickle_globals))

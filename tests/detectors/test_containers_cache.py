@@ -110,12 +110,12 @@ def test_scan_cached_skips_the_second_scan(tmp_path: Path, monkeypatch: pytest.M
     cache = VerdictCache(tmp_path / "c")
     first = scan_cached(cache, BLOB, "a.pkl", EVIL)
     assert first[0].verdict is Verdict.MALICIOUS and first[0].blob_id == BLOB
-    import gatekeeper.detectors.cache as cache_mod
+    import gatekeeper.detectors.content as content_mod  # scan_cached imports the scanner when it needs it
 
     def boom(*args: object, **kwargs: object) -> None:
         raise AssertionError("scanned again")
 
-    monkeypatch.setattr(cache_mod, "scan_blob", boom)
+    monkeypatch.setattr(content_mod, "scan_blob", boom)
     again = scan_cached(cache, BLOB, "b.pkl", b"whatever: the blob id decides")
     assert [(f.verdict, f.path, f.message) for f in again] == [(f.verdict, "b.pkl", f.message) for f in first]
     monkeypatch.undo()
