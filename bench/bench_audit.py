@@ -91,6 +91,56 @@ def generate(log: Path, key: Path, origin: str, n: int, seed: int = 1) -> None:
     atomic_write(sidecar(log, ".state.json"), state.to_json())
 
 
+def ceiling(log: Path) -> None:
+    """Time, alone and with no Python loop of ours around them, the C calls one verify pass must make for every
+    record: reading and splitting 64 KiB blocks, the float search, orjson parse + re-encode (the canonical check),
+    the leaf hashes and the Merkle node hashes. Their sum bounds verify's 1-core rate from above on this machine at
+    this moment (schemas, the chain and the loop come on top)."""
+    import hashlib
+
+    import orjson
+
+    from gatekeeper.audit.verify import _READ_CHUNK
+
+    options = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+    with open(log, "rb") as fh:
+        blocks = list(iter(lambda: fh.read(_READ_CHUNK), b""))
+    data = b"".join(blocks)
+    lines = data.split(b"\n")[:-1]
+    groups = [lines[i:i + 100] for i in range(0, len(lines), 100)]  # kept short-lived, as verify does
+    primed = hashlib.sha256(b"\x00").copy
+
+    def leaves() -> bytes:
+        out = []
+        for line in lines:
+            hasher = primed()
+            hasher.update(line)
+            out.append(hasher.digest())
+        return b"".join(out)
+
+    hashes = leaves()
+    parts = {
+        "split": lambda: [block.split(b"\n") for block in blocks],
+        "float search": lambda: [canonical.may_hold_float(block) for block in blocks],
+        "orjson parse": lambda: [len([orjson.loads(line) for line in group]) for group in groups],
+        "parse + re-encode": lambda: [len([orjson.dumps(orjson.loads(line), option=options) for line in group])
+                                      for group in groups],
+        "leaf hashes": leaves,
+        "Merkle nodes": lambda: CompactRange().extend(hashes),
+    }
+    best: dict[str, float] = {}
+    for name, work in parts.items():
+        times = []
+        for _ in range(3):
+            cpu = time.process_time()
+            work()
+            times.append(time.process_time() - cpu)
+        best[name] = min(times)
+    total = sum(t for name, t in best.items() if name != "orjson parse")
+    print("ceiling: C-level work per pass, best of 3, CPU: " + ", ".join(f"{k} {v:.2f} s" for k, v in best.items())
+          + f"; sum (parse counted once) {total:.2f} s = at most {len(lines) / total:.0f} records/s on 1 core")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=1_000_000)
@@ -98,6 +148,8 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, default=None, help="work directory (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--quick", action="store_true", help="100,000 records and 50 appends")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="also time the C-level work verify cannot skip (parse, re-encode, hashes), alone")
     args = parser.parse_args()
     if args.quick:
         args.records, args.appends = 100_000, 50
@@ -144,6 +196,8 @@ def main() -> int:
         from gatekeeper.audit import canonical as _canonical
 
         codec = "orjson" if _canonical._load_orjson() is not None else "stdlib json"
+        if args.ceiling:
+            ceiling(big)
         for jobs in sorted({1, default_jobs()}):
             t = time.perf_counter()
             cpu = time.process_time()

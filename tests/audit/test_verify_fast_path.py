@@ -38,34 +38,54 @@ def _with_event_field(line: bytes, raw: bytes) -> bytes:
     return body.replace(b'"zz":0', b'"zz":' + raw, 1) + b"\n"
 
 
-def _cases(lines: list[bytes], rng: random.Random) -> list[list[bytes]]:
+def _cases(lines: list[bytes], rng: random.Random, pos: int = 9) -> list[list[bytes]]:
+    """The log as written, and tampered in every way a line can be; the tampered line is ``lines[pos]``."""
     def at(i: int, new: bytes, rechain: bool = True) -> list[bytes]:
         out = list(lines)
         out[i] = new if new.endswith(b"\n") else new + b"\n"
         return _rechain(out, i + 1) if rechain else out
 
-    cases = [list(lines), lines[:-3], lines + [b'{"torn'], lines[:7] + lines[8:]]
-    line = lines[9]
+    cases = [list(lines), lines[:-3], lines + [b'{"torn'], lines[:pos - 2] + lines[pos - 1:]]
+    cases.append(lines[:pos] + [lines[pos + 1], lines[pos]] + lines[pos + 2:])  # two records swapped
+    cases.append(lines[:pos + 1] + lines[pos:])  # a record duplicated
+    cases.append(_rechain(lines[:pos] + [lines[pos + 1], lines[pos]] + lines[pos + 2:], pos))  # reordered, rechained
+    line = lines[pos]
     i = rng.randrange(len(line) - 1)
-    cases.append(at(9, line[:i] + bytes([line[i] ^ 0x01]) + line[i + 1:], rechain=False))  # one edited byte
+    cases.append(at(pos, line[:i] + bytes([line[i] ^ 0x01]) + line[i + 1:], rechain=False))  # one edited byte
     rec = json.loads(line)
     reordered = b"{" + b",".join(json.dumps({k: rec[k]}, separators=(",", ":"), ensure_ascii=False).encode()[1:-1]
                                  for k in reversed(sorted(rec))) + b"}"
-    cases.append(at(9, reordered))
-    cases.append(at(9, line.replace(b'":', b'": ', 1)))  # whitespace
-    cases.append(at(9, line.rstrip(b"\n") + b" "))
+    cases.append(at(pos, reordered))
+    cases.append(at(pos, line.replace(b'":', b'": ', 1)))  # whitespace
+    cases.append(at(pos, line.rstrip(b"\n") + b" "))
     for raw in (b"1.5", b"-2E-3", b"1e5", b"[0.5]", b"1e+16", b"100000.0", b'{"a":[1,2.0]}', b"9007199254740992",
                 b"-9007199254740993", b"9007199254740991", b'"x:1.5,"', b'"\\u00e9"', b'"\xc3\xa9"', b'"\\/"',
                 b'"\\u001F"', b'"\\u001f"', b'"\xe2\x80\xa8"', b'"\\ud800"', b'"\xed\xa0\x80"', b"true", b"null",
                 b'"\\"\\\\"', b'{"b":1,"a":2}', b'{"a":1,"a":2}', b"-0", b"01", b'"\x7f"', b'"\xff"', b"[]",
                 b'"2026-01-01T00:00:01.5Z"', b'{"\xc3\xa9":1}', b'{"\\u00e9":1}'):
-        cases.append(at(9, _with_event_field(line, raw)))
-    cases.append(at(9, line.replace(b'"v":1', b'"v":1,"v":1')))  # duplicate key
-    cases.append(at(9, line.replace(b'"v":1', b'"v":1.0')))
-    cases.append(at(9, line[: len(line) // 2]))  # truncated line
-    cases.append(at(9, b"\xff" + line))  # invalid UTF-8
-    cases.append(at(9, b"[" + line.rstrip(b"\n") + b"]"))  # not an object
+        cases.append(at(pos, _with_event_field(line, raw)))
+    cases.append(at(pos, line.replace(b'"v":1', b'"v":1,"v":1')))  # duplicate key
+    cases.append(at(pos, line.replace(b'"v":1', b'"v":1.0')))
+    cases.append(at(pos, line[: len(line) // 2]))  # truncated line
+    cases.append(at(pos, b"\xff" + line))  # invalid UTF-8
+    cases.append(at(pos, b"[" + line.rstrip(b"\n") + b"]"))  # not an object
+    for edit in (  # canonical lines with a bad record or event
+        {"v": True}, {"v": 2}, {"seq": True}, {"seq": str(pos)}, {"seq": pos + 5}, {"ts": "2000-01-01T00:00:00Z"},
+        {"ts": 5}, {"node": None}, {"zz": 1}, {"prev": "0" * 64}, {"event": {"type": 5}}, {"event": []},
+        {"event": {"type": "recovery", "reason": "x", "bytes": 3, "sha256": "ab"}}, {"event": {"type": "recovery"}},
+        {"event": {"type": "push.decision", "decision": "maybe", "repo": "r", "pusher": {}, "updates": []}},
+        {"event": {"type": "push.outcome", "repo": "r", "updates": [{"ref": "x", "paths": ["a", 1]}]}},
+        {"event": {"type": "push.outcome", "repo": "r", "updates": {}}},
+    ):
+        cases.append(at(pos, canonical.encode({**json.loads(line), **edit})))
+    cases.append(at(pos, canonical.encode({k: v for k, v in json.loads(line).items() if k != "node"})))
     return cases
+
+
+def _chunks(case: list[bytes], pos: int) -> tuple[int, ...]:
+    """Read sizes that put the tampered line in the middle of a block, first in one, last in one, split over two."""
+    start, end = sum(map(len, case[:pos])), sum(map(len, case[:pos + 1]))
+    return (64 * 1024, 300, start, end, start + 7)
 
 
 def _key(report: VerifyReport) -> tuple[Any, ...]:
@@ -78,9 +98,11 @@ def test_fast_and_slow_paths_give_the_same_report(env: Env, monkeypatch: pytest.
     env.fill(24)
     rng = random.Random(21)
     original = env.lines()
-    for case in _cases(original, rng):
+    cases = [(pos, case) for pos in (2, 9, 22) for case in _cases(original, rng, pos)]
+    assert len(cases) > 150
+    for pos, case in cases:
         env.write_lines(case)
-        for chunk in (64 * 1024, 300):  # one block, and many (a float decides per block)
+        for chunk in _chunks(case, pos):  # one block, many (a float decides per block), the line at block edges
             monkeypatch.setattr(verify_module, "_READ_CHUNK", chunk)
             fast = verify_log(env.log_path, vkeys=[env.vkey], jobs=1)
             with monkeypatch.context() as slow:
