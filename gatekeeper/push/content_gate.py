@@ -39,6 +39,7 @@ protected refs two things no reviewer can judge are refused outright (``Verdict.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -160,9 +161,9 @@ def scan_push(
         # The ref's net change first: a finding is routed to the first path its blob is met at, and only net-change
         # paths can carry a requirement (content_requirements). Met first in a commit the push undoes again
         # (tmp/saved_model.pb, deleted by the next commit), it would ask for nothing.
-        suspects = _dotfile_suspects(analysis.changes)
+        tip_suspects = _dotfile_suspects(analysis.changes)
         for change in analysis.changes:
-            _collect(blobs, change, configs, links, attributes, met, suspects, attribute_sites)
+            _collect(blobs, change, configs, links, attributes, met, tip_suspects, attribute_sites)
         sites_at_tip = len(attribute_sites)
         kind, new_object = repo.peel(analysis.update.new)
         if kind == "commit" and new_object is not None:
@@ -170,6 +171,11 @@ def scan_push(
             commits_total += len(commits)
             for commit in commits:
                 changes = repo.commit_blob_changes(commit, odd=odd)
+                if tip_suspects is not None and not tip_suspects and _same_changes(changes, analysis.changes):
+                    # The net change again (a new ref's root commit; one commit on the old tip), the very same
+                    # entries (Repo.diff_trees remembers): every pair is met and none is a .gitattributes, so
+                    # collecting them again would change nothing.
+                    continue
                 suspects = _dotfile_suspects(changes)
                 sites_before = len(attribute_sites)
                 for change in changes:
@@ -245,6 +251,10 @@ def content_requirements(policy: Policy, report: ContentReport, analysis: RefAna
 def attributes_file(path: bytes) -> bool:
     """A path a checkout reads as a folder's ``.gitattributes`` (any alias: ``.GITATTRIBUTES``, ``GI7D29~1``)."""
     return dotfile_kind(path) == ".gitattributes"
+
+
+def _same_changes(a: Sequence[Change], b: Sequence[Change]) -> bool:
+    return len(a) == len(b) and all(map(operator.is_, a, b))
 
 
 def _dotfile_suspects(changes: Sequence[Change]) -> set[bytes] | None:
