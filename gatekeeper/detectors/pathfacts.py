@@ -28,11 +28,11 @@ def path_facts(path: str) -> str:
     when these agree: otherwise a pickle pushed twice, once as ``notes.txt`` (where a broken stream with an unknown
     global is taken as text) and once as ``weights.pkl``, would carry the lenient verdict to the weight file.
     """
-    facts = []
-    if named_as_text(path):
-        facts.append("text")
-    if loaded_as(path, "saved_model.pb"):
-        facts.append("saved_model")
-    if loaded_as(path, ".safetensors"):
-        facts.append("safetensors")
-    return ",".join(facts)
+    text = named_as_text(path)
+    folded = path.casefold().rstrip(" .")  # loaded_as, once for both names (this runs for every path of a push)
+    saved_model = folded.endswith("saved_model.pb")
+    safetensors = folded.endswith(".safetensors")
+    if not (saved_model or safetensors):
+        return "text" if text else ""
+    return ",".join(fact for fact, applies in (("text", text), ("saved_model", saved_model),
+                                                ("safetensors", safetensors)) if applies)
