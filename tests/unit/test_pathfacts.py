@@ -25,4 +25,4 @@ def test_path_facts_agree_with_their_definition() -> None:
         path = "".join(rng.choice(PARTS) for _ in range(rng.randrange(1, 7)))
         assert path_facts(path) == _by_definition(path), path
         seen.add(path_facts(path))
-    assert {"", "text", "saved_model", "safetensors", "text,safetensors"} <= seen
+    assert {"", "text", "saved_model", "safetensors"} <= seen
