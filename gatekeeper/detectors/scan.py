@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import itertools
 import mmap
 import os
 import posixpath
@@ -125,19 +126,21 @@ def _is_trigger_file(path: bytes, tree: _CachedTree) -> bool:
 
 
 def _configs_to_read(tree: _CachedTree, changed: list[bytes]) -> list[bytes]:
-    wanted = {p for p in changed if _may_be_config(p) and _is_trigger_file(p, tree)}
-    changed_py = [p for p in changed if p.endswith(b".py")]
-    if changed_py:
+    maybe = _MAYBE_ANY_CASE  # _may_be_config, inline: called on every changed path
+    wanted = {p for p in changed if p.endswith(maybe) and _is_trigger_file(p, tree)}
+    # The folder (up to and with its last "/", b"" at the root) of every changed .py, each once.
+    py_folders = {p[:p.rfind(b"/") + 1] for p in changed if p.endswith(b".py")}
+    if py_folders:
         # Ancestors of every changed .py; sibling files share folders, so stop climbing at a folder already seen
         # (a push of 100k files otherwise costs ~10 dirname calls per file).
         folders: set[bytes] = set()
         # Each distinct folder once: dirname(p) is dirname of p up to its last "/" (a push has far fewer folders).
-        for p in {p[:p.rfind(b"/") + 1] for p in changed_py}:
+        for p in py_folders:
             for a in _ancestors(p):
                 if a in folders:
                     break
                 folders.add(a)
-        root_level = any(b"/" not in p for p in changed_py)  # posixpath.dirname(p) is empty
+        root_level = b"" in py_folders  # a changed .py with no "/": posixpath.dirname(p) is empty
         # One pass over the names of the tree (no blob reads), listing only what the cheap suffix test keeps where
         # the tree can (RepoTreeView.paths_where). A changed path adds nothing here: it is in ``wanted`` already, or
         # the same tests rejected it above.
@@ -159,10 +162,21 @@ _MAYBE = (b".json", b".yaml", b".yml", b"hubconf.py", b"pipeline.py", b"generate
 _MAYBE_CI = (b".json", b".yaml", b".yml")
 
 
+def _case_variants(suffix: bytes) -> list[bytes]:
+    """Every byte string that ``bytes.lower`` maps to ``suffix`` (ASCII letters only change case)."""
+    options = [sorted({bytes([c]), bytes([c]).upper()}) for c in suffix]
+    return [b"".join(combo) for combo in itertools.product(*options)]
+
+
+# ``path.endswith(_MAYBE) or path[-5:].lower().endswith(_MAYBE_CI)`` as one C call: the second test holds exactly when
+# the path ends in one of the case variants of a _MAYBE_CI suffix (lower() only maps A-Z to a-z).
+_MAYBE_ANY_CASE = tuple(dict.fromkeys(_MAYBE + tuple(v for suffix in _MAYBE_CI for v in _case_variants(suffix))))
+
+
 def _may_be_config(path: bytes) -> bool:
     """False only for paths ``_is_trigger_file`` rejects (every name is_config_name accepts ends like this, and so
     does pipeline.py): a cheap suffix test in C, first on every path of a possibly huge tree or change set."""
-    return path.endswith(_MAYBE) or path[-5:].lower().endswith(_MAYBE_CI)
+    return path.endswith(_MAYBE_ANY_CASE)
 
 
 def _chain_text(config_label: str, chain: tuple[bytes, ...]) -> str:
