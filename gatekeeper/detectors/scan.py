@@ -298,6 +298,8 @@ def analyse_remote_code(tree: TreeView, changed: Iterable[bytes], *, old: TreeVi
     skipped: list[str] = []
     for path in changed_list:
         why = report.protected.get(path)
+        if why is None and not (hints and path.endswith(b".py")):
+            continue  # nothing to say about it (and no display form to build: most paths of a big push)
         shown = _show(path)
         if why is not None and shown not in flagged:
             dynamic = tuple(d for c in closures.values() for d in c.dynamic if d.startswith(shown + " "))
