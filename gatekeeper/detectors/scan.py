@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import itertools
 import mmap
 import os
 import posixpath
@@ -126,8 +125,7 @@ def _is_trigger_file(path: bytes, tree: _CachedTree) -> bool:
 
 
 def _configs_to_read(tree: _CachedTree, changed: list[bytes]) -> list[bytes]:
-    maybe = _MAYBE_ANY_CASE  # _may_be_config, inline: called on every changed path
-    wanted = {p for p in changed if p.endswith(maybe) and _is_trigger_file(p, tree)}
+    wanted = {p for p in changed if _may_be_config(p) and _is_trigger_file(p, tree)}
     # The folder (up to and with its last "/", b"" at the root) of every changed .py, each once.
     py_folders = {p[:p.rfind(b"/") + 1] for p in changed if p.endswith(b".py")}
     if py_folders:
@@ -162,21 +160,15 @@ _MAYBE = (b".json", b".yaml", b".yml", b"hubconf.py", b"pipeline.py", b"generate
 _MAYBE_CI = (b".json", b".yaml", b".yml")
 
 
-def _case_variants(suffix: bytes) -> list[bytes]:
-    """Every byte string that ``bytes.lower`` maps to ``suffix`` (ASCII letters only change case)."""
-    options = [sorted({bytes([c]), bytes([c]).upper()}) for c in suffix]
-    return [b"".join(combo) for combo in itertools.product(*options)]
-
-
-# ``path.endswith(_MAYBE) or path[-5:].lower().endswith(_MAYBE_CI)`` as one C call: the second test holds exactly when
-# the path ends in one of the case variants of a _MAYBE_CI suffix (lower() only maps A-Z to a-z).
-_MAYBE_ANY_CASE = tuple(dict.fromkeys(_MAYBE + tuple(v for suffix in _MAYBE_CI for v in _case_variants(suffix))))
+# The last byte of each _MAYBE_CI suffix, in either case: lower() maps only A-Z to a-z, so a path ending otherwise
+# cannot end in one of them after lower() (a check that spares the slice and lower() of most paths).
+_MAYBE_CI_LAST = (b"n", b"N", b"l", b"L")
 
 
 def _may_be_config(path: bytes) -> bool:
     """False only for paths ``_is_trigger_file`` rejects (every name is_config_name accepts ends like this, and so
     does pipeline.py): a cheap suffix test in C, first on every path of a possibly huge tree or change set."""
-    return path.endswith(_MAYBE_ANY_CASE)
+    return path.endswith(_MAYBE) or (path[-1:] in _MAYBE_CI_LAST and path[-5:].lower().endswith(_MAYBE_CI))
 
 
 def _chain_text(config_label: str, chain: tuple[bytes, ...]) -> str:
