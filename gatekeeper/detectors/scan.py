@@ -126,18 +126,19 @@ def _is_trigger_file(path: bytes, tree: _CachedTree) -> bool:
 
 def _configs_to_read(tree: _CachedTree, changed: list[bytes]) -> list[bytes]:
     wanted = {p for p in changed if _may_be_config(p) and _is_trigger_file(p, tree)}
-    changed_py = [p for p in changed if p.endswith(b".py")]
-    if changed_py:
+    # The folder (up to and with its last "/", b"" at the root) of every changed .py, each once.
+    py_folders = {p[:p.rfind(b"/") + 1] for p in changed if p.endswith(b".py")}
+    if py_folders:
         # Ancestors of every changed .py; sibling files share folders, so stop climbing at a folder already seen
         # (a push of 100k files otherwise costs ~10 dirname calls per file).
         folders: set[bytes] = set()
         # Each distinct folder once: dirname(p) is dirname of p up to its last "/" (a push has far fewer folders).
-        for p in {p[:p.rfind(b"/") + 1] for p in changed_py}:
+        for p in py_folders:
             for a in _ancestors(p):
                 if a in folders:
                     break
                 folders.add(a)
-        root_level = any(b"/" not in p for p in changed_py)  # posixpath.dirname(p) is empty
+        root_level = b"" in py_folders  # a changed .py with no "/": posixpath.dirname(p) is empty
         # One pass over the names of the tree (no blob reads), listing only what the cheap suffix test keeps where
         # the tree can (RepoTreeView.paths_where). A changed path adds nothing here: it is in ``wanted`` already, or
         # the same tests rejected it above.
@@ -159,10 +160,15 @@ _MAYBE = (b".json", b".yaml", b".yml", b"hubconf.py", b"pipeline.py", b"generate
 _MAYBE_CI = (b".json", b".yaml", b".yml")
 
 
+# The last byte of each _MAYBE_CI suffix, in either case: lower() maps only A-Z to a-z, so a path ending otherwise
+# cannot end in one of them after lower() (a check that spares the slice and lower() of most paths).
+_MAYBE_CI_LAST = (b"n", b"N", b"l", b"L")
+
+
 def _may_be_config(path: bytes) -> bool:
     """False only for paths ``_is_trigger_file`` rejects (every name is_config_name accepts ends like this, and so
     does pipeline.py): a cheap suffix test in C, first on every path of a possibly huge tree or change set."""
-    return path.endswith(_MAYBE) or path[-5:].lower().endswith(_MAYBE_CI)
+    return path.endswith(_MAYBE) or (path[-1:] in _MAYBE_CI_LAST and path[-5:].lower().endswith(_MAYBE_CI))
 
 
 def _chain_text(config_label: str, chain: tuple[bytes, ...]) -> str:
@@ -284,6 +290,8 @@ def analyse_remote_code(tree: TreeView, changed: Iterable[bytes], *, old: TreeVi
     skipped: list[str] = []
     for path in changed_list:
         why = report.protected.get(path)
+        if why is None and not (hints and path.endswith(b".py")):
+            continue  # nothing to say about it (and no display form to build: most paths of a big push)
         shown = _show(path)
         if why is not None and shown not in flagged:
             dynamic = tuple(d for c in closures.values() for d in c.dynamic if d.startswith(shown + " "))

@@ -31,7 +31,7 @@ from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from gatekeeper.checkout import ntfs_alias
+from gatekeeper.checkout import NTFS_ALIAS_NEEDLES, flagged_paths, ntfs_alias
 from gatekeeper.errors import ConfigError
 from gatekeeper.fsutil import read_regular as _read_regular
 from gatekeeper.policy.pathmatch import (
@@ -277,6 +277,29 @@ class Policy:
         if alias is not None:
             which = sorted(set(which) | set(self._index.which(alias)))
         return tuple([rules[index] for index in which])
+
+    def rules_for_paths(self, paths: Iterable[bytes]) -> dict[bytes, tuple[Rule, ...]]:
+        """:meth:`rules_for` of each of ``paths`` (path -> rules), for a whole change set: the same answers, for far
+        less work per path (:meth:`RuleIndex.which_many`)."""
+        unique = list(dict.fromkeys(paths))
+        if self._index is None:
+            return dict.fromkeys(unique, ())
+        # Only a path that may have an NTFS alias can have one (the prefilter of ntfs_alias, over all paths at once).
+        flagged = flagged_paths(unique, NTFS_ALIAS_NEEDLES, non_ascii=False)
+        if flagged is None:  # a NUL in a path
+            return {path: self.rules_for(path) for path in unique}
+        plain = [path for path in unique if path not in flagged] if flagged else unique
+        rules = self.rules
+        by_which: dict[tuple[int, ...], tuple[Rule, ...]] = {}
+        out: dict[bytes, tuple[Rule, ...]] = {}
+        for path, which in zip(plain, self._index.which_many(plain)):
+            found = by_which.get(which)
+            if found is None:
+                found = by_which[which] = tuple([rules[index] for index in which])
+            out[path] = found
+        for path in flagged:
+            out[path] = self.rules_for(path)
+        return out
 
     def rules_below(self, path: bytes) -> tuple[Rule, ...]:
         """Rules that match ``path`` or could match something inside it (conservative).

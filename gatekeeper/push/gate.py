@@ -121,12 +121,20 @@ def requirements_for(policy: PolicyView, analysis: RefAnalysis) -> list[Requirem
     if not analysis.protected or analysis.kind == UpdateKind.NOOP:
         return []
     matched: dict[str, list[Change]] = {}
-    cache: dict[bytes, Sequence[RuleView]] = {}
-    for change in analysis.changes:
-        rules = cache.get(change.path)
-        if rules is None:
-            rules = cache[change.path] = policy.rules_for(change.path)
-        for rule in rules:
+    changes = analysis.changes
+    # A whole change set at once where the policy can (Policy.rules_for_paths: the same answers, less work per path).
+    for_paths: Callable[[list[bytes]], Mapping[bytes, Sequence[RuleView]]] | None = getattr(
+        policy, "rules_for_paths", None)
+    cache: Mapping[bytes, Sequence[RuleView]]
+    if for_paths is not None:
+        cache = for_paths([change.path for change in changes])
+    else:
+        cache = {}
+        for change in changes:
+            if change.path not in cache:
+                cache[change.path] = policy.rules_for(change.path)
+    for change in changes:
+        for rule in cache[change.path]:
             name = rule.name
             matched.setdefault(name, []).append(change)
     out: list[Requirement] = []

@@ -3,6 +3,7 @@ answers the same, over the shared corpus, the project's own samples, git's own d
 
 from __future__ import annotations
 
+import itertools
 import random
 
 from gatekeeper.checkout import (
@@ -91,3 +92,24 @@ def test_ntfs_alias_prefilter_is_exact() -> None:
             assert ntfs_alias(path) is None
         aliased += ntfs_alias(path) is not None
     assert aliased > 100
+
+
+def test_config_name_prefilter_is_the_two_step_test() -> None:
+    """_may_be_config's single endswith (all case variants) is the earlier endswith-or-lower-case test, exactly."""
+    from gatekeeper.detectors import scan
+
+    def two_step(path: bytes) -> bool:
+        return path.endswith(scan._MAYBE) or path[-5:].lower().endswith(scan._MAYBE_CI)
+
+    rng = random.Random(5)
+    letters = b"jsonJSONyamlYAMLymlYML.xX\xc3\xa9/"
+    endings = [b".json", b".yaml", b".yml", b".jsn", b"json", b".yam", b"hubconf.py", b"pipeline.py", b"\xc4\xb0.json"]
+
+    def flip(ending: bytes) -> bytes:
+        return bytes(c ^ 0x20 if rng.random() < 0.3 and chr(c).isalpha() else c for c in ending)
+
+    names = _names() + [bytes(rng.choice(letters) for _ in range(rng.randint(0, 8))) + flip(rng.choice(endings))
+                        for _ in range(20000)]
+    names += [b"a." + bytes(v) for v in itertools.product(b"jJ", b"sS", b"oO", b"nN")]
+    assert sum(scan._may_be_config(n) for n in names) > 500
+    assert [n for n in names if scan._may_be_config(n) != two_step(n)] == []
