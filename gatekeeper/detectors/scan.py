@@ -171,6 +171,12 @@ def _may_be_config(path: bytes) -> bool:
     return path.endswith(_MAYBE) or (path[-1:] in _MAYBE_CI_LAST and path[-5:].lower().endswith(_MAYBE_CI))
 
 
+# The test the remote-code analysis lists a tree with, for remembered tree listings (push/tree_listings.py): bump the
+# version whenever _may_be_config (or _MAYBE, _MAYBE_CI) changes, or listings made under the old test would be used.
+CONFIG_NAME_TEST = _may_be_config
+CONFIG_NAME_TEST_VERSION = "1"
+
+
 def _chain_text(config_label: str, chain: tuple[bytes, ...]) -> str:
     return " -> ".join([config_label, *(_show(p) for p in chain)])
 
@@ -451,10 +457,12 @@ class RepoTreeView:
     blobs to ``read`` (None): a module path that is a symlink is not followed into another file.
     """
 
-    def __init__(self, repo: RepoReader, tree: str, *, max_blob_bytes: int | None = None) -> None:
+    def __init__(self, repo: RepoReader, tree: str, *, max_blob_bytes: int | None = None,
+                 listings: object | None = None) -> None:
         self.repo = repo
         self.tree = tree
         self.max_blob_bytes = max_blob_bytes
+        self.listings = listings  # remembered tree listings for the repository's tree_paths_where, if any
         self._index: dict[bytes, tuple[int, str]] | None = None
         self._kept: tuple[Callable[[bytes], bool], dict[bytes, tuple[int, str]]] | None = None  # paths_where's
 
@@ -471,7 +479,9 @@ class RepoTreeView:
         if self._index is None and self._kept is None:
             lister = getattr(self.repo, "tree_paths_where", None)
             if lister is not None:
-                self._kept = (keep, lister(self.tree, keep))
+                kept = (lister(self.tree, keep) if self.listings is None
+                        else lister(self.tree, keep, listings=self.listings))
+                self._kept = (keep, kept)
         if self._kept is not None and self._kept[0] is keep:
             return list(self._kept[1])
         return [p for p in self.paths() if keep(p)]

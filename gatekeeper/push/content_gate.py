@@ -84,6 +84,7 @@ if TYPE_CHECKING:  # the detectors and the policy module load only when a push n
     from gatekeeper.detectors.cache import CleanIndex, VerdictCache
     from gatekeeper.detectors.options import ScanOptions
     from gatekeeper.policy.config import Policy
+    from gatekeeper.push.tree_listings import TreeListings
 
 MAX_NEW_COMMITS = 20_000  # per push; above it the push is refused (never a partial scan)
 MAX_BLOBS = 200_000
@@ -138,6 +139,7 @@ def scan_push(
     # Big blobs are spooled next to the cache (on the server's disk, owner-only), else in the system's temp dir.
     spool_dir = cache_dir if cache is not None else None
     clean = _open_clean_index(cache, options, scan_cfg.lfs_store)
+    listings = _open_tree_listings(cache)
     report = ContentReport()
     hide = _existing_tips(repo)
     # One scan per blob and per set of path facts the verdict depends on (a blob at ``notes.txt`` and at
@@ -222,9 +224,11 @@ def scan_push(
         _odd_modes(content, analysis, odd)
         if analysis.protected:
             _windows_names(content, analysis)
-            _remote_code(repo, policy, analysis, content, unscannable_blocks)
+            _remote_code(repo, policy, analysis, content, unscannable_blocks, listings)
     if clean is not None:
         clean.flush()
+    if listings is not None:
+        listings.flush()
     return report
 
 
@@ -378,6 +382,16 @@ def _open_clean_index(cache: VerdictCache | None, options: ScanOptions, lfs_stor
     from gatekeeper.detectors.cache import CleanIndex
 
     return CleanIndex(cache, options, salt=str(lfs_store or ""))
+
+
+def _open_tree_listings(cache: VerdictCache | None) -> TreeListings | None:
+    """Remembered config listings of trees, in the verdict cache's (ownership-checked) directory; None without it."""
+    if cache is None:
+        return None
+    from gatekeeper.detectors.scan import CONFIG_NAME_TEST, CONFIG_NAME_TEST_VERSION
+    from gatekeeper.push.tree_listings import TreeListings
+
+    return TreeListings(cache.directory, CONFIG_NAME_TEST, CONFIG_NAME_TEST_VERSION)
 
 
 def _scan_blob(
@@ -691,7 +705,7 @@ def _route(content: RefContent, analysis: RefAnalysis, path: bytes, findings: li
 
 
 def _remote_code(repo: Repo, policy: Policy, analysis: RefAnalysis, content: RefContent,
-                 unscannable_blocks: bool) -> None:
+                 unscannable_blocks: bool, listings: TreeListings | None = None) -> None:
     from gatekeeper.detectors.plumbing import escaping_symlinks
     from gatekeeper.detectors.scan import RepoTreeView, analyse_remote_code, implicit_protected_paths
 
@@ -701,8 +715,8 @@ def _remote_code(repo: Repo, policy: Policy, analysis: RefAnalysis, content: Ref
     new_tree = _tree(repo, analysis.update.new)
     old_tree = _tree(repo, analysis.base) if analysis.base else None
     if new_tree is not None:
-        new_view = RepoTreeView(repo, new_tree)
-        old_view = RepoTreeView(repo, old_tree) if old_tree else None
+        new_view = RepoTreeView(repo, new_tree, listings=listings)
+        old_view = RepoTreeView(repo, old_tree, listings=listings) if old_tree else None
         # Hints (risky loader calls) are for reviewers: `gatekeeper check`/`scan` show them; the hook skips them so a
         # big push of Python files does not parse every file.
         result = analyse_remote_code(new_view, changed, old=old_view, hints=False)

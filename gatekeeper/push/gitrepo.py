@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Any, cast
 
 import pygit2
 from pygit2.enums import DiffOption, ObjectType, RepositoryOpenFlag, SortMode
@@ -32,6 +32,7 @@ from pygit2.enums import DiffOption, ObjectType, RepositoryOpenFlag, SortMode
 from gatekeeper.errors import GitAccessError
 from gatekeeper.checkout import canon_mode, is_dotgit, is_odd_mode
 from gatekeeper.model import MODE_ABSENT, MODE_TREE, Change, ObjectId, OddMode
+from gatekeeper.push.tree_listings import Entry, TreeListings
 
 _DIFF_FLAGS = DiffOption.INCLUDE_TYPECHANGE | DiffOption.SKIP_BINARY_CHECK
 
@@ -549,29 +550,90 @@ class Repo:
             raise GitAccessError(f"{tree} is not a tree in this repository")
         return bytes(raw)
 
-    def tree_paths_where(self, tree: str, keep: Callable[[bytes], bool]) -> dict[bytes, tuple[int, str]]:
+    def tree_paths_where(self, tree: str, keep: Callable[[bytes], bool], *,
+                         listings: TreeListings | None = None) -> dict[bytes, tuple[int, str]]:
         """path -> (canonical mode, id) of the entries :meth:`iter_tree` yields whose file name passes ``keep``, in
         the same walk (later duplicates win, as in a dict built from ``iter_tree``). Only kept entries and subtrees
-        cost more than the C parse of their tree: for a test on the name's ending, over a tree of many files."""
+        cost more than the C parse of their tree: for a test on the name's ending, over a tree of many files.
+
+        With ``listings`` (remembered under the same ``keep``), a subtree listed by an earlier push is not read
+        again: a push reads only the trees it changed (push/tree_listings.py)."""
+        if listings is not None and listings.keep is keep:
+            return {path: (mode, oid) for path, mode, oid in self._listed(tree, keep, listings)}
         out: dict[bytes, tuple[int, str]] = {}
         canon: dict[bytes, int] = {}
         stack: list[tuple[bytes, str]] = [(b"", tree)]
         while stack:
             prefix, node = stack.pop()
-            found = _tiled_entries(node, self._tree_bytes(node))
-            if found is None:  # not a well-formed tree: the entry-by-entry parser says where it breaks
-                found = [(b"%o" % raw, name, bytes.fromhex(oid)) for name, raw, oid in self._raw_entries(node)]
-            for raw_mode, name, raw_id in found:
-                mode = canon.get(raw_mode)
-                if mode is None:
-                    mode = canon[raw_mode] = canon_mode(int(raw_mode, 8))
-                if mode == MODE_TREE:
-                    oid = raw_id.hex()
-                    if self.object_type(oid) == "tree":
-                        stack.append((prefix + name + b"/", oid))
-                elif keep(name):
-                    out[prefix + name] = (mode, raw_id.hex())
+            kept, subtrees, _ = self._tree_listing(node, keep, canon)
+            for name, mode, oid in kept:
+                out[prefix + name] = (mode, oid)
+            for name, oid in subtrees:
+                stack.append((prefix + name + b"/", oid))
         return out
+
+    def _listed(self, tree: str, keep: Callable[[bytes], bool], listings: TreeListings) -> tuple[Entry, ...]:
+        """The kept entries under ``tree`` (paths relative to it), each subtree taken whole from ``listings`` when
+        remembered, else read and then remembered: a depth-first walk that finishes a tree after its subtrees (a
+        tree is a fact about its id only when every subtree is; see :meth:`_tree_listing`)."""
+        whole = listings.get(tree)
+        if whole is not None:
+            return whole
+        canon: dict[bytes, int] = {}
+        kept, subtrees, exact = self._tree_listing(tree, keep, canon)
+        # Frames: [tree id, its name in its parent, its subtrees, next subtree to visit, entries so far, exact].
+        # Subtrees in reverse, as the stack of tree_paths_where's plain walk pops them: entries come in the same
+        # order, so where a malformed tree repeats a path the same one wins.
+        stack: list[list[Any]] = [[tree, b"", subtrees[::-1], 0, list(kept), exact]]
+        while True:
+            frame = stack[-1]
+            node, name, subtrees, i, entries, exact = frame
+            if i < len(subtrees):
+                frame[3] = i + 1
+                child_name, child = subtrees[i]
+                whole = listings.get(child)
+                if whole is not None:
+                    entries.extend((child_name + b"/" + path, mode, oid) for path, mode, oid in whole)
+                    continue
+                kept, grandchildren, child_exact = self._tree_listing(child, keep, canon)
+                stack.append([child, child_name, grandchildren[::-1], 0, list(kept), child_exact])
+                continue
+            stack.pop()
+            done = tuple(entries)
+            if exact:
+                listings.add(node, done)
+            if not stack:
+                return done
+            parent = stack[-1]
+            parent[4].extend((name + b"/" + path, mode, oid) for path, mode, oid in done)
+            parent[5] = parent[5] and exact
+
+    def _tree_listing(self, node: str, keep: Callable[[bytes], bool], canon: dict[bytes, int],
+                      ) -> tuple[list[Entry], list[tuple[bytes, str]], bool]:
+        """(kept entries, subtrees as (name, id)) of one tree, in its order, as :meth:`tree_paths_where` walks it,
+        and whether that is a fact about the id alone, fit to remember: a well-formed tree without duplicate names
+        whose tree-mode entries all name trees here."""
+        found = _tiled_entries(node, self._tree_bytes(node))
+        exact = found is not None
+        if found is None:  # not a well-formed tree: the entry-by-entry parser says where it breaks
+            found = [(b"%o" % raw, name, bytes.fromhex(oid)) for name, raw, oid in self._raw_entries(node)]
+        elif len({name for _, name, _ in found}) != len(found):
+            exact = False  # duplicate names: which one a reader takes depends on the order it walks in
+        kept: list[Entry] = []
+        subtrees: list[tuple[bytes, str]] = []
+        for raw_mode, name, raw_id in found:
+            mode = canon.get(raw_mode)
+            if mode is None:
+                mode = canon[raw_mode] = canon_mode(int(raw_mode, 8))
+            if mode == MODE_TREE:
+                oid = raw_id.hex()
+                if self.object_type(oid) == "tree":
+                    subtrees.append((name, oid))
+                else:
+                    exact = False  # missing here, or not a tree: not a fact about the id alone
+            elif keep(name):
+                kept.append((name, mode, raw_id.hex()))
+        return kept, subtrees, exact
 
     def malformed_incoming_trees(self, *, limit: int) -> list[tuple[ObjectId, str]]:
         """(tree id, problem) for every tree object the push brings (the quarantine) that git's fsck calls an error

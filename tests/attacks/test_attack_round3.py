@@ -195,3 +195,38 @@ def test_printable_tar_holding_a_pickle_is_not_waved_through_as_text(server: Ser
     commit = x.commit_with(path, "100644", x.blob(printable_tar(PICKLE)))
     assert_refused(server, x.push(commit, "refs/heads/feature/tar-text"), "refs/heads/feature/tar-text", before,
                    "os.system")
+
+
+def test_a_trigger_in_a_subtree_taken_from_remembered_listings_still_protects_its_module(tmp_path: Path) -> None:
+    """Protected pushes remember which config-named files each tree holds (push/tree_listings.py), so the next push
+    reads only the trees it changed. The Hydra config naming mylib/layers.py sits in deep/, which the second push
+    does not touch: its listing comes from the first push's record, and the edit of the module is still code that
+    runs on load."""
+    from gatekeeper.detectors.scan import CONFIG_NAME_TEST, CONFIG_NAME_TEST_VERSION
+    from gatekeeper.push.tree_listings import TreeListings
+
+    srv = Server(tmp_path / "srv")
+    seeder = srv.clone("seeder")
+    seed_content(seeder)
+    seeder.write("deep/a/b/conf/model.yaml", "model:\n  _target_: mylib.layers.Block\n  width: 8\n")
+    seeder.write("mylib/layers.py", "class Block:\n    pass\n")
+    for i in range(30):
+        seeder.write(f"deep/a/other{i}/notes.txt", f"{i}\n")
+    seeder.commit("a model built by Hydra")
+    assert seeder.push("HEAD:refs/heads/main").ok
+    srv.write_policy()
+    srv.install()
+    clone = srv.clone()
+    clone.write("src/train.py", "print('train, faster')\n")  # Python changes: the whole tree is listed
+    clone.commit("unrelated")
+    assert clone.push("HEAD:refs/heads/main").ok
+    deep = run_git("rev-parse", "HEAD:deep", cwd=clone.path).stdout.decode().strip()
+    remembered = TreeListings(srv.log.parent / "scan-cache", CONFIG_NAME_TEST, CONFIG_NAME_TEST_VERSION)
+    assert remembered.get(deep) == ((b"a/b/conf/model.yaml", 0o100644,
+                                     run_git("rev-parse", "HEAD:deep/a/b/conf/model.yaml",
+                                             cwd=clone.path).stdout.decode().strip()),)
+    clone.write("mylib/layers.py", "class Block:\n    import os; os.system('id')\n")
+    clone.commit("edit the module")
+    before = srv.ref("refs/heads/main")
+    result = clone.push("HEAD:refs/heads/main")
+    assert_refused(srv, result, "refs/heads/main", before, "remote-code", "mylib/layers.py")

@@ -31,6 +31,7 @@ from gatekeeper.detectors.plumbing import dotfile_kind
 from gatekeeper.detectors.scan import RepoTreeView, _configs_to_read, _CachedTree, _may_be_config, analyse_remote_code
 from gatekeeper.model import MODE_ABSENT, MODE_BLOB, MODE_GITLINK, MODE_LINK, Change
 from gatekeeper.push.gitrepo import Repo
+from gatekeeper.push.tree_listings import TreeListings
 from test_path_prefilters import _names
 
 
@@ -128,6 +129,34 @@ def test_tree_paths_where_is_the_full_listing_filtered(crafted: tuple[Path, list
         full = {p: (m, str(o)) for p, m, o in repo.iter_tree(tree)}
         assert len(full) > 5
         assert repo.tree_paths_where(tree, keep) == {p: v for p, v in full.items() if keep(p)}  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("keep", KEEPS)
+def test_remembered_listings_answer_as_the_walk(crafted: tuple[Path, list[str]], keep: object,
+                                                tmp_path: Path) -> None:
+    """Tree listings remembered across pushes (push/tree_listings.py): the same answers read cold, from what this
+    walk remembered, and from the file a later hook reads; malformed trees (duplicate names, a tree entry naming a
+    blob) and every tree above them are never remembered; where a malformed tree repeats a folder, the same entry
+    wins as in the plain walk."""
+    root, trees = crafted
+    repo = Repo.open(root)
+    a = _tree(root, [("100644", b"config.json", _object(root, "blob", b'{"a": 1}'))])
+    b = _tree(root, [("100644", b"config.json", _object(root, "blob", b'{"b": 2}'))])
+    repeated = _tree(root, [("40000", b"dup", a), ("40000", b"dup", b), ("40000", b"ok", a)])
+    for tree in [*trees, repeated]:
+        expected = repo.tree_paths_where(tree, keep)  # type: ignore[arg-type]
+        listings = TreeListings(tmp_path, keep, "test")  # type: ignore[arg-type]
+        assert repo.tree_paths_where(tree, keep, listings=listings) == expected  # type: ignore[arg-type]
+        assert repo.tree_paths_where(tree, keep, listings=listings) == expected  # type: ignore[arg-type]
+        listings.flush()
+        again = TreeListings(tmp_path, keep, "test")  # type: ignore[arg-type]
+        assert Repo.open(root).tree_paths_where(tree, keep, listings=again) == expected  # type: ignore[arg-type]
+        other = TreeListings(tmp_path, lambda p: True, "test")  # another test: the listings are not used
+        assert repo.tree_paths_where(tree, keep, listings=other) == expected  # type: ignore[arg-type]
+    remembered = TreeListings(tmp_path, keep, "test")  # type: ignore[arg-type]
+    odd_tree = trees[2]
+    assert remembered.get(odd_tree) is None and remembered.get(trees[0]) is None and remembered.get(repeated) is None
+    assert remembered.get(trees[1]) is not None and remembered.get(a) is not None
 
 
 def test_partial_listing_answers_every_lookup_as_the_full_one(crafted: tuple[Path, list[str]]) -> None:
