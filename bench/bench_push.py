@@ -143,7 +143,9 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def many_files_row(root: Path, bare: Path, hook_env: dict[str, str], files: int, runs: int) -> dict[str, float]:
+def many_files_row(root: Path, bare: Path, hook_env: dict[str, str], files: int,
+                   runs: int) -> tuple[dict[str, float], str]:
+    """The row's figures, and the pushed commit (the one-file row builds on it)."""
     subprocess.run(["git", "fast-import", "--quiet"], cwd=bare, input=fast_import_stream(files), check=True)
     new = git("rev-parse", "refs/heads/big", cwd=bare)
     git("update-ref", "-d", "refs/heads/big", cwd=bare)  # objects stay; nothing references them: all are new
@@ -153,7 +155,38 @@ def many_files_row(root: Path, bare: Path, hook_env: dict[str, str], files: int,
     gate, code, rss, cpu = best_hook(bare, stdin, hook_env, runs, before_each=scan_cache_emptier(root))
     warm, _, _, _ = best_hook(bare, stdin, hook_env, runs)  # the same push again: verdicts are looked up
     return {"files": files, "gate_s": gate, "floor_s": floor, "floor_hook_s": start_up, "exit": code,
-            "rss_mib": rss, "warm_s": warm, "cpu_s": cpu}
+            "rss_mib": rss, "warm_s": warm, "cpu_s": cpu}, new
+
+
+def one_file_row(root: Path, bare: Path, hook_env: dict[str, str], base: str, runs: int) -> dict[str, float]:
+    """A one-file Python change pushed to a protected branch whose tree holds ``base``'s files: what every day's push
+    to a big repository's main costs. Each run adds a different file (so each reads the trees it changes, as a real
+    push does), with the listings the earlier protected pushes of this bench remembered, and again with none."""
+    git("update-ref", "refs/heads/release/big", base, cwd=bare)
+    env = dict(os.environ, GIT_INDEX_FILE=str(root / "one-file.index"), GIT_AUTHOR_NAME="b",
+               GIT_AUTHOR_EMAIL="b@x", GIT_COMMITTER_NAME="b", GIT_COMMITTER_EMAIL="b@x")
+    listings = root / "etc" / "audit" / "scan-cache" / "tree-listings-1"
+    remembered = listings.read_bytes() if listings.exists() else b""
+    stdins = []
+    for i in range(2 * runs):
+        blob = git("hash-object", "-w", "--stdin", cwd=bare, input=f"value = {i}\n".encode())
+        git("read-tree", base, cwd=bare, env=env)
+        git("update-index", "--add", "--cacheinfo", f"100644,{blob},models/d00/new_module_{i}.py", cwd=bare, env=env)
+        commit = git("commit-tree", git("write-tree", cwd=bare, env=env), "-p", base, "-m", f"one {i}", cwd=bare,
+                     env=env)
+        stdins.append(f"{base} {commit} refs/heads/release/big\n".encode())
+    floor = timed(lambda: shell(f"git diff-tree -r {base} {stdins[0].split()[1].decode()}", bare), runs)
+    start_up = floor_hook_s(root, bare, stdins[0], hook_env, runs)
+    with_listings, without = [], []
+    for i in range(runs):
+        listings.write_bytes(remembered)
+        listings.chmod(0o600)
+        with_listings.append(run_hook(bare, stdins[2 * i], hook_env))
+        listings.unlink()
+        without.append(run_hook(bare, stdins[2 * i + 1], hook_env))
+    return {"gate_s": min(r[0] for r in with_listings), "floor_s": floor, "floor_hook_s": start_up,
+            "exit": with_listings[0][1], "cpu_s": min(r[3] for r in with_listings),
+            "cold_s": min(r[0] for r in without), "remembered": float(bool(remembered))}
 
 
 def big_blob_row(root: Path, bare: Path, hook_env: dict[str, str], size: int, runs: int) -> dict[str, float]:
@@ -220,11 +253,17 @@ def main() -> int:
                          f"{r['gate_cpu_s'] / r['floor_cpu_s']:.2f}x", None))
         if args.small_only:
             return _print_rows(rows)
-        r = many_files_row(root, bare, hook_env, files, big_runs)
+        r, base = many_files_row(root, bare, hook_env, files, big_runs)
         rows.append((f"{files:,} new files, hook (first push)", r["gate_s"], r["floor_s"],
                      "rev-list --objects \\| cat-file --batch", 2.0,
                      f"exit {r['exit']}, peak {r['rss_mib']:.0f} MiB, CPU {r['cpu_s'] * 1000:.0f} ms; same push again "
                      f"{r['warm_s'] * 1000:.0f} ms",
+                     r["floor_hook_s"] + r["floor_s"]))
+        r = one_file_row(root, bare, hook_env, base, runs)
+        rows.append((f"one .py added to a protected branch of {files:,} files, hook", r["gate_s"], r["floor_s"],
+                     "diff-tree -r", 0.0,
+                     f"exit {r['exit']}, CPU {r['cpu_s'] * 1000:.0f} ms; without remembered tree listings "
+                     f"{r['cold_s'] * 1000:.0f} ms" + ("" if r["remembered"] else " (none were remembered)"),
                      r["floor_hook_s"] + r["floor_s"]))
         if not args.files_only:
             r = big_blob_row(root, bare, hook_env, blob, big_runs)
