@@ -42,6 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_hook import fast_import_stream, git, setup
+from gatekeeper.detectors.scan import CONFIG_NAME_TEST_VERSION
 from bench_scan import timed
 
 NULL = "0" * 40
@@ -165,7 +166,7 @@ def one_file_row(root: Path, bare: Path, hook_env: dict[str, str], base: str, ru
     git("update-ref", "refs/heads/release/big", base, cwd=bare)
     env = dict(os.environ, GIT_INDEX_FILE=str(root / "one-file.index"), GIT_AUTHOR_NAME="b",
                GIT_AUTHOR_EMAIL="b@x", GIT_COMMITTER_NAME="b", GIT_COMMITTER_EMAIL="b@x")
-    listings = root / "etc" / "audit" / "scan-cache" / "tree-listings-1"
+    listings = root / "etc" / "audit" / "scan-cache" / f"tree-listings-{CONFIG_NAME_TEST_VERSION}"
     remembered = listings.read_bytes() if listings.exists() else b""
     stdins = []
     for i in range(2 * runs):
@@ -224,7 +225,7 @@ def repush_row(root: Path, bare: Path, hook_env: dict[str, str], files: int, run
     start_up = floor_hook_s(root, bare, stdin, hook_env, runs)
     # Each run as the first push to main after the feature branch: no tree listings remembered for the new tree
     # (the feature branch is not protected, so its push listed nothing); the clean-verdict index stays.
-    listings = root / "etc" / "audit" / "scan-cache" / "tree-listings-1"
+    listings = root / "etc" / "audit" / "scan-cache" / f"tree-listings-{CONFIG_NAME_TEST_VERSION}"
     gate, code, _, cpu = best_hook(bare, stdin, hook_env, runs, before_each=lambda: listings.unlink(missing_ok=True))
     return {"files": files, "gate_s": gate, "floor_s": floor, "floor_hook_s": start_up, "exit": code, "cpu_s": cpu}
 
