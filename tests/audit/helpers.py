@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from gatekeeper.audit import canonical
 from gatekeeper.audit.keys import generate_signing_key
 from gatekeeper.audit.log import AuditLog
+from gatekeeper.audit.merkle import leaf_hash
 
 ORIGIN = "git.test.example/audit"
 
@@ -67,3 +70,16 @@ def make_env(tmp_path: Path) -> Env:
     key = tmp_path / "audit-signing.key"
     vkey = generate_signing_key(key, name=ORIGIN)
     return Env(tmp_path, key, vkey, tmp_path / "audit.jsonl")
+
+
+def rechain(lines: list[bytes], start: int) -> list[bytes]:
+    """Recompute seq and prev from ``start`` on, as an attacker without the signing key can."""
+    out = lines[:start]
+    prev = leaf_hash(out[-1].rstrip(b"\n")).hex() if out else "0" * 64
+    for seq, line in enumerate(lines[start:], start):
+        rec = json.loads(line)
+        rec["seq"], rec["prev"] = seq, prev
+        body = canonical.encode(rec)
+        prev = leaf_hash(body).hex()
+        out.append(body + b"\n")
+    return out

@@ -17,7 +17,7 @@ from gatekeeper.audit.merkle import leaf_hash
 from gatekeeper.audit.verify import VerifyReport, save_trusted_checkpoint, verify_log
 from gatekeeper.errors import AuditError
 
-from .helpers import ORIGIN, Env, decision, make_env
+from .helpers import ORIGIN, Env, decision, make_env, rechain as _rechain
 
 
 def _verify(env: Env, **kwargs: object) -> VerifyReport:
@@ -26,19 +26,6 @@ def _verify(env: Env, **kwargs: object) -> VerifyReport:
 
 def _codes(report: VerifyReport) -> list[str]:
     return [i.code for i in report.errors]
-
-
-def _rechain(lines: list[bytes], start: int) -> list[bytes]:
-    """Recompute seq and prev from ``start`` on, as an attacker without the signing key can."""
-    out = lines[:start]
-    prev = leaf_hash(out[-1].rstrip(b"\n")).hex() if out else "0" * 64
-    for seq, line in enumerate(lines[start:], start):
-        rec = json.loads(line)
-        rec["seq"], rec["prev"] = seq, prev
-        body = canonical.encode(rec)
-        prev = leaf_hash(body).hex()
-        out.append(body + b"\n")
-    return out
 
 
 def test_round_trip(env: Env) -> None:

@@ -14,22 +14,10 @@ from typing import Any
 import pytest
 
 from gatekeeper.audit import canonical, merkle
-from gatekeeper.audit.merkle import CompactRange, leaf_hash
+from gatekeeper.audit.merkle import CompactRange
 from gatekeeper.audit.verify import VerifyReport, verify_log
 
-from .helpers import Env
-
-
-def _rechain(lines: list[bytes], start: int) -> list[bytes]:
-    out = lines[:start]
-    prev = leaf_hash(out[-1].rstrip(b"\n")).hex() if out else "0" * 64
-    for seq, line in enumerate(lines[start:], start):
-        rec = json.loads(line)
-        rec["seq"], rec["prev"] = seq, prev
-        body = canonical.encode(rec)
-        prev = leaf_hash(body).hex()
-        out.append(body + b"\n")
-    return out
+from .helpers import Env, rechain as _rechain
 
 
 def _with_event_field(line: bytes, raw: bytes) -> bytes:
