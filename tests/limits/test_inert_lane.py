@@ -1,8 +1,8 @@
 """The short-text lane (``inert.plainly_inert``, ``lfs.may_be_pointer``): the push path skips the scanner for
 printable text only when the scanner would find nothing in it and git-lfs would not read it as a pointer. Checked
 against scan_blob and parse_pointer over generated blobs built from the fragments formats and pickles start with,
-over the project's own files and the corpora; a mutation (a lane that lets "c", the GLOBAL opcode, through) must be
-caught, so the check can fail."""
+over the project's own files and samples and the corpora; a mutation (a lane that lets "c", the GLOBAL opcode,
+through) must be caught, so the check can fail."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from gatekeeper.detectors.content import scan_blob
 from gatekeeper.detectors.inert import plainly_inert
 from gatekeeper.detectors.lfs import MalformedPointer, may_be_pointer, parse_pointer
 from gitserver import SHARED
+from test_blob_reading import _project_samples
 
 REPO = Path(__file__).resolve().parents[2]
 PATHS = ["src/a.py", "w/weights.pkl", "m/model.bin", "ckpt.pt", "notes.txt", "config.json", "x.npy", "a.h5",
@@ -48,7 +49,7 @@ def _generated(seed: int, count: int) -> list[bytes]:
 def _real_files() -> list[bytes]:
     files = [*REPO.glob("gatekeeper/**/*.py"), *REPO.glob("tests/**/*.py"), *REPO.glob("*.md"),
              *(p for p in (SHARED / "corpora").rglob("*") if p.is_file())]
-    return [p.read_bytes() for p in sorted(files) if p.stat().st_size < 1 << 20]
+    return [p.read_bytes() for p in sorted(files) if p.stat().st_size < 1 << 20] + list(_project_samples().values())
 
 
 def _counterexamples(blobs: list[bytes]) -> list[tuple[str, bytes, list[str]]]:
