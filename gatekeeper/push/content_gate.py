@@ -55,6 +55,8 @@ from gatekeeper.checkout import (
     windows_name_problem,
 )
 from gatekeeper.detectors.checkout_forms import NO_DIRECTIVES, Directives
+from gatekeeper.detectors.inert import INERT_MAX, plainly_inert  # light: the lane every small blob takes
+from gatekeeper.detectors.lfs import BLOB_SIZE_CUTOFF, lfs_findings, may_be_pointer
 from gatekeeper.detectors.pathfacts import path_facts
 from gatekeeper.detectors.plumbing import dotfile_kind
 from gatekeeper.detectors.remote_code import is_config_name
@@ -398,11 +400,6 @@ def _scan_blob(
     repo: Repo, blob_id: str, path: str, options: ScanOptions, lfs_store: Path | None, cache: VerdictCache | None,
     spool_dir: Path | None = None, clean: CleanIndex | None = None, directives: Directives = NO_DIRECTIVES,
 ) -> tuple[list[Finding], bool]:
-    # One module each, not ``from gatekeeper.detectors import ...``: importing names from a package runs Python code
-    # (importlib's _handle_fromlist) on every call, and this runs once per blob.
-    from gatekeeper.detectors.inert import INERT_MAX, plainly_inert
-    from gatekeeper.detectors.lfs import may_be_pointer
-
     if directives:  # verdicts under .gitattributes conversions are not what the caches hold: judge afresh
         cache, clean = None, None
     clean_key: bytes | None = None
@@ -439,8 +436,9 @@ def _scan_blob(
             if clean is not None and clean_key is not None:
                 clean.add(clean_key)
             return [], False
+    # One module each, not ``from gatekeeper.detectors import ...``: importing names from a package runs Python code
+    # (importlib's _handle_fromlist) on every call. The scanner only for what the short-text lane did not settle.
     from gatekeeper.detectors.content import scan_blob
-    from gatekeeper.detectors.lfs import BLOB_SIZE_CUTOFF, lfs_findings
 
     findings: list[Finding] | None = None
     # Bounded memory whatever the size: big blobs are streamed to an unlinked temporary file and mapped.
