@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tarfile
 
 from gitserver import REPO_ROOT, Clone, PushResult, Server, run_git
 
@@ -119,3 +120,19 @@ def assert_refused(server: Server, result: PushResult, ref: str, before: str | N
 
 def bare_git(server: Server, *args: str) -> str:
     return run_git(*args, cwd=server.bare).stdout.decode().strip()
+
+
+PRINTABLE_PICKLE = b"cos\nsystem\n(S'id'\ntR."  # protocol 0, all printable: runs os.system("id") when loaded
+
+
+def printable_tar(member: bytes = b"") -> bytes:
+    """A v7 tar (one member) git could store as text: every field printable, the checksum right (tarfile would open
+    it), the member right after its header."""
+    size = f"{len(member):011o} ".encode()
+    fields = [b"#" + b"n" * 99, b"0000644 ", b"0000000 ", b"0000000 ", size, b"00000000000 "]
+    block = b"".join(fields) + b" " * 8 + b"0" + b"l" * 100 + b"v" * 8 + b"u" * 64 + b"0000000 " * 2
+    block += b"p" * (512 - len(block))
+    checksum = sum(block)  # the checksum field counts as spaces
+    header = block[:148] + f"{checksum:06o} ".encode() + b" " + block[156:]
+    assert "#nnn" in tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape").name
+    return header + member + b"\n" * (-len(member) % 512) + b"more text\n" * 10

@@ -9,9 +9,8 @@ import pytest
 
 from gitserver import Server, run_git, seed_content
 
-from attacks.attacklib import Crafter, assert_refused
+from attacks.attacklib import PRINTABLE_PICKLE as PICKLE, Crafter, assert_refused, printable_tar
 from attacks.test_checkout_conversions import LATIN1_PICKLE, CRLF_SPLIT_BINARY
-from limits.test_inert_lane import PICKLE, printable_tar
 
 
 @pytest.mark.parametrize("ref", ["refs/heads/feature/attr-later", "refs/heads/main"])

@@ -15,6 +15,7 @@ from gatekeeper.detectors import inert
 from gatekeeper.detectors.content import scan_blob
 from gatekeeper.detectors.inert import plainly_inert
 from gatekeeper.detectors.lfs import MalformedPointer, may_be_pointer, parse_pointer
+from attacks.attacklib import PRINTABLE_PICKLE as PICKLE, printable_tar
 from gitserver import SHARED
 from test_blob_reading import _project_samples
 
@@ -29,7 +30,6 @@ FRAGMENTS = [b"c", b"os\n", b"system\n", b"builtins\neval\n", b"(", b"S'id'\n", 
              b"\x80\x02", b"\x80\x04\x95", b"# comment\n", b"value = 1\n", b"import os\n", b"def f():\n",
              b'{"a": 1}', b"7z", b"Rar!", b"BZh91AY", b"\x1f\x8b", b"]\x00\x00", b"ZF0x", b"x" * 40, b"\x00",
              b"I1\n", b"V\n", b"(lp0\n", b"N.", b"\x8c\x02os", b"}q\x00", b"Q", b"b", b"u", b"e", b"p0\n", b"g0\n"]
-PICKLE = b"cos\nsystem\n(S'id'\ntR."  # protocol 0, all printable: runs os.system("id") when loaded
 FIRSTS = sorted(set(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D, 0x80, 0x93, 0x89})
 
 
@@ -81,21 +81,6 @@ def test_a_lane_that_lets_the_global_opcode_through_is_caught(monkeypatch: pytes
 ])
 def test_ordinary_source_takes_the_lane(data: bytes) -> None:
     assert plainly_inert(data, "src/x.py") and not may_be_pointer(data)
-
-
-def printable_tar(member: bytes = b"") -> bytes:
-    """A v7 tar (one member) git could store as text: every field printable, the checksum right (tarfile would open
-    it), the member right after its header."""
-    size = f"{len(member):011o} ".encode()
-    fields = [b"#" + b"n" * 99, b"0000644 ", b"0000000 ", b"0000000 ", size, b"00000000000 "]
-    block = b"".join(fields) + b" " * 8 + b"0" + b"l" * 100 + b"v" * 8 + b"u" * 64 + b"0000000 " * 2
-    block += b"p" * (512 - len(block))
-    checksum = sum(block)  # the checksum field counts as spaces
-    header = block[:148] + f"{checksum:06o} ".encode() + b" " + block[156:]
-    import tarfile
-
-    assert "#nnn" in tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape").name
-    return header + member + b"\n" * (-len(member) % 512) + b"more text\n" * 10
 
 
 @pytest.mark.parametrize(("data", "why"), [
