@@ -32,7 +32,7 @@ def refresh_in_background(log: Path) -> None:
         # And every other descriptor the hook had: the deadline watchdog's pipe above all (the watchdog waits for it
         # to close, the hook waits for the watchdog, and an indexer that outlived the hard deadline got the finished
         # hook killed and a false refusal recorded), but also the log's lock and repository files.
-        os.closerange(3, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1024)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
         if os.fork():  # the grandchild is re-parented to init: nobody needs to reap it
             os._exit(0)
         from gatekeeper.audit.query import Index

@@ -35,7 +35,6 @@ from __future__ import annotations
 import functools
 import importlib
 import re
-import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -370,7 +369,6 @@ class RuleIndex:
             return [index for index, test in groups[0] if test(text)]
         return sorted({index for tests in groups for index, test in tests if test(text)})
 
-
     def which_many(self, paths: Sequence[bytes]) -> list[tuple[int, ...]]:
         """:meth:`which` of each of ``paths`` (as tuples, in the same order), for a whole change set at once.
 
@@ -414,7 +412,8 @@ _DIR = "/"
 
 
 def _parse_regex(regex: str) -> list[tuple[object, object]]:
-    parser = importlib.import_module("re._parser" if sys.version_info >= (3, 11) else "sre_parse")
+    # The parser re itself compiles with (re._parser since Python 3.11, as setup.cfg requires; typeshed has no stub).
+    parser = importlib.import_module("re._parser")
     return list(parser.parse(regex, re.DOTALL).data)
 
 

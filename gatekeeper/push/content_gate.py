@@ -410,9 +410,11 @@ def _scan_blob(
         if clean_key in clean:
             return [], True
     size = repo.blob_size(blob_id)
-    if size is None or size < CACHE_MIN_BYTES:
-        cache = None
-    if size is None or size >= CACHE_MIN_BYTES:
+    if size is None:
+        cache, clean_key = None, None
+    elif size < CACHE_MIN_BYTES:
+        cache = None  # a small blob's clean verdict lives in the clean index, not in the verdict cache
+    else:
         clean_key = None
     if cache is not None:
         try:

@@ -109,6 +109,10 @@ class PolicyView(Protocol):
 
     def rules_for(self, path: bytes) -> Sequence[RuleView]: ...
 
+    def rules_for_paths(self, paths: Iterable[bytes]) -> Mapping[bytes, Sequence[RuleView]]:
+        """:meth:`rules_for` of each of ``paths``, each distinct path once."""
+        ...
+
     def members(self, names: Iterable[str]) -> frozenset[str]: ...
 
     def person_for_account(self, account: str) -> str | None: ...
@@ -122,17 +126,7 @@ def requirements_for(policy: PolicyView, analysis: RefAnalysis) -> list[Requirem
         return []
     matched: dict[str, list[Change]] = {}
     changes = analysis.changes
-    # A whole change set at once where the policy can (Policy.rules_for_paths: the same answers, less work per path).
-    for_paths: Callable[[list[bytes]], Mapping[bytes, Sequence[RuleView]]] | None = getattr(
-        policy, "rules_for_paths", None)
-    cache: Mapping[bytes, Sequence[RuleView]]
-    if for_paths is not None:
-        cache = for_paths([change.path for change in changes])
-    else:
-        cache = {}
-        for change in changes:
-            if change.path not in cache:
-                cache[change.path] = policy.rules_for(change.path)
+    cache = policy.rules_for_paths([change.path for change in changes])  # a change set at once: less work per path
     for change in changes:
         for rule in cache[change.path]:
             name = rule.name

@@ -34,6 +34,9 @@ class FakePolicy:
         self.calls.append(path)
         return [r for r in self.rules if any(fnmatch.fnmatch(path.decode(), p) for p in r.paths)]
 
+    def rules_for_paths(self, paths: Iterable[bytes]) -> dict[bytes, list[FakeRule]]:
+        return {path: self.rules_for(path) for path in dict.fromkeys(paths)}
+
     def members(self, names: Iterable[str]) -> frozenset[str]:
         out: set[str] = set()
         for n in names:
