@@ -239,7 +239,8 @@ def install(
                     "the gate belongs in hooks/pre-receive.d/ instead",
                     hint="gatekeeper install --gitea ROOT|APP_INI --config FILE (covers every repository)",
                 )
-    spec, _policy, key = prepare(config, python=python, create_key=True)
+    spec, policy, key = prepare(config, python=python, create_key=True)
+    _refuse_trusted_files_in_work_trees(git_dir, policy)
     log = spec.fallback_log
     assert log is not None
     target = hooks_dir or git_dir / "hooks"
@@ -285,6 +286,18 @@ def prepare(
         )
     key = _ensure_audit_key(policy) if create_key else None
     return ShimSpec(interpreter, config, Path(policy.audit.log), message_prefix), policy, key
+
+
+def _refuse_trusted_files_in_work_trees(git_dir: Path, policy: Policy) -> None:
+    """A policy, trust store or audit log in a work tree of the repository is one its pushes can rewrite
+    (:mod:`gatekeeper.policy.trusted_files`); the hook checks again on every push."""
+    from gatekeeper.policy.trusted_files import TrustedFileExposed, refuse_exposed
+    from gatekeeper.push.gitrepo import Repo
+
+    try:
+        refuse_exposed(policy, Repo.open(git_dir).work_trees())
+    except TrustedFileExposed as exc:
+        raise InstallError(f"cowardly refusing to install: {exc.message}", hint=exc.hint) from exc
 
 
 def uninstall(repo: Path, *, hooks_dir: Path | None = None) -> list[str]:

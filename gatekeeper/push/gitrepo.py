@@ -139,6 +139,22 @@ class Repo:
     def workdir(self) -> Path | None:
         return Path(self._repo.workdir) if self._repo.workdir else None
 
+    def work_trees(self) -> list[Path]:
+        """Every work tree a push can write into: the main one (non-bare) and the linked ones (``git worktree add``,
+        which bare repositories have too).
+
+        Raises:
+            GitAccessError: a worktree record that cannot be read (where it writes is unknown).
+        """
+        trees = [Path(self._repo.workdir)] if self._repo.workdir else []
+        try:
+            for name in self._repo.list_worktrees():
+                trees.append(Path(self._repo.lookup_worktree(name).path))
+        except (pygit2.GitError, KeyError, ValueError) as exc:
+            raise GitAccessError(f"the repository's worktree records could not be read: {exc}",
+                                 hint="an admin should check `git worktree list` and `git worktree prune`") from exc
+        return trees
+
     def config_value(self, key: str) -> str | None:
         try:
             value = self._repo.config[key]

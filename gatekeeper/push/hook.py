@@ -168,6 +168,7 @@ def _decide(
     from gatekeeper.push.hookinput import parse_updates
     from gatekeeper.push.messages import render_decision
     from gatekeeper.push.platform import detect_context, message_prefix
+    from gatekeeper.policy.trusted_files import refuse_exposed
 
     context = detect_context(env, platform=policy.platform)
     prefix = message_prefix(context.platform)
@@ -186,6 +187,7 @@ def _decide(
     options = read_push_options(env)
     break_glass = _break_glass_option(options)
     repo = Repo.open_for_hook(env)
+    refuse_exposed(policy, repo.work_trees())  # before anything is judged by a policy a push may have written
     refuse_malformed_trees(repo)
     # A pushed name that is a symbolic ref on the server moves its target: everything below judges the target.
     updates, pushed_as = resolve_server_symrefs(repo, updates)
