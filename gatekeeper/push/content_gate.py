@@ -86,6 +86,7 @@ if TYPE_CHECKING:  # the detectors and the policy module load only when a push n
     from gatekeeper.detectors.cache import CleanIndex, VerdictCache
     from gatekeeper.detectors.options import ScanOptions
     from gatekeeper.policy.config import Policy
+    from gatekeeper.push.checkout_filters import FilterLine, FilterMap
     from gatekeeper.push.tree_listings import TreeListings
 
 MAX_NEW_COMMITS = 20_000  # per push; above it the push is refused (never a partial scan)
@@ -103,6 +104,7 @@ CHECKOUT_NAME_DETECTOR = "checkout-name"
 SYMLINK_ESCAPE_DETECTOR = "symlink-escape"
 OBJECT_TYPE_DETECTOR = "object-type"
 CHECKOUT_CONVERSION_DETECTOR = "checkout-conversion"
+CHECKOUT_FILTER_DETECTOR = "checkout-filter"
 CONFIG_READ_CAP = 1 << 20  # configs bigger than this are left to the protected refs' full remote-code analysis
 
 
@@ -194,8 +196,13 @@ def scan_push(
             blobs[(new_object, path_facts(analysis.update.ref))] = analysis.update.ref.encode()
         if len(blobs) > MAX_BLOBS:
             raise LimitExceeded(f"this push brings more than {MAX_BLOBS} blobs to scan")
-        directives = _checkout_directives(repo, analysis, kind, new_object, blobs, attributes, content,
-                                          unscannable_blocks)
+        directives, filters = _checkout_directives(repo, analysis, kind, new_object, blobs, attributes, content,
+                                                   unscannable_blocks)
+        if filters is not None:
+            for (blob_id, _), path in blobs.items():
+                line = filters.applies(path)
+                if line is not None:
+                    _route(content, analysis, path, [_filtered(line, path, blob_id)], unscannable_blocks)
         if attribute_sites:
             _case_variant_attributes(repo, attribute_sites, content, analysis, unscannable_blocks)
         for (blob_id, facts), path in blobs.items():
@@ -216,6 +223,11 @@ def scan_push(
                 findings = _forms_of_existing_blob(repo, blob_id, display_path(path), options, directives,
                                                    spool_dir, display_path(why))
                 _route(content, analysis, path, findings, unscannable_blocks)
+        if attribute_sites:
+            tip_tree = _tree(repo, analysis.update.new)
+            for path, blob_id, line in _files_newly_filtered(repo, attribute_sites, tip_tree, blobs):
+                _route(content, analysis, path, [_filtered(line, path, blob_id, "; the file was already on the "
+                                                           "branch")], unscannable_blocks)
         for blob_id, path in configs:
             _route(content, analysis, path, _dangerous_config(repo, blob_id, path), unscannable_blocks)
         for link_id, path in links.items():
@@ -514,20 +526,24 @@ _ATTRIBUTES_READ_CAP = 1 << 20  # git itself ignores attribute lines over 2 KiB 
 
 def _checkout_directives(repo: Repo, analysis: RefAnalysis, kind: str, new_object: ObjectId | None,
                          blobs: dict[tuple[str, str], bytes], touched: dict[str, bytes], content: RefContent,
-                         unscannable_blocks: bool) -> Directives:
+                         unscannable_blocks: bool) -> tuple[Directives, FilterMap | None]:
     """The checkout conversions any ``.gitattributes`` that can apply to this ref's blobs asks for: those the push
     touches (``touched``: id -> path, any alias) and those already in the folders of the new tree that hold a
     scanned path. A superset, read without patterns (detectors/checkout_forms). An alias that asks for a conversion
-    is refused: case-insensitive and Windows checkouts read it, and later pushes look for the exact name only."""
+    is refused: case-insensitive and Windows checkouts read it, and later pushes look for the exact name only.
+    Also the filter drivers those files (each read in its folder) set (push/checkout_filters)."""
     from gatekeeper.detectors.checkout_forms import parse_attributes
 
     ids = dict(touched)
+    sites: list[tuple[bytes, str]] = [(path, oid) for oid, path in touched.items()]
     tree = repo.commit_tree(new_object) if kind == "commit" and new_object is not None else (
         new_object if kind == "tree" else None)
     if tree is not None:
-        for oid in _attributes_along(repo, tree, blobs.values()):
-            ids.setdefault(oid, b".gitattributes")
+        for path, along in _attributes_along(repo, tree, blobs.values()).items():
+            ids.setdefault(along, b".gitattributes")
+            sites.append((path, along))
     directives = NO_DIRECTIVES
+    texts: dict[str, bytes] = {}
     for oid, path in sorted(ids.items()):
         size = repo.blob_size(oid)
         if size is None:
@@ -538,14 +554,34 @@ def _checkout_directives(repo: Repo, analysis: RefAnalysis, kind: str, new_objec
                 f"a .gitattributes of {size} bytes: too big to read which checkout conversions it asks for", (),
                 oid)], unscannable_blocks)
             continue
-        found = parse_attributes([repo.read_blob(oid, max_bytes=_ATTRIBUTES_READ_CAP)])
+        texts[oid] = repo.read_blob(oid, max_bytes=_ATTRIBUTES_READ_CAP)
+        found = parse_attributes([texts[oid]])
         if found and path.rsplit(b"/", 1)[-1] != b".gitattributes":
             _route(content, analysis, path, [Finding(
                 Verdict.REFUSED, display_path(path), CHECKOUT_CONVERSION_DETECTOR,
                 f"read as .gitattributes by case-insensitive and Windows checkouts, it asks for checkout "
                 f"conversions ({found.describe()})", (), oid)], unscannable_blocks)
         directives = directives.union(found)
-    return directives
+    return directives, _filter_map((path, texts[oid]) for path, oid in sites if oid in texts)
+
+
+def _filter_map(files: Iterable[tuple[bytes, bytes]]) -> FilterMap | None:
+    """The filter drivers these ``.gitattributes`` files set, None when they set none (as most do: LFS aside)."""
+    # Every file, not only those naming a filter: a macro one file defines may be used in another.
+    files = list(files)
+    if not any(b"filter" in data.lower() for _, data in files):
+        return None
+    from gatekeeper.push.checkout_filters import FilterMap, filter_lines
+
+    found = FilterMap(filter_lines(files))
+    return found if found else None
+
+
+def _filtered(line: FilterLine, path: bytes, blob_id: str, why: str = "") -> Finding:
+    return Finding(Verdict.UNSCANNABLE, display_path(path), CHECKOUT_FILTER_DETECTOR,
+                   f"checkouts pass it through filter={line.driver} ({display_path(line.attributes)}: "
+                   f"{line.pattern}), a program the gate cannot run: what they write is not what was scanned{why}",
+                   ("keep model files and configs out of filtered (e.g. encrypted) paths, or ask an admin",), blob_id)
 
 
 def _blobs_under_new_conversions(repo: Repo, at_tip: list[tuple[str | None, Change]], tip_tree: str | None,
@@ -577,15 +613,65 @@ def _blobs_under_new_conversions(repo: Repo, at_tip: list[tuple[str | None, Chan
         root = tip_tree if site is None else repo.commit_tree(site)
         if root is None:
             continue
-        for folder, tree in _folders_spelled_alike(repo, root, change.path.rpartition(b"/")[0]):
-            if tree in walked:
-                continue
-            walked.add(tree)
-            prefix = folder + b"/" if folder else b""
-            for path, mode, oid in repo.iter_tree(tree, each_tree_once=True):
-                if mode in (MODE_BLOB, MODE_EXEC) and oid not in done:
-                    done.add(oid)
-                    yield prefix + path, oid, change.path
+        for path, oid in _files_below(repo, root, change.path.rpartition(b"/")[0], walked):
+            if oid not in done:
+                done.add(oid)
+                yield path, oid, change.path
+
+
+def _files_below(repo: Repo, root: str, folder: bytes, walked: set[str]) -> Iterator[tuple[bytes, str]]:
+    """(path, blob id) of the files in ``folder`` of ``root`` and in every folder a case-insensitive checkout merges
+    with it, skipping folder trees in ``walked`` (and adding those it walks)."""
+    for found, tree in _folders_spelled_alike(repo, root, folder):
+        if tree in walked:
+            continue
+        walked.add(tree)
+        prefix = found + b"/" if found else b""
+        for path, mode, oid in repo.iter_tree(tree, each_tree_once=True):
+            if mode in (MODE_BLOB, MODE_EXEC):
+                yield prefix + path, oid
+
+
+def _files_newly_filtered(repo: Repo, sites: list[tuple[str | None, Change]], tip_tree: str | None,
+                          scanned: dict[tuple[str, str], bytes]) -> Iterator[tuple[bytes, str, FilterLine]]:
+    """(path, blob id, line) of the files already in the folders of ``.gitattributes`` files this push adds or edits
+    to set a filter driver (a line, pattern and driver, the old file did not have): they were judged as stored, and
+    checkouts would now write what the driver makes of them. Macros are read from the same file and the tip's root
+    ``.gitattributes``. Blobs the push scans anyway are judged by scan_push with the filter map."""
+    from gatekeeper.push.checkout_filters import FilterMap, filter_lines
+
+    def readable(oid: str) -> bytes:
+        if not oid or is_null(oid):
+            return b""
+        size = repo.blob_size(oid)
+        if size is None or size > _ATTRIBUTES_READ_CAP:
+            return b""  # judged by _checkout_directives (unscannable, or not a blob)
+        return repo.read_blob(oid, max_bytes=_ATTRIBUTES_READ_CAP)
+
+    root_file = repo.ids_at(tip_tree, [b".gitattributes"]).get(b".gitattributes") if tip_tree else None
+    macros = [(b"\0macros", readable(root_file))] if root_file else []  # a path no line can claim
+    done = {path for path in scanned.values()}
+    walked: set[str] = set()
+    for site, change in sites:
+        new = readable(change.new_id)
+        if b"filter" not in new.lower() and not macros:
+            continue
+        old = readable(change.old_id) if change.old_mode in (MODE_BLOB, MODE_EXEC) else b""
+        had = {(line.pattern, line.driver) for line in filter_lines([*macros, (change.path, old)])
+               if line.attributes == change.path}
+        added = [line for line in filter_lines([*macros, (change.path, new)])
+                 if line.attributes == change.path and (line.pattern, line.driver) not in had]
+        if not added:
+            continue
+        root = tip_tree if site is None else repo.commit_tree(site)
+        if root is None:
+            continue
+        lines = FilterMap(added)
+        for path, oid in _files_below(repo, root, change.path.rpartition(b"/")[0], walked):
+            line = lines.applies(path)
+            if line is not None and path not in done:
+                done.add(path)
+                yield path, oid, line
 
 
 def _fold(path: bytes) -> bytes:
@@ -653,8 +739,8 @@ def _forms_of_existing_blob(repo: Repo, blob_id: str, path: str, options: ScanOp
                 for f in _form_findings(data, blob_id, path, directives, options)]
 
 
-def _attributes_along(repo: Repo, root: str, paths: Iterable[bytes]) -> set[str]:
-    """Ids of the ``.gitattributes`` files in the folders of ``root`` that hold one of ``paths`` (git reads every
+def _attributes_along(repo: Repo, root: str, paths: Iterable[bytes]) -> dict[bytes, ObjectId]:
+    """Path -> id of the ``.gitattributes`` files in the folders of ``root`` that hold one of ``paths`` (git reads every
     folder's file up to the root). Exact names only, looked up in C: an alias a case-insensitive or Windows checkout
     reads (``.GITATTRIBUTES``, ``GI7D29~1``) is caught when it is pushed (``_alias_directives``), so it never sits
     unseen on a branch."""
@@ -667,7 +753,7 @@ def _attributes_along(repo: Repo, root: str, paths: Iterable[bytes]) -> set[str]
     # folded spelling (_case_variant_attributes), so that is where to look too.
     folders.update([folded for folder in folders if (folded := _fold(folder)) != folder])
     wanted = [folder + b"/.gitattributes" if folder else b".gitattributes" for folder in folders]
-    return set(repo.ids_at(root, wanted).values())
+    return repo.ids_at(root, wanted)
 
 
 def _not_a_blob(kind: str | None, path: str, entry: str) -> Finding:

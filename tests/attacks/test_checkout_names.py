@@ -52,8 +52,9 @@ def test_windows_short_name_on_an_unprotected_branch_is_allowed(server: Server) 
 @pytest.mark.parametrize("name", [b"GI7D29~1", b"gi7d29~1. .", b"GITATT~1", b".gitattributes. ",
                                   "\u200c.gitattributes".encode()])
 def test_gitattributes_under_ntfs_and_hfs_names_is_repository_plumbing(server: Server, name: bytes) -> None:
-    """git's own hashed short name for .gitattributes (GI7D29~1) was not recognised before the fix."""
-    _push_file_to_main(server, Crafter(server.clone()), name, b"*.py filter=evil\n", "repository-plumbing")
+    """git's own hashed short name for .gitattributes (GI7D29~1) was not recognised before the fix. (A filter line
+    in it is refused outright: test_checkout_filters.py.)"""
+    _push_file_to_main(server, Crafter(server.clone()), name, b"*.py diff=evil\n", "repository-plumbing")
 
 
 def test_gitmodules_hashed_short_name_is_repository_plumbing(server: Server) -> None:
