@@ -556,13 +556,32 @@ def _checkout_directives(repo: Repo, analysis: RefAnalysis, kind: str, new_objec
             continue
         texts[oid] = repo.read_blob(oid, max_bytes=_ATTRIBUTES_READ_CAP)
         found = parse_attributes([texts[oid]])
-        if found and path.rsplit(b"/", 1)[-1] != b".gitattributes":
+        directives = directives.union(found)
+    for oid, path in sorted(ids.items()):
+        if oid not in texts or path.rsplit(b"/", 1)[-1] == b".gitattributes":
+            continue
+        asks = _asks_for(path, texts[oid], texts.values())
+        if asks:
             _route(content, analysis, path, [Finding(
                 Verdict.REFUSED, display_path(path), CHECKOUT_CONVERSION_DETECTOR,
                 f"read as .gitattributes by case-insensitive and Windows checkouts, it asks for checkout "
-                f"conversions ({found.describe()})", (), oid)], unscannable_blocks)
-        directives = directives.union(found)
+                f"conversions ({asks})", (), oid)], unscannable_blocks)
     return directives, _filter_map((path, texts[oid]) for path, oid in sites if oid in texts)
+
+
+def _asks_for(path: bytes, data: bytes, macro_sources: Iterable[bytes]) -> str:
+    """What the ``.gitattributes`` text ``data`` at ``path`` makes checkouts do to files: its conversions and the
+    filter drivers it sets (macros read from ``macro_sources`` too); "" for nothing."""
+    from gatekeeper.detectors.checkout_forms import parse_attributes
+
+    parts = [described] if (described := parse_attributes([data]).describe()) else []
+    sources = [text for text in macro_sources if b"filter" in text.lower()]
+    if sources or b"filter" in data.lower():
+        from gatekeeper.push.checkout_filters import filter_lines
+
+        lines = filter_lines([*((b"\0macros", text) for text in sources), (path, data)])
+        parts += sorted({f"filter={line.driver}" for line in lines if line.attributes == path})
+    return ", ".join(parts)
 
 
 def _filter_map(files: Iterable[tuple[bytes, bytes]]) -> FilterMap | None:
@@ -701,10 +720,15 @@ def _case_variant_attributes(repo: Repo, sites: list[tuple[str | None, Change]],
     """Refuse a ``.gitattributes`` this push adds or edits that asks for a conversion from a folder whose spelling
     is not its folded one (``MODELS/``): git reads a folder's file from the working tree when the index has none at
     that exact path, and Windows and macOS checkouts merge ``MODELS/`` and ``models/``, so it would convert files in
-    every folder spelled alike, which later pushes cannot look up (they look for the folded spelling)."""
-    from gatekeeper.detectors.checkout_forms import parse_attributes
-
+    every folder spelled alike, which later pushes cannot look up (they look for the folded spelling). Filter drivers
+    count as conversions here (macros read from the new tip's root file too)."""
     done: set[tuple[bytes, str]] = set()
+    macros: list[bytes] = []
+    tip_tree = _tree(repo, analysis.update.new)
+    root_file = repo.ids_at(tip_tree, [b".gitattributes"]).get(b".gitattributes") if tip_tree else None
+    root_size = repo.blob_size(root_file) if root_file is not None else None
+    if root_file is not None and root_size is not None and root_size <= _ATTRIBUTES_READ_CAP:
+        macros.append(repo.read_blob(root_file, max_bytes=_ATTRIBUTES_READ_CAP))
     for _, change in sites:
         folder, _, name = change.path.rpartition(b"/")
         if not folder or name != b".gitattributes" or _fold(folder) == folder or (change.path, change.new_id) in done:
@@ -713,12 +737,12 @@ def _case_variant_attributes(repo: Repo, sites: list[tuple[str | None, Change]],
         size = repo.blob_size(change.new_id)
         if size is None or size > _ATTRIBUTES_READ_CAP:
             continue  # judged by _checkout_directives
-        found = parse_attributes([repo.read_blob(change.new_id, max_bytes=_ATTRIBUTES_READ_CAP)])
-        if found:
+        asks = _asks_for(change.path, repo.read_blob(change.new_id, max_bytes=_ATTRIBUTES_READ_CAP), macros)
+        if asks:
             shown = display_path(_fold(folder))
             _route(content, analysis, change.path, [Finding(
                 Verdict.REFUSED, display_path(change.path), CHECKOUT_CONVERSION_DETECTOR,
-                f"asks for checkout conversions ({found.describe()}) from a folder that case-insensitive checkouts "
+                f"asks for checkout conversions ({asks}) from a folder that case-insensitive checkouts "
                 f"(Windows, macOS) merge with every folder spelled alike; put it in {shown}/.gitattributes or the "
                 "root .gitattributes", (), change.new_id)], unscannable_blocks)
 

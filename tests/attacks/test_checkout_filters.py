@@ -92,3 +92,21 @@ def test_a_driver_in_a_gitattributes_alias_arms_the_files_already_there(server: 
     result = x.push(x.commit_with(b"GI7D29~1", "100644", x.blob(b"*.py filter=evil\n")), "refs/heads/main")
     assert_refused(server, result, "refs/heads/main", before, "src/train.py", "filter=evil (GI7D29~1: *.py)",
                    "already on the branch")
+
+
+def test_a_driver_set_where_later_pushes_would_not_look_is_refused(server: Server) -> None:
+    """Later pushes look for a folder's .gitattributes at its exact, lowercase spelling. A driver set from an alias
+    name (GI7D29~1, read by Windows) or a folder spelled otherwise (MODELS/, merged with models/ by Windows and
+    macOS) would apply to files those pushes add unseen, so the file is refused when it comes, even with no file to
+    filter yet, and also when the driver comes through a macro of the root file."""
+    x = Crafter(server.clone())
+    before = server.ref("refs/heads/main")
+    result = x.push(x.commit_with(b"weights/GI7D29~1", "100644", x.blob(b"*.pkl filter=crypt\n")),
+                    "refs/heads/feature/alias")
+    assert_refused(server, result, "refs/heads/feature/alias", None, "weights/GI7D29~1", "filter=crypt")
+    clone = server.clone()
+    clone.write(".gitattributes", "[attr]secret filter=crypt\n")
+    clone.write("MODELS/.gitattributes", "*.pkl secret\n")
+    clone.commit("case variant")
+    result = clone.push("HEAD:refs/heads/main")
+    assert_refused(server, result, "refs/heads/main", before, "MODELS/.gitattributes", "filter=crypt")
