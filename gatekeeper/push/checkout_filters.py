@@ -43,13 +43,7 @@ def filter_lines(files: Iterable[tuple[bytes, bytes]]) -> list[FilterLine]:
     """The lines of these ``(path, content)`` ``.gitattributes`` files that set a filter driver other than LFS,
     macros expanded."""
     files = list(files)
-    macros: dict[bytes, set[str]] = {}
-    for _, data in files:
-        for pattern, tokens in _lines(data):
-            if pattern.startswith(b"[attr]"):
-                drivers = _drivers(tokens, macros)
-                if drivers:
-                    macros.setdefault(pattern[len(b"[attr]"):].lower(), set()).update(drivers)
+    macros = _macros(data for _, data in files)
     out = []
     for path, data in files:
         folder = path.rpartition(b"/")[0].lower()
@@ -59,6 +53,22 @@ def filter_lines(files: Iterable[tuple[bytes, bytes]]) -> list[FilterLine]:
             for driver in sorted(_drivers(tokens, macros)):
                 out.append(FilterLine(path, folder, pattern.decode("utf-8", "surrogateescape"), driver))
     return out
+
+
+def macro_drivers(data: bytes) -> set[tuple[bytes, str]]:
+    """(macro name, driver) of each macro ``data`` defines that sets a driver (macros it uses expanded)."""
+    return {(name, driver) for name, drivers in _macros([data]).items() for driver in drivers}
+
+
+def _macros(texts: Iterable[bytes]) -> dict[bytes, set[str]]:
+    macros: dict[bytes, set[str]] = {}
+    for data in texts:
+        for pattern, tokens in _lines(data):
+            if pattern.startswith(b"[attr]"):
+                drivers = _drivers(tokens, macros)
+                if drivers:
+                    macros.setdefault(pattern[len(b"[attr]"):].lower(), set()).update(drivers)
+    return macros
 
 
 def _lines(data: bytes) -> Iterable[tuple[bytes, list[bytes]]]:

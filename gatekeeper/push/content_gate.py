@@ -228,6 +228,8 @@ def scan_push(
             for path, blob_id, line in _files_newly_filtered(repo, attribute_sites, tip_tree, blobs):
                 _route(content, analysis, path, [_filtered(line, path, blob_id, "; the file was already on the "
                                                            "branch")], unscannable_blocks)
+            for path, finding in _new_filter_macros(repo, attribute_sites):
+                _route(content, analysis, path, [finding], unscannable_blocks)
         for blob_id, path in configs:
             _route(content, analysis, path, _dangerous_config(repo, blob_id, path), unscannable_blocks)
         for link_id, path in links.items():
@@ -651,6 +653,39 @@ def _files_below(repo: Repo, root: str, folder: bytes, walked: set[str]) -> Iter
                 yield prefix + path, oid
 
 
+def _new_filter_macros(repo: Repo, sites: list[tuple[str | None, Change]]) -> list[tuple[bytes, Finding]]:
+    """A ``.gitattributes`` this push adds or edits to define a macro that sets a filter driver (``[attr]secret
+    filter=crypt``) arms every file whose pattern line names the macro, in any folder, possibly in files pushed when
+    the macro set nothing: the gate does not search the whole tree for them, so such a definition is unscannable."""
+    from gatekeeper.push.checkout_filters import macro_drivers
+
+    out = []
+    for _, change in sites:
+        new = _attributes_text(repo, change.new_id)
+        if b"[attr]" not in new or b"filter" not in new.lower():
+            continue
+        old = _attributes_text(repo, change.old_id) if change.old_mode in (MODE_BLOB, MODE_EXEC) else b""
+        for name, driver in sorted(macro_drivers(new) - macro_drivers(old)):
+            out.append((change.path, Finding(
+                Verdict.UNSCANNABLE, display_path(change.path), CHECKOUT_FILTER_DETECTOR,
+                f"defines macro {name.decode('utf-8', 'backslashreplace')} to set filter={driver}: files whose "
+                "attribute lines name it would pass through a program the gate cannot run", (
+                    "set filter= on the pattern lines themselves, so the gate sees which files it applies to",),
+                change.new_id)))
+    return out
+
+
+def _attributes_text(repo: Repo, oid: str) -> bytes:
+    """A ``.gitattributes`` blob's text, b"" for none, a non-blob or one over the cap (_checkout_directives judges
+    those)."""
+    if not oid or is_null(oid):
+        return b""
+    size = repo.blob_size(oid)
+    if size is None or size > _ATTRIBUTES_READ_CAP:
+        return b""
+    return repo.read_blob(oid, max_bytes=_ATTRIBUTES_READ_CAP)
+
+
 def _files_newly_filtered(repo: Repo, sites: list[tuple[str | None, Change]], tip_tree: str | None,
                           scanned: dict[tuple[str, str], bytes]) -> Iterator[tuple[bytes, str, FilterLine]]:
     """(path, blob id, line) of the files already in the folders of ``.gitattributes`` files this push adds or edits
@@ -659,23 +694,15 @@ def _files_newly_filtered(repo: Repo, sites: list[tuple[str | None, Change]], ti
     ``.gitattributes``. Blobs the push scans anyway are judged by scan_push with the filter map."""
     from gatekeeper.push.checkout_filters import FilterMap, filter_lines
 
-    def readable(oid: str) -> bytes:
-        if not oid or is_null(oid):
-            return b""
-        size = repo.blob_size(oid)
-        if size is None or size > _ATTRIBUTES_READ_CAP:
-            return b""  # judged by _checkout_directives (unscannable, or not a blob)
-        return repo.read_blob(oid, max_bytes=_ATTRIBUTES_READ_CAP)
-
     root_file = repo.ids_at(tip_tree, [b".gitattributes"]).get(b".gitattributes") if tip_tree else None
-    macros = [(b"\0macros", readable(root_file))] if root_file else []  # a path no line can claim
+    macros = [(b"\0macros", _attributes_text(repo, root_file))] if root_file else []  # a path no line can claim
     done = {path for path in scanned.values()}
     walked: set[str] = set()
     for site, change in sites:
-        new = readable(change.new_id)
+        new = _attributes_text(repo, change.new_id)
         if b"filter" not in new.lower() and not macros:
             continue
-        old = readable(change.old_id) if change.old_mode in (MODE_BLOB, MODE_EXEC) else b""
+        old = _attributes_text(repo, change.old_id) if change.old_mode in (MODE_BLOB, MODE_EXEC) else b""
         had = {(line.pattern, line.driver) for line in filter_lines([*macros, (change.path, old)])
                if line.attributes == change.path}
         added = [line for line in filter_lines([*macros, (change.path, new)])

@@ -110,3 +110,19 @@ def test_a_driver_set_where_later_pushes_would_not_look_is_refused(server: Serve
     clone.commit("case variant")
     result = clone.push("HEAD:refs/heads/main")
     assert_refused(server, result, "refs/heads/main", before, "MODELS/.gitattributes", "filter=crypt")
+
+
+def test_a_macro_that_comes_to_set_a_driver_later_is_unscannable(server: Server) -> None:
+    """``*.pkl secret`` set nothing while ``secret`` was no macro; a later root ``[attr]secret filter=crypt`` arms the
+    file without touching its folder."""
+    clone = server.clone()
+    clone.write("weights/.gitattributes", "*.pkl secret\n")
+    clone.write("weights/model.pkl", ENCODED)
+    clone.commit("a name that means nothing yet")
+    assert clone.push("HEAD:refs/heads/feature/macro-later").ok
+    clone.write(".gitattributes", "[attr]secret filter=crypt\n")
+    clone.commit("and now it does")
+    before = server.ref("refs/heads/feature/macro-later")
+    result = clone.push("HEAD:refs/heads/feature/macro-later")
+    assert_refused(server, result, "refs/heads/feature/macro-later", before, ".gitattributes",
+                   "defines macro secret to set filter=crypt")
