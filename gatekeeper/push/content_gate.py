@@ -148,7 +148,7 @@ def scan_push(
     hide = _existing_tips(repo)
     # One scan per blob and per set of path facts the verdict depends on (a blob at ``notes.txt`` and at
     # ``weights.pkl`` is judged twice; see detectors.pathfacts).
-    seen: dict[tuple[str, str, Directives], list[Finding]] = {}
+    seen: dict[Directives, dict[tuple[str, str], list[Finding]]] = {}  # keyed by directives first: hashed per ref
     commits_total = 0
     for analysis in analyses:
         if analysis.kind in (UpdateKind.DELETE, UpdateKind.NOOP):
@@ -205,12 +205,13 @@ def scan_push(
                     _route(content, analysis, path, [_filtered(line, path, blob_id)], unscannable_blocks)
         if attribute_sites:
             _case_variant_attributes(repo, attribute_sites, content, analysis, unscannable_blocks)
-        for (blob_id, facts), path in blobs.items():
-            findings = seen.get((blob_id, facts, directives))
+        judged = seen.setdefault(directives, {})
+        for key, path in blobs.items():
+            findings = judged.get(key)
             if findings is None:
-                findings, hit = _scan_blob(repo, blob_id, display_path(path), options, scan_cfg.lfs_store, cache,
+                findings, hit = _scan_blob(repo, key[0], display_path(path), options, scan_cfg.lfs_store, cache,
                                            spool_dir, clean, directives)
-                seen[(blob_id, facts, directives)] = findings
+                judged[key] = findings
                 report.blobs_scanned += 1
                 report.cache_hits += int(hit)
             elif findings:
