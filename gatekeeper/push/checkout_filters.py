@@ -107,12 +107,19 @@ def _drivers(tokens: list[bytes], macros: dict[bytes, set[str]]) -> set[str]:
     return found
 
 
+MAX_LINES = 1000  # past this many driver lines every path is claimed: matching stays linear in the paths
+
+
 class FilterMap:
     """Which filter line, if any, applies to a path (see the module docstring for how)."""
 
     def __init__(self, lines: list[FilterLine]) -> None:
         self.lines = lines
         self._matchers: list[tuple[FilterLine, PathMatcher | None]] = []
+        if len(lines) > MAX_LINES:
+            first = lines[0]
+            self._matchers.append((FilterLine(first.attributes, b"", f"{len(lines)} lines", first.driver), None))
+            return
         for line in lines:
             problem = check_path_pattern(line.pattern, _MATCH) if line.pattern else "empty"
             self._matchers.append((line, None if problem else PathMatcher([line.pattern], _MATCH)))

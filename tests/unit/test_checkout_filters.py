@@ -35,6 +35,16 @@ def test_scope_case_and_unreadable_patterns() -> None:
     assert not _map((b".gitattributes", b"*.bin filter=lfs\n"))
 
 
+def test_too_many_driver_lines_claim_every_path_in_linear_time() -> None:
+    import time
+
+    text = b"".join(b"dir%d/*.bin filter=crypt\n" % i for i in range(50_000))
+    start = time.perf_counter()
+    found = _map((b"w/.gitattributes", text))
+    assert all(found.applies(b"x/%d.txt" % i) is not None for i in range(50_000))
+    assert time.perf_counter() - start < 5
+
+
 def _git_filtered(root: Path, files: dict[str, str], paths: list[str]) -> set[str]:
     """The paths git itself gives a non-LFS filter driver, in a repository holding ``files``."""
     subprocess.run(["git", "init", "-q", str(root)], check=True)
