@@ -102,3 +102,68 @@ def test_torch_storages_that_only_look_like_npy_stay_data(server: Server) -> Non
     commit = x.commit_with(b"data/model.pt", "100644", x.blob(stored_zip(members + [("arch/version", b"3\n")])))
     result = x.push(commit, "refs/heads/feature/storages")
     assert result.ok, result.output
+
+
+# -- 2. Hydra targets inside nodes that OmegaConf resolvers build --------------------------------------------------
+# hydra.utils.instantiate deep-copies the config, runs OmegaConf.resolve on it, then instantiates every _target_ it
+# meets, recursively (hydra/_internal/instantiate/_instantiate2.py). ${oc.create:{...}} (OmegaConf 2.1+) resolves to
+# a DictConfig built from the literal; ${oc.decode:'...'} (2.4) decodes a string into one. The scanner took both for
+# harmless built-in resolvers and never looked inside their argument.
+
+BUILT_TARGETS = {
+    "oc.create": (b"trainer:\n  _target_: torch.optim.SGD\n  lr: 0.1\n"
+                  b"  callbacks: \"${oc.create:{_target_: shutil.os.system, _args_: ['id']}}\"\n"),
+    "oc.create-compact": b"trainer:\n  callbacks: ${oc.create:{_target_:shutil.os.system,_args_:[id]}}\n",
+    "oc.decode-assembled": (b"trainer:\n  spec: \"{_tar\"\n"
+                            b"  callbacks: \"${oc.decode:'${.spec}get_: shutil.os.system, _args_: [id]}'}\"\n"),
+}
+
+
+def omegaconf_builds(text: bytes) -> dict[str, object] | None:
+    """What OmegaConf resolves trainer.callbacks to (data only: nothing is instantiated), when it is installed."""
+    try:
+        from omegaconf import OmegaConf
+    except ImportError:
+        return None
+    cfg = OmegaConf.create(text.decode())
+    try:
+        OmegaConf.resolve(cfg)
+    except Exception:  # noqa: BLE001 - oc.decode of a dict needs OmegaConf 2.4; 2.3 (Hydra 1.3's) refuses it
+        return None
+    built = OmegaConf.to_container(cfg.trainer.callbacks)
+    assert isinstance(built, dict)
+    return built
+
+
+@pytest.mark.parametrize("variant", list(BUILT_TARGETS))
+def test_shell_target_inside_a_resolver_built_node(server: Server, variant: str) -> None:
+    """Pushed to a feature branch: a Hydra config whose instantiation runs os.system through shutil.os (Hydra's
+    block list misses the traversal). Before the fix: allowed."""
+    text = BUILT_TARGETS[variant]
+    built = omegaconf_builds(text)
+    assert built in (None, {"_target_": "shutil.os.system", "_args_": ["id"]})
+    x = Crafter(server.clone())
+    commit = x.commit_with(b"experiments/sweep.yaml", "100644", x.blob(text))
+    result = x.push(commit, "refs/heads/feature/sweep")
+    assert_refused(server, result, "refs/heads/feature/sweep", None, "experiments/sweep.yaml", "shutil.os.system")
+
+
+def test_resolver_built_target_needs_review_on_main(server: Server) -> None:
+    """On main, in a folder no rule names: a target that swaps the optimizer (the 2024 sabotage's move) is a
+    remote-code trigger and needs approval. Before the fix: landed without one."""
+    x = Crafter(server.clone())
+    text = b"optim: \"${oc.create:{_target_: mylib.optim.Sleepy, lr: 0.001}}\"\n"
+    commit = x.commit_with(b"experiments/opt.yaml", "100644", x.blob(text), parent="origin/main")
+    commit = x.commit_with(b"mylib/optim.py", "100644", x.blob(b"class Sleepy:\n    pass\n"), parent=commit)
+    before = server.ref("refs/heads/main")
+    result = x.push(commit, "refs/heads/main")
+    assert_refused(server, result, "refs/heads/main", before, "remote-code", "mylib.optim.Sleepy")
+
+
+def test_plain_resolvers_stay_plain(server: Server) -> None:
+    """The benign twin: oc.create of a literal without targets, oc.decode of an environment variable."""
+    x = Crafter(server.clone())
+    text = b"run:\n  gpus: \"${oc.decode:${oc.env:NUM_GPUS,1}}\"\n  tags: \"${oc.create:[a, b]}\"\n"
+    commit = x.commit_with(b"experiments/run.yaml", "100644", x.blob(text), parent="origin/main")
+    result = x.push(commit, "refs/heads/main")
+    assert result.ok, result.output
