@@ -128,9 +128,19 @@ def is_config_name(path: bytes) -> bool:
     return (b"/" + path).endswith(_CONFIG_FILES)
 
 
+_WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff")  # UTF-16 (and UTF-32 LE) byte order marks
+
+
+def _wide_text(data: bytes) -> bool:
+    """UTF-16/32 text, which ``json.loads`` and PyYAML decode from bytes (PyYAML by its BOM; ``yaml.safe_load`` of a
+    file opened in binary mode does so): ASCII needles are not in its bytes. NULs in the first four bytes, or a BOM,
+    whatever follows it (a BOM then a character with no zero byte, such as U+4E4E, has no NUL up front)."""
+    return b"\0" in data[:4] or data.startswith(_WIDE_BOMS)
+
+
 def may_hold_trigger(data: bytes, *, yaml_file: bool) -> bool:
     """Cheap pre-filter: False only when no trigger can be in ``data``."""
-    if any(n in data for n in _NEEDLES) or b"\0" in data[:4]:  # NULs up front: UTF-16/32, which both parsers detect
+    if any(n in data for n in _NEEDLES) or _wide_text(data):
         return True
     if yaml_file:
         # YAML double-quoted scalars have \x, \u escapes and escaped line breaks that join words; any backslash or
@@ -649,6 +659,8 @@ def quick_targets(config: bytes, data: bytes) -> list[Trigger] | None:
     """``_target_`` values of plain YAML by regular expression; None when the file needs a real parse."""
     if any(n in data for n in (b"\\", b"!", b"class_path", b"custom_imports", b"${", b"auto_map", b"&", b"*")):
         return None
+    if _wide_text(data):
+        return None  # the regular expression reads bytes as ASCII: UTF-16/32 text needs the parser
     matches = list(_QUICK_TARGET.finditer(data))
     if len(matches) != data.count(b"_target_"):
         return None

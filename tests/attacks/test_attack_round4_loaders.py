@@ -167,3 +167,24 @@ def test_plain_resolvers_stay_plain(server: Server) -> None:
     commit = x.commit_with(b"experiments/run.yaml", "100644", x.blob(text), parent="origin/main")
     result = x.push(commit, "refs/heads/main")
     assert result.ok, result.output
+
+
+# -- 3. UTF-16 YAML that PyYAML decodes by its byte order mark ---------------------------------------------------------
+# PyYAML reads bytes as UTF-16 when they start with a BOM (yaml/reader.py determine_encoding), so
+# instantiate(yaml.safe_load(path.read_bytes())) or yaml.safe_load(open(path, "rb")) sees the target. The gate parses
+# configs with the same PyYAML, but its byte pre-filter looked for ASCII trigger words, or NULs in the first four
+# bytes as the sign of UTF-16: a BOM followed by a character with no zero byte (U+4E4E) has none, and the parse was
+# skipped.
+
+
+def test_utf16_yaml_with_a_shell_target(server: Server) -> None:
+    """Before the fix: allowed on a feature branch."""
+    import yaml
+
+    text = "\u4e4e: 1\ntrainer:\n  _target_: shutil.os.system\n  _args_: [id]\n".encode("utf-16")
+    assert text[:4] == b"\xff\xfeNN"
+    assert yaml.safe_load(text)["trainer"]["_target_"] == "shutil.os.system"
+    x = Crafter(server.clone())
+    commit = x.commit_with(b"experiments/sweep.yaml", "100644", x.blob(text))
+    result = x.push(commit, "refs/heads/feature/utf16")
+    assert_refused(server, result, "refs/heads/feature/utf16", None, "experiments/sweep.yaml", "shutil.os.system")

@@ -91,3 +91,24 @@ def test_resolver_argument_scan_is_bounded() -> None:
     assert [t.kind for t in triggers] == ["resolver"] and "more than" in (triggers[0].problem or "")
     text = b"a: \"${oc.create:" + b"{" * 3000 + b"\"\n"  # never closed: one pass to the end
     extract_triggers(b"exp/a.yaml", text)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("first", ["\u4e4e", "a", "\u0100"])
+@pytest.mark.parametrize("quick", [False, True])
+def test_wide_yaml_is_parsed_like_pyyaml_reads_it(encoding: str, first: str, quick: bool) -> None:
+    """Whatever PyYAML decodes from bytes, the trigger search sees: the pre-filter and the quick path (unchanged
+    configs) must not skip UTF-16 text, with or without a BOM and whatever its first character."""
+    import yaml
+
+    text = f"{first}: 1\ntrainer:\n  _target_: mylib.Net\n"
+    data = text.encode(encoding)
+    if encoding == "utf-16-be":
+        data = b"\xfe\xff" + data
+    try:
+        doc = yaml.safe_load(data)
+    except yaml.YAMLError:
+        doc = None  # no BOM: PyYAML reads UTF-8, and NULs are not allowed there
+    found = [t.value for t in extract_triggers(b"exp/a.yaml", data, quick=quick).triggers] if doc else []
+    if doc is not None:
+        assert found == ["mylib.Net"]
