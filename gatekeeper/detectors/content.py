@@ -368,6 +368,8 @@ def _is_raw_storage(view: memoryview, entry: zip_walk.ZipEntry, storages: tuple[
     ``np.load``, which unpickles any member starting with the npy magic and an object dtype (``np.load(f,
     allow_pickle=True)[name]``): such a member is scanned. Six magic bytes at a storage's start happen by chance
     about once in 2**48 storages; even then only a header numpy parses as an object array makes it more than data.
+    A header the scanner declines to parse (over its size cap) is not one numpy refuses: such a member is scanned,
+    which fails closed.
     """
     name = entry.name
     if not name.startswith(storages) or "/" in name[name.index("/data/") + 6:] or entry.method != 0:
@@ -379,6 +381,8 @@ def _is_raw_storage(view: memoryview, entry: zip_walk.ZipEntry, storages: tuple[
         return True
     try:
         return not npy_header.parse_npy_header(member).has_object
+    except npy_header.NpyHeaderTooBig:
+        return False  # np.load(allow_pickle=True) has no header-size limit: judge it as the .npy it may be
     except npy_header.NpyFormatError:
         return True  # np.load raises on this header before it unpickles anything
 

@@ -10,8 +10,9 @@ import mmap
 from dataclasses import dataclass
 
 # Bump when a change can alter a verdict: the verdict cache keys on it.
-DETECTOR_VERSION = "3"  # 2: the core.autocrlf form of text blobs is judged too; 3: saved_model.pb and archived
-# configs are read as pickles too
+DETECTOR_VERSION = "4"  # 2: the core.autocrlf form of text blobs is judged too; 3: saved_model.pb and archived
+# configs are read as pickles too; 4: .npy headers read as numpy reads them (Python 2 "1L", negative shapes, no size
+# limit under allow_pickle)
 
 Data = bytes | bytearray | memoryview | mmap.mmap
 

@@ -12,7 +12,8 @@ Recognised (ml-artifacts.md §5):
   ``<component>/<library>.py`` file) and a ``pipeline.py`` at the root or next to a ``model_index.json``;
 * sentence-transformers ``modules.json`` ``type`` outside ``sentence_transformers.``;
 * Hydra/OmegaConf ``_target_`` at any depth (dict values and list items), jsonargparse ``class_path``, MMEngine
-  ``custom_imports``, ``${eval:...}`` and other non-builtin resolvers; ``hubconf.py`` (``torch.hub``).
+  ``custom_imports``, ``${eval:...}`` and other non-builtin resolvers, targets inside the nodes that the built-in
+  ``oc.create``/``oc.decode`` resolvers build (Hydra resolves before it instantiates); ``hubconf.py`` (``torch.hub``).
 
 A Hydra target that resolves to a deny-listed callable is ``malicious``: ``instantiate`` calls the target with
 arguments from the same file, so ``_target_: os.system`` plus ``_args_: [...]`` *is* a command, there is no benign use
@@ -127,9 +128,19 @@ def is_config_name(path: bytes) -> bool:
     return (b"/" + path).endswith(_CONFIG_FILES)
 
 
+_WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff")  # UTF-16 (and UTF-32 LE) byte order marks
+
+
+def _wide_text(data: bytes) -> bool:
+    """UTF-16/32 text, which ``json.loads`` and PyYAML decode from bytes (PyYAML by its BOM; ``yaml.safe_load`` of a
+    file opened in binary mode does so): ASCII needles are not in its bytes. NULs in the first four bytes, or a BOM,
+    whatever follows it (a BOM then a character with no zero byte, such as U+4E4E, has no NUL up front)."""
+    return b"\0" in data[:4] or data.startswith(_WIDE_BOMS)
+
+
 def may_hold_trigger(data: bytes, *, yaml_file: bool) -> bool:
     """Cheap pre-filter: False only when no trigger can be in ``data``."""
-    if any(n in data for n in _NEEDLES) or b"\0" in data[:4]:  # NULs up front: UTF-16/32, which both parsers detect
+    if any(n in data for n in _NEEDLES) or _wide_text(data):
         return True
     if yaml_file:
         # YAML double-quoted scalars have \x, \u escapes and escaped line breaks that join words; any backslash or
@@ -309,6 +320,13 @@ _BUILTIN_RESOLVERS = frozenset({
     "hydra", "oc.to_container",
 })
 _RESOLVER = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*:")
+# Built-in resolvers that turn their argument into config nodes (``${oc.create:{_target_: x}}``; ``oc.decode`` of a
+# string holding a dict). Hydra's ``instantiate`` runs ``OmegaConf.resolve`` on the config first and then
+# instantiates every ``_target_`` in the nodes they built, recursively: a target there is a target like any other.
+_NODE_BUILDERS = frozenset({"oc.create", "oc.decode"})
+_BUILT_TARGET = re.compile(r"""(?:^|[{,\s'"])['"]?(_target_|class_path)['"]?\s*:\s*['"]?([^'",{}\[\]\s]*)""")
+_MAX_BUILDER_CALLS = 50  # per string; above: one "cannot be checked" trigger (review), never a partial pass
+_MAX_EXPANDED = 10_000  # characters of an expanded builder argument
 
 
 def _module_candidates(dotted: str) -> tuple[bytes, ...]:
@@ -383,6 +401,105 @@ def _interpolate(doc: object, value: str) -> tuple[str, str | None]:
     return value, value
 
 
+def _lookup_from(doc: object, loc: str, key: str) -> object:
+    """An OmegaConf node interpolation ``key`` seen from the node at ``loc``: absolute (``a.b``) or relative
+    (``.b`` is a sibling, ``..b`` a sibling of the parent). None when it cannot be found statically."""
+    if not key.startswith("."):
+        return _lookup(doc, key)
+    dots = len(key) - len(key.lstrip("."))
+    parts = loc.split(".") if loc else []
+    if dots > len(parts):
+        return None
+    rest = key[dots:]
+    dotted = ".".join(parts[:len(parts) - dots] + ([rest] if rest else []))
+    return _lookup(doc, dotted) if dotted else doc
+
+
+def _builder_calls(text: str) -> Iterator[tuple[str, str]]:
+    """(resolver, argument text) for every ``oc.create``/``oc.decode`` call in ``text``, nested ones included.
+
+    The argument ends at the brace that closes the call; braces inside quoted strings (OmegaConf's grammar allows
+    ``'...'`` and ``"..."`` with backslash escapes) do not count.
+    """
+    for match in _RESOLVER.finditer(text):
+        if match.group(1) not in _NODE_BUILDERS:
+            continue
+        start = pos = match.end()
+        depth, quote = 1, ""
+        while pos < len(text):
+            ch = text[pos]
+            if ch == "\\":
+                pos += 2
+                continue
+            if quote:
+                quote = "" if ch == quote else quote
+            elif ch in "'\"":
+                quote = ch
+            elif ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+                if depth == 0:
+                    break
+            pos += 1
+        yield match.group(1), text[start:pos]
+
+
+def _expand(doc: object, loc: str, text: str) -> tuple[str, bool]:
+    """``text`` with node interpolations replaced by the scalars they resolve to, innermost first, and whether
+    anything remained that only the loader can compute (a resolver other than ``oc.env``, whose value comes from the
+    machine, not the repository; a key not found statically; too much text)."""
+    dynamic = False
+    for _ in range(100):
+        match = _INTERPOLATION.search(text)
+        if match is None:  # an interpolation with braces in its arguments is left: only the loader computes it
+            return text, dynamic or "${" in text
+        key = match.group(1).strip()
+        value = ""
+        if ":" in key:
+            dynamic = dynamic or key.split(":", 1)[0].strip() != "oc.env"
+        else:
+            found = _lookup_from(doc, loc, key)
+            if isinstance(found, str | int | float) and not isinstance(found, bool):
+                value = str(found)
+            elif not isinstance(found, dict | list):  # a container node is walked on its own
+                dynamic = True
+        text = text[:match.start()] + value + text[match.end():]
+        if len(text) > _MAX_EXPANDED:
+            return text, True
+    return text, True
+
+
+def _built_node_triggers(config: bytes, doc: object, loc: str, text: str) -> list[Trigger]:
+    """Targets inside the nodes ``oc.create``/``oc.decode`` build from ``text`` (a string value of the config)."""
+    out: list[Trigger] = []
+    where = loc or "(document)"
+    for count, (name, arg) in enumerate(_builder_calls(text)):
+        if count >= _MAX_BUILDER_CALLS:
+            out.append(Trigger(config, "resolver", where, text[:200], follow_folder=False,
+                               problem=f"more than {_MAX_BUILDER_CALLS} node-building resolver calls in one value"))
+            break
+        expanded, dynamic = _expand(doc, loc, arg)
+        dynamic = dynamic or "\\" in arg  # grammar escapes: the text the loader decodes is not the text we read
+        targets = list(_BUILT_TARGET.finditer(expanded))
+        for match in targets:
+            key, target = match.group(1), match.group(2)
+            label = f"{where} (a node ${{{name}:...}} builds).{key}"
+            if not target:
+                out.append(Trigger(config, "hydra", label, expanded[:200], follow_folder=False,
+                                   problem="target inside a node a resolver builds cannot be read statically"))
+                continue
+            out.append(Trigger(config, "hydra" if key == "_target_" else "jsonargparse", label, target,
+                               modules=(_module_candidates(target),), danger=dangerous_target(target),
+                               follow_folder=False,
+                               problem="computed from text the loader decodes at load time" if dynamic else None))
+        if not targets and (dynamic or "custom_imports" in expanded):
+            out.append(Trigger(config, "resolver", where, text[:200], follow_folder=False,
+                               problem=f"{name} builds config nodes from text computed when the config is loaded: "
+                                       "Hydra instantiates any _target_ in them, which cannot be checked statically"))
+    return out
+
+
 def structured_triggers(config: bytes, doc: object) -> list[Trigger]:
     """Hydra ``_target_``, jsonargparse ``class_path``, MMEngine ``custom_imports`` and resolvers, at any depth."""
     out: list[Trigger] = []
@@ -423,6 +540,7 @@ def structured_triggers(config: bytes, doc: object) -> list[Trigger]:
                         f"custom resolver {name!r} runs project code")
                     out.append(Trigger(config, "resolver", loc or "(document)", node[:200], problem=what,
                                        follow_folder=False))
+            out.extend(_built_node_triggers(config, doc, loc, node))
     return out
 
 
@@ -541,6 +659,8 @@ def quick_targets(config: bytes, data: bytes) -> list[Trigger] | None:
     """``_target_`` values of plain YAML by regular expression; None when the file needs a real parse."""
     if any(n in data for n in (b"\\", b"!", b"class_path", b"custom_imports", b"${", b"auto_map", b"&", b"*")):
         return None
+    if _wide_text(data):
+        return None  # the regular expression reads bytes as ASCII: UTF-16/32 text needs the parser
     matches = list(_QUICK_TARGET.finditer(data))
     if len(matches) != data.count(b"_target_"):
         return None
