@@ -239,6 +239,10 @@ class Repo:
             return None
         return ObjectId(str(resolved.target))
 
+    def ref_names(self) -> list[str]:
+        """The names of every ref in the repository (symbolic ones included)."""
+        return [str(name) for name in self._repo.listall_references()]
+
     def refs_with_prefix(self, prefix: str) -> list[tuple[str, ObjectId]]:
         """(name, target) of direct refs under ``prefix`` (libgit2 has no prefix iterator; filter by name)."""
         out: list[tuple[str, ObjectId]] = []
