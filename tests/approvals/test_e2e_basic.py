@@ -250,3 +250,29 @@ def test_check_without_the_trust_store_says_signatures_were_not_verified(world: 
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "model-code approved by alice" in proc.stdout
     assert "note: signatures were not verified (no trust store here; pass --allowed-signers FILE)" in proc.stderr
+
+
+@pytest.mark.parametrize("how", ["reverted", "merged-ours"])
+def test_author_of_content_laundered_through_main_cannot_approve_a_ref_cut_at_it(world: World, how: str) -> None:
+    """Round 4: alice (a reviewer) writes the sabotage, lands it in main's history with a net change of nothing (an
+    edit and its revert, or the side of a merge -s ours), and approves dave's release branch at her own commit. The
+    author walk hid everything reachable from the base (main's tip), her commit included. Before the fix: allowed,
+    approved by alice."""
+    srv = world.server
+    alice = srv.clone("alice-writes")
+    as_person(alice, "alice")
+    main = alice.head()
+    alice.write("models/llama/modeling.py", "class Llama:\n    sabotage = True\n")
+    evil = alice.commit("edit", author="alice")
+    if how == "reverted":
+        alice.git("revert", "--no-edit", "HEAD")
+    else:
+        alice.git("checkout", "-q", main)
+        alice.git("merge", "-q", "-s", "ours", "--no-edit", evil)
+    assert alice.push(env={"REMOTE_USER": "alice"}).ok  # main's net change is empty
+    approve(reviewer(world, "alice"), evil, world.keys["alice"], "alice", ref="refs/heads/release/9")
+    dave = srv.clone("dave")
+    result = dave.push(f"{evil}:refs/heads/release/9", env={"REMOTE_USER": "dave"})
+    assert not result.ok, result.output
+    assert "approval by alice (authored, committed or signed" in result.remote
+    assert srv.ref("refs/heads/release/9") is None
