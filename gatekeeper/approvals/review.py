@@ -3,9 +3,9 @@ the content detectors' findings (shown to reviewers by ``approve``, and turned i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from gatekeeper.push.analysis import RefAnalysis
