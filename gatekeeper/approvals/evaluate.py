@@ -45,7 +45,7 @@ from gatekeeper.approvals.statement import MAX_STATEMENT_BYTES, MalformedApprova
 from gatekeeper.approvals.store import StoredApproval, is_approval_ref, read_approval, stored_approval_refs
 from gatekeeper.errors import GitAccessError, SignatureError
 from gatekeeper.push.gate import HISTORY_RULE, ApprovalResult, Requirement
-from gatekeeper.model import Change, Identity, ObjectId, RefUpdate, display_path, is_null
+from gatekeeper.model import MODE_ABSENT, Change, Identity, ObjectId, RefUpdate, UpdateKind, display_path, is_null
 
 if TYPE_CHECKING:
     from gatekeeper.trust.allowed_signers import AllowedSigners
@@ -342,6 +342,14 @@ class Approvals:
             commits = self._repo.walk_new_commits(new, hide, limit=MAX_AUTHOR_COMMITS)
         except GitAccessError:
             return _Authorship((), True)
+        base = analysis.base
+        if base and analysis.kind == UpdateKind.CREATE and not self._repo.is_ancestor(base, new):
+            # A new ref not built on its base (a tag of an older commit of main): its content came from commits the
+            # walk above hides, since they are in the base's history too. Whoever wrote that content is its author.
+            try:
+                commits = [*commits, *self._introducers(new, analysis.changes, skip=set(commits))]
+            except GitAccessError:
+                return _Authorship((), True)
         out = []
         for commit in commits:
             info = self._repo.commit_info(commit)
@@ -360,6 +368,29 @@ class Approvals:
                 paths = set.intersection(*sets)
             out.append((commit, frozenset(p for p in people if p), frozenset(paths), bool(signers)))
         return _Authorship(tuple(out), False)
+
+    def _introducers(self, new: ObjectId, changes: Sequence[Change], *, skip: set[ObjectId]) -> list[ObjectId]:
+        """The newest commit in ``new``'s history that brought each changed path's content at ``new`` (path and blob
+        id both; a deletion has no content to attribute), walking newest first. GitAccessError past
+        MAX_AUTHOR_COMMITS commits walked: their authors could not be found, so approvals do not count."""
+        wanted = {(c.path, c.new_id) for c in changes if c.new_mode != MODE_ABSENT}
+        found: list[ObjectId] = []
+        if not wanted:
+            return found
+        repo = self._repo
+        for commit in repo.iter_new_commits(new, (), limit=MAX_AUTHOR_COMMITS):
+            tree, parents = repo.commit_tree(commit), repo.commit_info(commit).parents
+            brought = set(wanted)
+            # New relative to every parent: content a merge took from one side was brought in that side's history.
+            for parent in parents if all(repo.object_type(p) == "commit" for p in parents) else ():
+                brought &= {(c.path, c.new_id) for c in repo.diff_trees(repo.commit_tree(parent), tree)}
+            if brought:
+                wanted -= brought
+                if commit not in skip:
+                    found.append(commit)
+                if not wanted:
+                    return found
+        return found
 
     def _signers(self, commit: ObjectId) -> frozenset[str]:
         if not self._verify:

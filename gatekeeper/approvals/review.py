@@ -3,6 +3,7 @@ the content detectors' findings (shown to reviewers by ``approve``, and turned i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -70,10 +71,11 @@ def requirements(policy: Policy, analysis: RefAnalysis, report: ContentReport) -
 
 
 def remote_base(repo: Repo, workdir: Path, remote: str, ref: str, head: ObjectId, *,
-                default_branch: str) -> ObjectId | None:
+                default_branch: str, is_protected: Callable[[str], bool] | None = None) -> ObjectId | None:
     """The base the server will diff against: the remote's current tip of ``ref``; for a ref that does not exist
-    there yet, its merge-base with the default branch (as the hook computes it for a new protected ref); without a
-    default branch there either (an empty repository), None: the empty tree, as the hook uses."""
+    there yet, what the hook picks for a new protected ref (``push.analysis._creation_base``): ``head`` itself when
+    it is the tip of a protected ref there (``is_protected``; without a policy, never), else the default branch's tip;
+    without a default branch there either (an empty repository), None: the empty tree, as the hook uses."""
     from gatekeeper.approvals.create import ApproveError, git
 
     listed = git(workdir, "ls-remote", "--refs", remote, ref, default_branch).split()
@@ -85,12 +87,33 @@ def remote_base(repo: Repo, workdir: Path, remote: str, ref: str, head: ObjectId
               "as the server will")
         return None
     git(workdir, "fetch", "--quiet", remote, default_branch)
-    base = repo.merge_base(head, repo.resolve("FETCH_HEAD"))
-    if base is None:
+    tip = repo.resolve("FETCH_HEAD")
+    if head != tip and is_protected is not None:
+        same = _remote_protected_ref_at(workdir, remote, head, is_protected)
+        if same is not None:
+            print(f"{ref} is new on {remote} and points at the tip of {same}: nothing changes, as the server sees it")
+            return head
+    if repo.merge_base(head, tip) is None:
         raise ApproveError(f"{ref} is new and shares no history with {default_branch}", hint="pass --base REV")
-    print(f"{ref} is new on {remote}: comparing with its merge-base with {default_branch} ({base[:12]}), "
+    note = "" if repo.is_ancestor(tip, head) else " (it is not built on that tip: older commits are not all reviewed)"
+    print(f"{ref} is new on {remote}: comparing with the tip of {default_branch} ({tip[:12]}){note}, "
           "as the server will")
-    return base
+    return tip
+
+
+def _remote_protected_ref_at(workdir: Path, remote: str, commit: ObjectId,
+                             is_protected: Callable[[str], bool]) -> str | None:
+    """A protected ref on ``remote`` whose tip (tags peeled: ls-remote's ``^{}`` lines) is ``commit``, or None."""
+    from gatekeeper.approvals.create import git
+
+    peeled: dict[str, str] = {}
+    for line in git(workdir, "ls-remote", remote).decode("utf-8", "replace").splitlines():
+        oid, _, name = line.partition("\t")
+        if name.endswith("^{}"):
+            peeled[name[:-3]] = oid  # the tag's peeled commit wins over the tag object listed before it
+        else:
+            peeled.setdefault(name, oid)
+    return next((name for name, oid in sorted(peeled.items()) if oid == commit and is_protected(name)), None)
 
 
 class _AnyRefProtected:

@@ -150,7 +150,8 @@ def approve(
         from gatekeeper.approvals.review import remote_base
 
         base_id = remote_base(repo, Path(workdir), remote, ref, head,
-                              default_branch=policy.default_branch if policy else "refs/heads/main")
+                              default_branch=policy.default_branch if policy else "refs/heads/main",
+                              is_protected=policy.is_protected_ref if policy else None)
     statement = draft_statement(repo, base=base_id, head=new_head, ref=ref, repository=repository, approver=approver,
                                 expires_in=expires_in, note=note)
     if not statement.changes:

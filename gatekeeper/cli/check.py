@@ -74,7 +74,8 @@ def check(*, rev: str, ref: str, config: Path, allowed_signers: Path | None, rem
     if base is not None:
         base_id = repo.resolve(base)
     elif fetch:
-        base_id = remote_base(repo, workdir, remote, ref, head, default_branch=policy.default_branch)
+        base_id = remote_base(repo, workdir, remote, ref, head, default_branch=policy.default_branch,
+                              is_protected=policy.is_protected_ref)
     else:
         try:
             base_id = repo.resolve(f"refs/remotes/{remote}/{ref.removeprefix('refs/heads/')}")

@@ -582,7 +582,7 @@ class _Checker:
         refs = (RefMatcher(protected_refs, case_insensitive=matching.case_insensitive) if self.ok and protected_refs
                 else None)
         if refs is not None and not refs.match(default_branch):
-            # analysis.py diffs a new protected ref against its merge-base with the default branch only when that
+            # analysis.py diffs a new protected ref against the default branch's tip only when that
             # branch is protected; otherwise every protected path in a new release branch needs approval.
             self.warn(doc.lines.get("protected_refs", doc.line),
                       f"the default branch {default_branch} is not protected: new protected refs are then diffed "

@@ -3,11 +3,14 @@ change set (DESIGN.md "Net diff of each protected ref, not a walk of new commits
 
 The change set of a protected ref is ``diff(old tree, new tree)``. That sees everything a walk of new commits misses:
 a commit first pushed to a feature branch and then to ``main`` brings no new objects, and an "evil merge" that edits a
-file only in the merge commit is invisible to per-commit diffs. For a new protected ref the base is its merge-base
-with the default branch (so creating ``release/1`` from ``main`` is not a rewrite of every file) when the default
-branch is protected at least as strictly (the same rules apply to every protected ref, so: when it is protected);
-otherwise the empty tree, since "nothing changed since main" says nothing about review when ``main`` takes anything.
-A deletion is the removal of every path of the old tree.
+file only in the merge commit is invisible to per-commit diffs. A new protected ref is diffed against a tree that was
+reviewed: the current tip of the default branch (so creating ``release/1`` from ``main`` is not a rewrite of every
+file) when the default branch is protected (the same rules apply to every protected ref), or the tip of a protected
+ref it points at exactly (a tag of ``release/1``'s tip); otherwise the empty tree, since "nothing changed since main"
+says nothing about review when ``main`` takes anything. Not the merge-base: because ``main`` is gated on its net
+change, its history holds commits nobody reviewed (an edit and its revert in one push, the side of a
+``merge -s ours``), and a ref created at one of them had an empty change set against itself. A deletion is the
+removal of every path of the old tree.
 
 Which ref an update really changes, and whether it is protected, is decided here too:
 
@@ -117,7 +120,7 @@ def analyse_updates(
         shadows = None if protected(update.ref) else shadowed_protected_ref(update.ref, protected, exists)
         analysis = analyse_update(
             repo, update, protected=bool(protected(update.ref)) or shadows is not None,
-            default_branch=default_branch if default_protected else None,
+            default_branch=default_branch if default_protected else None, is_protected=protected,
         )
         refusal = ref_refusal(repo, update)
         if refusal is None and analysis.protected and analysis.kind == UpdateKind.CREATE:
@@ -137,8 +140,10 @@ def analyse_updates(
     return out
 
 
-def analyse_update(repo: Repo, update: RefUpdate, *, protected: bool, default_branch: str | None) -> RefAnalysis:
-    """``default_branch`` is None when it may not serve as the base of new protected refs (it is not protected)."""
+def analyse_update(repo: Repo, update: RefUpdate, *, protected: bool, default_branch: str | None,
+                   is_protected: Callable[[str], bool] | None = None) -> RefAnalysis:
+    """``default_branch`` is None when it may not serve as the base of new protected refs (it is not protected);
+    ``is_protected`` finds the protected refs whose tips a new protected ref may be diffed against."""
     kind = classify(repo, update)
     new_target = _target(repo, update.new) if kind not in (UpdateKind.DELETE, UpdateKind.NOOP) else None
     if not protected or kind == UpdateKind.NOOP:
@@ -149,7 +154,7 @@ def analyse_update(repo: Repo, update: RefUpdate, *, protected: bool, default_br
         return RefAnalysis(update, kind, protected, None, "deletion: every path of the old tip", None, tuple(changes))
     new_tree = _tree_of(repo, update.new, side="new")
     if kind == UpdateKind.CREATE:
-        base, note = _creation_base(repo, update, default_branch)
+        base, note = _creation_base(repo, update, default_branch, is_protected)
     else:
         base, note = _target(repo, update.old), f"previous tip {update.old[:12]}"
     base_tree = _tree_of(repo, base, side="base") if base else None
@@ -158,7 +163,14 @@ def analyse_update(repo: Repo, update: RefUpdate, *, protected: bool, default_br
     return RefAnalysis(update, kind, protected, base, note, new_target, tuple(changes), tuple(odd))
 
 
-def _creation_base(repo: Repo, update: RefUpdate, default_branch: str | None) -> tuple[ObjectId | None, str]:
+def _creation_base(repo: Repo, update: RefUpdate, default_branch: str | None,
+                   is_protected: Callable[[str], bool] | None = None) -> tuple[ObjectId | None, str]:
+    """The reviewed commit a new protected ref is diffed against, and how it was chosen (module docstring).
+
+    Only tips of protected refs count as reviewed. The tip of a protected ref the new one points at exactly (nothing
+    changes), the default branch's tip when the new ref builds on it (its change set is then exactly its own
+    commits), else the default branch's tip all the same: the change set then also undoes what the default branch
+    changed since, which is what the new ref would serve instead of the reviewed content."""
     if default_branch is None:
         return None, "new ref, and the default branch is not protected: diffed against the empty tree"
     if update.ref == default_branch:
@@ -168,10 +180,29 @@ def _creation_base(repo: Repo, update: RefUpdate, default_branch: str | None) ->
     if default_tip is None or kind != "commit" or new_commit is None:
         return None, f"new ref and no {default_branch} to compare with: diffed against the empty tree"
     _, default_commit = repo.peel(default_tip)
-    base = repo.merge_base(new_commit, default_commit) if default_commit else None
-    if base is None:
+    if new_commit != default_commit and is_protected is not None:
+        same = _protected_ref_at(repo, new_commit, is_protected)
+        if same is not None:
+            return new_commit, f"new ref at the tip of {same} ({new_commit[:12]}), which was reviewed there"
+    if default_commit is None or repo.merge_base(new_commit, default_commit) is None:
         return None, f"new ref with no history in common with {default_branch}: diffed against the empty tree"
-    return base, f"new ref: diffed against its merge-base with {default_branch} ({base[:12]})"
+    if repo.is_ancestor(default_commit, new_commit):
+        return default_commit, f"new ref: diffed against the tip of {default_branch} ({default_commit[:12]})"
+    return default_commit, (f"new ref not built on the tip of {default_branch}: diffed against that tip "
+                            f"({default_commit[:12]}), the reviewed content it would serve instead; older commits "
+                            f"of {default_branch} are not all reviewed (only its net changes are)")
+
+
+def _protected_ref_at(repo: Repo, commit: ObjectId, is_protected: Callable[[str], bool]) -> str | None:
+    """A protected ref whose current tip (tags peeled) is ``commit``, or None. The names are filtered first: a forge
+    keeps many refs no policy protects, and only protected ones are read."""
+    for name in repo.ref_names():
+        if not is_protected(name):
+            continue
+        target = repo.ref_target(name)
+        if target is not None and repo.peel(target) == ("commit", commit):
+            return name
+    return None
 
 
 def resolve_server_symrefs(repo: Repo, updates: Sequence[RefUpdate]) -> tuple[list[RefUpdate], dict[str, str]]:

@@ -103,6 +103,7 @@ TREE_MODE_DETECTOR = "tree-mode"
 CHECKOUT_NAME_DETECTOR = "checkout-name"
 SYMLINK_ESCAPE_DETECTOR = "symlink-escape"
 OBJECT_TYPE_DETECTOR = "object-type"
+EXPORT_SUBST_DETECTOR = "export-subst"
 CHECKOUT_CONVERSION_DETECTOR = "checkout-conversion"
 CHECKOUT_FILTER_DETECTOR = "checkout-filter"
 CONFIG_READ_CAP = 1 << 20  # configs bigger than this are left to the protected refs' full remote-code analysis
@@ -242,6 +243,7 @@ def scan_push(
         if analysis.protected:
             _windows_names(content, analysis)
             _remote_code(repo, policy, analysis, content, unscannable_blocks, listings)
+            _export_substitutions(repo, analysis, content, spool_dir)
     if clean is not None:
         clean.flush()
     if listings is not None:
@@ -806,6 +808,59 @@ def _attributes_along(repo: Repo, root: str, paths: Iterable[bytes]) -> dict[byt
     folders.update([folded for folder in folders if (folded := _fold(folder)) != folder])
     wanted = [folder + b"/.gitattributes" if folder else b".gitattributes" for folder in folders]
     return repo.ids_at(root, wanted)
+
+
+def _export_substitutions(repo: Repo, analysis: RefAnalysis, content: RefContent, spool_dir: Path | None) -> None:
+    """Refuse, on a protected ref, files ``git archive`` fills with text the pusher writes (detectors/export_subst):
+    a file this push changes under a ``.gitattributes`` that sets ``export-subst``, and every file in the folder of a
+    ``.gitattributes`` this push makes set it (they were reviewed without it). No approval binds a commit message, so
+    none can lift this. Only exact names: the server's git archive reads the tree as stored, on a case-sensitive
+    disk."""
+    from gatekeeper.detectors.export_subst import asks_export_subst, pusher_text_placeholders
+
+    tree = _tree(repo, analysis.update.new)
+    files = [c for c in analysis.changes if c.new_mode in (MODE_BLOB, MODE_EXEC)]
+    if tree is None or not files:
+        return
+
+    def asks(oid: str) -> bool:
+        size = repo.blob_size(oid)
+        if size is None or size > _ATTRIBUTES_READ_CAP:
+            return False  # not a blob, or too big: judged by _checkout_directives
+        return asks_export_subst(repo.read_blob(oid, max_bytes=_ATTRIBUTES_READ_CAP))
+
+    to_check: dict[str, bytes] = {}  # blob id -> a path
+    if any(asks(oid) for oid in _attributes_along(repo, tree, [c.path for c in files])):
+        to_check.update((c.new_id, c.path) for c in files)
+    for change in files:
+        folder, _, name = change.path.rpartition(b"/")
+        if name != b".gitattributes" or not asks(change.new_id):
+            continue
+        if change.old_mode in (MODE_BLOB, MODE_EXEC) and asks(change.old_id):
+            continue  # set before: the files below were checked when they came
+        found = repo.tree_entry(tree, folder) if folder else (MODE_TREE, tree)
+        below = found[1] if found is not None and found[0] == MODE_TREE else None
+        if below is None or repo.object_type(below) != "tree":
+            continue
+        prefix = folder + b"/" if folder else b""
+        for path, mode, entry_id in repo.iter_tree(below, each_tree_once=True):
+            if mode in (MODE_BLOB, MODE_EXEC):
+                to_check.setdefault(entry_id, prefix + path)
+    for blob_id, path in to_check.items():
+        size = repo.blob_size(blob_id)
+        if size is None:
+            continue  # a crafted entry: judged as an object type
+        with repo.scannable_blob(blob_id, size, spool_dir=spool_dir) as data:
+            placeholders = pusher_text_placeholders(data)
+        if placeholders:
+            finding = Finding(
+                Verdict.REFUSED, display_path(path), EXPORT_SUBST_DETECTOR,
+                f"git archive (forge downloads, release tarballs) replaces {placeholders[0]} here (export-subst) with "
+                "text the pusher writes (commit message, names, ref names), which no approval covers; use only hash "
+                "and date placeholders (%H, %h, %ad, %cs) or drop export-subst for this file", tuple(placeholders),
+                blob_id)
+            content.blocking.append(finding)
+            content.findings.append(finding)
 
 
 def _not_a_blob(kind: str | None, path: str, entry: str) -> Finding:

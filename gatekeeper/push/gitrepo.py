@@ -255,6 +255,10 @@ class Repo:
             return None
         return ObjectId(str(resolved.target))
 
+    def ref_names(self) -> list[str]:
+        """The names of every ref in the repository (symbolic ones included)."""
+        return [str(name) for name in self._repo.listall_references()]
+
     def refs_with_prefix(self, prefix: str) -> list[tuple[str, ObjectId]]:
         """(name, target) of direct refs under ``prefix`` (libgit2 has no prefix iterator; filter by name)."""
         out: list[tuple[str, ObjectId]] = []
@@ -496,18 +500,21 @@ class Repo:
 
         Bounded by ``limit``: the caller turns an overflow into a refusal, never into a silent partial check.
         """
+        return list(self.iter_new_commits(new, hide, limit=limit))
+
+    def iter_new_commits(self, new: str, hide: Iterable[str], *, limit: int) -> Iterator[ObjectId]:
+        """:meth:`walk_new_commits` one commit at a time, newest first (a caller may stop early); GitAccessError
+        when the walk reaches commit number ``limit + 1``."""
         walker = self._repo.walk(new, SortMode.TOPOLOGICAL)
         for oid in hide:
             try:
                 walker.hide(oid)
             except (KeyError, ValueError, pygit2.GitError):
                 continue  # a ref pointing at a missing or non-commit object hides nothing
-        out: list[ObjectId] = []
-        for commit in walker:
-            out.append(ObjectId(str(commit.id)))
-            if len(out) > limit:
+        for count, commit in enumerate(walker, 1):
+            if count > limit:
                 raise GitAccessError(f"more than {limit} new commits in one update")
-        return out
+            yield ObjectId(str(commit.id))
 
     def commit_blob_changes(self, commit: str, *, odd: list[OddMode] | None = None) -> list[Change]:
         """Entries a commit adds or changes relative to each of its parents (the empty tree for a root commit).

@@ -61,6 +61,8 @@ def _render_ref(ref: RefDecision, is_protected: Callable[[str], bool] | None = N
     if ref.blocking:
         return [head.replace("needs approval", "REFUSED", 1), *_render_blocking(ref.blocking)]
     lines = [head]
+    if a.kind == UpdateKind.CREATE and a.base_note:
+        lines.append(f"  compared with: {a.base_note}")  # what "modified" below is relative to
     if a.shadows:
         lines.append(f"  protected: {a.update.ref} shadows {a.shadows} for readers that resolve the short name "
                      "(git rev-parse, git archive, git log)")

@@ -171,13 +171,34 @@ def test_approval_for_a_ref_pattern_covers_a_new_release_branch(world: World) ->
     assert "model-code approved by alice" in result.remote
 
 
-def test_approval_for_a_new_protected_ref_uses_the_merge_base_like_the_server(world: World) -> None:
+def test_approval_for_a_new_protected_ref_uses_the_default_tip_like_the_server(world: World) -> None:
     dave = feature(world)
     alice = reviewer(world, "alice")
     proc = approve(alice, "origin/feature", world.keys["alice"], "alice", ref="refs/heads/release/2")
-    assert "refs/heads/release/2 is new on origin: comparing with its merge-base with refs/heads/main" in proc.stdout
+    assert "refs/heads/release/2 is new on origin: comparing with the tip of refs/heads/main" in proc.stdout
     result = dave.push("HEAD:refs/heads/release/2", env={"REMOTE_USER": "dave"})
     assert result.ok, result.output
+
+
+def test_new_protected_ref_at_an_older_commit_of_main_is_approved_against_main_s_tip(world: World) -> None:
+    """Round 4: a new protected ref is diffed against the default branch's tip, not its merge-base (main's history
+    holds commits nobody reviewed). A ref cut from an older commit of main needs approval of what it would serve
+    instead of main's reviewed tip; ``approve`` without --base computes the same change set as the server."""
+    srv = world.server
+    dave = srv.clone("dave")
+    as_person(dave, "dave")
+    dave.write("models/llama/modeling.py", "class Llama:\n    sabotage = True\n")
+    evil = dave.commit("edit", author="dave")
+    dave.git("revert", "--no-edit", "HEAD")
+    assert dave.push(env={"REMOTE_USER": "dave"}).ok  # main's net change is empty: nothing to approve
+    refused = dave.push(f"{evil}:refs/heads/release/9", env={"REMOTE_USER": "dave"})
+    assert not refused.ok and "compared with: new ref not built on the tip of refs/heads/main" in refused.remote
+    alice = reviewer(world, "alice")
+    proc = approve(alice, evil, world.keys["alice"], "alice", ref="refs/heads/release/9")
+    assert "comparing with the tip of refs/heads/main" in proc.stdout and "not built on that tip" in proc.stdout
+    result = dave.push(f"{evil}:refs/heads/release/9", env={"REMOTE_USER": "dave"})
+    assert result.ok, result.output
+    assert "model-code approved by alice" in result.remote
 
 
 def test_approve_with_the_policy_shows_rules_and_content_findings(world: World) -> None:
@@ -229,3 +250,29 @@ def test_check_without_the_trust_store_says_signatures_were_not_verified(world: 
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "model-code approved by alice" in proc.stdout
     assert "note: signatures were not verified (no trust store here; pass --allowed-signers FILE)" in proc.stderr
+
+
+@pytest.mark.parametrize("how", ["reverted", "merged-ours"])
+def test_author_of_content_laundered_through_main_cannot_approve_a_ref_cut_at_it(world: World, how: str) -> None:
+    """Round 4: alice (a reviewer) writes the sabotage, lands it in main's history with a net change of nothing (an
+    edit and its revert, or the side of a merge -s ours), and approves dave's release branch at her own commit. The
+    author walk hid everything reachable from the base (main's tip), her commit included. Before the fix: allowed,
+    approved by alice."""
+    srv = world.server
+    alice = srv.clone("alice-writes")
+    as_person(alice, "alice")
+    main = alice.head()
+    alice.write("models/llama/modeling.py", "class Llama:\n    sabotage = True\n")
+    evil = alice.commit("edit", author="alice")
+    if how == "reverted":
+        alice.git("revert", "--no-edit", "HEAD")
+    else:
+        alice.git("checkout", "-q", main)
+        alice.git("merge", "-q", "-s", "ours", "--no-edit", evil)
+    assert alice.push(env={"REMOTE_USER": "alice"}).ok  # main's net change is empty
+    approve(reviewer(world, "alice"), evil, world.keys["alice"], "alice", ref="refs/heads/release/9")
+    dave = srv.clone("dave")
+    result = dave.push(f"{evil}:refs/heads/release/9", env={"REMOTE_USER": "dave"})
+    assert not result.ok, result.output
+    assert "approval by alice (authored, committed or signed" in result.remote
+    assert srv.ref("refs/heads/release/9") is None

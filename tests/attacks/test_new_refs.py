@@ -1,5 +1,6 @@
-"""Issue 8.5: a new protected ref is diffed against its merge-base with the default branch only when the default branch
-is protected at least as strictly; otherwise against the empty tree."""
+"""Issue 8.5: a new protected ref is diffed against the default branch's tip only when the default branch is protected
+at least as strictly; otherwise against the empty tree (round 4: the tip, not the merge-base; see
+test_attack_round4_git.py)."""
 
 from __future__ import annotations
 
@@ -38,11 +39,11 @@ def test_release_cut_from_an_unprotected_default_branch_needs_approval(tmp_path:
     assert "empty tree" in decision["updates"][0]["base_note"]
 
 
-def test_release_cut_from_a_protected_default_branch_uses_the_merge_base(server: Server) -> None:
+def test_release_cut_from_a_protected_default_branch_uses_its_tip(server: Server) -> None:
     c = server.clone()
     result = c.push("HEAD:refs/heads/release/1")
     assert result.ok, result.output
-    assert "merge-base" in server.decisions()[-1]["updates"][0]["base_note"]
+    assert "the tip of refs/heads/main" in server.decisions()[-1]["updates"][0]["base_note"]
 
 
 def test_policy_lint_warns_when_the_default_branch_is_not_protected(tmp_path: Path, clean_env: Path) -> None:
