@@ -197,8 +197,8 @@ def scan_push(
             blobs[(new_object, path_facts(analysis.update.ref))] = analysis.update.ref.encode()
         if len(blobs) > MAX_BLOBS:
             raise LimitExceeded(f"this push brings more than {MAX_BLOBS} blobs to scan")
-        directives, filters = _checkout_directives(repo, analysis, kind, new_object, blobs, attributes, content,
-                                                   unscannable_blocks)
+        directives, filters, tip_attributes = _checkout_directives(repo, analysis, kind, new_object, blobs,
+                                                                   attributes, content, unscannable_blocks)
         if filters is not None:
             for (blob_id, _), path in blobs.items():
                 line = filters.applies(path)
@@ -243,7 +243,7 @@ def scan_push(
         if analysis.protected:
             _windows_names(content, analysis)
             _remote_code(repo, policy, analysis, content, unscannable_blocks, listings)
-            _export_substitutions(repo, analysis, content, spool_dir)
+            _export_substitutions(repo, analysis, content, spool_dir, tip_attributes)
     if clean is not None:
         clean.flush()
     if listings is not None:
@@ -531,22 +531,25 @@ _ATTRIBUTES_READ_CAP = 1 << 20  # git itself ignores attribute lines over 2 KiB 
 
 def _checkout_directives(repo: Repo, analysis: RefAnalysis, kind: str, new_object: ObjectId | None,
                          blobs: dict[tuple[str, str], bytes], touched: dict[str, bytes], content: RefContent,
-                         unscannable_blocks: bool) -> tuple[Directives, FilterMap | None]:
+                         unscannable_blocks: bool) -> tuple[Directives, FilterMap | None, list[bytes]]:
     """The checkout conversions any ``.gitattributes`` that can apply to this ref's blobs asks for: those the push
     touches (``touched``: id -> path, any alias) and those already in the folders of the new tree that hold a
     scanned path. A superset, read without patterns (detectors/checkout_forms). An alias that asks for a conversion
     is refused: case-insensitive and Windows checkouts read it, and later pushes look for the exact name only.
-    Also the filter drivers those files (each read in its folder) set (push/checkout_filters)."""
+    Also the filter drivers those files (each read in its folder) set (push/checkout_filters), and the texts of those
+    in the new tree (for _export_substitutions)."""
     from gatekeeper.detectors.checkout_forms import parse_attributes
 
     ids = dict(touched)
     sites: list[tuple[bytes, str]] = [(path, oid) for oid, path in touched.items()]
+    tip_ids: list[str] = []
     tree = repo.commit_tree(new_object) if kind == "commit" and new_object is not None else (
         new_object if kind == "tree" else None)
     if tree is not None:
         for path, along in _attributes_along(repo, tree, blobs.values()).items():
             ids.setdefault(along, b".gitattributes")
             sites.append((path, along))
+            tip_ids.append(along)
     directives = NO_DIRECTIVES
     texts: dict[str, bytes] = {}
     for oid, path in sorted(ids.items()):
@@ -571,7 +574,8 @@ def _checkout_directives(repo: Repo, analysis: RefAnalysis, kind: str, new_objec
                 Verdict.REFUSED, display_path(path), CHECKOUT_CONVERSION_DETECTOR,
                 f"read as .gitattributes by case-insensitive and Windows checkouts, it asks for checkout "
                 f"conversions ({asks})", (), oid)], unscannable_blocks)
-    return directives, _filter_map((path, texts[oid]) for path, oid in sites if oid in texts)
+    tip_texts = [texts[oid] for oid in tip_ids if oid in texts]
+    return directives, _filter_map((path, texts[oid]) for path, oid in sites if oid in texts), tip_texts
 
 
 def _asks_for(path: bytes, data: bytes, macro_sources: Iterable[bytes]) -> str:
@@ -810,12 +814,17 @@ def _attributes_along(repo: Repo, root: str, paths: Iterable[bytes]) -> dict[byt
     return repo.ids_at(root, wanted)
 
 
-def _export_substitutions(repo: Repo, analysis: RefAnalysis, content: RefContent, spool_dir: Path | None) -> None:
+def _export_substitutions(repo: Repo, analysis: RefAnalysis, content: RefContent, spool_dir: Path | None,
+                          tip_attributes: Sequence[bytes]) -> None:
     """Refuse, on a protected ref, files ``git archive`` fills with text the pusher writes (detectors/export_subst):
     a file this push changes under a ``.gitattributes`` that sets ``export-subst``, and every file in the folder of a
     ``.gitattributes`` this push makes set it (they were reviewed without it). No approval binds a commit message, so
     none can lift this. Only exact names: the server's git archive reads the tree as stored, on a case-sensitive
-    disk."""
+    disk. ``tip_attributes``: the texts of the ``.gitattributes`` files in the folders of the new tree that hold a path
+    the push brings (_checkout_directives read them)."""
+    set_here = any(b"export-subst" in text.lower() for text in tip_attributes)  # as _EXPORT_SUBST: any case
+    if not set_here and not any(c.path.endswith(b".gitattributes") for c in analysis.changes):
+        return  # the common case, decided without the detector or a pass over the changes' modes
     from gatekeeper.detectors.export_subst import asks_export_subst, pusher_text_placeholders
 
     tree = _tree(repo, analysis.update.new)
@@ -830,9 +839,11 @@ def _export_substitutions(repo: Repo, analysis: RefAnalysis, content: RefContent
         return asks_export_subst(repo.read_blob(oid, max_bytes=_ATTRIBUTES_READ_CAP))
 
     to_check: dict[str, bytes] = {}  # blob id -> a path
-    if any(asks(oid) for oid in _attributes_along(repo, tree, [c.path for c in files])):
+    if set_here and any(asks_export_subst(text) for text in tip_attributes):
         to_check.update((c.new_id, c.path) for c in files)
     for change in files:
+        if not change.path.endswith(b".gitattributes"):  # most paths: one C call, no split
+            continue
         folder, _, name = change.path.rpartition(b"/")
         if name != b".gitattributes" or not asks(change.new_id):
             continue
