@@ -217,3 +217,14 @@ def flagged_paths(paths: list[bytes], needles: tuple[bytes, ...], *, non_ascii: 
 
     starts = list(accumulate((len(p) + 1 for p in paths[:-1]), initial=1))  # where each path starts in joined
     return {paths[bisect_right(starts, pos) - 1] for pos in positions}
+
+
+def fold_path(path: bytes) -> bytes:
+    """A path as case-insensitive checkouts compare it (Windows, macOS): letter case and Unicode composition
+    ignored. ASCII lowercase is the common case and is returned as it is."""
+    if path.isascii():
+        return path.lower()
+    import unicodedata
+
+    return unicodedata.normalize("NFC", path.decode("utf-8", "surrogateescape")).lower().encode(
+        "utf-8", "surrogateescape")

@@ -33,6 +33,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from gatekeeper.checkout import fold_path
+
 # --- the tree the hook hands us -------------------------------------------------------------------------------------
 
 
@@ -47,6 +49,28 @@ class TreeView(Protocol):
 
     def mode(self, path: bytes) -> int | None:
         """Git file mode; None if absent."""
+
+
+Locate = Callable[[bytes], "bytes | None"]
+
+
+def checkout_locator(tree: TreeView) -> Locate:
+    """Where a checkout finds a file of a given path: the path itself, else (case-folding file systems: macOS,
+    Windows) a path of ``tree`` spelled alike; None for none. The folded listing of the whole tree is built on first
+    need only, which is rare (a lookup that misses)."""
+    folded: dict[bytes, bytes] | None = None
+
+    def locate(path: bytes) -> bytes | None:
+        nonlocal folded
+        if tree.mode(path) is not None:
+            return path
+        if folded is None:
+            folded = {}
+            for found in tree.paths():
+                folded.setdefault(fold_path(found), found)
+        return folded.get(fold_path(path))
+
+    return locate
 
 
 # --- caps -------------------------------------------------------------------------------------------------------------
@@ -595,11 +619,13 @@ def peft_auto_mapping_trigger(config: bytes, mapping: dict[object, object]) -> T
                    modules=(_module_candidates(library),), danger=dangerous_target(dotted), follow_folder=False)
 
 
-def diffusers_triggers(config: bytes, doc: object, exists: Callable[[bytes], bool]) -> list[Trigger]:
+def diffusers_triggers(config: bytes, doc: object, locate: Locate) -> list[Trigger]:
     """``model_index.json`` / ``modular_model_index.json``: custom pipeline class and custom components.
 
-    diffusers (``_get_custom_components_and_folders``) loads ``<component>/<library>.py`` when it exists, otherwise
-    ``importlib.import_module(library)`` unless the library is diffusers, transformers or a diffusers pipeline module.
+    diffusers (``_get_custom_components_and_folders``) loads ``<component>/<library>.py`` when ``os.path.isfile``
+    finds it, otherwise ``importlib.import_module(library)`` unless the library is diffusers, transformers or a
+    diffusers pipeline module. ``locate`` finds the file as checkouts do: on macOS and Windows ``unet/Diffusers.py``
+    answers for ``unet/diffusers.py`` (attack round 4).
     """
     out: list[Trigger] = []
     if not isinstance(doc, dict):
@@ -618,8 +644,9 @@ def diffusers_triggers(config: bytes, doc: object, exists: Callable[[bytes], boo
             continue
         lib = value[0]
         comp_file = _mod_path(here, f"{component}/{lib}")
-        if comp_file is not None and exists(comp_file):
-            out.append(Trigger(config, "diffusers-component", component, json.dumps(value), modules=((comp_file,),)))
+        found = locate(comp_file) if comp_file is not None else None
+        if found is not None:
+            out.append(Trigger(config, "diffusers-component", component, json.dumps(value), modules=((found,),)))
         elif lib not in _DIFFUSERS_LIBS and lib not in _DIFFUSERS_PIPELINE_MODULES:
             out.append(Trigger(config, "diffusers-component", component, json.dumps(value),
                                problem=f"library {lib!r} is neither diffusers nor transformers: an installed module "
@@ -696,9 +723,11 @@ def _load(config: bytes, data: bytes) -> object:
     return docs[0] if len(docs) == 1 else docs
 
 
-def extract_triggers(config: bytes, data: bytes, exists: Callable[[bytes], bool] = lambda _p: False, *,
+def extract_triggers(config: bytes, data: bytes, locate: Locate = lambda _p: None, *,
                      quick: bool = False) -> ConfigTriggers:
     """All triggers in one config file (JSON, YAML, ``hubconf.py``, ``pipeline.py``, ``custom_generate/*``).
+
+    ``locate``: where a checkout finds a file of a given path in the tree, if anywhere (:func:`checkout_locator`).
 
     ``quick`` (for unchanged configs read only to learn which modules they load): plain YAML whose only trigger keys
     are ``_target_`` is read with a regular expression instead of a YAML parser.
@@ -732,12 +761,12 @@ def extract_triggers(config: bytes, data: bytes, exists: Callable[[bytes], bool]
             return ConfigTriggers(config, tuple(found))
     doc = _load(config, data)
     try:
-        return ConfigTriggers(config, tuple(_document_triggers(config, lower, doc, exists)), tuple(config_hints(doc)))
+        return ConfigTriggers(config, tuple(_document_triggers(config, lower, doc, locate)), tuple(config_hints(doc)))
     except RecursionError as exc:  # auto_map values nested close to the parser's own limit
         raise ConfigError("nested too deeply", cap=True) from exc
 
 
-def _document_triggers(config: bytes, lower: bytes, doc: object, exists: Callable[[bytes], bool]) -> list[Trigger]:
+def _document_triggers(config: bytes, lower: bytes, doc: object, locate: Locate) -> list[Trigger]:
     triggers: list[Trigger] = []
     if isinstance(doc, dict):
         if "auto_map" in doc:
@@ -752,7 +781,7 @@ def _document_triggers(config: bytes, lower: bytes, doc: object, exists: Callabl
                 if isinstance(impl, str):
                     triggers.append(class_reference(config, "custom_pipelines", f"custom_pipelines.{task}.impl", impl))
     if lower in (b"model_index.json", b"modular_model_index.json"):
-        triggers.extend(diffusers_triggers(config, doc, exists))
+        triggers.extend(diffusers_triggers(config, doc, locate))
     if lower == b"modules.json":
         triggers.extend(sentence_transformers_triggers(config, doc))
     triggers.extend(structured_triggers(config, doc))

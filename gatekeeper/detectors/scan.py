@@ -51,16 +51,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from gatekeeper.checkout import fold_path
 from gatekeeper.detectors.remote_code import (
     ConfigError,
     Trigger,
     TreeView,
+    checkout_locator,
     extract_triggers,
     is_config_name,
     may_hold_trigger,
 )
 from gatekeeper.errors import ScanError
-from gatekeeper.model import MODE_BLOB, MODE_EXEC, MODE_LINK, Finding, Verdict, display_path
+from gatekeeper.model import MODE_BLOB, MODE_EXEC, MODE_LINK, MODE_TREE, Finding, Verdict, display_path
 
 if TYPE_CHECKING:  # ast (import_closure, python_hints) loads only when a push needs it
     from gatekeeper.detectors import import_closure
@@ -105,6 +107,12 @@ class _CachedTree:
 
     def exists(self, path: bytes) -> bool:
         return path in self._cache and self._cache[path] is not None or self.tree.mode(path) is not None
+
+
+def locator(tree: TreeView) -> Callable[[bytes], bytes | None]:
+    """Where a checkout finds a file in ``tree`` (remote_code.checkout_locator): folder by folder in a repository's
+    tree, from the full listing elsewhere (folders on disk and test trees are small)."""
+    return tree.locate if isinstance(tree, RepoTreeView) else checkout_locator(tree)
 
 
 def _ancestors(path: bytes) -> Iterator[bytes]:
@@ -223,12 +231,13 @@ def analyse_remote_code(tree: TreeView, changed: Iterable[bytes], *, old: TreeVi
         configs = sorted(configs, key=lambda c: c not in changed_set)[:MAX_CONFIGS]  # changed configs first
 
     per_config: list[tuple[bytes, list[Trigger]]] = []
+    locate = locator(tree)
     for config in configs:
         data = cached.read(config)
         if data is None:
             continue
         try:
-            found = extract_triggers(config, data, cached.exists, quick=config not in changed_set)
+            found = extract_triggers(config, data, locate, quick=config not in changed_set)
         except ConfigError as exc:
             _config_error(report, config, data, exc, config in changed_set)
             continue
@@ -343,12 +352,13 @@ def _old_signatures(old: TreeView | None, configs: list[bytes]) -> dict[bytes, f
     out: dict[bytes, frozenset[tuple[str, str, str]]] = {}
     if old is None:
         return out
+    old_locate = locator(old)
     for config in configs:
         data = old.read(config)
         if data is None:
             continue
         try:
-            found = extract_triggers(config, data, lambda p: old.mode(p) is not None)
+            found = extract_triggers(config, data, old_locate)
         except ConfigError:
             continue
         out[config] = frozenset(t.signature() for t in found.triggers)
@@ -448,6 +458,8 @@ class RepoReader(Protocol):
 
     def read_blob(self, oid: str, *, max_bytes: int | None = None) -> bytes: ...
 
+    def tree_entries(self, tree: str) -> list[tuple[bytes, int, Any]]: ...
+
 
 class RepoTreeView:
     """A :class:`TreeView` over one tree of the hook's repository.
@@ -508,6 +520,25 @@ class RepoTreeView:
     def mode(self, path: bytes) -> int | None:
         entry = self._entry(path)
         return None if entry is None else entry[0]
+
+    def locate(self, path: bytes) -> bytes | None:
+        """Where a checkout finds ``path``: itself, else (macOS and Windows fold case) an entry spelled alike, looked
+        for folder by folder, every folder spelled alike included, without listing the whole tree."""
+        if self.mode(path) is not None:
+            return path
+        *folders, name = path.split(b"/")
+        level: list[tuple[bytes, str]] = [(b"", self.tree)]
+        for part in folders:
+            want = fold_path(part)
+            level = [(prefix + entry + b"/", str(oid)) for prefix, tree in level
+                     for entry, mode, oid in self.repo.tree_entries(tree)
+                     if mode == MODE_TREE and fold_path(entry) == want]
+        want = fold_path(name)
+        for prefix, tree in level:
+            for entry, mode, _ in self.repo.tree_entries(tree):
+                if mode != MODE_TREE and fold_path(entry) == want:
+                    return prefix + entry
+        return None
 
 
 # --- gatekeeper scan: files and folders outside git -------------------------------------------------------------------

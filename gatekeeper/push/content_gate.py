@@ -51,6 +51,7 @@ from gatekeeper.checkout import (
     WINDOWS_NAME_NEEDLES,
     describe_mode,
     flagged_paths,
+    fold_path,
     may_have_windows_name_problem,
     windows_name_problem,
 )
@@ -727,25 +728,14 @@ def _files_newly_filtered(repo: Repo, sites: list[tuple[str | None, Change]], ti
                 yield path, oid, line
 
 
-def _fold(path: bytes) -> bytes:
-    """A path as case-insensitive checkouts compare it (Windows, macOS): letter case and Unicode composition
-    ignored. ASCII lowercase is the common case and is returned as it is."""
-    if path.isascii():
-        return path.lower()
-    import unicodedata
-
-    return unicodedata.normalize("NFC", path.decode("utf-8", "surrogateescape")).lower().encode(
-        "utf-8", "surrogateescape")
-
-
 def _folders_spelled_alike(repo: Repo, root: str, folder: bytes) -> list[tuple[bytes, str]]:
     """(path, tree id) of every folder of ``root`` that a case-insensitive checkout merges with ``folder``."""
     found: list[tuple[bytes, str]] = [(b"", root)]
     for part in folder.split(b"/") if folder else []:
-        want = _fold(part)
+        want = fold_path(part)
         found = [((prefix + b"/" if prefix else b"") + name, oid)
                  for prefix, tree in found for name, mode, oid in repo.tree_entries(tree)
-                 if mode == MODE_TREE and _fold(name) == want and repo.object_type(oid) == "tree"]
+                 if mode == MODE_TREE and fold_path(name) == want and repo.object_type(oid) == "tree"]
     return found
 
 
@@ -765,7 +755,8 @@ def _case_variant_attributes(repo: Repo, sites: list[tuple[str | None, Change]],
         macros.append(repo.read_blob(root_file, max_bytes=_ATTRIBUTES_READ_CAP))
     for _, change in sites:
         folder, _, name = change.path.rpartition(b"/")
-        if not folder or name != b".gitattributes" or _fold(folder) == folder or (change.path, change.new_id) in done:
+        if (not folder or name != b".gitattributes" or fold_path(folder) == folder
+                or (change.path, change.new_id) in done):
             continue  # aliases of the name itself are refused by _checkout_directives
         done.add((change.path, change.new_id))
         size = repo.blob_size(change.new_id)
@@ -773,7 +764,7 @@ def _case_variant_attributes(repo: Repo, sites: list[tuple[str | None, Change]],
             continue  # judged by _checkout_directives
         asks = _asks_for(change.path, repo.read_blob(change.new_id, max_bytes=_ATTRIBUTES_READ_CAP), macros)
         if asks:
-            shown = display_path(_fold(folder))
+            shown = display_path(fold_path(folder))
             _route(content, analysis, change.path, [Finding(
                 Verdict.REFUSED, display_path(change.path), CHECKOUT_CONVERSION_DETECTOR,
                 f"asks for checkout conversions ({asks}) from a folder that case-insensitive checkouts "
@@ -809,7 +800,7 @@ def _attributes_along(repo: Repo, root: str, paths: Iterable[bytes]) -> dict[byt
         folders.update(b"/".join(parts[:i]) for i in range(1, len(parts) + 1))
     # Windows and macOS checkouts merge folders spelled alike (MODELS/ and models/); a conversion may only sit in the
     # folded spelling (_case_variant_attributes), so that is where to look too.
-    folders.update([folded for folder in folders if (folded := _fold(folder)) != folder])
+    folders.update([folded for folder in folders if (folded := fold_path(folder)) != folder])
     wanted = [folder + b"/.gitattributes" if folder else b".gitattributes" for folder in folders]
     return repo.ids_at(root, wanted)
 

@@ -87,6 +87,7 @@ def remote_code_review(new: TreeView | None, old: TreeView | None, changed: Iter
 
 def _triggers(tree: TreeView | None, config: bytes) -> dict[tuple[str, str], Trigger]:
     from gatekeeper.detectors.remote_code import ConfigError, extract_triggers
+    from gatekeeper.detectors.scan import locator
 
     if tree is None:
         return {}
@@ -94,7 +95,7 @@ def _triggers(tree: TreeView | None, config: bytes) -> dict[tuple[str, str], Tri
     if data is None:
         return {}
     try:
-        found = extract_triggers(config, data, lambda p: tree.mode(p) is not None)
+        found = extract_triggers(config, data, locator(tree))
     except ConfigError:
         return {}  # the gate reports an unparsable config as its own finding; nothing runs from it here
     return {(t.kind, t.key): t for t in found.triggers}

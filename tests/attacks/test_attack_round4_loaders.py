@@ -188,3 +188,22 @@ def test_utf16_yaml_with_a_shell_target(server: Server) -> None:
     commit = x.commit_with(b"experiments/sweep.yaml", "100644", x.blob(text))
     result = x.push(commit, "refs/heads/feature/utf16")
     assert_refused(server, result, "refs/heads/feature/utf16", None, "experiments/sweep.yaml", "shutil.os.system")
+
+
+STOCK_INDEX = ('{"_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.30.0", '
+               '"unet": ["diffusers", "UNet2DConditionModel"]}\n')
+
+
+def test_a_component_file_in_another_letter_case_needs_review_on_main(server: Server) -> None:
+    """diffusers runs ``<component>/<library>.py`` when ``os.path.isfile`` finds it: on macOS and Windows
+    ``unet/Diffusers.py`` answers for ``unet/diffusers.py``, so a stock pipeline's unet runs it. Before the fix: no
+    trigger (the lookup was exact), and the file landed on main from an unprotected folder without approval."""
+    clone = server.clone()
+    clone.write("pipelines/sd/model_index.json", STOCK_INDEX)
+    clone.commit("a stock pipeline")
+    assert clone.push("HEAD:refs/heads/main").ok
+    clone.write("pipelines/sd/unet/Diffusers.py", "class UNet2DConditionModel:  # runs on load\n    pass\n")
+    clone.commit("helper")
+    before = server.ref("refs/heads/main")
+    result = clone.push("HEAD:refs/heads/main")
+    assert_refused(server, result, "refs/heads/main", before, "remote-code", "pipelines/sd/unet/Diffusers.py")

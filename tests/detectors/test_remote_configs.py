@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -231,3 +232,36 @@ def test_a_config_too_deep_to_parse_that_may_name_code_is_unscannable_not_clean(
     assert finding.verdict.value == "unscannable" and "could not be parsed" in finding.message
     # its benign twin: just as deep, no trigger word, no finding
     assert dangerous_config_findings(b"conf/x.yaml", deep.replace(b"_target_", b"name")) == []
+
+
+def test_a_component_file_a_case_folding_checkout_finds_is_a_trigger() -> None:
+    """diffusers' ``os.path.isfile("unet/diffusers.py")`` is true for ``UNet/Diffusers.py`` on macOS and Windows."""
+    stock = json.dumps({"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"]})
+    files = {"sd/model_index.json": stock, "sd/UNet/Diffusers.py": "class UNet2DConditionModel: pass\n"}
+    report = analyse_remote_code(DictTree(files), [b"sd/UNet/Diffusers.py"])
+    assert b"sd/UNet/Diffusers.py" in report.protected
+    assert [f.verdict for f in report.findings] == [Verdict.REVIEW]
+    twin = analyse_remote_code(DictTree({**files, "sd/UNet/Diffusers.py.txt": "x"}), [b"sd/UNet/Diffusers.py.txt"])
+    assert b"sd/UNet/Diffusers.py.txt" not in twin.protected
+
+
+def test_the_repository_locator_walks_folders_spelled_alike(tmp_path: Path) -> None:
+    import subprocess
+
+    import pygit2
+
+    from gatekeeper.detectors.scan import RepoTreeView
+    from gatekeeper.push.gitrepo import Repo
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    for rel in ("sd/UNet/Diffusers.py", "sd/unet/weights.bin", "other/x.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x\n")
+    subprocess.run(["git", "add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "t"], cwd=tmp_path, check=True)
+    repo = Repo(pygit2.Repository(str(tmp_path)))
+    view = RepoTreeView(repo, repo.commit_tree(repo.resolve("HEAD")) or "")
+    assert view.locate(b"sd/unet/diffusers.py") == b"sd/UNet/Diffusers.py"  # through the other spelling of unet/
+    assert view.locate(b"other/x.py") == b"other/x.py"
+    assert view.locate(b"sd/unet/transformers.py") is None
+    assert view._index is None  # no listing of the whole tree

@@ -98,7 +98,7 @@ def test_api_on_a_real_push(repo: Path) -> None:
 
 
 class FakeRepo:
-    """The three methods of gatekeeper.push.gitrepo.Repo that RepoTreeView uses, over a real pygit2 repository."""
+    """The methods of gatekeeper.push.gitrepo.Repo that RepoTreeView uses, over a real pygit2 repository."""
 
     def __init__(self, path: Path) -> None:
         self.r = pygit2.Repository(str(path))
@@ -115,6 +115,9 @@ class FakeRepo:
 
     def read_blob(self, oid: str, *, max_bytes: int | None = None) -> bytes:
         return bytes(self.r[oid].data)
+
+    def tree_entries(self, tree: str) -> list[tuple[bytes, int, str]]:
+        return [(e.name.encode(), e.filemode, str(e.id)) for e in self.r[tree]]
 
 
 def test_repo_tree_view_adapter(repo: Path) -> None:
