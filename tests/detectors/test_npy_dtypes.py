@@ -119,13 +119,13 @@ HEADER_CASES = [
 ]
 
 
-@pytest.mark.parametrize("major", [1, 2, 3])
-@pytest.mark.parametrize("header", HEADER_CASES, ids=range(len(HEADER_CASES)))
+@pytest.mark.parametrize(("header", "major"), [
+    (header, major) for header in HEADER_CASES for major in (1, 2, 3)
+    if major != 1 or len(header) <= 0xFFFF  # a version 1.0 header length is 16 bits
+], ids=lambda value: str(value) if isinstance(value, int) else None)
 def test_header_parse_matches_numpy(header: bytes, major: int) -> None:
     """Whenever numpy reads an object array, the scanner says object (or fails closed on its size cap); a plain
     NpyFormatError ("numpy raises too") only where numpy really raises."""
-    if major == 1 and len(header) > 0xFFFF:
-        pytest.skip("a version 1.0 header length is 16 bits")
     data = _npy_raw(header, major=major)
     expected = numpy_header(data)
     try:
