@@ -460,6 +460,8 @@ class RepoReader(Protocol):
 
     def tree_entries(self, tree: str) -> list[tuple[bytes, int, Any]]: ...
 
+    def folders_spelled_alike(self, root: str, folder: bytes) -> list[tuple[bytes, str]]: ...
+
 
 class RepoTreeView:
     """A :class:`TreeView` over one tree of the hook's repository.
@@ -526,18 +528,12 @@ class RepoTreeView:
         for folder by folder, every folder spelled alike included, without listing the whole tree."""
         if self.mode(path) is not None:
             return path
-        *folders, name = path.split(b"/")
-        level: list[tuple[bytes, str]] = [(b"", self.tree)]
-        for part in folders:
-            want = fold_path(part)
-            level = [(prefix + entry + b"/", str(oid)) for prefix, tree in level
-                     for entry, mode, oid in self.repo.tree_entries(tree)
-                     if mode == MODE_TREE and fold_path(entry) == want]
+        folder, _, name = path.rpartition(b"/")
         want = fold_path(name)
-        for prefix, tree in level:
+        for found, tree in self.repo.folders_spelled_alike(self.tree, folder):
             for entry, mode, _ in self.repo.tree_entries(tree):
                 if mode != MODE_TREE and fold_path(entry) == want:
-                    return prefix + entry
+                    return (found + b"/" if found else b"") + entry
         return None
 
 

@@ -22,9 +22,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from gatekeeper.checkout import fold_path
 from gatekeeper.policy.pathmatch import MatchOptions, PathMatcher, check_path_pattern
 
-EXEMPT = frozenset({"lfs"})  # judged by detectors.lfs
+EXEMPT = frozenset({"lfs"})  # judged by detectors.lfs; exact: git names the driver's config section case-sensitively
 _MATCH = MatchOptions(case_insensitive=True, unicode_nfc=True)
 _QUOTED = re.compile(rb'"((?:[^"\\]|\\.)*)"')
 _ESCAPE = re.compile(rb"\\([0-7]{1,3}|.)", re.DOTALL)
@@ -46,7 +47,7 @@ def filter_lines(files: Iterable[tuple[bytes, bytes]]) -> list[FilterLine]:
     macros = _macros(data for _, data in files)
     out = []
     for path, data in files:
-        folder = path.rpartition(b"/")[0].lower()
+        folder = fold_path(path.rpartition(b"/")[0])
         for pattern, tokens in _lines(data):
             if pattern.startswith(b"[attr]"):
                 continue
@@ -100,7 +101,7 @@ def _drivers(tokens: list[bytes], macros: dict[bytes, set[str]]) -> set[str]:
         low = token.lower()
         if low.startswith(b"filter="):
             driver = token.split(b"=", 1)[1].decode("utf-8", "surrogateescape")
-            if driver and driver.lower() not in EXEMPT:
+            if driver and driver not in EXEMPT:
                 found.add(driver)
         elif low in macros:
             found |= macros[low]
@@ -128,14 +129,14 @@ class FilterMap:
         return bool(self.lines)
 
     def applies(self, path: bytes) -> FilterLine | None:
-        folded = path.lower()
+        folded = fold_path(path)  # as the folders are: case and Unicode composition, so the prefix is cut exactly
         for line, matcher in self._matchers:
             if line.folder:
                 if not folded.startswith(line.folder + b"/"):
                     continue
-                relative = path[len(line.folder) + 1:]
+                relative = folded[len(line.folder) + 1:]
             else:
-                relative = path
+                relative = folded
             if matcher is None or matcher.match(relative):
                 return line
         return None

@@ -651,7 +651,7 @@ def _blobs_under_new_conversions(repo: Repo, at_tip: list[tuple[str | None, Chan
 def _files_below(repo: Repo, root: str, folder: bytes, walked: set[str]) -> Iterator[tuple[bytes, str]]:
     """(path, blob id) of the files in ``folder`` of ``root`` and in every folder a case-insensitive checkout merges
     with it, skipping folder trees in ``walked`` (and adding those it walks)."""
-    for found, tree in _folders_spelled_alike(repo, root, folder):
+    for found, tree in repo.folders_spelled_alike(root, folder):
         if tree in walked:
             continue
         walked.add(tree)
@@ -694,6 +694,13 @@ def _attributes_text(repo: Repo, oid: str) -> bytes:
     return repo.read_blob(oid, max_bytes=_ATTRIBUTES_READ_CAP)
 
 
+def _root_attributes(repo: Repo, tree: str | None) -> list[bytes]:
+    """The text of ``tree``'s root ``.gitattributes`` (where git reads macros from), as a list of none or one."""
+    root_file = repo.ids_at(tree, [b".gitattributes"]).get(b".gitattributes") if tree else None
+    text = _attributes_text(repo, root_file) if root_file else b""
+    return [text] if text else []
+
+
 def _files_newly_filtered(repo: Repo, sites: list[tuple[str | None, Change]], tip_tree: str | None,
                           scanned: dict[tuple[str, str], bytes]) -> Iterator[tuple[bytes, str, FilterLine]]:
     """(path, blob id, line) of the files already in the folders of ``.gitattributes`` files this push adds or edits
@@ -702,8 +709,8 @@ def _files_newly_filtered(repo: Repo, sites: list[tuple[str | None, Change]], ti
     ``.gitattributes``. Blobs the push scans anyway are judged by scan_push with the filter map."""
     from gatekeeper.push.checkout_filters import FilterMap, filter_lines
 
-    root_file = repo.ids_at(tip_tree, [b".gitattributes"]).get(b".gitattributes") if tip_tree else None
-    macros = [(b"\0macros", _attributes_text(repo, root_file))] if root_file else []  # a path no line can claim
+    # Under a path no line of the file itself can have; only a root file that names a filter can define one.
+    macros = [(b"\0macros", text) for text in _root_attributes(repo, tip_tree) if b"filter" in text.lower()]
     done = {path for path in scanned.values()}
     walked: set[str] = set()
     for site, change in sites:
@@ -728,17 +735,6 @@ def _files_newly_filtered(repo: Repo, sites: list[tuple[str | None, Change]], ti
                 yield path, oid, line
 
 
-def _folders_spelled_alike(repo: Repo, root: str, folder: bytes) -> list[tuple[bytes, str]]:
-    """(path, tree id) of every folder of ``root`` that a case-insensitive checkout merges with ``folder``."""
-    found: list[tuple[bytes, str]] = [(b"", root)]
-    for part in folder.split(b"/") if folder else []:
-        want = fold_path(part)
-        found = [((prefix + b"/" if prefix else b"") + name, oid)
-                 for prefix, tree in found for name, mode, oid in repo.tree_entries(tree)
-                 if mode == MODE_TREE and fold_path(name) == want and repo.object_type(oid) == "tree"]
-    return found
-
-
 def _case_variant_attributes(repo: Repo, sites: list[tuple[str | None, Change]], content: RefContent,
                              analysis: RefAnalysis, unscannable_blocks: bool) -> None:
     """Refuse a ``.gitattributes`` this push adds or edits that asks for a conversion from a folder whose spelling
@@ -747,22 +743,16 @@ def _case_variant_attributes(repo: Repo, sites: list[tuple[str | None, Change]],
     every folder spelled alike, which later pushes cannot look up (they look for the folded spelling). Filter drivers
     count as conversions here (macros read from the new tip's root file too)."""
     done: set[tuple[bytes, str]] = set()
-    macros: list[bytes] = []
-    tip_tree = _tree(repo, analysis.update.new)
-    root_file = repo.ids_at(tip_tree, [b".gitattributes"]).get(b".gitattributes") if tip_tree else None
-    root_size = repo.blob_size(root_file) if root_file is not None else None
-    if root_file is not None and root_size is not None and root_size <= _ATTRIBUTES_READ_CAP:
-        macros.append(repo.read_blob(root_file, max_bytes=_ATTRIBUTES_READ_CAP))
+    macros: list[bytes] | None = None  # the new tip's root file, read for the first case-variant folder only
     for _, change in sites:
         folder, _, name = change.path.rpartition(b"/")
         if (not folder or name != b".gitattributes" or fold_path(folder) == folder
                 or (change.path, change.new_id) in done):
             continue  # aliases of the name itself are refused by _checkout_directives
         done.add((change.path, change.new_id))
-        size = repo.blob_size(change.new_id)
-        if size is None or size > _ATTRIBUTES_READ_CAP:
-            continue  # judged by _checkout_directives
-        asks = _asks_for(change.path, repo.read_blob(change.new_id, max_bytes=_ATTRIBUTES_READ_CAP), macros)
+        if macros is None:
+            macros = _root_attributes(repo, _tree(repo, analysis.update.new))
+        asks = _asks_for(change.path, _attributes_text(repo, change.new_id), macros)
         if asks:
             shown = display_path(fold_path(folder))
             _route(content, analysis, change.path, [Finding(
@@ -824,10 +814,7 @@ def _export_substitutions(repo: Repo, analysis: RefAnalysis, content: RefContent
         return
 
     def asks(oid: str) -> bool:
-        size = repo.blob_size(oid)
-        if size is None or size > _ATTRIBUTES_READ_CAP:
-            return False  # not a blob, or too big: judged by _checkout_directives
-        return asks_export_subst(repo.read_blob(oid, max_bytes=_ATTRIBUTES_READ_CAP))
+        return asks_export_subst(_attributes_text(repo, oid))  # not a blob or too big: _checkout_directives judges
 
     to_check: dict[str, bytes] = {}  # blob id -> a path
     if set_here and any(asks_export_subst(text) for text in tip_attributes):

@@ -30,7 +30,7 @@ import pygit2
 from pygit2.enums import DiffOption, ObjectType, RepositoryOpenFlag, SortMode
 
 from gatekeeper.errors import GitAccessError
-from gatekeeper.checkout import canon_mode, is_dotgit, is_odd_mode
+from gatekeeper.checkout import canon_mode, fold_path, is_dotgit, is_odd_mode
 from gatekeeper.model import MODE_ABSENT, MODE_TREE, Change, ObjectId, OddMode
 from gatekeeper.push.tree_listings import Entry, TreeListings
 
@@ -747,6 +747,17 @@ class Repo:
         GitAccessError when there are more than ``limit``."""
         entries = self._raw_entries(tree, limit=limit)  # stops parsing past the limit: hostile trees are huge
         return [(name, canon_mode(raw), oid) for name, raw, oid in entries]
+
+    def folders_spelled_alike(self, root: str, folder: bytes) -> list[tuple[bytes, str]]:
+        """(path, tree id) of every folder of ``root`` that a case-insensitive checkout (Windows, macOS) merges with
+        ``folder`` (``fold_path``), ``folder`` itself included when it exists; ``[(b"", root)]`` for the root."""
+        found: list[tuple[bytes, str]] = [(b"", root)]
+        for part in folder.split(b"/") if folder else []:
+            want = fold_path(part)
+            found = [((prefix + b"/" if prefix else b"") + name, oid)
+                     for prefix, tree in found for name, mode, oid in self.tree_entries(tree)
+                     if mode == MODE_TREE and fold_path(name) == want and self.object_type(oid) == "tree"]
+        return found
 
     def resolve(self, rev: str) -> ObjectId:
         """The commit a revision expression (``origin/feature``, ``HEAD~2``, an id) names, for client commands."""

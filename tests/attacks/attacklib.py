@@ -118,6 +118,21 @@ def assert_refused(server: Server, result: PushResult, ref: str, before: str | N
     return decision
 
 
+def lands_then_refused(server: Server, ref: str, first: dict[str, str | bytes], then: dict[str, str | bytes],
+                       *needles: str) -> dict:
+    """Push ``first`` (files by path) to ``ref``, which must land, then ``then`` on top, which must be refused with
+    ``needles`` (assert_refused): content armed by a later push. Returns the decision record."""
+    clone = server.clone()
+    for step, files in (("first", first), ("then", then)):
+        for path, data in files.items():
+            clone.write(path, data)
+        clone.commit(step)
+        if step == "first":
+            assert clone.push(f"HEAD:{ref}").ok
+    before = server.ref(ref)
+    return assert_refused(server, clone.push(f"HEAD:{ref}"), ref, before, *needles)
+
+
 def bare_git(server: Server, *args: str) -> str:
     return run_git(*args, cwd=server.bare).stdout.decode().strip()
 

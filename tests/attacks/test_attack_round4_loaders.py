@@ -15,7 +15,7 @@ import pytest
 
 from gitserver import Server
 
-from attacks.attacklib import Crafter, assert_refused
+from attacks.attacklib import Crafter, assert_refused, lands_then_refused
 from detectors.oracle import NATIVE, PURE, record
 
 # protocol 2: os.system("id"), what pickle.load would run (never unpickled here)
@@ -198,12 +198,6 @@ def test_a_component_file_in_another_letter_case_needs_review_on_main(server: Se
     """diffusers runs ``<component>/<library>.py`` when ``os.path.isfile`` finds it: on macOS and Windows
     ``unet/Diffusers.py`` answers for ``unet/diffusers.py``, so a stock pipeline's unet runs it. Before the fix: no
     trigger (the lookup was exact), and the file landed on main from an unprotected folder without approval."""
-    clone = server.clone()
-    clone.write("pipelines/sd/model_index.json", STOCK_INDEX)
-    clone.commit("a stock pipeline")
-    assert clone.push("HEAD:refs/heads/main").ok
-    clone.write("pipelines/sd/unet/Diffusers.py", "class UNet2DConditionModel:  # runs on load\n    pass\n")
-    clone.commit("helper")
-    before = server.ref("refs/heads/main")
-    result = clone.push("HEAD:refs/heads/main")
-    assert_refused(server, result, "refs/heads/main", before, "remote-code", "pipelines/sd/unet/Diffusers.py")
+    lands_then_refused(server, "refs/heads/main", {"pipelines/sd/model_index.json": STOCK_INDEX},
+                       {"pipelines/sd/unet/Diffusers.py": "class UNet2DConditionModel:  # runs on load\n    pass\n"},
+                       "remote-code", "pipelines/sd/unet/Diffusers.py")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gitserver import Server, run_git
 
-from attacks.attacklib import MALICIOUS_PICKLE, Crafter, assert_refused
+from attacks.attacklib import MALICIOUS_PICKLE, Crafter, assert_refused, lands_then_refused
 
 ENCODED = base64.b64encode(MALICIOUS_PICKLE) + b"\n"
 SMUDGE = f"{sys.executable} -c 'import base64, sys; sys.stdout.buffer.write(base64.b64decode(sys.stdin.buffer.read()))'"
@@ -59,15 +59,8 @@ def test_a_later_unset_does_not_hide_the_driver(server: Server) -> None:
 
 def test_a_driver_added_later_for_files_already_on_the_branch_is_refused(server: Server) -> None:
     """The blob landed as harmless text; the .gitattributes that makes checkouts decode it comes in a later push."""
-    clone = server.clone()
-    clone.write("weights/model.pkl", ENCODED)
-    clone.commit("text")
-    assert clone.push("HEAD:refs/heads/feature/later").ok
-    clone.write("weights/.gitattributes", "model.pkl filter=crypt\n")
-    clone.commit("and now decode it")
-    before = server.ref("refs/heads/feature/later")
-    result = clone.push("HEAD:refs/heads/feature/later")
-    assert_refused(server, result, "refs/heads/feature/later", before, "weights/model.pkl", "filter=crypt")
+    lands_then_refused(server, "refs/heads/feature/later", {"weights/model.pkl": ENCODED},
+                       {"weights/.gitattributes": "model.pkl filter=crypt\n"}, "weights/model.pkl", "filter=crypt")
 
 
 def test_files_the_driver_does_not_apply_to_and_lfs_are_judged_as_before(server: Server) -> None:
@@ -115,14 +108,7 @@ def test_a_driver_set_where_later_pushes_would_not_look_is_refused(server: Serve
 def test_a_macro_that_comes_to_set_a_driver_later_is_unscannable(server: Server) -> None:
     """``*.pkl secret`` set nothing while ``secret`` was no macro; a later root ``[attr]secret filter=crypt`` arms the
     file without touching its folder."""
-    clone = server.clone()
-    clone.write("weights/.gitattributes", "*.pkl secret\n")
-    clone.write("weights/model.pkl", ENCODED)
-    clone.commit("a name that means nothing yet")
-    assert clone.push("HEAD:refs/heads/feature/macro-later").ok
-    clone.write(".gitattributes", "[attr]secret filter=crypt\n")
-    clone.commit("and now it does")
-    before = server.ref("refs/heads/feature/macro-later")
-    result = clone.push("HEAD:refs/heads/feature/macro-later")
-    assert_refused(server, result, "refs/heads/feature/macro-later", before, ".gitattributes",
-                   "defines macro secret to set filter=crypt")
+    lands_then_refused(server, "refs/heads/feature/macro-later",
+                       {"weights/.gitattributes": "*.pkl secret\n", "weights/model.pkl": ENCODED},
+                       {".gitattributes": "[attr]secret filter=crypt\n"}, ".gitattributes",
+                       "defines macro secret to set filter=crypt")

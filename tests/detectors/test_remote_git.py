@@ -119,6 +119,11 @@ class FakeRepo:
     def tree_entries(self, tree: str) -> list[tuple[bytes, int, str]]:
         return [(e.name.encode(), e.filemode, str(e.id)) for e in self.r[tree]]
 
+    def folders_spelled_alike(self, root: str, folder: bytes) -> list[tuple[bytes, str]]:
+        from gatekeeper.push.gitrepo import Repo
+
+        return Repo(self.r).folders_spelled_alike(root, folder)
+
 
 def test_repo_tree_view_adapter(repo: Path) -> None:
     from gatekeeper.detectors.scan import RepoTreeView

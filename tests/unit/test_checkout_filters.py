@@ -45,6 +45,13 @@ def test_too_many_driver_lines_claim_every_path_in_linear_time() -> None:
     assert time.perf_counter() - start < 5
 
 
+def test_folders_fold_as_macos_does_and_only_lfs_itself_is_exempt() -> None:
+    found = _map(("\u00c4/.gitattributes".encode(), b"*.pkl filter=crypt\n"))  # NFC "A-umlaut"
+    assert found.applies("\u00e4/x.pkl".encode()) is not None  # lower case
+    assert found.applies("a\u0308/sub/x.pkl".encode()) is not None  # NFD, as macOS writes names
+    assert _map((b".gitattributes", b"*.bin filter=LFS\n")).applies(b"w.bin") is not None  # filter."LFS" is not lfs
+
+
 def _git_filtered(root: Path, files: dict[str, str], paths: list[str]) -> set[str]:
     """The paths git itself gives a non-LFS filter driver, in a repository holding ``files``."""
     subprocess.run(["git", "init", "-q", str(root)], check=True)
